@@ -1,0 +1,57 @@
+#include "base/crc32c.h"
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "base/prng.h"
+
+namespace mq::crc32c {
+namespace {
+
+using Fn = std::uint32_t (*)(std::uint32_t, const void*, std::size_t);
+
+class Crc32cTest : public ::testing::TestWithParam<Fn> {};
+
+// Known vectors: RFC 3720 (iSCSI) appendix B.4 and the standard "123456789" check value.
+TEST_P(Crc32cTest, KnownVectors) {
+  Fn fn = GetParam();
+  std::vector<std::uint8_t> buf(32, 0);
+  EXPECT_EQ(fn(0, buf.data(), buf.size()), 0x8a9136aau);
+  std::fill(buf.begin(), buf.end(), 0xff);
+  EXPECT_EQ(fn(0, buf.data(), buf.size()), 0x62a8ab43u);
+  for (int i = 0; i < 32; ++i) buf[i] = static_cast<std::uint8_t>(i);
+  EXPECT_EQ(fn(0, buf.data(), buf.size()), 0x46dd794eu);
+  for (int i = 0; i < 32; ++i) buf[i] = static_cast<std::uint8_t>(31 - i);
+  EXPECT_EQ(fn(0, buf.data(), buf.size()), 0x113fdb5cu);
+  std::string check = "123456789";
+  EXPECT_EQ(fn(0, check.data(), check.size()), 0xe3069283u);
+  EXPECT_EQ(fn(0, nullptr, 0), 0u);
+}
+
+TEST_P(Crc32cTest, ExtendEqualsWhole) {
+  Fn fn = GetParam();
+  std::string data = "hello world, this is a longer string to cross 8-byte words";
+  for (std::size_t split = 0; split <= data.size(); ++split) {
+    std::uint32_t a = fn(0, data.data(), split);
+    EXPECT_EQ(fn(a, data.data() + split, data.size() - split), fn(0, data.data(), data.size()));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Implementations, Crc32cTest,
+                         ::testing::Values(&extend_portable, &extend_hardware, static_cast<Fn>(&extend)));
+
+TEST(Crc32c, HardwareMatchesPortableOnRandomInput) {
+  Prng prng(42);
+  for (int round = 0; round < 200; ++round) {
+    std::vector<std::uint8_t> buf(prng.uniform(300));
+    for (auto& b : buf) b = static_cast<std::uint8_t>(prng.next());
+    std::size_t offset = buf.empty() ? 0 : prng.uniform(buf.size());
+    EXPECT_EQ(extend_hardware(7, buf.data() + offset, buf.size() - offset),
+              extend_portable(7, buf.data() + offset, buf.size() - offset));
+  }
+}
+
+}  // namespace
+}  // namespace mq::crc32c

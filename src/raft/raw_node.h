@@ -1,0 +1,98 @@
+// RawNode: the deterministic Raft core (etcd's RawNode shape, ScyllaDB's fsm role variant).
+// Single-threaded value object: no threads, sockets, clocks, files or randomness sources.
+// Time arrives through tick(); randomness from Config::random_seed. See ready.h and
+// docs/raft_driver.md for the host contract.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "base/result.h"
+#include "raft/config.h"
+#include "raft/ready.h"
+#include "raft/storage_view.h"
+#include "raft/types.h"
+
+namespace mq::raft {
+
+class Raft;  // the implementation (raft.h)
+
+enum class ProgressState : std::uint8_t { kProbe, kReplicate, kSnapshot };
+
+struct ProgressStatus {
+  LogIndex match;
+  LogIndex next;
+  ProgressState state = ProgressState::kProbe;
+  bool recent_active = false;
+  bool learner = false;
+  std::uint32_t inflight_msgs = 0;
+};
+
+// A snapshot of the node's state for observers (cluster status, tests, the simulator).
+struct NodeStatus {
+  NodeId id;
+  HardState hard_state;
+  SoftState soft_state;
+  LogIndex applied;
+  LogIndex last_index;
+  ConfState conf_state;
+  NodeId lead_transferee = kNoNode;
+  std::map<NodeId, ProgressStatus> progress;  // leader only
+};
+
+class RawNode {
+ public:
+  // `storage` must outlive the node. Errors: invalid config, or storage that cannot be read.
+  static Result<std::unique_ptr<RawNode>> create(const Config& config, const StorageView* storage);
+  ~RawNode();
+  RawNode(const RawNode&) = delete;
+  RawNode& operator=(const RawNode&) = delete;
+
+  // One logical tick: drives election timeouts (followers/candidates) and heartbeats and the
+  // CheckQuorum check (leaders).
+  void tick();
+
+  // Feeds a message from the network. Messages with stale terms, from unknown or removed
+  // nodes, with out-of-range indexes, duplicated or reordered are handled per the protocol
+  // (ignored or answered); they never crash the node. Returns an error only for messages
+  // that are malformed beyond what the protocol tolerates (reported, then dropped).
+  Status step(const Message& message);
+
+  // Starts an election now (PreVote first when enabled).
+  void campaign();
+
+  // Appends a client payload to the leader's log. Errors: kNotLeader (message names the
+  // leader if known), kLimitExceeded (max_uncommitted_bytes), kAborted (leadership transfer
+  // in progress). Returns the index the entry will have.
+  Result<LogIndex> propose(SharedBuffer payload);
+
+  // Proposes a membership change (at most one in flight: kUnavailable otherwise).
+  Result<LogIndex> propose_conf_change(const ConfChange& change);
+
+  // Requests a linearizable read. The answer arrives as a ReadState with this context in a
+  // later Ready. Errors: kNotLeader when there is no known leader to forward to.
+  Status read_index(std::uint64_t request_context);
+
+  // Transfers leadership to `transferee` (thesis §3.10). kNotLeader / kInvalidArgument.
+  Status transfer_leader(NodeId transferee);
+
+  // Tells the core the host's snapshot of its state machine can be sent to lagging followers
+  // (the host compacted its storage); nothing to call for that — the core reads StorageView.
+  // Reports that sending a snapshot to `to` failed or finished (etcd ReportSnapshot).
+  void report_snapshot(NodeId to, bool success);
+  // Reports that `to` could not be reached (move its progress back to probing).
+  void report_unreachable(NodeId to);
+
+  bool has_ready() const;
+  Ready ready();
+  void advance(const Ready& ready);
+
+  NodeStatus status() const;
+  NodeId id() const;
+
+ private:
+  explicit RawNode(std::unique_ptr<Raft> raft);
+  std::unique_ptr<Raft> raft_;
+};
+
+}  // namespace mq::raft

@@ -1,0 +1,119 @@
+// PeerLink: the outbound side of one peer. Owns the peer's bounded message queue (filled by
+// any thread through enqueue()) and the one TCP connection that carries every Raft group's
+// messages to the peer (driven on the transport thread).
+//
+// Connection state machine (transport thread):
+//   kIdle ─start()→ kConnecting (resolve, connect, hello, wait for hello_ack; bounded by
+//   connect_timeout) ─ack ok→ kConnected ─error/EOF/write timeout→ kBackoff ─timer→ kConnecting
+//   any state ─close()→ kClosed (final)
+// Back-off: the delay doubles from backoff_initial to backoff_max after each failure and is
+// reset by a successful handshake; the wait is uniform in [delay/2, delay] (jitter) so that
+// brokers restarted together do not reconnect in lock step.
+#pragma once
+
+#include <asio.hpp>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/buffer.h"
+#include "transport/raft_rpc_codec.h"
+#include "transport/transport_internal.h"
+
+namespace mq::transport::detail {
+
+class PeerLink : public std::enable_shared_from_this<PeerLink> {
+ public:
+  PeerLink(Context& context, BrokerId peer, std::string host, std::uint16_t port);
+
+  BrokerId peer() const { return peer_; }
+  const std::string& host() const { return host_; }
+  std::uint16_t port() const { return port_; }
+
+  // Any thread. Appends to the queue (dropping the oldest messages if it is full) and makes
+  // sure a flush is scheduled. Returns false if the message itself was refused.
+  bool enqueue(GroupId group, raft::Message message, std::uint64_t size_bytes);
+
+  // Transport thread.
+  void start();
+  void close();  // final: cancels everything, drops the queue
+
+  PeerStats stats() const;  // any thread
+
+ private:
+  enum class State { kIdle, kConnecting, kConnected, kBackoff, kClosed };
+  struct Outbound {
+    GroupId group;
+    raft::Message message;
+    std::uint64_t size_bytes;  // encoded message size
+  };
+  struct ChunkStream {  // a message too large for one frame, being sent in chunks
+    GroupId group;
+    std::uint64_t size_bytes = 0;  // counted in queue_bytes_ until fully written
+    Buffer encoded;                // empty until it becomes the current stream
+    raft::Message message;         // released once encoded
+    std::uint32_t offset = 0;
+    std::uint64_t message_id = 0;
+  };
+
+  void connect();
+  void on_connected();
+  void on_hello_ack();
+  void fail(const std::string& reason);
+  void schedule_reconnect();
+  void arm_deadline(std::chrono::milliseconds timeout, const char* what);
+  void disarm_deadline();
+  void read_for_close();
+  void arm_keepalive();
+  void post_flush();
+  void flush();
+  bool build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* frames);
+  std::uint64_t append_chunk_frame(Buffer& out);
+  void start_write(Buffer bytes, std::uint64_t messages, std::uint64_t frames);
+  void on_write_done(std::size_t bytes, std::uint64_t messages, std::uint64_t frames);
+  bool current(std::uint64_t generation) const {
+    return generation == generation_ && state_ != State::kClosed;
+  }
+
+  Context& context_;
+  const BrokerId peer_;
+  const std::string host_;
+  const std::uint16_t port_;
+
+  // Guarded by queue_mu_ (any thread).
+  mutable std::mutex queue_mu_;
+  std::deque<Outbound> queue_;
+  std::uint64_t queue_bytes_ = 0;  // queue_ plus chunk_streams_ (bytes not yet written)
+  bool flush_posted_ = false;
+  std::uint64_t dropped_ = 0;
+  std::uint64_t messages_sent_ = 0;
+  std::uint64_t connects_succeeded_ = 0;
+  bool connected_ = false;     // mirror of state_ == kConnected for stats()
+  bool state_closed_ = false;  // mirror of state_ == kClosed for enqueue()
+  // Invariant: queue_.size() <= queue_messages_max and queue_bytes_ <= queue_bytes_max.
+
+  // Transport thread only.
+  State state_ = State::kIdle;
+  std::uint64_t generation_ = 0;  // bumped per connection attempt; stale handlers compare it
+  asio::ip::tcp::resolver resolver_;
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer deadline_;   // connect/handshake, then each write
+  asio::steady_timer retry_;      // back-off
+  asio::steady_timer keepalive_;
+  std::chrono::milliseconds backoff_;
+  std::uint64_t deadline_sequence_ = 0;  // a deadline handler acts only if still current
+  std::uint64_t consecutive_failures_ = 0;
+  bool writing_ = false;
+  std::uint64_t write_messages_ = 0;  // messages in the write in progress
+  std::chrono::steady_clock::time_point last_write_;
+  Buffer write_buffer_;
+  Buffer handshake_buffer_;
+  Buffer ack_buffer_;
+  std::uint8_t read_scratch_[64];
+  std::deque<ChunkStream> chunk_streams_;
+  std::uint64_t next_message_id_ = 1;
+};
+
+}  // namespace mq::transport::detail

@@ -7,6 +7,8 @@
 // Broker 1 sends N MsgApp messages, each with K entries of BYTES bytes, round-robin over G
 // groups, to broker 2, keeping at most W messages in flight (sent, not yet delivered) so the
 // bounded queue never drops; the clock runs from the first send to the last delivery.
+#include <sys/resource.h>
+
 #include <asio.hpp>
 #include <algorithm>
 #include <atomic>
@@ -60,8 +62,15 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
+double cpu_seconds();
+
+struct RawResult {
+  double mb_per_s = 0;
+  double mb_per_cpu_s = 0;
+};
+
 // The machine's limit: one TCP stream over loopback, 256 KiB writes, for ~1 s.
-double raw_loopback_mb_per_s() {
+RawResult raw_loopback() {
   asio::io_context io;
   asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
   asio::ip::tcp::socket reader(io);
@@ -81,12 +90,22 @@ double raw_loopback_mb_per_s() {
   });
   std::vector<char> chunk(256 << 10, 'x');
   const auto start = Clock::now();
+  const double cpu_start = cpu_seconds();
   while (Clock::now() - start < std::chrono::seconds(1)) asio::write(writer, asio::buffer(chunk));
   writer.shutdown(asio::ip::tcp::socket::shutdown_send);
   reader_thread.join();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu = cpu_seconds() - cpu_start;
   done = true;
-  return static_cast<double>(received) / seconds / 1e6;
+  return {static_cast<double>(received) / seconds / 1e6, static_cast<double>(received) / cpu / 1e6};
+}
+
+// User + system CPU seconds of the whole process so far.
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 raft::Message make_message(const Args& a, const SharedBuffer& payload, std::uint64_t i) {
@@ -135,6 +154,7 @@ int main(int argc, char** argv) {
 
   const SharedBuffer payload(std::string(a.payload, 'p'));
   const auto start = Clock::now();
+  const double cpu_start = cpu_seconds();
   for (std::uint64_t i = 0; i < a.messages; ++i) {
     while (i - delivered.load(std::memory_order_relaxed) >= a.window) std::this_thread::yield();
     t.send(BrokerId(2), GroupId(i % a.groups), make_message(a, payload, i));
@@ -142,6 +162,7 @@ int main(int argc, char** argv) {
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   while (delivered.load() < a.messages && Clock::now() < deadline) std::this_thread::yield();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu = cpu_seconds() - cpu_start;
   const TransportStats s = t.stats();
   t.stop();
   b.stop();
@@ -154,19 +175,24 @@ int main(int argc, char** argv) {
   }
   const double payload_mb = static_cast<double>(a.messages * a.entries * a.payload) / 1e6;
   const double wire_mb = static_cast<double>(s.bytes_sent) / 1e6;
-  const double raw = raw_loopback_mb_per_s();
+  const RawResult raw = raw_loopback();
   std::printf("transport_bench: %llu messages x %zu entries x %zu B over %llu groups, window %llu\n",
               static_cast<unsigned long long>(a.messages), a.entries, a.payload,
               static_cast<unsigned long long>(a.groups), static_cast<unsigned long long>(a.window));
   std::printf("  %.3f s  %.0f messages/s  %.0f entries/s  payload %.1f MB/s  wire %.1f MB/s\n",
               seconds, a.messages / seconds, a.messages * a.entries / seconds, payload_mb / seconds,
               wire_mb / seconds);
+  std::printf("  CPU (both brokers and the sending thread, user+sys): %.3f s, %.2f us/message, "
+              "%.0f MB payload per CPU-second\n",
+              cpu, cpu * 1e6 / static_cast<double>(a.messages), payload_mb / cpu);
   std::printf("  %llu writes, %llu frames, %.1f messages/write, drops %llu\n",
               static_cast<unsigned long long>(s.writes),
               static_cast<unsigned long long>(s.frames_sent),
               static_cast<double>(s.messages_sent) / static_cast<double>(s.writes),
               static_cast<unsigned long long>(s.dropped_queue_full));
-  std::printf("  raw loopback TCP (one stream, 256 KiB writes): %.1f MB/s; transport wire / raw = %.2f\n",
-              raw, wire_mb / seconds / raw);
+  std::printf("  raw loopback TCP (one stream, 256 KiB writes): %.1f MB/s, %.0f MB per CPU-second\n",
+              raw.mb_per_s, raw.mb_per_cpu_s);
+  std::printf("  transport / raw: wall %.2f, per CPU-second (wire bytes) %.2f\n",
+              wire_mb / seconds / raw.mb_per_s, wire_mb / cpu / raw.mb_per_cpu_s);
   return 0;
 }

@@ -1,0 +1,166 @@
+// The contract between the Kafka-facing layer (src/kafka) and the cluster layer (src/cluster).
+// The Kafka layer decodes requests, validates record batches and maps errors to Kafka codes; the
+// cluster layer owns Raft groups, storage, the controller and replication. Nothing here knows
+// the Kafka wire format beyond "a record batch v2 is bytes".
+//
+// Threading: every method is called on, and every callback is invoked on, the broker's event
+// loop thread (one asio::io_context; see docs/architecture.md). Implementations never block it:
+// disk syncs and network I/O complete asynchronously and post their callbacks back to it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/buffer.h"
+#include "base/result.h"
+#include "base/strong_id.h"
+
+namespace mq::cluster {
+
+using Uuid = std::array<std::uint8_t, 16>;
+
+struct BrokerInfo {
+  BrokerId id;
+  std::string host;          // advertised Kafka host
+  std::uint16_t kafka_port = 0;
+  std::optional<std::string> rack;
+  bool alive = true;         // as seen by the controller (heartbeats)
+};
+
+struct PartitionInfo {
+  std::int32_t partition = 0;
+  BrokerId leader{-1};               // -1 when there is no leader right now
+  std::int32_t leader_epoch = 0;     // the Raft term of the partition group (saturated to int32)
+  std::vector<BrokerId> replicas;    // voters and learners, the assignment order
+  std::vector<BrokerId> isr;         // replicas caught up with the leader's commit index
+  std::vector<BrokerId> offline;     // replicas on brokers that are down
+};
+
+struct TopicInfo {
+  std::string name;
+  Uuid topic_id{};
+  bool internal = false;
+  std::vector<PartitionInfo> partitions;
+  std::map<std::string, std::string> configs;  // only explicitly set configs
+};
+
+struct MetadataSnapshot {
+  std::string cluster_id;
+  BrokerId controller{-1};  // a real, reachable broker (kafkajs sends admin requests there)
+  std::vector<BrokerInfo> brokers;
+  std::vector<TopicInfo> topics;
+  const TopicInfo* find_topic(std::string_view name) const;
+};
+
+struct TopicSpec {
+  std::string name;
+  std::int32_t partitions = -1;          // -1: the broker default
+  std::int16_t replication_factor = -1;  // -1: the broker default
+  std::map<std::int32_t, std::vector<BrokerId>> assignments;  // optional manual assignment
+  std::map<std::string, std::string> configs;
+  bool validate_only = false;
+};
+
+// Outcome of one topic-level admin operation. `status` codes the Kafka layer maps:
+// kAlreadyExists → TOPIC_ALREADY_EXISTS, kNotFound → UNKNOWN_TOPIC_OR_PARTITION,
+// kInvalidArgument → the specific INVALID_* named in `kafka_error` when set, kNotLeader →
+// NOT_CONTROLLER, kTimeout → REQUEST_TIMED_OUT.
+struct AdminResult {
+  std::string name;
+  Status status;
+  std::int16_t kafka_error = 0;  // a specific Kafka code when the generic mapping is too coarse
+};
+
+enum class Acks : std::int16_t { kNone = 0, kLeader = 1, kAll = -1 };
+
+struct ProduceResult {
+  KafkaOffset base_offset;
+  std::int64_t log_append_time_ms = -1;
+  KafkaOffset log_start_offset;
+};
+
+// A piece of a partition's log for a fetch response: either file bytes (sendfile-able) or
+// in-memory bytes. Always whole record batches.
+struct RecordsChunk {
+  int fd = -1;                  // >= 0: send [file_offset, file_offset+length) of this fd
+  std::uint64_t file_offset = 0;
+  std::uint64_t length = 0;
+  SharedBuffer bytes;           // used when fd < 0
+  std::shared_ptr<const void> keep_alive;  // holds the file open while the chunk is in flight
+};
+
+struct FetchResult {
+  KafkaOffset high_watermark;     // = commit (consumers never see beyond it)
+  KafkaOffset last_stable_offset; // = high watermark (no transactions yet)
+  KafkaOffset log_start_offset;
+  std::vector<RecordsChunk> records;
+  std::uint64_t bytes = 0;
+};
+
+struct OffsetForEpochResult {
+  std::int32_t leader_epoch = -1;
+  KafkaOffset end_offset{-1};
+};
+
+// A partition replica hosted by this broker. Obtained from ClusterApi::local_partition; valid
+// until the next return to the event loop (do not store it across callbacks: look it up again).
+class LocalPartition {
+ public:
+  virtual ~LocalPartition() = default;
+  virtual bool is_leader() const = 0;
+  virtual std::int32_t leader_epoch() const = 0;
+
+  // Appends one validated record batch v2 (the leader assigns offsets and stamps the term).
+  // kAll: callback after commit (majority durable); kLeader: after the leader's own durable
+  // append; kNone: the caller does not wait (the callback still runs). Errors: kNotLeader,
+  // kLimitExceeded (back-pressure), kNoSpace, kTimeout, kCorruption, kInvalidArgument.
+  virtual void produce(SharedBuffer batch, Acks acks,
+                       std::function<void(Result<ProduceResult>)> done) = 0;
+
+  // Reads committed batches from `offset` (the batch containing it first), up to max_bytes
+  // (at least one whole batch if any is available, as Kafka's fetch does). kOutOfRange when
+  // offset < log start or > high watermark.
+  virtual Result<FetchResult> fetch(KafkaOffset offset, std::uint64_t max_bytes) = 0;
+
+  // Calls `ready` once the high watermark moves past `offset` or `deadline_ms` (a steady-clock
+  // deadline in ms) passes, whichever comes first. For Fetch long-polling (MaxWaitMs/MinBytes).
+  virtual void wait_for_data(KafkaOffset offset, std::int64_t deadline_ms,
+                             std::function<void()> ready) = 0;
+
+  virtual KafkaOffset high_watermark() const = 0;
+  virtual KafkaOffset log_start_offset() const = 0;
+  // ListOffsets by timestamp: the first offset whose batch max timestamp >= timestamp_ms.
+  virtual Result<std::optional<KafkaOffset>> offset_for_timestamp(std::int64_t timestamp_ms) = 0;
+  virtual Result<OffsetForEpochResult> end_offset_for_epoch(std::int32_t leader_epoch) = 0;
+};
+
+class ClusterApi {
+ public:
+  virtual ~ClusterApi() = default;
+  virtual BrokerId self() const = 0;
+  virtual MetadataSnapshot metadata() const = 0;
+
+  // The local replica of topic/partition. kNotFound: unknown topic or partition;
+  // kNotLeader: hosted elsewhere or not leader here (message names the leader if known).
+  virtual Result<LocalPartition*> local_partition(std::string_view topic,
+                                                  std::int32_t partition) = 0;
+
+  virtual void create_topics(std::vector<TopicSpec> topics, std::int64_t timeout_ms,
+                             std::function<void(std::vector<AdminResult>)> done) = 0;
+  virtual void delete_topics(std::vector<std::string> names, std::int64_t timeout_ms,
+                             std::function<void(std::vector<AdminResult>)> done) = 0;
+  virtual void create_partitions(std::vector<std::pair<std::string, std::int32_t>> new_totals,
+                                 std::int64_t timeout_ms, bool validate_only,
+                                 std::function<void(std::vector<AdminResult>)> done) = 0;
+  // Effective configs of a topic (defaults included), or kNotFound.
+  virtual Result<std::map<std::string, std::string>> describe_topic_configs(
+      std::string_view topic) const = 0;
+  virtual std::map<std::string, std::string> describe_broker_configs() const = 0;
+};
+
+}  // namespace mq::cluster

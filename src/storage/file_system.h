@@ -1,0 +1,86 @@
+// All operating-system access of the storage layer goes through FileSystem/File (leveldb's
+// Env idea). Two implementations:
+//   - posix_file_system(): the real one (pread/pwritev/fdatasync/rename/fsync of directories);
+//   - MemoryFileSystem (memory_file_system.h): in memory, with fault injection and precise
+//     crash semantics; it is also the simulated disk of the deterministic simulator.
+//
+// Durability contract (the same for both implementations, and what the log relies on):
+//   - File::write_at() data survives a crash only after a later File::sync() on that file
+//     returned OK (fdatasync: data and the size needed to read it back).
+//   - A created, renamed or removed name survives a crash only after sync_dir() of the
+//     directory holding it returned OK. rename() is atomic: after a crash the target name
+//     holds either the old file or the new one, never a mix.
+//   - File::truncate() survives a crash only after a later File::sync().
+// Errors are values: ENOSPC/EDQUOT map to ErrorCode::kNoSpace, everything else to kIoError.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/buffer.h"
+#include "base/result.h"
+
+namespace mq::storage {
+
+class File {
+ public:
+  virtual ~File() = default;
+
+  // Reads up to out.size() bytes at `offset`; returns how many were read (fewer only at end of
+  // file). Never reads past the end.
+  virtual Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) = 0;
+  // Writes all of `pieces`, back to back, starting at `offset` (extending the file if needed).
+  // On error some prefix of the bytes may have been written: the caller rolls back with
+  // truncate() (the log does, see segment.cc).
+  virtual Status write_at(std::uint64_t offset, std::span<const BufferView> pieces) = 0;
+  Status write_at(std::uint64_t offset, BufferView bytes) {
+    const BufferView pieces[1] = {bytes};
+    return write_at(offset, pieces);
+  }
+  // fdatasync.
+  virtual Status sync() = 0;
+  virtual Status truncate(std::uint64_t size) = 0;
+  virtual Result<std::uint64_t> size() = 0;
+  // The OS file descriptor for sendfile(), or -1 when there is none (in-memory files).
+  virtual int native_handle() const = 0;
+};
+
+struct OpenOptions {
+  bool create = false;     // create the file if missing
+  bool exclusive = false;  // with create: fail with kAlreadyExists if it exists
+  bool read_only = false;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  virtual Result<std::shared_ptr<File>> open(const std::string& path, OpenOptions options) = 0;
+  // Creates the directory and its missing parents; OK if it exists.
+  virtual Status create_dirs(const std::string& path) = 0;
+  // File names (not paths) in `dir`, without "." and "..", in no particular order.
+  virtual Result<std::vector<std::string>> list(const std::string& dir) = 0;
+  virtual Status remove(const std::string& path) = 0;
+  virtual Status rename(const std::string& from, const std::string& to) = 0;
+  // Makes creations, renames and removals of names in `dir` durable (fsync of the directory).
+  virtual Status sync_dir(const std::string& dir) = 0;
+  virtual Result<bool> exists(const std::string& path) = 0;
+  // Bytes still available to an unprivileged writer on the file system holding `path`.
+  virtual Result<std::uint64_t> free_bytes(const std::string& path) = 0;
+};
+
+// The process-wide real file system (stateless; never destroyed).
+FileSystem* posix_file_system();
+
+// "dir/name".
+std::string join_path(const std::string& dir, const std::string& name);
+
+// Reads exactly out.size() bytes at `offset`, or fails with kCorruption ("short read") naming
+// `what`.
+Status read_exact(File& file, std::uint64_t offset, std::span<std::uint8_t> out,
+                  const std::string& what);
+
+}  // namespace mq::storage

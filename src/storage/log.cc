@@ -1,0 +1,679 @@
+#include "storage/log.h"
+
+#include <algorithm>
+
+#include "storage/flusher.h"
+#include "storage/metadata.h"
+
+namespace mq::storage {
+
+using segment_format::kEntryHeaderSize;
+using segment_format::kSegmentHeaderSize;
+
+Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
+    : fs_(fs), clock_(clock), options_(std::move(options)), flusher_(flusher) {
+  segment_options_.log_name = options_.name.empty() ? options_.directory : options_.name;
+  segment_options_.index_interval_bytes = options_.index_interval_bytes;
+}
+
+Log::~Log() {
+  if (flusher_ != nullptr) flusher_->remove(this);
+}
+
+Result<std::unique_ptr<Log>> Log::open(FileSystem* fs, Clock* clock, LogOptions options,
+                                       Flusher* flusher) {
+  MQ_ASSERT(fs != nullptr);
+  MQ_ASSERT(clock != nullptr);
+  if (options.directory.empty()) return Status::invalid_argument("log: empty directory");
+  if (options.segment_size_bytes_max < 4096 ||
+      options.segment_size_bytes_max + segment_format::kPayloadBytesMax + kEntryHeaderSize >
+          segment_format::kSegmentBytesMax) {
+    return Status::invalid_argument("log: segment_size_bytes_max out of range");
+  }
+  if (options.entry_payload_bytes_max > segment_format::kPayloadBytesMax ||
+      options.index_interval_bytes == 0 || options.segment_age_ms_max <= 0) {
+    return Status::invalid_argument("log: entry_payload_bytes_max, index_interval_bytes or "
+                                    "segment_age_ms_max out of range");
+  }
+  std::unique_ptr<Log> log(new Log(fs, clock, std::move(options), flusher));
+  MQ_RETURN_IF_ERROR(log->recover());
+  return log;
+}
+
+Status Log::write_meta_locked(const LogMetaRecord& meta) {
+  std::uint8_t bytes[LogMetaRecord::kEncodedSize];
+  meta.encode_to(bytes);
+  MQ_DASSERT(LogMetaRecord::decode_from(BufferView(bytes, sizeof bytes)).value() == meta);
+  const BufferView pieces[1] = {BufferView(bytes, sizeof bytes)};
+  MQ_RETURN_IF_ERROR(
+      write_file_atomically(fs_, options_.directory, metadata_format::kLogMetaFileName, pieces));
+  meta_ = meta;
+  return Status::ok();
+}
+
+Status Log::recover() {
+  std::lock_guard lock(mutex_);
+  const std::string& dir = options_.directory;
+  MQ_RETURN_IF_ERROR(fs_->create_dirs(dir));
+  MQ_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list(dir));
+  std::vector<LogIndex> bases;
+  std::vector<std::string> index_files;
+  for (const std::string& name : names) {
+    LogIndex base;
+    if (name.size() > 4 && name.ends_with(metadata_format::kTempSuffix)) {
+      (void)fs_->remove(join_path(dir, name));  // interrupted atomic replace
+    } else if (segment_format::parse_file_name(name, segment_format::kSegmentSuffix, &base)) {
+      bases.push_back(base);
+    } else if (segment_format::parse_file_name(name, segment_format::kOffsetIndexSuffix, &base) ||
+               segment_format::parse_file_name(name, segment_format::kTimeIndexSuffix, &base)) {
+      index_files.push_back(name);
+    }
+  }
+  std::sort(bases.begin(), bases.end());
+  for (const std::string& name : index_files) {  // orphan index files
+    LogIndex base;
+    (void)(segment_format::parse_file_name(name, segment_format::kOffsetIndexSuffix, &base) ||
+           segment_format::parse_file_name(name, segment_format::kTimeIndexSuffix, &base));
+    if (!std::binary_search(bases.begin(), bases.end(), base)) (void)fs_->remove(join_path(dir, name));
+  }
+  std::string meta_path = join_path(dir, metadata_format::kLogMetaFileName);
+  MQ_ASSIGN_OR_RETURN(auto meta_bytes, read_whole_file(fs_, meta_path, LogMetaRecord::kEncodedSize));
+  if (!meta_bytes) {
+    if (!bases.empty()) {
+      return Status::corruption("log " + segment_options_.log_name + ": " + meta_path +
+                                " is missing but segments exist");
+    }
+    MQ_RETURN_IF_ERROR(write_meta_locked(LogMetaRecord{}));
+  } else {
+    auto meta = LogMetaRecord::decode_from(meta_bytes->view());
+    if (!meta.has_value()) {
+      return Status(meta.error().code(), "log " + segment_options_.log_name + ": " + meta_path +
+                                             ": " + meta.error().message());
+    }
+    meta_ = *meta;
+  }
+  MQ_RETURN_IF_ERROR(load_segments(bases));
+  refresh_tail_state_locked();
+  if (meta_.truncate_from != LogIndex(0)) {  // crash rule 3: redo the truncation
+    LogIndex from = std::max(meta_.truncate_from, meta_.start_index);
+    if (from <= last_index_) MQ_RETURN_IF_ERROR(physical_truncate_locked(from));
+    LogMetaRecord cleared = meta_;
+    cleared.truncate_from = LogIndex(0);
+    MQ_RETURN_IF_ERROR(write_meta_locked(cleared));
+  }
+  // Crash rule 4: remove segments wholly below the start index.
+  bool removed = false;
+  while (!segments_.empty() && !segments_.front()->empty() &&
+         segments_.front()->last_index() < meta_.start_index) {
+    MQ_RETURN_IF_ERROR(segments_.front()->remove_files(fs_));
+    segments_.erase(segments_.begin());
+    removed = true;
+  }
+  while (!segments_.empty() && segments_.front()->empty() &&
+         segments_.front()->base_index() != meta_.start_index && segments_.size() == 1) {
+    MQ_RETURN_IF_ERROR(segments_.front()->remove_files(fs_));  // an empty tail at a stale place
+    segments_.clear();
+    removed = true;
+  }
+  if (removed) MQ_RETURN_IF_ERROR(fs_->sync_dir(dir));
+  if (!segments_.empty() && segments_.front()->base_index() > meta_.start_index) {
+    return Status::corruption("log " + segment_options_.log_name + ": first segment starts at " +
+                              std::to_string(segments_.front()->base_index().value()) +
+                              " but the log starts at " +
+                              std::to_string(meta_.start_index.value()));
+  }
+  refresh_tail_state_locked();
+  // What was recovered may still be only in the page cache (the process, not the machine,
+  // crashed): sync it once so synced_index_ is true.
+  if (!segments_.empty()) MQ_RETURN_IF_ERROR(segments_.back()->sync());
+  synced_index_ = last_index_;
+  return Status::ok();
+}
+
+Status Log::load_segments(const std::vector<LogIndex>& bases) {
+  // The tail first: a leftover (creation never durable) is removed and the previous segment
+  // becomes the tail.
+  std::vector<LogIndex> remaining = bases;
+  std::unique_ptr<Segment> tail;
+  while (!remaining.empty() && !tail) {
+    Segment::OpenReport report;
+    MQ_ASSIGN_OR_RETURN(tail, Segment::open(fs_, options_.directory, remaining.back(), true,
+                                            segment_options_, &report));
+    if (report.leftover) {
+      MQ_RETURN_IF_ERROR(fs_->remove(join_path(options_.directory,
+                                                segment_format::file_stem(remaining.back()) +
+                                                    segment_format::kSegmentSuffix)));
+      MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
+    }
+    remaining.pop_back();
+  }
+  for (LogIndex base : remaining) {
+    Segment::OpenReport report;
+    MQ_ASSIGN_OR_RETURN(auto segment, Segment::open(fs_, options_.directory, base, false,
+                                                    segment_options_, &report));
+    segments_.push_back(std::move(segment));
+  }
+  if (tail) segments_.push_back(std::move(tail));
+  // Contiguity and monotonic terms and offsets across segments.
+  for (std::size_t k = 1; k < segments_.size(); ++k) {
+    Segment& a = *segments_[k - 1];
+    Segment& b = *segments_[k];
+    bool ok = !a.empty() && b.base_index() == a.last_index() + 1;
+    if (ok && !b.empty()) {
+      auto first = b.locate_index(b.base_index());
+      if (!first.has_value()) return first.error();
+      ok = first->header.term >= a.last_term() && first->header.base_offset > a.last_offset();
+    }
+    if (!ok) {
+      return Status::corruption("log " + segment_options_.log_name + ": segment " + b.path() +
+                                " does not continue " + a.path() + " (indexes, terms or offsets)");
+    }
+  }
+  return Status::ok();
+}
+
+void Log::refresh_tail_state_locked() {
+  // last_index_: last entry of the last non-empty segment, but never below start - 1.
+  last_index_ = meta_.start_index - 1;
+  last_term_ = Term(0);
+  next_offset_ = meta_.start_offset;
+  for (auto it = segments_.rbegin(); it != segments_.rend(); ++it) {
+    if ((*it)->empty()) continue;
+    if ((*it)->last_index() >= meta_.start_index) {
+      last_index_ = (*it)->last_index();
+      last_term_ = (*it)->last_term();
+      next_offset_ = (*it)->last_offset() + 1;
+    }
+    break;
+  }
+}
+
+LogIndex Log::first_index() const {
+  std::lock_guard lock(mutex_);
+  return meta_.start_index;
+}
+LogIndex Log::last_index() const {
+  std::lock_guard lock(mutex_);
+  return last_index_;
+}
+KafkaOffset Log::start_offset() const {
+  std::lock_guard lock(mutex_);
+  return meta_.start_offset;
+}
+KafkaOffset Log::next_offset() const {
+  std::lock_guard lock(mutex_);
+  return next_offset_;
+}
+LogIndex Log::synced_index() const {
+  std::lock_guard lock(mutex_);
+  return synced_index_;
+}
+LogIndex Log::durable_index_locked() const {
+  return options_.durability == DurabilityMode::kAlways ? synced_index_ : last_index_;
+}
+LogIndex Log::durable_index() const {
+  std::lock_guard lock(mutex_);
+  return durable_index_locked();
+}
+std::uint64_t Log::size_bytes() const {
+  std::lock_guard lock(mutex_);
+  std::uint64_t total = 0;
+  for (const auto& s : segments_) total += s->size_bytes();
+  return total;
+}
+std::vector<SegmentSummary> Log::segments() const {
+  std::lock_guard lock(mutex_);
+  std::vector<SegmentSummary> out;
+  for (const auto& s : segments_) {
+    out.push_back({s->base_index(), s->last_index(), s->size_bytes(), s->closed(),
+                   s->index_entry_count()});
+  }
+  return out;
+}
+Status Log::health() const {
+  std::lock_guard lock(mutex_);
+  return failed_;
+}
+
+Status Log::fail_locked(Status status) {
+  MQ_ASSERT(!status.is_ok());
+  if (failed_.is_ok()) {
+    failed_ = Status(status.code(), "log " + segment_options_.log_name +
+                                        " failed and must be reopened: " + status.message());
+  }
+  return status;
+}
+
+Status Log::check_writable_locked() const { return failed_; }
+
+Status Log::validate_append_locked(std::span<const AppendEntry> entries) const {
+  LogIndex expected = last_index_ + 1;
+  Term term = last_term_;
+  KafkaOffset next = next_offset_;
+  std::uint64_t bytes = 0;
+  for (const AppendEntry& e : entries) {
+    if (e.index != expected) {
+      return Status::invalid_argument("append: entry index " + std::to_string(e.index.value()) +
+                                      ", expected " + std::to_string(expected.value()));
+    }
+    if (e.term < term) return Status::invalid_argument("append: term goes backwards");
+    if (e.base_offset < next) {
+      return Status::invalid_argument("append: base offset " + std::to_string(e.base_offset.value()) +
+                                      " below the next offset " + std::to_string(next.value()));
+    }
+    if (e.last_offset_delta > static_cast<std::uint32_t>(INT32_MAX) ||
+        e.base_offset.value() > INT64_MAX - 1 - e.last_offset_delta) {
+      return Status::invalid_argument("append: offsets overflow");
+    }
+    if (static_cast<std::uint8_t>(e.kind) > kEntryKindMax) {
+      return Status::invalid_argument("append: unknown entry kind");
+    }
+    if (e.payload.size() > options_.entry_payload_bytes_max) {
+      return Status::limit_exceeded("append: payload of " + std::to_string(e.payload.size()) +
+                                    " bytes exceeds entry_payload_bytes_max " +
+                                    std::to_string(options_.entry_payload_bytes_max));
+    }
+    bytes += kEntryHeaderSize + e.payload.size();
+    expected = e.index + 1;
+    term = e.term;
+    next = e.base_offset + e.last_offset_delta + 1;
+  }
+  if (options_.free_space_reserve_bytes > 0) {
+    MQ_ASSIGN_OR_RETURN(std::uint64_t free, fs_->free_bytes(options_.directory));
+    if (free < options_.free_space_reserve_bytes + bytes) {
+      return Status::no_space("log " + segment_options_.log_name + ": " + std::to_string(free) +
+                              " bytes free, reserve is " +
+                              std::to_string(options_.free_space_reserve_bytes));
+    }
+  }
+  return Status::ok();
+}
+
+bool Log::needs_roll_locked(const Segment& segment, const AppendEntry& entry) const {
+  if (segment.empty()) return false;
+  if (segment.size_bytes() + kEntryHeaderSize + entry.payload.size() >
+      options_.segment_size_bytes_max) {
+    return true;
+  }
+  if (clock_->now_ms() - segment.created_ms() >= options_.segment_age_ms_max) return true;
+  // Index entries hold u32 relative offsets and indexes.
+  return entry.base_offset + entry.last_offset_delta - segment.first_offset() >= UINT32_MAX ||
+         entry.index - segment.base_index() >= UINT32_MAX;
+}
+
+Status Log::roll_locked() {
+  MQ_ASSERT(!segments_.empty());
+  Segment& old = *segments_.back();
+  MQ_ASSERT(!old.closed());
+  // Crash rule 2: the old segment is complete on disk before the new one exists.
+  Status synced = old.sync();
+  if (!synced.is_ok()) return fail_locked(synced);
+  synced_index_ = std::max(synced_index_, old.last_index());
+  MQ_ASSIGN_OR_RETURN(auto fresh, Segment::create(fs_, options_.directory, last_index_ + 1,
+                                                  clock_->now_ms(), segment_options_));
+  Status dir_synced = fs_->sync_dir(options_.directory);
+  if (!dir_synced.is_ok()) {
+    (void)fresh->remove_files(fs_);
+    return dir_synced;
+  }
+  MQ_RETURN_IF_ERROR(old.close_for_append(fs_));
+  segments_.push_back(std::move(fresh));
+  return Status::ok();
+}
+
+Status Log::roll() {
+  std::lock_guard lock(mutex_);
+  MQ_RETURN_IF_ERROR(check_writable_locked());
+  if (segments_.empty() || segments_.back()->empty()) return Status::ok();
+  return roll_locked();
+}
+
+Status Log::append(std::span<const AppendEntry> entries) {
+  if (entries.empty()) return Status::ok();
+  {
+    std::lock_guard lock(mutex_);
+    MQ_RETURN_IF_ERROR(check_writable_locked());
+    MQ_RETURN_IF_ERROR(validate_append_locked(entries));
+    std::size_t done = 0;
+    while (done < entries.size()) {
+      if (segments_.empty()) {
+        MQ_ASSIGN_OR_RETURN(auto fresh, Segment::create(fs_, options_.directory,
+                                                        entries[done].index, clock_->now_ms(),
+                                                        segment_options_));
+        Status dir_synced = fs_->sync_dir(options_.directory);
+        if (!dir_synced.is_ok()) {
+          (void)fresh->remove_files(fs_);
+          return dir_synced;
+        }
+        segments_.push_back(std::move(fresh));
+      } else if (needs_roll_locked(*segments_.back(), entries[done])) {
+        MQ_RETURN_IF_ERROR(roll_locked());
+      }
+      Segment& tail = *segments_.back();
+      // The run of entries that fits this segment (at least one).
+      std::uint64_t size = tail.size_bytes();
+      std::size_t end = done;
+      while (end < entries.size()) {
+        std::uint64_t stored = kEntryHeaderSize + entries[end].payload.size();
+        if (end > done && (size + stored > options_.segment_size_bytes_max ||
+                           needs_roll_locked(tail, entries[end]))) {
+          break;
+        }
+        size += stored;
+        ++end;
+      }
+      bool broken = false;
+      Status status = tail.append(entries.subspan(done, end - done), &broken);
+      if (!status.is_ok()) {
+        if (broken) return fail_locked(status);
+        return status;
+      }
+      done = end;
+      last_index_ = tail.last_index();
+      last_term_ = tail.last_term();
+      next_offset_ = tail.last_offset() + 1;
+    }
+    MQ_ASSERT(last_index_ == entries.back().index);
+  }
+  if (flusher_ != nullptr) flusher_->enqueue(this);
+  return Status::ok();
+}
+
+Result<bool> Log::sync_internal() {
+  std::unique_lock lock(mutex_);
+  MQ_RETURN_IF_ERROR(check_writable_locked());
+  if (synced_index_ >= last_index_ || segments_.empty()) return false;
+  LogIndex target = last_index_;
+  std::uint64_t generation = generation_;
+  std::shared_ptr<File> file = segments_.back()->file();
+  lock.unlock();
+  Status status = file->sync();  // appends continue meanwhile
+  lock.lock();
+  if (!status.is_ok()) return fail_locked(status);
+  if (generation != generation_) return true;  // truncated meanwhile: the truncation synced
+  synced_index_ = std::max(synced_index_, target);
+  LogIndex durable = durable_index_locked();
+  auto callback = options_.on_durable;
+  lock.unlock();
+  if (callback) callback(durable);
+  return true;
+}
+
+Status Log::sync() {
+  auto result = sync_internal();
+  return result.status();
+}
+
+std::size_t Log::segment_for_index_locked(LogIndex index) const {
+  MQ_ASSERT(!segments_.empty());
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), index,
+                             [](LogIndex i, const std::unique_ptr<Segment>& s) {
+                               return i < s->base_index();
+                             });
+  MQ_ASSERT(it != segments_.begin());
+  return static_cast<std::size_t>(it - segments_.begin()) - 1;
+}
+
+Result<Term> Log::term(LogIndex index) {
+  std::lock_guard lock(mutex_);
+  if (index < meta_.start_index || index > last_index_) {
+    return Status::out_of_range("term: index " + std::to_string(index.value()) +
+                                " outside [" + std::to_string(meta_.start_index.value()) + ", " +
+                                std::to_string(last_index_.value()) + "]");
+  }
+  if (index == last_index_) return last_term_;
+  Segment& segment = *segments_[segment_for_index_locked(index)];
+  MQ_ASSIGN_OR_RETURN(EntryLocation location, segment.locate_index(index));
+  return location.header.term;
+}
+
+Result<std::vector<ReadEntry>> Log::read(LogIndex lo, LogIndex hi, std::uint64_t bytes_max) {
+  std::lock_guard lock(mutex_);
+  if (lo < meta_.start_index || hi > last_index_ + 1 || lo > hi) {
+    return Status::out_of_range("read [" + std::to_string(lo.value()) + ", " +
+                                std::to_string(hi.value()) + ") outside [" +
+                                std::to_string(meta_.start_index.value()) + ", " +
+                                std::to_string((last_index_ + 1).value()) + ")");
+  }
+  std::vector<ReadEntry> out;
+  if (lo == hi) return out;
+  std::size_t k = segment_for_index_locked(lo);
+  MQ_ASSIGN_OR_RETURN(EntryLocation location, segments_[k]->locate_index(lo));
+  std::uint64_t position = location.position;
+  std::uint64_t total = 0;
+  for (LogIndex index = lo; index < hi; ++index) {
+    if (index > segments_[k]->last_index()) {
+      ++k;
+      MQ_ASSERT(k < segments_.size());
+      position = kSegmentHeaderSize;
+    }
+    MQ_ASSIGN_OR_RETURN(EntryHeader header, segments_[k]->read_header(position, index));
+    if (!out.empty() && total + header.stored_size() > bytes_max) break;
+    MQ_ASSIGN_OR_RETURN(ReadEntry entry, segments_[k]->read_entry(position, index));
+    total += header.stored_size();
+    position += header.stored_size();
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+Result<std::optional<std::pair<std::size_t, EntryLocation>>> Log::locate_offset_locked(
+    KafkaOffset offset) {
+  using Found = std::optional<std::pair<std::size_t, EntryLocation>>;
+  if (offset < meta_.start_offset) {
+    return Status::out_of_range("offset " + std::to_string(offset.value()) +
+                                " is below the log start offset " +
+                                std::to_string(meta_.start_offset.value()));
+  }
+  if (offset >= next_offset_ || last_index_ < meta_.start_index) return Found();
+  // Last non-empty segment whose first offset <= offset (segments are few: the search is
+  // over segments, then inside one segment over its sparse index).
+  std::size_t lo = 0, hi = segments_.size();
+  while (hi - lo > 1) {
+    std::size_t mid = lo + (hi - lo) / 2;
+    if (segments_[mid]->empty() || segments_[mid]->first_offset() > offset) {
+      hi = mid;
+    } else {
+      lo = mid;
+    }
+  }
+  for (std::size_t k = lo; k < segments_.size(); ++k) {
+    MQ_ASSIGN_OR_RETURN(auto location, segments_[k]->locate_offset(offset));
+    if (location) return Found(std::pair(k, *location));
+  }
+  return Found();
+}
+
+Result<std::optional<EntryRef>> Log::lookup_offset(KafkaOffset offset) {
+  std::lock_guard lock(mutex_);
+  MQ_ASSIGN_OR_RETURN(auto found, locate_offset_locked(offset));
+  if (!found) return std::optional<EntryRef>();
+  const EntryHeader& h = found->second.header;
+  return std::optional(EntryRef{h.index, h.term, h.base_offset, h.last_offset(), h.max_timestamp});
+}
+
+Result<std::optional<EntryRef>> Log::lookup_timestamp(std::int64_t timestamp) {
+  std::lock_guard lock(mutex_);
+  // Segments are visited in order; each answers from its in-memory maximum without I/O, so
+  // only the segment holding the answer is searched (binary search in its time index).
+  for (auto& segment : segments_) {
+    if (segment->empty() || segment->last_index() < meta_.start_index) continue;
+    MQ_ASSIGN_OR_RETURN(auto location, segment->locate_timestamp(timestamp));
+    if (!location) continue;
+    if (location->header.index < meta_.start_index) {
+      // The match lies in the removed prefix: scan forward from the start index.
+      MQ_ASSIGN_OR_RETURN(EntryLocation at, segment->locate_index(meta_.start_index));
+      std::uint64_t position = at.position;
+      for (LogIndex index = meta_.start_index; index <= segment->last_index(); ++index) {
+        MQ_ASSIGN_OR_RETURN(EntryHeader h, segment->read_header(position, index));
+        if (h.max_timestamp >= timestamp) {
+          return std::optional(EntryRef{h.index, h.term, h.base_offset, h.last_offset(),
+                                        h.max_timestamp});
+        }
+        position += h.stored_size();
+      }
+      continue;
+    }
+    const EntryHeader& h = location->header;
+    return std::optional(EntryRef{h.index, h.term, h.base_offset, h.last_offset(), h.max_timestamp});
+  }
+  return std::optional<EntryRef>();
+}
+
+Result<FileSlice> Log::file_slice(KafkaOffset offset, LogIndex hi, std::uint64_t bytes_max) {
+  std::lock_guard lock(mutex_);
+  MQ_ASSIGN_OR_RETURN(auto found, locate_offset_locked(offset));
+  if (!found || found->second.header.index >= hi) {
+    return Status::out_of_range("file_slice: no entry at or after offset " +
+                                std::to_string(offset.value()) + " below index " +
+                                std::to_string(hi.value()));
+  }
+  Segment& segment = *segments_[found->first];
+  FileSlice slice;
+  slice.file = segment.file();
+  slice.fd = slice.file->native_handle();
+  slice.first_index = found->second.header.index;
+  slice.first_offset = found->second.header.base_offset;
+  std::uint64_t position = found->second.position;
+  LogIndex end = std::min(hi, segment.last_index() + 1);
+  for (LogIndex index = slice.first_index; index < end; ++index) {
+    MQ_ASSIGN_OR_RETURN(EntryHeader h, segment.read_header(position, index));
+    if (!slice.extents.empty() && slice.total_bytes + h.payload_length > bytes_max) break;
+    slice.extents.push_back({position + kEntryHeaderSize, h.payload_length});
+    slice.total_bytes += h.payload_length;
+    slice.last_index = index;
+    slice.last_offset = h.last_offset();
+    position += h.stored_size();
+  }
+  return slice;
+}
+
+Status Log::physical_truncate_locked(LogIndex from) {
+  while (!segments_.empty() && segments_.back()->base_index() >= from) {
+    MQ_RETURN_IF_ERROR(segments_.back()->remove_files(fs_));
+    segments_.pop_back();
+  }
+  if (!segments_.empty()) {
+    Segment& tail = *segments_.back();
+    if (tail.last_index() >= from || tail.closed()) {
+      MQ_RETURN_IF_ERROR(tail.truncate_from(fs_, std::min(from, tail.last_index() + 1)));
+    }
+  }
+  MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
+  refresh_tail_state_locked();
+  return Status::ok();
+}
+
+Status Log::truncate_suffix(LogIndex from) {
+  std::lock_guard lock(mutex_);
+  MQ_RETURN_IF_ERROR(check_writable_locked());
+  if (from < meta_.start_index || from > last_index_ + 1) {
+    return Status::out_of_range("truncate_suffix: " + std::to_string(from.value()) +
+                                " outside [" + std::to_string(meta_.start_index.value()) + ", " +
+                                std::to_string((last_index_ + 1).value()) + "]");
+  }
+  if (from == last_index_ + 1) return Status::ok();
+  // Crash rule 3: record, cut, clear.
+  LogMetaRecord record = meta_;
+  record.truncate_from = from;
+  MQ_RETURN_IF_ERROR(write_meta_locked(record));
+  ++generation_;
+  Status cut = physical_truncate_locked(from);
+  if (!cut.is_ok()) return fail_locked(cut);  // start-up redoes it
+  record.truncate_from = LogIndex(0);
+  Status cleared = write_meta_locked(record);
+  if (!cleared.is_ok()) return fail_locked(cleared);
+  synced_index_ = std::min(synced_index_, last_index_);
+  MQ_ASSERT(last_index_ == from - 1);
+  return Status::ok();
+}
+
+Status Log::remove_prefix(LogIndex new_first) {
+  std::lock_guard lock(mutex_);
+  MQ_RETURN_IF_ERROR(check_writable_locked());
+  if (new_first < meta_.start_index || new_first > last_index_ + 1) {
+    return Status::out_of_range("remove_prefix: " + std::to_string(new_first.value()) +
+                                " outside [" + std::to_string(meta_.start_index.value()) + ", " +
+                                std::to_string((last_index_ + 1).value()) + "]");
+  }
+  if (new_first == meta_.start_index) return Status::ok();
+  LogMetaRecord record = meta_;
+  record.start_index = new_first;
+  if (new_first <= last_index_) {
+    Segment& segment = *segments_[segment_for_index_locked(new_first)];
+    MQ_ASSIGN_OR_RETURN(EntryLocation location, segment.locate_index(new_first));
+    record.start_offset = location.header.base_offset;
+  } else {
+    record.start_offset = next_offset_;
+  }
+  MQ_RETURN_IF_ERROR(write_meta_locked(record));  // crash rule 4: the record first
+  bool removed = false;
+  while (!segments_.empty() && !segments_.front()->empty() &&
+         segments_.front()->last_index() < new_first) {
+    Status status = segments_.front()->remove_files(fs_);
+    if (!status.is_ok()) return fail_locked(status);
+    segments_.erase(segments_.begin());
+    removed = true;
+  }
+  if (removed) {
+    Status status = fs_->sync_dir(options_.directory);
+    if (!status.is_ok()) return fail_locked(status);
+  }
+  synced_index_ = std::max(synced_index_, new_first - 1);
+  refresh_tail_state_locked();
+  return Status::ok();
+}
+
+Status Log::reset(LogIndex next_index, KafkaOffset next_offset) {
+  std::lock_guard lock(mutex_);
+  MQ_RETURN_IF_ERROR(check_writable_locked());
+  if (next_index == LogIndex(0) || next_offset < KafkaOffset(0)) {
+    return Status::invalid_argument("reset: index 0 or negative offset");
+  }
+  LogMetaRecord record;
+  record.start_index = next_index;
+  record.start_offset = next_offset;
+  // Recorded as a truncation of everything as well, so a crash never leaves old segments
+  // that would look like a continuation of the new start.
+  record.truncate_from = LogIndex(1);
+  MQ_RETURN_IF_ERROR(write_meta_locked(record));
+  ++generation_;
+  for (auto& segment : segments_) {
+    Status status = segment->remove_files(fs_);
+    if (!status.is_ok()) return fail_locked(status);
+  }
+  segments_.clear();
+  Status status = fs_->sync_dir(options_.directory);
+  if (!status.is_ok()) return fail_locked(status);
+  record.truncate_from = LogIndex(0);
+  status = write_meta_locked(record);
+  if (!status.is_ok()) return fail_locked(status);
+  refresh_tail_state_locked();
+  synced_index_ = last_index_;
+  return Status::ok();
+}
+
+Result<LogIndex> Log::apply_retention(const RetentionPolicy& policy) {
+  LogIndex new_first;
+  {
+    std::lock_guard lock(mutex_);
+    std::uint64_t total = 0;
+    for (const auto& s : segments_) total += s->size_bytes();
+    std::int64_t now = clock_->now_ms();
+    new_first = meta_.start_index;
+    for (std::size_t k = 0; k + 1 < segments_.size(); ++k) {  // never the tail
+      const Segment& s = *segments_[k];
+      if (s.empty() || s.last_index() >= policy.removable_below) break;
+      bool too_big = total - s.size_bytes() >= policy.bytes_max && total > policy.bytes_max;
+      std::int64_t newest = s.max_timestamp() >= 0 ? s.max_timestamp() : s.created_ms();
+      bool too_old = policy.age_ms_max != INT64_MAX && now - newest > policy.age_ms_max;
+      if (!too_big && !too_old) break;
+      total -= s.size_bytes();
+      new_first = std::max(new_first, s.last_index() + 1);
+    }
+  }
+  if (new_first > first_index()) MQ_RETURN_IF_ERROR(remove_prefix(new_first));
+  return first_index();
+}
+
+}  // namespace mq::storage

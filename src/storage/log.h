@@ -1,0 +1,219 @@
+// The durable log of one partition replica: the Raft log IS the Kafka partition log
+// (DESIGN.md principle 2). Entries carry a Raft index (dense) and the Kafka offsets of the
+// batch they hold (never reused); both lookups, and lookup by timestamp, are O(log n):
+// binary search over segments, then over a segment's sparse index, then a short scan.
+//
+// Directory layout ("<dir>/"):
+//   <20-digit base index>.log         segment files (segment_format.md)
+//   <20-digit base index>.index       offset index of a closed segment (offset_index_format.md)
+//   <20-digit base index>.timeindex   time index of a closed segment (time_index_format.md)
+//   log.meta                          start index/offset and a pending truncation
+//                                     (raft_metadata_format.md)
+//   *.tmp                             leftovers of an interrupted atomic replace (removed)
+//
+// Durability. append() writes entries to the page cache; they become durable when a sync
+// covering them completes: Log::sync(), or a Flusher (flusher.h) that batches fdatasyncs
+// over many logs (group commit). synced_index() is the highest index known to be on disk.
+// durable_index() is what the caller may acknowledge:
+//   - DurabilityMode::kAlways (default): durable_index() == synced_index().
+//   - DurabilityMode::kInterval (opt-in, relaxed): durable_index() == last_index(): entries
+//     count as durable once written to the OS, and the flusher fsyncs at most every
+//     interval_ms. RISK: a power loss or kernel crash (not a process crash) loses up to
+//     interval_ms of acknowledged entries on this replica; if a majority of replicas lose
+//     power together, acknowledged writes are lost.
+//
+// Crash rules (what start-up does after a crash at any point):
+//   1. Appends: the tail segment is validated entry by entry; the first invalid or partial
+//      entry and everything after it is cut (never reported durable: a sync covers whole
+//      writes only after they completed). Stale *.tmp files are removed.
+//   2. Rolling: the old segment is fsynced before the new one is created, and the new one is
+//      created with its header fsynced and the directory fsynced before any entry goes into
+//      it. So every segment but the last is complete; a defect in one is kCorruption (named
+//      log, segment and position), never a truncation and never a crash of the process.
+//   3. Suffix truncation from i: log.meta with truncate_from = i is made durable first, then
+//      segments are removed/cut (any order, fsynced), then truncate_from is cleared. A crash
+//      in between redoes the truncation at start-up, so removed entries never come back.
+//   4. Prefix removal: log.meta with the new start is made durable first, then whole
+//      segments below it are removed; start-up removes any that remain.
+//   5. Index files are derived: missing or bad ones are rebuilt from the segment.
+//   6. A write error (ENOSPC, EIO) during append cuts the segment back to the last good
+//      position; the log keeps working. A failed fdatasync or a failed roll-back puts the log
+//      in a failed state (every later write returns the error) until it is reopened, since
+//      the kernel may have dropped the dirty pages (fsyncgate).
+//
+// Thread-safety: all methods may be called from any thread (one mutex); fdatasync runs
+// outside the mutex so appends continue during a sync.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "storage/clock.h"
+#include "storage/file_system.h"
+#include "storage/metadata_format.h"
+#include "storage/segment.h"
+
+namespace mq::storage {
+
+class Flusher;
+
+enum class DurabilityMode : std::uint8_t { kAlways, kInterval };
+
+struct LogOptions {
+  std::string directory;
+  std::string name;  // for error messages, e.g. "orders-3"
+  std::uint64_t segment_size_bytes_max = 128ull << 20;
+  std::int64_t segment_age_ms_max = 7ll * 24 * 3600 * 1000;
+  std::uint64_t index_interval_bytes = 4096;
+  std::uint32_t entry_payload_bytes_max = 16u << 20;  // <= segment_format::kPayloadBytesMax
+  // Appends fail with kNoSpace when the file system has less free space than this plus the
+  // bytes being appended (statvfs; 0 disables the check).
+  std::uint64_t free_space_reserve_bytes = 0;
+  DurabilityMode durability = DurabilityMode::kAlways;
+  // Called after each sync that advanced synced_index(), with durable_index(), from the
+  // thread that synced (a Flusher thread or a sync() caller), without the log's mutex held.
+  std::function<void(LogIndex)> on_durable;
+};
+
+// Kafka offset / timestamp lookups: the entry found.
+struct EntryRef {
+  LogIndex index;
+  Term term;
+  KafkaOffset base_offset;
+  KafkaOffset last_offset;
+  std::int64_t max_timestamp = -1;
+};
+
+// Bytes of a range of batches, for sendfile(): the payloads of consecutive entries of one
+// segment. Entries are separated by our headers on disk, so a slice is a list of extents.
+// `file` keeps the descriptor open while the slice is used (even if the segment is removed).
+struct FileSlice {
+  struct Extent {
+    std::uint64_t position;
+    std::uint64_t length;
+  };
+  std::shared_ptr<File> file;
+  int fd = -1;  // file->native_handle(); -1 for in-memory files
+  std::vector<Extent> extents;
+  std::uint64_t total_bytes = 0;
+  LogIndex first_index;
+  LogIndex last_index;
+  KafkaOffset first_offset;  // base offset of the first batch
+  KafkaOffset last_offset;   // last offset of the last batch
+};
+
+struct RetentionPolicy {
+  std::uint64_t bytes_max = UINT64_MAX;     // keep at most this many bytes (whole segments)
+  std::int64_t age_ms_max = INT64_MAX;      // remove segments whose newest data is older
+  LogIndex removable_below = LogIndex::max();  // never remove entries at or above this
+};
+
+struct SegmentSummary {
+  LogIndex base_index;
+  LogIndex last_index;
+  std::uint64_t size_bytes = 0;
+  bool closed = false;
+  std::size_t index_entries = 0;
+};
+
+class Log {
+ public:
+  // Opens (creating if needed) and recovers the log in options.directory. flusher may be
+  // null (then only sync() makes entries durable).
+  static Result<std::unique_ptr<Log>> open(FileSystem* fs, Clock* clock, LogOptions options,
+                                           Flusher* flusher = nullptr);
+  ~Log();
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  LogIndex first_index() const;  // first entry held (start index)
+  LogIndex last_index() const;   // first_index() - 1 when empty
+  KafkaOffset start_offset() const;  // Kafka log start offset
+  KafkaOffset next_offset() const;   // Kafka log end offset (next offset to assign)
+  LogIndex synced_index() const;
+  LogIndex durable_index() const;
+  std::uint64_t size_bytes() const;
+  std::vector<SegmentSummary> segments() const;
+  Status health() const;  // OK, or the error that put the log in the failed state
+  const LogOptions& options() const { return options_; }
+
+  // Appends entries: indexes contiguous from last_index()+1, terms non-decreasing, Kafka
+  // offsets increasing (base_offset >= next_offset()). Errors: kInvalidArgument,
+  // kLimitExceeded (payload too large), kNoSpace (disk full or reserve reached), kIoError.
+  // On error the log holds a prefix of `entries` (possibly none): last_index() says which.
+  Status append(std::span<const AppendEntry> entries);
+  // Makes everything appended so far durable (fdatasync), then calls on_durable.
+  Status sync();
+  // Closes the tail segment and starts a new one at the next append.
+  Status roll();
+
+  // Term of entry i (first_index() <= i <= last_index()), else kOutOfRange.
+  Result<Term> term(LogIndex index);
+  // Entries in [lo, hi): at least one if lo < hi, then no more than bytes_max in total
+  // (stored sizes). Every entry's checksums are verified (kCorruption otherwise).
+  Result<std::vector<ReadEntry>> read(LogIndex lo, LogIndex hi, std::uint64_t bytes_max);
+  // The first entry whose last offset is >= offset. kOutOfRange below start_offset();
+  // nullopt at or above next_offset().
+  Result<std::optional<EntryRef>> lookup_offset(KafkaOffset offset);
+  // The first entry whose max timestamp is >= timestamp; nullopt if none.
+  Result<std::optional<EntryRef>> lookup_timestamp(std::int64_t timestamp);
+  // Payload extents of the entries from the one holding `offset`, below index hi, within one
+  // segment, at least one entry and then no more than bytes_max payload bytes.
+  Result<FileSlice> file_slice(KafkaOffset offset, LogIndex hi, std::uint64_t bytes_max);
+
+  // Removes entries [from, last_index()] (Raft conflict, §5.3). first_index() <= from.
+  Status truncate_suffix(LogIndex from);
+  // Removes entries below new_first (first_index() <= new_first <= last_index() + 1).
+  Status remove_prefix(LogIndex new_first);
+  // Drops everything; the next append is at next_index with offsets from next_offset
+  // (installing a snapshot that is ahead of the log, §7).
+  Status reset(LogIndex next_index, KafkaOffset next_offset);
+  // Removes whole old segments by size and age (never the tail). Returns the new first index.
+  Result<LogIndex> apply_retention(const RetentionPolicy& policy);
+
+ private:
+  friend class Flusher;
+  Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher);
+  Status recover();
+  Status load_segments(const std::vector<LogIndex>& bases);
+  Status write_meta_locked(const LogMetaRecord& meta);
+  Status physical_truncate_locked(LogIndex from);
+  Status roll_locked();
+  Status validate_append_locked(std::span<const AppendEntry> entries) const;
+  bool needs_roll_locked(const Segment& segment, const AppendEntry& entry) const;
+  void refresh_tail_state_locked();
+  std::size_t segment_for_index_locked(LogIndex index) const;
+  Result<std::optional<std::pair<std::size_t, EntryLocation>>> locate_offset_locked(KafkaOffset offset);
+  Status fail_locked(Status status);
+  Status check_writable_locked() const;
+  LogIndex durable_index_locked() const;
+  // Sync for the flusher: returns whether an fdatasync was issued.
+  Result<bool> sync_internal();
+
+  FileSystem* fs_;
+  Clock* clock_;
+  LogOptions options_;
+  Flusher* flusher_;
+  SegmentOptions segment_options_;
+
+  mutable std::mutex mutex_;
+  LogMetaRecord meta_;
+  // Invariant: segments_ sorted by base index, contiguous; only the last may be a tail.
+  std::vector<std::unique_ptr<Segment>> segments_;
+  // Invariant: first_index_ - 1 <= synced_index_ <= last_index_.
+  LogIndex last_index_;
+  Term last_term_;
+  KafkaOffset next_offset_;
+  LogIndex synced_index_;
+  std::uint64_t generation_ = 0;  // bumped by truncation/reset: a sync in flight is stale
+  Status failed_;
+};
+
+}  // namespace mq::storage

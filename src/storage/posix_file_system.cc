@@ -1,0 +1,218 @@
+// The real FileSystem: POSIX calls, errno mapped to Status (ENOSPC → kNoSpace).
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <string>
+#include <vector>
+
+#include "storage/file_system.h"
+
+namespace mq::storage {
+namespace {
+
+class PosixFile final : public File {
+ public:
+  PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) { MQ_ASSERT(fd >= 0); }
+  ~PosixFile() override { ::close(fd_); }
+  PosixFile(const PosixFile&) = delete;
+  PosixFile& operator=(const PosixFile&) = delete;
+
+  Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    std::size_t done = 0;
+    while (done < out.size()) {
+      ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
+                          static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::from_errno(errno, "pread " + path_);
+      }
+      if (n == 0) break;  // end of file
+      done += static_cast<std::size_t>(n);
+    }
+    return done;
+  }
+
+  Status write_at(std::uint64_t offset, std::span<const BufferView> pieces) override {
+    // pwritev in chunks of at most IOV_MAX pieces, resuming after short writes.
+    std::vector<iovec> iov;
+    iov.reserve(pieces.size());
+    for (BufferView piece : pieces) {
+      if (piece.empty()) continue;
+      iov.push_back({const_cast<std::uint8_t*>(piece.data()), piece.size()});
+    }
+    std::size_t first = 0;
+    std::uint64_t position = offset;
+    while (first < iov.size()) {
+      int count = static_cast<int>(std::min<std::size_t>(iov.size() - first, IOV_MAX));
+      ssize_t n = ::pwritev(fd_, iov.data() + first, count, static_cast<off_t>(position));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::from_errno(errno, "pwritev " + path_);
+      }
+      if (n == 0) return Status::io_error("pwritev " + path_ + ": wrote nothing");
+      position += static_cast<std::uint64_t>(n);
+      auto left = static_cast<std::size_t>(n);
+      while (left > 0 && first < iov.size()) {
+        if (left >= iov[first].iov_len) {
+          left -= iov[first].iov_len;
+          ++first;
+        } else {
+          iov[first].iov_base = static_cast<std::uint8_t*>(iov[first].iov_base) + left;
+          iov[first].iov_len -= left;
+          left = 0;
+        }
+      }
+    }
+    return Status::ok();
+  }
+
+  Status sync() override {
+    while (::fdatasync(fd_) != 0) {
+      if (errno != EINTR) return Status::from_errno(errno, "fdatasync " + path_);
+    }
+    return Status::ok();
+  }
+
+  Status truncate(std::uint64_t size) override {
+    while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      if (errno != EINTR) return Status::from_errno(errno, "ftruncate " + path_);
+    }
+    return Status::ok();
+  }
+
+  Result<std::uint64_t> size() override {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return Status::from_errno(errno, "fstat " + path_);
+    return static_cast<std::uint64_t>(st.st_size);
+  }
+
+  int native_handle() const override { return fd_; }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+class PosixFileSystem final : public FileSystem {
+ public:
+  Result<std::shared_ptr<File>> open(const std::string& path, OpenOptions options) override {
+    int flags = O_CLOEXEC | (options.read_only ? O_RDONLY : O_RDWR);
+    if (options.create) flags |= O_CREAT;
+    if (options.create && options.exclusive) flags |= O_EXCL;
+    int fd;
+    do {
+      fd = ::open(path.c_str(), flags, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+      if (errno == ENOENT) return Status::not_found("open " + path + ": no such file");
+      if (errno == EEXIST) return Status::already_exists("open " + path + ": exists");
+      return Status::from_errno(errno, "open " + path);
+    }
+    return std::shared_ptr<File>(std::make_shared<PosixFile>(fd, path));
+  }
+
+  Status create_dirs(const std::string& path) override {
+    if (path.empty()) return Status::invalid_argument("create_dirs: empty path");
+    std::string prefix;
+    std::size_t start = 0;
+    while (start <= path.size()) {
+      std::size_t slash = path.find('/', start);
+      if (slash == std::string::npos) slash = path.size();
+      prefix = path.substr(0, slash);
+      start = slash + 1;
+      if (prefix.empty()) continue;  // leading '/'
+      if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+        return Status::from_errno(errno, "mkdir " + prefix);
+      }
+    }
+    return Status::ok();
+  }
+
+  Result<std::vector<std::string>> list(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      if (errno == ENOENT) return Status::not_found("opendir " + dir + ": no such directory");
+      return Status::from_errno(errno, "opendir " + dir);
+    }
+    std::vector<std::string> names;
+    while (dirent* entry = ::readdir(d)) {
+      std::string name = entry->d_name;
+      if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    ::closedir(d);
+    return names;
+  }
+
+  Status remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) {
+      if (errno == ENOENT) return Status::not_found("unlink " + path + ": no such file");
+      return Status::from_errno(errno, "unlink " + path);
+    }
+    return Status::ok();
+  }
+
+  Status rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return Status::from_errno(errno, "rename " + from + " -> " + to);
+    }
+    return Status::ok();
+  }
+
+  Status sync_dir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Status::from_errno(errno, "open directory " + dir);
+    int rc;
+    do {
+      rc = ::fsync(fd);
+    } while (rc != 0 && errno == EINTR);
+    int saved = errno;
+    ::close(fd);
+    if (rc != 0) return Status::from_errno(saved, "fsync directory " + dir);
+    return Status::ok();
+  }
+
+  Result<bool> exists(const std::string& path) override {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) return true;
+    if (errno == ENOENT) return false;
+    return Status::from_errno(errno, "stat " + path);
+  }
+
+  Result<std::uint64_t> free_bytes(const std::string& path) override {
+    struct statvfs st {};
+    if (::statvfs(path.c_str(), &st) != 0) return Status::from_errno(errno, "statvfs " + path);
+    return static_cast<std::uint64_t>(st.f_bavail) * static_cast<std::uint64_t>(st.f_frsize);
+  }
+};
+
+}  // namespace
+
+FileSystem* posix_file_system() {
+  static PosixFileSystem* instance = new PosixFileSystem();  // never destroyed
+  return instance;
+}
+
+std::string join_path(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return name;
+  if (dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+Status read_exact(File& file, std::uint64_t offset, std::span<std::uint8_t> out,
+                  const std::string& what) {
+  MQ_ASSIGN_OR_RETURN(std::size_t n, file.read_at(offset, out));
+  if (n != out.size()) {
+    return Status::corruption(what + ": short read at position " + std::to_string(offset) +
+                              " (wanted " + std::to_string(out.size()) + " bytes, got " +
+                              std::to_string(n) + ")");
+  }
+  return Status::ok();
+}
+
+}  // namespace mq::storage

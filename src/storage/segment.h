@@ -1,0 +1,179 @@
+// One segment: a file of Raft entries (segment_format.h) with its sparse offset and time
+// indexes. A Segment is either the tail (the log's last segment: appended to, its index kept
+// in memory, no index files on disk) or closed (immutable; its index in "<stem>.index" and
+// "<stem>.timeindex", read with pread binary searches, so memory does not grow with the log).
+// If a closed segment's index files cannot be written or read back, its index is kept in
+// memory instead (rebuilt by scanning the segment once).
+//
+// Not thread-safe: the owning Log serializes calls. File handles are shared_ptrs so a
+// concurrent fdatasync (the flusher) or a file slice being sent keeps them alive.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/buffer.h"
+#include "base/result.h"
+#include "base/strong_id.h"
+#include "storage/file_system.h"
+#include "storage/index_format.h"
+#include "storage/segment_format.h"
+
+namespace mq::storage {
+
+// An entry handed to Log::append. The payload is stored verbatim (for kRecordBatch a Kafka v2
+// record batch whose offsets and leader epoch the caller has already stamped).
+struct AppendEntry {
+  Term term;
+  LogIndex index;
+  EntryKind kind = EntryKind::kRecordBatch;
+  KafkaOffset base_offset;
+  std::uint32_t last_offset_delta = 0;  // records in the batch - 1
+  std::int64_t max_timestamp = -1;
+  BufferView payload;
+};
+
+// An entry read back, checksums verified.
+struct ReadEntry {
+  EntryHeader header;
+  SharedBuffer payload;
+};
+
+struct EntryLocation {
+  std::uint64_t position = 0;  // of the entry header within the segment file
+  EntryHeader header;
+};
+
+struct SegmentOptions {
+  std::string log_name;                       // for error messages
+  std::uint64_t index_interval_bytes = 4096;  // bytes of entries between two index entries
+};
+
+class Segment {
+ public:
+  // Creates "<dir>/<stem>.log" with its header, fsyncs it (the caller fsyncs the directory).
+  static Result<std::unique_ptr<Segment>> create(FileSystem* fs, const std::string& dir,
+                                                 LogIndex base_index, std::int64_t created_ms,
+                                                 const SegmentOptions& options);
+
+  // Opens an existing segment at start-up.
+  //  tail:   every entry is validated (header and payload CRC, contiguous indexes, offsets);
+  //          the file is cut at the first invalid or partial entry (a torn write) and the
+  //          index is rebuilt in memory; stale index files are removed.
+  //  closed: the index files are validated (rebuilt if missing or bad) and the entries after
+  //          the last indexed one are validated; any defect is kCorruption (a closed segment
+  //          was fully fsynced when the log rolled past it).
+  // A tail whose file is shorter than a header, or holds only a zero header, is a segment
+  // whose creation never became durable: *leftover is set and nothing is opened.
+  struct OpenReport {
+    bool leftover = false;
+    std::uint64_t torn_bytes_removed = 0;
+    bool index_rebuilt = false;
+  };
+  static Result<std::unique_ptr<Segment>> open(FileSystem* fs, const std::string& dir,
+                                               LogIndex base_index, bool tail,
+                                               const SegmentOptions& options,
+                                               OpenReport* report);
+
+  ~Segment();
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+
+  LogIndex base_index() const { return base_index_; }
+  LogIndex last_index() const { return last_index_; }  // base_index - 1 when empty
+  bool empty() const { return last_index_ < base_index_; }
+  Term last_term() const { return last_term_; }
+  KafkaOffset first_offset() const { return first_offset_; }  // valid when !empty()
+  KafkaOffset last_offset() const { return last_offset_; }    // valid when !empty()
+  std::int64_t max_timestamp() const { return max_timestamp_; }  // -1 when none
+  std::int64_t created_ms() const { return created_ms_; }
+  std::uint64_t size_bytes() const { return size_; }
+  bool closed() const { return closed_; }
+  const std::string& path() const { return path_; }
+  std::shared_ptr<File> file() const { return file_; }
+
+  // Appends entries (already validated by the log: contiguous, monotonic) without syncing.
+  // On error nothing of this call remains: the file is cut back to its previous size. If
+  // even that fails, *broken is set and the segment must not be used any more.
+  Status append(std::span<const AppendEntry> entries, bool* broken);
+  Status sync();
+
+  // Closes the tail: writes and fsyncs the index files (kept in memory if that fails).
+  Status close_for_append(FileSystem* fs);
+
+  // Cuts the file so that `from` (base_index <= from <= last_index + 1) becomes the next
+  // index, and fsyncs it. A closed segment becomes a tail again (index files removed).
+  Status truncate_from(FileSystem* fs, LogIndex from);
+
+  Status remove_files(FileSystem* fs);
+
+  // Lookups (precondition: not empty). O(log n) over the sparse index, then a scan of at most
+  // about index_interval_bytes of headers.
+  Result<EntryLocation> locate_index(LogIndex index);
+  // The first entry whose last offset is >= offset; nullopt if none in this segment.
+  Result<std::optional<EntryLocation>> locate_offset(KafkaOffset offset);
+  // The first entry whose max_timestamp is >= timestamp; nullopt if none in this segment.
+  Result<std::optional<EntryLocation>> locate_timestamp(std::int64_t timestamp);
+
+  // Reads and verifies the entry at `position` (its header must say `expected_index`).
+  Result<ReadEntry> read_entry(std::uint64_t position, LogIndex expected_index);
+  Result<EntryHeader> read_header(std::uint64_t position, LogIndex expected_index);
+
+  // Index introspection for tests and the dump tool.
+  std::size_t index_entry_count() const;
+  bool index_in_memory() const { return index_in_memory_; }
+
+  std::string describe_position(std::uint64_t position) const;  // "log x segment y position z"
+
+ private:
+  Segment(FileSystem* fs, std::string dir, LogIndex base_index, SegmentOptions options);
+
+  struct IndexPoint {
+    OffsetIndexEntry offset;
+    TimeIndexEntry time;
+  };
+  Status load_tail(OpenReport* report);
+  Status load_closed(OpenReport* report);
+  Status load_index_files();
+  Status rebuild_index_by_scan(std::uint64_t end);
+  Status write_index_files();
+  void remove_index_files_quietly();
+  void note_entry(std::uint64_t position, const EntryHeader& header);
+  Result<IndexPoint> index_point(std::size_t i);
+  std::size_t index_count() const;
+  // Largest i with pred(point i) true, assuming pred is true then false along the index;
+  // nullopt when false at 0. Falls back to an in-memory rebuild on a bad index entry.
+  template <typename Pred>
+  Result<std::optional<std::size_t>> index_floor(Pred pred);
+  Status corruption_at(std::uint64_t position, const Status& cause) const;
+
+  FileSystem* fs_;
+  std::string dir_;
+  std::string path_;
+  SegmentOptions options_;
+  std::shared_ptr<File> file_;
+  LogIndex base_index_;
+  LogIndex last_index_;
+  Term last_term_;
+  KafkaOffset first_offset_;
+  KafkaOffset last_offset_;
+  std::int64_t max_timestamp_ = -1;
+  std::int64_t created_ms_ = 0;
+  std::uint64_t size_ = 0;  // Invariant: size_ == end of the last valid entry in the file.
+  bool closed_ = false;
+
+  // Index. Invariant: when index_in_memory_, points_ covers the whole segment; otherwise the
+  // index files hold file_index_count_ entries and points_ is empty.
+  bool index_in_memory_ = true;
+  std::vector<IndexPoint> points_;
+  std::uint64_t last_indexed_position_ = 0;
+  std::shared_ptr<File> offset_index_file_;
+  std::shared_ptr<File> time_index_file_;
+  std::size_t file_index_count_ = 0;
+};
+
+}  // namespace mq::storage

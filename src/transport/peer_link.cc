@@ -398,7 +398,7 @@ bool PeerLink::build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* 
     flush_posted_ = false;
     std::uint64_t taken = 0;
     while (!queue_.empty() &&
-           (items.empty() || taken + queue_.front().size_bytes <= o.write_bytes_max)) {
+           (taken == 0 || taken + queue_.front().size_bytes <= o.write_bytes_max)) {
       Outbound& front = queue_.front();
       taken += front.size_bytes;
       if (front.size_bytes > o.chunk_bytes) {

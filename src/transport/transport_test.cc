@@ -585,6 +585,53 @@ TEST(Transport, LargeSnapshotTravelsInChunksBesideOtherTraffic) {
   EXPECT_EQ(b.transport().stats().chunks_received, a.transport().stats().chunks_sent);
 }
 
+TEST(Transport, CallbacksMaySendAndRemovePeers) {
+  // Broker 2 echoes every message back from its on_message callback, and broker 1 forgets an
+  // unreachable peer from its on_unreachable callback: both run on the transport thread.
+  std::atomic<Transport*> b_transport{nullptr};
+  std::atomic<int> echoed{0};
+  TransportOptions ob = fast_options(BrokerId(2));
+  Transport b(ob, TransportCallbacks{[&](BrokerId from, GroupId group, Message m) {
+                                       std::swap(m.from, m.to);
+                                       if (b_transport.load()->send(from, group, std::move(m))) ++echoed;
+                                     },
+                                     {}, [](LogLevel, std::string_view) {}});
+  b_transport = &b;
+  ASSERT_TRUE(b.start().is_ok());
+  auto b_port = b.listen("127.0.0.1", 0);
+  ASSERT_TRUE(b_port.has_value());
+  std::atomic<Transport*> a_transport{nullptr};
+  std::mutex mu;
+  std::vector<Message> replies;
+  Transport a(fast_options(BrokerId(1)),
+              TransportCallbacks{[&](BrokerId, GroupId, Message m) {
+                                   std::lock_guard lock(mu);
+                                   replies.push_back(std::move(m));
+                                 },
+                                 [&](BrokerId peer) { a_transport.load()->remove_peer(peer); },
+                                 [](LogLevel, std::string_view) {}});
+  a_transport = &a;
+  ASSERT_TRUE(a.start().is_ok());
+  auto a_port = a.listen("127.0.0.1", 0);
+  ASSERT_TRUE(a_port.has_value());
+  ASSERT_TRUE(b.add_peer(BrokerId(1), "127.0.0.1", *a_port).is_ok());
+  ASSERT_TRUE(a.add_peer(BrokerId(2), "127.0.0.1", *b_port).is_ok());
+  ASSERT_TRUE(a.add_peer(BrokerId(3), "127.0.0.1", 1).is_ok());  // nothing listens on port 1
+  for (std::uint64_t i = 0; i < 100; ++i) {
+    ASSERT_TRUE(a.send(BrokerId(2), GroupId(i), append_message(1, 2, i)));
+  }
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return replies.size() == 100;
+  }));
+  EXPECT_EQ(echoed.load(), 100);
+  EXPECT_EQ(replies[7].from, NodeId(2));
+  ASSERT_TRUE(eventually([&] { return !a.peer_stats(BrokerId(3)).has_value(); }))
+      << "the unreachable callback removed broker 3";
+  a.stop();
+  b.stop();
+}
+
 TEST(Transport, SendToUnknownPeerOrTooLargeIsRefusedAndCounted) {
   TransportOptions o = fast_options(BrokerId(1));
   o.message_bytes_max = 64u << 10;

@@ -10,7 +10,9 @@
 // joins in stop(). send(), add_peer(), remove_peer(), stats() and peer_stats() are thread-safe
 // and never block on the network: send() only appends to the peer's bounded queue. The
 // callbacks (message, unreachable, log) are invoked on the transport's thread, one at a time;
-// they must not block for long (every peer's traffic waits for them) and may call send().
+// they must not block for long (every peer's traffic waits for them) and may call send(),
+// add_peer() and remove_peer(), but not listen() or stop() (both wait for the transport
+// thread; calling them from it is asserted against).
 //
 // Loss. Raft tolerates lost, duplicated and reordered messages (§5.3, §5.5), and the
 // transport uses that freedom to stay bounded: a peer's queue holds at most

@@ -9,7 +9,9 @@
 #include <asio.hpp>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <map>
+#include <set>
 #include <mutex>
 #include <thread>
 
@@ -203,6 +205,8 @@ TEST(Transport, ThreeBrokersManyGroupsAllArriveInOrderPerPeer) {
       EXPECT_EQ(r.message, append_message(r.from.value(), node->id().value(), sequence));
     }
     EXPECT_EQ(next_sequence.size(), 2u);
+    // A write's completion may run after the peer already read its bytes.
+    EXPECT_TRUE(eventually([&] { return node->transport().stats().messages_sent == expected; }));
     const TransportStats s = node->transport().stats();
     EXPECT_EQ(s.messages_sent, expected);
     EXPECT_EQ(s.messages_received, expected);
@@ -231,8 +235,12 @@ TEST(Transport, HeartbeatsForManyGroupsAreCoalesced) {
   EXPECT_EQ(seen.size(), 2 * kGroups);
   const TransportStats s = a.transport().stats();
   EXPECT_EQ(s.heartbeats_coalesced, 2 * kGroups);
-  // 4000 heartbeats left in a handful of writes; allow for the first ones going out alone.
-  EXPECT_LT(s.heartbeat_frames_sent, 2 * kGroups / 20) << "heartbeats were not coalesced";
+  // 4000 heartbeats leave in a few writes (2 to ~35 frames measured); the bound leaves room for a
+  // loaded machine where the transport thread wakes up between sends.
+  std::printf("%llu heartbeats in %llu heartbeat frames\n",
+              static_cast<unsigned long long>(s.heartbeats_coalesced),
+              static_cast<unsigned long long>(s.heartbeat_frames_sent));
+  EXPECT_LT(s.heartbeat_frames_sent, 2 * kGroups / 10) << "heartbeats were not coalesced";
   EXPECT_LT(s.bytes_sent, 2 * kGroups * 20) << "coalesced heartbeats must be compact";
 }
 
@@ -450,6 +458,82 @@ TEST(Transport, BadPeersAreDisconnectedAndGoodPeersContinue) {
   for (const Received& r : b.received()) EXPECT_EQ(r.from, BrokerId(1));
 }
 
+TEST(Transport, PeerThatStopsReadingHitsTheWriteTimeoutAndIsRetried) {
+  // A "broker 2" that completes the handshake and then never reads (a stalled process).
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  std::atomic<int> accepted{0};
+  std::atomic<bool> done{false};
+  std::thread server([&] {
+    std::vector<std::unique_ptr<asio::ip::tcp::socket>> held;
+    acceptor.non_blocking(true);
+    while (!done) {
+      auto socket = std::make_unique<asio::ip::tcp::socket>(io);
+      asio::error_code error;
+      acceptor.accept(*socket, error);
+      if (error) {
+        std::this_thread::sleep_for(2ms);
+        continue;
+      }
+      socket->non_blocking(false);
+      Buffer hello(kHelloPrefixSize + kHelloFixedBodySize + kCluster.size() + 4);
+      asio::read(*socket, asio::buffer(hello.data(), hello.size()), error);
+      Buffer ack;
+      encode_hello_ack(HelloAck{kMaxProtocolVersion, HelloStatus::kOk, BrokerId(2)}, ack);
+      asio::write(*socket, asio::buffer(ack.data(), ack.size()), error);
+      ++accepted;
+      held.push_back(std::move(socket));  // never read again
+    }
+  });
+  TransportOptions o = fast_options(BrokerId(1));
+  o.write_timeout = 300ms;
+  Node a(o);
+  ASSERT_TRUE(a.transport().add_peer(BrokerId(2), "127.0.0.1", acceptor.local_endpoint().port()).is_ok());
+  // 64 MiB: far more than the loopback socket buffers hold.
+  for (std::uint64_t i = 0; i < 256; ++i) {
+    ASSERT_TRUE(a.transport().send(BrokerId(2), GroupId(i), append_message(1, 2, i, 256u << 10)));
+  }
+  EXPECT_TRUE(eventually([&] { return a.transport().stats().write_timeouts >= 1; }));
+  EXPECT_TRUE(eventually([&] { return accepted.load() >= 2; })) << "reconnected after the timeout";
+  EXPECT_TRUE(a.wait_log("lost connection to broker 2"));
+  EXPECT_GE(a.transport().stats().dropped_connection_lost, 1u);
+  EXPECT_GE(a.unreachable_count(BrokerId(2)), 1u);
+  a.transport().stop();
+  done = true;
+  server.join();
+}
+
+TEST(Transport, InboundConnectionLimitAndReplacedConnections) {
+  TransportOptions o = fast_options(BrokerId(2));
+  o.inbound_connections_max = 2;
+  Node b(o);
+  auto port = b.transport().listen("127.0.0.1", 0);
+  ASSERT_TRUE(port.has_value());
+  RawClient first(*port);
+  first.hello(BrokerId(5), BrokerId(2));
+  EXPECT_EQ(first.read_ack()->status, HelloStatus::kOk);
+  // The same broker connecting again replaces its older connection.
+  RawClient second(*port);
+  second.hello(BrokerId(5), BrokerId(2));
+  EXPECT_EQ(second.read_ack()->status, HelloStatus::kOk);
+  EXPECT_TRUE(first.closed_by_server());
+  EXPECT_TRUE(b.wait_log("replaced by a newer connection"));
+  RawClient third(*port);
+  third.hello(BrokerId(6), BrokerId(2));
+  EXPECT_EQ(third.read_ack()->status, HelloStatus::kOk);
+  RawClient fourth(*port);  // two are open: over the limit
+  fourth.hello(BrokerId(7), BrokerId(2));
+  EXPECT_EQ(fourth.read_ack()->status, HelloStatus::kTooManyConnections);
+  EXPECT_TRUE(fourth.closed_by_server());
+  // The connections within the limit still deliver.
+  second.write(batch_frame(GroupId(3), append_message(5, 2, 0)));
+  third.write(batch_frame(GroupId(4), append_message(6, 2, 1)));
+  ASSERT_TRUE(b.wait_received(2));
+  std::set<std::int32_t> senders;
+  for (const Received& r : b.received()) senders.insert(r.from.value());
+  EXPECT_EQ(senders, (std::set<std::int32_t>{5, 6}));
+}
+
 TEST(Transport, IdleInboundConnectionIsClosedButKeepaliveHoldsARealLink) {
   TransportOptions ob = fast_options(BrokerId(2));
   ob.idle_timeout = 300ms;
@@ -506,6 +590,53 @@ TEST(Transport, LargeSnapshotTravelsInChunksBesideOtherTraffic) {
   EXPECT_TRUE(found);
   EXPECT_GE(a.transport().stats().chunks_sent, 5u);
   EXPECT_EQ(b.transport().stats().chunks_received, a.transport().stats().chunks_sent);
+}
+
+TEST(Transport, CallbacksMaySendAndRemovePeers) {
+  // Broker 2 echoes every message back from its on_message callback, and broker 1 forgets an
+  // unreachable peer from its on_unreachable callback: both run on the transport thread.
+  std::atomic<Transport*> b_transport{nullptr};
+  std::atomic<int> echoed{0};
+  TransportOptions ob = fast_options(BrokerId(2));
+  Transport b(ob, TransportCallbacks{[&](BrokerId from, GroupId group, Message m) {
+                                       std::swap(m.from, m.to);
+                                       if (b_transport.load()->send(from, group, std::move(m))) ++echoed;
+                                     },
+                                     {}, [](LogLevel, std::string_view) {}});
+  b_transport = &b;
+  ASSERT_TRUE(b.start().is_ok());
+  auto b_port = b.listen("127.0.0.1", 0);
+  ASSERT_TRUE(b_port.has_value());
+  std::atomic<Transport*> a_transport{nullptr};
+  std::mutex mu;
+  std::vector<Message> replies;
+  Transport a(fast_options(BrokerId(1)),
+              TransportCallbacks{[&](BrokerId, GroupId, Message m) {
+                                   std::lock_guard lock(mu);
+                                   replies.push_back(std::move(m));
+                                 },
+                                 [&](BrokerId peer) { a_transport.load()->remove_peer(peer); },
+                                 [](LogLevel, std::string_view) {}});
+  a_transport = &a;
+  ASSERT_TRUE(a.start().is_ok());
+  auto a_port = a.listen("127.0.0.1", 0);
+  ASSERT_TRUE(a_port.has_value());
+  ASSERT_TRUE(b.add_peer(BrokerId(1), "127.0.0.1", *a_port).is_ok());
+  ASSERT_TRUE(a.add_peer(BrokerId(2), "127.0.0.1", *b_port).is_ok());
+  ASSERT_TRUE(a.add_peer(BrokerId(3), "127.0.0.1", 1).is_ok());  // nothing listens on port 1
+  for (std::uint64_t i = 0; i < 100; ++i) {
+    ASSERT_TRUE(a.send(BrokerId(2), GroupId(i), append_message(1, 2, i)));
+  }
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return replies.size() == 100;
+  }));
+  EXPECT_EQ(echoed.load(), 100);
+  EXPECT_EQ(replies[7].from, NodeId(2));
+  ASSERT_TRUE(eventually([&] { return !a.peer_stats(BrokerId(3)).has_value(); }))
+      << "the unreachable callback removed broker 3";
+  a.stop();
+  b.stop();
 }
 
 TEST(Transport, SendToUnknownPeerOrTooLargeIsRefusedAndCounted) {

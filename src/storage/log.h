@@ -39,7 +39,9 @@
 //   6. A write error (ENOSPC, EIO) during append cuts the segment back to the last good
 //      position; the log keeps working. A failed fdatasync or a failed roll-back puts the log
 //      in a failed state (every later write returns the error) until it is reopened, since
-//      the kernel may have dropped the dirty pages (fsyncgate).
+//      the kernel may have dropped the dirty pages (fsyncgate). If the roll-back of a failed
+//      append could not be made durable, that append's entries may be present after a
+//      restart: an indeterminate outcome (like a timeout), never a torn or foreign entry.
 //
 // Thread-safety: all methods may be called from any thread (one mutex); fdatasync runs
 // outside the mutex so appends continue during a sync.

@@ -562,8 +562,9 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   }
   Status status = file_->write_at(size_, pieces);
   if (!status.is_ok()) {
-    // Roll the partially written tail back to the last good position.
-    if (!file_->truncate(size_).is_ok()) *broken = true;
+    // Roll the partially written tail back to the last good position, durably: otherwise a
+    // crash could bring back whole entries of an append that was reported as failed.
+    if (!file_->truncate(size_).is_ok() || !file_->sync().is_ok()) *broken = true;
     return status;
   }
   std::uint64_t position = size_;

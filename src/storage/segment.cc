@@ -574,6 +574,13 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   }
   size_ = position;
   MQ_ASSERT(size_ <= segment_format::kSegmentBytesMax);
+  // Start write-back of every full MiB behind us so the next fdatasync finds little to do.
+  constexpr std::uint64_t kWritebackChunkBytes = 1 << 20;
+  if (size_ - writeback_position_ >= kWritebackChunkBytes) {
+    std::uint64_t end = size_ - size_ % kWritebackChunkBytes;
+    file_->start_writeback(writeback_position_, end - writeback_position_);
+    writeback_position_ = end;
+  }
   return Status::ok();
 }
 
@@ -605,6 +612,7 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
   MQ_RETURN_IF_ERROR(file_->sync());
   closed_ = false;
   size_ = cut;
+  writeback_position_ = std::min(writeback_position_, cut);
   while (!points_.empty() && points_.back().offset.position >= cut) points_.pop_back();
   last_index_ = from - 1;
   max_timestamp_ = -1;

@@ -165,6 +165,7 @@ class Segment {
   std::int64_t created_ms_ = 0;
   std::uint64_t size_ = 0;  // Invariant: size_ == end of the last valid entry in the file.
   bool closed_ = false;
+  std::uint64_t writeback_position_ = 0;  // write-back started below this position
 
   // Index. Invariant: when index_in_memory_, points_ covers the whole segment; otherwise the
   // index files hold file_index_count_ entries and points_ is empty.

@@ -92,7 +92,26 @@ Status Log::recover() {
     }
     meta_ = *meta;
   }
-  MQ_RETURN_IF_ERROR(load_segments(bases));
+  // Crash rules 3 and 4, by name first: a crash may have persisted the removals of an
+  // interrupted truncation or prefix removal in any order, leaving gaps; drop every segment
+  // that is wholly at/after a pending truncation or wholly below the start index.
+  std::vector<LogIndex> kept;
+  bool dropped = false;
+  for (std::size_t k = 0; k < bases.size(); ++k) {
+    bool truncated = meta_.truncate_from != LogIndex(0) && bases[k] >= meta_.truncate_from;
+    bool below_start = k + 1 < bases.size() && bases[k + 1] <= meta_.start_index;
+    if (truncated || below_start) {
+      std::string stem = join_path(dir, segment_format::file_stem(bases[k]));
+      (void)fs_->remove(stem + segment_format::kOffsetIndexSuffix);
+      (void)fs_->remove(stem + segment_format::kTimeIndexSuffix);
+      MQ_RETURN_IF_ERROR(fs_->remove(stem + segment_format::kSegmentSuffix));
+      dropped = true;
+    } else {
+      kept.push_back(bases[k]);
+    }
+  }
+  if (dropped) MQ_RETURN_IF_ERROR(fs_->sync_dir(dir));
+  MQ_RETURN_IF_ERROR(load_segments(kept));
   refresh_tail_state_locked();
   if (meta_.truncate_from != LogIndex(0)) {  // crash rule 3: redo the truncation
     LogIndex from = std::max(meta_.truncate_from, meta_.start_index);
@@ -309,16 +328,25 @@ Status Log::roll_locked() {
   Status synced = old.sync();
   if (!synced.is_ok()) return fail_locked(synced);
   synced_index_ = std::max(synced_index_, old.last_index());
-  MQ_ASSIGN_OR_RETURN(auto fresh, Segment::create(fs_, options_.directory, last_index_ + 1,
-                                                  clock_->now_ms(), segment_options_));
-  Status dir_synced = fs_->sync_dir(options_.directory);
-  if (!dir_synced.is_ok()) {
-    (void)fresh->remove_files(fs_);
-    return dir_synced;
-  }
-  MQ_RETURN_IF_ERROR(old.close_for_append(fs_));
+  MQ_ASSIGN_OR_RETURN(auto fresh, create_segment_locked(last_index_ + 1));
+  old.close_for_append();
   segments_.push_back(std::move(fresh));
   return Status::ok();
+}
+
+Result<std::unique_ptr<Segment>> Log::create_segment_locked(LogIndex base_index) {
+  bool sync_failed = false;
+  auto fresh = Segment::create(fs_, options_.directory, base_index, clock_->now_ms(),
+                               segment_options_, &sync_failed);
+  if (!fresh.has_value()) {
+    // A failed write (ENOSPC) is a clean error; a failed fdatasync leaves the directory in
+    // an unknown state: fail the log so start-up sorts it out.
+    if (sync_failed) return fail_locked(fresh.error());
+    return fresh.error();
+  }
+  Status dir_synced = fs_->sync_dir(options_.directory);
+  if (!dir_synced.is_ok()) return fail_locked(dir_synced);
+  return fresh;
 }
 
 Status Log::roll() {
@@ -337,14 +365,7 @@ Status Log::append(std::span<const AppendEntry> entries) {
     std::size_t done = 0;
     while (done < entries.size()) {
       if (segments_.empty()) {
-        MQ_ASSIGN_OR_RETURN(auto fresh, Segment::create(fs_, options_.directory,
-                                                        entries[done].index, clock_->now_ms(),
-                                                        segment_options_));
-        Status dir_synced = fs_->sync_dir(options_.directory);
-        if (!dir_synced.is_ok()) {
-          (void)fresh->remove_files(fs_);
-          return dir_synced;
-        }
+        MQ_ASSIGN_OR_RETURN(auto fresh, create_segment_locked(entries[done].index));
         segments_.push_back(std::move(fresh));
       } else if (needs_roll_locked(*segments_.back(), entries[done])) {
         MQ_RETURN_IF_ERROR(roll_locked());

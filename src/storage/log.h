@@ -188,6 +188,7 @@ class Log {
   Status write_meta_locked(const LogMetaRecord& meta);
   Status physical_truncate_locked(LogIndex from);
   Status roll_locked();
+  Result<std::unique_ptr<Segment>> create_segment_locked(LogIndex base_index);
   Status validate_append_locked(std::span<const AppendEntry> entries) const;
   bool needs_roll_locked(const Segment& segment, const AppendEntry& entry) const;
   void refresh_tail_state_locked();

@@ -303,11 +303,11 @@ TEST(LogFaultTest, ACrashDuringTruncationNeverResurrectsEntries) {
     auto log = Log::open(&fs, &clock, small_options()).value();
     LogIndex from(prng.range(1, 60));
     // Fail the operation part-way (after the record), then crash.
-    fs.fail_next_syncs(static_cast<int>(prng.range(0, 3)));
+    fs.fail_sync_after(static_cast<int>(prng.range(0, 6)));
     Status truncated = log->truncate_suffix(from);
     fs.fail_next_syncs(0);
     log.reset();
-    fs.crash(&prng);
+    fs.crash(&prng, /*names_in_any_order=*/prng.chance(1, 2));
     auto reopened = Log::open(&fs, &clock, small_options());
     ASSERT_TRUE(reopened.has_value()) << reopened.status().to_string();
     if (truncated.is_ok()) {
@@ -316,6 +316,31 @@ TEST(LogFaultTest, ACrashDuringTruncationNeverResurrectsEntries) {
     // Either the truncation happened completely or not at all.
     EXPECT_TRUE((*reopened)->last_index() == from - 1 || (*reopened)->last_index() == LogIndex(60))
         << "from " << from << " last " << (*reopened)->last_index();
+    expect_prefix_intact(**reopened);
+  }
+}
+
+TEST(LogFaultTest, ACrashDuringPrefixRemovalNeverLeavesAGap) {
+  ManualClock clock;
+  Prng prng(7);
+  for (int round = 0; round < 60; ++round) {
+    MemoryFileSystem fs;
+    build(fs, clock, 80);
+    auto log = Log::open(&fs, &clock, small_options()).value();
+    LogIndex new_first(prng.range(2, 81));
+    fs.fail_sync_after(static_cast<int>(prng.range(0, 4)));
+    Status removed = log->remove_prefix(new_first);
+    fs.fail_next_syncs(0);
+    log.reset();
+    fs.crash(&prng, /*names_in_any_order=*/true);
+    auto reopened = Log::open(&fs, &clock, small_options());
+    ASSERT_TRUE(reopened.has_value()) << reopened.status().to_string() << " new_first " << new_first;
+    if (removed.is_ok()) {
+      EXPECT_EQ((*reopened)->first_index(), new_first);
+    }
+    EXPECT_TRUE((*reopened)->first_index() == new_first ||
+                (*reopened)->first_index() == LogIndex(1));
+    EXPECT_EQ((*reopened)->last_index(), LogIndex(80));
     expect_prefix_intact(**reopened);
   }
 }

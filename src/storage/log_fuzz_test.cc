@@ -152,7 +152,10 @@ class Fuzzer {
   void do_truncate() {
     LogIndex from = first_ + prng_.uniform(entries_.size() + 1);
     Status status = log_->truncate_suffix(from);
-    if (!status.is_ok()) {  // injected faults: the log is failed or unchanged
+    if (!status.is_ok()) {
+      // Injected faults: the log is unchanged, or failed after recording the truncation,
+      // which start-up then completes. Either outcome is allowed.
+      durable_ = std::min(durable_, from - 1);
       do_crash();
       return;
     }
@@ -165,9 +168,14 @@ class Fuzzer {
     LogIndex new_first = first_ + prng_.uniform(entries_.size() + 1);
     Status status = log_->remove_prefix(new_first);
     if (!status.is_ok()) {
+      maybe_first_ = new_first;  // the removal may or may not have been recorded
       do_crash();
       return;
     }
+    drop_prefix(new_first);
+  }
+
+  void drop_prefix(LogIndex new_first) {
     std::size_t drop = new_first - first_;
     if (drop == 0) return;  // nothing removed: the start offset stays
     KafkaOffset start = drop < entries_.size() ? entries_[drop].base_offset : next_offset_;
@@ -181,10 +189,14 @@ class Fuzzer {
     LogIndex next = last() + 1 + prng_.uniform(100);
     KafkaOffset offset = next_offset_ + prng_.uniform(100);
     if (!log_->reset(next, offset).is_ok()) {
+      maybe_reset_ = std::pair(next, offset);  // may or may not have been recorded
       do_crash();
-      // A failed reset may or may not have happened; adopt what the log says, if consistent.
       return;
     }
+    adopt_reset(next, offset);
+  }
+
+  void adopt_reset(LogIndex next, KafkaOffset offset) {
     entries_.clear();
     first_ = next;
     start_offset_ = offset;
@@ -193,15 +205,17 @@ class Fuzzer {
   }
 
   void inject_fault() {
-    std::uint64_t kind = prng_.uniform(3);
+    std::uint64_t kind = prng_.uniform(4);
     if (trace_) std::fprintf(stderr, "fault %lu\n", kind);
     if (kind == 0) {
       fs_.set_capacity_bytes(fs_.used_bytes() + prng_.uniform(6000));
       fault_steps_ = 10;
     } else if (kind == 1) {
       fs_.fail_next_writes(1);
-    } else {
+    } else if (kind == 2) {
       fs_.fail_next_syncs(1);
+    } else {
+      fs_.fail_sync_after(static_cast<int>(prng_.uniform(5)));  // fail mid-operation
     }
   }
 
@@ -210,9 +224,16 @@ class Fuzzer {
     fs_.fail_next_writes(0);
     fs_.fail_next_syncs(0);
     fs_.set_capacity_bytes(UINT64_MAX);
-    fs_.crash(prng_.chance(1, 2) ? &prng_ : nullptr);
+    std::uint64_t mode = prng_.uniform(3);  // clean, adversarial ordered, any name order
+    fs_.crash(mode == 0 ? nullptr : &prng_, mode == 2);
     reopen();
     if (::testing::Test::HasFatalFailure()) return;
+    if (maybe_first_ && log_->first_index() == *maybe_first_) drop_prefix(*maybe_first_);
+    if (maybe_reset_ && log_->first_index() == maybe_reset_->first) {
+      adopt_reset(maybe_reset_->first, maybe_reset_->second);
+    }
+    maybe_first_.reset();
+    maybe_reset_.reset();
     LogIndex recovered = log_->last_index();
     ASSERT_EQ(log_->first_index(), first_) << where();
     ASSERT_GE(recovered, durable_) << "durable entries lost: " << where();
@@ -308,6 +329,8 @@ class Fuzzer {
   Term term_floor_{1};
   int fault_steps_ = 0;
   std::vector<ModelEntry> maybe_;  // attempted by a failed append that broke the log
+  std::optional<LogIndex> maybe_first_;  // a failed prefix removal
+  std::optional<std::pair<LogIndex, KafkaOffset>> maybe_reset_;  // a failed reset
   bool trace_ = std::getenv("RAFTMQ_FUZZ_TRACE") != nullptr;
 };
 

@@ -106,7 +106,8 @@ Status Segment::corruption_at(std::uint64_t position, const Status& cause) const
 
 Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::string& dir,
                                                  LogIndex base_index, std::int64_t created_ms,
-                                                 const SegmentOptions& options) {
+                                                 const SegmentOptions& options,
+                                                 bool* sync_failed) {
   std::unique_ptr<Segment> segment(new Segment(fs, dir, base_index, options));
   MQ_ASSIGN_OR_RETURN(segment->file_,
                       fs->open(segment->path_, OpenOptions{.create = true, .exclusive = true}));
@@ -116,7 +117,10 @@ Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::stri
   std::uint8_t bytes[SegmentHeader::kEncodedSize];
   header.encode_to(bytes);
   Status status = segment->file_->write_at(0, BufferView(bytes, sizeof bytes));
-  if (status.is_ok()) status = segment->file_->sync();
+  if (status.is_ok()) {
+    status = segment->file_->sync();
+    *sync_failed = !status.is_ok();
+  }
   if (!status.is_ok()) {
     segment->file_.reset();
     (void)fs->remove(segment->path_);  // best effort; start-up removes a leftover anyway
@@ -586,13 +590,10 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
 
 Status Segment::sync() { return file_->sync(); }
 
-Status Segment::close_for_append(FileSystem* fs) {
-  MQ_ASSERT(fs == fs_);
+void Segment::close_for_append() {
   MQ_ASSERT(!closed_);
-  MQ_RETURN_IF_ERROR(file_->sync());
   closed_ = true;
   (void)write_index_files();  // on failure the index stays in memory (rebuilt at start-up)
-  return Status::ok();
 }
 
 Status Segment::truncate_from(FileSystem* fs, LogIndex from) {

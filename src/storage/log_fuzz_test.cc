@@ -255,6 +255,7 @@ class Fuzzer {
 
   void check_bounds() {
     if (fault_steps_ > 0 && --fault_steps_ == 0) fs_.set_capacity_bytes(UINT64_MAX);
+    log_->check_invariants();
     ASSERT_EQ(log_->first_index(), first_) << where();
     ASSERT_EQ(log_->last_index(), last()) << where();
     ASSERT_EQ(log_->next_offset(), next_offset_) << where();
@@ -307,6 +308,20 @@ class Fuzzer {
         expect = first_ + i;
         break;
       }
+    }
+    std::int64_t t = clock_.now_ms() - static_cast<std::int64_t>(prng_.uniform(8000));
+    auto by_time = log_->lookup_timestamp(t);
+    ASSERT_TRUE(by_time.has_value()) << by_time.status().to_string() << " " << where();
+    std::optional<LogIndex> expect_time;
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].timestamp >= t) {
+        expect_time = first_ + i;
+        break;
+      }
+    }
+    ASSERT_EQ(by_time->has_value(), expect_time.has_value()) << "time " << t << " " << where();
+    if (expect_time) {
+      ASSERT_EQ((*by_time)->index, *expect_time) << "time " << t << " " << where();
     }
     ASSERT_EQ(got->has_value(), expect.has_value()) << "offset " << o << " " << where();
     if (expect) {

@@ -94,7 +94,12 @@ TEST(StorageCrashTest, EveryEntryReportedDurableSurvivesSigkill) {
     int fd = -1;
     pid_t pid = spawn(dir, prng.next(), &fd);
     Reports reports;
-    bool alive = pump(fd, reports, static_cast<int>(prng.range(30, 250)));
+    // Wait for the writer's recovery report (bounded), then let it run a random while.
+    bool alive = true;
+    for (int waited = 0; alive && !reports.recovered && waited < 200; ++waited) {
+      alive = pump(fd, reports, 50);
+    }
+    if (alive) alive = pump(fd, reports, static_cast<int>(prng.range(10, 250)));
     ::kill(pid, SIGKILL);
     int wstatus = 0;
     ::waitpid(pid, &wstatus, 0);

@@ -51,13 +51,32 @@ Status Log::write_meta_locked(const LogMetaRecord& meta) {
   return Status::ok();
 }
 
+// Start-up, in order: list the directory (removing *.tmp and orphan index files), read
+// log.meta, drop by name the segments of an interrupted truncation or prefix removal, open
+// the segments (validating the tail), finish the interrupted operation, sync the tail.
 Status Log::recover() {
   std::lock_guard lock(mutex_);
+  MQ_RETURN_IF_ERROR(fs_->create_dirs(options_.directory));
+  MQ_ASSIGN_OR_RETURN(std::vector<LogIndex> bases, scan_directory_locked());
+  MQ_RETURN_IF_ERROR(load_meta_locked(!bases.empty()));
+  MQ_ASSIGN_OR_RETURN(std::vector<LogIndex> kept, drop_interrupted_by_name_locked(bases));
+  MQ_RETURN_IF_ERROR(load_segments(kept));
+  refresh_tail_state_locked();
+  MQ_RETURN_IF_ERROR(finish_interrupted_locked());
+  refresh_tail_state_locked();
+  // What was recovered may still be only in the page cache (the process, not the machine,
+  // crashed): sync it once so synced_index_ is true.
+  if (!segments_.empty()) MQ_RETURN_IF_ERROR(segments_.back()->sync());
+  synced_index_ = last_index_;
+  check_invariants_locked();
+  return Status::ok();
+}
+
+Result<std::vector<LogIndex>> Log::scan_directory_locked() {
   const std::string& dir = options_.directory;
-  MQ_RETURN_IF_ERROR(fs_->create_dirs(dir));
   MQ_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list(dir));
   std::vector<LogIndex> bases;
-  std::vector<std::string> index_files;
+  std::vector<std::pair<LogIndex, std::string>> index_files;
   for (const std::string& name : names) {
     LogIndex base;
     if (name.size() > 4 && name.ends_with(metadata_format::kTempSuffix)) {
@@ -66,42 +85,49 @@ Status Log::recover() {
       bases.push_back(base);
     } else if (segment_format::parse_file_name(name, segment_format::kOffsetIndexSuffix, &base) ||
                segment_format::parse_file_name(name, segment_format::kTimeIndexSuffix, &base)) {
-      index_files.push_back(name);
+      index_files.emplace_back(base, name);
     }
   }
   std::sort(bases.begin(), bases.end());
-  for (const std::string& name : index_files) {  // orphan index files
-    LogIndex base;
-    (void)(segment_format::parse_file_name(name, segment_format::kOffsetIndexSuffix, &base) ||
-           segment_format::parse_file_name(name, segment_format::kTimeIndexSuffix, &base));
-    if (!std::binary_search(bases.begin(), bases.end(), base)) (void)fs_->remove(join_path(dir, name));
+  for (const auto& [base, name] : index_files) {  // orphan index files
+    if (!std::binary_search(bases.begin(), bases.end(), base)) {
+      (void)fs_->remove(join_path(dir, name));
+    }
   }
-  std::string meta_path = join_path(dir, metadata_format::kLogMetaFileName);
+  return bases;
+}
+
+Status Log::load_meta_locked(bool segments_exist) {
+  std::string meta_path = join_path(options_.directory, metadata_format::kLogMetaFileName);
   MQ_ASSIGN_OR_RETURN(auto meta_bytes, read_whole_file(fs_, meta_path, LogMetaRecord::kEncodedSize));
   if (!meta_bytes) {
-    if (!bases.empty()) {
+    if (segments_exist) {
       return Status::corruption("log " + segment_options_.log_name + ": " + meta_path +
                                 " is missing but segments exist");
     }
-    MQ_RETURN_IF_ERROR(write_meta_locked(LogMetaRecord{}));
-  } else {
-    auto meta = LogMetaRecord::decode_from(meta_bytes->view());
-    if (!meta.has_value()) {
-      return Status(meta.error().code(), "log " + segment_options_.log_name + ": " + meta_path +
-                                             ": " + meta.error().message());
-    }
-    meta_ = *meta;
+    return write_meta_locked(LogMetaRecord{});  // a new log
   }
-  // Crash rules 3 and 4, by name first: a crash may have persisted the removals of an
-  // interrupted truncation or prefix removal in any order, leaving gaps; drop every segment
-  // that is wholly at/after a pending truncation or wholly below the start index.
+  auto meta = LogMetaRecord::decode_from(meta_bytes->view());
+  if (!meta.has_value()) {
+    return Status(meta.error().code(), "log " + segment_options_.log_name + ": " + meta_path +
+                                           ": " + meta.error().message());
+  }
+  meta_ = *meta;
+  return Status::ok();
+}
+
+// Crash rules 3 and 4, by name first: a crash may have persisted the removals of an
+// interrupted truncation or prefix removal in any order, leaving gaps; drop every segment
+// that is wholly at/after a pending truncation or wholly below the start index.
+Result<std::vector<LogIndex>> Log::drop_interrupted_by_name_locked(
+    const std::vector<LogIndex>& bases) {
   std::vector<LogIndex> kept;
   bool dropped = false;
   for (std::size_t k = 0; k < bases.size(); ++k) {
     bool truncated = meta_.truncate_from != LogIndex(0) && bases[k] >= meta_.truncate_from;
     bool below_start = k + 1 < bases.size() && bases[k + 1] <= meta_.start_index;
     if (truncated || below_start) {
-      std::string stem = join_path(dir, segment_format::file_stem(bases[k]));
+      std::string stem = join_path(options_.directory, segment_format::file_stem(bases[k]));
       (void)fs_->remove(stem + segment_format::kOffsetIndexSuffix);
       (void)fs_->remove(stem + segment_format::kTimeIndexSuffix);
       MQ_RETURN_IF_ERROR(fs_->remove(stem + segment_format::kSegmentSuffix));
@@ -110,9 +136,11 @@ Status Log::recover() {
       kept.push_back(bases[k]);
     }
   }
-  if (dropped) MQ_RETURN_IF_ERROR(fs_->sync_dir(dir));
-  MQ_RETURN_IF_ERROR(load_segments(kept));
-  refresh_tail_state_locked();
+  if (dropped) MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
+  return kept;
+}
+
+Status Log::finish_interrupted_locked() {
   if (meta_.truncate_from != LogIndex(0)) {  // crash rule 3: redo the truncation
     LogIndex from = std::max(meta_.truncate_from, meta_.start_index);
     if (from <= last_index_) MQ_RETURN_IF_ERROR(physical_truncate_locked(from));
@@ -120,7 +148,8 @@ Status Log::recover() {
     cleared.truncate_from = LogIndex(0);
     MQ_RETURN_IF_ERROR(write_meta_locked(cleared));
   }
-  // Crash rule 4: remove segments wholly below the start index.
+  // Crash rule 4: remove segments wholly below the start index, and a lone empty segment at a
+  // stale place (its base is not the start index).
   bool removed = false;
   while (!segments_.empty() && !segments_.front()->empty() &&
          segments_.front()->last_index() < meta_.start_index) {
@@ -128,25 +157,19 @@ Status Log::recover() {
     segments_.erase(segments_.begin());
     removed = true;
   }
-  while (!segments_.empty() && segments_.front()->empty() &&
-         segments_.front()->base_index() != meta_.start_index && segments_.size() == 1) {
-    MQ_RETURN_IF_ERROR(segments_.front()->remove_files(fs_));  // an empty tail at a stale place
+  if (segments_.size() == 1 && segments_.front()->empty() &&
+      segments_.front()->base_index() != meta_.start_index) {
+    MQ_RETURN_IF_ERROR(segments_.front()->remove_files(fs_));
     segments_.clear();
     removed = true;
   }
-  if (removed) MQ_RETURN_IF_ERROR(fs_->sync_dir(dir));
+  if (removed) MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
   if (!segments_.empty() && segments_.front()->base_index() > meta_.start_index) {
     return Status::corruption("log " + segment_options_.log_name + ": first segment starts at " +
                               std::to_string(segments_.front()->base_index().value()) +
                               " but the log starts at " +
                               std::to_string(meta_.start_index.value()));
   }
-  refresh_tail_state_locked();
-  // What was recovered may still be only in the page cache (the process, not the machine,
-  // crashed): sync it once so synced_index_ is true.
-  if (!segments_.empty()) MQ_RETURN_IF_ERROR(segments_.back()->sync());
-  synced_index_ = last_index_;
-  check_invariants_locked();
   return Status::ok();
 }
 

@@ -187,6 +187,10 @@ class Log {
   friend class Flusher;
   Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher);
   Status recover();
+  Result<std::vector<LogIndex>> scan_directory_locked();
+  Status load_meta_locked(bool segments_exist);
+  Result<std::vector<LogIndex>> drop_interrupted_by_name_locked(const std::vector<LogIndex>& bases);
+  Status finish_interrupted_locked();
   Status load_segments(const std::vector<LogIndex>& bases);
   Status write_meta_locked(const LogMetaRecord& meta);
   Status physical_truncate_locked(LogIndex from);

@@ -190,12 +190,20 @@ Status Log::load_segments(const std::vector<LogIndex>& bases) {
     }
     remaining.pop_back();
   }
+  bool removed = false;
   for (LogIndex base : remaining) {
     Segment::OpenReport report;
     MQ_ASSIGN_OR_RETURN(auto segment, Segment::open(fs_, options_.directory, base, false,
                                                     segment_options_, &report));
+    if (report.leftover) {
+      MQ_RETURN_IF_ERROR(fs_->remove(join_path(options_.directory, segment_format::file_stem(base) +
+                                                                     segment_format::kSegmentSuffix)));
+      removed = true;
+      continue;
+    }
     segments_.push_back(std::move(segment));
   }
+  if (removed) MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
   if (tail) segments_.push_back(std::move(tail));
   // Contiguity and monotonic terms and offsets across segments.
   for (std::size_t k = 1; k < segments_.size(); ++k) {

@@ -123,7 +123,9 @@ Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::stri
   }
   if (!status.is_ok()) {
     segment->file_.reset();
-    (void)fs->remove(segment->path_);  // best effort; start-up removes a leftover anyway
+    // Best effort, and made durable so the empty name cannot come back after a crash
+    // (start-up also removes such leftovers).
+    if (fs->remove(segment->path_).is_ok() && !fs->sync_dir(dir).is_ok()) *sync_failed = true;
     return status;
   }
   segment->created_ms_ = created_ms;
@@ -192,8 +194,17 @@ Status Segment::load_tail(OpenReport* report) {
       if (entry.error().code() != ErrorCode::kCorruption) return entry.error();
       break;
     }
-    if (entry->index != last_index_ + 1) break;
-    if (!empty() && (entry->term < last_term_ || entry->base_offset <= last_offset_)) break;
+    // A whole, checksummed header that does not continue the log cannot come from a torn
+    // write (the file is only ever appended at its end, and cuts are synced before the next
+    // append): it is corruption, not a tail to cut.
+    if (entry->index != last_index_ + 1) {
+      return Status::corruption(describe_position(position) + ": entry index " +
+                                std::to_string(entry->index.value()) + ", expected " +
+                                std::to_string((last_index_ + 1).value()));
+    }
+    if (!empty() && (entry->term < last_term_ || entry->base_offset <= last_offset_)) {
+      return Status::corruption(describe_position(position) + ": term or offset goes backwards");
+    }
     Status payload = scanner.verify_payload(position, *entry);
     if (!payload.is_ok()) {
       if (payload.code() != ErrorCode::kCorruption) return payload;
@@ -220,8 +231,13 @@ Status Segment::load_closed(OpenReport* report) {
     return Status::corruption(describe_position(0) + ": segment larger than 4 GiB");
   }
   Buffer header_bytes(kSegmentHeaderSize);
-  MQ_RETURN_IF_ERROR(read_exact(*file_, 0, std::span(header_bytes.data(), header_bytes.size()),
-                                describe_position(0)));
+  MQ_ASSIGN_OR_RETURN(std::size_t got, file_->read_at(0, std::span(header_bytes.data(), header_bytes.size())));
+  if (got < kSegmentHeaderSize || (size_ == kSegmentHeaderSize && all_zero(header_bytes))) {
+    // A creation that never became durable (its removal was not durable either); it holds
+    // no entry, so it is a leftover wherever it sits.
+    report->leftover = true;
+    return Status::ok();
+  }
   auto header = SegmentHeader::decode_from(header_bytes);
   if (!header.has_value()) return corruption_at(0, header.error());
   if (header->base_index != base_index_) {

@@ -70,8 +70,9 @@ class Segment {
   //  closed: the index files are validated (rebuilt if missing or bad) and the entries after
   //          the last indexed one are validated; any defect is kCorruption (a closed segment
   //          was fully fsynced when the log rolled past it).
-  // A tail whose file is shorter than a header, or holds only a zero header, is a segment
-  // whose creation never became durable: *leftover is set and nothing is opened.
+  // A file shorter than a header, or holding only a zero header, is a segment whose
+  // creation never became durable (tail or not): report->leftover is set and nothing is
+  // opened; the caller removes it.
   struct OpenReport {
     bool leftover = false;
     std::uint64_t torn_bytes_removed = 0;

@@ -229,7 +229,8 @@ class Fuzzer {
     reopen();
     if (::testing::Test::HasFatalFailure()) return;
     if (maybe_first_ && log_->first_index() == *maybe_first_) drop_prefix(*maybe_first_);
-    if (maybe_reset_ && log_->first_index() == maybe_reset_->first) {
+    if (maybe_reset_ && log_->first_index() == maybe_reset_->first &&
+        log_->start_offset() == maybe_reset_->second && log_->last_index() < log_->first_index()) {
       adopt_reset(maybe_reset_->first, maybe_reset_->second);
     }
     maybe_first_.reset();

@@ -51,13 +51,32 @@ Status Log::write_meta_locked(const LogMetaRecord& meta) {
   return Status::ok();
 }
 
+// Start-up, in order: list the directory (removing *.tmp and orphan index files), read
+// log.meta, drop by name the segments of an interrupted truncation or prefix removal, open
+// the segments (validating the tail), finish the interrupted operation, sync the tail.
 Status Log::recover() {
   std::lock_guard lock(mutex_);
+  MQ_RETURN_IF_ERROR(fs_->create_dirs(options_.directory));
+  MQ_ASSIGN_OR_RETURN(std::vector<LogIndex> bases, scan_directory_locked());
+  MQ_RETURN_IF_ERROR(load_meta_locked(!bases.empty()));
+  MQ_ASSIGN_OR_RETURN(std::vector<LogIndex> kept, drop_interrupted_by_name_locked(bases));
+  MQ_RETURN_IF_ERROR(load_segments(kept));
+  refresh_tail_state_locked();
+  MQ_RETURN_IF_ERROR(finish_interrupted_locked());
+  refresh_tail_state_locked();
+  // What was recovered may still be only in the page cache (the process, not the machine,
+  // crashed): sync it once so synced_index_ is true.
+  if (!segments_.empty()) MQ_RETURN_IF_ERROR(segments_.back()->sync());
+  synced_index_ = last_index_;
+  check_invariants_locked();
+  return Status::ok();
+}
+
+Result<std::vector<LogIndex>> Log::scan_directory_locked() {
   const std::string& dir = options_.directory;
-  MQ_RETURN_IF_ERROR(fs_->create_dirs(dir));
   MQ_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list(dir));
   std::vector<LogIndex> bases;
-  std::vector<std::string> index_files;
+  std::vector<std::pair<LogIndex, std::string>> index_files;
   for (const std::string& name : names) {
     LogIndex base;
     if (name.size() > 4 && name.ends_with(metadata_format::kTempSuffix)) {
@@ -66,34 +85,62 @@ Status Log::recover() {
       bases.push_back(base);
     } else if (segment_format::parse_file_name(name, segment_format::kOffsetIndexSuffix, &base) ||
                segment_format::parse_file_name(name, segment_format::kTimeIndexSuffix, &base)) {
-      index_files.push_back(name);
+      index_files.emplace_back(base, name);
     }
   }
   std::sort(bases.begin(), bases.end());
-  for (const std::string& name : index_files) {  // orphan index files
-    LogIndex base;
-    (void)(segment_format::parse_file_name(name, segment_format::kOffsetIndexSuffix, &base) ||
-           segment_format::parse_file_name(name, segment_format::kTimeIndexSuffix, &base));
-    if (!std::binary_search(bases.begin(), bases.end(), base)) (void)fs_->remove(join_path(dir, name));
+  for (const auto& [base, name] : index_files) {  // orphan index files
+    if (!std::binary_search(bases.begin(), bases.end(), base)) {
+      (void)fs_->remove(join_path(dir, name));
+    }
   }
-  std::string meta_path = join_path(dir, metadata_format::kLogMetaFileName);
+  return bases;
+}
+
+Status Log::load_meta_locked(bool segments_exist) {
+  std::string meta_path = join_path(options_.directory, metadata_format::kLogMetaFileName);
   MQ_ASSIGN_OR_RETURN(auto meta_bytes, read_whole_file(fs_, meta_path, LogMetaRecord::kEncodedSize));
   if (!meta_bytes) {
-    if (!bases.empty()) {
+    if (segments_exist) {
       return Status::corruption("log " + segment_options_.log_name + ": " + meta_path +
                                 " is missing but segments exist");
     }
-    MQ_RETURN_IF_ERROR(write_meta_locked(LogMetaRecord{}));
-  } else {
-    auto meta = LogMetaRecord::decode_from(meta_bytes->view());
-    if (!meta.has_value()) {
-      return Status(meta.error().code(), "log " + segment_options_.log_name + ": " + meta_path +
-                                             ": " + meta.error().message());
-    }
-    meta_ = *meta;
+    return write_meta_locked(LogMetaRecord{});  // a new log
   }
-  MQ_RETURN_IF_ERROR(load_segments(bases));
-  refresh_tail_state_locked();
+  auto meta = LogMetaRecord::decode_from(meta_bytes->view());
+  if (!meta.has_value()) {
+    return Status(meta.error().code(), "log " + segment_options_.log_name + ": " + meta_path +
+                                           ": " + meta.error().message());
+  }
+  meta_ = *meta;
+  return Status::ok();
+}
+
+// Crash rules 3 and 4, by name first: a crash may have persisted the removals of an
+// interrupted truncation or prefix removal in any order, leaving gaps; drop every segment
+// that is wholly at/after a pending truncation or wholly below the start index.
+Result<std::vector<LogIndex>> Log::drop_interrupted_by_name_locked(
+    const std::vector<LogIndex>& bases) {
+  std::vector<LogIndex> kept;
+  bool dropped = false;
+  for (std::size_t k = 0; k < bases.size(); ++k) {
+    bool truncated = meta_.truncate_from != LogIndex(0) && bases[k] >= meta_.truncate_from;
+    bool below_start = k + 1 < bases.size() && bases[k + 1] <= meta_.start_index;
+    if (truncated || below_start) {
+      std::string stem = join_path(options_.directory, segment_format::file_stem(bases[k]));
+      (void)fs_->remove(stem + segment_format::kOffsetIndexSuffix);
+      (void)fs_->remove(stem + segment_format::kTimeIndexSuffix);
+      MQ_RETURN_IF_ERROR(fs_->remove(stem + segment_format::kSegmentSuffix));
+      dropped = true;
+    } else {
+      kept.push_back(bases[k]);
+    }
+  }
+  if (dropped) MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
+  return kept;
+}
+
+Status Log::finish_interrupted_locked() {
   if (meta_.truncate_from != LogIndex(0)) {  // crash rule 3: redo the truncation
     LogIndex from = std::max(meta_.truncate_from, meta_.start_index);
     if (from <= last_index_) MQ_RETURN_IF_ERROR(physical_truncate_locked(from));
@@ -101,7 +148,8 @@ Status Log::recover() {
     cleared.truncate_from = LogIndex(0);
     MQ_RETURN_IF_ERROR(write_meta_locked(cleared));
   }
-  // Crash rule 4: remove segments wholly below the start index.
+  // Crash rule 4: remove segments wholly below the start index, and a lone empty segment at a
+  // stale place (its base is not the start index).
   bool removed = false;
   while (!segments_.empty() && !segments_.front()->empty() &&
          segments_.front()->last_index() < meta_.start_index) {
@@ -109,24 +157,19 @@ Status Log::recover() {
     segments_.erase(segments_.begin());
     removed = true;
   }
-  while (!segments_.empty() && segments_.front()->empty() &&
-         segments_.front()->base_index() != meta_.start_index && segments_.size() == 1) {
-    MQ_RETURN_IF_ERROR(segments_.front()->remove_files(fs_));  // an empty tail at a stale place
+  if (segments_.size() == 1 && segments_.front()->empty() &&
+      segments_.front()->base_index() != meta_.start_index) {
+    MQ_RETURN_IF_ERROR(segments_.front()->remove_files(fs_));
     segments_.clear();
     removed = true;
   }
-  if (removed) MQ_RETURN_IF_ERROR(fs_->sync_dir(dir));
+  if (removed) MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
   if (!segments_.empty() && segments_.front()->base_index() > meta_.start_index) {
     return Status::corruption("log " + segment_options_.log_name + ": first segment starts at " +
                               std::to_string(segments_.front()->base_index().value()) +
                               " but the log starts at " +
                               std::to_string(meta_.start_index.value()));
   }
-  refresh_tail_state_locked();
-  // What was recovered may still be only in the page cache (the process, not the machine,
-  // crashed): sync it once so synced_index_ is true.
-  if (!segments_.empty()) MQ_RETURN_IF_ERROR(segments_.back()->sync());
-  synced_index_ = last_index_;
   return Status::ok();
 }
 
@@ -147,12 +190,20 @@ Status Log::load_segments(const std::vector<LogIndex>& bases) {
     }
     remaining.pop_back();
   }
+  bool removed = false;
   for (LogIndex base : remaining) {
     Segment::OpenReport report;
     MQ_ASSIGN_OR_RETURN(auto segment, Segment::open(fs_, options_.directory, base, false,
                                                     segment_options_, &report));
+    if (report.leftover) {
+      MQ_RETURN_IF_ERROR(fs_->remove(join_path(options_.directory, segment_format::file_stem(base) +
+                                                                     segment_format::kSegmentSuffix)));
+      removed = true;
+      continue;
+    }
     segments_.push_back(std::move(segment));
   }
+  if (removed) MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
   if (tail) segments_.push_back(std::move(tail));
   // Contiguity and monotonic terms and offsets across segments.
   for (std::size_t k = 1; k < segments_.size(); ++k) {
@@ -172,7 +223,16 @@ Status Log::load_segments(const std::vector<LogIndex>& bases) {
   return Status::ok();
 }
 
+void Log::update_running_max_locked(std::size_t from) {
+  running_max_timestamp_.resize(segments_.size());
+  for (std::size_t k = from; k < segments_.size(); ++k) {
+    std::int64_t previous = k == 0 ? INT64_MIN : running_max_timestamp_[k - 1];
+    running_max_timestamp_[k] = std::max(previous, segments_[k]->max_timestamp());
+  }
+}
+
 void Log::refresh_tail_state_locked() {
+  update_running_max_locked(0);
   // last_index_: last entry of the last non-empty segment, but never below start - 1.
   last_index_ = meta_.start_index - 1;
   last_term_ = Term(0);
@@ -233,6 +293,43 @@ std::vector<SegmentSummary> Log::segments() const {
 Status Log::health() const {
   std::lock_guard lock(mutex_);
   return failed_;
+}
+
+void Log::check_invariants() const {
+  std::lock_guard lock(mutex_);
+  check_invariants_locked();
+}
+
+void Log::check_invariants_locked() const {
+  MQ_ASSERT(meta_.start_index > LogIndex(0));
+  MQ_ASSERT(last_index_ + 1 >= meta_.start_index);
+  MQ_ASSERT(synced_index_ <= last_index_);
+  MQ_ASSERT(synced_index_ + 1 >= meta_.start_index);
+  MQ_ASSERT(next_offset_ >= meta_.start_offset);
+  MQ_ASSERT(running_max_timestamp_.size() == segments_.size());
+  for (std::size_t k = 0; k < segments_.size(); ++k) {
+    const Segment& s = *segments_[k];
+    if (k + 1 < segments_.size()) {
+      // Only the tail is appended to; every other segment is complete and non-empty.
+      MQ_ASSERT(s.closed());
+      MQ_ASSERT(!s.empty());
+      MQ_ASSERT(segments_[k + 1]->base_index() == s.last_index() + 1);
+      MQ_ASSERT(segments_[k + 1]->empty() || segments_[k + 1]->first_offset() > s.last_offset());
+    } else {
+      MQ_ASSERT(!s.closed());
+    }
+    if (k > 0) MQ_ASSERT(running_max_timestamp_[k] >= running_max_timestamp_[k - 1]);
+  }
+  if (last_index_ >= meta_.start_index) {
+    MQ_ASSERT(!segments_.empty());
+    MQ_ASSERT(segments_.front()->base_index() <= meta_.start_index);
+    const Segment& tail = segments_.back()->empty() && segments_.size() > 1
+                              ? *segments_[segments_.size() - 2]
+                              : *segments_.back();
+    MQ_ASSERT(tail.last_index() == last_index_);
+    MQ_ASSERT(tail.last_offset() + 1 == next_offset_);
+    MQ_ASSERT(tail.last_term() == last_term_);
+  }
 }
 
 Status Log::fail_locked(Status status) {
@@ -309,16 +406,26 @@ Status Log::roll_locked() {
   Status synced = old.sync();
   if (!synced.is_ok()) return fail_locked(synced);
   synced_index_ = std::max(synced_index_, old.last_index());
-  MQ_ASSIGN_OR_RETURN(auto fresh, Segment::create(fs_, options_.directory, last_index_ + 1,
-                                                  clock_->now_ms(), segment_options_));
-  Status dir_synced = fs_->sync_dir(options_.directory);
-  if (!dir_synced.is_ok()) {
-    (void)fresh->remove_files(fs_);
-    return dir_synced;
-  }
-  MQ_RETURN_IF_ERROR(old.close_for_append(fs_));
+  MQ_ASSIGN_OR_RETURN(auto fresh, create_segment_locked(last_index_ + 1));
+  old.close_for_append();
   segments_.push_back(std::move(fresh));
+  update_running_max_locked(segments_.size() - 1);
   return Status::ok();
+}
+
+Result<std::unique_ptr<Segment>> Log::create_segment_locked(LogIndex base_index) {
+  bool sync_failed = false;
+  auto fresh = Segment::create(fs_, options_.directory, base_index, clock_->now_ms(),
+                               segment_options_, &sync_failed);
+  if (!fresh.has_value()) {
+    // A failed write (ENOSPC) is a clean error; a failed fdatasync leaves the directory in
+    // an unknown state: fail the log so start-up sorts it out.
+    if (sync_failed) return fail_locked(fresh.error());
+    return fresh.error();
+  }
+  Status dir_synced = fs_->sync_dir(options_.directory);
+  if (!dir_synced.is_ok()) return fail_locked(dir_synced);
+  return fresh;
 }
 
 Status Log::roll() {
@@ -337,15 +444,9 @@ Status Log::append(std::span<const AppendEntry> entries) {
     std::size_t done = 0;
     while (done < entries.size()) {
       if (segments_.empty()) {
-        MQ_ASSIGN_OR_RETURN(auto fresh, Segment::create(fs_, options_.directory,
-                                                        entries[done].index, clock_->now_ms(),
-                                                        segment_options_));
-        Status dir_synced = fs_->sync_dir(options_.directory);
-        if (!dir_synced.is_ok()) {
-          (void)fresh->remove_files(fs_);
-          return dir_synced;
-        }
+        MQ_ASSIGN_OR_RETURN(auto fresh, create_segment_locked(entries[done].index));
         segments_.push_back(std::move(fresh));
+        update_running_max_locked(segments_.size() - 1);
       } else if (needs_roll_locked(*segments_.back(), entries[done])) {
         MQ_RETURN_IF_ERROR(roll_locked());
       }
@@ -369,11 +470,13 @@ Status Log::append(std::span<const AppendEntry> entries) {
         return status;
       }
       done = end;
+      update_running_max_locked(segments_.size() >= 2 ? segments_.size() - 2 : 0);
       last_index_ = tail.last_index();
       last_term_ = tail.last_term();
       next_offset_ = tail.last_offset() + 1;
     }
     MQ_ASSERT(last_index_ == entries.back().index);
+    if constexpr (kDebugAsserts) check_invariants_locked();
   }
   if (flusher_ != nullptr) flusher_->enqueue(this);
   return Status::ok();
@@ -494,9 +597,14 @@ Result<std::optional<EntryRef>> Log::lookup_offset(KafkaOffset offset) {
 
 Result<std::optional<EntryRef>> Log::lookup_timestamp(std::int64_t timestamp) {
   std::lock_guard lock(mutex_);
-  // Segments are visited in order; each answers from its in-memory maximum without I/O, so
-  // only the segment holding the answer is searched (binary search in its time index).
-  for (auto& segment : segments_) {
+  MQ_DASSERT(running_max_timestamp_.size() == segments_.size());
+  // Binary search for the first segment whose running maximum reaches the timestamp (it
+  // holds the answer), then a binary search in its time index and a short scan.
+  auto first = std::lower_bound(running_max_timestamp_.begin(), running_max_timestamp_.end(),
+                                timestamp);
+  for (auto k = static_cast<std::size_t>(first - running_max_timestamp_.begin());
+       k < segments_.size(); ++k) {
+    Segment* segment = segments_[k].get();
     if (segment->empty() || segment->last_index() < meta_.start_index) continue;
     MQ_ASSIGN_OR_RETURN(auto location, segment->locate_timestamp(timestamp));
     if (!location) continue;
@@ -585,6 +693,7 @@ Status Log::truncate_suffix(LogIndex from) {
   if (!cleared.is_ok()) return fail_locked(cleared);
   synced_index_ = std::min(synced_index_, last_index_);
   MQ_ASSERT(last_index_ == from - 1);
+  if constexpr (kDebugAsserts) check_invariants_locked();
   return Status::ok();
 }
 
@@ -621,6 +730,7 @@ Status Log::remove_prefix(LogIndex new_first) {
   }
   synced_index_ = std::max(synced_index_, new_first - 1);
   refresh_tail_state_locked();
+  if constexpr (kDebugAsserts) check_invariants_locked();
   return Status::ok();
 }
 
@@ -650,6 +760,7 @@ Status Log::reset(LogIndex next_index, KafkaOffset next_offset) {
   if (!status.is_ok()) return fail_locked(status);
   refresh_tail_state_locked();
   synced_index_ = last_index_;
+  if constexpr (kDebugAsserts) check_invariants_locked();
   return Status::ok();
 }
 

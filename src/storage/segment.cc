@@ -106,7 +106,8 @@ Status Segment::corruption_at(std::uint64_t position, const Status& cause) const
 
 Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::string& dir,
                                                  LogIndex base_index, std::int64_t created_ms,
-                                                 const SegmentOptions& options) {
+                                                 const SegmentOptions& options,
+                                                 bool* sync_failed) {
   std::unique_ptr<Segment> segment(new Segment(fs, dir, base_index, options));
   MQ_ASSIGN_OR_RETURN(segment->file_,
                       fs->open(segment->path_, OpenOptions{.create = true, .exclusive = true}));
@@ -116,10 +117,15 @@ Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::stri
   std::uint8_t bytes[SegmentHeader::kEncodedSize];
   header.encode_to(bytes);
   Status status = segment->file_->write_at(0, BufferView(bytes, sizeof bytes));
-  if (status.is_ok()) status = segment->file_->sync();
+  if (status.is_ok()) {
+    status = segment->file_->sync();
+    *sync_failed = !status.is_ok();
+  }
   if (!status.is_ok()) {
     segment->file_.reset();
-    (void)fs->remove(segment->path_);  // best effort; start-up removes a leftover anyway
+    // Best effort, and made durable so the empty name cannot come back after a crash
+    // (start-up also removes such leftovers).
+    if (fs->remove(segment->path_).is_ok() && !fs->sync_dir(dir).is_ok()) *sync_failed = true;
     return status;
   }
   segment->created_ms_ = created_ms;
@@ -188,8 +194,17 @@ Status Segment::load_tail(OpenReport* report) {
       if (entry.error().code() != ErrorCode::kCorruption) return entry.error();
       break;
     }
-    if (entry->index != last_index_ + 1) break;
-    if (!empty() && (entry->term < last_term_ || entry->base_offset <= last_offset_)) break;
+    // A whole, checksummed header that does not continue the log cannot come from a torn
+    // write (the file is only ever appended at its end, and cuts are synced before the next
+    // append): it is corruption, not a tail to cut.
+    if (entry->index != last_index_ + 1) {
+      return Status::corruption(describe_position(position) + ": entry index " +
+                                std::to_string(entry->index.value()) + ", expected " +
+                                std::to_string((last_index_ + 1).value()));
+    }
+    if (!empty() && (entry->term < last_term_ || entry->base_offset <= last_offset_)) {
+      return Status::corruption(describe_position(position) + ": term or offset goes backwards");
+    }
     Status payload = scanner.verify_payload(position, *entry);
     if (!payload.is_ok()) {
       if (payload.code() != ErrorCode::kCorruption) return payload;
@@ -216,8 +231,13 @@ Status Segment::load_closed(OpenReport* report) {
     return Status::corruption(describe_position(0) + ": segment larger than 4 GiB");
   }
   Buffer header_bytes(kSegmentHeaderSize);
-  MQ_RETURN_IF_ERROR(read_exact(*file_, 0, std::span(header_bytes.data(), header_bytes.size()),
-                                describe_position(0)));
+  MQ_ASSIGN_OR_RETURN(std::size_t got, file_->read_at(0, std::span(header_bytes.data(), header_bytes.size())));
+  if (got < kSegmentHeaderSize || (size_ == kSegmentHeaderSize && all_zero(header_bytes))) {
+    // A creation that never became durable (its removal was not durable either); it holds
+    // no entry, so it is a leftover wherever it sits.
+    report->leftover = true;
+    return Status::ok();
+  }
   auto header = SegmentHeader::decode_from(header_bytes);
   if (!header.has_value()) return corruption_at(0, header.error());
   if (header->base_index != base_index_) {
@@ -562,8 +582,9 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   }
   Status status = file_->write_at(size_, pieces);
   if (!status.is_ok()) {
-    // Roll the partially written tail back to the last good position.
-    if (!file_->truncate(size_).is_ok()) *broken = true;
+    // Roll the partially written tail back to the last good position, durably: otherwise a
+    // crash could bring back whole entries of an append that was reported as failed.
+    if (!file_->truncate(size_).is_ok() || !file_->sync().is_ok()) *broken = true;
     return status;
   }
   std::uint64_t position = size_;
@@ -573,18 +594,22 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   }
   size_ = position;
   MQ_ASSERT(size_ <= segment_format::kSegmentBytesMax);
+  // Start write-back of every full MiB behind us so the next fdatasync finds little to do.
+  constexpr std::uint64_t kWritebackChunkBytes = 1 << 20;
+  if (size_ - writeback_position_ >= kWritebackChunkBytes) {
+    std::uint64_t end = size_ - size_ % kWritebackChunkBytes;
+    file_->start_writeback(writeback_position_, end - writeback_position_);
+    writeback_position_ = end;
+  }
   return Status::ok();
 }
 
 Status Segment::sync() { return file_->sync(); }
 
-Status Segment::close_for_append(FileSystem* fs) {
-  MQ_ASSERT(fs == fs_);
+void Segment::close_for_append() {
   MQ_ASSERT(!closed_);
-  MQ_RETURN_IF_ERROR(file_->sync());
   closed_ = true;
   (void)write_index_files();  // on failure the index stays in memory (rebuilt at start-up)
-  return Status::ok();
 }
 
 Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
@@ -604,6 +629,7 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
   MQ_RETURN_IF_ERROR(file_->sync());
   closed_ = false;
   size_ = cut;
+  writeback_position_ = std::min(writeback_position_, cut);
   while (!points_.empty() && points_.back().offset.position >= cut) points_.pop_back();
   last_index_ = from - 1;
   max_timestamp_ = -1;

@@ -12,7 +12,7 @@ Status InteractionEnv::handle_duplicate_msgs(const TestData& block) {
       if (m.to.value() == id) copies.push_back(m);
     }
   }
-  out_ << "duplicated " << copies.size() << " messages\n";
+  if (!quiet_) out_ << "duplicated " << copies.size() << " messages\n";
   in_flight_.insert(in_flight_.end(), copies.begin(), copies.end());
   return Status::ok();
 }

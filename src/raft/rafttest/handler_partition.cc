@@ -12,7 +12,7 @@ Status InteractionEnv::handle_partition(const TestData& block) {
   std::vector<std::set<std::uint64_t>> groups;
   if (block.command == "heal" && block.args.empty()) {
     partition_.clear();
-    out_ << "healed\n";
+    if (!quiet_) out_ << "healed\n";
     return Status::ok();
   }
   if (block.command == "heal") {
@@ -48,6 +48,7 @@ Status InteractionEnv::handle_partition(const TestData& block) {
     if (groups.empty()) return Status::invalid_argument("usage: partition g1=(1,2) g2=(3)");
   }
   partition_ = std::move(groups);
+  if (quiet_) return Status::ok();
   out_ << "groups:";
   for (const auto& group : partition_) {
     out_ << " (";

@@ -69,6 +69,9 @@ void Progress::update_on_entries_send(std::size_t entry_count, std::uint64_t byt
         next += entry_count;
         inflights.add(next - 1, bytes);
       }
+      // Throttled once the window is full; a heartbeat response lifts the pause for one
+      // (empty) append so that a window whose appends were all lost cannot stall forever.
+      msg_app_flow_paused = inflights.full();
       break;
     case ProgressState::kProbe:
       // One append per heartbeat interval until the follower answers (etcd ProbeSent).
@@ -98,7 +101,7 @@ bool Progress::maybe_decr_to(LogIndex rejected, LogIndex match_hint) {
 bool Progress::is_paused() const {
   switch (state) {
     case ProgressState::kProbe: return msg_app_flow_paused;
-    case ProgressState::kReplicate: return inflights.full();
+    case ProgressState::kReplicate: return msg_app_flow_paused;
     case ProgressState::kSnapshot: return true;
   }
   return true;

@@ -58,15 +58,30 @@ void InteractionEnv::persist_conf_state(Node& n) {
   n.storage->set_conf_state(n.raw_node->status().conf_state);
 }
 
+// As etcd's env (its History + snapOverrideStorage): after each applied batch the host records
+// a snapshot of its state machine at the applied index, with the membership in force there, so
+// a leader that must send a snapshot sends a recent one that includes the recipient.
+Status InteractionEnv::snapshot_applied(Node& n) {
+  MQ_ASSIGN_OR_RETURN(Snapshot current, n.storage->snapshot());
+  if (n.applied <= current.meta.index) return Status::ok();
+  return n.storage
+      ->create_snapshot(n.applied, n.raw_node->status().conf_state,
+                        SharedBuffer(encode_state_machine(n, n.applied)))
+      .status();
+}
+
 Status InteractionEnv::create_snapshot_and_compact(Node& n, LogIndex index, bool compact) {
   if (index > n.applied) {
     return Status::invalid_argument("index " + std::to_string(index.value()) +
                                     " is beyond applied " + std::to_string(n.applied.value()));
   }
-  const ConfState conf_state = n.raw_node->status().conf_state;
-  MQ_ASSIGN_OR_RETURN(
-      Snapshot snapshot,
-      n.storage->create_snapshot(index, conf_state, SharedBuffer(encode_state_machine(n, index))));
+  MQ_ASSIGN_OR_RETURN(Snapshot snapshot, n.storage->snapshot());
+  if (snapshot.meta.index < index) {
+    const ConfState conf_state = n.raw_node->status().conf_state;
+    MQ_ASSIGN_OR_RETURN(snapshot, n.storage->create_snapshot(
+                                      index, conf_state,
+                                      SharedBuffer(encode_state_machine(n, index))));
+  }
   if (!quiet_) out_ << "snapshot " << describe(snapshot.meta) << "\n";
   if (compact) {
     MQ_RETURN_IF_ERROR(n.storage->compact(index));

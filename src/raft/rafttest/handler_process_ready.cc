@@ -52,7 +52,7 @@ Status InteractionEnv::process_ready(std::uint64_t id) {
       break;
     }
   }
-  return Status::ok();
+  return snapshot_applied(*n);
 }
 
 Status InteractionEnv::handle_process_ready(const TestData& block) {

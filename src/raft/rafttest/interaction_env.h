@@ -93,6 +93,8 @@ class InteractionEnv {
   Status apply(Node& n, const Ready& ready);
   // After applying a conf change: the membership initial_state() reports on a restart.
   void persist_conf_state(Node& n);
+  // After applying: record a snapshot at the applied index (etcd env's History).
+  Status snapshot_applied(Node& n);
 
   // Storage side of compact/snapshot: a snapshot at `index` (<= applied) holding the state
   // machine up to it, then the log prefix up to it discarded.

@@ -44,6 +44,7 @@ Status InteractionEnv::persist(Node& n, const Ready& ready) {
     if (!quiet_) {
       out_ << "  state machine restored at " << n.applied << ":";
       for (const auto& [index, payload] : n.state_machine) out_ << " " << index << "=" << payload;
+      if (n.state_machine.empty()) out_ << " (empty)";
       out_ << "\n";
     }
   }

@@ -35,6 +35,19 @@ Result<std::vector<std::pair<LogIndex, std::string>>> decode_state_machine(Buffe
   return out;
 }
 
+Result<std::unique_ptr<MemoryStorage>> make_storage(const Bootstrap& bootstrap) {
+  std::unique_ptr<MemoryStorage> storage;
+  if (bootstrap.has_config && bootstrap.snapshot.meta.index == LogIndex(0)) {
+    storage = std::make_unique<MemoryStorage>(bootstrap.snapshot.meta.conf_state);
+  } else {
+    storage = std::make_unique<MemoryStorage>();
+    if (bootstrap.has_config) MQ_RETURN_IF_ERROR(storage->apply_snapshot(bootstrap.snapshot));
+  }
+  if (!bootstrap.preload.empty()) MQ_RETURN_IF_ERROR(storage->append(bootstrap.preload));
+  if (!bootstrap.hard_state.empty()) storage->set_hard_state(bootstrap.hard_state);
+  return storage;
+}
+
 // Step 2 of the Ready contract: snapshot, then entries (replacing any suffix), then hard state.
 Status InteractionEnv::persist(Node& n, const Ready& ready) {
   if (ready.snapshot) {

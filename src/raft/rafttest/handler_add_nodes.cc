@@ -90,9 +90,7 @@ Result<std::vector<Entry>> preloaded_log(const TestData& block, const SnapshotMe
   return entries;
 }
 
-}  // namespace
-
-Status InteractionEnv::handle_add_nodes(const TestData& block) {
+Result<std::uint64_t> parse_count(const TestData& block, std::size_t existing) {
   if (block.args.empty() || !block.args[0].values.empty()) {
     return Status::invalid_argument("add-nodes needs a node count first");
   }
@@ -102,60 +100,66 @@ Status InteractionEnv::handle_add_nodes(const TestData& block) {
     count = count * 10 + static_cast<std::uint64_t>(c - '0');
   }
   constexpr std::uint64_t kNodesMax = 16;
-  if (count == 0 || nodes_.size() + count > kNodesMax) {
+  if (count == 0 || existing + count > kNodesMax) {
     return Status::invalid_argument("node count must be in [1, " + std::to_string(kNodesMax) +
                                     "] in total");
   }
-  MQ_ASSIGN_OR_RETURN(Config base, parse_config(block));
-  Snapshot snapshot;
-  const bool has_config = block.has_arg("voters") || block.has_arg("learners");
-  if (has_config) {
+  return count;
+}
+
+Result<Bootstrap> parse_bootstrap(const TestData& block) {
+  Bootstrap b;
+  b.has_config = block.has_arg("voters") || block.has_arg("learners");
+  if (b.has_config) {
     if (block.has_arg("voters")) {
       MQ_ASSIGN_OR_RETURN(auto voters, block.arg_uints("voters"));
-      snapshot.meta.conf_state.voters = to_node_ids(voters);
+      b.snapshot.meta.conf_state.voters = to_node_ids(voters);
     }
     if (block.has_arg("learners")) {
       MQ_ASSIGN_OR_RETURN(auto learners, block.arg_uints("learners"));
-      snapshot.meta.conf_state.learners = to_node_ids(learners);
+      b.snapshot.meta.conf_state.learners = to_node_ids(learners);
     }
     std::uint64_t index = 1;
     MQ_RETURN_IF_ERROR(parse_uint_option(block, "index", index));
-    snapshot.meta.index = LogIndex(index);
-    snapshot.meta.term = Term(index == 0 ? 0 : 1);
+    b.snapshot.meta.index = LogIndex(index);
+    b.snapshot.meta.term = Term(index == 0 ? 0 : 1);
   } else if (block.has_arg("index") || block.has_arg("log-terms")) {
     return Status::invalid_argument("index= and log-terms= need voters= or learners=");
   }
-  MQ_ASSIGN_OR_RETURN(std::vector<Entry> preload, preloaded_log(block, snapshot.meta));
-  HardState hard_state;
+  MQ_ASSIGN_OR_RETURN(b.preload, preloaded_log(block, b.snapshot.meta));
   std::uint64_t term = 0, commit = 0;
   MQ_RETURN_IF_ERROR(parse_uint_option(block, "term", term));
   MQ_RETURN_IF_ERROR(parse_uint_option(block, "commit", commit));
-  hard_state.term = Term(term);
-  hard_state.commit = LogIndex(commit);
-  const LogIndex last = snapshot.meta.index + preload.size();
-  if (hard_state.commit > last || (hard_state.commit > LogIndex(0) &&
-                                   hard_state.commit < snapshot.meta.index)) {
+  b.hard_state.term = Term(term);
+  b.hard_state.commit = LogIndex(commit);
+  const LogIndex last = b.snapshot.meta.index + b.preload.size();
+  if (b.hard_state.commit > last ||
+      (b.hard_state.commit > LogIndex(0) && b.hard_state.commit < b.snapshot.meta.index)) {
     return Status::invalid_argument("commit must be in [index, last preloaded index]");
   }
-  if (!preload.empty() && hard_state.term < preload.back().term) {
+  if (!b.preload.empty() && b.hard_state.term < b.preload.back().term) {
     return Status::invalid_argument("term= must be >= the last preloaded entry's term");
   }
+  return b;
+}
+
+}  // namespace
+
+Status InteractionEnv::handle_add_nodes(const TestData& block) {
+  MQ_ASSIGN_OR_RETURN(std::uint64_t count, parse_count(block, nodes_.size()));
+  MQ_ASSIGN_OR_RETURN(Config base, parse_config(block));
+  MQ_ASSIGN_OR_RETURN(Bootstrap bootstrap, parse_bootstrap(block));
   for (std::uint64_t k = 0; k < count; ++k) {
     auto n = std::make_unique<Node>();
     n->config = base;
     n->config.id = NodeId(nodes_.size() + 1);
     n->config.random_seed = n->config.id.value();
     MQ_RETURN_IF_ERROR(parse_uint_option(block, "seed", n->config.random_seed));
-    n->storage = std::make_unique<MemoryStorage>();
-    if (has_config && snapshot.meta.index == LogIndex(0)) {
-      n->storage = std::make_unique<MemoryStorage>(snapshot.meta.conf_state);
-    } else if (has_config) {
-      MQ_RETURN_IF_ERROR(n->storage->apply_snapshot(snapshot));
-      n->applied = snapshot.meta.index;
-      n->config.applied = snapshot.meta.index;
+    MQ_ASSIGN_OR_RETURN(n->storage, make_storage(bootstrap));
+    if (bootstrap.has_config) {
+      n->applied = bootstrap.snapshot.meta.index;
+      n->config.applied = bootstrap.snapshot.meta.index;
     }
-    if (!preload.empty()) MQ_RETURN_IF_ERROR(n->storage->append(preload));
-    if (!hard_state.empty()) n->storage->set_hard_state(hard_state);
     MQ_ASSIGN_OR_RETURN(n->raw_node, RawNode::create(n->config, n->storage.get()));
     nodes_.push_back(std::move(n));
     if (!quiet_) {

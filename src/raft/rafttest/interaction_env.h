@@ -38,6 +38,15 @@ struct Node {
   LogIndex applied;  // Invariant: committed entries arrive in order, starting at applied + 1.
 };
 
+// The initial stable state of a new node (add-nodes).
+struct Bootstrap {
+  bool has_config = false;  // voters/learners given
+  Snapshot snapshot;        // membership and position; index 0: no snapshot (bootstrapped)
+  std::vector<Entry> preload;  // entries after the snapshot (paper figures)
+  HardState hard_state;
+};
+Result<std::unique_ptr<MemoryStorage>> make_storage(const Bootstrap& bootstrap);
+
 class InteractionEnv {
  public:
   InteractionEnv() = default;

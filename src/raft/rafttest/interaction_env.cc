@@ -43,8 +43,9 @@ const std::map<std::string, HandlerMethod, std::less<>>& handlers() {
 
 // Argument errors carry "file:line: "; expected outputs must not depend on line numbers.
 std::string strip_position(const TestData& block, std::string message) {
-  const std::string prefix = block.pos() + ": ";
-  if (message.rfind(prefix, 0) == 0) message.erase(0, prefix.size());
+  const std::string position = block.pos() + ": ";
+  const std::size_t at = message.find(position);
+  if (at != std::string::npos) message.erase(at, position.size());
   return message;
 }
 
@@ -87,6 +88,7 @@ Result<std::vector<std::uint64_t>> InteractionEnv::node_ids(const TestData& bloc
   }
   if (ids.empty() && default_all) {
     for (std::uint64_t id = 1; id <= nodes_.size(); ++id) ids.push_back(id);
+    return ids;  // possibly none: "all nodes" of an empty env
   }
   if (ids.empty()) return Status::invalid_argument("command needs a node id");
   return ids;

@@ -10,7 +10,7 @@
 namespace mq::datadriven {
 namespace {
 
-TEST(CommandLine, ParsesBareKeyValueListAndQuotedArguments) {
+TEST(DatadrivenCommandLine, ParsesBareKeyValueListAndQuotedArguments) {
   auto parsed = parse_command_line("add-nodes 3 voters=(1, 2,3) prevote=true empty=() "
                                    "msg=\"a b\\\"c\"");
   ASSERT_TRUE(parsed.has_value()) << parsed.error().to_string();
@@ -25,7 +25,7 @@ TEST(CommandLine, ParsesBareKeyValueListAndQuotedArguments) {
   EXPECT_EQ(parsed->second, want);
 }
 
-TEST(CommandLine, MalformedArgumentsAreErrorsNotCrashes) {
+TEST(DatadrivenCommandLine, MalformedArgumentsAreErrorsNotCrashes) {
   for (const char* bad : {"cmd a=(1,2", "cmd a=(1,(2))", "cmd a=(1,,2)", "cmd =5", "cmd a=",
                           "cmd a=\"open", "cmd a=b)c", "cmd a(b", "c=md x", "   "}) {
     auto parsed = parse_command_line(bad);
@@ -33,7 +33,7 @@ TEST(CommandLine, MalformedArgumentsAreErrorsNotCrashes) {
   }
 }
 
-TEST(Parse, BlocksCommentsInputAndEmptyOutputs) {
+TEST(DatadrivenParse, BlocksCommentsInputAndEmptyOutputs) {
   const std::string text =
       "# a comment\n"
       "\n"
@@ -65,7 +65,7 @@ TEST(Parse, BlocksCommentsInputAndEmptyOutputs) {
   EXPECT_EQ(script->blocks[2].expected, "");
 }
 
-TEST(Parse, DoubleSeparatorOutputKeepsBlankLines) {
+TEST(DatadrivenParse, DoubleSeparatorOutputKeepsBlankLines) {
   const std::string text =
       "cmd\n"
       "----\n"
@@ -86,7 +86,7 @@ TEST(Parse, DoubleSeparatorOutputKeepsBlankLines) {
   EXPECT_EQ(script->blocks[1].expected, "ok\n");
 }
 
-TEST(Parse, ContinuationLinesJoinTheCommand) {
+TEST(DatadrivenParse, ContinuationLinesJoinTheCommand) {
   auto script = parse("cmd a=1 \\\n  b=2\n----\n", "c.txt");
   ASSERT_TRUE(script.has_value()) << script.error().to_string();
   ASSERT_EQ(script->blocks.size(), 1u);
@@ -98,7 +98,7 @@ struct BadScript {
   const char* want_in_error;
 };
 
-TEST(Parse, MalformedScriptsGiveAClearErrorWithFileAndLine) {
+TEST(DatadrivenParse, MalformedScriptsGiveAClearErrorWithFileAndLine) {
   const BadScript cases[] = {
       {"cmd\nno separator\n", "m.txt:1: command 'cmd' has no '----'"},
       {"----\nout\n", "m.txt:1: '----' without a command"},
@@ -118,7 +118,7 @@ TEST(Parse, MalformedScriptsGiveAClearErrorWithFileAndLine) {
   EXPECT_NE(nul.error().message().find("NUL"), std::string::npos);
 }
 
-TEST(Parse, TypedArgumentErrorsNameThePosition) {
+TEST(DatadrivenParse, TypedArgumentErrorsNameThePosition) {
   auto script = parse("\ncmd n=abc b=maybe list=(1,x)\n----\n", "a.txt");
   ASSERT_TRUE(script.has_value());
   const TestData& block = script->blocks[0];
@@ -130,14 +130,14 @@ TEST(Parse, TypedArgumentErrorsNameThePosition) {
   EXPECT_FALSE(block.arg_uint("99999999999999999999").has_value());
 }
 
-TEST(Render, ChoosesDoubleSeparatorOnlyWhenNeeded) {
+TEST(DatadrivenRender, ChoosesDoubleSeparatorOnlyWhenNeeded) {
   EXPECT_EQ(render_output(""), "");
   EXPECT_EQ(render_output("a\nb"), "a\nb\n");
   EXPECT_EQ(render_output("a\n\nb\n\n\n"), "----\na\n\nb\n----\n----\n");
   EXPECT_EQ(render_output("a\n----\n"), "----\na\n----\n----\n----\n");
 }
 
-TEST(Rewrite, ReplacesOnlyOutputsAndKeepsEverythingElse) {
+TEST(DatadrivenRewrite, ReplacesOnlyOutputsAndKeepsEverythingElse) {
   const std::string text =
       "# header comment\n"
       "\n"
@@ -198,13 +198,13 @@ TEST(Rewrite, ReplacesOnlyOutputsAndKeepsEverythingElse) {
   EXPECT_EQ(reparsed->blocks[2].expected, "a\n\nb\n");
 }
 
-TEST(Diff, ShowsRemovedAndAddedLinesWithContext) {
+TEST(DatadrivenDiff, ShowsRemovedAndAddedLinesWithContext) {
   const std::string diff = line_diff("a\nb\nc\nd\ne\nf\ng\nh\n", "a\nb\nc\nd\nX\nf\ng\nh\n");
   EXPECT_EQ(diff, "  ...\n  b\n  c\n  d\n- e\n+ X\n  f\n  g\n  h\n");
   EXPECT_EQ(line_diff("", "new\n"), "+ new\n");
 }
 
-class RunFileTest : public ::testing::Test {
+class DatadrivenRunFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = ::testing::TempDir() + "datadriven_run_" + std::to_string(::getpid()) + ".txt";
@@ -231,7 +231,7 @@ std::string echo_handler(const TestData& block) {
   return out;
 }
 
-TEST_F(RunFileTest, PassingFileReportsNoFailures) {
+TEST_F(DatadrivenRunFileTest, PassingFileReportsNoFailures) {
   write("abc\n----\nABC\n\nxy\nline\n----\nXY\nline\n");
   auto report = run_file(path_, echo_handler, {});
   ASSERT_TRUE(report.has_value()) << report.error().to_string();
@@ -240,7 +240,7 @@ TEST_F(RunFileTest, PassingFileReportsNoFailures) {
   EXPECT_EQ(report->text, "");
 }
 
-TEST_F(RunFileTest, MismatchReportsPositionAndDiffAndRewriteFixesIt) {
+TEST_F(DatadrivenRunFileTest, MismatchReportsPositionAndDiffAndRewriteFixesIt) {
   write("# c\nabc\n----\nwrong\n\nxy\n----\nXY\n");
   auto report = run_file(path_, echo_handler, {});
   ASSERT_TRUE(report.has_value());
@@ -261,7 +261,7 @@ TEST_F(RunFileTest, MismatchReportsPositionAndDiffAndRewriteFixesIt) {
   EXPECT_EQ(again->failures, 0u);
 }
 
-TEST_F(RunFileTest, MissingFileAndMalformedFileAreErrors) {
+TEST_F(DatadrivenRunFileTest, MissingFileAndMalformedFileAreErrors) {
   auto missing = run_file(path_ + ".absent", echo_handler, {});
   ASSERT_FALSE(missing.has_value());
   write("cmd\n");

@@ -155,6 +155,7 @@ Status InteractionEnv::handle_add_nodes(const TestData& block) {
     n->config.id = NodeId(nodes_.size() + 1);
     n->config.random_seed = n->config.id.value();
     MQ_RETURN_IF_ERROR(parse_uint_option(block, "seed", n->config.random_seed));
+    n->config.bugs |= forced_bugs_;
     MQ_ASSIGN_OR_RETURN(n->storage, make_storage(bootstrap));
     if (bootstrap.has_config) {
       n->applied = bootstrap.snapshot.meta.index;

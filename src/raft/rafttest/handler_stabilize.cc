@@ -15,7 +15,8 @@ Status InteractionEnv::handle_stabilize(const TestData& block) {
   for (int round = 0; round < kStabilizeRoundsMax; ++round) {
     bool done = true;
     for (std::uint64_t id : ids) {
-      if (!nodes_[id - 1]->raw_node->has_ready()) continue;
+      const Node& n = *nodes_[id - 1];
+      if (n.held_ready || !n.raw_node->has_ready()) continue;  // held: waits for ready-persist
       done = false;
       if (!quiet_) out_ << "> " << id << " handling Ready\n";
       MQ_RETURN_IF_ERROR(process_ready(id));

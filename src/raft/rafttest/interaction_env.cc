@@ -20,6 +20,8 @@ const std::map<std::string, HandlerMethod, std::less<>>& handlers() {
       {"tick-election", &InteractionEnv::handle_tick},
       {"tick-heartbeat", &InteractionEnv::handle_tick},
       {"process-ready", &InteractionEnv::handle_process_ready},
+      {"ready-send", &InteractionEnv::handle_process_ready},
+      {"ready-persist", &InteractionEnv::handle_process_ready},
       {"deliver-msgs", &InteractionEnv::handle_deliver_msgs},
       {"stabilize", &InteractionEnv::handle_stabilize},
       {"raft-log", &InteractionEnv::handle_raft_log},

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -36,6 +37,9 @@ struct Node {
   // received snapshot replaces it with the snapshot's data (encode_state_machine).
   std::vector<std::pair<LogIndex, std::string>> state_machine;
   LogIndex applied;  // Invariant: committed entries arrive in order, starting at applied + 1.
+  // A Ready whose messages were sent but whose persistence has not happened yet
+  // (ready-send); the node gets no new Ready until ready-persist finishes it.
+  std::optional<Ready> held_ready;
 };
 
 // The initial stable state of a new node (add-nodes).
@@ -50,6 +54,9 @@ Result<std::unique_ptr<MemoryStorage>> make_storage(const Bootstrap& bootstrap);
 class InteractionEnv {
  public:
   InteractionEnv() = default;
+  // Mutation testing: every node gets these Config::bugs (raftmq's deliberately broken
+  // behaviours) so a script can be shown to catch them.
+  explicit InteractionEnv(std::uint32_t forced_bugs) : forced_bugs_(forced_bugs) {}
 
   // Runs one script block and returns its output (errors are part of the output as
   // "error: ...", as in etcd's env, so a script can assert that a command fails).
@@ -98,6 +105,8 @@ class InteractionEnv {
 
  private:
   // Persist (step 2 of the Ready contract) into the node's storage and apply (step 4).
+  Status take_ready(Node& n);    // ready(), print, send `messages` (step 1), hold the rest
+  Status finish_ready(Node& n);  // persist, send after-persist, apply, advance (steps 2-5)
   Status persist(Node& n, const Ready& ready);
   Status apply(Node& n, const Ready& ready);
   // After applying a conf change: the membership initial_state() reports on a restart.
@@ -114,6 +123,7 @@ class InteractionEnv {
   // Partition groups: a message is dropped when sender and receiver are in different groups
   // (nodes in no group talk to everyone not isolated).
   std::vector<std::set<std::uint64_t>> partition_;
+  std::uint32_t forced_bugs_ = 0;
   bool quiet_ = false;  // log-level none: state changes still happen, nothing is printed
   std::ostringstream out_;
 };

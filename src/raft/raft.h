@@ -59,6 +59,10 @@ struct Leader {
 
 using RoleState = std::variant<Follower, Candidate, Leader>;
 
+// Terms and indexes beyond these are refused as malformed input (no overflow downstream).
+inline constexpr Term kMaxTerm{std::uint64_t{1} << 62};
+inline constexpr LogIndex kMaxIndex{std::uint64_t{1} << 62};
+
 // Bound on queued ReadIndex requests (STYLE.md C: every queue bounded).
 inline constexpr std::size_t kMaxPendingReads = 4096;
 
@@ -196,6 +200,8 @@ class Raft {
   HardState prev_hard_state_;
   SoftState prev_soft_state_;
   bool ready_outstanding_ = false;
+  // Proposals were appended since the last ready(): send them (batched) at the next one.
+  bool bcast_pending_ = false;
   // A candidate's own vote counts only once its term and vote are persisted: the term at
   // which the outstanding Ready carried them (0 when none).
   Term self_vote_pending_term_;

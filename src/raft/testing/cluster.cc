@@ -1,5 +1,8 @@
 #include "raft/testing/cluster.h"
 
+#include <algorithm>
+#include <string>
+
 #include "base/assert.h"
 
 namespace mq::raft::testing {
@@ -96,7 +99,13 @@ void Cluster::stabilize(std::size_t max_rounds) {
     }
     if (!moved) return;
   }
-  MQ_UNREACHABLE("cluster did not stabilize in %zu rounds", max_rounds);
+  std::string recent;
+  const std::size_t n = std::min<std::size_t>(delivered_.size(), 12);
+  for (std::size_t i = delivered_.size() - n; i < delivered_.size(); ++i) {
+    recent += "\n  " + describe(delivered_[i]);
+  }
+  MQ_UNREACHABLE("cluster did not stabilize in %zu rounds; last messages:%s", max_rounds,
+                 recent.c_str());
 }
 
 void Cluster::tick(NodeId id, std::size_t ticks) {

@@ -92,6 +92,10 @@ bool Progress::maybe_decr_to(LogIndex rejected, LogIndex match_hint) {
   }
   // Probe (and snapshot): only the rejection of the last probe counts.
   if (next != rejected + 1) return false;
+  // Rejecting an entry it acknowledged before: the follower lost acknowledged data or the
+  // peer is broken. Do not retry at once (that would ping-pong forever); the next heartbeat
+  // response probes again.
+  if (rejected <= match) return false;
   next = std::max(std::min(rejected, match_hint + 1), match + 1);
   msg_app_flow_paused = false;
   MQ_DASSERT(match < next);

@@ -76,12 +76,20 @@ void InteractionEnv::persist_conf_state(Node& n) {
 // a snapshot of its state machine at the applied index, with the membership in force there, so
 // a leader that must send a snapshot sends a recent one that includes the recipient.
 Status InteractionEnv::snapshot_applied(Node& n) {
-  MQ_ASSIGN_OR_RETURN(Snapshot current, n.storage->snapshot());
+  auto current_or = n.storage->snapshot();
+  if (!current_or.has_value() && current_or.error().code() == ErrorCode::kUnavailable) {
+    return Status::ok();  // the host is "still producing" one (snapshot-unavailable)
+  }
+  MQ_ASSIGN_OR_RETURN(Snapshot current, std::move(current_or));
   if (n.applied <= current.meta.index) return Status::ok();
   return n.storage
       ->create_snapshot(n.applied, n.raw_node->status().conf_state,
                         SharedBuffer(encode_state_machine(n, n.applied)))
       .status();
+}
+
+void InteractionEnv::set_snapshot_unavailable(Node& n, bool unavailable) {
+  n.storage->set_snapshot_unavailable(unavailable);
 }
 
 Status InteractionEnv::create_snapshot_and_compact(Node& n, LogIndex index, bool compact) {

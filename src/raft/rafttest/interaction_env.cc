@@ -34,6 +34,7 @@ const std::map<std::string, HandlerMethod, std::less<>>& handlers() {
       {"transfer-leadership", &InteractionEnv::handle_transfer_leadership},
       {"compact", &InteractionEnv::handle_compact},
       {"snapshot", &InteractionEnv::handle_compact},
+      {"snapshot-unavailable", &InteractionEnv::handle_compact},
       {"report-unreachable", &InteractionEnv::handle_report},
       {"report-snapshot", &InteractionEnv::handle_report},
       {"log-level", &InteractionEnv::handle_log_level},

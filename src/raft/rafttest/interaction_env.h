@@ -117,6 +117,7 @@ class InteractionEnv {
   // Storage side of compact/snapshot: a snapshot at `index` (<= applied) holding the state
   // machine up to it, then the log prefix up to it discarded.
   Status create_snapshot_and_compact(Node& n, LogIndex index, bool compact);
+  void set_snapshot_unavailable(Node& n, bool unavailable);
 
   std::vector<std::unique_ptr<Node>> nodes_;  // node id i is nodes_[i-1]
   std::vector<Message> in_flight_;

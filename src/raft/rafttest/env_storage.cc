@@ -88,6 +88,13 @@ Status InteractionEnv::snapshot_applied(Node& n) {
       .status();
 }
 
+Status InteractionEnv::restore_from_storage(Node& n) {
+  MQ_ASSIGN_OR_RETURN(Snapshot snapshot, n.storage->snapshot());
+  MQ_ASSIGN_OR_RETURN(n.state_machine, decode_state_machine(snapshot.data));
+  n.applied = snapshot.meta.index;
+  return Status::ok();
+}
+
 void InteractionEnv::set_snapshot_unavailable(Node& n, bool unavailable) {
   n.storage->set_snapshot_unavailable(unavailable);
 }

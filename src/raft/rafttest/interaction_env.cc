@@ -40,6 +40,7 @@ const std::map<std::string, HandlerMethod, std::less<>>& handlers() {
       {"log-level", &InteractionEnv::handle_log_level},
       {"send-msg", &InteractionEnv::handle_send_msg},
       {"duplicate-msgs", &InteractionEnv::handle_duplicate_msgs},
+      {"restart", &InteractionEnv::handle_restart},
   };
   return *table;
 }

@@ -83,6 +83,7 @@ class InteractionEnv {
   Status handle_log_level(const TestData& block);
   Status handle_send_msg(const TestData& block);  // inject a hand-made message
   Status handle_duplicate_msgs(const TestData& block);
+  Status handle_restart(const TestData& block);
 
   // Shared machinery.
   Result<Node*> node(std::uint64_t id);
@@ -118,6 +119,8 @@ class InteractionEnv {
   // machine up to it, then the log prefix up to it discarded.
   Status create_snapshot_and_compact(Node& n, LogIndex index, bool compact);
   void set_snapshot_unavailable(Node& n, bool unavailable);
+  // Restart: the state machine and applied index come back from the storage's snapshot.
+  Status restore_from_storage(Node& n);
 
   std::vector<std::unique_ptr<Node>> nodes_;  // node id i is nodes_[i-1]
   std::vector<Message> in_flight_;

@@ -2,8 +2,9 @@
 //
 // Adds n nodes with the next free ids. When voters/learners are given, each new node's
 // storage starts from a snapshot at `index` (default 1, term 1) holding that configuration,
-// as etcd's env does (index=0: no snapshot, the membership is bootstrapped); otherwise the
-// storage is empty (a node that joins later and is caught up by its leader).
+// as etcd's env does (index=0: no snapshot, the membership is bootstrapped), with a persisted
+// HardState of term 1 (the snapshot's term) and commit = index; otherwise the storage is
+// empty (a node that joins later and is caught up by its leader).
 //
 // Preloaded logs, for the paper's figures: log-terms=(1,1,4) appends entries with these
 // terms at index+1, index+2, ... (payload "t<term>i<index>"); term=<t> and commit=<i> set
@@ -127,9 +128,15 @@ Result<Bootstrap> parse_bootstrap(const TestData& block) {
     return Status::invalid_argument("index= and log-terms= need voters= or learners=");
   }
   MQ_ASSIGN_OR_RETURN(b.preload, preloaded_log(block, b.snapshot.meta));
-  std::uint64_t term = 0, commit = 0;
+  // A persisted state is consistent: the node has seen at least the term of its last entry
+  // (invariants.cc: last log term <= current term) and has committed its snapshot.
+  std::uint64_t term = b.snapshot.meta.term.value();
+  std::uint64_t commit = b.snapshot.meta.index.value();
   MQ_RETURN_IF_ERROR(parse_uint_option(block, "term", term));
   MQ_RETURN_IF_ERROR(parse_uint_option(block, "commit", commit));
+  if (Term(term) < b.snapshot.meta.term) {
+    return Status::invalid_argument("term= must be >= the snapshot's term");
+  }
   b.hard_state.term = Term(term);
   b.hard_state.commit = LogIndex(commit);
   const LogIndex last = b.snapshot.meta.index + b.preload.size();

@@ -98,7 +98,7 @@ class Raft {
   struct InvariantSnapshot {
     Term term;
     LogIndex committed;
-    Term committed_term;
+    std::optional<Term> committed_term;  // unknown when storage could not be read
     LogIndex applied;
     Role role = Role::kFollower;
     LogIndex last_index;

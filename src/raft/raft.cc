@@ -283,6 +283,19 @@ void Raft::tick_heartbeat() {
     }
     // Thesis §3.10: a transfer that did not finish within an election timeout is aborted.
     if (leader.lead_transferee != kNoNode) abort_leader_transfer(leader);
+    // A removed or demoted leader retries handing over leadership every round.
+    if (!tracker_.config.voters.contains(id_)) hand_over_leadership(leader);
+    if (role() != Role::kLeader) return;
+    // A snapshot neither acknowledged nor reported (report_snapshot) within two
+    // election-timeout rounds was most likely lost: probe again rather than wait forever.
+    for (auto& [id, pr] : tracker_.progress) {
+      if (pr.state != ProgressState::kSnapshot) continue;
+      if (pr.snapshot_round_passed) {
+        pr.become_probe();
+      } else {
+        pr.snapshot_round_passed = true;
+      }
+    }
   }
   if (heartbeat_elapsed_ >= config_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;

@@ -164,6 +164,7 @@ class Raft {
   void apply_committed_conf_changes(const std::vector<Entry>& entries);
   void switch_to_config(tracker::Config config, tracker::ProgressMap progress);
   void maybe_auto_leave_joint();
+  void hand_over_leadership(Leader& leader);
 
   Leader* leader_state() { return std::get_if<Leader>(&role_); }
   const Leader* leader_state() const { return std::get_if<Leader>(&role_); }

@@ -216,12 +216,14 @@ Result<LogIndex> Raft::append_proposal(Leader& leader, EntryType type, SharedBuf
   entries.push_back(std::move(e));
   log_.append(std::move(entries));
   leader.uncommitted_bytes += bytes;
-  tracker::Progress& self = tracker_.progress.at(id_);
-  self.next = index + 1;
-  if (config_.has_bug(Bug::kLeaderCountsSelfBeforePersist)) {
-    // BUG knob: count our own entry before it is durable (never do this).
-    self.maybe_update(index);
-    maybe_commit();
+  auto self = tracker_.progress.find(id_);  // absent when this leader was removed
+  if (self != tracker_.progress.end()) {
+    self->second.next = index + 1;
+    if (config_.has_bug(Bug::kLeaderCountsSelfBeforePersist)) {
+      // BUG knob: count our own entry before it is durable (never do this).
+      self->second.maybe_update(index);
+      maybe_commit();
+    }
   }
   return index;
 }
@@ -236,8 +238,9 @@ Result<LogIndex> Raft::propose(SharedBuffer payload) {
     return Status::aborted("leadership transfer to " + num(leader->lead_transferee.value()) +
                            " in progress");
   }
-  if (tracker_.progress.find(id_) == tracker_.progress.end()) {
-    return Status::not_leader("this leader was removed from the configuration");
+  if (!tracker_.config.voters.contains(id_)) {
+    return Status::not_leader(
+        "this leader was removed from the voters; leadership is being handed over");
   }
   MQ_ASSIGN_OR_RETURN(LogIndex index, append_proposal(*leader, EntryType::kNormal,
                                                       std::move(payload)));

@@ -120,7 +120,14 @@ class RandomRun {
         (void)cluster_.node(*leader).transfer_leader(random_node());
       }
     } else if (r < 97) {
-      (void)cluster_.node(random_node()).read_index(++read_context_);
+      // Linearizability of ReadIndex (thesis §6.4): the answer must cover every entry
+      // committed anywhere before the request was made.
+      LogIndex max_commit;
+      for (NodeId id : cluster_.ids()) {
+        max_commit = std::max(max_commit, cluster_.node(id).status().hard_state.commit);
+      }
+      read_floor_[++read_context_] = max_commit;
+      (void)cluster_.node(random_node()).read_index(read_context_);
     } else {
       cluster_.heal();
     }
@@ -163,6 +170,8 @@ class RandomRun {
   void crash(NodeId id) {
     cluster_.crash_and_restart(id);
     applied_cursor_[id] = 0;
+    read_cursor_[id] = 0;
+    cluster_.test_node(id.value()).read_states.clear();
   }
 
   void conf_change() {
@@ -195,6 +204,15 @@ class RandomRun {
         auto [it, inserted] = leaders_.emplace(s.hard_state.term, id);
         ASSERT_EQ(it->second, id) << "two leaders in term " << s.hard_state.term;
       }
+      const auto& reads = cluster_.test_node(id.value()).read_states;
+      std::size_t& read_cursor = read_cursor_[id];
+      for (; read_cursor < reads.size(); ++read_cursor) {
+        auto it = read_floor_.find(reads[read_cursor].request_context);
+        ASSERT_NE(it, read_floor_.end());
+        const LogIndex index = reads[read_cursor].index;
+        ++reads_answered_;
+        ASSERT_GE(index, it->second) << "stale read at node " << id << " context " << it->first;
+      }
       const auto& applied = cluster_.test_node(id.value()).applied;
       std::size_t& cursor = applied_cursor_[id];
       for (; cursor < applied.size(); ++cursor) {
@@ -212,6 +230,13 @@ class RandomRun {
   std::map<Term, NodeId> leaders_;
   std::map<LogIndex, Entry> committed_;
   std::map<NodeId, std::size_t> applied_cursor_;
+  std::map<NodeId, std::size_t> read_cursor_;
+  std::map<std::uint64_t, LogIndex> read_floor_;
+
+ public:
+  std::size_t reads_answered_ = 0;
+
+ private:
   std::uint64_t proposals_ = 0;
   std::uint64_t read_context_ = 0;
 };
@@ -221,6 +246,7 @@ TEST(RaftRandom, SafetyUnderFaultsAndLivenessAfterHealing) {
   std::uint64_t seeds = 30;
   if (const char* env = std::getenv("RAFT_RANDOM_SEEDS")) seeds = std::strtoull(env, nullptr, 10);
   std::size_t total_committed = 0;
+  std::size_t total_reads = 0;
   for (std::uint64_t seed = 1; seed <= seeds; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     RandomRun run(seed);
@@ -229,8 +255,10 @@ TEST(RaftRandom, SafetyUnderFaultsAndLivenessAfterHealing) {
     run.heal_and_converge();
     if (::testing::Test::HasFatalFailure()) return;
     total_committed += run.committed();
+    total_reads += run.reads_answered_;
   }
   EXPECT_GT(total_committed, 300u);
+  EXPECT_GT(total_reads, 10u);
 }
 
 }  // namespace

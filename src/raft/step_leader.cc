@@ -321,8 +321,8 @@ void Raft::handle_read_request(Leader& leader, ReadRequest request) {
     return;
   }
   request.index = log_.committed();
-  if (tracker_.is_singleton()) {
-    answer_read(request);  // we are the quorum
+  if (tracker_.is_singleton() && tracker_.config.voters.contains(id_)) {
+    answer_read(request);  // we alone are the quorum
     return;
   }
   if (config_.read_only == ReadOnlyOption::kLeaseBased) {

@@ -325,9 +325,9 @@ void Raft::handle_read_request(Leader& leader, ReadRequest request) {
     answer_read(request);  // we alone are the quorum
     return;
   }
-  if (config_.read_only == ReadOnlyOption::kLeaseBased) {
-    // Thesis §6.4.1: within the CheckQuorum lease no other leader can exist (clock
-    // assumption in docs/raft_driver.md).
+  if (config_.read_only == ReadOnlyOption::kLeaseBased && lease_valid(leader)) {
+    // Thesis §6.4.1: while a quorum's leases hold, no other leader can exist (clock
+    // assumption in docs/raft_driver.md). Otherwise fall through to a heartbeat round.
     answer_read(request);
     return;
   }
@@ -337,10 +337,47 @@ void Raft::handle_read_request(Leader& leader, ReadRequest request) {
   }
   // §6.4 steps 2-3: confirm leadership with a heartbeat round to a quorum.
   if (leader.pending_reads.size() >= kMaxPendingReads) return;  // the requester retries
-  request.round = ++leader.read_round;
-  leader.acked_round[id_] = request.round;
+  request.round = start_heartbeat_round(leader);
   leader.pending_reads.push_back(request);
   bcast_heartbeat(request.round);
+}
+
+std::uint64_t Raft::start_heartbeat_round(Leader& leader) {
+  const std::uint64_t round = ++leader.read_round;
+  leader.acked_round[id_] = round;
+  if (leader.round_ticks.empty() || leader.round_ticks.back().second != now_ticks_) {
+    leader.round_ticks.emplace_back(round, now_ticks_);
+  }
+  // Rounds older than an election timeout can no longer back a lease.
+  while (leader.round_ticks.size() > 1 &&
+         leader.round_ticks[1].second + config_.election_ticks <= now_ticks_) {
+    leader.round_ticks.pop_front();
+  }
+  return round;
+}
+
+bool Raft::lease_valid(const Leader& leader) const {
+  if (config_.has_bug(Bug::kNoCheckQuorumStepDown)) return true;  // BUG knob: lease assumed
+  if (leader.timeout_now_sent) return false;
+  // A follower that acked round r received it at or after r's send tick, and refuses votes
+  // for election_ticks from then; keep a heartbeat interval of margin for clock drift.
+  const std::uint64_t lease_ticks = config_.election_ticks - config_.heartbeat_ticks;
+  std::map<NodeId, bool> votes;
+  for (const auto& [id, round] : leader.acked_round) {
+    if (id == id_) {
+      votes[id] = true;
+      continue;
+    }
+    // The send tick of `round`: the last entry whose first round is <= round.
+    std::optional<std::uint64_t> sent;
+    for (const auto& [first_round, tick] : leader.round_ticks) {
+      if (first_round > round) break;
+      sent = tick;
+    }
+    if (sent && now_ticks_ - *sent < lease_ticks) votes[id] = true;
+  }
+  votes[id_] = true;
+  return tracker_.config.voters.vote_result(votes) == quorum::VoteResult::kWon;
 }
 
 void Raft::release_confirmed_reads(Leader& leader) {
@@ -412,6 +449,7 @@ Status Raft::transfer_leader(NodeId transferee) {
 void Raft::abort_leader_transfer(Leader& leader) { leader.lead_transferee = kNoNode; }
 
 void Raft::send_timeout_now(NodeId to) {
+  if (Leader* leader = leader_state()) leader->timeout_now_sent = true;
   Message m;
   m.type = MessageType::kTimeoutNow;
   m.to = to;

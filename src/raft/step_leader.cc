@@ -119,7 +119,7 @@ bool Raft::maybe_send_append(NodeId to, bool send_if_empty) {
     const bool compacted =
         (!prev_term.has_value() && prev_term.error().code() == ErrorCode::kOutOfRange) ||
         (!entries.has_value() && entries.error().code() == ErrorCode::kOutOfRange);
-    if (!compacted) return false;  // storage trouble: retried on the next occasion
+    if (!compacted) return false;  // storage trouble: retried later
     return send_snapshot(to, pr);
   }
   Message m;

@@ -283,6 +283,13 @@ Result<LogIndex> Raft::propose_conf_change(const ConfChange& change) {
   if (!check.has_value()) {
     return Status::invalid_argument("invalid configuration change: " + check.error().message());
   }
+  // A leader that removes or demotes itself and then crashes before handing over can leave
+  // the remaining voters unable to learn that the change committed and unable to elect
+  // anyone (configurations take effect when applied). Require a transfer first.
+  if (!change.leave_joint() && !check->config.voters.incoming.contains(id_)) {
+    return Status::invalid_argument(
+        "the leader cannot remove or demote itself; transfer leadership first (thesis §3.10)");
+  }
   MQ_ASSIGN_OR_RETURN(LogIndex index,
                       append_proposal(*leader, EntryType::kConfChange, change.encode()));
   pending_conf_index_ = index;

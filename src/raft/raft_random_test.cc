@@ -111,8 +111,10 @@ class RandomRun {
       for (NodeId id : cluster_.ids()) cluster_.process_ready(id);
     } else if (r < 84) {
       partition();
-    } else if (r < 86) {
+    } else if (r < 85) {
       crash(random_node());
+    } else if (r < 86) {
+      crash_mid_ready(random_node());
     } else if (r < 89) {
       conf_change();
     } else if (r < 92) {
@@ -174,6 +176,15 @@ class RandomRun {
     applied_cursor_[id] = 0;
     read_cursor_[id] = 0;
     cluster_.test_node(id.value()).read_states.clear();
+  }
+
+  // The host sent the Ready's `messages` (step 1) and crashed before its disk write: the
+  // entries, snapshot and hard state of that Ready are lost (leader appends went out anyway).
+  void crash_mid_ready(NodeId id) {
+    if (!cluster_.node(id).has_ready()) return;
+    Ready rd = cluster_.node(id).ready();
+    for (const Message& m : rd.messages) cluster_.queue().push_back(m);
+    crash(id);
   }
 
   void conf_change() {

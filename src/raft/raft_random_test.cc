@@ -101,19 +101,21 @@ class RandomRun {
 
   std::size_t committed() const { return committed_.size(); }
 
-  // Shuts out servers that no other server's configuration names any more, as an operator
-  // would: without PreVote/CheckQuorum a removed server keeps disrupting the group with new
-  // terms (thesis §4.2.3) — expected, not a liveness bug. Re-evaluated every tick.
+  // Shuts out servers that the latest configuration no longer names, as an operator would:
+  // without PreVote/CheckQuorum a removed server keeps disrupting the group with new terms
+  // (thesis §4.2.3) — expected, not a liveness bug. Re-evaluated every tick.
   void isolate_removed() {
     cluster_.heal();
+    // The configuration of the replica that applied the most is the latest in effect.
+    NodeId most = cluster_.ids().front();
+    for (NodeId id : cluster_.ids()) {
+      if (cluster_.node(id).status().applied > cluster_.node(most).status().applied) most = id;
+    }
+    const ConfState cs = cluster_.node(most).conf_state();
     for (NodeId id : cluster_.ids()) {
       bool named = false;
-      for (NodeId other : cluster_.ids()) {
-        if (other == id) continue;
-        const ConfState cs = cluster_.node(other).conf_state();
-        for (const auto* ids : {&cs.voters, &cs.learners, &cs.voters_outgoing}) {
-          named |= std::find(ids->begin(), ids->end(), id) != ids->end();
-        }
+      for (const auto* ids : {&cs.voters, &cs.learners, &cs.voters_outgoing}) {
+        named |= std::find(ids->begin(), ids->end(), id) != ids->end();
       }
       if (!named) cluster_.isolate(id);
     }
@@ -297,8 +299,9 @@ TEST(RaftRandom, SafetyUnderFaultsAndLivenessAfterHealing) {
     total_committed += run.committed();
     total_reads += run.reads_answered_;
   }
-  EXPECT_GT(total_committed, 300u);
-  EXPECT_GT(total_reads, 10u);
+  // The runs did real work (not an idle group that trivially stays safe).
+  EXPECT_GT(total_committed, 10 * seeds);
+  if (seeds >= 10) EXPECT_GT(total_reads, seeds / 3);
 }
 
 }  // namespace

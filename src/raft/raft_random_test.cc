@@ -301,7 +301,9 @@ TEST(RaftRandom, SafetyUnderFaultsAndLivenessAfterHealing) {
   }
   // The runs did real work (not an idle group that trivially stays safe).
   EXPECT_GT(total_committed, 10 * seeds);
-  if (seeds >= 10) EXPECT_GT(total_reads, seeds / 3);
+  if (seeds >= 10) {
+    EXPECT_GT(total_reads, seeds / 3);
+  }
 }
 
 }  // namespace

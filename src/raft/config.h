@@ -46,7 +46,7 @@ struct Config {
   std::uint64_t max_msg_bytes = 1 << 20;               // entries per kAppend message (>=1 entry)
   std::uint32_t max_inflight_msgs = 256;               // pipelined kAppend per follower
   std::uint64_t max_inflight_bytes = 32 << 20;         // unacked entry bytes per follower
-  std::uint64_t max_uncommitted_bytes = 64 << 20;      // leader refuses proposals beyond it
+  std::uint64_t max_uncommitted_bytes = 64 << 20;      // payload bytes; proposals beyond: refused
   std::uint64_t max_committed_bytes_per_ready = 8 << 20;  // committed entries handed per Ready
 
   bool pre_vote = true;      // thesis §9.6

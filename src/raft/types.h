@@ -24,7 +24,10 @@ struct Entry {
   EntryType type = EntryType::kNormal;
   SharedBuffer payload;
 
-  // Bytes this entry counts for against the message, in-flight and uncommitted limits.
+  // Bytes this entry counts for against the message and in-flight limits (max_msg_bytes,
+  // max_inflight_bytes) and storage reads. The uncommitted limit (max_uncommitted_bytes) counts
+  // payload bytes only, as etcd does, so that empty entries (a new leader's no-op, an empty
+  // ConfChange that leaves a joint config) are never refused.
   std::uint64_t size_bytes() const { return payload.size() + kOverheadBytes; }
   static constexpr std::uint64_t kOverheadBytes = 24;
   bool operator==(const Entry&) const = default;

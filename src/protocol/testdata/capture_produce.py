@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Records the Produce request a real librdkafka producer (kcat -P) sends, as a golden fixture.
 
-  capture_produce.py OUT.hex CODEC [legacy]    CODEC: none gzip snappy lz4 zstd
+  capture_produce.py OUT.hex CODEC [legacy|legacy0]    CODEC: none gzip snappy lz4 zstd
 
 Plays a minimal one-broker Kafka cluster on 127.0.0.1 (hand-encoded ApiVersions v3,
 Metadata v4 and Produce v7 responses; Python standard library only), runs
 `kcat -P -b 127.0.0.1:PORT -t t -z CODEC` with two messages, and writes the Produce request
-payload (without the size prefix) in hex. With `legacy`, Fetch is not advertised, so
-librdkafka falls back to the legacy message set format (magic 1) and Produce v2.
+payload (without the size prefix) in hex. With `legacy`, only Produce 0-2 and Fetch 0-2 are
+advertised, so librdkafka falls back to the legacy message set v1 (magic 1) and Produce v2;
+with `legacy0` Fetch is not advertised at all and it sends message set v0 (magic 0).
 """
 import socket
 import struct
@@ -31,9 +32,9 @@ def uvarint(v):
 
 def api_versions_v3(corr, legacy):
     apis = [(0, 0, 2 if legacy else 7), (3, 0, 4), (10, 0, 2), (18, 0, 3)]  # 10: lz4 feature
-    if legacy:
+    if legacy == "legacy":
         apis.append((1, 0, 2))  # Produce 2 + Fetch 2: legacy message set v1 (magic 1)
-    else:
+    elif not legacy:
         apis.append((1, 0, 10))  # Fetch 4 + Produce 3: record batch v2; Fetch 10 + Produce 7: zstd
     body = i16(0) + uvarint(len(apis) + 1)
     for key, lo, hi in sorted(apis):
@@ -97,7 +98,7 @@ def serve(conn, port, legacy, captured):
 
 def main():
     out_path, codec = sys.argv[1], sys.argv[2]
-    legacy = len(sys.argv) > 3 and sys.argv[3] == "legacy"
+    legacy = sys.argv[3] if len(sys.argv) > 3 else ""  # "legacy" (magic 1), "legacy0" (magic 0)
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))

@@ -162,6 +162,21 @@ TEST(CodecTest, HostileArrayCountDoesNotAllocate) {
   EXPECT_EQ(m.decode(rc, 9).code(), ErrorCode::kCorruption);
 }
 
+TEST(CodecTest, DecodedBytesBudgetBoundsMemoryAmplification) {
+  // 100000 empty topic names: 2 wire bytes each, but ~56 bytes each once decoded.
+  Buffer b;
+  KafkaWriter w(&b);
+  w.write_int32(100000);
+  for (int i = 0; i < 100000; ++i) w.write_int16(0);
+  MetadataRequest m;
+  KafkaReader tight(b, /*decoded_bytes_budget=*/1024 * 1024);
+  EXPECT_EQ(m.decode(tight, 1).code(), ErrorCode::kLimitExceeded);
+  KafkaReader roomy(b);
+  ASSERT_TRUE(m.decode(roomy, 1).is_ok());
+  EXPECT_EQ(m.topics->size(), 100000u);
+  EXPECT_LT(roomy.decoded_bytes_budget(), kDecodedBytesBudgetDefault);
+}
+
 TEST(CodecTest, UnknownTaggedFieldsAreSkippedAndKnownOnesDecoded) {
   // ApiVersionsResponse v3: error 0, 0 api keys (compact 1), throttle 0, tagged section with an
   // unknown tag 7 and the known tag 1 (FinalizedFeaturesEpoch int64).

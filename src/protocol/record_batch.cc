@@ -160,6 +160,10 @@ Result<RecordSet> RecordBatchView::decode_records(const RecordBatchLimits& limit
     return Status::corruption("record batch: record count " + std::to_string(count) +
                               " cannot fit in " + std::to_string(section.size()) + " bytes");
   }
+  if (count > limits.decoded_bytes_max / sizeof(Record)) {
+    return Status::limit_exceeded("record batch: " + std::to_string(count) +
+                                  " records exceed the decoded-bytes limit");
+  }
   set.records.resize(count);
   KafkaReader r(section);
   std::int64_t previous_delta = -1;

@@ -67,6 +67,8 @@ enum class ControlType : std::int16_t {
 struct RecordBatchLimits {
   // Bomb guard: a compressed batch may not inflate beyond this.
   std::size_t decompressed_size_bytes_max = 64 * 1024 * 1024;
+  // Memory for the decoded Record entries (each ~100 bytes, from as little as 7 wire bytes).
+  std::size_t decoded_bytes_max = 256 * 1024 * 1024;
 };
 
 struct RecordBatchHeader {

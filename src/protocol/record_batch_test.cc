@@ -269,6 +269,19 @@ TEST(RecordBatchTest, InconsistentCountsAndLengthsAreCorruption) {
   EXPECT_EQ(RecordBatchView::parse(codec5).error().code(), ErrorCode::kUnsupported);
 }
 
+TEST(RecordBatchTest, DecodedRecordsAreBoundedToo) {
+  std::vector<RecordInput> recs(2000);
+  RecordBatchOptions o;
+  o.compression = Compression::kZstd;
+  Buffer bytes = build(o, recs);
+  auto view = RecordBatchView::parse(bytes);
+  ASSERT_TRUE(view.has_value());
+  RecordBatchLimits tight;
+  tight.decoded_bytes_max = 1000 * sizeof(Record);
+  EXPECT_EQ(view->decode_records(tight).error().code(), ErrorCode::kLimitExceeded);
+  EXPECT_TRUE(view->decode_records().has_value());
+}
+
 TEST(RecordBatchTest, LegacyMessageSetsAreUnsupported) {
   // Message set v1 entry: offset, message size, crc (CRC-32), magic 1, attributes, timestamp...
   Buffer v1;

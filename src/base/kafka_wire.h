@@ -35,9 +35,17 @@ struct Uuid {
   bool operator==(const Uuid& other) const = default;
 };
 
+// Bound on the memory decoded structures may take for array elements. Input bytes bound the
+// element counts, but a decoded element can be many times larger than its smallest encoding
+// (a 2-byte empty string becomes a 32-byte std::string), so a 100 MiB frame could otherwise
+// cost gigabytes.
+inline constexpr std::size_t kDecodedBytesBudgetDefault = 256 * 1024 * 1024;
+
 class KafkaReader {
  public:
-  explicit KafkaReader(BufferView bytes) : bytes_(bytes) {}
+  explicit KafkaReader(BufferView bytes,
+                       std::size_t decoded_bytes_budget = kDecodedBytesBudgetDefault)
+      : bytes_(bytes), decoded_bytes_budget_(decoded_bytes_budget) {}
 
   std::size_t remaining() const { return bytes_.size() - position_; }
   std::size_t position() const { return position_; }
@@ -180,6 +188,22 @@ class KafkaReader {
     return Status::ok();
   }
 
+  // Charges count elements of element_bytes each against the decoded-bytes budget, before
+  // they are allocated.
+  Status charge_decoded_bytes(std::size_t count, std::size_t element_bytes) {
+    if (element_bytes != 0 && count > decoded_bytes_budget_ / element_bytes) {
+      return Status::limit_exceeded("kafka: decoded message would exceed " +
+                                    std::to_string(kDecodedBytesBudgetDefault) + " bytes");
+    }
+    decoded_bytes_budget_ -= count * element_bytes;
+    return Status::ok();
+  }
+  std::size_t decoded_bytes_budget() const { return decoded_bytes_budget_; }
+  // A reader over a nested region (a tagged field) sharing this reader's budget; hand the
+  // budget back with take_budget_from() when done.
+  KafkaReader sub_reader(BufferView bytes) const { return KafkaReader(bytes, decoded_bytes_budget_); }
+  void take_budget_from(const KafkaReader& sub) { decoded_bytes_budget_ = sub.decoded_bytes_budget_; }
+
   // Skips a whole tagged-field section (KIP-482): uvarint count, then (tag, size, bytes)*.
   Status skip_tagged_fields() {
     std::uint32_t count = 0;
@@ -236,6 +260,7 @@ class KafkaReader {
 
   BufferView bytes_;
   std::size_t position_ = 0;
+  std::size_t decoded_bytes_budget_;
 };
 
 class KafkaWriter {

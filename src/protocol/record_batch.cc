@@ -160,6 +160,10 @@ Result<RecordSet> RecordBatchView::decode_records(const RecordBatchLimits& limit
     return Status::corruption("record batch: record count " + std::to_string(count) +
                               " cannot fit in " + std::to_string(section.size()) + " bytes");
   }
+  if (count > limits.decoded_bytes_max / sizeof(Record)) {
+    return Status::limit_exceeded("record batch: " + std::to_string(count) +
+                                  " records exceed the decoded-bytes limit");
+  }
   set.records.resize(count);
   KafkaReader r(section);
   std::int64_t previous_delta = -1;
@@ -226,6 +230,16 @@ void update_crc(std::span<std::uint8_t> batch) {
   MQ_ASSERT(batch.size() >= kRecordBatchHeaderBytes);
   std::uint32_t crc = crc32c::value(batch.data() + kCrcStart, batch.size() - kCrcStart);
   store_be(batch, kRecordBatchCrcOffset, crc, 4);
+}
+
+void set_log_append_time(std::span<std::uint8_t> batch, std::int64_t timestamp) {
+  MQ_ASSERT(batch.size() >= kRecordBatchHeaderBytes);
+  auto attributes = static_cast<std::uint16_t>((batch[kRecordBatchAttributesOffset] << 8) |
+                                               batch[kRecordBatchAttributesOffset + 1]);
+  attributes |= static_cast<std::uint16_t>(kAttributeLogAppendTime);
+  store_be(batch, kRecordBatchAttributesOffset, attributes, 2);
+  store_be(batch, kRecordBatchMaxTimestampOffset, static_cast<std::uint64_t>(timestamp), 8);
+  update_crc(batch);
 }
 
 namespace {

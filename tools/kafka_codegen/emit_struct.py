@@ -54,14 +54,14 @@ class StructEmitter:
         if f.type == "uuid":
             return None
         if d is None or d == "":
-            return "0"
+            return "0.0" if f.type == "float64" else "0"
+        if f.type == "float64":
+            return repr(float(d))
         v = int(str(d), 0)
         if f.type == "int64" and v == -(2**63):
             return "INT64_MIN"
         if f.type == "int32" and v == -(2**31):
             return "INT32_MIN"
-        if f.type == "float64":
-            return repr(float(d))
         return str(v)
 
     def default_null(self, f):
@@ -182,6 +182,7 @@ class StructEmitter:
             "  if (count < 0) {",
             f"    {null_branch}",
             "  } else {",
+            f"    MQ_RETURN_IF_ERROR({reader}.charge_decoded_bytes(static_cast<std::size_t>(count), sizeof({self.elem_cpp(elem)})));",
             f"    auto& items = {vec};",
             "    for (std::int32_t i = 0; i < count; ++i) {",
             f"      {self.elem_cpp(elem)} item{{}};",
@@ -314,12 +315,13 @@ class StructEmitter:
             "      MQ_RETURN_IF_ERROR(in.read_raw(size, &tagged_bytes));",
         ]
         if tagged:
-            out.append("      KafkaReader tr(tagged_bytes);")
+            out.append("      KafkaReader tr = in.sub_reader(tagged_bytes);")
             out.append("      switch (tag) {")
             for f in tagged:
                 out.append(f"        case {f.tag}:")
                 out.append(f"          if (!({f.tagged.cond('ver')})) break;  // unknown in this version")
                 out += ["          " + l for l in self.decode_field(f, "tr")]
+                out.append("          in.take_budget_from(tr);")
                 out.append("          if (!tr.at_end()) {")
                 out.append(f"            return Status::corruption(\"kafka: tagged field {s.name}."
                            f"{f.kafka_name} has trailing bytes\");")

@@ -28,7 +28,7 @@ CreateTopic create(std::string name, GroupId first, std::vector<std::vector<Brok
   return c;
 }
 
-TEST(ControllerCommand, EveryCommandRoundTrips) {
+TEST(ClusterControllerCommand, EveryCommandRoundTrips) {
   std::vector<Command> commands = {
       RegisterBroker{broker(3)},
       create("orders", GroupId(5), {{BrokerId(0), BrokerId(1)}, {BrokerId(1), BrokerId(2)}}),
@@ -45,7 +45,7 @@ TEST(ControllerCommand, EveryCommandRoundTrips) {
   }
 }
 
-TEST(ControllerCommand, TruncationAtEveryByteIsRefused) {
+TEST(ClusterControllerCommand, TruncationAtEveryByteIsRefused) {
   Buffer bytes = encode_command(
       create("orders", GroupId(5), {{BrokerId(0), BrokerId(1)}, {BrokerId(1), BrokerId(2)}}));
   for (std::size_t n = 0; n < bytes.size(); ++n) {
@@ -55,7 +55,7 @@ TEST(ControllerCommand, TruncationAtEveryByteIsRefused) {
   }
 }
 
-TEST(ControllerCommand, BadVersionTypeCountsAndTrailingBytesAreRefused) {
+TEST(ClusterControllerCommand, BadVersionTypeCountsAndTrailingBytesAreRefused) {
   Buffer good = encode_command(DeleteTopic{"t"});
   Buffer bad_version = good;
   bad_version[0] = 9;
@@ -73,7 +73,7 @@ TEST(ControllerCommand, BadVersionTypeCountsAndTrailingBytesAreRefused) {
   EXPECT_FALSE(decode_command(huge.view()).has_value());
 }
 
-TEST(ControllerState, CreateDeleteAndValidation) {
+TEST(ClusterControllerState, CreateDeleteAndValidation) {
   ControllerState s = with_brokers(3);
   auto c = create("orders", GroupId(1), {{BrokerId(0), BrokerId(1)}, {BrokerId(1), BrokerId(2)}});
   ASSERT_TRUE(s.apply(c).is_ok());
@@ -100,7 +100,7 @@ TEST(ControllerState, CreateDeleteAndValidation) {
   EXPECT_EQ(s.next_group(), GroupId(4));  // ids are never reused
 }
 
-TEST(ControllerState, SnapshotRoundTripsAndRejectsCorruption) {
+TEST(ClusterControllerState, SnapshotRoundTripsAndRejectsCorruption) {
   ControllerState s = with_brokers(3);
   ASSERT_TRUE(s.apply(create("a", GroupId(1), {{BrokerId(0)}, {BrokerId(1)}})).is_ok());
   ASSERT_TRUE(s.apply(AlterConfigs{"a", {{"retention.ms", "5"}}}).is_ok());
@@ -113,7 +113,7 @@ TEST(ControllerState, SnapshotRoundTripsAndRejectsCorruption) {
   }
 }
 
-TEST(Assignment, SpreadsReplicasRoundRobinWithRotatingStart) {
+TEST(ClusterAssignment, SpreadsReplicasRoundRobinWithRotatingStart) {
   std::vector<BrokerId> b = {BrokerId(0), BrokerId(1), BrokerId(2)};
   auto a = assign_replicas(b, 3, 2, 0);
   ASSERT_TRUE(a.has_value());
@@ -134,7 +134,7 @@ TEST(Assignment, SpreadsReplicasRoundRobinWithRotatingStart) {
   EXPECT_FALSE(assign_replicas(b, 1, 0, 0).has_value());
 }
 
-TEST(ConfState, EncodingRoundTripsAndRejectsGarbage) {
+TEST(ClusterConfState, EncodingRoundTripsAndRejectsGarbage) {
   raft::ConfState cs;
   cs.voters = {NodeId(1), NodeId(2)};
   cs.voters_outgoing = {NodeId(1), NodeId(3)};

@@ -51,6 +51,9 @@ Status validate_configs(const std::map<std::string, std::string>& configs) {
     std::int64_t n = 0;
     if (kNumeric.count(k) != 0) {
       if (!parse_long(v, &n)) return Status::invalid_argument("config " + k + ": not a number");
+      if (k == "segment.bytes" && (n < 4096 || n > (1ll << 31))) {
+        return Status::invalid_argument("segment.bytes must be in [4096, 2^31]");
+      }
     } else if (kText.count(k) == 0) {
       return Status::invalid_argument("unknown topic config " + k);
     }

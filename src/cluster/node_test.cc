@@ -76,6 +76,7 @@ std::vector<std::pair<std::int64_t, std::string>> read_all(TestBroker& b, const 
 
 Produced produce(TestBroker& b, const std::string& topic, std::int32_t partition,
                  const std::string& value, Acks acks = Acks::kAll) {
+  // (values are one record each)
   return b.call_async<Produced>([=](Node& n, std::function<void(Produced)> reply) {
     auto p = n.local_partition(topic, partition);
     if (!p.has_value()) return reply(Produced{p.error()});
@@ -86,20 +87,21 @@ Produced produce(TestBroker& b, const std::string& topic, std::int32_t partition
 }
 
 std::vector<AdminResult> create_topic(TestBroker& b, const std::string& name, int partitions,
-                                      int rf) {
+                                      int rf, std::map<std::string, std::string> configs = {}) {
   return b.call_async<std::vector<AdminResult>>(
       [=](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
         TopicSpec spec;
         spec.name = name;
         spec.partitions = partitions;
         spec.replication_factor = static_cast<std::int16_t>(rf);
+        spec.configs = configs;
         n.create_topics({spec}, 5000, reply);
       });
 }
 
-class ClusterFixture : public ::testing::Test {
+class ClusterNode : public ::testing::Test {
  protected:
-  void make(int n) {
+  void make(int n, std::function<void(NodeConfig&)> tweak = {}) {
     root_ = testing::make_temp_dir("raftmq-cluster-");
     std::vector<BrokerAddress> addresses;
     for (int i = 0; i < n; ++i) {
@@ -114,6 +116,7 @@ class ClusterFixture : public ::testing::Test {
       c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
       c.brokers = addresses;
       c.produce_timeout_ms = 5000;
+      if (tweak) tweak(c);
       brokers_.push_back(std::make_unique<TestBroker>(c));
     }
     for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
@@ -155,7 +158,7 @@ class ClusterFixture : public ::testing::Test {
   std::vector<std::unique_ptr<TestBroker>> brokers_;
 };
 
-TEST_F(ClusterFixture, SingleBrokerCreatesTopicProducesAndFetches) {
+TEST_F(ClusterNode, SingleBrokerCreatesTopicProducesAndFetches) {
   make(1);
   TestBroker* c = wait_controller();
   ASSERT_NE(c, nullptr);
@@ -240,7 +243,7 @@ TEST_F(ClusterFixture, SingleBrokerCreatesTopicProducesAndFetches) {
   EXPECT_GT(after.base_offset.value(), offsets.back() + 1);
 }
 
-TEST_F(ClusterFixture, ThreeBrokersReplicateFailOverAndCatchUp) {
+TEST_F(ClusterNode, ThreeBrokersReplicateFailOverAndCatchUp) {
   make(3);
   TestBroker* c = wait_controller();
   ASSERT_NE(c, nullptr);
@@ -332,6 +335,166 @@ TEST_F(ClusterFixture, ThreeBrokersReplicateFailOverAndCatchUp) {
   TestBroker* after = wait_partition_leader("orders", 0, 5s);
   ASSERT_NE(after, nullptr);
   EXPECT_NE(after, current);
+}
+
+
+std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic,
+                                              std::int32_t p) {
+  return b.call([&](Node& n) -> std::optional<PartitionStatus> {
+    for (const PartitionStatus& s : n.cluster_status().partitions) {
+      if (s.topic == topic && s.partition == p) return s;
+    }
+    return std::nullopt;
+  });
+}
+
+std::size_t replica_dirs(const std::string& data_dir) {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir + "/partitions")) {
+    n += e.is_directory() ? 1 : 0;
+  }
+  return n;
+}
+
+TEST_F(ClusterNode, DeleteTopicRemovesEveryReplicaAndItsData) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "gone", 2, 2)[0].status.is_ok());
+  ASSERT_NE(wait_partition_leader("gone", 0), nullptr);
+  ASSERT_NE(wait_partition_leader("gone", 1), nullptr);
+  std::size_t total = 0;
+  for (auto& b : brokers_) total += replica_dirs(b->config().data_dir);
+  EXPECT_EQ(total, 4u);  // 2 partitions x 2 replicas, spread over the 3 brokers
+  // Admin calls on a broker that does not lead the controller: NOT_CONTROLLER.
+  for (auto& b : brokers_) {
+    if (b.get() == c) continue;
+    auto r = create_topic(*b, "elsewhere", 1, 1);
+    EXPECT_EQ(r[0].status.code(), ErrorCode::kNotLeader);
+    EXPECT_EQ(b->call([](Node& n) { return n.metadata().controller; }), c->config().id);
+    break;
+  }
+  auto deleted = c->call_async<std::vector<AdminResult>>(
+      [](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
+        n.delete_topics({"gone", "never-existed"}, 5000, reply);
+      });
+  ASSERT_EQ(deleted.size(), 2u);
+  EXPECT_TRUE(deleted[0].status.is_ok()) << deleted[0].status.to_string();
+  EXPECT_EQ(deleted[1].status.code(), ErrorCode::kNotFound);
+  for (auto& b : brokers_) {
+    EXPECT_TRUE(wait_until([&] { return replica_dirs(b->config().data_dir) == 0; }, 5s));
+    EXPECT_EQ(b->call([](Node& n) { return n.local_partition("gone", 0).status().code(); }),
+              ErrorCode::kNotFound);
+  }
+}
+
+TEST_F(ClusterNode, RetentionTrimsTheLogAndALaggingFollowerCatchesUpFromTheLogStart) {
+  make(3, [](NodeConfig& c) { c.retention_check_interval_ms = 100; });
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "logs", 1, 3,
+                           {{"segment.bytes", "4096"}, {"retention.bytes", "8192"},
+                            {"retention.ms", "-1"}})[0]
+                  .status.is_ok());
+  TestBroker* leader = wait_partition_leader("logs", 0);
+  ASSERT_NE(leader, nullptr);
+  TestBroker* follower = nullptr;
+  for (auto& b : brokers_) {
+    if (b.get() != leader) follower = b.get();
+  }
+  follower->kill();
+  std::string pad(300, 'x');
+  std::vector<std::pair<std::int64_t, std::string>> acked;
+  for (int i = 0; i < 80; ++i) {
+    Produced r;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      TestBroker* l = partition_leader("logs", 0);
+      if (l != nullptr && (r = produce(*l, "logs", 0, pad + std::to_string(i))).status.is_ok()) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+    acked.emplace_back(r.base_offset.value(), pad + std::to_string(i) + "#0");
+  }
+  leader = wait_partition_leader("logs", 0);
+  ASSERT_NE(leader, nullptr);
+  // Retention removed old segments below the commit index: the log start moved.
+  ASSERT_TRUE(wait_until([&] { return replica_status(*leader, "logs", 0)->log_start_offset > KafkaOffset(0); }, 5s));
+  KafkaOffset start = replica_status(*leader, "logs", 0)->log_start_offset;
+  EXPECT_EQ(leader->call([&](Node& n) {
+    return (*n.local_partition("logs", 0))->fetch(KafkaOffset(0), 1000).status().code();
+  }), ErrorCode::kOutOfRange);
+  // The follower restarts behind the leader's log start: it receives the log-start snapshot
+  // and then the retained log.
+  ASSERT_TRUE(follower->start().is_ok());
+  LogIndex target = replica_status(*leader, "logs", 0)->commit_index;
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(*follower, "logs", 0);
+    return s && s->applied_index >= target;
+  }, 10s));
+  auto fs = replica_status(*follower, "logs", 0);
+  ASSERT_TRUE(fs.has_value());
+  EXPECT_GE(fs->log_start_offset, start);
+  EXPECT_EQ(fs->log_end_offset, replica_status(*leader, "logs", 0)->log_end_offset);
+  // Every acknowledged record at or above the log start (as of the read: retention keeps
+  // running) is served.
+  auto records = read_all(*leader, "logs", 0);
+  ASSERT_FALSE(records.empty());
+  EXPECT_LE(records.front().first, acked.back().first);
+  std::set<std::pair<std::int64_t, std::string>> have(records.begin(), records.end());
+  for (const auto& a : acked) {
+    if (a.first >= records.front().first) {
+      EXPECT_TRUE(have.count(a)) << a.first;
+    }
+  }
+}
+
+TEST_F(ClusterNode, MovePartitionSwapsAReplicaWithJointConsensus) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "moving", 1, 2)[0].status.is_ok());
+  TestBroker* leader = wait_partition_leader("moving", 0);
+  ASSERT_NE(leader, nullptr);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(produce(*leader, "moving", 0, "before" + std::to_string(i)).status.is_ok());
+  std::vector<BrokerId> old_replicas = c->call([](Node& n) {
+    MetadataSnapshot m = n.metadata();
+    return m.find_topic("moving")->partitions[0].replicas;
+  });
+  BrokerId outsider{-1};
+  for (int i = 0; i < 3; ++i) {
+    if (std::find(old_replicas.begin(), old_replicas.end(), BrokerId(i)) == old_replicas.end()) outsider = BrokerId(i);
+  }
+  // Keep the leader, replace the other replica by the outsider.
+  BrokerId leader_id = leader->config().id;
+  std::vector<BrokerId> target = {leader_id, outsider};
+  auto moved = c->call_async<AdminResult>([&](Node& n, std::function<void(AdminResult)> reply) {
+    n.move_partition("moving", 0, target, 5000, reply);
+  });
+  ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
+  TestBroker* newcomer = brokers_[static_cast<std::size_t>(outsider.value())].get();
+  // The leader's membership becomes exactly the target, the newcomer holds the data.
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(*leader, "moving", 0);
+    if (!s) return false;
+    std::vector<BrokerId> v = s->voters;
+    std::sort(v.begin(), v.end());
+    std::vector<BrokerId> t = target;
+    std::sort(t.begin(), t.end());
+    return v == t && s->learners.empty();
+  }, 10s));
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(*newcomer, "moving", 0);
+    auto l = replica_status(*leader, "moving", 0);
+    return s && l && s->applied_index >= l->commit_index;
+  }, 10s));
+  ASSERT_TRUE(produce(*leader, "moving", 0, "after").status.is_ok());
+  // The replica that left deletes its copy.
+  for (BrokerId b : old_replicas) {
+    if (b == leader_id) continue;
+    EXPECT_TRUE(wait_until([&] {
+      return replica_dirs(brokers_[static_cast<std::size_t>(b.value())]->config().data_dir) == 0;
+    }, 15s));
+  }
 }
 
 }  // namespace

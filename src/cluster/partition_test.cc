@@ -32,7 +32,7 @@ class NullHost : public GroupHost {
   void log(std::string_view) override {}
 };
 
-class PartitionStorageTest : public ::testing::Test {
+class ClusterPartitionStorage : public ::testing::Test {
  protected:
   std::unique_ptr<GroupStorage> open() {
     GroupStorageOptions o;
@@ -47,7 +47,7 @@ class PartitionStorageTest : public ::testing::Test {
   storage::ManualClock clock_{1000};
 };
 
-TEST_F(PartitionStorageTest, StampsDenseOffsetsAndStoresRaftEntriesAsControlBatches) {
+TEST_F(ClusterPartitionStorage, StampsDenseOffsetsAndStoresRaftEntriesAsControlBatches) {
   auto s = open();
   raft::ConfChange cc;
   cc.changes.push_back({raft::ConfChangeType::kAddLearner, NodeId(2)});
@@ -95,7 +95,7 @@ TEST_F(PartitionStorageTest, StampsDenseOffsetsAndStoresRaftEntriesAsControlBatc
   EXPECT_EQ(s->last_index(), LogIndex(3));
 }
 
-TEST_F(PartitionStorageTest, MalformedBatchIsRefusedNotStored) {
+TEST_F(ClusterPartitionStorage, MalformedBatchIsRefusedNotStored) {
   auto s = open();
   Buffer junk(std::string_view("not a record batch at all, definitely not"));
   Status st = s->append({entry(1, 1, raft::EntryType::kNormal, SharedBuffer(junk.view()))}, nullptr);
@@ -103,7 +103,7 @@ TEST_F(PartitionStorageTest, MalformedBatchIsRefusedNotStored) {
   EXPECT_EQ(s->log().last_index(), LogIndex(0));
 }
 
-TEST_F(PartitionStorageTest, HardStateAndCheckpointSurviveReopen) {
+TEST_F(ClusterPartitionStorage, HardStateAndCheckpointSurviveReopen) {
   {
     auto s = open();
     ASSERT_TRUE(s->append({entry(1, 1, raft::EntryType::kNoop), entry(2, 1, raft::EntryType::kNormal, batch(1))},
@@ -127,7 +127,7 @@ TEST_F(PartitionStorageTest, HardStateAndCheckpointSurviveReopen) {
   EXPECT_EQ(s->restart_applied(), LogIndex(2));
 }
 
-TEST_F(PartitionStorageTest, SnapshotInstallRestartsTheLogAtTheLeadersStart) {
+TEST_F(ClusterPartitionStorage, SnapshotInstallRestartsTheLogAtTheLeadersStart) {
   auto s = open();
   raft::Snapshot snap;
   snap.meta.index = LogIndex(100);
@@ -150,7 +150,7 @@ TEST_F(PartitionStorageTest, SnapshotInstallRestartsTheLogAtTheLeadersStart) {
   EXPECT_EQ(le::decode_u64(ours->data.data()), 5000u);
 }
 
-TEST_F(PartitionStorageTest, EndOffsetForEpochFindsTheLargestEpochNotAboveTheRequest) {
+TEST_F(ClusterPartitionStorage, EndOffsetForEpochFindsTheLargestEpochNotAboveTheRequest) {
   auto storage = open();
   // Terms 1,1 | 3,3 | 5: offsets 0 | 1-2 (batch of 2), 3 | 4 | 5-7.
   ASSERT_TRUE(storage

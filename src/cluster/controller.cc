@@ -32,6 +32,9 @@ GroupId ControllerGroup::reserve_groups(std::size_t count) {
 void ControllerGroup::propose(const Command& command, std::int64_t timeout_ms, Done done) {
   if (failed()) return done(Status::unavailable("controller replica failed"));
   if (!leader_ready()) return done(Status::not_leader("not the controller"));
+  if (waiters_.size() >= kWaitersMax) {
+    return done(Status::limit_exceeded("too many controller commands in flight"));
+  }
   Buffer bytes = encode_command(command);
   Result<LogIndex> index = node().propose(SharedBuffer(std::move(bytes)));
   if (!index.has_value()) return done(index.error());

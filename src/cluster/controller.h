@@ -19,6 +19,7 @@ namespace mq::cluster {
 
 class ControllerGroup final : public RaftGroup {
  public:
+  static constexpr std::size_t kWaitersMax = 1024;  // admin commands awaiting commit
   using Done = std::function<void(Status)>;
   ControllerGroup(GroupHost* host, RaftGroupOptions options, std::unique_ptr<GroupStorage> storage,
                   std::uint64_t snapshot_interval_entries);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "cluster/group_storage.h"
+#include "cluster/node.h"
 
 namespace mq::cluster {
 namespace {
@@ -147,6 +148,35 @@ TEST(ClusterConfState, EncodingRoundTripsAndRejectsGarbage) {
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     EXPECT_FALSE(decode_conf_state(bytes.view(0, n)).has_value());
   }
+}
+
+TEST(ClusterNodeConfig, BrokerAddressesParseAndBadOnesAreRefused) {
+  auto a = parse_broker_address("2@10.0.0.7:9093:9092");
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->id, BrokerId(2));
+  EXPECT_EQ(a->host, "10.0.0.7");
+  EXPECT_EQ(a->rpc_port, 9093);
+  EXPECT_EQ(a->kafka_port, 9092);
+  for (const char* bad : {"", "2", "2@host", "2@host:1", "x@host:1:2", "2@:1:2", "2@h:0:2",
+                          "2@h:1:70000", "-1@h:1:2", "2@h:1:2x"}) {
+    EXPECT_FALSE(parse_broker_address(bad).has_value()) << bad;
+  }
+}
+
+TEST(ClusterNodeConfig, ValidateNamesTheProblem) {
+  NodeConfig c;
+  c.data_dir = "/tmp/x";
+  EXPECT_TRUE(c.validate().is_ok());
+  c.brokers = {BrokerAddress{BrokerId(5), "h", 1, 2}};
+  EXPECT_EQ(c.validate().code(), ErrorCode::kInvalidArgument);  // self not listed
+  c.brokers.push_back(BrokerAddress{c.id, "h", 3, 4});
+  EXPECT_TRUE(c.validate().is_ok());
+  c.brokers.push_back(BrokerAddress{BrokerId(5), "h", 5, 6});
+  EXPECT_EQ(c.validate().code(), ErrorCode::kInvalidArgument);  // listed twice
+  NodeConfig d;
+  d.data_dir = "/tmp/x";
+  d.heartbeat_ticks = d.election_ticks;
+  EXPECT_EQ(d.validate().code(), ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

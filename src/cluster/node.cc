@@ -189,7 +189,18 @@ Status Node::open_controller() {
                                                   config_.controller_snapshot_interval_entries);
   MQ_RETURN_IF_ERROR(controller_->start());
   MQ_RETURN_IF_ERROR(controller_->init());
-  controller_->on_state_changed = [this] { metadata_changed_ = true; };
+  controller_->on_state_changed = [this] {
+    // Reconcile soon (not from inside the controller's apply): a new topic's replicas then
+    // start within one loop turn instead of up to reconcile_interval_ms later.
+    metadata_changed_ = true;
+    if (reconcile_posted_) return;
+    reconcile_posted_ = true;
+    asio::post(loop_, [this, alive = alive_] {
+      if (!*alive) return;
+      reconcile_posted_ = false;
+      reconcile();
+    });
+  };
   controller_->on_proposed = [this](ControllerGroup*) { schedule_pump(kControllerGroup); };
   return Status::ok();
 }

@@ -213,6 +213,7 @@ class Node final : public ClusterApi, public GroupHost {
   std::int64_t last_retention_ms_ = 0;
   std::int64_t last_sweep_ms_ = 0;
   bool metadata_changed_ = true;
+  bool reconcile_posted_ = false;
   std::set<BrokerId> registering_;  // registrations proposed, not yet applied
   std::uint32_t assignment_rotation_ = 0;
   std::map<GroupId, std::int64_t> orphan_since_ms_;  // hosted groups no longer assigned here

@@ -58,13 +58,15 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(const TopicRecord& 
                                                              std::int32_t partition) {
   const PartitionRecord& record = topic.partitions[static_cast<std::size_t>(partition)];
   raft::ConfState bootstrap;
-  // The replicas chosen at creation bootstrap the group with the same membership (as etcd's
-  // static bootstrap); a replica added later by a move starts empty and learns the
-  // membership from the leader.
-  if (contains(record.initial_replicas, config_.id)) {
-    for (BrokerId b : record.initial_replicas) bootstrap.voters.push_back(node_of(b));
-    std::sort(bootstrap.voters.begin(), bootstrap.voters.end());
-  }
+  // Every replica bootstraps with the group's creation membership (etcd's static
+  // bootstrap), including one added later by a move: the bootstrap membership is not a log
+  // entry, so a newcomer replays the log's configuration changes on top of it and reaches
+  // the leader's membership (docs/raft_driver.md). Starting it empty would make it apply
+  // "add learner 3" to an empty configuration and later believe it is a single voter.
+  // A newcomer that is not an initial voter is not promotable until the change adding it
+  // is applied.
+  for (BrokerId b : record.initial_replicas) bootstrap.voters.push_back(node_of(b));
+  std::sort(bootstrap.voters.begin(), bootstrap.voters.end());
   std::string name = topic.name + "-" + std::to_string(partition);
   GroupStorageOptions so;
   so.directory = partition_dir(topic.name, partition, record.group);

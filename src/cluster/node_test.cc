@@ -487,6 +487,17 @@ TEST_F(ClusterNode, MovePartitionSwapsAReplicaWithJointConsensus) {
     auto l = replica_status(*leader, "moving", 0);
     return s && l && s->applied_index >= l->commit_index;
   }, 10s));
+  // The newcomer replayed the changes on top of the creation membership: it sees the same
+  // voters as the leader (never itself alone).
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(*newcomer, "moving", 0);
+    if (!s) return false;
+    std::vector<BrokerId> v = s->voters;
+    std::sort(v.begin(), v.end());
+    std::vector<BrokerId> t = target;
+    std::sort(t.begin(), t.end());
+    return v == t;
+  }, 5s));
   ASSERT_TRUE(produce(*leader, "moving", 0, "after").status.is_ok());
   // The replica that left deletes its copy.
   for (BrokerId b : old_replicas) {

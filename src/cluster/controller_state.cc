@@ -246,7 +246,7 @@ Result<std::vector<std::vector<BrokerId>>> assign_replicas(const std::vector<Bro
   if (static_cast<std::size_t>(replication_factor) > brokers.size()) {
     return Status::invalid_argument("replication factor " + std::to_string(replication_factor) +
                                     " larger than the " + std::to_string(brokers.size()) +
-                                    " available brokers");
+                                    " live brokers");
   }
   std::vector<std::vector<BrokerId>> out(static_cast<std::size_t>(partitions));
   const std::size_t n = brokers.size();

@@ -213,8 +213,12 @@ void Node::create_topics(std::vector<TopicSpec> topics, std::int64_t timeout_ms,
   gather->done = std::move(done);
   if (topics.empty()) return gather->done({});
   register_brokers();
+  // Like Kafka's controller, new replicas go to live brokers only: a replica on a dead
+  // broker would leave a small group without a quorum from the start.
   std::vector<BrokerId> brokers;
-  for (const BrokerAddress& b : config_.brokers) brokers.push_back(b.id);
+  for (const BrokerAddress& b : config_.brokers) {
+    if (broker_alive(b.id)) brokers.push_back(b.id);
+  }
   std::sort(brokers.begin(), brokers.end());
   for (std::size_t i = 0; i < topics.size(); ++i) {
     TopicSpec& spec = topics[i];
@@ -341,7 +345,11 @@ void Node::create_partitions(std::vector<std::pair<std::string, std::int32_t>> n
     }
     auto rf = static_cast<std::int32_t>(t->partitions.front().replicas.size());
     std::uint32_t start = std::max(assignment_rotation_, controller_->state().assignment_start());
-    auto a = assign_replicas(broker_ids(), total - current, rf, start + static_cast<std::uint32_t>(current));
+    std::vector<BrokerId> live;
+    for (BrokerId b : broker_ids()) {
+      if (broker_alive(b)) live.push_back(b);
+    }
+    auto a = assign_replicas(live, total - current, rf, start + static_cast<std::uint32_t>(current));
     if (!a.has_value()) {
       fail(a.error(), kInvalidPartitions);
       continue;

@@ -508,5 +508,84 @@ TEST_F(ClusterNode, MovePartitionSwapsAReplicaWithJointConsensus) {
   }
 }
 
+TEST_F(ClusterNode, PipelinedProducesCommitInOrderAndBackPressureIsAnError) {
+  make(3, [](NodeConfig& c) { c.max_uncommitted_bytes = 256 * 1024; });
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "fast", 1, 3)[0].status.is_ok());
+  TestBroker* leader = wait_partition_leader("fast", 0);
+  ASSERT_NE(leader, nullptr);
+  // 400 produces issued at once (no waiting in between), 1 KiB each: they are batched into
+  // shared Raft appends and fsyncs, commit in issue order, and the ones beyond the
+  // uncommitted-bytes cap are refused with kLimitExceeded rather than queued without bound.
+  constexpr int kCount = 400;
+  struct Outcome {
+    std::vector<std::int64_t> offsets;  // issue order; -1 = refused
+    int limit_exceeded = 0;
+    int other_errors = 0;
+  };
+  auto started = std::chrono::steady_clock::now();
+  Outcome out = leader->call_async<Outcome>([&](Node& n, std::function<void(Outcome)> reply) {
+    auto state = std::make_shared<Outcome>();
+    state->offsets.assign(kCount, -1);
+    auto remaining = std::make_shared<int>(kCount);
+    LocalPartition* p = *n.local_partition("fast", 0);
+    std::string value(1024, 'v');
+    for (int i = 0; i < kCount; ++i) {
+      p->produce(SharedBuffer(make_batch(value + std::to_string(i))), Acks::kAll,
+                 [state, remaining, reply, i](Result<ProduceResult> r) {
+                   if (r.has_value()) {
+                     state->offsets[static_cast<std::size_t>(i)] = r->base_offset.value();
+                   } else if (r.error().code() == ErrorCode::kLimitExceeded) {
+                     ++state->limit_exceeded;
+                   } else {
+                     ++state->other_errors;
+                   }
+                   if (--*remaining == 0) reply(std::move(*state));
+                 });
+    }
+  });
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(out.other_errors, 0);
+  EXPECT_GT(out.limit_exceeded, 0);  // 400 KiB > the 256 KiB cap
+  std::int64_t last = -1;
+  int accepted = 0;
+  for (std::int64_t o : out.offsets) {
+    if (o < 0) continue;
+    EXPECT_GT(o, last);
+    last = o;
+    ++accepted;
+  }
+  EXPECT_GT(accepted, 100);
+  std::printf("%d of %d pipelined 1 KiB acks=all produces committed in %lld ms (%d refused)\n",
+              accepted, kCount,
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()),
+              out.limit_exceeded);
+  auto records = read_all(*leader, "fast", 0);
+  EXPECT_EQ(records.size(), static_cast<std::size_t>(accepted));
+}
+
+TEST_F(ClusterNode, ControllerFailoverKeepsMetadataAndAdminWorking) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "first", 1, 3)[0].status.is_ok());
+  c->kill();
+  TestBroker* next = wait_controller();
+  ASSERT_NE(next, nullptr);
+  EXPECT_NE(next, c);
+  // The new controller has the metadata and accepts admin commands.
+  EXPECT_TRUE(next->call([](Node& n) { return n.metadata().find_topic("first") != nullptr; }));
+  auto r = create_topic(*next, "second", 2, 2);
+  ASSERT_TRUE(r[0].status.is_ok()) << r[0].status.to_string();
+  ASSERT_NE(wait_partition_leader("second", 0), nullptr);
+  ASSERT_NE(wait_partition_leader("second", 1), nullptr);
+  // The restarted old controller learns what happened while it was down.
+  ASSERT_TRUE(c->start().is_ok());
+  EXPECT_TRUE(wait_until([&] {
+    return c->call([](Node& n) { return n.metadata().find_topic("second") != nullptr; });
+  }, 10s));
+}
+
 }  // namespace
 }  // namespace mq::cluster

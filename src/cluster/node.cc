@@ -222,9 +222,15 @@ void Node::stop() {
   tick_timer_.cancel();
   if (transport_) transport_->stop();
   // Groups go before the flusher: a Log deregisters itself from its flusher when destroyed.
+  // They are detached first: destroying a group fails its waiters, whose callbacks may call
+  // back into this Node (which then sees no groups, not a map being cleared).
+  auto partitions = std::move(partitions_);
   partitions_.clear();
   by_name_.clear();
+  auto controller = std::move(controller_);
   controller_.reset();
+  partitions.clear();
+  controller.reset();
   if (flusher_) flusher_->stop();
   flusher_.reset();
 }

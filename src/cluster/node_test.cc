@@ -563,6 +563,19 @@ TEST_F(ClusterNode, PipelinedProducesCommitInOrderAndBackPressureIsAnError) {
               out.limit_exceeded);
   auto records = read_all(*leader, "fast", 0);
   EXPECT_EQ(records.size(), static_cast<std::size_t>(accepted));
+  // `cluster status` data on the leader: three voters, each follower's match and lag.
+  EXPECT_TRUE(wait_until([&] {
+    auto st = replica_status(*leader, "fast", 0);
+    if (!st || !st->is_leader || st->voters.size() != 3 || st->replicas.size() != 3) return false;
+    for (const ReplicaLag& r : st->replicas) {
+      if (r.lag_entries != 0 || r.match != st->last_index) return false;
+    }
+    return st->high_watermark == st->log_end_offset;
+  }, 5s));
+  ClusterStatus cs = leader->call([](Node& n) { return n.cluster_status(); });
+  EXPECT_EQ(cs.brokers.size(), 3u);
+  EXPECT_GE(cs.controller_leader.value(), 0);
+  EXPECT_GT(cs.metrics.messages_sent, 0u);
 }
 
 TEST_F(ClusterNode, ControllerFailoverKeepsMetadataAndAdminWorking) {

@@ -75,12 +75,11 @@ std::vector<std::pair<std::int64_t, std::string>> read_all(TestBroker& b, const 
 }
 
 Produced produce(TestBroker& b, const std::string& topic, std::int32_t partition,
-                 const std::string& value, Acks acks = Acks::kAll) {
-  // (values are one record each)
+                 const std::string& value, Acks acks = Acks::kAll, int records = 1) {
   return b.call_async<Produced>([=](Node& n, std::function<void(Produced)> reply) {
     auto p = n.local_partition(topic, partition);
     if (!p.has_value()) return reply(Produced{p.error()});
-    (*p)->produce(SharedBuffer(make_batch(value)), acks, [reply](Result<ProduceResult> r) {
+    (*p)->produce(SharedBuffer(make_batch(value, records)), acks, [reply](Result<ProduceResult> r) {
       reply(r.has_value() ? Produced{Status::ok(), r->base_offset} : Produced{r.error()});
     });
   });
@@ -230,6 +229,14 @@ TEST_F(ClusterNode, SingleBrokerCreatesTopicProducesAndFetches) {
   EXPECT_FALSE(woke->load());
   ASSERT_TRUE(produce(*c, "events", 1, "wake").status.is_ok());
   EXPECT_TRUE(wait_until([&] { return woke->load(); }, 2s));
+  // ListOffsets by time finds the record inside a batch (timestamps base+0, +1, +2).
+  Produced three = produce(*c, "events", 1, "three", Acks::kAll, 3);
+  ASSERT_TRUE(three.status.is_ok());
+  c->call([&](Node& n) {
+    auto at = (*n.local_partition("events", 1))->offset_for_timestamp(1700000000002);
+    ASSERT_TRUE(at.has_value() && at->has_value());
+    EXPECT_EQ(at->value(), three.base_offset + 2);
+  });
 
   // Restart from the data directory: everything acknowledged is still there.
   c->kill();

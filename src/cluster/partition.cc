@@ -267,7 +267,25 @@ Result<std::optional<KafkaOffset>> PartitionGroup::offset_for_timestamp(std::int
   if (timestamp_ms == -1) return std::optional<KafkaOffset>(high_watermark_);     // LATEST
   MQ_ASSIGN_OR_RETURN(auto ref, storage().log().lookup_timestamp(timestamp_ms));
   if (!ref || ref->index > applied()) return std::optional<KafkaOffset>();
-  return std::optional<KafkaOffset>(std::max(ref->base_offset, log_start_offset()));
+  // ListOffsets wants the first *record* with timestamp >= the target (KIP-79), not the
+  // batch: decode the batch the time index found and pick the record.
+  KafkaOffset found = ref->base_offset;
+  MQ_ASSIGN_OR_RETURN(auto read, storage().log().read(ref->index, ref->index + 1, 1));
+  if (!read.empty()) {
+    auto view = protocol::RecordBatchView::parse(read.front().payload.view());
+    if (view.has_value() && !view->header().is_control() && !view->header().is_log_append_time()) {
+      auto records = view->decode_records();
+      if (records.has_value()) {
+        for (const protocol::Record& r : records->records) {
+          if (view->header().base_timestamp + r.timestamp_delta >= timestamp_ms) {
+            found = ref->base_offset + r.offset_delta;
+            break;
+          }
+        }
+      }
+    }
+  }
+  return std::optional<KafkaOffset>(std::max(found, log_start_offset()));
 }
 
 Result<OffsetForEpochResult> PartitionGroup::end_offset_for_epoch(std::int32_t leader_epoch) {

@@ -1,0 +1,245 @@
+#include "sim/simulation.h"
+
+#include <memory>
+
+#include "base/prng.h"
+#include "sim/cluster.h"
+#include "sim/nemesis.h"
+#include "sim/workload.h"
+
+namespace mq::sim {
+
+namespace {
+
+constexpr SimTime kSafetyPhaseUs = 4'000'000;
+constexpr SimTime kLivenessBoundUs = 10'000'000;     // leader + a committed write after healing
+constexpr SimTime kConvergenceBoundUs = 10'000'000;  // every member applied that write
+constexpr SimTime kPollUs = 50'000;
+constexpr SimTime kTickUs = 10'000;
+constexpr std::uint32_t kNodesMax = 8;
+
+struct Scenario {
+  std::uint32_t voters = 3;
+  ClusterOptions cluster;
+  std::vector<NodeTiming> timings;
+  NemesisOptions nemesis;
+  WorkloadOptions workload;
+  std::string description;
+};
+
+std::string per_mille(std::uint32_t v) { return std::to_string(v) + "\xe2\x80\xb0"; }
+
+NodeTiming draw_timing(Prng& prng, bool tight_clocks) {
+  NodeTiming timing;
+  // Skewed tick rates: each node's clock runs at its own speed. Lease reads assume bounded
+  // drift (raft/config.h), so lease scenarios keep it within 1%.
+  const std::uint64_t skew_per_mille = tight_clocks ? prng.range(995, 1005) : prng.range(700, 1400);
+  timing.tick_us = kTickUs * skew_per_mille / 1000;
+  timing.fsync_min_us = prng.range(50, 500);
+  timing.fsync_max_us = timing.fsync_min_us + prng.range(500, 3'000);
+  if (prng.chance(1, 4)) timing.fsync_max_us = prng.range(10'000, 30'000);  // a slow disk
+  return timing;
+}
+
+Scenario draw_scenario(Prng& prng, const RunOptions& options) {
+  Scenario s;
+  s.voters = options.nodes != 0 ? options.nodes : (prng.chance(1, 2) ? 3 : 5);
+  ClusterOptions& c = s.cluster;
+  c.election_ticks = 10;
+  c.heartbeat_ticks = static_cast<std::uint32_t>(prng.range(1, 3));
+  c.pre_vote = prng.chance(3, 4);
+  c.check_quorum = prng.chance(3, 4);
+  bool lease = c.check_quorum && prng.chance(1, 3);
+  // Point the fault mix at the mutation under test (the checkers stay the same).
+  const auto has = [&](raft::Bug bug) { return (options.bugs & static_cast<std::uint32_t>(bug)) != 0; };
+  if (has(raft::Bug::kNoCheckQuorumStepDown)) {
+    c.check_quorum = true;
+    lease = true;
+  }
+  if (has(raft::Bug::kReadWithoutLeadershipCheck)) lease = false;
+  c.read_only = lease ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
+  c.bugs = options.bugs;
+  NetworkOptions& n = c.network;
+  const std::uint64_t quality = prng.uniform(3);
+  n.drop_per_mille = quality == 0 ? 0 : static_cast<std::uint32_t>(prng.uniform(quality == 1 ? 30 : 150));
+  n.duplicate_per_mille = static_cast<std::uint32_t>(prng.uniform(50));
+  n.delay_min_us = prng.range(100, 1'000);
+  n.delay_max_us = n.delay_min_us + prng.range(500, 10'000);
+  n.long_delay_per_mille = static_cast<std::uint32_t>(prng.uniform(30));
+  n.long_delay_max_us = prng.range(20'000, 200'000);
+  c.torn_write_per_mille = prng.chance(1, 2) ? 500 : 0;
+  c.snapshot_every_entries = prng.chance(3, 4) ? prng.range(5, 60) : 0;
+
+  for (std::uint32_t i = 0; i < kNodesMax; ++i) s.timings.push_back(draw_timing(prng, lease));
+
+  NemesisOptions& f = s.nemesis;
+  f.interval_min_us = prng.range(30'000, 100'000);
+  f.interval_max_us = f.interval_min_us + prng.range(100'000, 500'000);
+  f.crash_weight = static_cast<std::uint32_t>(prng.uniform(5));
+  f.partition_weight = static_cast<std::uint32_t>(prng.uniform(5));
+  f.pause_weight = lease ? 0 : static_cast<std::uint32_t>(prng.uniform(3));
+  f.quiet_weight = 1;
+  f.leader_bias_percent = static_cast<std::uint32_t>(prng.range(30, 70));
+  if (has(raft::Bug::kVoteBeforePersist) || has(raft::Bug::kLeaderCountsSelfBeforePersist)) {
+    f.crash_weight = std::max<std::uint32_t>(f.crash_weight, 3);
+  }
+
+  WorkloadOptions& w = s.workload;
+  w.write_interval_max_us = prng.range(3'000, 30'000);
+  w.read_interval_max_us = prng.range(3'000, 30'000);
+  w.transfers = prng.chance(1, 3);
+  w.membership = prng.chance(1, 3);
+  w.joiner_timing = draw_timing(prng, lease);
+
+  s.description = std::to_string(s.voters) + " nodes, hb=" + std::to_string(c.heartbeat_ticks) +
+                  (c.pre_vote ? " prevote" : "") + (c.check_quorum ? " checkquorum" : "") +
+                  (lease ? " lease-reads" : " readindex") + ", net drop=" +
+                  per_mille(n.drop_per_mille) + " dup=" + per_mille(n.duplicate_per_mille) +
+                  " delay=" + std::to_string(n.delay_min_us) + ".." +
+                  std::to_string(n.delay_max_us) + "us long=" + per_mille(n.long_delay_per_mille) +
+                  ", torn=" + per_mille(c.torn_write_per_mille) +
+                  ", snapshot-every=" + std::to_string(c.snapshot_every_entries) +
+                  ", faults crash/partition/pause=" + std::to_string(f.crash_weight) + "/" +
+                  std::to_string(f.partition_weight) + "/" + std::to_string(f.pause_weight) +
+                  (w.transfers ? ", transfers" : "") + (w.membership ? ", membership" : "");
+  return s;
+}
+
+}  // namespace
+
+const std::vector<BugInfo>& bug_table() {
+  static const std::vector<BugInfo> kTable = {
+      {"vote-without-log-check", raft::Bug::kVoteWithoutLogCheck,
+       "grant votes ignoring the election restriction (paper 5.4.1)"},
+      {"commit-previous-term-by-count", raft::Bug::kCommitPreviousTermByCount,
+       "commit earlier-term entries by counting replicas (paper Figure 8)"},
+      {"vote-before-persist", raft::Bug::kVoteBeforePersist,
+       "send vote responses before the vote is persisted"},
+      {"no-check-quorum-step-down", raft::Bug::kNoCheckQuorumStepDown,
+       "a leader that lost its quorum keeps serving lease reads"},
+      {"read-without-leadership-check", raft::Bug::kReadWithoutLeadershipCheck,
+       "answer ReadIndex without a heartbeat round"},
+      {"accept-stale-leader-append", raft::Bug::kAcceptStaleLeaderAppend,
+       "accept AppendEntries from an older term"},
+      {"leader-counts-self-before-persist", raft::Bug::kLeaderCountsSelfBeforePersist,
+       "the leader counts its own unpersisted entries towards commitment"},
+      {"no-conflict-truncation", raft::Bug::kNoConflictTruncation,
+       "append over a conflicting suffix without truncating it"},
+  };
+  return kTable;
+}
+
+std::optional<raft::Bug> bug_by_name(std::string_view name) {
+  for (const BugInfo& info : bug_table()) {
+    if (name == info.name) return info.bug;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// Runs the cluster in short slices until `done` or `deadline`; false on a failed check.
+template <typename Done>
+bool run_while(Cluster& cluster, SimTime deadline, Done done) {
+  while (!cluster.checker().failed() && !done() && cluster.now() < deadline) {
+    cluster.run_until(std::min(deadline, cluster.now() + kPollUs));
+  }
+  return !cluster.checker().failed() && done();
+}
+
+std::string liveness_detail(Cluster& cluster) {
+  std::string out = "up:";
+  for (const auto& [id, node] : cluster.nodes()) {
+    if (node->removed) continue;
+    out += " n" + std::to_string(id) + (node->up ? "" : "(down)") + "[" +
+           raft::role_name(node->soft.role) + " term=" + std::to_string(node->known_term.value()) +
+           " applied=" + std::to_string(node->state.applied.value()) + "]";
+  }
+  return out;
+}
+
+}  // namespace
+
+SeedResult run_seed(const RunOptions& options) {
+  Prng prng(options.seed);
+  const Scenario scenario = draw_scenario(prng, options);
+  Trace trace(options.trace);
+  SeedResult result;
+  result.scenario = scenario.description;
+  if (options.print_scenario || trace.enabled()) {
+    std::FILE* out = options.trace != nullptr ? options.trace : stdout;
+    std::fprintf(out, "seed %llu: %s\n", static_cast<unsigned long long>(options.seed),
+                 scenario.description.c_str());
+  }
+
+  Cluster cluster(&prng, scenario.cluster, &trace);
+  Workload workload(&cluster, scenario.workload);
+  Nemesis nemesis(&cluster, scenario.nemesis);
+  cluster.set_listener(&workload);
+  cluster.bootstrap(scenario.voters, scenario.timings);
+  workload.start();
+  nemesis.start();
+
+  // 1. Safety phase.
+  cluster.run_until(kSafetyPhaseUs);
+  Checker& checker = cluster.checker();
+  // 2. Liveness phase.
+  if (!checker.failed()) {
+    trace.line(cluster.now(), "sim", "liveness phase: faults stop, network heals");
+    NetworkOptions reliable;
+    reliable.delay_min_us = scenario.cluster.network.delay_min_us;
+    reliable.delay_max_us = scenario.cluster.network.delay_max_us;
+    nemesis.stop(reliable);
+    workload.stop_admin();
+    workload.start_liveness_probe();
+    const SimTime deadline = cluster.now() + kLivenessBoundUs;
+    if (!run_while(cluster, deadline, [&] { return workload.marker_acked(); }) &&
+        !checker.failed()) {
+      checker.fail("liveness", "no write committed within " +
+                                   std::to_string(kLivenessBoundUs / 1000) +
+                                   " ms after the faults healed; " + liveness_detail(cluster));
+    }
+  }
+  // 3. Convergence: every member applies the marker.
+  if (!checker.failed()) {
+    const LogIndex marker = workload.marker_index();
+    auto converged = [&] {
+      for (const auto& [id, node] : cluster.nodes()) {
+        if (node->removed || !cluster.ever_member(node->id)) continue;
+        if (!node->up || node->state.applied < marker) return false;
+      }
+      return true;
+    };
+    const SimTime deadline = cluster.now() + kConvergenceBoundUs;
+    if (!run_while(cluster, deadline, converged) && !checker.failed()) {
+      checker.fail("convergence", "members did not apply index " +
+                                      std::to_string(marker.value()) + " within " +
+                                      std::to_string(kConvergenceBoundUs / 1000) + " ms; " +
+                                      liveness_detail(cluster));
+    }
+  }
+
+  result.sim_time_us = cluster.now();
+  result.events = cluster.events_processed();
+  result.messages = cluster.messages_sent();
+  result.writes_acked = workload.writes_acked();
+  result.reads_checked = checker.reads_checked();
+  result.leaders = checker.leaders_seen();
+  result.committed = checker.committed_index().value();
+  if (checker.failed()) {
+    result.passed = false;
+    result.invariant = checker.invariant();
+    result.detail = checker.violation();
+    result.failed_at_us = cluster.now();
+    trace.line(cluster.now(), "check", "VIOLATION " + result.invariant + ": " + result.detail);
+  } else {
+    trace.line(cluster.now(), "check",
+               "PASS: " + std::to_string(result.committed) + " entries committed, " +
+                   std::to_string(result.writes_acked) + " writes acknowledged, " +
+                   std::to_string(result.reads_checked) + " reads checked, " +
+                   std::to_string(result.leaders) + " terms with a leader");
+  }
+  return result;
+}
+
+}  // namespace mq::sim

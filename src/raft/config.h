@@ -56,6 +56,10 @@ struct Config {
   // The applied index the host restarts from (entries up to it are not handed out again).
   LogIndex applied;
 
+  // Run check_invariants() (state + delta, invariants.cc) after every tick/step/advance even
+  // in release builds. Always on when MQ_DEBUG_ASSERTS is.
+  bool check_invariants = false;
+
   std::uint32_t bugs = 0;  // bitwise OR of Bug; tests only
   bool has_bug(Bug bug) const { return (bugs & static_cast<std::uint32_t>(bug)) != 0; }
 

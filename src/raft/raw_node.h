@@ -9,6 +9,7 @@
 
 #include "base/result.h"
 #include "raft/config.h"
+#include "raft/progress_state.h"
 #include "raft/ready.h"
 #include "raft/storage_view.h"
 #include "raft/types.h"
@@ -16,8 +17,6 @@
 namespace mq::raft {
 
 class Raft;  // the implementation (raft.h)
-
-enum class ProgressState : std::uint8_t { kProbe, kReplicate, kSnapshot };
 
 struct ProgressStatus {
   LogIndex match;
@@ -89,6 +88,11 @@ class RawNode {
 
   NodeStatus status() const;
   NodeId id() const;
+  // The membership in effect. It changes when advance() acknowledges the application of a
+  // kConfChange entry (or when a snapshot is installed); a host persisting its applied index
+  // persists this alongside (MemoryStorage::set_conf_state), since initial_state() must
+  // return the membership as of the applied index after a restart.
+  ConfState conf_state() const;
 
  private:
   explicit RawNode(std::unique_ptr<Raft> raft);

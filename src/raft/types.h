@@ -164,6 +164,11 @@ struct SoftState {
 
 std::string describe(const Entry& entry);      // "1/5 EntryNormal 'abc'" style, for traces
 std::string describe(const Message& message);  // "1->2 MsgApp Term:3 Log:2/4 Commit:4 [...]"
-std::string describe(const ConfState& conf_state);
+std::string describe(const ConfState& conf_state);  // "Voters:[1 2 3] VotersOutgoing:[] ..."
+std::string describe(const ConfChange& change);      // "v2 l3 r4", "explicit v2", "leave-joint"
+std::string describe(const SnapshotMeta& meta);      // "Index:5 Term:2 ConfState:..."
+std::string describe(const HardState& hard_state);   // "Term:2 Vote:1 Commit:5"
+std::string describe(const SoftState& soft_state);   // "Lead:1 State:StateLeader"
+std::string describe(const ReadState& read_state);   // "Index:5 Context:7"
 
 }  // namespace mq::raft

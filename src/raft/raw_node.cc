@@ -1,0 +1,86 @@
+#include "raft/raw_node.h"
+
+#include "raft/raft.h"
+
+namespace mq::raft {
+
+namespace {
+// Runs `fn` on the core and checks state and delta invariants around it when enabled.
+template <typename Fn>
+auto checked(Raft& raft, Fn&& fn) {
+  if (!raft.invariants_enabled()) return fn();
+  const Raft::InvariantSnapshot before = raft.invariant_snapshot();
+  if constexpr (std::is_void_v<decltype(fn())>) {
+    fn();
+    raft.check_invariants(&before);
+  } else {
+    auto result = fn();
+    raft.check_invariants(&before);
+    return result;
+  }
+}
+}  // namespace
+
+Result<std::unique_ptr<RawNode>> RawNode::create(const Config& config,
+                                                 const StorageView* storage) {
+  MQ_ASSIGN_OR_RETURN(std::unique_ptr<Raft> raft, Raft::create(config, storage));
+  if (raft->invariants_enabled()) raft->check_invariants(nullptr);
+  return std::unique_ptr<RawNode>(new RawNode(std::move(raft)));
+}
+
+RawNode::RawNode(std::unique_ptr<Raft> raft) : raft_(std::move(raft)) {}
+RawNode::~RawNode() = default;
+
+void RawNode::tick() {
+  checked(*raft_, [&] { raft_->tick(); });
+}
+
+Status RawNode::step(const Message& message) {
+  return checked(*raft_, [&] { return raft_->step(message); });
+}
+
+void RawNode::campaign() {
+  checked(*raft_, [&] { raft_->campaign(/*transfer=*/false); });
+}
+
+Result<LogIndex> RawNode::propose(SharedBuffer payload) {
+  return checked(*raft_, [&] { return raft_->propose(std::move(payload)); });
+}
+
+Result<LogIndex> RawNode::propose_conf_change(const ConfChange& change) {
+  return checked(*raft_, [&] { return raft_->propose_conf_change(change); });
+}
+
+Status RawNode::read_index(std::uint64_t request_context) {
+  return checked(*raft_, [&] { return raft_->read_index(request_context); });
+}
+
+Status RawNode::transfer_leader(NodeId transferee) {
+  return checked(*raft_, [&] { return raft_->transfer_leader(transferee); });
+}
+
+void RawNode::report_snapshot(NodeId to, bool success) {
+  checked(*raft_, [&] { raft_->report_snapshot(to, success); });
+}
+
+void RawNode::report_unreachable(NodeId to) {
+  checked(*raft_, [&] { raft_->report_unreachable(to); });
+}
+
+bool RawNode::has_ready() const { return raft_->has_ready(); }
+
+Ready RawNode::ready() {
+  return checked(*raft_, [&] { return raft_->ready(); });
+}
+
+void RawNode::advance(const Ready& ready) {
+  checked(*raft_, [&] { raft_->advance(ready); });
+}
+
+NodeStatus RawNode::status() const { return raft_->status(); }
+
+NodeId RawNode::id() const { return raft_->id(); }
+
+ConfState RawNode::conf_state() const { return raft_->tracker().config.to_conf_state(); }
+
+}  // namespace mq::raft

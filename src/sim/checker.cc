@@ -37,6 +37,36 @@ void Checker::on_conf_state(const raft::ConfState& conf_state) {
   }
 }
 
+void Checker::on_bootstrap(const raft::SnapshotMeta& meta, std::uint64_t chain,
+                           const StateDigest& state) {
+  MQ_ASSERT(canonical_.empty() && meta.index == LogIndex(1));
+  CanonicalEntry canon;
+  canon.term = meta.term;
+  canon.hash = chain;
+  canon.chain = chain;
+  canon.state = state;
+  canon.commit_term_max = Term(0);  // committed before any election: every leader needs it
+  canonical_.push_back(canon);
+}
+
+void Checker::on_commit_index(NodeId node, LogIndex commit) {
+  if (commit <= committed_index() || commit == LogIndex(0)) return;  // checked when applied
+  // Beyond what anyone applied: count the disks holding the most widespread version of the
+  // entry at `commit` (a different entry on other disks only lowers the count).
+  std::map<std::uint64_t, std::uint32_t> holders;
+  for (const auto& [id, disk] : disks_) {
+    if (disk->last_index() < commit || disk->snapshot_index() >= commit) continue;
+    ++holders[disk->chain_at(commit)];
+  }
+  std::uint32_t best = 0;
+  for (const auto& [chain, count] : holders) best = std::max(best, count);
+  if (best < quorum_min_) {
+    fail("commit-durability", "n" + str(node.value()) + " considers index " +
+                                  str(commit.value()) + " committed while it is durable on " +
+                                  str(best) + " node(s); a quorum needs " + str(quorum_min_));
+  }
+}
+
 void Checker::on_leader(NodeId node, Term term) {
   auto [it, inserted] = leaders_.emplace(term.value(), node.value());
   if (!inserted && it->second != node.value()) {

@@ -57,7 +57,13 @@ class Checker {
   // A configuration some node adopted; lowers the quorum the durability check requires.
   void on_conf_state(const raft::ConfState& conf_state);
 
+  // The group's bootstrap snapshot: the committed prefix starts with it.
+  void on_bootstrap(const raft::SnapshotMeta& meta, std::uint64_t chain, const StateDigest& state);
+
   void on_leader(NodeId node, Term term);
+  // A node's in-memory commit index: the entry there must be durable on a quorum already
+  // (the definition of committed, §5.3/§5.4.2), whether or not anyone applied it yet.
+  void on_commit_index(NodeId node, LogIndex commit);
   // `disk` just made entries from `first` to its last index durable (fsync or torn write).
   void on_durable_entries(NodeId node, const SimDisk& disk, LogIndex first);
   // `disk` belongs to a node that is leader at `term` and holds (durably) all its log.

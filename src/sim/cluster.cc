@@ -72,11 +72,23 @@ void Cluster::bootstrap(std::uint32_t count, const std::vector<NodeTiming>& timi
   raft::ConfState conf;
   for (std::uint32_t i = 1; i <= count; ++i) conf.voters.push_back(NodeId(i));
   checker_.on_conf_state(conf);
+  // The group starts from a snapshot at index 1 holding the initial membership and an empty
+  // state machine, so that nodes joining later learn the membership from a snapshot.
+  raft::Snapshot genesis;
+  genesis.meta.index = LogIndex(1);
+  genesis.meta.term = Term(1);
+  genesis.meta.conf_state = conf;
+  StateDigest genesis_state;
+  genesis_state.applied = LogIndex(1);
+  genesis.data = encode_state(genesis_state);
+  const std::uint64_t genesis_chain = mix_hash(0x6765'6e65'7369'73ull, 1);
+  checker_.on_bootstrap(genesis.meta, genesis_chain, genesis_state);
   for (std::uint32_t i = 1; i <= count; ++i) {
     auto node = std::make_unique<SimNode>();
     node->id = NodeId(i);
     node->timing = timings[i - 1];
     node->disk = std::make_unique<SimDisk>(conf);
+    node->disk->bootstrap_with(genesis, genesis_chain);
     node->conf_state = conf;
     checker_.register_disk(node->id, node->disk.get());
     ever_member_.insert(i);
@@ -132,6 +144,11 @@ void Cluster::start(SimNode& node) {
   node.applied_since_snapshot = 0;
   node.in_progress.reset();
   node.pending = PendingWrite{};
+  node.conf_state = node.raft->conf_state();
+  node.ticks = 0;
+  node.leader_since_tick = 0;
+  node.grace_since_tick = 0;
+  node.heard_tick.clear();
   checker_.on_restore(node.id, node.state);
   if (tracing()) {
     trace_line(node_name(node.id),
@@ -245,8 +262,55 @@ void Cluster::dispatch(Event& event) {
 
 void Cluster::on_tick(SimNode& node) {
   if (node.paused_until > now_) return;  // a stalled process misses its timer ticks
+  ++node.ticks;
   node.raft->tick();
   drive(node);
+  check_node(node);
+  if (options_.check_quorum && node.up && node.soft.role == raft::Role::kLeader) {
+    check_quorum_contact(node);
+  }
+}
+
+void Cluster::check_node(SimNode& node) {
+  // Between Readies the core may already consider entries committed: they must be durable
+  // on a quorum by then (the leader counts itself only after its own fsync, ready.h step 5).
+  if (!options_.check_commit_durability || !node.up || checker_.failed() ||
+      node.soft.role != raft::Role::kLeader || !node.in_progress) {
+    return;
+  }
+  checker_.on_commit_index(node.id, node.raft->status().hard_state.commit);
+}
+
+// Thesis §6.2 (CheckQuorum): a leader that has not heard from a quorum for an election
+// timeout steps down. The core checks every election_ticks, so a leader may last up to two
+// timeouts after the last contact; one still leading after 2*election_ticks+2 of its own
+// ticks without contact from a quorum (counting from when it became leader, its membership
+// changed or a transfer was requested, whichever is latest) has failed to step down.
+void Cluster::check_quorum_contact(SimNode& node) {
+  const std::uint64_t window = 2ull * options_.election_ticks + 2;
+  const std::uint64_t since = std::max(node.leader_since_tick, node.grace_since_tick);
+  if (node.ticks < since + window) return;
+  auto heard = [&](NodeId peer) {
+    if (peer == node.id) return true;
+    auto it = node.heard_tick.find(peer.value());
+    return it != node.heard_tick.end() && node.ticks - it->second <= window;
+  };
+  auto quorum_heard = [&](const std::vector<NodeId>& voters) {
+    if (voters.empty()) return true;
+    std::size_t count = 0;
+    for (NodeId voter : voters) count += heard(voter) ? 1 : 0;
+    return count >= voters.size() / 2 + 1;
+  };
+  if (quorum_heard(node.conf_state.voters) && quorum_heard(node.conf_state.voters_outgoing)) {
+    return;
+  }
+  const raft::NodeStatus status = node.raft->status();
+  if (status.soft_state.role != raft::Role::kLeader) return;  // stepped down; Ready pending
+  checker_.fail("check-quorum", node_name(node.id) + " still leads term " +
+                                    std::to_string(status.hard_state.term.value()) + " after " +
+                                    std::to_string(window) +
+                                    " ticks without hearing from a quorum of " +
+                                    raft::describe(node.conf_state));
 }
 
 void Cluster::send(SimNode& from, const raft::Message& message) {
@@ -300,11 +364,13 @@ void Cluster::on_deliver(Event& event) {
     return;
   }
   if (tracing()) trace_line(node_name(to->id), "recv " + raft::describe(message));
+  to->heard_tick[message.from.value()] = to->ticks;
   Status status = to->raft->step(message);
   if (!status.is_ok() && tracing()) {
     trace_line(node_name(to->id), "step rejected: " + status.to_string());
   }
   drive(*to);
+  check_node(*to);
   if (snapshot) report_snapshot_outcome(message.from, event.sender_incarnation, message.to, true);
 }
 
@@ -327,6 +393,7 @@ void Cluster::note_soft_state(SimNode& node, const raft::SoftState& soft) {
   const Term term = node.raft->status().hard_state.term;
   node.known_term = std::max(node.known_term, term);
   node.leader_term = term;
+  node.leader_since_tick = node.ticks;
   if (tracing()) trace_line(node_name(node.id), "LEADER of term " + std::to_string(term.value()));
   checker_.on_leader(node.id, term);
 }
@@ -410,7 +477,11 @@ void Cluster::finish_ready(SimNode& node) {
     if (entry.type == raft::EntryType::kConfChange) conf_changed = true;
   }
   if (conf_changed) note_conf_state(node);
-  maybe_compact(node);
+  // Host policy: snapshot after every membership change (besides the periodic ones), so the
+  // snapshot a joining node receives names it — a node refuses a snapshot whose membership
+  // does not include it (etcd raft.restore), and the group's bootstrap membership is not in
+  // the log.
+  maybe_compact(node, conf_changed && !ready.snapshot);
   if (listener_ != nullptr) {
     for (const raft::ReadState& read_state : ready.read_states) {
       listener_->on_read_state(node, read_state);
@@ -432,7 +503,9 @@ void Cluster::apply_committed(SimNode& node, const raft::Ready& ready) {
 }
 
 void Cluster::note_conf_state(SimNode& node) {
-  node.conf_state = node.raft->status().conf_state;
+  node.conf_state = node.raft->conf_state();
+  node.grace_since_tick = node.ticks;
+  if (node.conf_state.voters.empty()) return;  // a joiner that has not learned it yet
   checker_.on_conf_state(node.conf_state);
   if (tracing()) trace_line(node_name(node.id), "conf " + raft::describe(node.conf_state));
   // Membership as the cluster knows it: only a node further ahead than any before it decides.
@@ -452,17 +525,18 @@ void Cluster::note_conf_state(SimNode& node) {
   removed_pending_.clear();
 }
 
-void Cluster::maybe_compact(SimNode& node) {
-  if (options_.snapshot_every_entries == 0 ||
-      node.applied_since_snapshot < options_.snapshot_every_entries) {
+void Cluster::maybe_compact(SimNode& node, bool force) {
+  if (!force && (options_.snapshot_every_entries == 0 ||
+                 node.applied_since_snapshot < options_.snapshot_every_entries)) {
     return;
   }
   if (node.state.applied <= node.disk->snapshot_index() ||
       node.state.applied > node.disk->last_index()) {
     return;
   }
-  node.applied_since_snapshot = prng_->uniform(options_.snapshot_every_entries / 2 + 1);
-  const raft::ConfState conf = node.raft->status().conf_state;
+  node.applied_since_snapshot =
+      options_.snapshot_every_entries == 0 ? 0 : prng_->uniform(options_.snapshot_every_entries / 2 + 1);
+  const raft::ConfState conf = node.raft->conf_state();
   Status status = node.disk->compact(node.state.applied, conf, encode_state(node.state));
   if (!status.is_ok()) {
     checker_.fail("host", node_name(node.id) + " compaction failed: " + status.to_string());
@@ -479,6 +553,7 @@ Result<LogIndex> Cluster::propose(NodeId id, SharedBuffer payload) {
   if (n == nullptr || !n->up) return Status::unavailable("node down");
   auto result = n->raft->propose(std::move(payload));
   drive(*n);
+  check_node(*n);
   return result;
 }
 
@@ -502,6 +577,7 @@ Status Cluster::transfer_leader(NodeId id, NodeId transferee) {
   SimNode* n = node(id);
   if (n == nullptr || !n->up) return Status::unavailable("node down");
   Status status = n->raft->transfer_leader(transferee);
+  if (status.is_ok()) n->grace_since_tick = n->ticks;  // the core restarts its timeout (§3.10)
   drive(*n);
   return status;
 }

@@ -37,6 +37,7 @@ struct ClusterOptions {
   bool check_quorum = true;
   raft::ReadOnlyOption read_only = raft::ReadOnlyOption::kSafe;
   std::uint32_t bugs = 0;                 // raft::Bug bits set on every node
+  bool check_commit_durability = true;    // sample leaders' in-memory commit index
   NetworkOptions network;
   std::uint32_t torn_write_per_mille = 0;  // crashes that keep a prefix of the unsynced write
   std::uint64_t snapshot_every_entries = 0;  // host compacts after this many applies (0: never)
@@ -68,6 +69,13 @@ class SimNode {
   Term leader_term;  // the term of its leadership when soft.role is kLeader
   raft::ConfState conf_state;  // as of the last conf change it applied
   std::uint64_t applied_since_snapshot = 0;
+
+  // CheckQuorum bookkeeping, in this node's own ticks (since its start).
+  std::uint64_t ticks = 0;
+  std::uint64_t leader_since_tick = 0;  // when the host learned it leads
+  std::uint64_t grace_since_tick = 0;    // membership change or transfer request (both restart
+                                         // the core's CheckQuorum period)
+  std::map<std::uint64_t, std::uint64_t> heard_tick;  // peer → tick of its last message
 };
 
 // What the workload hears from the hosts.
@@ -154,7 +162,9 @@ class Cluster {
   void take_ready(SimNode& node);
   void finish_ready(SimNode& node);
   void apply_committed(SimNode& node, const raft::Ready& ready);
-  void maybe_compact(SimNode& node);
+  void maybe_compact(SimNode& node, bool force);
+  void check_node(SimNode& node);
+  void check_quorum_contact(SimNode& node);
   void note_soft_state(SimNode& node, const raft::SoftState& soft);
   void note_conf_state(SimNode& node);
   std::string node_name(NodeId id) const { return "n" + std::to_string(id.value()); }

@@ -29,6 +29,14 @@ std::uint64_t chain_next(std::uint64_t previous_chain, const raft::Entry& entry)
 
 SimDisk::SimDisk(raft::ConfState bootstrap) : bootstrap_(std::move(bootstrap)) {}
 
+void SimDisk::bootstrap_with(const raft::Snapshot& snapshot, std::uint64_t chain) {
+  MQ_ASSERT(log_.empty() && snapshot_.empty());
+  snapshot_ = snapshot;
+  snapshot_chain_ = chain;
+  hard_state_.term = snapshot.meta.term;
+  hard_state_.commit = snapshot.meta.index;
+}
+
 std::pair<raft::HardState, raft::ConfState> SimDisk::initial_state() const {
   // The configuration at start-up is the one in the snapshot; a disk without a snapshot holds
   // the bootstrap membership (conf-change entries after it are re-applied by the core).

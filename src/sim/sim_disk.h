@@ -48,6 +48,11 @@ class SimDisk final : public raft::StorageView {
   // a node that joins later and learns its configuration from the leader).
   explicit SimDisk(raft::ConfState bootstrap);
 
+  // Seeds a brand-new group's disk with its bootstrap snapshot (the initial membership, an
+  // empty state machine) and the matching hard state. Nodes that join later start empty and
+  // receive a snapshot from the leader, which carries the membership they need.
+  void bootstrap_with(const raft::Snapshot& snapshot, std::uint64_t chain);
+
   // StorageView.
   std::pair<raft::HardState, raft::ConfState> initial_state() const override;
   Result<std::vector<raft::Entry>> entries(LogIndex lo, LogIndex hi,

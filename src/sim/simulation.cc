@@ -49,13 +49,10 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   c.heartbeat_ticks = static_cast<std::uint32_t>(prng.range(1, 3));
   c.pre_vote = prng.chance(3, 4);
   c.check_quorum = prng.chance(3, 4);
-  bool lease = c.check_quorum && prng.chance(1, 3);
+  bool lease = c.check_quorum && prng.chance(1, 3) && options.lease_reads;
   // Point the fault mix at the mutation under test (the checkers stay the same).
   const auto has = [&](raft::Bug bug) { return (options.bugs & static_cast<std::uint32_t>(bug)) != 0; };
-  if (has(raft::Bug::kNoCheckQuorumStepDown)) {
-    c.check_quorum = true;
-    lease = true;
-  }
+  if (has(raft::Bug::kNoCheckQuorumStepDown)) c.check_quorum = true;
   if (has(raft::Bug::kReadWithoutLeadershipCheck)) lease = false;
   c.read_only = lease ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
   c.bugs = options.bugs;
@@ -82,6 +79,9 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   f.leader_bias_percent = static_cast<std::uint32_t>(prng.range(30, 70));
   if (has(raft::Bug::kVoteBeforePersist) || has(raft::Bug::kLeaderCountsSelfBeforePersist)) {
     f.crash_weight = std::max<std::uint32_t>(f.crash_weight, 3);
+  }
+  if (has(raft::Bug::kNoCheckQuorumStepDown)) {
+    f.partition_weight = std::max<std::uint32_t>(f.partition_weight, 3);
   }
 
   WorkloadOptions& w = s.workload;

@@ -119,12 +119,15 @@ void Workload::read_once() {
   read.invoked = cluster_->now();
   // Registered before the call: a single-voter leader may answer within read_index().
   reads_[context] = read;
-  Status status = cluster_->read_index(target, context);
   if (cluster_->tracing()) {
     cluster_->trace_line("client", "read " + std::to_string(context) + " at n" +
                                        std::to_string(target.value()) + " (acked before: " +
-                                       std::to_string(read.acked_before.value()) + ")" +
-                                       (status.is_ok() ? "" : ": " + status.to_string()));
+                                       std::to_string(read.acked_before.value()) + ")");
+  }
+  Status status = cluster_->read_index(target, context);
+  if (!status.is_ok() && cluster_->tracing()) {
+    cluster_->trace_line("client", "read " + std::to_string(context) + " refused: " +
+                                       status.to_string());
   }
   if (!status.is_ok()) reads_.erase(context);
 }
@@ -140,7 +143,7 @@ void Workload::admin_once() {
     if (options_.membership) change_membership(leader);
     return;
   }
-  const raft::ConfState conf = cluster_->node(leader)->raft->status().conf_state;
+  const raft::ConfState conf = cluster_->node(leader)->raft->conf_state();
   std::vector<NodeId> others;
   for (NodeId voter : conf.voters) {
     if (voter != leader) others.push_back(voter);
@@ -158,7 +161,7 @@ void Workload::admin_once() {
 
 void Workload::change_membership(NodeId leader) {
   Prng& prng = cluster_->prng();
-  const raft::ConfState conf = cluster_->node(leader)->raft->status().conf_state;
+  const raft::ConfState conf = cluster_->node(leader)->raft->conf_state();
   if (conf.joint()) return;  // auto-leave is on its way
   raft::ConfChange change;
   std::string what;

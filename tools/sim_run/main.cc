@@ -24,13 +24,15 @@ namespace {
 void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: raftmq-sim [--seeds N] [--seed S] [--nodes 3|5] [--bug NAME]...\n"
-               "                  [--trace] [--expect-failure] [--verbose]\n"
+               "                  [--trace] [--lease-reads] [--expect-failure] [--verbose]\n"
                "       raftmq-sim --list-bugs | --demo | --help\n"
                "  --seeds N          run N seeds starting at S (default S=1; without --seeds, one seed)\n"
                "  --seed S           first (or only) seed\n"
                "  --nodes 3|5        initial voters (default: each seed draws 3 or 5)\n"
                "  --bug NAME         enable a core mutation on every node (repeatable; see --list-bugs)\n"
                "  --trace            print every event of each seed (replay: same bytes every run)\n"
+               "  --lease-reads      let seeds use lease-based reads (off by default: known core issue,\n"
+               "                     see docs/simulator.md)\n"
                "  --expect-failure   stop at the first failing seed; succeed only if one fails\n"
                "  --verbose          one line per seed with its scenario and statistics\n"
                "  --demo             narrated 5-node demonstration (leader crash and catch-up)\n");
@@ -53,6 +55,7 @@ struct Args {
   std::uint32_t bugs = 0;
   std::string bug_names;
   bool trace = false;
+  bool lease_reads = false;
   bool expect_failure = false;
   bool verbose = false;
   bool list_bugs = false;
@@ -103,6 +106,8 @@ int parse(int argc, char** argv, Args* args) {
       ++i;
     } else if (arg == "--trace") {
       args->trace = true;
+    } else if (arg == "--lease-reads") {
+      args->lease_reads = true;
     } else if (arg == "--expect-failure") {
       args->expect_failure = true;
     } else if (arg == "--verbose") {
@@ -126,6 +131,7 @@ int parse(int argc, char** argv, Args* args) {
 std::string replay_command(const Args& args, std::uint64_t seed) {
   std::string out = "raftmq-sim --seed " + std::to_string(seed);
   if (args.nodes != 0) out += " --nodes " + std::to_string(args.nodes);
+  if (args.lease_reads) out += " --lease-reads";
   if (!args.bug_names.empty()) {
     std::string names = args.bug_names;
     std::size_t at = 0;
@@ -162,6 +168,7 @@ int main(int argc, char** argv) {
     options.seed = args.first_seed + k;
     options.nodes = args.nodes;
     options.bugs = args.bugs;
+    options.lease_reads = args.lease_reads;
     options.trace = args.trace ? stdout : nullptr;
     const mq::sim::SeedResult result = mq::sim::run_seed(options);
     if (args.verbose) {

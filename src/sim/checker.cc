@@ -6,7 +6,9 @@ namespace mq::sim {
 
 namespace {
 std::string str(std::uint64_t v) { return std::to_string(v); }
-std::uint64_t log_key(LogIndex index, Term term) { return mix_hash(index.value(), term.value()); }
+std::pair<std::uint64_t, std::uint64_t> log_key(LogIndex index, Term term) {
+  return {index.value(), term.value()};
+}
 std::uint32_t majority(std::size_t voters) { return static_cast<std::uint32_t>(voters / 2 + 1); }
 }  // namespace
 

@@ -25,7 +25,6 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "raft/types.h"
@@ -105,7 +104,7 @@ class Checker {
   std::vector<CanonicalEntry> canonical_;  // canonical_[i-1] is index i
   std::map<std::uint64_t, std::uint64_t> leaders_;  // term → leader
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> leader_checked_;
-  std::unordered_map<std::uint64_t, std::uint64_t> log_chains_;  // key(index, term) → chain
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> log_chains_;  // (index, term) → chain
   std::map<std::uint64_t, const SimDisk*> disks_;
   std::uint32_t quorum_min_ = UINT32_MAX;  // lowered by on_conf_state
   LogIndex max_acked_index_;

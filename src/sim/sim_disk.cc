@@ -4,11 +4,18 @@
 
 namespace mq::sim {
 
-std::uint64_t mix_hash(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t z = a ^ (b + 0x9e3779b97f4a7c15ull + (a << 6) + (a >> 2));
+namespace {
+std::uint64_t finalize(std::uint64_t z) {  // splitmix64's finaliser: a bijection on 64 bits
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
+}
+}  // namespace
+
+std::uint64_t mix_hash(std::uint64_t a, std::uint64_t b) {
+  // For a fixed a this is a bijection in b, and different a's land on unrelated offsets, so
+  // small inputs (indexes, terms) do not collide the way a linear combination would.
+  return finalize(finalize(a + 0x9e3779b97f4a7c15ull) ^ b);
 }
 
 std::uint64_t entry_hash(const raft::Entry& entry) {

@@ -153,7 +153,12 @@ std::string liveness_detail(Cluster& cluster) {
     if (node->removed) continue;
     out += " n" + std::to_string(id) + (node->up ? "" : "(down)") + "[" +
            raft::role_name(node->soft.role) + " term=" + std::to_string(node->known_term.value()) +
-           " applied=" + std::to_string(node->state.applied.value()) + "]";
+           " applied=" + std::to_string(node->state.applied.value()) +
+           (node->up ? " commit=" + std::to_string(node->raft->status().hard_state.commit.value()) +
+                           " last=" + std::to_string(node->raft->status().last_index.value()) +
+                           " conf=" + raft::describe(node->raft->conf_state())
+                     : std::string()) +
+           "]";
   }
   return out;
 }

@@ -33,6 +33,8 @@ namespace mq::sim {
 struct ClusterOptions {
   std::uint32_t election_ticks = 10;
   std::uint32_t heartbeat_ticks = 1;
+  std::uint64_t max_msg_bytes = 1 << 20;  // 1: one entry per append (fine-grained replication)
+  std::uint32_t max_inflight_msgs = 256;
   bool pre_vote = true;
   bool check_quorum = true;
   raft::ReadOnlyOption read_only = raft::ReadOnlyOption::kSafe;

@@ -29,7 +29,7 @@ struct Scenario {
 
 std::string per_mille(std::uint32_t v) { return std::to_string(v) + "\xe2\x80\xb0"; }
 
-NodeTiming draw_timing(Prng& prng, bool tight_clocks) {
+NodeTiming draw_timing(Prng& prng, bool tight_clocks, bool slow_disks) {
   NodeTiming timing;
   // Skewed tick rates: each node's clock runs at its own speed. Lease reads assume bounded
   // drift (raft/config.h), so lease scenarios keep it within 1%.
@@ -37,7 +37,7 @@ NodeTiming draw_timing(Prng& prng, bool tight_clocks) {
   timing.tick_us = kTickUs * skew_per_mille / 1000;
   timing.fsync_min_us = prng.range(50, 500);
   timing.fsync_max_us = timing.fsync_min_us + prng.range(500, 3'000);
-  if (prng.chance(1, 4)) timing.fsync_max_us = prng.range(10'000, 30'000);  // a slow disk
+  if (prng.chance(slow_disks ? 2 : 1, 4)) timing.fsync_max_us = prng.range(10'000, 30'000);  // slow
   return timing;
 }
 
@@ -56,6 +56,12 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   if (has(raft::Bug::kReadWithoutLeadershipCheck)) lease = false;
   c.read_only = lease ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
   c.bugs = options.bugs;
+  // Replication granularity: sometimes one entry per append and a short pipeline, so that
+  // followers hold partial suffixes (a new leader's no-op arrives apart from older entries).
+  if (prng.chance(1, 3) || has(raft::Bug::kCommitPreviousTermByCount)) {
+    c.max_msg_bytes = 1;
+    c.max_inflight_msgs = static_cast<std::uint32_t>(prng.range(1, 8));
+  }
   NetworkOptions& n = c.network;
   const std::uint64_t quality = prng.uniform(3);
   n.drop_per_mille = quality == 0 ? 0 : static_cast<std::uint32_t>(prng.uniform(quality == 1 ? 30 : 150));
@@ -67,7 +73,12 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   c.torn_write_per_mille = prng.chance(1, 2) ? 500 : 0;
   c.snapshot_every_entries = prng.chance(3, 4) ? prng.range(5, 60) : 0;
 
-  for (std::uint32_t i = 0; i < kNodesMax; ++i) s.timings.push_back(draw_timing(prng, lease));
+  // Persistence-ordering mutations show when a crash hits an unsynced write: slower disks.
+  const bool slow_disks = has(raft::Bug::kVoteBeforePersist) ||
+                          has(raft::Bug::kLeaderCountsSelfBeforePersist);
+  for (std::uint32_t i = 0; i < kNodesMax; ++i) {
+    s.timings.push_back(draw_timing(prng, lease, slow_disks));
+  }
 
   NemesisOptions& f = s.nemesis;
   f.interval_min_us = prng.range(30'000, 100'000);
@@ -78,10 +89,17 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   f.quiet_weight = 1;
   f.leader_bias_percent = static_cast<std::uint32_t>(prng.range(30, 70));
   if (has(raft::Bug::kVoteBeforePersist) || has(raft::Bug::kLeaderCountsSelfBeforePersist)) {
-    f.crash_weight = std::max<std::uint32_t>(f.crash_weight, 3);
+    f.crash_weight = std::max<std::uint32_t>(f.crash_weight, 4);
   }
   if (has(raft::Bug::kNoCheckQuorumStepDown)) {
     f.partition_weight = std::max<std::uint32_t>(f.partition_weight, 3);
+  }
+  if (has(raft::Bug::kCommitPreviousTermByCount)) {
+    // Figure 8 needs leaders to come and go while their entries are partially replicated.
+    f.crash_weight = std::max<std::uint32_t>(f.crash_weight, 3);
+    f.partition_weight = std::max<std::uint32_t>(f.partition_weight, 3);
+    f.leader_bias_percent = 80;
+    f.interval_max_us = f.interval_min_us + 150'000;
   }
 
   WorkloadOptions& w = s.workload;
@@ -89,9 +107,12 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   w.read_interval_max_us = prng.range(3'000, 30'000);
   w.transfers = prng.chance(1, 3);
   w.membership = prng.chance(1, 3);
-  w.joiner_timing = draw_timing(prng, lease);
+  w.joiner_timing = draw_timing(prng, lease, slow_disks);
 
   s.description = std::to_string(s.voters) + " nodes, hb=" + std::to_string(c.heartbeat_ticks) +
+                  (c.max_msg_bytes == 1 ? " 1-entry-appends inflight=" +
+                                              std::to_string(c.max_inflight_msgs)
+                                        : std::string()) +
                   (c.pre_vote ? " prevote" : "") + (c.check_quorum ? " checkquorum" : "") +
                   (lease ? " lease-reads" : " readindex") + ", net drop=" +
                   per_mille(n.drop_per_mille) + " dup=" + per_mille(n.duplicate_per_mille) +

@@ -302,9 +302,17 @@ Status validate_message(const Message& m, NodeId self) {
     return Status::invalid_argument("message with bad sender " + num(m.from.value()));
   }
   if (m.term == Term(0)) return Status::invalid_argument("message with term 0");
+  // Far beyond any real term or index: refusing them keeps term_+1 and index arithmetic
+  // from overflowing.
+  if (m.term > kMaxTerm || m.log_term > kMaxTerm) {
+    return Status::invalid_argument("message term out of range");
+  }
+  if (m.index > kMaxIndex || m.commit > kMaxIndex || m.reject_hint > kMaxIndex) {
+    return Status::invalid_argument("message index out of range");
+  }
   if (m.type == MessageType::kAppend) {
     if (m.log_term > m.term) return Status::invalid_argument("append: log term above term");
-    if (m.index.value() > LogIndex::max().value() - m.entries.size() - 1) {
+    if (m.entries.size() > kMaxIndex.value() - m.index.value()) {
       return Status::invalid_argument("append: index out of range");
     }
     Term prev = m.log_term;
@@ -322,7 +330,7 @@ Status validate_message(const Message& m, NodeId self) {
     }
   }
   if (m.type == MessageType::kSnapshot) {
-    if (!m.snapshot || m.snapshot->empty()) {
+    if (!m.snapshot || m.snapshot->empty() || m.snapshot->meta.index > kMaxIndex) {
       return Status::invalid_argument("snapshot message without a snapshot");
     }
     if (m.snapshot->meta.term > m.term) {

@@ -59,6 +59,10 @@ struct Leader {
 
 using RoleState = std::variant<Follower, Candidate, Leader>;
 
+// Terms and indexes beyond these are refused as malformed input (no overflow downstream).
+inline constexpr Term kMaxTerm{std::uint64_t{1} << 62};
+inline constexpr LogIndex kMaxIndex{std::uint64_t{1} << 62};
+
 // Bound on queued ReadIndex requests (STYLE.md C: every queue bounded).
 inline constexpr std::size_t kMaxPendingReads = 4096;
 

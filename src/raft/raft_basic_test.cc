@@ -103,7 +103,7 @@ TEST(RaftBasic, AppendResponsesWaitForPersistence) {
   ASSERT_EQ(rd.messages_after_persist.size(), 1u);
   EXPECT_EQ(rd.messages_after_persist[0].type, MessageType::kAppendResponse);
   EXPECT_EQ(rd.messages_after_persist[0].index, LogIndex(2));
-  c.node(2).advance(rd);
+  c.handle_ready(NodeId(2), rd);
 }
 
 TEST(RaftBasic, RestartKeepsLogAndTerm) {

@@ -67,6 +67,7 @@ void Raft::handle_append_response(Leader& leader, const Message& m) {
       break;
     case ProgressState::kReplicate:
       pr.inflights.free_le(m.index);
+      pr.msg_app_flow_paused = pr.inflights.full();
       break;
   }
   if (maybe_commit()) {
@@ -106,7 +107,12 @@ bool Raft::maybe_send_append(NodeId to, bool send_if_empty) {
   if (pr.is_paused()) return false;
   const LogIndex prev_index = pr.next - 1;
   auto prev_term = log_.term(prev_index);
-  auto entries = log_.entries(pr.next, config_.max_msg_bytes);
+  // A full window in StateReplicate only gets empty appends: they are acked or rejected,
+  // which frees the window even if every append that filled it was lost (etcd).
+  const bool throttled = pr.state == ProgressState::kReplicate && pr.inflights.full();
+  Result<std::vector<Entry>> entries =
+      throttled ? Result<std::vector<Entry>>(std::vector<Entry>{})
+                : log_.entries(pr.next, config_.max_msg_bytes);
   if (entries.has_value() && entries->empty() && !send_if_empty) return false;
   if (!prev_term.has_value() || !entries.has_value()) {
     // §7: the entries the follower needs are compacted; send the snapshot instead.

@@ -1,5 +1,8 @@
 #include "raft/testing/cluster.h"
 
+#include <algorithm>
+#include <string>
+
 #include "base/assert.h"
 
 namespace mq::raft::testing {
@@ -50,7 +53,12 @@ std::vector<NodeId> Cluster::ids() const {
 bool Cluster::process_ready(NodeId id) {
   TestNode& tn = nodes_.at(id);
   if (!tn.node->has_ready()) return false;
-  Ready rd = tn.node->ready();
+  handle_ready(id, tn.node->ready());
+  return true;
+}
+
+void Cluster::handle_ready(NodeId id, const Ready& rd) {
+  TestNode& tn = nodes_.at(id);
   for (const Message& m : rd.messages) queue_.push_back(m);
   if (rd.snapshot) MQ_ASSERT(tn.storage->apply_snapshot(*rd.snapshot).is_ok());
   MQ_ASSERT(tn.storage->append(rd.entries_to_persist).is_ok());
@@ -65,7 +73,6 @@ bool Cluster::process_ready(NodeId id) {
   if (record_readies) tn.readies.push_back(rd);
   tn.node->advance(rd);
   if (conf_changed || rd.snapshot) tn.storage->set_conf_state(tn.node->conf_state());
-  return true;
 }
 
 void Cluster::deliver_queued() {
@@ -92,7 +99,13 @@ void Cluster::stabilize(std::size_t max_rounds) {
     }
     if (!moved) return;
   }
-  MQ_UNREACHABLE("cluster did not stabilize in %zu rounds", max_rounds);
+  std::string recent;
+  const std::size_t n = std::min<std::size_t>(delivered_.size(), 12);
+  for (std::size_t i = delivered_.size() - n; i < delivered_.size(); ++i) {
+    recent += "\n  " + describe(delivered_[i]);
+  }
+  MQ_UNREACHABLE("cluster did not stabilize in %zu rounds; last messages:%s", max_rounds,
+                 recent.c_str());
 }
 
 void Cluster::tick(NodeId id, std::size_t ticks) {
@@ -153,6 +166,17 @@ void Cluster::restart(NodeId id) {
   tn.config.applied = LogIndex(0);
   tn.applied.clear();
   start(id);
+}
+
+void Cluster::replace_storage(NodeId id, const MemoryStorage& storage) {
+  *nodes_.at(id).storage = storage;
+  restart(id);
+}
+
+std::vector<Message> Cluster::take_messages() {
+  std::vector<Message> out(queue_.begin(), queue_.end());
+  queue_.clear();
+  return out;
 }
 
 }  // namespace mq::raft::testing

@@ -44,6 +44,8 @@ class Cluster {
   // Processes one node's Ready: persist, queue messages, apply, advance. Returns false when
   // it had none.
   bool process_ready(NodeId id);
+  // The same for a Ready the test took (and inspected) itself.
+  void handle_ready(NodeId id, const Ready& ready);
   // Delivers queued messages and processes Readies until nothing moves (bounded).
   void stabilize(std::size_t max_rounds = 10000);
   // Delivers only the currently queued messages once (no Ready processing).
@@ -59,10 +61,15 @@ class Cluster {
   void cut(NodeId a, NodeId b);  // both directions
   void heal();
   void drop_type(MessageType type) { dropped_types_.insert(type); }
-  void set_message_filter(std::function<bool(const Message&)> keep) { filter_ = std::move(keep); }
+  // Called on every message before delivery; may modify it; false drops it.
+  void set_message_filter(std::function<bool(Message&)> keep) { filter_ = std::move(keep); }
 
   // Crash (losing nothing: MemoryStorage is the "disk") and restart from storage.
   void restart(NodeId id);
+  // Replaces a node's storage (e.g. a prepared log) and restarts it from it.
+  void replace_storage(NodeId id, const MemoryStorage& storage);
+  // Removes and returns every queued message.
+  std::vector<Message> take_messages();
 
   std::deque<Message>& queue() { return queue_; }
   std::vector<Message>& delivered() { return delivered_; }
@@ -78,7 +85,7 @@ class Cluster {
   std::vector<Message> delivered_;
   std::set<std::pair<NodeId, NodeId>> cut_;
   std::set<MessageType> dropped_types_;
-  std::function<bool(const Message&)> filter_;
+  std::function<bool(Message&)> filter_;
 };
 
 }  // namespace mq::raft::testing

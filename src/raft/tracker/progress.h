@@ -30,6 +30,7 @@ struct Progress {
   // Heard from since the last CheckQuorum round (thesis §6.2).
   bool recent_active = false;
   // kProbe: an append was sent and we wait for its answer or the next heartbeat response.
+  // kReplicate: the inflight window is full (a heartbeat response allows one empty append).
   bool msg_app_flow_paused = false;
   Inflights inflights;
   bool is_learner = false;

@@ -43,6 +43,14 @@ void Nemesis::loop() {
 
 NodeId Nemesis::pick_victim() {
   Prng& prng = cluster_->prng();
+  if (prng.chance(options_.unsynced_bias_percent, 100)) {
+    // Crash in the middle of a write: a node whose Ready is waiting for its fsync.
+    std::vector<NodeId> writing;
+    for (const auto& [id, node] : cluster_->nodes()) {
+      if (node->up && node->in_progress && !node->pending.empty()) writing.push_back(node->id);
+    }
+    if (!writing.empty()) return writing[prng.uniform(writing.size())];
+  }
   std::vector<NodeId> leaders = cluster_->leaders();
   if (!leaders.empty() && prng.chance(options_.leader_bias_percent, 100)) return leaders.front();
   std::vector<NodeId> up = cluster_->up_nodes();

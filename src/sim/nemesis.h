@@ -19,6 +19,7 @@ struct NemesisOptions {
   std::uint32_t pause_weight = 1;
   std::uint32_t quiet_weight = 1;        // do nothing this round
   std::uint32_t leader_bias_percent = 50;  // crashes and isolations aimed at a leader
+  std::uint32_t unsynced_bias_percent = 30;  // crashes aimed at a node with an unsynced write
   SimTime down_min_us = 20'000;            // how long a crashed node stays down
   SimTime down_max_us = 1'500'000;
   SimTime partition_min_us = 50'000;

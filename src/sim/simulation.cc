@@ -88,8 +88,16 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   f.pause_weight = lease ? 0 : static_cast<std::uint32_t>(prng.uniform(3));
   f.quiet_weight = 1;
   f.leader_bias_percent = static_cast<std::uint32_t>(prng.range(30, 70));
+  if (prng.chance(1, 3)) {  // a supervisor that restarts crashed processes at once
+    f.down_min_us = 2'000;
+    f.down_max_us = 60'000;
+  }
   if (has(raft::Bug::kVoteBeforePersist) || has(raft::Bug::kLeaderCountsSelfBeforePersist)) {
     f.crash_weight = std::max<std::uint32_t>(f.crash_weight, 4);
+  }
+  if (has(raft::Bug::kVoteBeforePersist)) {
+    // A forgotten vote matters when a voter crashes mid-election: aim at followers.
+    f.leader_bias_percent = 10;
   }
   if (has(raft::Bug::kNoCheckQuorumStepDown)) {
     f.partition_weight = std::max<std::uint32_t>(f.partition_weight, 3);

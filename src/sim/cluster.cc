@@ -118,6 +118,7 @@ void Cluster::start(SimNode& node) {
   config.heartbeat_ticks = options_.heartbeat_ticks;
   config.max_msg_bytes = options_.max_msg_bytes;
   config.max_inflight_msgs = options_.max_inflight_msgs;
+  config.max_uncommitted_bytes = options_.max_uncommitted_bytes;
   config.pre_vote = options_.pre_vote;
   config.check_quorum = options_.check_quorum;
   config.read_only = options_.read_only;

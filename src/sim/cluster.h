@@ -35,6 +35,7 @@ struct ClusterOptions {
   std::uint32_t heartbeat_ticks = 1;
   std::uint64_t max_msg_bytes = 1 << 20;  // 1: one entry per append (fine-grained replication)
   std::uint32_t max_inflight_msgs = 256;
+  std::uint64_t max_uncommitted_bytes = 64 << 20;  // back-pressure on proposals
   bool pre_vote = true;
   bool check_quorum = true;
   raft::ReadOnlyOption read_only = raft::ReadOnlyOption::kSafe;

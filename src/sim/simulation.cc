@@ -117,9 +117,17 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   w.membership = prng.chance(1, 3);
   w.joiner_timing = draw_timing(prng, lease, slow_disks);
 
+  if (c.max_msg_bytes == 1) {
+    // A one-entry, short pipeline replicates ~one entry per round trip, slower than the
+    // clients write: cap the uncommitted backlog (the leader refuses proposals beyond it) so
+    // the liveness phase is not spent draining thousands of queued entries.
+    c.max_uncommitted_bytes = prng.range(256, 2'048);
+  }
   s.description = std::to_string(s.voters) + " nodes, hb=" + std::to_string(c.heartbeat_ticks) +
                   (c.max_msg_bytes == 1 ? " 1-entry-appends inflight=" +
-                                              std::to_string(c.max_inflight_msgs)
+                                              std::to_string(c.max_inflight_msgs) +
+                                              " uncommitted<=" +
+                                              std::to_string(c.max_uncommitted_bytes) + "B"
                                         : std::string()) +
                   (c.pre_vote ? " prevote" : "") + (c.check_quorum ? " checkquorum" : "") +
                   (lease ? " lease-reads" : " readindex") + ", net drop=" +

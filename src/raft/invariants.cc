@@ -15,7 +15,7 @@ Raft::InvariantSnapshot Raft::invariant_snapshot() const {
   InvariantSnapshot s;
   s.term = term_;
   s.committed = log_.committed();
-  s.committed_term = log_.term_or_zero(log_.committed());
+  if (auto t = log_.term(log_.committed()); t.has_value()) s.committed_term = *t;
   s.applied = log_.applied();
   s.role = role();
   s.last_index = log_.last_index();
@@ -71,12 +71,12 @@ void Raft::check_invariants(const InvariantSnapshot* previous) const {
             u(previous->committed.value()), u(log_.committed().value()));
   MQ_ASSERT(log_.applied() >= previous->applied, "applied decreased");
   // A committed entry is never replaced (Leader Completeness / State Machine Safety, §5.4).
-  if (previous->committed >= log_.first_index()) {
+  if (previous->committed_term && previous->committed >= log_.first_index()) {
     auto t = log_.term(previous->committed);
     if (t.has_value()) {
-      MQ_ASSERT(*t == previous->committed_term,
+      MQ_ASSERT(*t == *previous->committed_term,
                 "committed entry %llu changed term %llu -> %llu",
-                u(previous->committed.value()), u(previous->committed_term.value()),
+                u(previous->committed.value()), u(previous->committed_term->value()),
                 u(t->value()));
     }
   }

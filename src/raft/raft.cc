@@ -94,6 +94,7 @@ void Raft::reset(Term term) {
   }
   pending_conf_index_ = LogIndex(0);
   self_vote_pending_term_ = Term(0);
+  bcast_pending_ = false;
 }
 
 void Raft::become_follower(Term term, NodeId lead) {

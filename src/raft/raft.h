@@ -98,7 +98,7 @@ class Raft {
   struct InvariantSnapshot {
     Term term;
     LogIndex committed;
-    Term committed_term;
+    std::optional<Term> committed_term;  // unknown when storage could not be read
     LogIndex applied;
     Role role = Role::kFollower;
     LogIndex last_index;
@@ -200,6 +200,8 @@ class Raft {
   HardState prev_hard_state_;
   SoftState prev_soft_state_;
   bool ready_outstanding_ = false;
+  // Proposals were appended since the last ready(): send them (batched) at the next one.
+  bool bcast_pending_ = false;
   // A candidate's own vote counts only once its term and vote are persisted: the term at
   // which the outstanding Ready carried them (0 when none).
   Term self_vote_pending_term_;

@@ -8,6 +8,7 @@
 namespace mq::raft {
 
 bool Raft::has_ready() const {
+  if (bcast_pending_ && role() == Role::kLeader) return true;
   if (!msgs_.empty() || !msgs_after_persist_.empty() || !read_states_.empty()) return true;
   if (SoftState{lead_, role()} != prev_soft_state_) return true;
   if (HardState{term_, vote_, log_.committed()} != prev_hard_state_) return true;
@@ -17,6 +18,14 @@ bool Raft::has_ready() const {
 
 Ready Raft::ready() {
   MQ_ASSERT(!ready_outstanding_, "ready() called again before advance()");
+  if (bcast_pending_) {
+    bcast_pending_ = false;
+    if (role() == Role::kLeader) {
+      for (const auto& [id, pr] : tracker_.progress) {
+        if (id != id_) maybe_send_append(id, /*send_if_empty=*/false);
+      }
+    }
+  }
   Ready rd;
   const SoftState soft{lead_, role()};
   if (soft != prev_soft_state_) {

@@ -194,6 +194,40 @@ TEST(RaftRobustness, DuplicateReorderDropKeepsReplicasConsistent) {
   }
 }
 
+// Storage read errors (kIoError from term()/entries()) may slow the group down but never
+// break safety: nobody votes or commits on a guess.
+TEST(RaftRobustness, StorageReadFaultsAreSafe) {
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    Prng prng(seed);
+    Cluster c(3, [seed](Config& cfg) { cfg.random_seed = seed; });
+    for (NodeId id : c.ids()) c.storage(id.value()).set_read_faults(seed * 31 + id.value(), 200000);
+    for (int step = 0; step < 300; ++step) {
+      if (prng.chance(1, 2)) c.tick_all(1);
+      if (auto leader = c.leader(); leader && prng.chance(1, 2)) {
+        (void)c.node(*leader).propose(SharedBuffer(std::string_view("f")));
+      }
+      for (NodeId id : c.ids()) c.process_ready(id);
+      for (Message& m : c.take_messages()) {
+        if (prng.chance(1, 10)) continue;
+        c.queue().push_back(std::move(m));
+      }
+      c.deliver_queued();
+      // Applied sequences are always prefixes of one another.
+      const auto& a = c.test_node(1).applied;
+      for (NodeId id : c.ids()) {
+        const auto& b = c.test_node(id.value()).applied;
+        const std::size_t n = std::min(a.size(), b.size());
+        for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(a[i], b[i]) << seed << " " << id;
+      }
+    }
+    for (NodeId id : c.ids()) c.storage(id.value()).set_read_faults(0, 0);
+    run(c, 40);
+    EXPECT_EQ(c.test_node(1).applied.size(), c.test_node(2).applied.size()) << seed;
+    EXPECT_EQ(c.test_node(1).applied.size(), c.test_node(3).applied.size()) << seed;
+    EXPECT_GT(c.test_node(1).applied.size(), 3u) << seed;
+  }
+}
+
 // ---- Bug knobs: each must produce its broken behaviour ----
 
 TEST(RaftBugKnobs, VoteWithoutLogCheck) {

@@ -241,7 +241,10 @@ Result<LogIndex> Raft::propose(SharedBuffer payload) {
   }
   MQ_ASSIGN_OR_RETURN(LogIndex index, append_proposal(*leader, EntryType::kNormal,
                                                       std::move(payload)));
-  bcast_append();
+  // Batching: the appends go out when the host next calls ready(), one message per
+  // follower for all proposals made since (still in that Ready's `messages`, before the
+  // leader's own write is persisted).
+  bcast_pending_ = true;
   return index;
 }
 
@@ -280,7 +283,7 @@ Result<LogIndex> Raft::propose_conf_change(const ConfChange& change) {
   MQ_ASSIGN_OR_RETURN(LogIndex index,
                       append_proposal(*leader, EntryType::kConfChange, change.encode()));
   pending_conf_index_ = index;
-  bcast_append();
+  bcast_pending_ = true;
   return index;
 }
 

@@ -232,7 +232,7 @@ SeedResult run_seed(const RunOptions& options) {
     reliable.delay_min_us = scenario.cluster.network.delay_min_us;
     reliable.delay_max_us = scenario.cluster.network.delay_max_us;
     nemesis.stop(reliable);
-    workload.stop_admin();
+    workload.stop_admin_and_writes();
     workload.start_liveness_probe();
     const SimTime deadline = cluster.now() + kLivenessBoundUs;
     if (!run_while(cluster, deadline, [&] { return workload.marker_acked(); }) &&

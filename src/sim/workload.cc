@@ -29,6 +29,7 @@ void Workload::start() {
 }
 
 void Workload::loop_writes() {
+  if (!writing_) return;
   write_once(false);
   cluster_->schedule(1 + cluster_->prng().uniform(options_.write_interval_max_us),
                      [this] { loop_writes(); });

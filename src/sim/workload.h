@@ -37,7 +37,12 @@ class Workload final : public ClusterListener {
   Workload(Cluster* cluster, WorkloadOptions options);
 
   void start();
-  void stop_admin() { admin_ = false; }
+  // Liveness phase: no more operator actions, and no more client writes (with a capped
+  // uncommitted backlog they would starve the probe's marker write); reads go on.
+  void stop_admin_and_writes() {
+    admin_ = false;
+    writing_ = false;
+  }
   // Liveness phase: keep proposing a marker to the current leader until one is acknowledged.
   void start_liveness_probe();
   bool marker_acked() const { return marker_index_ != LogIndex(0); }
@@ -83,6 +88,7 @@ class Workload final : public ClusterListener {
   Cluster* cluster_;
   WorkloadOptions options_;
   bool admin_ = true;
+  bool writing_ = true;
   bool probing_ = false;
   std::map<std::pair<std::uint64_t, std::uint64_t>, PendingWrite> writes_;  // (node, index)
   std::map<std::uint64_t, PendingRead> reads_;                              // by context

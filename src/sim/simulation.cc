@@ -41,30 +41,33 @@ NodeTiming draw_timing(Prng& prng, bool tight_clocks, bool slow_disks) {
   return timing;
 }
 
-Scenario draw_scenario(Prng& prng, const RunOptions& options) {
-  Scenario s;
-  s.voters = options.nodes != 0 ? options.nodes : (prng.chance(1, 2) ? 3 : 5);
-  ClusterOptions& c = s.cluster;
+bool has_bug(const RunOptions& options, raft::Bug bug) {
+  return (options.bugs & static_cast<std::uint32_t>(bug)) != 0;
+}
+
+// Raft options, replication granularity, network quality, disk faults, snapshots. Returns
+// whether reads are lease-based.
+bool draw_cluster(Prng& prng, const RunOptions& options, ClusterOptions& c) {
   c.election_ticks = 10;
   c.heartbeat_ticks = static_cast<std::uint32_t>(prng.range(1, 3));
   c.pre_vote = prng.chance(3, 4);
   c.check_quorum = prng.chance(3, 4);
   bool lease = c.check_quorum && prng.chance(1, 3) && options.lease_reads;
   // Point the fault mix at the mutation under test (the checkers stay the same).
-  const auto has = [&](raft::Bug bug) { return (options.bugs & static_cast<std::uint32_t>(bug)) != 0; };
-  if (has(raft::Bug::kNoCheckQuorumStepDown)) c.check_quorum = true;
-  if (has(raft::Bug::kReadWithoutLeadershipCheck)) lease = false;
+  if (has_bug(options, raft::Bug::kNoCheckQuorumStepDown)) c.check_quorum = true;
+  if (has_bug(options, raft::Bug::kReadWithoutLeadershipCheck)) lease = false;
   c.read_only = lease ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
   c.bugs = options.bugs;
   // Replication granularity: sometimes one entry per append and a short pipeline, so that
   // followers hold partial suffixes (a new leader's no-op arrives apart from older entries).
-  if (prng.chance(1, 3) || has(raft::Bug::kCommitPreviousTermByCount)) {
+  if (prng.chance(1, 3) || has_bug(options, raft::Bug::kCommitPreviousTermByCount)) {
     c.max_msg_bytes = 1;
     c.max_inflight_msgs = static_cast<std::uint32_t>(prng.range(1, 8));
   }
   NetworkOptions& n = c.network;
   const std::uint64_t quality = prng.uniform(3);
-  n.drop_per_mille = quality == 0 ? 0 : static_cast<std::uint32_t>(prng.uniform(quality == 1 ? 30 : 150));
+  n.drop_per_mille =
+      quality == 0 ? 0 : static_cast<std::uint32_t>(prng.uniform(quality == 1 ? 30 : 150));
   n.duplicate_per_mille = static_cast<std::uint32_t>(prng.uniform(50));
   n.delay_min_us = prng.range(100, 1'000);
   n.delay_max_us = n.delay_min_us + prng.range(500, 10'000);
@@ -72,15 +75,10 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   n.long_delay_max_us = prng.range(20'000, 200'000);
   c.torn_write_per_mille = prng.chance(1, 2) ? 500 : 0;
   c.snapshot_every_entries = prng.chance(3, 4) ? prng.range(5, 60) : 0;
+  return lease;
+}
 
-  // Persistence-ordering mutations show when a crash hits an unsynced write: slower disks.
-  const bool slow_disks = has(raft::Bug::kVoteBeforePersist) ||
-                          has(raft::Bug::kLeaderCountsSelfBeforePersist);
-  for (std::uint32_t i = 0; i < kNodesMax; ++i) {
-    s.timings.push_back(draw_timing(prng, lease, slow_disks));
-  }
-
-  NemesisOptions& f = s.nemesis;
+void draw_faults(Prng& prng, const RunOptions& options, bool lease, NemesisOptions& f) {
   f.interval_min_us = prng.range(30'000, 100'000);
   f.interval_max_us = f.interval_min_us + prng.range(100'000, 500'000);
   f.crash_weight = static_cast<std::uint32_t>(prng.uniform(5));
@@ -92,53 +90,72 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
     f.down_min_us = 2'000;
     f.down_max_us = 60'000;
   }
-  if (has(raft::Bug::kVoteBeforePersist) || has(raft::Bug::kLeaderCountsSelfBeforePersist)) {
+  if (has_bug(options, raft::Bug::kVoteBeforePersist) ||
+      has_bug(options, raft::Bug::kLeaderCountsSelfBeforePersist)) {
     f.crash_weight = std::max<std::uint32_t>(f.crash_weight, 4);
   }
-  if (has(raft::Bug::kVoteBeforePersist)) {
+  if (has_bug(options, raft::Bug::kVoteBeforePersist)) {
     // A forgotten vote matters when a voter crashes mid-election: aim at followers.
     f.leader_bias_percent = 10;
   }
-  if (has(raft::Bug::kNoCheckQuorumStepDown)) {
+  if (has_bug(options, raft::Bug::kNoCheckQuorumStepDown)) {
     f.partition_weight = std::max<std::uint32_t>(f.partition_weight, 3);
   }
-  if (has(raft::Bug::kCommitPreviousTermByCount)) {
+  if (has_bug(options, raft::Bug::kCommitPreviousTermByCount)) {
     // Figure 8 needs leaders to come and go while their entries are partially replicated.
     f.crash_weight = std::max<std::uint32_t>(f.crash_weight, 3);
     f.partition_weight = std::max<std::uint32_t>(f.partition_weight, 3);
     f.leader_bias_percent = 80;
     f.interval_max_us = f.interval_min_us + 150'000;
   }
+}
 
+std::string describe_scenario(const Scenario& s, bool lease) {
+  const ClusterOptions& c = s.cluster;
+  const NetworkOptions& n = c.network;
+  const NemesisOptions& f = s.nemesis;
+  const WorkloadOptions& w = s.workload;
+  return std::to_string(s.voters) + " nodes, hb=" + std::to_string(c.heartbeat_ticks) +
+         (c.max_msg_bytes == 1 ? " 1-entry-appends inflight=" +
+                                     std::to_string(c.max_inflight_msgs) + " uncommitted<=" +
+                                     std::to_string(c.max_uncommitted_bytes) + "B"
+                               : std::string()) +
+         (c.pre_vote ? " prevote" : "") + (c.check_quorum ? " checkquorum" : "") +
+         (lease ? " lease-reads" : " readindex") + ", net drop=" + per_mille(n.drop_per_mille) +
+         " dup=" + per_mille(n.duplicate_per_mille) + " delay=" + std::to_string(n.delay_min_us) +
+         ".." + std::to_string(n.delay_max_us) + "us long=" + per_mille(n.long_delay_per_mille) +
+         ", torn=" + per_mille(c.torn_write_per_mille) +
+         ", snapshot-every=" + std::to_string(c.snapshot_every_entries) +
+         ", faults crash/partition/pause=" + std::to_string(f.crash_weight) + "/" +
+         std::to_string(f.partition_weight) + "/" + std::to_string(f.pause_weight) +
+         (w.transfers ? ", transfers" : "") + (w.membership ? ", membership" : "");
+}
+
+// The draw order is part of the seed's meaning: keep it when adding knobs (append new draws).
+Scenario draw_scenario(Prng& prng, const RunOptions& options) {
+  Scenario s;
+  s.voters = options.nodes != 0 ? options.nodes : (prng.chance(1, 2) ? 3 : 5);
+  const bool lease = draw_cluster(prng, options, s.cluster);
+  // Persistence-ordering mutations show when a crash hits an unsynced write: slower disks.
+  const bool slow_disks = has_bug(options, raft::Bug::kVoteBeforePersist) ||
+                          has_bug(options, raft::Bug::kLeaderCountsSelfBeforePersist);
+  for (std::uint32_t i = 0; i < kNodesMax; ++i) {
+    s.timings.push_back(draw_timing(prng, lease, slow_disks));
+  }
+  draw_faults(prng, options, lease, s.nemesis);
   WorkloadOptions& w = s.workload;
   w.write_interval_max_us = prng.range(3'000, 30'000);
   w.read_interval_max_us = prng.range(3'000, 30'000);
   w.transfers = prng.chance(1, 3);
   w.membership = prng.chance(1, 3);
   w.joiner_timing = draw_timing(prng, lease, slow_disks);
-
-  if (c.max_msg_bytes == 1) {
+  if (s.cluster.max_msg_bytes == 1) {
     // A one-entry, short pipeline replicates ~one entry per round trip, slower than the
     // clients write: cap the uncommitted backlog (the leader refuses proposals beyond it) so
     // the liveness phase is not spent draining thousands of queued entries.
-    c.max_uncommitted_bytes = prng.range(256, 2'048);
+    s.cluster.max_uncommitted_bytes = prng.range(256, 2'048);
   }
-  s.description = std::to_string(s.voters) + " nodes, hb=" + std::to_string(c.heartbeat_ticks) +
-                  (c.max_msg_bytes == 1 ? " 1-entry-appends inflight=" +
-                                              std::to_string(c.max_inflight_msgs) +
-                                              " uncommitted<=" +
-                                              std::to_string(c.max_uncommitted_bytes) + "B"
-                                        : std::string()) +
-                  (c.pre_vote ? " prevote" : "") + (c.check_quorum ? " checkquorum" : "") +
-                  (lease ? " lease-reads" : " readindex") + ", net drop=" +
-                  per_mille(n.drop_per_mille) + " dup=" + per_mille(n.duplicate_per_mille) +
-                  " delay=" + std::to_string(n.delay_min_us) + ".." +
-                  std::to_string(n.delay_max_us) + "us long=" + per_mille(n.long_delay_per_mille) +
-                  ", torn=" + per_mille(c.torn_write_per_mille) +
-                  ", snapshot-every=" + std::to_string(c.snapshot_every_entries) +
-                  ", faults crash/partition/pause=" + std::to_string(f.crash_weight) + "/" +
-                  std::to_string(f.partition_weight) + "/" + std::to_string(f.pause_weight) +
-                  (w.transfers ? ", transfers" : "") + (w.membership ? ", membership" : "");
+  s.description = describe_scenario(s, lease);
   return s;
 }
 

@@ -167,6 +167,77 @@ std::string replay_command(const Args& args, std::uint64_t seed) {
   return out + " --trace";
 }
 
+void print_verbose(std::uint64_t seed, const mq::sim::SeedResult& result) {
+  std::printf("seed %llu: %s: %s; %.3fs simulated, %llu events, %llu committed, %llu acked, "
+              "%llu reads\n",
+              static_cast<unsigned long long>(seed), result.passed ? "pass" : "FAIL",
+              result.scenario.c_str(), static_cast<double>(result.sim_time_us) / 1e6,
+              static_cast<unsigned long long>(result.events),
+              static_cast<unsigned long long>(result.committed),
+              static_cast<unsigned long long>(result.writes_acked),
+              static_cast<unsigned long long>(result.reads_checked));
+}
+
+// With --expect-failure and a mutation: does this failed seed count as catching it?
+bool counts_as_catch(const Args& args, const mq::sim::RunOptions& options,
+                     const mq::sim::SeedResult& result) {
+  if (!args.expect_failure || args.bugs == 0) return true;
+  const auto seed = static_cast<unsigned long long>(options.seed);
+  if (result.invariant == "liveness" || result.invariant == "convergence") {
+    // The mutations are safety bugs: a catch is a safety invariant violated. A liveness
+    // failure only says the run got stuck.
+    std::printf("seed %llu: %s failure: not counted as a catch\n", seed, result.invariant.c_str());
+    return false;
+  }
+  // Attribute the failure to the mutation only if the same seed passes without it: a seed
+  // that also fails on the unmodified core shows a core bug, not a catch.
+  mq::sim::RunOptions baseline = options;
+  baseline.bugs = 0;
+  baseline.trace = nullptr;
+  const mq::sim::SeedResult clean = mq::sim::run_seed(baseline);
+  if (clean.passed) return true;
+  std::printf("seed %llu fails without the mutation too (%s): not counted\n", seed,
+              clean.invariant.c_str());
+  return false;
+}
+
+struct Tally {
+  std::uint64_t passed = 0;  // with --expect-failure: seeds that did not catch the mutation
+  std::uint64_t failed = 0;
+  std::uint64_t skipped = 0;
+  std::uint64_t first_failure = 0;
+};
+
+Tally run_seeds(const Args& args) {
+  Tally tally;
+  for (std::uint64_t k = 0; k < args.seeds; ++k) {
+    if (args.skip.count(args.first_seed + k) != 0) {
+      ++tally.skipped;
+      continue;
+    }
+    mq::sim::RunOptions options;
+    options.seed = args.first_seed + k;
+    options.nodes = args.nodes;
+    options.bugs = args.bugs;
+    options.lease_reads = args.lease_reads;
+    options.trace = args.trace ? stdout : nullptr;
+    const mq::sim::SeedResult result = mq::sim::run_seed(options);
+    if (args.verbose) print_verbose(options.seed, result);
+    if (result.passed || !counts_as_catch(args, options, result)) {
+      ++tally.passed;
+      continue;
+    }
+    if (tally.failed++ == 0) tally.first_failure = options.seed;
+    std::printf("FAIL seed %llu: %s: %s (at %s s simulated)\n  scenario: %s\n  replay: %s\n",
+                static_cast<unsigned long long>(options.seed), result.invariant.c_str(),
+                result.detail.c_str(), mq::sim::format_time(result.failed_at_us).c_str(),
+                result.scenario.c_str(), replay_command(args, options.seed).c_str());
+    std::fflush(stdout);
+    if (args.expect_failure) break;
+  }
+  return tally;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -183,91 +254,28 @@ int main(int argc, char** argv) {
   if (args.demo) return mq::sim::run_demo(stdout);
 
   const auto started = std::chrono::steady_clock::now();
-  std::uint64_t passed = 0;
-  std::uint64_t failed = 0;
-  std::uint64_t first_failure = 0;
-  std::uint64_t skipped = 0;
-  for (std::uint64_t k = 0; k < args.seeds; ++k) {
-    if (args.skip.count(args.first_seed + k) != 0) {
-      ++skipped;
-      continue;
-    }
-    mq::sim::RunOptions options;
-    options.seed = args.first_seed + k;
-    options.nodes = args.nodes;
-    options.bugs = args.bugs;
-    options.lease_reads = args.lease_reads;
-    options.trace = args.trace ? stdout : nullptr;
-    const mq::sim::SeedResult result = mq::sim::run_seed(options);
-    if (args.verbose) {
-      std::printf("seed %llu: %s: %s; %.3fs simulated, %llu events, %llu committed, %llu acked, "
-                  "%llu reads\n",
-                  static_cast<unsigned long long>(options.seed), result.passed ? "pass" : "FAIL",
-                  result.scenario.c_str(), static_cast<double>(result.sim_time_us) / 1e6,
-                  static_cast<unsigned long long>(result.events),
-                  static_cast<unsigned long long>(result.committed),
-                  static_cast<unsigned long long>(result.writes_acked),
-                  static_cast<unsigned long long>(result.reads_checked));
-    }
-    if (result.passed) {
-      ++passed;
-      continue;
-    }
-    if (args.expect_failure && args.bugs != 0 &&
-        (result.invariant == "liveness" || result.invariant == "convergence")) {
-      // The mutations are safety bugs: a catch is a safety invariant violated. A liveness
-      // failure only says the run got stuck (see the known core bugs in docs/simulator.md).
-      std::printf("seed %llu: %s failure: not counted as a catch\n",
-                  static_cast<unsigned long long>(options.seed), result.invariant.c_str());
-      ++passed;
-      continue;
-    }
-    if (args.expect_failure && args.bugs != 0) {
-      // Attribute the failure to the mutation only if the same seed passes without it:
-      // a seed that also fails on the unmodified core shows a core bug, not a catch.
-      mq::sim::RunOptions baseline = options;
-      baseline.bugs = 0;
-      baseline.trace = nullptr;
-      const mq::sim::SeedResult clean = mq::sim::run_seed(baseline);
-      if (!clean.passed) {
-        std::printf("seed %llu fails without the mutation too (%s): not counted\n",
-                    static_cast<unsigned long long>(options.seed), clean.invariant.c_str());
-        ++passed;
-        continue;
-      }
-    }
-    ++failed;
-    if (failed == 1) first_failure = options.seed;
-    std::printf("FAIL seed %llu: %s: %s (at %s s simulated)\n  scenario: %s\n  replay: %s\n",
-                static_cast<unsigned long long>(options.seed), result.invariant.c_str(),
-                result.detail.c_str(), mq::sim::format_time(result.failed_at_us).c_str(),
-                result.scenario.c_str(), replay_command(args, options.seed).c_str());
-    std::fflush(stdout);
-    if (args.expect_failure) break;
-  }
+  const Tally tally = run_seeds(args);
+  const std::uint64_t ran = tally.passed + tally.failed;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   // Wall-clock figures go to stderr so that stdout stays a pure function of the arguments.
   std::fprintf(stderr, "raftmq-sim: %llu seed(s) in %.2f s (%.1f seeds/s)\n",
-               static_cast<unsigned long long>(passed + failed), seconds,
-               seconds > 0 ? static_cast<double>(passed + failed) / seconds : 0.0);
-  if (args.expect_failure) {
-    if (failed > 0) {
-      std::printf("expected failure: caught %s with seed %llu after %llu seed(s)\n",
-                  args.bug_names.empty() ? "a failure" : args.bug_names.c_str(),
-                  static_cast<unsigned long long>(first_failure),
-                  static_cast<unsigned long long>(passed + failed));
-    } else {
-      std::printf("expected failure NOT found: %s survived %llu seed(s)\n",
-                  args.bug_names.empty() ? "the core" : args.bug_names.c_str(),
-                  static_cast<unsigned long long>(passed));
-    }
+               static_cast<unsigned long long>(ran), seconds,
+               seconds > 0 ? static_cast<double>(ran) / seconds : 0.0);
+  const char* what = args.bug_names.empty() ? "a failure" : args.bug_names.c_str();
+  if (args.expect_failure && tally.failed > 0) {
+    std::printf("expected failure: caught %s with seed %llu after %llu seed(s)\n", what,
+                static_cast<unsigned long long>(tally.first_failure),
+                static_cast<unsigned long long>(ran));
+  } else if (args.expect_failure) {
+    std::printf("expected failure NOT found: %s not caught in %llu seed(s)\n", what,
+                static_cast<unsigned long long>(ran));
   }
-  if (skipped > 0) {
-    std::printf("%llu seed(s) skipped by --skip\n", static_cast<unsigned long long>(skipped));
+  if (tally.skipped > 0) {
+    std::printf("%llu seed(s) skipped by --skip\n", static_cast<unsigned long long>(tally.skipped));
   }
-  std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(passed),
-              static_cast<unsigned long long>(failed));
-  if (args.expect_failure) return failed > 0 ? 0 : 1;
-  return failed > 0 ? 1 : 0;
+  std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(tally.passed),
+              static_cast<unsigned long long>(tally.failed));
+  if (args.expect_failure) return tally.failed > 0 ? 0 : 1;
+  return tally.failed > 0 ? 1 : 0;
 }

@@ -438,8 +438,24 @@ void Cluster::take_ready(SimNode& node) {
   fsync.kind = EventKind::kFsync;
   fsync.node = node.id.value();
   fsync.incarnation = node.incarnation;
-  fsync.time = now_ + prng_->range(node.timing.fsync_min_us, node.timing.fsync_max_us);
+  const SimTime delay = prng_->range(node.timing.fsync_min_us, node.timing.fsync_max_us);
+  fsync.time = now_ + delay;
   push(std::move(fsync));
+  const auto& hs = node.pending.hard_state;
+  if (options_.crash_on_vote_write_per_mille > 0 && hs && hs->vote != kNoNode &&
+      hs->vote != node.id && prng_->chance(options_.crash_on_vote_write_per_mille, 1000)) {
+    const NodeId id = node.id;
+    const std::uint64_t incarnation = node.incarnation;
+    const SimTime restart_after = prng_->range(1'000, 50'000);
+    schedule(prng_->uniform(delay), [this, id, incarnation, restart_after] {
+      SimNode* victim = this->node(id);
+      if (victim == nullptr || !victim->up || victim->incarnation != incarnation) return;
+      if (tracing()) trace_line("nemesis", "power loss at n" + std::to_string(id.value()) +
+                                               " while it persists a vote");
+      crash(id);
+      schedule(restart_after, [this, id] { restart(id); });
+    });
+  }
 }
 
 void Cluster::finish_ready(SimNode& node) {

@@ -44,6 +44,9 @@ struct ClusterOptions {
   NetworkOptions network;
   std::uint32_t torn_write_per_mille = 0;  // crashes that keep a prefix of the unsynced write
   std::uint64_t snapshot_every_entries = 0;  // host compacts after this many applies (0: never)
+  // Power loss in the middle of persisting a granted vote (restart 1-50 ms later): the
+  // moment §5.2's "persist before responding" is about. Active until faults stop.
+  std::uint32_t crash_on_vote_write_per_mille = 0;
 };
 
 // Per-node timing: how fast its clock ticks and how slow its disk is.
@@ -112,6 +115,7 @@ class Cluster {
   void restart(NodeId id);
   void pause(NodeId id, SimTime duration);
   void shutdown_removed(NodeId id);
+  void stop_faults() { options_.crash_on_vote_write_per_mille = 0; }
 
   // Client entry points (no-ops with an error when the node is down).
   Result<LogIndex> propose(NodeId id, SharedBuffer payload);

@@ -27,6 +27,7 @@ void Nemesis::stop(NetworkOptions reliable) {
   ++partition_generation_;  // pending heals become no-ops
   cluster_->network().heal();
   cluster_->network().set_options(reliable);
+  cluster_->stop_faults();
   for (const auto& [id, node] : cluster_->nodes()) {
     node->paused_until = 0;
     if (!node->up && !node->removed) cluster_->restart(node->id);
@@ -45,10 +46,18 @@ NodeId Nemesis::pick_victim() {
   Prng& prng = cluster_->prng();
   if (prng.chance(options_.unsynced_bias_percent, 100)) {
     // Crash in the middle of a write: a node whose Ready is waiting for its fsync.
+    // Writes of a new term or vote first: the state §5 requires on disk before answering.
     std::vector<NodeId> writing;
+    std::vector<NodeId> voting;
     for (const auto& [id, node] : cluster_->nodes()) {
-      if (node->up && node->in_progress && !node->pending.empty()) writing.push_back(node->id);
+      if (!node->up || !node->in_progress || node->pending.empty()) continue;
+      writing.push_back(node->id);
+      if (node->pending.hard_state && node->pending.hard_state->vote != kNoNode &&
+          node->pending.hard_state->vote != node->id) {  // a vote granted to another node
+        voting.push_back(node->id);
+      }
     }
+    if (!voting.empty()) return voting[prng.uniform(voting.size())];
     if (!writing.empty()) return writing[prng.uniform(writing.size())];
   }
   std::vector<NodeId> leaders = cluster_->leaders();

@@ -95,7 +95,8 @@ void draw_faults(Prng& prng, const RunOptions& options, bool lease, NemesisOptio
     f.crash_weight = std::max<std::uint32_t>(f.crash_weight, 4);
   }
   if (has_bug(options, raft::Bug::kVoteBeforePersist)) {
-    // A forgotten vote matters when a voter crashes mid-election: aim at followers.
+    // A forgotten vote matters when a voter crashes while persisting it and is back before
+    // a rival candidate's request of the same term arrives.
     f.leader_bias_percent = 10;
   }
   if (has_bug(options, raft::Bug::kNoCheckQuorumStepDown)) {
@@ -126,6 +127,7 @@ std::string describe_scenario(const Scenario& s, bool lease) {
          ".." + std::to_string(n.delay_max_us) + "us long=" + per_mille(n.long_delay_per_mille) +
          ", torn=" + per_mille(c.torn_write_per_mille) +
          ", snapshot-every=" + std::to_string(c.snapshot_every_entries) +
+         (c.crash_on_vote_write_per_mille > 0 ? ", crash-on-vote" : "") +
          ", faults crash/partition/pause=" + std::to_string(f.crash_weight) + "/" +
          std::to_string(f.partition_weight) + "/" + std::to_string(f.pause_weight) +
          (w.transfers ? ", transfers" : "") + (w.membership ? ", membership" : "");
@@ -149,6 +151,10 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   w.transfers = prng.chance(1, 3);
   w.membership = prng.chance(1, 3);
   w.joiner_timing = draw_timing(prng, lease, slow_disks);
+  // Power loss while a granted vote is being persisted, in a quarter of the seeds (and in
+  // many of the vote-persistence mutation's).
+  s.cluster.crash_on_vote_write_per_mille = prng.chance(1, 4) ? 100 : 0;
+  if (has_bug(options, raft::Bug::kVoteBeforePersist)) s.cluster.crash_on_vote_write_per_mille = 300;
   if (s.cluster.max_msg_bytes == 1) {
     // A one-entry, short pipeline replicates ~one entry per round trip, slower than the
     // clients write: cap the uncommitted backlog (the leader refuses proposals beyond it) so

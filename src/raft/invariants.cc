@@ -41,8 +41,12 @@ void Raft::check_invariants(const InvariantSnapshot* previous) const {
   if (r == Role::kLeader) {
     MQ_ASSERT(lead_ == id_, "leader does not name itself leader");
     auto self = tracker_.progress.find(id_);
-    MQ_ASSERT(self != tracker_.progress.end(), "leader without its own progress");
-    if (!config_.has_bug(Bug::kLeaderCountsSelfBeforePersist)) {
+    // A removed leader (handing over leadership) has no progress of its own.
+    if (tracker_.config.voters.contains(id_)) {
+      MQ_ASSERT(self != tracker_.progress.end(), "leader without its own progress");
+    }
+    if (self != tracker_.progress.end() &&
+        !config_.has_bug(Bug::kLeaderCountsSelfBeforePersist)) {
       MQ_ASSERT(self->second.match <= log_.persisted_index() || log_.unstable().has_snapshot(),
                 "leader counts unpersisted entries: match %llu persisted %llu",
                 u(self->second.match.value()), u(log_.persisted_index().value()));

@@ -54,7 +54,14 @@ struct Leader {
   std::vector<ReadRequest> reads_before_commit;
   // The highest heartbeat round each peer has echoed.
   std::map<NodeId, std::uint64_t> acked_round;
+  // Every heartbeat broadcast starts a new round (periodic ones included).
   std::uint64_t read_round = 0;  // last round started
+  // (first round sent at a tick, that tick), oldest first, for the last election timeout:
+  // a round's send tick bounds from below when its ackers' leases began (lease reads).
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> round_ticks;
+  // Once TimeoutNow went out, another node may win at once (it overrides leases): no more
+  // lease reads in this term.
+  bool timeout_now_sent = false;
 };
 
 using RoleState = std::variant<Follower, Candidate, Leader>;
@@ -121,6 +128,8 @@ class Raft {
   bool promotable() const;
   bool past_election_timeout() const;
   bool in_lease() const;
+  bool lease_valid(const Leader& leader) const;
+  std::uint64_t start_heartbeat_round(Leader& leader);
   void tick_election();
   void tick_heartbeat();
   enum class CampaignType : std::uint8_t { kPreElection, kElection, kTransfer };
@@ -164,6 +173,7 @@ class Raft {
   void apply_committed_conf_changes(const std::vector<Entry>& entries);
   void switch_to_config(tracker::Config config, tracker::ProgressMap progress);
   void maybe_auto_leave_joint();
+  void hand_over_leadership(Leader& leader);
 
   Leader* leader_state() { return std::get_if<Leader>(&role_); }
   const Leader* leader_state() const { return std::get_if<Leader>(&role_); }
@@ -191,6 +201,11 @@ class Raft {
   std::uint32_t election_elapsed_ = 0;
   std::uint32_t heartbeat_elapsed_ = 0;
   std::uint32_t randomized_election_timeout_ = 0;
+  // Ticks since this node started (a logical clock; never reset).
+  std::uint64_t now_ticks_ = 0;
+  // Restarted with lease reads on: refuse votes for the first election timeout, since a
+  // lease granted before the crash may still be in force (thesis §6.4.1).
+  bool restart_lease_ = false;
 
   std::vector<Message> msgs_;
   std::vector<Message> msgs_after_persist_;

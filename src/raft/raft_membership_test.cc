@@ -164,13 +164,19 @@ TEST(RaftMembership, ExplicitJointNeedsLeaveAndBlocksOtherChanges) {
   EXPECT_EQ(left.learners, std::vector<NodeId>{NodeId(3)});
 }
 
-TEST(RaftMembership, RemovedLeaderStepsDownAndOthersContinue) {
+TEST(RaftMembership, RemovedLeaderHandsOverLeadership) {
   Cluster c(3);
   c.elect(NodeId(1));
   ASSERT_TRUE(c.node(1).propose_conf_change(ConfChange{{}, {rm(1)}}).has_value());
   c.stabilize();
+  // Applied: node 1 is no voter any more. It keeps leading only to hand over (thesis
+  // §3.10, §4.2.2) and refuses proposals meanwhile.
+  if (c.node(1).status().soft_state.role == Role::kLeader) {
+    EXPECT_NE(c.node(1).status().lead_transferee, kNoNode);
+    EXPECT_FALSE(c.node(1).propose(SharedBuffer(std::string_view("no"))).has_value());
+  }
+  run(c, 25);
   EXPECT_EQ(c.node(1).status().soft_state.role, Role::kFollower);
-  run(c, 40);
   auto leader = c.leader();
   ASSERT_TRUE(leader.has_value());
   EXPECT_NE(*leader, NodeId(1));

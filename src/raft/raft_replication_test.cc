@@ -287,11 +287,62 @@ TEST(RaftReadIndex, NewLeaderWaitsForCommitInItsTerm) {
 TEST(RaftReadIndex, LeaseBasedAnswersWithoutRoundTrip) {
   Cluster c(3, [](Config& cfg) { cfg.read_only = ReadOnlyOption::kLeaseBased; });
   c.elect(NodeId(1));
+  run(c, 1);  // one heartbeat round acknowledged by the followers starts the lease
   ASSERT_TRUE(c.node(1).read_index(4).is_ok());
   Ready rd = c.node(1).ready();
   ASSERT_EQ(rd.read_states.size(), 1u);
   EXPECT_EQ(rd.read_states[0].index, LogIndex(1));
   c.handle_ready(NodeId(1), rd);
+}
+
+TEST(RaftReadIndex, LeaseExpiresBeforeCheckQuorumStepDown) {
+  // CheckQuorum alone may keep a cut-off leader in office for up to two election timeouts;
+  // its lease must end one election timeout after the last acknowledged heartbeat.
+  Cluster c(3, [](Config& cfg) { cfg.read_only = ReadOnlyOption::kLeaseBased; });
+  c.elect(NodeId(1));
+  run(c, 1);  // acks for the round sent at tick 1
+  c.isolate(NodeId(1));
+  for (int i = 0; i < 9; ++i) {
+    c.tick(NodeId(1));
+    c.stabilize();
+  }
+  ASSERT_EQ(c.node(1).status().soft_state.role, Role::kLeader);  // not stepped down yet
+  ASSERT_TRUE(c.node(1).read_index(6).is_ok());
+  c.stabilize();
+  EXPECT_TRUE(c.test_node(1).read_states.empty());  // lease over, no quorum for a round
+}
+
+TEST(RaftReadIndex, NoLeaseReadsAfterTimeoutNow) {
+  Cluster c(3, [](Config& cfg) { cfg.read_only = ReadOnlyOption::kLeaseBased; });
+  c.elect(NodeId(1));
+  run(c, 1);
+  c.drop_type(MessageType::kTimeoutNow);
+  ASSERT_TRUE(c.node(1).transfer_leader(NodeId(2)).is_ok());
+  c.stabilize();
+  c.isolate(NodeId(1));
+  ASSERT_TRUE(c.node(1).read_index(6).is_ok());
+  c.stabilize();
+  EXPECT_TRUE(c.test_node(1).read_states.empty());
+}
+
+TEST(RaftReadIndex, RestartedNodeWithLeaseReadsRefusesVotesForAnElectionTimeout) {
+  Cluster c(3, [](Config& cfg) { cfg.read_only = ReadOnlyOption::kLeaseBased; });
+  c.elect(NodeId(1));
+  run(c, 1);
+  c.restart(NodeId(3));
+  Message vote;
+  vote.type = MessageType::kVote;
+  vote.from = NodeId(2);
+  vote.to = NodeId(3);
+  vote.term = Term(2);
+  vote.index = LogIndex(9);
+  vote.log_term = Term(1);
+  ASSERT_TRUE(c.node(3).step(vote).is_ok());
+  EXPECT_EQ(c.node(3).status().hard_state.term, Term(1));  // ignored: maybe still in lease
+  c.isolate(NodeId(3));
+  c.tick(NodeId(3), 10);
+  ASSERT_TRUE(c.node(3).step(vote).is_ok());
+  EXPECT_EQ(c.node(3).status().hard_state.vote, NodeId(2));
 }
 
 TEST(RaftReadIndex, SingleNodeAnswersImmediately) {

@@ -63,6 +63,7 @@ void Cluster::handle_ready(NodeId id, const Ready& rd) {
   if (rd.snapshot) MQ_ASSERT(tn.storage->apply_snapshot(*rd.snapshot).is_ok());
   MQ_ASSERT(tn.storage->append(rd.entries_to_persist).is_ok());
   if (rd.hard_state) tn.storage->set_hard_state(*rd.hard_state);
+  if (rd.must_sync) tn.synced_hard_state = tn.storage->hard_state();
   for (const Message& m : rd.messages_after_persist) queue_.push_back(m);
   bool conf_changed = false;
   for (const Entry& e : rd.committed_entries) {
@@ -168,8 +169,15 @@ void Cluster::restart(NodeId id) {
   start(id);
 }
 
+void Cluster::crash_and_restart(NodeId id) {
+  TestNode& tn = nodes_.at(id);
+  tn.storage->set_hard_state(tn.synced_hard_state);
+  restart(id);
+}
+
 void Cluster::replace_storage(NodeId id, const MemoryStorage& storage) {
   *nodes_.at(id).storage = storage;
+  nodes_.at(id).synced_hard_state = storage.hard_state();
   restart(id);
 }
 

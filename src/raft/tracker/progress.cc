@@ -21,6 +21,7 @@ namespace mq::raft::tracker {
 
 void Progress::reset_state(ProgressState new_state) {
   msg_app_flow_paused = false;
+  snapshot_round_passed = false;
   pending_snapshot = LogIndex(0);
   state = new_state;
   inflights.reset();

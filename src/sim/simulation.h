@@ -32,7 +32,7 @@ struct RunOptions {
   std::uint64_t seed = 1;
   std::uint32_t nodes = 0;  // initial voters: 3, 5, or 0 to let the seed choose
   std::uint32_t bugs = 0;   // raft::Bug bits enabled on every node
-  bool lease_reads = false;  // let scenarios draw ReadOnlyOption::kLeaseBased (see docs)
+  bool lease_reads = true;  // let scenarios draw ReadOnlyOption::kLeaseBased
   std::FILE* trace = nullptr;
   bool print_scenario = false;  // one line describing the drawn scenario (to `trace` or stdout)
 };

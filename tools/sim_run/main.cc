@@ -25,15 +25,15 @@ namespace {
 void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: raftmq-sim [--seeds N] [--seed S] [--nodes 3|5] [--bug NAME]...\n"
-               "                  [--trace] [--lease-reads] [--expect-failure] [--verbose]\n"
+               "                  [--trace] [--no-lease-reads] [--expect-failure] [--verbose]\n"
                "       raftmq-sim --list-bugs | --demo | --help\n"
                "  --seeds N          run N seeds starting at S (default S=1; without --seeds, one seed)\n"
                "  --seed S           first (or only) seed\n"
                "  --nodes 3|5        initial voters (default: each seed draws 3 or 5)\n"
                "  --bug NAME         enable a core mutation on every node (repeatable; see --list-bugs)\n"
                "  --trace            print every event of each seed (replay: same bytes every run)\n"
-               "  --lease-reads      let seeds use lease-based reads (off by default: known core issue,\n"
-               "                     see docs/simulator.md)\n"
+               "  --no-lease-reads   no seed uses lease-based reads (by default a third of the\n"
+               "                     CheckQuorum seeds do)\n"
                "  --skip S1,S2,...   leave these seeds out (known core bugs)\n"
                "  --expect-failure   stop at the first failing seed; succeed only if one fails\n"
                "  --verbose          one line per seed with its scenario and statistics\n"
@@ -57,7 +57,7 @@ struct Args {
   std::uint32_t bugs = 0;
   std::string bug_names;
   bool trace = false;
-  bool lease_reads = false;
+  bool lease_reads = true;
   bool expect_failure = false;
   bool verbose = false;
   bool list_bugs = false;
@@ -129,8 +129,8 @@ int parse(int argc, char** argv, Args* args) {
         start = end + 1;
       }
       ++i;
-    } else if (arg == "--lease-reads") {
-      args->lease_reads = true;
+    } else if (arg == "--no-lease-reads") {
+      args->lease_reads = false;
     } else if (arg == "--expect-failure") {
       args->expect_failure = true;
     } else if (arg == "--verbose") {
@@ -154,7 +154,7 @@ int parse(int argc, char** argv, Args* args) {
 std::string replay_command(const Args& args, std::uint64_t seed) {
   std::string out = "raftmq-sim --seed " + std::to_string(seed);
   if (args.nodes != 0) out += " --nodes " + std::to_string(args.nodes);
-  if (args.lease_reads) out += " --lease-reads";
+  if (!args.lease_reads) out += " --no-lease-reads";
   if (!args.bug_names.empty()) {
     std::string names = args.bug_names;
     std::size_t at = 0;

@@ -207,6 +207,20 @@ bool run_while(Cluster& cluster, SimTime deadline, Done done) {
   return !cluster.checker().failed() && done();
 }
 
+// Extra time for one-entry appends: two round trips per entry any member holds beyond the
+// committed prefix (they are replicated, or overwritten, one message at a time).
+SimTime backlog_allowance(Cluster& cluster, const Scenario& scenario) {
+  if (scenario.cluster.max_msg_bytes != 1) return 0;
+  std::uint64_t backlog = 0;
+  for (const auto& [id, node] : cluster.nodes()) {
+    if (node->removed) continue;
+    const LogIndex last = node->disk->last_index();
+    const LogIndex committed = cluster.checker().committed_index();
+    if (last > committed) backlog = std::max<std::uint64_t>(backlog, last - committed);
+  }
+  return backlog * 4 * scenario.cluster.network.delay_max_us;
+}
+
 std::string liveness_detail(Cluster& cluster) {
   std::string out = "up:";
   for (const auto& [id, node] : cluster.nodes()) {
@@ -257,11 +271,14 @@ SeedResult run_seed(const RunOptions& options) {
     nemesis.stop(reliable);
     workload.stop_admin_and_writes();
     workload.start_liveness_probe();
-    const SimTime deadline = cluster.now() + kLivenessBoundUs;
+    // The bound grows with the uncommitted backlog when appends carry one entry: the new
+    // leader's no-op commits only once a quorum holds everything before it.
+    const SimTime bound = kLivenessBoundUs + backlog_allowance(cluster, scenario);
+    const SimTime deadline = cluster.now() + bound;
     if (!run_while(cluster, deadline, [&] { return workload.marker_acked(); }) &&
         !checker.failed()) {
       checker.fail("liveness", "no write committed within " +
-                                   std::to_string(kLivenessBoundUs / 1000) +
+                                   std::to_string(bound / 1000) +
                                    " ms after the faults healed; " + liveness_detail(cluster));
     }
   }
@@ -275,11 +292,12 @@ SeedResult run_seed(const RunOptions& options) {
       }
       return true;
     };
-    const SimTime deadline = cluster.now() + kConvergenceBoundUs;
+    const SimTime bound = kConvergenceBoundUs + backlog_allowance(cluster, scenario);
+    const SimTime deadline = cluster.now() + bound;
     if (!run_while(cluster, deadline, converged) && !checker.failed()) {
       checker.fail("convergence", "members did not apply index " +
                                       std::to_string(marker.value()) + " within " +
-                                      std::to_string(kConvergenceBoundUs / 1000) + " ms; " +
+                                      std::to_string(bound / 1000) + " ms; " +
                                       liveness_detail(cluster));
     }
   }

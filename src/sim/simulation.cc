@@ -207,18 +207,25 @@ bool run_while(Cluster& cluster, SimTime deadline, Done done) {
   return !cluster.checker().failed() && done();
 }
 
-// Extra time for one-entry appends: two round trips per entry any member holds beyond the
-// committed prefix (they are replicated, or overwritten, one message at a time).
+// Extra time for one-entry appends: entries then move one message at a time, and a
+// follower takes one fsync per append, so allow two round trips plus the slowest fsync per
+// entry that some member holds beyond the committed prefix (to be replicated or overwritten)
+// or lacks below it (to be caught up).
 SimTime backlog_allowance(Cluster& cluster, const Scenario& scenario) {
   if (scenario.cluster.max_msg_bytes != 1) return 0;
+  const LogIndex committed = cluster.checker().committed_index();
   std::uint64_t backlog = 0;
+  SimTime fsync_max_us = 0;
   for (const auto& [id, node] : cluster.nodes()) {
     if (node->removed) continue;
     const LogIndex last = node->disk->last_index();
-    const LogIndex committed = cluster.checker().committed_index();
     if (last > committed) backlog = std::max<std::uint64_t>(backlog, last - committed);
+    if (node->state.applied < committed) {
+      backlog = std::max<std::uint64_t>(backlog, committed - node->state.applied);
+    }
+    fsync_max_us = std::max(fsync_max_us, node->timing.fsync_max_us);
   }
-  return backlog * 4 * scenario.cluster.network.delay_max_us;
+  return backlog * (4 * scenario.cluster.network.delay_max_us + fsync_max_us);
 }
 
 std::string liveness_detail(Cluster& cluster) {

@@ -164,13 +164,39 @@ TEST(RaftMembership, ExplicitJointNeedsLeaveAndBlocksOtherChanges) {
   EXPECT_EQ(left.learners, std::vector<NodeId>{NodeId(3)});
 }
 
-TEST(RaftMembership, RemovedLeaderHandsOverLeadership) {
+TEST(RaftMembership, LeaderCannotRemoveItself) {
   Cluster c(3);
   c.elect(NodeId(1));
-  ASSERT_TRUE(c.node(1).propose_conf_change(ConfChange{{}, {rm(1)}}).has_value());
+  auto refused = c.node(1).propose_conf_change(ConfChange{{}, {rm(1)}});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message().find("transfer leadership first"), std::string::npos);
+  EXPECT_FALSE(c.node(1).propose_conf_change(ConfChange{{}, {learner(1)}}).has_value());
+  // The supported way: transfer, then the new leader removes the old one.
+  ASSERT_TRUE(c.node(1).transfer_leader(NodeId(2)).is_ok());
   c.stabilize();
-  // Applied: node 1 is no voter any more. It keeps leading only to hand over (thesis
-  // §3.10, §4.2.2) and refuses proposals meanwhile.
+  ASSERT_EQ(c.node(2).status().soft_state.role, Role::kLeader);
+  ASSERT_TRUE(c.node(2).propose_conf_change(ConfChange{{}, {rm(1)}}).has_value());
+  c.stabilize();
+  EXPECT_EQ(c.node(2).conf_state().voters, (std::vector<NodeId>{NodeId(2), NodeId(3)}));
+  EXPECT_EQ(c.node(3).conf_state(), c.node(2).conf_state());
+}
+
+TEST(RaftMembership, LeaderOnlyInOutgoingHalfHandsOverWhenJointIsLeft) {
+  // Node 1 leads while the joint config (2 3 4)&&(1 2 3) is in effect: it is in the
+  // outgoing half only. When the joint config is left it is no voter any more; it keeps
+  // leading just long enough to hand over (thesis §3.10, §4.2.2).
+  Cluster c(3);
+  c.add_node(NodeId(4), voters_cs({1, 2, 3}));
+  c.elect(NodeId(2));
+  ConfChange enter{ConfChangeTransition::kExplicit, {add(4), rm(1)}};
+  ASSERT_TRUE(c.node(2).propose_conf_change(enter).has_value());
+  c.stabilize();
+  ASSERT_TRUE(c.node(2).transfer_leader(NodeId(1)).is_ok());
+  c.stabilize();
+  ASSERT_EQ(c.node(1).status().soft_state.role, Role::kLeader);
+  ASSERT_TRUE(c.node(1).propose_conf_change(ConfChange{}).has_value());  // leave joint
+  c.stabilize();
   if (c.node(1).status().soft_state.role == Role::kLeader) {
     EXPECT_NE(c.node(1).status().lead_transferee, kNoNode);
     EXPECT_FALSE(c.node(1).propose(SharedBuffer(std::string_view("no"))).has_value());
@@ -181,10 +207,7 @@ TEST(RaftMembership, RemovedLeaderHandsOverLeadership) {
   ASSERT_TRUE(leader.has_value());
   EXPECT_NE(*leader, NodeId(1));
   EXPECT_EQ(c.node(leader->value()).conf_state().voters,
-            (std::vector<NodeId>{NodeId(2), NodeId(3)}));
-  ASSERT_TRUE(c.node(leader->value()).propose(SharedBuffer(std::string_view("y"))).has_value());
-  c.stabilize();
-  EXPECT_EQ(c.node(2).status().hard_state.commit, c.node(3).status().hard_state.commit);
+            (std::vector<NodeId>{NodeId(2), NodeId(3), NodeId(4)}));
 }
 
 TEST(RaftMembership, MalformedConfChangeEntryIsNoOp) {

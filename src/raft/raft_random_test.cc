@@ -8,6 +8,7 @@
 // replays exactly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 
@@ -26,8 +27,12 @@ class RandomRun {
       : prng_(seed),
         cluster_({NodeId(1), NodeId(2), NodeId(3)}, {}, [seed](Config& cfg) {
           cfg.random_seed = seed;
-          // Odd seeds use lease reads (all nodes tick together: the clock assumption holds).
-          if (seed % 2 == 1) cfg.read_only = ReadOnlyOption::kLeaseBased;
+          // Vary the features: PreVote off every third seed, CheckQuorum off every fifth,
+          // lease reads on odd seeds with CheckQuorum (all nodes tick together: the clock
+          // assumption holds).
+          if (seed % 3 == 0) cfg.pre_vote = false;
+          if (seed % 5 == 0) cfg.check_quorum = false;
+          if (seed % 2 == 1 && cfg.check_quorum) cfg.read_only = ReadOnlyOption::kLeaseBased;
           cfg.max_inflight_msgs = 4;
           cfg.max_msg_bytes = 256;
         }) {
@@ -49,6 +54,7 @@ class RandomRun {
   void heal_and_converge() {
     cluster_.heal();
     for (int i = 0; i < 200; ++i) {
+      isolate_removed();
       cluster_.tick_all(1);
       cluster_.stabilize();
       check_safety();
@@ -67,6 +73,7 @@ class RandomRun {
     }
     ASSERT_TRUE(cluster_.node(*leader).propose(SharedBuffer(std::string_view("final"))).has_value());
     for (int i = 0; i < 20; ++i) {
+      isolate_removed();
       cluster_.tick_all(1);
       cluster_.stabilize();
     }
@@ -94,6 +101,26 @@ class RandomRun {
 
   std::size_t committed() const { return committed_.size(); }
 
+  // Shuts out servers that the latest configuration no longer names, as an operator would:
+  // without PreVote/CheckQuorum a removed server keeps disrupting the group with new terms
+  // (thesis §4.2.3) — expected, not a liveness bug. Re-evaluated every tick.
+  void isolate_removed() {
+    cluster_.heal();
+    // The configuration of the replica that applied the most is the latest in effect.
+    NodeId most = cluster_.ids().front();
+    for (NodeId id : cluster_.ids()) {
+      if (cluster_.node(id).status().applied > cluster_.node(most).status().applied) most = id;
+    }
+    const ConfState cs = cluster_.node(most).conf_state();
+    for (NodeId id : cluster_.ids()) {
+      bool named = false;
+      for (const auto* ids : {&cs.voters, &cs.learners, &cs.voters_outgoing}) {
+        named |= std::find(ids->begin(), ids->end(), id) != ids->end();
+      }
+      if (!named) cluster_.isolate(id);
+    }
+  }
+
  private:
   NodeId random_node() { return NodeId(1 + prng_.uniform(5)); }
 
@@ -111,8 +138,10 @@ class RandomRun {
       for (NodeId id : cluster_.ids()) cluster_.process_ready(id);
     } else if (r < 84) {
       partition();
-    } else if (r < 86) {
+    } else if (r < 85) {
       crash(random_node());
+    } else if (r < 86) {
+      crash_mid_ready(random_node());
     } else if (r < 89) {
       conf_change();
     } else if (r < 92) {
@@ -174,6 +203,15 @@ class RandomRun {
     applied_cursor_[id] = 0;
     read_cursor_[id] = 0;
     cluster_.test_node(id.value()).read_states.clear();
+  }
+
+  // The host sent the Ready's `messages` (step 1) and crashed before its disk write: the
+  // entries, snapshot and hard state of that Ready are lost (leader appends went out anyway).
+  void crash_mid_ready(NodeId id) {
+    if (!cluster_.node(id).has_ready()) return;
+    Ready rd = cluster_.node(id).ready();
+    for (const Message& m : rd.messages) cluster_.queue().push_back(m);
+    crash(id);
   }
 
   void conf_change() {
@@ -249,7 +287,9 @@ TEST(RaftRandom, SafetyUnderFaultsAndLivenessAfterHealing) {
   if (const char* env = std::getenv("RAFT_RANDOM_SEEDS")) seeds = std::strtoull(env, nullptr, 10);
   std::size_t total_committed = 0;
   std::size_t total_reads = 0;
-  for (std::uint64_t seed = 1; seed <= seeds; ++seed) {
+  std::uint64_t first = 1;
+  if (const char* env = std::getenv("RAFT_RANDOM_FIRST_SEED")) first = std::strtoull(env, nullptr, 10);
+  for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     RandomRun run(seed);
     run.run(1500);
@@ -259,8 +299,11 @@ TEST(RaftRandom, SafetyUnderFaultsAndLivenessAfterHealing) {
     total_committed += run.committed();
     total_reads += run.reads_answered_;
   }
-  EXPECT_GT(total_committed, 300u);
-  EXPECT_GT(total_reads, 10u);
+  // The runs did real work (not an idle group that trivially stays safe).
+  EXPECT_GT(total_committed, 10 * seeds);
+  if (seeds >= 10) {
+    EXPECT_GT(total_reads, seeds / 3);
+  }
 }
 
 }  // namespace

@@ -119,7 +119,7 @@ bool Raft::maybe_send_append(NodeId to, bool send_if_empty) {
     const bool compacted =
         (!prev_term.has_value() && prev_term.error().code() == ErrorCode::kOutOfRange) ||
         (!entries.has_value() && entries.error().code() == ErrorCode::kOutOfRange);
-    if (!compacted) return false;  // storage trouble: retried on the next occasion
+    if (!compacted) return false;  // storage trouble: retried later
     return send_snapshot(to, pr);
   }
   Message m;
@@ -282,6 +282,13 @@ Result<LogIndex> Raft::propose_conf_change(const ConfChange& change) {
   auto check = confchange::apply_conf_change(tracker_, log_.last_index(), change);
   if (!check.has_value()) {
     return Status::invalid_argument("invalid configuration change: " + check.error().message());
+  }
+  // A leader that removes or demotes itself and then crashes before handing over can leave
+  // the remaining voters unable to learn that the change committed and unable to elect
+  // anyone (configurations take effect when applied). Require a transfer first.
+  if (!change.leave_joint() && !check->config.voters.incoming.contains(id_)) {
+    return Status::invalid_argument(
+        "the leader cannot remove or demote itself; transfer leadership first (thesis §3.10)");
   }
   MQ_ASSIGN_OR_RETURN(LogIndex index,
                       append_proposal(*leader, EntryType::kConfChange, change.encode()));

@@ -206,6 +206,35 @@ void Workload::change_membership(NodeId leader) {
     change.changes.push_back({raft::ConfChangeType::kAddLearner, joiner});
     what = "add learner n" + std::to_string(joiner.value());
   }
+  if (std::any_of(change.changes.begin(), change.changes.end(), [&](const auto& c) {
+        return c.type == raft::ConfChangeType::kRemoveNode && c.node_id == leader;
+      })) {
+    // The core refuses to remove its own leader (thesis §3.10: transfer first). Hand the
+    // leadership to another voter, then propose the change to whoever leads then.
+    NodeId transferee = kNoNode;
+    for (NodeId voter : voters) {
+      if (voter != leader) transferee = voter;
+    }
+    if (transferee == kNoNode) return;
+    Status status = cluster_->transfer_leader(leader, transferee);
+    if (cluster_->tracing()) {
+      cluster_->trace_line("client", "to " + what + ": transfer leadership n" +
+                                         std::to_string(leader.value()) + " -> n" +
+                                         std::to_string(transferee.value()) +
+                                         (status.is_ok() ? "" : ": " + status.to_string()));
+    }
+    cluster_->schedule(300'000, [this, change, what] {
+      std::vector<NodeId> leaders = cluster_->leaders();
+      if (!admin_ || leaders.empty()) return;
+      propose_change(leaders.front(), change, what);
+    });
+    return;
+  }
+  propose_change(leader, change, what);
+}
+
+void Workload::propose_change(NodeId leader, const raft::ConfChange& change,
+                              const std::string& what) {
   ++conf_changes_proposed_;
   auto result = cluster_->propose_conf_change(leader, change);
   if (cluster_->tracing()) {

@@ -79,6 +79,7 @@ class Workload final : public ClusterListener {
   void read_once();
   void admin_once();
   void change_membership(NodeId leader);
+  void propose_change(NodeId leader, const raft::ConfChange& change, const std::string& what);
   void complete_reads(SimNode& node);
   void loop_writes();
   void loop_reads();

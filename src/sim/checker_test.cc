@@ -21,8 +21,8 @@ raft::ConfState voters3() {
   return conf;
 }
 
-struct Fixture : ::testing::Test {
-  Fixture() : d1(voters3()), d2(voters3()), d3(voters3()) {
+struct CheckerTest : ::testing::Test {
+  CheckerTest() : d1(voters3()), d2(voters3()), d3(voters3()) {
     checker.on_conf_state(voters3());
     checker.register_disk(NodeId(1), &d1);
     checker.register_disk(NodeId(2), &d2);
@@ -39,7 +39,7 @@ struct Fixture : ::testing::Test {
   SimDisk d1, d2, d3;
 };
 
-TEST_F(Fixture, ElectionSafety) {
+TEST_F(CheckerTest, ElectionSafety) {
   checker.on_leader(NodeId(1), Term(2));
   checker.on_leader(NodeId(1), Term(2));
   checker.on_leader(NodeId(2), Term(3));
@@ -48,7 +48,7 @@ TEST_F(Fixture, ElectionSafety) {
   EXPECT_EQ(checker.invariant(), "election-safety");
 }
 
-TEST_F(Fixture, LogMatching) {
+TEST_F(CheckerTest, LogMatching) {
   persist(d1, {entry(1, 1, "a"), entry(2, 2, "b")}, NodeId(1));
   persist(d2, {entry(1, 1, "a"), entry(2, 2, "b")}, NodeId(2));
   EXPECT_FALSE(checker.failed());
@@ -57,7 +57,7 @@ TEST_F(Fixture, LogMatching) {
   EXPECT_EQ(checker.invariant(), "log-matching");
 }
 
-TEST_F(Fixture, StateMachineSafetyAndAckedWrites) {
+TEST_F(CheckerTest, StateMachineSafetyAndAckedWrites) {
   persist(d1, {entry(1, 1, "a")}, NodeId(1));
   persist(d2, {entry(1, 1, "a")}, NodeId(2));
   checker.on_apply(NodeId(1), Term(1), StateDigest{}, entry(1, 1, "a"));
@@ -68,20 +68,20 @@ TEST_F(Fixture, StateMachineSafetyAndAckedWrites) {
   EXPECT_EQ(checker.invariant(), "acknowledged-write-lost");
 }
 
-TEST_F(Fixture, ApplyGapIsAViolation) {
+TEST_F(CheckerTest, ApplyGapIsAViolation) {
   persist(d1, {entry(1, 1, "a"), entry(2, 1, "b")}, NodeId(1));
   persist(d2, {entry(1, 1, "a"), entry(2, 1, "b")}, NodeId(2));
   checker.on_apply(NodeId(1), Term(1), StateDigest{}, entry(2, 1, "b"));
   EXPECT_EQ(checker.invariant(), "state-machine-safety");
 }
 
-TEST_F(Fixture, CommitNeedsADurableQuorum) {
+TEST_F(CheckerTest, CommitNeedsADurableQuorum) {
   persist(d1, {entry(1, 1, "a")}, NodeId(1));
   checker.on_apply(NodeId(1), Term(1), StateDigest{}, entry(1, 1, "a"));
   EXPECT_EQ(checker.invariant(), "commit-durability");
 }
 
-TEST_F(Fixture, LeaderCompleteness) {
+TEST_F(CheckerTest, LeaderCompleteness) {
   persist(d1, {entry(1, 1, "a")}, NodeId(1));
   persist(d2, {entry(1, 1, "a")}, NodeId(2));
   checker.on_apply(NodeId(1), Term(1), StateDigest{}, entry(1, 1, "a"));
@@ -94,7 +94,7 @@ TEST_F(Fixture, LeaderCompleteness) {
   EXPECT_EQ(checker.invariant(), "leader-completeness");
 }
 
-TEST_F(Fixture, LinearizableReads) {
+TEST_F(CheckerTest, LinearizableReads) {
   persist(d1, {entry(1, 1, "a"), entry(2, 1, "b")}, NodeId(1));
   persist(d2, {entry(1, 1, "a"), entry(2, 1, "b")}, NodeId(2));
   StateDigest s0;

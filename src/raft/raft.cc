@@ -381,7 +381,20 @@ Status Raft::step(const Message& m) {
       const bool from_leader = m.type == MessageType::kAppend ||
                                m.type == MessageType::kHeartbeat ||
                                m.type == MessageType::kSnapshot;
-      become_follower(m.term, from_leader ? m.from : kNoNode);
+      if (m.type == MessageType::kVote) {
+        // Figure 2 / §5.2: a follower's election timer restarts only when it hears from the
+        // current leader or grants a vote (step_vote_request restarts it on a grant). A
+        // higher-term vote request that is then refused must not restart it: otherwise a node
+        // with a stale log that keeps campaigning (PreVote off) keeps every up-to-date node
+        // from ever timing out, and the group stays leaderless (simulator seed 19911).
+        const std::uint32_t elapsed = election_elapsed_;
+        const std::uint32_t timeout = randomized_election_timeout_;
+        become_follower(m.term, kNoNode);
+        election_elapsed_ = std::min(elapsed, timeout);
+        randomized_election_timeout_ = timeout;
+      } else {
+        become_follower(m.term, from_leader ? m.from : kNoNode);
+      }
     }
   } else if (m.term < term_) {
     const bool from_old_leader =

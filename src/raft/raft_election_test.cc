@@ -253,3 +253,38 @@ TEST(RaftTransfer, InvalidTargetsRefused) {
 
 }  // namespace
 }  // namespace mq::raft
+
+namespace mq::raft {
+namespace {
+
+// Regression (simulator seed 19911): with PreVote off, a node with a stale log and a fast
+// clock kept sending higher-term vote requests. Each refused request restarted the up-to-date
+// follower's election timer, so it never campaigned and the group stayed leaderless. Figure 2
+// / §5.2: the timer restarts only on hearing from the current leader or granting a vote.
+TEST(RaftElection, RefusedHigherTermVoteDoesNotRestartElectionTimer) {
+  Cluster c(3, [](Config& config) {
+    config.pre_vote = false;
+    config.check_quorum = false;
+  });
+  c.elect(NodeId(1));
+  c.isolate(NodeId(3));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.node(1).propose(SharedBuffer("x")).has_value());
+  c.stabilize();
+  ASSERT_GT(c.node(2).status().last_index, c.node(3).status().last_index);
+  c.heal();
+  c.isolate(NodeId(1));  // the leader is gone; 2 (up to date) and 3 (stale) remain
+
+  bool elected = false;
+  for (int global_tick = 0; global_tick < 400 && !elected; ++global_tick) {
+    c.tick(NodeId(3), 3);  // 3's clock runs three times faster
+    c.tick(NodeId(2), 1);
+    c.stabilize();
+    elected = role(c, 2) == Role::kLeader;
+    // The stale node can never win: its log is behind node 2's.
+    ASSERT_NE(role(c, 3), Role::kLeader);
+  }
+  EXPECT_TRUE(elected) << "node 2 never campaigned: its election timer kept restarting";
+}
+
+}  // namespace
+}  // namespace mq::raft

@@ -44,6 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   return 0;
 }
 
+// The libFuzzer build needs no structured seeds (scripts/fuzz writes them with the g++ build).
+#ifndef MQ_LIBFUZZER
 namespace mq::fuzz {
 
 std::vector<Buffer> seeds() {
@@ -82,3 +84,4 @@ std::vector<Buffer> seeds() {
 }
 
 }  // namespace mq::fuzz
+#endif  // MQ_LIBFUZZER

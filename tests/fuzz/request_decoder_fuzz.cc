@@ -6,10 +6,12 @@
 #include <cstdlib>
 #include <cstdio>
 
-#include "base/prng.h"
 #include "fuzz_target.h"
-#include "protocol/gen/randomize.h"
 #include "protocol/headers.h"
+#ifndef MQ_LIBFUZZER
+#include "base/prng.h"
+#include "protocol/gen/randomize.h"
+#endif
 
 namespace {
 
@@ -64,6 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   return 0;
 }
 
+// The libFuzzer build needs no structured seeds (scripts/fuzz writes them with the g++ build).
+#ifndef MQ_LIBFUZZER
 namespace mq::fuzz {
 
 // One encoded request (header v1/v2 + body) per API and version, with random contents.
@@ -102,3 +106,4 @@ std::vector<Buffer> seeds() {
 }
 
 }  // namespace mq::fuzz
+#endif  // MQ_LIBFUZZER

@@ -1,0 +1,148 @@
+#!/usr/bin/python3
+"""Failover under load: a confluent-kafka producer streams acks=all writes into a 1-partition
+RF-3 topic while the partition leader's broker is SIGKILLed. Checks that the producer carries on
+by itself, that every acknowledged message is readable afterwards at its acknowledged offset,
+and that the restarted broker catches up (is back in the ISR). Prints the pause between each
+kill and the next acknowledged write.
+
+    test_failover.py [--kills N]   (default 3; 20 for the full measurement)
+"""
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+import harness
+
+TOPIC = "failover"
+
+
+class Stream:
+    """Produces sequence-numbered messages until stopped; records every acknowledgement."""
+
+    def __init__(self, bootstrap):
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+            "message.timeout.ms": 120000, "retry.backoff.ms": 50,
+            "topic.metadata.refresh.interval.ms": 1000, "socket.timeout.ms": 5000,
+            "queue.buffering.max.messages": 20000})
+        self.acked = {}          # seq -> offset
+        self.ack_times = []      # monotonic time of each ack, in order
+        self.failed = 0
+        self.lock = threading.Lock()
+        self.stop_flag = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def on_delivery(self, err, msg):
+        now = time.monotonic()
+        with self.lock:
+            if err is not None:
+                self.failed += 1
+                return
+            self.acked[int(msg.value().decode().split("|")[0])] = msg.offset()
+            self.ack_times.append(now)
+
+    def run(self):
+        seq = 0
+        while not self.stop_flag:
+            if len(self.producer) > 2000:   # bounded in flight: pace to the acks
+                self.producer.poll(0.01)
+                continue
+            self.producer.produce(TOPIC, key=b"k", value=("%d|payload" % seq).encode(),
+                                  on_delivery=self.on_delivery)
+            seq += 1
+            self.producer.poll(0)
+            if seq % 100 == 0:
+                time.sleep(0.005)
+        self.producer.flush(120)
+
+    def first_ack_after(self, t, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                later = [a for a in self.ack_times[-5000:] if a > t]
+            if later:
+                return min(later)
+            time.sleep(0.005)
+        return None
+
+
+def wait_isr(cluster, replicas, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            md = harness.metadata(cluster.live_bootstrap(), TOPIC)
+            if md and md[0][0] >= 0 and len(md[0][2]) >= replicas:
+                return md[0]
+        except Exception:  # noqa: BLE001 - retried
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("ISR of %s not back to %d in %ds" % (TOPIC, replicas, timeout))
+
+
+def read_back(cluster, end_offset):
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "unused",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(TOPIC, 0, 0)])
+    by_offset = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not by_offset or max(by_offset) < end_offset):
+        msg = consumer.poll(1.0)
+        if msg is None or msg.error():
+            continue
+        by_offset[msg.offset()] = int(msg.value().decode().split("|")[0])
+    consumer.close()
+    return by_offset
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kills", type=int, default=3)
+    options = parser.parse_args()
+    with harness.Cluster() as cluster:
+        harness.create_topic_cli(cluster, TOPIC, 1, 3)
+        stream = Stream(cluster.bootstrap)
+        stream.thread.start()
+        pauses = []
+        for kill in range(options.kills):
+            time.sleep(1.0)  # steady state
+            leader, _, _ = wait_isr(cluster, 3)
+            with stream.lock:
+                before = len(stream.acked)
+            t_kill = time.monotonic()
+            cluster.broker(leader).kill()
+            acked_at = stream.first_ack_after(t_kill, 60)
+            if acked_at is None:
+                raise AssertionError("no acknowledged write within 60 s of killing leader %d"
+                                     % leader)
+            pause_ms = (acked_at - t_kill) * 1000
+            pauses.append(pause_ms)
+            harness.log("kill %d: leader %d SIGKILLed, %d acked before, next ack after %.0f ms"
+                        % (kill + 1, leader, before, pause_ms))
+            cluster.broker(leader).start()
+            cluster.wait_ready(brokers=[cluster.broker(leader)])
+            wait_isr(cluster, 3)   # the restarted broker caught up and is in sync again
+            harness.log("broker %d restarted and back in the ISR" % leader)
+        stream.stop_flag = True
+        stream.thread.join(timeout=180)
+        assert not stream.thread.is_alive(), "producer did not finish flushing"
+        acked = dict(stream.acked)
+        assert acked, "nothing acknowledged"
+        by_offset = read_back(cluster, max(acked.values()))
+        lost = [(s, o) for s, o in acked.items() if by_offset.get(o) != s]
+        duplicates = len(by_offset) - len(set(by_offset.values()))
+        harness.log("acked %d, read %d, lost %d, duplicates %d, failed deliveries %d"
+                    % (len(acked), len(by_offset), len(lost), duplicates, stream.failed))
+        assert not lost, "acknowledged messages missing: %s" % lost[:10]
+        print("FAILOVER kills=%d pause_ms min=%.0f median=%.0f max=%.0f all=%s" % (
+            len(pauses), min(pauses), statistics.median(pauses), max(pauses),
+            [round(p) for p in pauses]), flush=True)
+    print("PASS test_failover")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -161,6 +161,26 @@ class ClusterApi {
   virtual Result<std::map<std::string, std::string>> describe_topic_configs(
       std::string_view topic) const = 0;
   virtual std::map<std::string, std::string> describe_broker_configs() const = 0;
+
+  // Additions (cluster branch). Both have defaults so existing implementations still compile.
+  // AlterConfigs (non-incremental): replaces every explicitly set config of `topic`.
+  virtual void alter_topic_configs(std::string topic, std::map<std::string, std::string> configs,
+                                   std::int64_t timeout_ms, std::function<void(AdminResult)> done) {
+    (void)configs;
+    (void)timeout_ms;
+    done(AdminResult{std::move(topic), Status::unsupported("alter configs"), 0});
+  }
+  // AlterPartitionReassignments: the partition's replicas become `replicas` (the partition
+  // leader adds the new ones as learners, waits for them to catch up, then swaps voters with
+  // joint consensus). `done` runs when the new assignment is recorded, not when the move ends.
+  virtual void move_partition(std::string topic, std::int32_t partition,
+                              std::vector<BrokerId> replicas, std::int64_t timeout_ms,
+                              std::function<void(AdminResult)> done) {
+    (void)partition;
+    (void)replicas;
+    (void)timeout_ms;
+    done(AdminResult{std::move(topic), Status::unsupported("partition reassignment"), 0});
+  }
 };
 
 }  // namespace mq::cluster

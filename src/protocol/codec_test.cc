@@ -99,6 +99,11 @@ TEST(CodecTest, ApiTableCoversTheBrokerSet) {
   ASSERT_NE(sasl, nullptr);
   EXPECT_EQ(sasl->flexible_from, -1);
   EXPECT_EQ(find_api(9999), nullptr);
+  EXPECT_EQ(produce->request_header_version(8), 1);
+  EXPECT_EQ(produce->request_header_version(9), 2);
+  EXPECT_EQ(produce->response_header_version(9), 1);
+  EXPECT_EQ(find_api(18)->request_header_version(3), 2);
+  EXPECT_EQ(find_api(18)->response_header_version(3), 0);
 }
 
 TEST(CodecTest, UnknownApiAndVersionAreUnsupported) {

@@ -62,6 +62,21 @@ TEST(GoldenTest, KafkaPythonPipelinesApiVersionsV0AndMetadataV0) {
   EXPECT_EQ(to_hex(reencode(*meta)), to_hex(frames[1]));
 }
 
+TEST(GoldenTest, LibrdkafkaMetadataV4Request) {
+  auto frames = fixture("librdkafka_metadata_request.hex");
+  ASSERT_EQ(frames.size(), 1u);
+  auto req = decode_request(frames[0]);
+  ASSERT_TRUE(req.has_value()) << req.error().to_string();
+  EXPECT_EQ(req->header.request_api_key, 3);
+  EXPECT_EQ(req->header.request_api_version, 4);
+  const auto& body = std::get<MetadataRequest>(req->body);
+  ASSERT_TRUE(body.topics.has_value());
+  ASSERT_EQ(body.topics->size(), 1u);
+  EXPECT_EQ((*body.topics)[0].name, "t");
+  EXPECT_TRUE(body.allow_auto_topic_creation);
+  EXPECT_EQ(to_hex(reencode(*req)), to_hex(frames[0]));
+}
+
 TEST(GoldenTest, MetadataV1RequestIsByteExact) {
   auto frames = fixture("metadata_v1_request.hex");
   ASSERT_EQ(frames.size(), 1u);

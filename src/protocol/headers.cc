@@ -11,14 +11,13 @@ std::int16_t request_header_version(std::int16_t api_key, std::int16_t api_versi
   if (api == nullptr) return 1;
   // A version above the range still uses the flexible header when flexible_from is reached,
   // so that a newer client's ApiVersions request can be read and answered.
-  return api->is_flexible(api_version) ? 2 : 1;
+  return api->request_header_version(api_version);
 }
 
 std::int16_t response_header_version(std::int16_t api_key, std::int16_t api_version) {
-  if (api_key == kApiVersionsKey) return 0;
   const ApiSpec* api = find_api(api_key);
   if (api == nullptr) return 0;
-  return api->is_flexible(api_version) ? 1 : 0;
+  return api->response_header_version(api_version);
 }
 
 Result<RequestHeader> decode_request_header(KafkaReader& in) {

@@ -228,6 +228,16 @@ void update_crc(std::span<std::uint8_t> batch) {
   store_be(batch, kRecordBatchCrcOffset, crc, 4);
 }
 
+void set_log_append_time(std::span<std::uint8_t> batch, std::int64_t timestamp) {
+  MQ_ASSERT(batch.size() >= kRecordBatchHeaderBytes);
+  auto attributes = static_cast<std::uint16_t>((batch[kRecordBatchAttributesOffset] << 8) |
+                                               batch[kRecordBatchAttributesOffset + 1]);
+  attributes |= static_cast<std::uint16_t>(kAttributeLogAppendTime);
+  store_be(batch, kRecordBatchAttributesOffset, attributes, 2);
+  store_be(batch, kRecordBatchMaxTimestampOffset, static_cast<std::uint64_t>(timestamp), 8);
+  update_crc(batch);
+}
+
 namespace {
 
 void write_varint_bytes(KafkaWriter& w, const std::optional<Buffer>& v) {

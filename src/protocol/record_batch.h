@@ -44,6 +44,7 @@ inline constexpr std::size_t kRecordBatchEpochOffset = 12;
 inline constexpr std::size_t kRecordBatchMagicOffset = 16;
 inline constexpr std::size_t kRecordBatchCrcOffset = 17;
 inline constexpr std::size_t kRecordBatchAttributesOffset = 21;
+inline constexpr std::size_t kRecordBatchMaxTimestampOffset = 35;
 // batchLength counts the bytes after itself.
 inline constexpr std::size_t kRecordBatchLengthOverhead = 12;
 inline constexpr std::int8_t kRecordBatchMagic = 2;
@@ -161,6 +162,10 @@ void set_base_offset(std::span<std::uint8_t> batch, std::int64_t base_offset);
 void set_partition_leader_epoch(std::span<std::uint8_t> batch, std::int32_t epoch);
 // Recomputes the CRC-32C after a change inside the CRC'd range (e.g. max timestamp).
 void update_crc(std::span<std::uint8_t> batch);
+// For topics with message.timestamp.type=LogAppendTime: sets the timestamp-type attribute and
+// maxTimestamp to the broker's time (consumers then read every record's timestamp as it,
+// KIP-32), and recomputes the CRC.
+void set_log_append_time(std::span<std::uint8_t> batch, std::int64_t timestamp);
 
 // Building batches (tools, tests, control batches).
 struct RecordInput {

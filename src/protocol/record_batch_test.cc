@@ -193,6 +193,17 @@ TEST(RecordBatchTest, StampingBaseOffsetAndEpochKeepsTheCrcValid) {
   EXPECT_EQ(view->header().last_offset(), 123456789012 + 3);
 }
 
+TEST(RecordBatchTest, LogAppendTimeStampsAttributesAndMaxTimestamp) {
+  Buffer bytes = build({}, sample_records(3));
+  set_log_append_time(std::span<std::uint8_t>(bytes.data(), bytes.size()), 1800000000000);
+  auto view = RecordBatchView::parse(bytes);
+  ASSERT_TRUE(view.has_value()) << view.error().to_string();
+  EXPECT_TRUE(view->header().is_log_append_time());
+  EXPECT_EQ(view->header().max_timestamp, 1800000000000);
+  EXPECT_EQ(view->header().compression(), Compression::kNone);
+  EXPECT_EQ(view->header().base_timestamp, 1700000000000);
+}
+
 TEST(RecordBatchTest, TruncationAtEveryByteIsAnError) {
   Buffer bytes = build({}, sample_records(3));
   for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
@@ -236,28 +247,26 @@ Buffer with_field(Buffer bytes, std::size_t at, std::int64_t v, int width) {
 
 TEST(RecordBatchTest, InconsistentCountsAndLengthsAreCorruption) {
   Buffer bytes = build({}, sample_records(3));
-  // recordCount hostile (2^31-1).
-  auto v = RecordBatchView::parse(with_field(bytes, 57, 0x7fffffff, 4));
-  EXPECT_EQ(v.error().code(), ErrorCode::kCorruption);
-  // recordCount 4 > lastOffsetDelta + 1.
-  v = RecordBatchView::parse(with_field(bytes, 57, 4, 4));
-  EXPECT_EQ(v.error().code(), ErrorCode::kCorruption);
+  // Each mutated copy must outlive the view parsed from it.
+  Buffer hostile = with_field(bytes, 57, 0x7fffffff, 4);  // recordCount 2^31-1
+  EXPECT_EQ(RecordBatchView::parse(hostile).error().code(), ErrorCode::kCorruption);
+  Buffer too_many = with_field(bytes, 57, 4, 4);  // recordCount 4 > lastOffsetDelta + 1
+  EXPECT_EQ(RecordBatchView::parse(too_many).error().code(), ErrorCode::kCorruption);
   // recordCount 2 < actual: parses (compaction leaves gaps) but decoding sees trailing bytes.
-  v = RecordBatchView::parse(with_field(bytes, 57, 2, 4));
+  Buffer too_few = with_field(bytes, 57, 2, 4);
+  auto v = RecordBatchView::parse(too_few);
   ASSERT_TRUE(v.has_value());
   EXPECT_EQ(v->decode_records().error().code(), ErrorCode::kCorruption);
   EXPECT_EQ(v->validate_for_produce().code(), ErrorCode::kCorruption);
-  // Negative lastOffsetDelta.
-  v = RecordBatchView::parse(with_field(bytes, 23, -1, 4));
-  EXPECT_EQ(v.error().code(), ErrorCode::kCorruption);
+  Buffer negative_delta = with_field(bytes, 23, -1, 4);
+  EXPECT_EQ(RecordBatchView::parse(negative_delta).error().code(), ErrorCode::kCorruption);
   // batchLength below the header size.
   Buffer shortlen = bytes;
   shortlen[8] = shortlen[9] = shortlen[10] = 0;
   shortlen[11] = 10;
   EXPECT_EQ(RecordBatchView::parse(shortlen).error().code(), ErrorCode::kCorruption);
-  // Unknown codec 5.
-  v = RecordBatchView::parse(with_field(bytes, 21, 5, 2));
-  EXPECT_EQ(v.error().code(), ErrorCode::kUnsupported);
+  Buffer codec5 = with_field(bytes, 21, 5, 2);  // unknown codec
+  EXPECT_EQ(RecordBatchView::parse(codec5).error().code(), ErrorCode::kUnsupported);
 }
 
 TEST(RecordBatchTest, LegacyMessageSetsAreUnsupported) {

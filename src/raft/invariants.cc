@@ -15,7 +15,7 @@ Raft::InvariantSnapshot Raft::invariant_snapshot() const {
   InvariantSnapshot s;
   s.term = term_;
   s.committed = log_.committed();
-  s.committed_term = log_.term_or_zero(log_.committed());
+  if (auto t = log_.term(log_.committed()); t.has_value()) s.committed_term = *t;
   s.applied = log_.applied();
   s.role = role();
   s.last_index = log_.last_index();
@@ -41,8 +41,12 @@ void Raft::check_invariants(const InvariantSnapshot* previous) const {
   if (r == Role::kLeader) {
     MQ_ASSERT(lead_ == id_, "leader does not name itself leader");
     auto self = tracker_.progress.find(id_);
-    MQ_ASSERT(self != tracker_.progress.end(), "leader without its own progress");
-    if (!config_.has_bug(Bug::kLeaderCountsSelfBeforePersist)) {
+    // A removed leader (handing over leadership) has no progress of its own.
+    if (tracker_.config.voters.contains(id_)) {
+      MQ_ASSERT(self != tracker_.progress.end(), "leader without its own progress");
+    }
+    if (self != tracker_.progress.end() &&
+        !config_.has_bug(Bug::kLeaderCountsSelfBeforePersist)) {
       MQ_ASSERT(self->second.match <= log_.persisted_index() || log_.unstable().has_snapshot(),
                 "leader counts unpersisted entries: match %llu persisted %llu",
                 u(self->second.match.value()), u(log_.persisted_index().value()));
@@ -71,12 +75,12 @@ void Raft::check_invariants(const InvariantSnapshot* previous) const {
             u(previous->committed.value()), u(log_.committed().value()));
   MQ_ASSERT(log_.applied() >= previous->applied, "applied decreased");
   // A committed entry is never replaced (Leader Completeness / State Machine Safety, §5.4).
-  if (previous->committed >= log_.first_index()) {
+  if (previous->committed_term && previous->committed >= log_.first_index()) {
     auto t = log_.term(previous->committed);
     if (t.has_value()) {
-      MQ_ASSERT(*t == previous->committed_term,
+      MQ_ASSERT(*t == *previous->committed_term,
                 "committed entry %llu changed term %llu -> %llu",
-                u(previous->committed.value()), u(previous->committed_term.value()),
+                u(previous->committed.value()), u(previous->committed_term->value()),
                 u(t->value()));
     }
   }

@@ -23,7 +23,14 @@ LogIndex MemoryStorage::first_index() const { return offset() + 1; }
 
 LogIndex MemoryStorage::last_index() const { return offset() + (entries_.size() - 1); }
 
+Status MemoryStorage::maybe_read_fault() const {
+  if (read_fault_per_million_ == 0) return Status::ok();
+  if (!read_fault_prng_.chance(read_fault_per_million_, 1000000)) return Status::ok();
+  return Status::io_error("injected read fault");
+}
+
 Result<Term> MemoryStorage::term(LogIndex i) const {
+  MQ_RETURN_IF_ERROR(maybe_read_fault());
   if (i < offset()) return Status::out_of_range("index " + idx(i) + " is compacted");
   if (i > last_index()) {
     return Status::out_of_range("index " + idx(i) + " beyond last index " + idx(last_index()));
@@ -33,6 +40,7 @@ Result<Term> MemoryStorage::term(LogIndex i) const {
 
 Result<std::vector<Entry>> MemoryStorage::entries(LogIndex lo, LogIndex hi,
                                                   std::uint64_t bytes_max) const {
+  MQ_RETURN_IF_ERROR(maybe_read_fault());
   if (lo <= offset()) return Status::out_of_range("index " + idx(lo) + " is compacted");
   if (hi > last_index() + 1) {
     return Status::out_of_range("entries up to " + idx(hi) + " beyond last index " +

@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "base/prng.h"
 #include "raft/storage_view.h"
 
 namespace mq::raft {
@@ -46,6 +47,12 @@ class MemoryStorage : public StorageView {
   Status compact(LogIndex index);
   // Makes snapshot() answer kUnavailable (a snapshot "being produced"), for tests.
   void set_snapshot_unavailable(bool unavailable) { snapshot_unavailable_ = unavailable; }
+  // Fault injection for tests: term() and entries() fail with kIoError with probability
+  // per_million / 1e6, drawn from a Prng seeded with `seed`. 0 turns faults off.
+  void set_read_faults(std::uint64_t seed, std::uint32_t per_million) {
+    read_fault_prng_ = Prng(seed);
+    read_fault_per_million_ = per_million;
+  }
 
   const HardState& hard_state() const { return hard_state_; }
   const ConfState& conf_state() const { return conf_state_; }
@@ -63,6 +70,9 @@ class MemoryStorage : public StorageView {
   // are contiguous real entries.
   std::vector<Entry> entries_;
   bool snapshot_unavailable_ = false;
+  Status maybe_read_fault() const;
+  mutable Prng read_fault_prng_{0};
+  std::uint32_t read_fault_per_million_ = 0;
 };
 
 }  // namespace mq::raft

@@ -49,6 +49,7 @@ Status Raft::load_state() {
   log_.commit_to(hard_state.commit);
   term_ = hard_state.term;
   vote_ = hard_state.vote;
+  restart_lease_ = config_.read_only == ReadOnlyOption::kLeaseBased && term_ > Term(0);
   if (config_.applied > LogIndex(0)) {
     if (config_.applied > log_.committed()) {
       return Status::invalid_argument("raft: config applied " + num(config_.applied.value()) +
@@ -94,6 +95,7 @@ void Raft::reset(Term term) {
   }
   pending_conf_index_ = LogIndex(0);
   self_vote_pending_term_ = Term(0);
+  bcast_pending_ = false;
 }
 
 void Raft::become_follower(Term term, NodeId lead) {
@@ -152,7 +154,10 @@ bool Raft::past_election_timeout() const {
 bool Raft::in_lease() const {
   // Thesis §4.2.3: a node that heard from a live leader within the minimum election timeout
   // does not help depose it.
-  return config_.check_quorum && lead_ != kNoNode && election_elapsed_ < config_.election_ticks;
+  if (!config_.check_quorum) return false;
+  if (lead_ != kNoNode && election_elapsed_ < config_.election_ticks) return true;
+  // After a restart we do not know whose lease we granted before the crash.
+  return restart_lease_ && now_ticks_ < config_.election_ticks;
 }
 
 bool Raft::has_unapplied_conf_change() const {
@@ -246,6 +251,7 @@ Status Raft::step_vote_request(const Message& m) {
 // Ticks
 
 void Raft::tick() {
+  ++now_ticks_;
   if (role() == Role::kLeader) {
     tick_heartbeat();
   } else {
@@ -282,10 +288,23 @@ void Raft::tick_heartbeat() {
     }
     // Thesis §3.10: a transfer that did not finish within an election timeout is aborted.
     if (leader.lead_transferee != kNoNode) abort_leader_transfer(leader);
+    // A removed or demoted leader retries handing over leadership every round.
+    if (!tracker_.config.voters.contains(id_)) hand_over_leadership(leader);
+    if (role() != Role::kLeader) return;
+    // A snapshot neither acknowledged nor reported (report_snapshot) within two
+    // election-timeout rounds was most likely lost: probe again rather than wait forever.
+    for (auto& [id, pr] : tracker_.progress) {
+      if (pr.state != ProgressState::kSnapshot) continue;
+      if (pr.snapshot_round_passed) {
+        pr.become_probe();
+      } else {
+        pr.snapshot_round_passed = true;
+      }
+    }
   }
   if (heartbeat_elapsed_ >= config_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    bcast_heartbeat(leader.read_round);
+    bcast_heartbeat(start_heartbeat_round(leader));
   }
 }
 
@@ -302,9 +321,17 @@ Status validate_message(const Message& m, NodeId self) {
     return Status::invalid_argument("message with bad sender " + num(m.from.value()));
   }
   if (m.term == Term(0)) return Status::invalid_argument("message with term 0");
+  // Far beyond any real term or index: refusing them keeps term_+1 and index arithmetic
+  // from overflowing.
+  if (m.term > kMaxTerm || m.log_term > kMaxTerm) {
+    return Status::invalid_argument("message term out of range");
+  }
+  if (m.index > kMaxIndex || m.commit > kMaxIndex || m.reject_hint > kMaxIndex) {
+    return Status::invalid_argument("message index out of range");
+  }
   if (m.type == MessageType::kAppend) {
     if (m.log_term > m.term) return Status::invalid_argument("append: log term above term");
-    if (m.index.value() > LogIndex::max().value() - m.entries.size() - 1) {
+    if (m.entries.size() > kMaxIndex.value() - m.index.value()) {
       return Status::invalid_argument("append: index out of range");
     }
     Term prev = m.log_term;
@@ -322,7 +349,7 @@ Status validate_message(const Message& m, NodeId self) {
     }
   }
   if (m.type == MessageType::kSnapshot) {
-    if (!m.snapshot || m.snapshot->empty()) {
+    if (!m.snapshot || m.snapshot->empty() || m.snapshot->meta.index > kMaxIndex) {
       return Status::invalid_argument("snapshot message without a snapshot");
     }
     if (m.snapshot->meta.term > m.term) {

@@ -54,10 +54,21 @@ struct Leader {
   std::vector<ReadRequest> reads_before_commit;
   // The highest heartbeat round each peer has echoed.
   std::map<NodeId, std::uint64_t> acked_round;
+  // Every heartbeat broadcast starts a new round (periodic ones included).
   std::uint64_t read_round = 0;  // last round started
+  // (first round sent at a tick, that tick), oldest first, for the last election timeout:
+  // a round's send tick bounds from below when its ackers' leases began (lease reads).
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> round_ticks;
+  // Once TimeoutNow went out, another node may win at once (it overrides leases): no more
+  // lease reads in this term.
+  bool timeout_now_sent = false;
 };
 
 using RoleState = std::variant<Follower, Candidate, Leader>;
+
+// Terms and indexes beyond these are refused as malformed input (no overflow downstream).
+inline constexpr Term kMaxTerm{std::uint64_t{1} << 62};
+inline constexpr LogIndex kMaxIndex{std::uint64_t{1} << 62};
 
 // Bound on queued ReadIndex requests (STYLE.md C: every queue bounded).
 inline constexpr std::size_t kMaxPendingReads = 4096;
@@ -94,7 +105,7 @@ class Raft {
   struct InvariantSnapshot {
     Term term;
     LogIndex committed;
-    Term committed_term;
+    std::optional<Term> committed_term;  // unknown when storage could not be read
     LogIndex applied;
     Role role = Role::kFollower;
     LogIndex last_index;
@@ -117,6 +128,8 @@ class Raft {
   bool promotable() const;
   bool past_election_timeout() const;
   bool in_lease() const;
+  bool lease_valid(const Leader& leader) const;
+  std::uint64_t start_heartbeat_round(Leader& leader);
   void tick_election();
   void tick_heartbeat();
   enum class CampaignType : std::uint8_t { kPreElection, kElection, kTransfer };
@@ -160,6 +173,7 @@ class Raft {
   void apply_committed_conf_changes(const std::vector<Entry>& entries);
   void switch_to_config(tracker::Config config, tracker::ProgressMap progress);
   void maybe_auto_leave_joint();
+  void hand_over_leadership(Leader& leader);
 
   Leader* leader_state() { return std::get_if<Leader>(&role_); }
   const Leader* leader_state() const { return std::get_if<Leader>(&role_); }
@@ -187,6 +201,11 @@ class Raft {
   std::uint32_t election_elapsed_ = 0;
   std::uint32_t heartbeat_elapsed_ = 0;
   std::uint32_t randomized_election_timeout_ = 0;
+  // Ticks since this node started (a logical clock; never reset).
+  std::uint64_t now_ticks_ = 0;
+  // Restarted with lease reads on: refuse votes for the first election timeout, since a
+  // lease granted before the crash may still be in force (thesis §6.4.1).
+  bool restart_lease_ = false;
 
   std::vector<Message> msgs_;
   std::vector<Message> msgs_after_persist_;
@@ -196,6 +215,8 @@ class Raft {
   HardState prev_hard_state_;
   SoftState prev_soft_state_;
   bool ready_outstanding_ = false;
+  // Proposals were appended since the last ready(): send them (batched) at the next one.
+  bool bcast_pending_ = false;
   // A candidate's own vote counts only once its term and vote are persisted: the term at
   // which the outstanding Ready carried them (0 when none).
   Term self_vote_pending_term_;

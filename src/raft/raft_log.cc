@@ -159,7 +159,9 @@ bool RaftLog::match_term(LogIndex i, Term t) const {
 }
 
 bool RaftLog::is_up_to_date(LogIndex last, Term t) const {
-  const Term our_last_term = last_term();
+  auto ours = term(last_index());
+  if (!ours.has_value()) return false;  // cannot read our log: never vote on a guess
+  const Term our_last_term = *ours;
   return t > our_last_term || (t == our_last_term && last >= last_index());
 }
 

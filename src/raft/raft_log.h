@@ -71,7 +71,8 @@ class RaftLog {
   // Term, or 0 when unknown (compacted or absent).
   Term term_or_zero(LogIndex i) const;
   bool match_term(LogIndex i, Term t) const;
-  // §5.4.1: (last_index, last_term) is at least as up-to-date as our log.
+  // §5.4.1: (last_index, last_term) is at least as up-to-date as our log. False when our
+  // last term cannot be read (a storage error must not win anyone a vote).
   bool is_up_to_date(LogIndex last, Term t) const;
 
   // Entries in [lo, last_index()], at most bytes_max (at least one entry).

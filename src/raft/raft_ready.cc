@@ -8,6 +8,7 @@
 namespace mq::raft {
 
 bool Raft::has_ready() const {
+  if (bcast_pending_ && role() == Role::kLeader) return true;
   if (!msgs_.empty() || !msgs_after_persist_.empty() || !read_states_.empty()) return true;
   if (SoftState{lead_, role()} != prev_soft_state_) return true;
   if (HardState{term_, vote_, log_.committed()} != prev_hard_state_) return true;
@@ -17,6 +18,14 @@ bool Raft::has_ready() const {
 
 Ready Raft::ready() {
   MQ_ASSERT(!ready_outstanding_, "ready() called again before advance()");
+  if (bcast_pending_) {
+    bcast_pending_ = false;
+    if (role() == Role::kLeader) {
+      for (const auto& [id, pr] : tracker_.progress) {
+        if (id != id_) maybe_send_append(id, /*send_if_empty=*/false);
+      }
+    }
+  }
   Ready rd;
   const SoftState soft{lead_, role()};
   if (soft != prev_soft_state_) {
@@ -116,12 +125,16 @@ void Raft::switch_to_config(tracker::Config config, tracker::ProgressMap progres
   tracker_.progress = std::move(progress);
   Leader* leader = leader_state();
   if (leader == nullptr) return;
-  auto self = tracker_.progress.find(id_);
-  if (self == tracker_.progress.end() || self->second.is_learner) {
-    // Removed or demoted: a leader that is not a voter steps down (the remaining voters
-    // elect a new leader, which commits whatever is left).
-    become_follower(term_, kNoNode);
-    return;
+  if (leader->lead_transferee != kNoNode) {
+    auto t = tracker_.progress.find(leader->lead_transferee);
+    if (t == tracker_.progress.end() || t->second.is_learner) abort_leader_transfer(*leader);
+  }
+  if (!tracker_.config.voters.contains(id_)) {
+    // Removed or demoted. Stepping down at once could leave the remaining voters unable to
+    // learn that the change committed (they apply it only then) and unable to elect anyone
+    // (thesis §4.2.2). Instead keep leading — replicating, not counting ourselves, refusing
+    // proposals — and hand leadership to the most up-to-date voter (thesis §3.10).
+    if (leader->lead_transferee == kNoNode) hand_over_leadership(*leader);
   }
   if (leader->lead_transferee != kNoNode) {
     auto t = tracker_.progress.find(leader->lead_transferee);
@@ -132,6 +145,30 @@ void Raft::switch_to_config(tracker::Config config, tracker::ProgressMap progres
     bcast_append();
   } else {
     for (NodeId id : added) maybe_send_append(id, /*send_if_empty=*/true);
+  }
+}
+
+void Raft::hand_over_leadership(Leader& leader) {
+  NodeId best = kNoNode;
+  LogIndex best_match;
+  for (NodeId id : tracker_.config.voters.ids()) {
+    if (id == id_) continue;
+    auto it = tracker_.progress.find(id);
+    if (it == tracker_.progress.end()) continue;
+    if (best == kNoNode || it->second.match > best_match) {
+      best = id;
+      best_match = it->second.match;
+    }
+  }
+  if (best == kNoNode) {
+    become_follower(term_, kNoNode);  // nobody to hand over to (cannot happen: voters != {})
+    return;
+  }
+  leader.lead_transferee = best;
+  if (best_match == log_.last_index()) {
+    send_timeout_now(best);
+  } else {
+    maybe_send_append(best, /*send_if_empty=*/true);
   }
 }
 

@@ -97,13 +97,11 @@ bool Raft::restore(const Snapshot& snapshot) {
   const SnapshotMeta& meta = snapshot.meta;
   if (meta.index <= log_.committed()) return false;  // stale or duplicate
   if (role() != Role::kFollower) return false;       // only a follower installs snapshots
-  // A snapshot whose membership does not include us is ignored (etcd): we may be a node
-  // removed and re-added, and it is not for us.
+  // Unlike etcd, a snapshot whose membership does not include us is accepted: it is
+  // committed state from the current leader (installing it is safe), and a node added by a
+  // change after the snapshot index could otherwise never catch up until the leader takes
+  // a newer snapshot. The change that adds us follows in the log and is applied after it.
   const ConfState& cs = meta.conf_state;
-  auto in = [&](const std::vector<NodeId>& ids) {
-    return std::find(ids.begin(), ids.end(), id_) != ids.end();
-  };
-  if (!in(cs.voters) && !in(cs.learners) && !in(cs.voters_outgoing)) return false;
   auto change = confchange::restore(tracker_, meta.index, cs);
   if (!change.has_value()) return false;  // a corrupt membership: refuse the snapshot
   if (log_.match_term(meta.index, meta.term)) {

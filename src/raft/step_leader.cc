@@ -67,6 +67,7 @@ void Raft::handle_append_response(Leader& leader, const Message& m) {
       break;
     case ProgressState::kReplicate:
       pr.inflights.free_le(m.index);
+      pr.msg_app_flow_paused = pr.inflights.full();
       break;
   }
   if (maybe_commit()) {
@@ -106,7 +107,12 @@ bool Raft::maybe_send_append(NodeId to, bool send_if_empty) {
   if (pr.is_paused()) return false;
   const LogIndex prev_index = pr.next - 1;
   auto prev_term = log_.term(prev_index);
-  auto entries = log_.entries(pr.next, config_.max_msg_bytes);
+  // A full window in StateReplicate only gets empty appends: they are acked or rejected,
+  // which frees the window even if every append that filled it was lost (etcd).
+  const bool throttled = pr.state == ProgressState::kReplicate && pr.inflights.full();
+  Result<std::vector<Entry>> entries =
+      throttled ? Result<std::vector<Entry>>(std::vector<Entry>{})
+                : log_.entries(pr.next, config_.max_msg_bytes);
   if (entries.has_value() && entries->empty() && !send_if_empty) return false;
   if (!prev_term.has_value() || !entries.has_value()) {
     // §7: the entries the follower needs are compacted; send the snapshot instead.
@@ -210,12 +216,14 @@ Result<LogIndex> Raft::append_proposal(Leader& leader, EntryType type, SharedBuf
   entries.push_back(std::move(e));
   log_.append(std::move(entries));
   leader.uncommitted_bytes += bytes;
-  tracker::Progress& self = tracker_.progress.at(id_);
-  self.next = index + 1;
-  if (config_.has_bug(Bug::kLeaderCountsSelfBeforePersist)) {
-    // BUG knob: count our own entry before it is durable (never do this).
-    self.maybe_update(index);
-    maybe_commit();
+  auto self = tracker_.progress.find(id_);  // absent when this leader was removed
+  if (self != tracker_.progress.end()) {
+    self->second.next = index + 1;
+    if (config_.has_bug(Bug::kLeaderCountsSelfBeforePersist)) {
+      // BUG knob: count our own entry before it is durable (never do this).
+      self->second.maybe_update(index);
+      maybe_commit();
+    }
   }
   return index;
 }
@@ -230,12 +238,16 @@ Result<LogIndex> Raft::propose(SharedBuffer payload) {
     return Status::aborted("leadership transfer to " + num(leader->lead_transferee.value()) +
                            " in progress");
   }
-  if (tracker_.progress.find(id_) == tracker_.progress.end()) {
-    return Status::not_leader("this leader was removed from the configuration");
+  if (!tracker_.config.voters.contains(id_)) {
+    return Status::not_leader(
+        "this leader was removed from the voters; leadership is being handed over");
   }
   MQ_ASSIGN_OR_RETURN(LogIndex index, append_proposal(*leader, EntryType::kNormal,
                                                       std::move(payload)));
-  bcast_append();
+  // Batching: the appends go out when the host next calls ready(), one message per
+  // follower for all proposals made since (still in that Ready's `messages`, before the
+  // leader's own write is persisted).
+  bcast_pending_ = true;
   return index;
 }
 
@@ -274,7 +286,7 @@ Result<LogIndex> Raft::propose_conf_change(const ConfChange& change) {
   MQ_ASSIGN_OR_RETURN(LogIndex index,
                       append_proposal(*leader, EntryType::kConfChange, change.encode()));
   pending_conf_index_ = index;
-  bcast_append();
+  bcast_pending_ = true;
   return index;
 }
 
@@ -309,13 +321,13 @@ void Raft::handle_read_request(Leader& leader, ReadRequest request) {
     return;
   }
   request.index = log_.committed();
-  if (tracker_.is_singleton()) {
-    answer_read(request);  // we are the quorum
+  if (tracker_.is_singleton() && tracker_.config.voters.contains(id_)) {
+    answer_read(request);  // we alone are the quorum
     return;
   }
-  if (config_.read_only == ReadOnlyOption::kLeaseBased) {
-    // Thesis §6.4.1: within the CheckQuorum lease no other leader can exist (clock
-    // assumption in docs/raft_driver.md).
+  if (config_.read_only == ReadOnlyOption::kLeaseBased && lease_valid(leader)) {
+    // Thesis §6.4.1: while a quorum's leases hold, no other leader can exist (clock
+    // assumption in docs/raft_driver.md). Otherwise fall through to a heartbeat round.
     answer_read(request);
     return;
   }
@@ -325,10 +337,47 @@ void Raft::handle_read_request(Leader& leader, ReadRequest request) {
   }
   // §6.4 steps 2-3: confirm leadership with a heartbeat round to a quorum.
   if (leader.pending_reads.size() >= kMaxPendingReads) return;  // the requester retries
-  request.round = ++leader.read_round;
-  leader.acked_round[id_] = request.round;
+  request.round = start_heartbeat_round(leader);
   leader.pending_reads.push_back(request);
   bcast_heartbeat(request.round);
+}
+
+std::uint64_t Raft::start_heartbeat_round(Leader& leader) {
+  const std::uint64_t round = ++leader.read_round;
+  leader.acked_round[id_] = round;
+  if (leader.round_ticks.empty() || leader.round_ticks.back().second != now_ticks_) {
+    leader.round_ticks.emplace_back(round, now_ticks_);
+  }
+  // Rounds older than an election timeout can no longer back a lease.
+  while (leader.round_ticks.size() > 1 &&
+         leader.round_ticks[1].second + config_.election_ticks <= now_ticks_) {
+    leader.round_ticks.pop_front();
+  }
+  return round;
+}
+
+bool Raft::lease_valid(const Leader& leader) const {
+  if (config_.has_bug(Bug::kNoCheckQuorumStepDown)) return true;  // BUG knob: lease assumed
+  if (leader.timeout_now_sent) return false;
+  // A follower that acked round r received it at or after r's send tick, and refuses votes
+  // for election_ticks from then; keep a heartbeat interval of margin for clock drift.
+  const std::uint64_t lease_ticks = config_.election_ticks - config_.heartbeat_ticks;
+  std::map<NodeId, bool> votes;
+  for (const auto& [id, round] : leader.acked_round) {
+    if (id == id_) {
+      votes[id] = true;
+      continue;
+    }
+    // The send tick of `round`: the last entry whose first round is <= round.
+    std::optional<std::uint64_t> sent;
+    for (const auto& [first_round, tick] : leader.round_ticks) {
+      if (first_round > round) break;
+      sent = tick;
+    }
+    if (sent && now_ticks_ - *sent < lease_ticks) votes[id] = true;
+  }
+  votes[id_] = true;
+  return tracker_.config.voters.vote_result(votes) == quorum::VoteResult::kWon;
 }
 
 void Raft::release_confirmed_reads(Leader& leader) {
@@ -400,6 +449,7 @@ Status Raft::transfer_leader(NodeId transferee) {
 void Raft::abort_leader_transfer(Leader& leader) { leader.lead_transferee = kNoNode; }
 
 void Raft::send_timeout_now(NodeId to) {
+  if (Leader* leader = leader_state()) leader->timeout_now_sent = true;
   Message m;
   m.type = MessageType::kTimeoutNow;
   m.to = to;

@@ -42,6 +42,13 @@ class File {
   }
   // fdatasync.
   virtual Status sync() = 0;
+  // Hint: start writing [offset, offset + length) back to the device now, without waiting
+  // (sync_file_range SYNC_FILE_RANGE_WRITE), so a later sync() has less left to do. Makes
+  // nothing durable. Default: no-op.
+  virtual void start_writeback(std::uint64_t offset, std::uint64_t length) {
+    (void)offset;
+    (void)length;
+  }
   virtual Status truncate(std::uint64_t size) = 0;
   virtual Result<std::uint64_t> size() = 0;
   // The OS file descriptor for sendfile(), or -1 when there is none (in-memory files).

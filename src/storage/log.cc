@@ -92,7 +92,26 @@ Status Log::recover() {
     }
     meta_ = *meta;
   }
-  MQ_RETURN_IF_ERROR(load_segments(bases));
+  // Crash rules 3 and 4, by name first: a crash may have persisted the removals of an
+  // interrupted truncation or prefix removal in any order, leaving gaps; drop every segment
+  // that is wholly at/after a pending truncation or wholly below the start index.
+  std::vector<LogIndex> kept;
+  bool dropped = false;
+  for (std::size_t k = 0; k < bases.size(); ++k) {
+    bool truncated = meta_.truncate_from != LogIndex(0) && bases[k] >= meta_.truncate_from;
+    bool below_start = k + 1 < bases.size() && bases[k + 1] <= meta_.start_index;
+    if (truncated || below_start) {
+      std::string stem = join_path(dir, segment_format::file_stem(bases[k]));
+      (void)fs_->remove(stem + segment_format::kOffsetIndexSuffix);
+      (void)fs_->remove(stem + segment_format::kTimeIndexSuffix);
+      MQ_RETURN_IF_ERROR(fs_->remove(stem + segment_format::kSegmentSuffix));
+      dropped = true;
+    } else {
+      kept.push_back(bases[k]);
+    }
+  }
+  if (dropped) MQ_RETURN_IF_ERROR(fs_->sync_dir(dir));
+  MQ_RETURN_IF_ERROR(load_segments(kept));
   refresh_tail_state_locked();
   if (meta_.truncate_from != LogIndex(0)) {  // crash rule 3: redo the truncation
     LogIndex from = std::max(meta_.truncate_from, meta_.start_index);
@@ -127,6 +146,7 @@ Status Log::recover() {
   // crashed): sync it once so synced_index_ is true.
   if (!segments_.empty()) MQ_RETURN_IF_ERROR(segments_.back()->sync());
   synced_index_ = last_index_;
+  check_invariants_locked();
   return Status::ok();
 }
 
@@ -172,7 +192,16 @@ Status Log::load_segments(const std::vector<LogIndex>& bases) {
   return Status::ok();
 }
 
+void Log::update_running_max_locked(std::size_t from) {
+  running_max_timestamp_.resize(segments_.size());
+  for (std::size_t k = from; k < segments_.size(); ++k) {
+    std::int64_t previous = k == 0 ? INT64_MIN : running_max_timestamp_[k - 1];
+    running_max_timestamp_[k] = std::max(previous, segments_[k]->max_timestamp());
+  }
+}
+
 void Log::refresh_tail_state_locked() {
+  update_running_max_locked(0);
   // last_index_: last entry of the last non-empty segment, but never below start - 1.
   last_index_ = meta_.start_index - 1;
   last_term_ = Term(0);
@@ -233,6 +262,43 @@ std::vector<SegmentSummary> Log::segments() const {
 Status Log::health() const {
   std::lock_guard lock(mutex_);
   return failed_;
+}
+
+void Log::check_invariants() const {
+  std::lock_guard lock(mutex_);
+  check_invariants_locked();
+}
+
+void Log::check_invariants_locked() const {
+  MQ_ASSERT(meta_.start_index > LogIndex(0));
+  MQ_ASSERT(last_index_ + 1 >= meta_.start_index);
+  MQ_ASSERT(synced_index_ <= last_index_);
+  MQ_ASSERT(synced_index_ + 1 >= meta_.start_index);
+  MQ_ASSERT(next_offset_ >= meta_.start_offset);
+  MQ_ASSERT(running_max_timestamp_.size() == segments_.size());
+  for (std::size_t k = 0; k < segments_.size(); ++k) {
+    const Segment& s = *segments_[k];
+    if (k + 1 < segments_.size()) {
+      // Only the tail is appended to; every other segment is complete and non-empty.
+      MQ_ASSERT(s.closed());
+      MQ_ASSERT(!s.empty());
+      MQ_ASSERT(segments_[k + 1]->base_index() == s.last_index() + 1);
+      MQ_ASSERT(segments_[k + 1]->empty() || segments_[k + 1]->first_offset() > s.last_offset());
+    } else {
+      MQ_ASSERT(!s.closed());
+    }
+    if (k > 0) MQ_ASSERT(running_max_timestamp_[k] >= running_max_timestamp_[k - 1]);
+  }
+  if (last_index_ >= meta_.start_index) {
+    MQ_ASSERT(!segments_.empty());
+    MQ_ASSERT(segments_.front()->base_index() <= meta_.start_index);
+    const Segment& tail = segments_.back()->empty() && segments_.size() > 1
+                              ? *segments_[segments_.size() - 2]
+                              : *segments_.back();
+    MQ_ASSERT(tail.last_index() == last_index_);
+    MQ_ASSERT(tail.last_offset() + 1 == next_offset_);
+    MQ_ASSERT(tail.last_term() == last_term_);
+  }
 }
 
 Status Log::fail_locked(Status status) {
@@ -309,16 +375,26 @@ Status Log::roll_locked() {
   Status synced = old.sync();
   if (!synced.is_ok()) return fail_locked(synced);
   synced_index_ = std::max(synced_index_, old.last_index());
-  MQ_ASSIGN_OR_RETURN(auto fresh, Segment::create(fs_, options_.directory, last_index_ + 1,
-                                                  clock_->now_ms(), segment_options_));
-  Status dir_synced = fs_->sync_dir(options_.directory);
-  if (!dir_synced.is_ok()) {
-    (void)fresh->remove_files(fs_);
-    return dir_synced;
-  }
-  MQ_RETURN_IF_ERROR(old.close_for_append(fs_));
+  MQ_ASSIGN_OR_RETURN(auto fresh, create_segment_locked(last_index_ + 1));
+  old.close_for_append();
   segments_.push_back(std::move(fresh));
+  update_running_max_locked(segments_.size() - 1);
   return Status::ok();
+}
+
+Result<std::unique_ptr<Segment>> Log::create_segment_locked(LogIndex base_index) {
+  bool sync_failed = false;
+  auto fresh = Segment::create(fs_, options_.directory, base_index, clock_->now_ms(),
+                               segment_options_, &sync_failed);
+  if (!fresh.has_value()) {
+    // A failed write (ENOSPC) is a clean error; a failed fdatasync leaves the directory in
+    // an unknown state: fail the log so start-up sorts it out.
+    if (sync_failed) return fail_locked(fresh.error());
+    return fresh.error();
+  }
+  Status dir_synced = fs_->sync_dir(options_.directory);
+  if (!dir_synced.is_ok()) return fail_locked(dir_synced);
+  return fresh;
 }
 
 Status Log::roll() {
@@ -337,15 +413,9 @@ Status Log::append(std::span<const AppendEntry> entries) {
     std::size_t done = 0;
     while (done < entries.size()) {
       if (segments_.empty()) {
-        MQ_ASSIGN_OR_RETURN(auto fresh, Segment::create(fs_, options_.directory,
-                                                        entries[done].index, clock_->now_ms(),
-                                                        segment_options_));
-        Status dir_synced = fs_->sync_dir(options_.directory);
-        if (!dir_synced.is_ok()) {
-          (void)fresh->remove_files(fs_);
-          return dir_synced;
-        }
+        MQ_ASSIGN_OR_RETURN(auto fresh, create_segment_locked(entries[done].index));
         segments_.push_back(std::move(fresh));
+        update_running_max_locked(segments_.size() - 1);
       } else if (needs_roll_locked(*segments_.back(), entries[done])) {
         MQ_RETURN_IF_ERROR(roll_locked());
       }
@@ -369,11 +439,13 @@ Status Log::append(std::span<const AppendEntry> entries) {
         return status;
       }
       done = end;
+      update_running_max_locked(segments_.size() >= 2 ? segments_.size() - 2 : 0);
       last_index_ = tail.last_index();
       last_term_ = tail.last_term();
       next_offset_ = tail.last_offset() + 1;
     }
     MQ_ASSERT(last_index_ == entries.back().index);
+    if constexpr (kDebugAsserts) check_invariants_locked();
   }
   if (flusher_ != nullptr) flusher_->enqueue(this);
   return Status::ok();
@@ -494,9 +566,14 @@ Result<std::optional<EntryRef>> Log::lookup_offset(KafkaOffset offset) {
 
 Result<std::optional<EntryRef>> Log::lookup_timestamp(std::int64_t timestamp) {
   std::lock_guard lock(mutex_);
-  // Segments are visited in order; each answers from its in-memory maximum without I/O, so
-  // only the segment holding the answer is searched (binary search in its time index).
-  for (auto& segment : segments_) {
+  MQ_DASSERT(running_max_timestamp_.size() == segments_.size());
+  // Binary search for the first segment whose running maximum reaches the timestamp (it
+  // holds the answer), then a binary search in its time index and a short scan.
+  auto first = std::lower_bound(running_max_timestamp_.begin(), running_max_timestamp_.end(),
+                                timestamp);
+  for (auto k = static_cast<std::size_t>(first - running_max_timestamp_.begin());
+       k < segments_.size(); ++k) {
+    Segment* segment = segments_[k].get();
     if (segment->empty() || segment->last_index() < meta_.start_index) continue;
     MQ_ASSIGN_OR_RETURN(auto location, segment->locate_timestamp(timestamp));
     if (!location) continue;
@@ -585,6 +662,7 @@ Status Log::truncate_suffix(LogIndex from) {
   if (!cleared.is_ok()) return fail_locked(cleared);
   synced_index_ = std::min(synced_index_, last_index_);
   MQ_ASSERT(last_index_ == from - 1);
+  if constexpr (kDebugAsserts) check_invariants_locked();
   return Status::ok();
 }
 
@@ -621,6 +699,7 @@ Status Log::remove_prefix(LogIndex new_first) {
   }
   synced_index_ = std::max(synced_index_, new_first - 1);
   refresh_tail_state_locked();
+  if constexpr (kDebugAsserts) check_invariants_locked();
   return Status::ok();
 }
 
@@ -650,6 +729,7 @@ Status Log::reset(LogIndex next_index, KafkaOffset next_offset) {
   if (!status.is_ok()) return fail_locked(status);
   refresh_tail_state_locked();
   synced_index_ = last_index_;
+  if constexpr (kDebugAsserts) check_invariants_locked();
   return Status::ok();
 }
 

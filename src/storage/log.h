@@ -39,7 +39,9 @@
 //   6. A write error (ENOSPC, EIO) during append cuts the segment back to the last good
 //      position; the log keeps working. A failed fdatasync or a failed roll-back puts the log
 //      in a failed state (every later write returns the error) until it is reopened, since
-//      the kernel may have dropped the dirty pages (fsyncgate).
+//      the kernel may have dropped the dirty pages (fsyncgate). If the roll-back of a failed
+//      append could not be made durable, that append's entries may be present after a
+//      restart: an indeterminate outcome (like a timeout), never a torn or foreign entry.
 //
 // Thread-safety: all methods may be called from any thread (one mutex); fdatasync runs
 // outside the mutex so appends continue during a sync.
@@ -142,6 +144,9 @@ class Log {
   std::uint64_t size_bytes() const;
   std::vector<SegmentSummary> segments() const;
   Status health() const;  // OK, or the error that put the log in the failed state
+  // Asserts the invariants stated on the fields (aborts on a broken one). Called after every
+  // mutation in debug/sanitizer builds and by the tests.
+  void check_invariants() const;
   const LogOptions& options() const { return options_; }
 
   // Appends entries: indexes contiguous from last_index()+1, terms non-decreasing, Kafka
@@ -186,12 +191,15 @@ class Log {
   Status write_meta_locked(const LogMetaRecord& meta);
   Status physical_truncate_locked(LogIndex from);
   Status roll_locked();
+  Result<std::unique_ptr<Segment>> create_segment_locked(LogIndex base_index);
   Status validate_append_locked(std::span<const AppendEntry> entries) const;
   bool needs_roll_locked(const Segment& segment, const AppendEntry& entry) const;
   void refresh_tail_state_locked();
+  void update_running_max_locked(std::size_t from);
   std::size_t segment_for_index_locked(LogIndex index) const;
   Result<std::optional<std::pair<std::size_t, EntryLocation>>> locate_offset_locked(KafkaOffset offset);
   Status fail_locked(Status status);
+  void check_invariants_locked() const;
   Status check_writable_locked() const;
   LogIndex durable_index_locked() const;
   // Sync for the flusher: returns whether an fdatasync was issued.
@@ -207,6 +215,9 @@ class Log {
   LogMetaRecord meta_;
   // Invariant: segments_ sorted by base index, contiguous; only the last may be a tail.
   std::vector<std::unique_ptr<Segment>> segments_;
+  // running_max_timestamp_[k]: largest max_timestamp of segments 0..k (non-decreasing, so
+  // lookup_timestamp can binary-search the segments). Same length as segments_.
+  std::vector<std::int64_t> running_max_timestamp_;
   // Invariant: first_index_ - 1 <= synced_index_ <= last_index_.
   LogIndex last_index_;
   Term last_term_;

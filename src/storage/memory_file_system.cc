@@ -92,8 +92,7 @@ class MemoryFile final : public File {
   Status sync() override {
     std::lock_guard lock(fs_->mutex_);
     MQ_RETURN_IF_ERROR(check_alive());
-    if (fs_->fail_syncs_ > 0) {
-      --fs_->fail_syncs_;
+    if (fs_->take_sync_failure_locked()) {
       return Status::io_error("fdatasync " + path_ + ": injected sync error");
     }
     for (const auto& op : inode_->pending) {
@@ -238,8 +237,7 @@ Status MemoryFileSystem::rename(const std::string& from, const std::string& to) 
 Status MemoryFileSystem::sync_dir(const std::string& dir) {
   std::lock_guard lock(mutex_);
   if (!dirs_.count(dir)) return Status::not_found("sync_dir " + dir + ": no such directory");
-  if (fail_syncs_ > 0) {
-    --fail_syncs_;
+  if (take_sync_failure_locked()) {
     return Status::io_error("fsync directory " + dir + ": injected sync error");
   }
   for (auto& op : pending_name_ops_[dir]) {
@@ -265,12 +263,14 @@ Result<std::uint64_t> MemoryFileSystem::free_bytes(const std::string&) {
   return capacity_bytes_ > used ? capacity_bytes_ - used : 0;
 }
 
-void MemoryFileSystem::crash(Prng* prng) {
+void MemoryFileSystem::crash(Prng* prng, bool names_in_any_order) {
   std::lock_guard lock(mutex_);
-  // Names: a random prefix of each directory's unsynced operations survives.
+  // Names: a random prefix (or subset) of each directory's unsynced operations survives.
   for (auto& [dir, ops] : pending_name_ops_) {
     std::size_t keep = prng ? prng->range(0, ops.size()) : 0;
+    if (prng && names_in_any_order) keep = ops.size();
     for (std::size_t i = 0; i < keep; ++i) {
+      if (names_in_any_order && prng->chance(1, 2)) continue;
       if (ops[i].kind == NameOp::Kind::kLink) {
         durable_names_[ops[i].name] = ops[i].inode;
       } else {
@@ -312,6 +312,23 @@ void MemoryFileSystem::fail_next_writes(int count) {
 void MemoryFileSystem::fail_next_syncs(int count) {
   std::lock_guard lock(mutex_);
   fail_syncs_ = count;
+  syncs_before_failure_ = -1;
+}
+void MemoryFileSystem::fail_sync_after(int successful) {
+  std::lock_guard lock(mutex_);
+  syncs_before_failure_ = successful;
+}
+bool MemoryFileSystem::take_sync_failure_locked() {
+  if (fail_syncs_ > 0) {
+    --fail_syncs_;
+    return true;
+  }
+  if (syncs_before_failure_ == 0) {
+    syncs_before_failure_ = -1;
+    return true;
+  }
+  if (syncs_before_failure_ > 0) --syncs_before_failure_;
+  return false;
 }
 void MemoryFileSystem::fail_next_reads(int count) {
   std::lock_guard lock(mutex_);

@@ -16,7 +16,8 @@
 //   - with a prng (adversarial, like page write-back in any order): each unsynced file
 //     operation independently survives, is lost, or (writes) survives as a torn prefix of
 //     its bytes; gaps it leaves read as zeros. For each directory a random prefix of its
-//     unsynced name operations survives (journaled metadata is ordered).
+//     unsynced name operations survives (journaled metadata is ordered), or, with
+//     names_in_any_order, a random subset (POSIX promises no order at all).
 //   After a crash every File handle opened before it fails with kIoError ("crashed"), as the
 //   process that held it is gone.
 //
@@ -60,12 +61,14 @@ class MemoryFileSystem final : public FileSystem {
   Result<std::uint64_t> free_bytes(const std::string& path) override;
 
   // Crash: see the class comment.
-  void crash(Prng* prng = nullptr);
+  void crash(Prng* prng = nullptr, bool names_in_any_order = false);
 
   // Faults.
   void set_capacity_bytes(std::uint64_t capacity_bytes);  // UINT64_MAX: unlimited
   void fail_next_writes(int count);                       // kIoError, nothing written
   void fail_next_syncs(int count);                        // kIoError, nothing made durable
+  // Lets `successful` more syncs (file or directory) succeed, then fails the next one.
+  void fail_sync_after(int successful);
   void fail_next_reads(int count);                        // kIoError
   // Reads of `path` whose range covers `position` fail with kIoError (until cleared).
   void set_read_error(const std::string& path, std::uint64_t position);
@@ -103,6 +106,8 @@ class MemoryFileSystem final : public FileSystem {
   std::uint64_t capacity_bytes_;
   int fail_writes_ = 0;
   int fail_syncs_ = 0;
+  int syncs_before_failure_ = -1;  // -1: no delayed failure armed
+  bool take_sync_failure_locked();
   int fail_reads_ = 0;
   std::map<std::string, std::set<std::uint64_t>> read_errors_;
   std::uint64_t sync_count_ = 0;

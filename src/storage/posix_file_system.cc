@@ -79,6 +79,11 @@ class PosixFile final : public File {
     return Status::ok();
   }
 
+  void start_writeback(std::uint64_t offset, std::uint64_t length) override {
+    (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                            SYNC_FILE_RANGE_WRITE);  // a hint: errors surface at sync()
+  }
+
   Status truncate(std::uint64_t size) override {
     while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
       if (errno != EINTR) return Status::from_errno(errno, "ftruncate " + path_);

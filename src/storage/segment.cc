@@ -106,7 +106,8 @@ Status Segment::corruption_at(std::uint64_t position, const Status& cause) const
 
 Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::string& dir,
                                                  LogIndex base_index, std::int64_t created_ms,
-                                                 const SegmentOptions& options) {
+                                                 const SegmentOptions& options,
+                                                 bool* sync_failed) {
   std::unique_ptr<Segment> segment(new Segment(fs, dir, base_index, options));
   MQ_ASSIGN_OR_RETURN(segment->file_,
                       fs->open(segment->path_, OpenOptions{.create = true, .exclusive = true}));
@@ -116,7 +117,10 @@ Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::stri
   std::uint8_t bytes[SegmentHeader::kEncodedSize];
   header.encode_to(bytes);
   Status status = segment->file_->write_at(0, BufferView(bytes, sizeof bytes));
-  if (status.is_ok()) status = segment->file_->sync();
+  if (status.is_ok()) {
+    status = segment->file_->sync();
+    *sync_failed = !status.is_ok();
+  }
   if (!status.is_ok()) {
     segment->file_.reset();
     (void)fs->remove(segment->path_);  // best effort; start-up removes a leftover anyway
@@ -562,8 +566,9 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   }
   Status status = file_->write_at(size_, pieces);
   if (!status.is_ok()) {
-    // Roll the partially written tail back to the last good position.
-    if (!file_->truncate(size_).is_ok()) *broken = true;
+    // Roll the partially written tail back to the last good position, durably: otherwise a
+    // crash could bring back whole entries of an append that was reported as failed.
+    if (!file_->truncate(size_).is_ok() || !file_->sync().is_ok()) *broken = true;
     return status;
   }
   std::uint64_t position = size_;
@@ -573,18 +578,22 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   }
   size_ = position;
   MQ_ASSERT(size_ <= segment_format::kSegmentBytesMax);
+  // Start write-back of every full MiB behind us so the next fdatasync finds little to do.
+  constexpr std::uint64_t kWritebackChunkBytes = 1 << 20;
+  if (size_ - writeback_position_ >= kWritebackChunkBytes) {
+    std::uint64_t end = size_ - size_ % kWritebackChunkBytes;
+    file_->start_writeback(writeback_position_, end - writeback_position_);
+    writeback_position_ = end;
+  }
   return Status::ok();
 }
 
 Status Segment::sync() { return file_->sync(); }
 
-Status Segment::close_for_append(FileSystem* fs) {
-  MQ_ASSERT(fs == fs_);
+void Segment::close_for_append() {
   MQ_ASSERT(!closed_);
-  MQ_RETURN_IF_ERROR(file_->sync());
   closed_ = true;
   (void)write_index_files();  // on failure the index stays in memory (rebuilt at start-up)
-  return Status::ok();
 }
 
 Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
@@ -604,6 +613,7 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
   MQ_RETURN_IF_ERROR(file_->sync());
   closed_ = false;
   size_ = cut;
+  writeback_position_ = std::min(writeback_position_, cut);
   while (!points_.empty() && points_.back().offset.position >= cut) points_.pop_back();
   last_index_ = from - 1;
   max_timestamp_ = -1;

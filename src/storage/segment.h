@@ -56,9 +56,12 @@ struct SegmentOptions {
 class Segment {
  public:
   // Creates "<dir>/<stem>.log" with its header, fsyncs it (the caller fsyncs the directory).
+  // On error the file is removed; *sync_failed says the error came from fdatasync (after
+  // which the caller must treat the directory state as unknown).
   static Result<std::unique_ptr<Segment>> create(FileSystem* fs, const std::string& dir,
                                                  LogIndex base_index, std::int64_t created_ms,
-                                                 const SegmentOptions& options);
+                                                 const SegmentOptions& options,
+                                                 bool* sync_failed);
 
   // Opens an existing segment at start-up.
   //  tail:   every entry is validated (header and payload CRC, contiguous indexes, offsets);
@@ -102,8 +105,9 @@ class Segment {
   Status append(std::span<const AppendEntry> entries, bool* broken);
   Status sync();
 
-  // Closes the tail: writes and fsyncs the index files (kept in memory if that fails).
-  Status close_for_append(FileSystem* fs);
+  // Closes the tail, which the caller has fsynced: writes and fsyncs the index files (the
+  // index stays in memory if that fails; index files are derived data).
+  void close_for_append();
 
   // Cuts the file so that `from` (base_index <= from <= last_index + 1) becomes the next
   // index, and fsyncs it. A closed segment becomes a tail again (index files removed).
@@ -165,6 +169,7 @@ class Segment {
   std::int64_t created_ms_ = 0;
   std::uint64_t size_ = 0;  // Invariant: size_ == end of the last valid entry in the file.
   bool closed_ = false;
+  std::uint64_t writeback_position_ = 0;  // write-back started below this position
 
   // Index. Invariant: when index_in_memory_, points_ covers the whole segment; otherwise the
   // index files hold file_index_count_ entries and points_ is empty.

@@ -93,7 +93,9 @@ void InboundConnection::on_hello() {
   }
   source_ = hello->source;
   const TransportOptions& o = context_.options;
-  if (hello->cluster_id != o.cluster_id) {
+  if (hello->source.value() < 0) {
+    refuse(HelloStatus::kMalformed, "negative source broker id");
+  } else if (hello->cluster_id != o.cluster_id) {
     refuse(HelloStatus::kClusterMismatch,
            "cluster id '" + hello->cluster_id + "' is not ours ('" + o.cluster_id + "')");
   } else if (hello->target != o.self) {

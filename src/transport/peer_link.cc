@@ -413,7 +413,11 @@ bool PeerLink::build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* 
     }
     // More left: on_write_done() will flush again.
   }
-  out.reserve(std::min<std::uint64_t>(o.write_bytes_max, 64u << 10) + 1024);
+  // One allocation for the whole write: items plus per-item and per-frame overheads.
+  std::size_t estimate = 256;
+  for (const Outbound& item : items) estimate += kBatchItemHeaderSize + item.size_bytes;
+  if (!chunk_streams_.empty()) estimate += kFrameHeaderSize + kChunkHeaderSize + o.chunk_bytes;
+  out.reserve(estimate);
   const std::size_t body_max = o.frame_bytes_max;
   std::uint64_t heartbeats = 0;
   std::uint64_t heartbeat_frames = 0;

@@ -10,6 +10,15 @@
 
 namespace mq::transport {
 
+// The wire carries raft::MessageType and raft::EntryType values as they are numbered in
+// src/raft/types.h; the format document lists them. A new enumerator there must be added to
+// the document (and to these bounds) before it can travel.
+static_assert(static_cast<std::uint8_t>(raft::MessageType::kReadIndexResponse) == kMessageTypeMax);
+static_assert(static_cast<std::uint8_t>(raft::MessageType::kAppend) == 0);
+static_assert(static_cast<std::uint8_t>(raft::MessageType::kHeartbeat) == 2);
+static_assert(static_cast<std::uint8_t>(raft::MessageType::kSnapshot) == 8);
+static_assert(static_cast<std::uint8_t>(raft::EntryType::kConfChange) == kEntryTypeMax);
+
 namespace {
 
 Status truncated(const char* what) {

@@ -413,6 +413,87 @@ TEST(RaftRpcCodec, ChunksOutOfSequenceOrOverLimitRefused) {
   EXPECT_FALSE(decode_chunk(past_end, &data).has_value());
 }
 
+// Decodes whatever parse_frame accepts, the way a connection does; returns the messages.
+std::size_t decode_stream(BufferView bytes, ChunkAssembler& assembler) {
+  std::size_t messages = 0;
+  while (!bytes.empty()) {
+    FrameView frame;
+    auto used = parse_frame(bytes, 1u << 20, &frame);
+    if (!used.has_value() || *used == 0) break;
+    std::vector<GroupMessage> out;
+    Status status;
+    if (frame.type == FrameType::kMessageBatch) {
+      status = decode_batch(frame.body, &out);
+    } else if (frame.type == FrameType::kHeartbeats ||
+               frame.type == FrameType::kHeartbeatResponses) {
+      status = decode_heartbeats(frame.body, frame.type, &out);
+    } else if (frame.type == FrameType::kMessageChunk) {
+      BufferView data;
+      auto header = decode_chunk(frame.body, &data);
+      GroupMessage done;
+      if (header.has_value()) {
+        auto r = assembler.add(*header, data, &done);
+        if (r.has_value() && *r) out.push_back(done);
+        if (!r.has_value()) status = r.error();
+      }
+    }
+    if (!status.is_ok()) break;
+    messages += out.size();
+    bytes = bytes.subspan(*used);
+  }
+  return messages;
+}
+
+// Fuzz smoke: random corruptions of a valid stream (bit flips, byte overwrites, truncations,
+// length fields set to extremes) never crash or over-allocate (run under ASan in CI), and
+// corrupted frames never decode: only the frames before the first damaged byte yield
+// messages.
+TEST(RaftRpcCodec, RandomCorruptionsOfAStreamNeverCrash) {
+  Buffer stream;
+  std::vector<std::size_t> frame_ends;
+  std::vector<std::size_t> messages_before;  // messages in frames [0, i)
+  Prng prng(7);
+  std::size_t total = 0;
+  for (int f = 0; f < 12; ++f) {
+    messages_before.push_back(total);
+    if (f % 3 == 2) {
+      const std::size_t start = begin_frame(stream);
+      le::put_u32(stream, 3);
+      for (std::uint64_t g = 0; g < 3; ++g) append_heartbeat_record(stream, GroupId(g), make_heartbeat(2, g, 0));
+      finish_frame(stream, start, FrameType::kHeartbeats);
+      total += 3;
+    } else {
+      std::vector<GroupMessage> items = {{GroupId(f), random_message(prng)}};
+      Buffer frame = encode_batch_frame(items);
+      stream.append(frame.view());
+      total += 1;
+    }
+    frame_ends.push_back(stream.size());
+  }
+  {
+    ChunkAssembler assembler(1 << 20);
+    ASSERT_EQ(decode_stream(stream, assembler), total);
+  }
+  for (int round = 0; round < 3000; ++round) {
+    Buffer bad = stream;
+    const std::size_t at = prng.uniform(bad.size());
+    switch (prng.uniform(4)) {
+      case 0: bad[at] ^= static_cast<std::uint8_t>(1u << prng.uniform(8)); break;
+      case 1: bad[at] = static_cast<std::uint8_t>(prng.next()); break;
+      case 2: bad.resize(at); break;
+      default:
+        if (at + 4 <= bad.size()) le::encode_u32(bad.data() + at, prng.chance(1, 2) ? 0xffffffffu : 0);
+        break;
+    }
+    if (bad == stream) continue;
+    std::size_t damaged_frame = 0;
+    while (frame_ends[damaged_frame] <= at) ++damaged_frame;
+    ChunkAssembler assembler(1 << 20);
+    const std::size_t decoded = decode_stream(bad, assembler);
+    EXPECT_EQ(decoded, messages_before[damaged_frame]) << "round " << round << " byte " << at;
+  }
+}
+
 // The worked example of docs/formats/raft_rpc_format.md: a batch frame holding one
 // append for group 7, and a heartbeat frame for two groups.
 TEST(RaftRpcCodec, DocumentedWorkedExample) {

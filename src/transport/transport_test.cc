@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <set>
 #include <mutex>
 #include <thread>
 
@@ -448,6 +449,82 @@ TEST(Transport, BadPeersAreDisconnectedAndGoodPeersContinue) {
   ASSERT_TRUE(b.wait_received(101));
   EXPECT_EQ(a.transport().stats().disconnects, 0u);
   for (const Received& r : b.received()) EXPECT_EQ(r.from, BrokerId(1));
+}
+
+TEST(Transport, PeerThatStopsReadingHitsTheWriteTimeoutAndIsRetried) {
+  // A "broker 2" that completes the handshake and then never reads (a stalled process).
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  std::atomic<int> accepted{0};
+  std::atomic<bool> done{false};
+  std::thread server([&] {
+    std::vector<std::unique_ptr<asio::ip::tcp::socket>> held;
+    acceptor.non_blocking(true);
+    while (!done) {
+      auto socket = std::make_unique<asio::ip::tcp::socket>(io);
+      asio::error_code error;
+      acceptor.accept(*socket, error);
+      if (error) {
+        std::this_thread::sleep_for(2ms);
+        continue;
+      }
+      socket->non_blocking(false);
+      Buffer hello(kHelloPrefixSize + kHelloFixedBodySize + kCluster.size() + 4);
+      asio::read(*socket, asio::buffer(hello.data(), hello.size()), error);
+      Buffer ack;
+      encode_hello_ack(HelloAck{kMaxProtocolVersion, HelloStatus::kOk, BrokerId(2)}, ack);
+      asio::write(*socket, asio::buffer(ack.data(), ack.size()), error);
+      ++accepted;
+      held.push_back(std::move(socket));  // never read again
+    }
+  });
+  TransportOptions o = fast_options(BrokerId(1));
+  o.write_timeout = 300ms;
+  Node a(o);
+  ASSERT_TRUE(a.transport().add_peer(BrokerId(2), "127.0.0.1", acceptor.local_endpoint().port()).is_ok());
+  // 64 MiB: far more than the loopback socket buffers hold.
+  for (std::uint64_t i = 0; i < 256; ++i) {
+    ASSERT_TRUE(a.transport().send(BrokerId(2), GroupId(i), append_message(1, 2, i, 256u << 10)));
+  }
+  EXPECT_TRUE(eventually([&] { return a.transport().stats().write_timeouts >= 1; }));
+  EXPECT_TRUE(eventually([&] { return accepted.load() >= 2; })) << "reconnected after the timeout";
+  EXPECT_TRUE(a.wait_log("lost connection to broker 2"));
+  EXPECT_GE(a.transport().stats().dropped_connection_lost, 1u);
+  EXPECT_GE(a.unreachable_count(BrokerId(2)), 1u);
+  a.transport().stop();
+  done = true;
+  server.join();
+}
+
+TEST(Transport, InboundConnectionLimitAndReplacedConnections) {
+  TransportOptions o = fast_options(BrokerId(2));
+  o.inbound_connections_max = 2;
+  Node b(o);
+  auto port = b.transport().listen("127.0.0.1", 0);
+  ASSERT_TRUE(port.has_value());
+  RawClient first(*port);
+  first.hello(BrokerId(5), BrokerId(2));
+  EXPECT_EQ(first.read_ack()->status, HelloStatus::kOk);
+  // The same broker connecting again replaces its older connection.
+  RawClient second(*port);
+  second.hello(BrokerId(5), BrokerId(2));
+  EXPECT_EQ(second.read_ack()->status, HelloStatus::kOk);
+  EXPECT_TRUE(first.closed_by_server());
+  EXPECT_TRUE(b.wait_log("replaced by a newer connection"));
+  RawClient third(*port);
+  third.hello(BrokerId(6), BrokerId(2));
+  EXPECT_EQ(third.read_ack()->status, HelloStatus::kOk);
+  RawClient fourth(*port);  // two are open: over the limit
+  fourth.hello(BrokerId(7), BrokerId(2));
+  EXPECT_EQ(fourth.read_ack()->status, HelloStatus::kTooManyConnections);
+  EXPECT_TRUE(fourth.closed_by_server());
+  // The connections within the limit still deliver.
+  second.write(batch_frame(GroupId(3), append_message(5, 2, 0)));
+  third.write(batch_frame(GroupId(4), append_message(6, 2, 1)));
+  ASSERT_TRUE(b.wait_received(2));
+  std::set<std::int32_t> senders;
+  for (const Received& r : b.received()) senders.insert(r.from.value());
+  EXPECT_EQ(senders, (std::set<std::int32_t>{5, 6}));
 }
 
 TEST(Transport, IdleInboundConnectionIsClosedButKeepaliveHoldsARealLink) {

@@ -54,14 +54,14 @@ class StructEmitter:
         if f.type == "uuid":
             return None
         if d is None or d == "":
-            return "0"
+            return "0.0" if f.type == "float64" else "0"
+        if f.type == "float64":
+            return repr(float(d))
         v = int(str(d), 0)
         if f.type == "int64" and v == -(2**63):
             return "INT64_MIN"
         if f.type == "int32" and v == -(2**31):
             return "INT32_MIN"
-        if f.type == "float64":
-            return repr(float(d))
         return str(v)
 
     def default_null(self, f):

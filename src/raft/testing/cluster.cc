@@ -1,5 +1,8 @@
 #include "raft/testing/cluster.h"
 
+#include <algorithm>
+#include <string>
+
 #include "base/assert.h"
 
 namespace mq::raft::testing {
@@ -60,6 +63,7 @@ void Cluster::handle_ready(NodeId id, const Ready& rd) {
   if (rd.snapshot) MQ_ASSERT(tn.storage->apply_snapshot(*rd.snapshot).is_ok());
   MQ_ASSERT(tn.storage->append(rd.entries_to_persist).is_ok());
   if (rd.hard_state) tn.storage->set_hard_state(*rd.hard_state);
+  if (rd.must_sync) tn.synced_hard_state = tn.storage->hard_state();
   for (const Message& m : rd.messages_after_persist) queue_.push_back(m);
   bool conf_changed = false;
   for (const Entry& e : rd.committed_entries) {
@@ -96,7 +100,13 @@ void Cluster::stabilize(std::size_t max_rounds) {
     }
     if (!moved) return;
   }
-  MQ_UNREACHABLE("cluster did not stabilize in %zu rounds", max_rounds);
+  std::string recent;
+  const std::size_t n = std::min<std::size_t>(delivered_.size(), 12);
+  for (std::size_t i = delivered_.size() - n; i < delivered_.size(); ++i) {
+    recent += "\n  " + describe(delivered_[i]);
+  }
+  MQ_UNREACHABLE("cluster did not stabilize in %zu rounds; last messages:%s", max_rounds,
+                 recent.c_str());
 }
 
 void Cluster::tick(NodeId id, std::size_t ticks) {
@@ -159,8 +169,15 @@ void Cluster::restart(NodeId id) {
   start(id);
 }
 
+void Cluster::crash_and_restart(NodeId id) {
+  TestNode& tn = nodes_.at(id);
+  tn.storage->set_hard_state(tn.synced_hard_state);
+  restart(id);
+}
+
 void Cluster::replace_storage(NodeId id, const MemoryStorage& storage) {
   *nodes_.at(id).storage = storage;
+  nodes_.at(id).synced_hard_state = storage.hard_state();
   restart(id);
 }
 

@@ -22,6 +22,9 @@ struct TestNode {
   std::vector<Entry> applied;          // every committed entry applied, in order
   std::vector<ReadState> read_states;  // every ReadState received
   std::vector<Ready> readies;          // the Readies processed (when record_readies)
+  // The hard state as of the last Ready with must_sync (what survives a power loss: a
+  // commit-only change is written without fsync).
+  HardState synced_hard_state;
 };
 
 class Cluster {
@@ -66,6 +69,9 @@ class Cluster {
 
   // Crash (losing nothing: MemoryStorage is the "disk") and restart from storage.
   void restart(NodeId id);
+  // Crash losing what was not fsynced (the hard state falls back to the last synced one),
+  // and restart.
+  void crash_and_restart(NodeId id);
   // Replaces a node's storage (e.g. a prepared log) and restarts it from it.
   void replace_storage(NodeId id, const MemoryStorage& storage);
   // Removes and returns every queued message.

@@ -21,6 +21,7 @@ namespace mq::raft::tracker {
 
 void Progress::reset_state(ProgressState new_state) {
   msg_app_flow_paused = false;
+  snapshot_round_passed = false;
   pending_snapshot = LogIndex(0);
   state = new_state;
   inflights.reset();
@@ -69,6 +70,9 @@ void Progress::update_on_entries_send(std::size_t entry_count, std::uint64_t byt
         next += entry_count;
         inflights.add(next - 1, bytes);
       }
+      // Throttled once the window is full; a heartbeat response lifts the pause for one
+      // (empty) append so that a window whose appends were all lost cannot stall forever.
+      msg_app_flow_paused = inflights.full();
       break;
     case ProgressState::kProbe:
       // One append per heartbeat interval until the follower answers (etcd ProbeSent).
@@ -89,6 +93,10 @@ bool Progress::maybe_decr_to(LogIndex rejected, LogIndex match_hint) {
   }
   // Probe (and snapshot): only the rejection of the last probe counts.
   if (next != rejected + 1) return false;
+  // Rejecting an entry it acknowledged before: the follower lost acknowledged data or the
+  // peer is broken. Do not retry at once (that would ping-pong forever); the next heartbeat
+  // response probes again.
+  if (rejected <= match) return false;
   next = std::max(std::min(rejected, match_hint + 1), match + 1);
   msg_app_flow_paused = false;
   MQ_DASSERT(match < next);
@@ -98,7 +106,7 @@ bool Progress::maybe_decr_to(LogIndex rejected, LogIndex match_hint) {
 bool Progress::is_paused() const {
   switch (state) {
     case ProgressState::kProbe: return msg_app_flow_paused;
-    case ProgressState::kReplicate: return inflights.full();
+    case ProgressState::kReplicate: return msg_app_flow_paused;
     case ProgressState::kSnapshot: return true;
   }
   return true;

@@ -27,9 +27,13 @@ struct Progress {
   ProgressState state = ProgressState::kProbe;
   // kSnapshot: the index of the snapshot being sent. 0 otherwise.
   LogIndex pending_snapshot;
+  // kSnapshot: one election-timeout round has passed since the snapshot was sent (the
+  // next round gives up on it, see Raft::tick_heartbeat).
+  bool snapshot_round_passed = false;
   // Heard from since the last CheckQuorum round (thesis §6.2).
   bool recent_active = false;
   // kProbe: an append was sent and we wait for its answer or the next heartbeat response.
+  // kReplicate: the inflight window is full (a heartbeat response allows one empty append).
   bool msg_app_flow_paused = false;
   Inflights inflights;
   bool is_learner = false;

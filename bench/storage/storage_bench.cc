@@ -1,0 +1,378 @@
+// storage_bench: the log's append and read throughput against the machine's limits,
+// measured in the same run on the same file system (DESIGN.md principle 6).
+//
+//   storage_bench [--dir DIR] [--raw-mib N] [--seconds S] [--large-gib G] [--partitions P]
+//                 [--window-mib W]
+//
+//   1. raw sequential write bandwidth: an O_DIRECT writer (1 MiB aligned writes, then one
+//      fdatasync); falls back to buffered writes + fdatasync where O_DIRECT is refused;
+//   2. raw fdatasync rate: 4 KiB write + fdatasync in a loop;
+//   3. append throughput, mode `always`, 1 KiB records in batches of 16 KiB .. 1 MiB, and the
+//      ratio to (1): pipelined (a flusher thread syncs while appends continue, at most W MiB
+//      written but not yet durable; bytes count once reported durable), and one batch at a
+//      time (append, fdatasync, next: latency-bound);
+//   4. group commit: P partitions (logs), one appending thread each, one Flusher: appends/s
+//      and fdatasyncs/s achieved vs (2);
+//   5. read throughput by Kafka offset (lookup_offset + read) and by file slice + sendfile;
+//   6. peak RSS while writing a large log (G GiB, default 1; use --large-gib 10 for 10 GiB):
+//      memory must stay bounded regardless of log size.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/flusher.h"
+#include "storage/log.h"
+
+namespace mq::storage {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+struct Args {
+  std::string dir = "storage-bench-data";
+  std::uint64_t raw_mib = 1024;
+  double seconds = 3.0;
+  double large_gib = 1.0;
+  int partitions = 8;
+  std::uint64_t window_mib = 64;
+};
+
+long rss_kib() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "VmRSS:", 6) == 0) kib = std::atol(line + 6);
+  }
+  std::fclose(f);
+  return kib;
+}
+
+long peak_rss_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+// (1) Raw sequential bandwidth in MB/s.
+double raw_sequential_mbps(const std::string& dir, std::uint64_t mib, bool* direct) {
+  std::string path = dir + "/raw.bin";
+  int fd = *direct ? ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0644) : -1;
+  *direct = fd >= 0;
+  if (fd < 0) fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  MQ_ASSERT(fd >= 0, "open %s: %s", path.c_str(), std::strerror(errno));
+  constexpr std::size_t kChunk = 1 << 20;
+  void* buffer = nullptr;
+  MQ_ASSERT(::posix_memalign(&buffer, 4096, kChunk) == 0);
+  std::memset(buffer, 0x5a, kChunk);
+  auto start = Clock::now();
+  for (std::uint64_t i = 0; i < mib; ++i) {
+    MQ_ASSERT(::pwrite(fd, buffer, kChunk, static_cast<off_t>(i * kChunk)) == static_cast<ssize_t>(kChunk),
+              "raw write: %s", std::strerror(errno));
+  }
+  MQ_ASSERT(::fdatasync(fd) == 0);
+  double elapsed = seconds_since(start);
+  ::close(fd);
+  ::free(buffer);
+  ::unlink(path.c_str());
+  return static_cast<double>(mib * kChunk) / elapsed / 1e6;
+}
+
+// (2) Raw fdatasyncs per second (4 KiB appended before each).
+double raw_fdatasync_rate(const std::string& dir, double seconds) {
+  std::string path = dir + "/sync.bin";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  MQ_ASSERT(fd >= 0);
+  char block[4096];
+  std::memset(block, 1, sizeof block);
+  std::uint64_t n = 0;
+  auto start = Clock::now();
+  while (seconds_since(start) < seconds) {
+    MQ_ASSERT(::pwrite(fd, block, sizeof block, static_cast<off_t>(n * sizeof block)) == sizeof block);
+    MQ_ASSERT(::fdatasync(fd) == 0);
+    ++n;
+  }
+  double rate = static_cast<double>(n) / seconds_since(start);
+  ::close(fd);
+  ::unlink(path.c_str());
+  return rate;
+}
+
+std::unique_ptr<Log> fresh_log(const std::string& dir, Flusher* flusher = nullptr) {
+  std::filesystem::remove_all(dir);
+  LogOptions options;
+  options.directory = dir;
+  options.segment_size_bytes_max = 256ull << 20;
+  auto log = Log::open(posix_file_system(), SystemClock::instance(), options, flusher);
+  MQ_ASSERT(log.has_value(), "%s", log.status().to_string().c_str());
+  return std::move(*log);
+}
+
+AppendEntry batch_entry(Log& log, const Buffer& payload, std::uint32_t records) {
+  return AppendEntry{Term(1), log.last_index() + 1, EntryKind::kRecordBatch, log.next_offset(),
+                     records - 1, 1'700'000'000'000 + static_cast<std::int64_t>(log.last_index().value()),
+                     payload.view()};
+}
+
+// (3) One producer, mode always: append a batch, sync, repeat.
+double append_always_mbps(const std::string& dir, std::size_t batch_bytes, double seconds,
+                          std::uint64_t* batches_out) {
+  auto log = fresh_log(dir);
+  Buffer payload(batch_bytes);
+  std::memset(payload.data(), 0x42, payload.size());
+  auto records = static_cast<std::uint32_t>(batch_bytes / 1024);
+  std::uint64_t bytes = 0, batches = 0;
+  auto start = Clock::now();
+  while (seconds_since(start) < seconds) {
+    AppendEntry e = batch_entry(*log, payload, records);
+    MQ_ASSERT(log->append(std::span(&e, 1)).is_ok());
+    MQ_ASSERT(log->sync().is_ok());
+    bytes += batch_bytes;
+    ++batches;
+  }
+  double elapsed = seconds_since(start);
+  *batches_out = batches;
+  return static_cast<double>(bytes) / elapsed / 1e6;
+}
+
+// (3b) One producer, mode always, pipelined as a broker is: appends continue while the
+// flusher thread fdatasyncs; at most window_bytes may be written but not yet durable. Bytes
+// count when reported durable.
+double append_pipelined_mbps(const std::string& dir, std::size_t batch_bytes, double seconds,
+                             std::uint64_t window_bytes, double* syncs_per_second) {
+  Flusher flusher(FlusherOptions{}, SystemClock::instance());
+  std::atomic<std::uint64_t> durable{0};
+  std::filesystem::remove_all(dir);
+  LogOptions options;
+  options.directory = dir;
+  options.segment_size_bytes_max = 256ull << 20;
+  options.on_durable = [&durable](LogIndex d) { durable.store(d.value()); };
+  auto log = Log::open(posix_file_system(), SystemClock::instance(), options, &flusher).value();
+  flusher.start();
+  Buffer payload(batch_bytes);
+  std::memset(payload.data(), 0x42, payload.size());
+  auto records = static_cast<std::uint32_t>(batch_bytes / 1024);
+  std::uint64_t window_batches = std::max<std::uint64_t>(1, window_bytes / batch_bytes);
+  auto start = Clock::now();
+  while (seconds_since(start) < seconds) {
+    while (log->last_index().value() - durable.load() >= window_batches) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    AppendEntry e = batch_entry(*log, payload, records);
+    MQ_ASSERT(log->append(std::span(&e, 1)).is_ok());
+  }
+  while (durable.load() < log->last_index().value()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  double elapsed = seconds_since(start);
+  flusher.stop();
+  *syncs_per_second = static_cast<double>(flusher.stats().fdatasyncs) / elapsed;
+  return static_cast<double>(durable.load() * batch_bytes) / elapsed / 1e6;
+}
+
+// (4) P partitions, one thread each, appends of 16 KiB waiting for durability; one Flusher.
+void group_commit(const std::string& dir, int partitions, double seconds, double raw_rate) {
+  Flusher flusher(FlusherOptions{}, SystemClock::instance());
+  flusher.start();
+  std::vector<std::unique_ptr<Log>> logs;
+  std::vector<std::atomic<std::uint64_t>> durable(static_cast<std::size_t>(partitions));
+  std::filesystem::remove_all(dir);
+  for (int p = 0; p < partitions; ++p) {
+    LogOptions options;
+    options.directory = dir + "/p" + std::to_string(p);
+    options.on_durable = [&durable, p](LogIndex d) {
+      auto& slot = durable[static_cast<std::size_t>(p)];
+      std::uint64_t seen = slot.load();
+      while (d.value() > seen && !slot.compare_exchange_weak(seen, d.value())) {
+      }
+    };
+    logs.push_back(Log::open(posix_file_system(), SystemClock::instance(), options, &flusher).value());
+  }
+  std::atomic<std::uint64_t> appends{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  for (int p = 0; p < partitions; ++p) {
+    threads.emplace_back([&, p] {
+      Log& log = *logs[static_cast<std::size_t>(p)];
+      Buffer payload(16 << 10);
+      while (!stop.load()) {
+        // Up to 4 batches in flight per producer (like max.in.flight.requests = 5).
+        while (log.last_index().value() - durable[static_cast<std::size_t>(p)].load() >= 4) {
+          std::this_thread::sleep_for(std::chrono::microseconds(20));
+        }
+        AppendEntry e = batch_entry(log, payload, 16);
+        MQ_ASSERT(log.append(std::span(&e, 1)).is_ok());
+        appends.fetch_add(1);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double elapsed = seconds_since(start);
+  FlusherStats stats = flusher.stats();
+  flusher.stop();
+  double append_rate = static_cast<double>(appends.load()) / elapsed;
+  double sync_rate = static_cast<double>(stats.fdatasyncs) / elapsed;
+  std::printf("group commit, %d partitions x 1 producer (16 KiB batches, <= 4 in flight each, "
+              "acked after fdatasync):\n",
+              partitions);
+  std::printf("  durable appends/s %10.0f   fdatasyncs/s %8.0f (raw %8.0f, ratio %.2f)   "
+              "appends per fdatasync %.2f   rounds %lu\n",
+              append_rate, sync_rate, raw_rate, sync_rate / raw_rate,
+              append_rate / std::max(sync_rate, 1.0), stats.rounds);
+  logs.clear();
+}
+
+// (5) Read throughput by offset and by sendfile of file slices.
+void read_throughput(const std::string& dir, std::uint64_t total_mib) {
+  auto log = fresh_log(dir);
+  Buffer payload(64 << 10);
+  std::memset(payload.data(), 7, payload.size());
+  for (std::uint64_t i = 0; i < total_mib * 16; ++i) {
+    AppendEntry e = batch_entry(*log, payload, 64);
+    MQ_ASSERT(log->append(std::span(&e, 1)).is_ok());
+  }
+  MQ_ASSERT(log->sync().is_ok());
+  std::uint64_t bytes = 0;
+  auto start = Clock::now();
+  KafkaOffset offset = log->start_offset();
+  while (offset < log->next_offset()) {
+    auto ref = log->lookup_offset(offset).value();
+    auto entries = log->read(ref->index, log->last_index() + 1, 1 << 20).value();
+    for (const auto& e : entries) bytes += e.payload.size();
+    offset = entries.back().header.last_offset() + 1;
+  }
+  double read_mbps = static_cast<double>(bytes) / seconds_since(start) / 1e6;
+  int devnull = ::open("/dev/null", O_WRONLY);
+  std::uint64_t sent = 0;
+  start = Clock::now();
+  offset = log->start_offset();
+  while (offset < log->next_offset()) {
+    FileSlice slice = log->file_slice(offset, log->last_index() + 1, 1 << 20).value();
+    for (const auto& extent : slice.extents) {
+      off_t at = static_cast<off_t>(extent.position);
+      ssize_t n = ::sendfile(devnull, slice.fd, &at, extent.length);
+      MQ_ASSERT(n == static_cast<ssize_t>(extent.length), "sendfile: %s", std::strerror(errno));
+      sent += extent.length;
+    }
+    offset = slice.last_offset + 1;
+  }
+  double sendfile_mbps = static_cast<double>(sent) / seconds_since(start) / 1e6;
+  ::close(devnull);
+  std::printf("reads of a %lu MiB log (page cache warm): by offset (lookup+read, CRC verified) "
+              "%8.0f MB/s; file slices + sendfile %8.0f MB/s\n",
+              total_mib, read_mbps, sendfile_mbps);
+}
+
+// (6) Peak RSS while writing a large log.
+void large_log_rss(const std::string& dir, double gib) {
+  long rss_before = rss_kib();
+  auto log = fresh_log(dir);
+  Buffer payload(1 << 20);
+  std::memset(payload.data(), 3, payload.size());
+  auto total = static_cast<std::uint64_t>(gib * 1024);
+  auto start = Clock::now();
+  std::printf("large log (%.1f GiB, 1 MiB batches, sync every 16 MiB): RSS before %ld KiB\n", gib,
+              rss_before);
+  for (std::uint64_t i = 1; i <= total; ++i) {
+    AppendEntry e = batch_entry(*log, payload, 1024);
+    MQ_ASSERT(log->append(std::span(&e, 1)).is_ok());
+    if (i % 16 == 0) MQ_ASSERT(log->sync().is_ok());
+    if (i % (total / 4 == 0 ? 1 : total / 4) == 0) {
+      std::printf("  %6lu MiB written: RSS %ld KiB, segments %zu\n", i, rss_kib(),
+                  log->segments().size());
+    }
+  }
+  MQ_ASSERT(log->sync().is_ok());
+  double mbps = static_cast<double>(total << 20) / seconds_since(start) / 1e6;
+  std::printf("  wrote at %.0f MB/s; peak RSS of the process %ld KiB\n", mbps, peak_rss_kib());
+  log.reset();
+  std::filesystem::remove_all(dir);
+}
+
+int main_bench(const Args& args) {
+  std::filesystem::create_directories(args.dir);
+  std::printf("storage_bench in %s\n", std::filesystem::absolute(args.dir).c_str());
+  bool direct = true;
+  double raw = raw_sequential_mbps(args.dir, args.raw_mib, &direct);
+  std::printf("raw sequential write (%s, 1 MiB writes, %lu MiB): %.0f MB/s\n",
+              direct ? "O_DIRECT" : "buffered + fdatasync", args.raw_mib, raw);
+  bool buffered = false;
+  double raw_buffered = raw_sequential_mbps(args.dir, args.raw_mib, &buffered);
+  std::printf("raw sequential write (buffered + one fdatasync at the end, the page-cache path "
+              "the log uses): %.0f MB/s\n", raw_buffered);
+  double raw_sync = raw_fdatasync_rate(args.dir, std::min(args.seconds, 2.0));
+  std::printf("raw fdatasync rate (4 KiB + fdatasync): %.0f /s\n", raw_sync);
+  std::printf("append, mode always, pipelined (flusher thread, <= %lu MiB written but not yet "
+              "durable; MB/s of durable data; 1 KiB records):\n", args.window_mib);
+  for (std::size_t batch : {16u << 10, 64u << 10, 256u << 10, 1u << 20}) {
+    double syncs = 0;
+    double mbps = append_pipelined_mbps(args.dir + "/append", batch, args.seconds,
+                                        args.window_mib << 20, &syncs);
+    std::printf("  batch %5zu KiB: %8.1f MB/s  ratio to raw O_DIRECT %.2f, to raw buffered %.2f  "
+                "(%.0f fdatasyncs/s)\n", batch >> 10, mbps, mbps / raw, mbps / raw_buffered, syncs);
+  }
+  std::printf("append, mode always, one batch at a time (append, fdatasync, next: latency-bound):\n");
+  for (std::size_t batch : {16u << 10, 1u << 20}) {
+    std::uint64_t batches = 0;
+    double mbps = append_always_mbps(args.dir + "/append", batch, args.seconds, &batches);
+    std::printf("  batch %5zu KiB: %8.1f MB/s  %8.0f batches/s  ratio to raw %.2f\n", batch >> 10,
+                mbps, static_cast<double>(batches) / args.seconds, mbps / raw);
+  }
+  group_commit(args.dir + "/group", args.partitions, args.seconds, raw_sync);
+  read_throughput(args.dir + "/read", 256);
+  large_log_rss(args.dir + "/large", args.large_gib);
+  std::filesystem::remove_all(args.dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace mq::storage
+
+int main(int argc, char** argv) {
+  mq::storage::Args args;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    std::string value = argv[i + 1];
+    if (flag == "--dir") {
+      args.dir = value;
+    } else if (flag == "--raw-mib") {
+      args.raw_mib = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (flag == "--seconds") {
+      args.seconds = std::atof(value.c_str());
+    } else if (flag == "--large-gib") {
+      args.large_gib = std::atof(value.c_str());
+    } else if (flag == "--window-mib") {
+      args.window_mib = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (flag == "--partitions") {
+      args.partitions = std::atoi(value.c_str());
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  if (argc % 2 == 0) {
+    std::fprintf(stderr,
+                 "usage: %s [--dir DIR] [--raw-mib N] [--seconds S] [--large-gib G] "
+                 "[--partitions P] [--window-mib W]\n",
+                 argv[0]);
+    return 2;
+  }
+  return mq::storage::main_bench(args);
+}

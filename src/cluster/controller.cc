@@ -1,0 +1,121 @@
+#include "cluster/controller.h"
+
+#include "cluster/partition.h"  // steady_now_ms
+
+namespace mq::cluster {
+
+ControllerGroup::ControllerGroup(GroupHost* host, RaftGroupOptions options,
+                                 std::unique_ptr<GroupStorage> storage,
+                                 std::uint64_t snapshot_interval_entries)
+    : RaftGroup(host, std::move(options), std::move(storage)),
+      snapshot_interval_entries_(snapshot_interval_entries) {}
+
+ControllerGroup::~ControllerGroup() { abort_all(Status::unavailable("controller stopped")); }
+
+Status ControllerGroup::init() {
+  auto snapshot = storage().snapshot();
+  if (!snapshot.has_value()) return snapshot.error();
+  last_snapshot_ = snapshot->meta.index;
+  if (!snapshot->data.empty()) {
+    MQ_ASSIGN_OR_RETURN(state_, ControllerState::decode_snapshot(snapshot->data.view()));
+  }
+  return Status::ok();
+}
+
+GroupId ControllerGroup::reserve_groups(std::size_t count) {
+  if (reserved_next_group_ < state_.next_group()) reserved_next_group_ = state_.next_group();
+  GroupId first = reserved_next_group_;
+  reserved_next_group_ = reserved_next_group_ + count;
+  return first;
+}
+
+void ControllerGroup::propose(const Command& command, std::int64_t timeout_ms, Done done) {
+  if (failed()) return done(Status::unavailable("controller replica failed"));
+  if (!leader_ready()) return done(Status::not_leader("not the controller"));
+  Buffer bytes = encode_command(command);
+  Result<LogIndex> index = node().propose(SharedBuffer(std::move(bytes)));
+  if (!index.has_value()) return done(index.error());
+  waiters_[*index] = Waiter{term(), steady_now_ms() + timeout_ms, std::move(done)};
+  if (on_proposed) on_proposed(this);
+}
+
+void ControllerGroup::on_apply(const raft::Entry& entry) {
+  Status outcome;
+  if (entry.type == raft::EntryType::kNormal) {
+    Result<Command> command = decode_command(entry.payload.view());
+    if (!command.has_value()) {
+      // Only a leader's encoder writes these bytes; a bad one is skipped on every replica
+      // alike (deterministic), never a crash.
+      outcome = command.error();
+      host_->log("controller: skipping undecodable command at index " +
+                 std::to_string(entry.index.value()) + ": " + outcome.to_string());
+    } else {
+      outcome = state_.apply(*command);
+    }
+  }
+  if (is_raft_leader() && entry.term == term()) leader_ready_ = true;
+  for (auto it = waiters_.begin(); it != waiters_.end() && it->first <= entry.index;) {
+    Waiter w = std::move(it->second);
+    bool mine = it->first == entry.index && w.term == entry.term;
+    it = waiters_.erase(it);
+    if (w.done) w.done(mine ? outcome : Status::not_leader("controller leadership changed"));
+  }
+  if (entry.type == raft::EntryType::kNormal && on_state_changed) on_state_changed();
+  maybe_compact();
+}
+
+void ControllerGroup::maybe_compact() {
+  if (applied() - last_snapshot_ < snapshot_interval_entries_) return;
+  if (applied() > storage().durable_index()) return;  // retried after the next apply
+  auto t = storage().term(applied());
+  if (!t.has_value()) return;
+  Buffer image = state_.encode_snapshot();
+  Status s = storage().compact(applied(), *t, node().conf_state(), SharedBuffer(std::move(image)));
+  if (!s.is_ok()) {
+    host_->log("controller: snapshot failed: " + s.to_string());
+    return;
+  }
+  last_snapshot_ = applied();
+}
+
+void ControllerGroup::on_soft_state(const raft::SoftState& soft_state) {
+  if (soft_state.role != raft::Role::kLeader) leader_ready_ = false;
+}
+
+void ControllerGroup::on_snapshot_installed(const raft::Snapshot& snapshot) {
+  auto decoded = ControllerState::decode_snapshot(snapshot.data.view());
+  if (!decoded.has_value()) {
+    host_->log("controller: bad snapshot from the leader: " + decoded.error().to_string());
+    return;
+  }
+  state_ = std::move(*decoded);
+  last_snapshot_ = snapshot.meta.index;
+  if (on_state_changed) on_state_changed();
+}
+
+void ControllerGroup::sweep(std::int64_t now_ms) {
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->second.deadline_ms > now_ms) {
+      ++it;
+      continue;
+    }
+    Done done = std::move(it->second.done);
+    it = waiters_.erase(it);
+    if (done) done(Status::timeout("controller command not committed in time"));
+  }
+}
+
+void ControllerGroup::on_failed(const Status& status) {
+  leader_ready_ = false;
+  abort_all(status);
+}
+
+void ControllerGroup::abort_all(const Status& status) {
+  std::map<LogIndex, Waiter> waiters;
+  waiters.swap(waiters_);
+  for (auto& [index, w] : waiters) {
+    if (w.done) w.done(status);
+  }
+}
+
+}  // namespace mq::cluster

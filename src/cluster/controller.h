@@ -1,0 +1,66 @@
+// ControllerGroup: Raft group 0, replicated on every broker of the static broker list (the
+// seed brokers are its voters), holding the ControllerState. Every broker therefore learns
+// metadata by hosting a controller replica and applying its log (docs/cluster.md).
+//
+// Only the controller leader proposes; the Kafka-facing admin calls on another broker get
+// kNotLeader (NOT_CONTROLLER), and Metadata names the controller leader as the controller.
+// Snapshots: every snapshot_interval_entries applied commands the state is encoded and the
+// log compacted up to the applied index (GroupStorage::compact); a follower behind that
+// receives the snapshot (Raft §7) and replaces its state.
+#pragma once
+
+#include <functional>
+#include <map>
+
+#include "cluster/controller_state.h"
+#include "cluster/raft_group.h"
+
+namespace mq::cluster {
+
+class ControllerGroup final : public RaftGroup {
+ public:
+  using Done = std::function<void(Status)>;
+  ControllerGroup(GroupHost* host, RaftGroupOptions options, std::unique_ptr<GroupStorage> storage,
+                  std::uint64_t snapshot_interval_entries);
+  ~ControllerGroup() override;
+
+  // Loads the latest snapshot into the state (after RaftGroup::start()).
+  Status init();
+  // Proposes a command; `done` gets apply()'s outcome once committed, kNotLeader, or
+  // kTimeout after timeout_ms (checked by sweep()).
+  void propose(const Command& command, std::int64_t timeout_ms, Done done);
+  void sweep(std::int64_t now_ms);
+  void abort_all(const Status& status);
+
+  const ControllerState& state() const { return state_; }
+  // The next unused partition group id, counting proposals not yet applied.
+  GroupId reserve_groups(std::size_t count);
+  // True once this leader has applied an entry of its own term (its metadata is current).
+  bool leader_ready() const { return is_raft_leader() && leader_ready_; }
+  // Invoked after every applied command (the Node reconciles).
+  std::function<void()> on_state_changed;
+  std::function<void(ControllerGroup*)> on_proposed;
+
+ protected:
+  void on_apply(const raft::Entry& entry) override;
+  void on_soft_state(const raft::SoftState& soft_state) override;
+  void on_snapshot_installed(const raft::Snapshot& snapshot) override;
+  void on_failed(const Status& status) override;
+
+ private:
+  struct Waiter {
+    Term term;
+    std::int64_t deadline_ms = 0;
+    Done done;
+  };
+  void maybe_compact();
+
+  ControllerState state_;
+  std::uint64_t snapshot_interval_entries_;
+  LogIndex last_snapshot_;
+  std::map<LogIndex, Waiter> waiters_;
+  GroupId reserved_next_group_{1};
+  bool leader_ready_ = false;
+};
+
+}  // namespace mq::cluster

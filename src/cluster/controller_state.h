@@ -1,0 +1,145 @@
+// The controller's replicated state machine: cluster metadata (docs/cluster.md, "Controller").
+//
+// Commands are proposed by the controller leader to group 0 and applied by every broker in
+// log order. apply() is deterministic: it depends only on the state and the command bytes
+// (UUIDs, group ids and replica assignments are chosen by the proposer and carried in the
+// command), so every replica computes the same metadata. Validation that depends on the
+// state (a topic that already exists, ...) happens again in apply(), because two proposals
+// may race; the outcome of apply() is returned to the proposer.
+//
+// Encoding (docs/formats/controller_command_format.md): little-endian, versioned:
+//   command := version u8 (=1) | type u8 | body
+//   string  := length u16 | bytes
+//   body per type, see encode_command(). Every decode is bounds-checked (kCorruption on
+//   truncation, trailing bytes, unknown type/version or a count above its bound).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/buffer.h"
+#include "base/result.h"
+#include "base/strong_id.h"
+#include "cluster/api.h"
+
+namespace mq::cluster {
+
+inline constexpr std::size_t kTopicNameBytesMax = 249;     // Kafka's limit
+inline constexpr std::uint32_t kPartitionsPerTopicMax = 10000;
+inline constexpr std::uint32_t kReplicasMax = 16;
+inline constexpr std::uint32_t kConfigsMax = 256;
+inline constexpr std::size_t kStringBytesMax = 4096;
+inline constexpr std::uint32_t kBrokersMax = 1024;
+
+struct BrokerRecord {
+  BrokerId id;
+  std::string host;
+  std::uint16_t kafka_port = 0;
+  std::string rpc_host;
+  std::uint16_t rpc_port = 0;
+  std::string rack;  // empty: none
+  bool operator==(const BrokerRecord&) const = default;
+};
+
+struct PartitionRecord {
+  GroupId group;                          // the partition's Raft group
+  std::vector<BrokerId> replicas;         // desired assignment (order = preference)
+  std::vector<BrokerId> initial_replicas; // the group's bootstrap voters
+  bool operator==(const PartitionRecord&) const = default;
+};
+
+struct TopicRecord {
+  std::string name;
+  Uuid id{};
+  std::vector<PartitionRecord> partitions;
+  std::map<std::string, std::string> configs;
+  bool operator==(const TopicRecord&) const = default;
+};
+
+// ---- Commands ----
+struct RegisterBroker {
+  BrokerRecord broker;
+  bool operator==(const RegisterBroker&) const = default;
+};
+struct CreateTopic {
+  std::string name;
+  Uuid id{};
+  GroupId first_group;  // partitions get first_group, first_group+1, ...
+  std::vector<std::vector<BrokerId>> assignment;  // one replica list per partition
+  std::map<std::string, std::string> configs;
+  bool operator==(const CreateTopic&) const = default;
+};
+struct DeleteTopic {
+  std::string name;
+  bool operator==(const DeleteTopic&) const = default;
+};
+struct CreatePartitions {
+  std::string name;
+  GroupId first_group;
+  std::vector<std::vector<BrokerId>> assignment;  // the new partitions only
+  bool operator==(const CreatePartitions&) const = default;
+};
+struct AlterConfigs {
+  std::string name;
+  std::map<std::string, std::string> set;  // replaces every explicitly set config
+  bool operator==(const AlterConfigs&) const = default;
+};
+struct MovePartition {
+  std::string name;
+  std::int32_t partition = 0;
+  std::vector<BrokerId> replicas;
+  bool operator==(const MovePartition&) const = default;
+};
+
+using Command = std::variant<RegisterBroker, CreateTopic, DeleteTopic, CreatePartitions,
+                             AlterConfigs, MovePartition>;
+
+Buffer encode_command(const Command& command);
+Result<Command> decode_command(BufferView bytes);
+
+// Spreads `partitions` x `replication_factor` replicas over `brokers` (sorted ids) round-robin
+// with a rotating start (Kafka's rack-unaware assignment): partition p gets
+// brokers[(start + p + j) % n] for j in [0, rf). kInvalidArgument when rf > n or rf < 1.
+Result<std::vector<std::vector<BrokerId>>> assign_replicas(const std::vector<BrokerId>& brokers,
+                                                           std::int32_t partitions,
+                                                           std::int32_t replication_factor,
+                                                           std::uint32_t start);
+
+class ControllerState {
+ public:
+  // Applies one command. The Status is the command's outcome (a refused command changes
+  // nothing); it is OK when applied.
+  Status apply(const Command& command);
+
+  Buffer encode_snapshot() const;
+  static Result<ControllerState> decode_snapshot(BufferView bytes);
+
+  const std::map<BrokerId, BrokerRecord>& brokers() const { return brokers_; }
+  const std::map<std::string, TopicRecord>& topics() const { return topics_; }
+  const TopicRecord* find_topic(std::string_view name) const;
+  GroupId next_group() const { return next_group_; }
+  std::uint32_t assignment_start() const { return assignment_start_; }
+  std::uint64_t applied_commands() const { return applied_commands_; }
+  bool operator==(const ControllerState&) const = default;
+
+ private:
+  Status apply_create(const CreateTopic& c);
+  Status apply_create_partitions(const CreatePartitions& c);
+  Status apply_move(const MovePartition& c);
+  Status check_assignment(const std::vector<std::vector<BrokerId>>& assignment) const;
+
+  std::map<BrokerId, BrokerRecord> brokers_;
+  std::map<std::string, TopicRecord> topics_;
+  GroupId next_group_{1};            // the next unused partition group id
+  std::uint32_t assignment_start_ = 0;  // rotates per created topic
+  std::uint64_t applied_commands_ = 0;
+};
+
+// Topic name rules (Kafka): 1..249 of [a-zA-Z0-9._-], not "." or "..".
+Status validate_topic_name(std::string_view name);
+
+}  // namespace mq::cluster

@@ -1,0 +1,349 @@
+// Node: start/stop, the event-loop plumbing (transport and flusher posts, ticks, pumping),
+// leader hints. Admin calls and metadata are in node_admin.cc, reconciliation and
+// retention in node_reconcile.cc.
+#include "cluster/node.h"
+
+#include <asio/post.hpp>
+#include <charconv>
+#include <cstdio>
+
+#include "base/le_codec.h"
+#include "cluster/ids.h"
+
+namespace mq::cluster {
+
+Result<BrokerAddress> parse_broker_address(std::string_view text) {
+  // id@host:rpc_port:kafka_port
+  auto bad = [&] {
+    return Status::invalid_argument("broker address '" + std::string(text) +
+                                    "': expected id@host:rpc_port:kafka_port");
+  };
+  auto at = text.find('@');
+  auto last = text.rfind(':');
+  if (at == std::string_view::npos || last == std::string_view::npos || last < at) return bad();
+  auto mid = text.rfind(':', last - 1);
+  if (mid == std::string_view::npos || mid <= at + 1) return bad();
+  auto parse_int = [](std::string_view s, std::int64_t lo, std::int64_t hi, std::int64_t* out) {
+    std::int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || ptr != s.data() + s.size() || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+  };
+  std::int64_t id = 0, rpc = 0, kafka = 0;
+  if (!parse_int(text.substr(0, at), 0, INT32_MAX, &id) ||
+      !parse_int(text.substr(mid + 1, last - mid - 1), 1, 65535, &rpc) ||
+      !parse_int(text.substr(last + 1), 1, 65535, &kafka)) {
+    return bad();
+  }
+  BrokerAddress a;
+  a.id = BrokerId(static_cast<std::int32_t>(id));
+  a.host = std::string(text.substr(at + 1, mid - at - 1));
+  a.rpc_port = static_cast<std::uint16_t>(rpc);
+  a.kafka_port = static_cast<std::uint16_t>(kafka);
+  return a;
+}
+
+Status NodeConfig::validate() const {
+  if (id.value() < 0) return Status::invalid_argument("broker id must be >= 0");
+  if (data_dir.empty()) return Status::invalid_argument("data_dir is required");
+  if (tick_ms == 0 || tick_ms > 1000) return Status::invalid_argument("tick_ms must be in [1, 1000]");
+  if (heartbeat_ticks == 0 || heartbeat_ticks >= election_ticks) {
+    return Status::invalid_argument("heartbeat_ticks must be in [1, election_ticks)");
+  }
+  if (max_batch_bytes == 0 || max_batch_bytes > (64u << 20)) {
+    return Status::invalid_argument("max_batch_bytes must be in [1, 64 MiB]");
+  }
+  if (inbound_queue_messages_max == 0 || produce_waiters_max == 0 || fetch_waiters_max == 0) {
+    return Status::invalid_argument("queue bounds must be positive");
+  }
+  if (default_partitions < 1) return Status::invalid_argument("default_partitions must be >= 1");
+  bool self_listed = brokers.empty();
+  std::set<BrokerId> ids;
+  for (const BrokerAddress& b : brokers) {
+    if (!ids.insert(b.id).second) {
+      return Status::invalid_argument("broker " + std::to_string(b.id.value()) + " listed twice");
+    }
+    self_listed |= b.id == id;
+  }
+  if (!self_listed) return Status::invalid_argument("this broker's id is not in the broker list");
+  return Status::ok();
+}
+
+Node::Node(asio::io_context& loop, NodeConfig config)
+    : loop_(loop),
+      config_(std::move(config)),
+      alive_(std::make_shared<bool>(true)),
+      inbound_pending_(std::make_shared<std::atomic<std::uint32_t>>(0)),
+      tick_timer_(loop) {
+  if (config_.brokers.empty()) {
+    config_.brokers.push_back(BrokerAddress{config_.id, config_.rpc_listen_host,
+                                            config_.rpc_listen_port, config_.advertised_kafka_port});
+  }
+}
+
+Node::~Node() { stop(); }
+
+void Node::log(std::string_view line) {
+  std::fprintf(stderr, "cluster[broker %d] %.*s\n", config_.id.value(),
+               static_cast<int>(line.size()), line.data());
+}
+
+raft::Config Node::raft_config(const std::vector<NodeId>& voters) const {
+  (void)voters;
+  raft::Config c;
+  c.id = node_of(config_.id);
+  c.election_ticks = config_.election_ticks;
+  c.heartbeat_ticks = config_.heartbeat_ticks;
+  c.random_seed = static_cast<std::uint64_t>(steady_now_ms()) * 1000003u + c.id.value();
+  c.max_msg_bytes = config_.max_message_bytes;
+  c.max_inflight_msgs = config_.max_inflight_msgs;
+  c.max_inflight_bytes = config_.max_inflight_bytes;
+  c.max_uncommitted_bytes = config_.max_uncommitted_bytes;
+  c.max_committed_bytes_per_ready = config_.max_committed_bytes_per_ready;
+  c.pre_vote = true;
+  c.check_quorum = true;
+  return c;
+}
+
+Status Node::start() {
+  MQ_ASSERT(!started_, "Node::start called twice");
+  MQ_RETURN_IF_ERROR(config_.validate());
+  started_ = true;
+  MQ_RETURN_IF_ERROR(storage::posix_file_system()->create_dirs(config_.data_dir + "/partitions"));
+  flusher_ = std::make_unique<storage::Flusher>(storage::FlusherOptions{},
+                                                storage::SystemClock::instance());
+  flusher_->start();
+
+  transport::TransportOptions topts;
+  topts.self = config_.id;
+  topts.cluster_id = config_.cluster_id;
+  topts.queue_messages_max = config_.peer_queue_messages_max;
+  topts.queue_bytes_max = config_.peer_queue_bytes_max;
+  transport::TransportCallbacks callbacks;
+  auto alive = alive_;
+  auto pending = inbound_pending_;
+  const std::uint32_t pending_max = config_.inbound_queue_messages_max;
+  callbacks.on_message = [this, alive, pending, pending_max](BrokerId from, GroupId group,
+                                                               raft::Message message) {
+    // Transport thread: hand over to the loop, bounded.
+    if (pending->fetch_add(1) >= pending_max) {
+      pending->fetch_sub(1);
+      return;  // dropped: Raft retransmits
+    }
+    asio::post(loop_, [this, alive, pending, from, group, m = std::move(message)]() mutable {
+      pending->fetch_sub(1);
+      if (*alive) deliver(from, group, std::move(m));
+    });
+  };
+  callbacks.on_unreachable = [this, alive](BrokerId peer) {
+    asio::post(loop_, [this, alive, peer] {
+      if (!*alive) return;
+      NodeId node = node_of(peer);
+      if (controller_) controller_->report_unreachable(node);
+      for (auto& [id, g] : partitions_) g->report_unreachable(node);
+    });
+  };
+  callbacks.on_log = [this](transport::LogLevel level, std::string_view line) {
+    if (level != transport::LogLevel::kInfo) {
+      std::fprintf(stderr, "transport[broker %d] %.*s\n", config_.id.value(),
+                   static_cast<int>(line.size()), line.data());
+    }
+  };
+  transport_ = std::make_unique<transport::Transport>(topts, std::move(callbacks));
+  MQ_RETURN_IF_ERROR(transport_->start());
+  MQ_ASSIGN_OR_RETURN(rpc_port_, transport_->listen(config_.rpc_listen_host, config_.rpc_listen_port));
+  for (const BrokerAddress& b : config_.brokers) {
+    if (b.id == config_.id) continue;
+    MQ_RETURN_IF_ERROR(transport_->add_peer(b.id, b.host, b.rpc_port));
+  }
+  MQ_RETURN_IF_ERROR(open_controller());
+  arm(tick_timer_, config_.tick_ms, &Node::on_tick);
+  return Status::ok();
+}
+
+Status Node::open_controller() {
+  raft::ConfState bootstrap;
+  for (const BrokerAddress& b : config_.brokers) bootstrap.voters.push_back(node_of(b.id));
+  std::sort(bootstrap.voters.begin(), bootstrap.voters.end());
+  GroupStorageOptions so;
+  so.directory = config_.data_dir + "/controller";
+  so.name = "controller";
+  so.format = PayloadFormat::kRaw;
+  so.bootstrap = bootstrap;
+  so.segment_size_bytes_max = 64u << 20;
+  auto alive = alive_;
+  so.on_durable = [this, alive](LogIndex index) {
+    asio::post(loop_, [this, alive, index] {
+      if (*alive && controller_) controller_->on_durable(index);
+    });
+  };
+  MQ_ASSIGN_OR_RETURN(auto storage, GroupStorage::open(storage::posix_file_system(),
+                                                       storage::SystemClock::instance(),
+                                                       flusher_.get(), std::move(so)));
+  RaftGroupOptions go;
+  go.group = kControllerGroup;
+  go.name = "controller";
+  go.raft = raft_config(bootstrap.voters);
+  controller_ = std::make_unique<ControllerGroup>(this, go, std::move(storage),
+                                                  config_.controller_snapshot_interval_entries);
+  MQ_RETURN_IF_ERROR(controller_->start());
+  MQ_RETURN_IF_ERROR(controller_->init());
+  controller_->on_state_changed = [this] { metadata_changed_ = true; };
+  controller_->on_proposed = [this](ControllerGroup*) { schedule_pump(kControllerGroup); };
+  return Status::ok();
+}
+
+void Node::arm(asio::steady_timer& timer, std::uint32_t ms, void (Node::*handler)()) {
+  timer.expires_after(std::chrono::milliseconds(ms));
+  auto alive = alive_;
+  timer.async_wait([this, alive, handler](const std::error_code& ec) {
+    if (ec || !*alive) return;
+    (this->*handler)();
+  });
+}
+
+void Node::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  *alive_ = false;
+  std::error_code ignored;
+  tick_timer_.cancel();
+  if (transport_) transport_->stop();
+  // Groups go before the flusher: a Log deregisters itself from its flusher when destroyed.
+  partitions_.clear();
+  by_name_.clear();
+  controller_.reset();
+  if (flusher_) flusher_->stop();
+  flusher_.reset();
+}
+
+bool Node::send_message(GroupId group, raft::Message message) {
+  if (!transport_) return false;
+  BrokerId to = broker_of(message.to);
+  bool sent = transport_->send(to, group, std::move(message));
+  if (sent) {
+    ++metrics_.messages_sent;
+  } else {
+    ++metrics_.messages_send_dropped;
+  }
+  return sent;
+}
+
+RaftGroup* Node::find_group(GroupId group) {
+  if (group == kControllerGroup) return controller_.get();
+  auto it = partitions_.find(group);
+  return it == partitions_.end() ? nullptr : it->second.get();
+}
+
+void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
+  ++metrics_.inbound_messages;
+  if (group == kControlPlaneGroup) return handle_hints(from, message);
+  RaftGroup* g = find_group(group);
+  if (g == nullptr) {
+    // Not (yet) hosted here: reconciliation creates it once the metadata says so; the
+    // leader retransmits.
+    ++metrics_.inbound_dropped;
+    return;
+  }
+  g->step(message);
+  schedule_pump(group);
+}
+
+void Node::schedule_pump(GroupId group) {
+  dirty_.insert(group);
+  if (pump_scheduled_) return;
+  pump_scheduled_ = true;
+  auto alive = alive_;
+  asio::post(loop_, [this, alive] {
+    if (*alive) drain_pumps();
+  });
+}
+
+void Node::drain_pumps() {
+  pump_scheduled_ = false;
+  std::set<GroupId> dirty;
+  dirty.swap(dirty_);
+  for (GroupId id : dirty) {
+    if (RaftGroup* g = find_group(id)) g->pump();
+  }
+}
+
+void Node::on_tick() {
+  std::int64_t now = steady_now_ms();
+  if (controller_) {
+    controller_->tick();
+    controller_->pump();
+  }
+  for (auto& [id, g] : partitions_) {
+    g->tick();
+    g->pump();
+  }
+  if (now - last_sweep_ms_ >= 50) {
+    last_sweep_ms_ = now;
+    if (controller_) controller_->sweep(now);
+    for (auto& [id, g] : partitions_) g->sweep(now);
+  }
+  if (now - last_reconcile_ms_ >= config_.reconcile_interval_ms) {
+    last_reconcile_ms_ = now;
+    register_brokers();
+    reconcile();
+  }
+  if (now - last_hint_ms_ >= config_.leader_hint_interval_ms) {
+    last_hint_ms_ = now;
+    broadcast_hints();
+  }
+  if (now - last_retention_ms_ >= config_.retention_check_interval_ms) {
+    last_retention_ms_ = now;
+    run_retention();
+  }
+  if (*alive_) arm(tick_timer_, config_.tick_ms, &Node::on_tick);
+}
+
+// ---- Leader hints: which broker leads which partition group (docs/cluster.md) ----
+// Body of the control-plane message's single entry: count u32, then per group:
+// group u64 | term u64 | leader i32.
+void Node::broadcast_hints() {
+  Buffer body;
+  std::uint32_t count = 0;
+  le::put_u32(body, 0);
+  for (auto& [id, g] : partitions_) {
+    if (!g->is_leader()) continue;
+    le::put_u64(body, id.value());
+    le::put_u64(body, g->term().value());
+    le::put_u32(body, static_cast<std::uint32_t>(config_.id.value()));
+    ++count;
+  }
+  le::encode_u32(body.data(), count);
+  if (count == 0 || !transport_) return;
+  SharedBuffer shared(std::move(body));
+  for (const BrokerAddress& b : config_.brokers) {
+    if (b.id == config_.id) continue;
+    raft::Message m;
+    m.type = raft::MessageType::kReadIndex;
+    m.from = node_of(config_.id);
+    m.to = node_of(b.id);
+    raft::Entry e;
+    e.payload = shared;
+    m.entries.push_back(std::move(e));
+    transport_->send(b.id, kControlPlaneGroup, std::move(m));
+  }
+}
+
+void Node::handle_hints(BrokerId from, const raft::Message& message) {
+  if (message.entries.size() != 1) return;
+  le::LeReader r(message.entries[0].payload.view());
+  std::uint32_t count = 0;
+  if (!r.read_u32(&count) || count > r.remaining() / 20) return;
+  std::int64_t now = steady_now_ms();
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::uint64_t group = 0, term = 0;
+    std::uint32_t leader = 0;
+    if (!r.read_u64(&group) || !r.read_u64(&term) || !r.read_u32(&leader)) return;
+    if (BrokerId(static_cast<std::int32_t>(leader)) != from) continue;  // only self-reports
+    Hint& h = hints_[GroupId(group)];
+    if (Term(term) >= h.term) h = Hint{Term(term), from, now};
+  }
+}
+
+}  // namespace mq::cluster

@@ -1,0 +1,372 @@
+// Node: the reconciliation loop (desired assignment in the controller state vs. hosted
+// groups), partition membership changes (moves), retention, broker registration, graceful
+// shutdown. docs/cluster.md describes each.
+#include <algorithm>
+#include <cstring>
+#include <asio/post.hpp>
+#include <filesystem>
+
+#include "cluster/ids.h"
+#include "cluster/node.h"
+
+namespace mq::cluster {
+namespace {
+
+constexpr const char* kDeletedSuffix = ".deleted";
+constexpr std::int64_t kOrphanGraceMs = 10000;
+constexpr std::int64_t kMoveStepIntervalMs = 200;
+
+bool contains(const std::vector<BrokerId>& v, BrokerId b) {
+  return std::find(v.begin(), v.end(), b) != v.end();
+}
+bool contains_node(const std::vector<NodeId>& v, NodeId n) {
+  return std::find(v.begin(), v.end(), n) != v.end();
+}
+
+// "<topic>-<partition>-g<group>" -> group; nullopt when the name has another shape.
+std::optional<GroupId> group_of_dir(const std::string& name) {
+  auto pos = name.rfind("-g");
+  if (pos == std::string::npos || pos + 2 >= name.size()) return std::nullopt;
+  std::uint64_t v = 0;
+  for (std::size_t i = pos + 2; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(name[i] - '0');
+  }
+  return GroupId(v);
+}
+
+std::int64_t config_number(const std::map<std::string, std::string>& configs,
+                           const std::string& key, std::int64_t fallback) {
+  auto it = configs.find(key);
+  if (it == configs.end()) return fallback;
+  try {
+    return std::stoll(it->second);
+  } catch (...) {
+    return fallback;
+  }
+}
+
+}  // namespace
+
+std::string Node::partition_dir(const std::string& topic, std::int32_t partition,
+                                GroupId group) const {
+  return config_.data_dir + "/partitions/" + topic + "-" + std::to_string(partition) + "-g" +
+         std::to_string(group.value());
+}
+
+Result<std::unique_ptr<PartitionGroup>> Node::open_partition(const TopicRecord& topic,
+                                                             std::int32_t partition) {
+  const PartitionRecord& record = topic.partitions[static_cast<std::size_t>(partition)];
+  raft::ConfState bootstrap;
+  // The replicas chosen at creation bootstrap the group with the same membership (as etcd's
+  // static bootstrap); a replica added later by a move starts empty and learns the
+  // membership from the leader.
+  if (contains(record.initial_replicas, config_.id)) {
+    for (BrokerId b : record.initial_replicas) bootstrap.voters.push_back(node_of(b));
+    std::sort(bootstrap.voters.begin(), bootstrap.voters.end());
+  }
+  std::string name = topic.name + "-" + std::to_string(partition);
+  GroupStorageOptions so;
+  so.directory = partition_dir(topic.name, partition, record.group);
+  so.name = name;
+  so.format = PayloadFormat::kKafkaBatches;
+  so.bootstrap = bootstrap;
+  so.segment_size_bytes_max = static_cast<std::uint64_t>(
+      config_number(topic.configs, "segment.bytes", static_cast<std::int64_t>(config_.segment_size_bytes)));
+  so.entry_payload_bytes_max = config_.max_batch_bytes + 4096;  // room for a control batch
+  GroupId gid = record.group;
+  auto alive = alive_;
+  so.on_durable = [this, alive, gid](LogIndex index) {
+    asio::post(loop_, [this, alive, gid, index] {
+      if (!*alive) return;
+      auto it = partitions_.find(gid);
+      if (it != partitions_.end()) it->second->on_durable(index);
+    });
+  };
+  MQ_ASSIGN_OR_RETURN(auto storage, GroupStorage::open(storage::posix_file_system(),
+                                                       storage::SystemClock::instance(),
+                                                       flusher_.get(), std::move(so)));
+  RaftGroupOptions go;
+  go.group = gid;
+  go.name = name;
+  go.raft = raft_config(bootstrap.voters);
+  PartitionOptions po;
+  po.topic = topic.name;
+  po.partition = partition;
+  po.produce_timeout_ms = config_.produce_timeout_ms;
+  po.produce_waiters_max = config_.produce_waiters_max;
+  po.fetch_waiters_max = config_.fetch_waiters_max;
+  po.batch_bytes_max = config_.max_batch_bytes;
+  auto group = std::make_unique<PartitionGroup>(this, go, po, std::move(storage));
+  MQ_RETURN_IF_ERROR(group->start());
+  MQ_RETURN_IF_ERROR(group->init());
+  group->on_proposed = [this](PartitionGroup* g) { schedule_pump(g->id()); };
+  return group;
+}
+
+void Node::reconcile() {
+  if (!controller_ || shutting_down_) return;
+  const ControllerState& state = controller_->state();
+  std::set<GroupId> desired;
+  std::int64_t now = steady_now_ms();
+  for (const auto& [name, topic] : state.topics()) {
+    for (std::size_t p = 0; p < topic.partitions.size(); ++p) {
+      const PartitionRecord& record = topic.partitions[p];
+      auto hosted = partitions_.find(record.group);
+      if (!contains(record.replicas, config_.id)) {
+        if (hosted != partitions_.end()) reconcile_membership(*hosted->second, record);
+        continue;
+      }
+      desired.insert(record.group);
+      if (hosted != partitions_.end()) {
+        reconcile_membership(*hosted->second, record);
+        continue;
+      }
+      if (partitions_.size() >= config_.partitions_hosted_max) continue;
+      auto group = open_partition(topic, static_cast<std::int32_t>(p));
+      if (!group.has_value()) {
+        log("cannot open " + name + "-" + std::to_string(p) + ": " + group.error().to_string());
+        continue;
+      }
+      by_name_[{name, static_cast<std::int32_t>(p)}] = record.group;
+      partitions_[record.group] = std::move(*group);
+      ++metrics_.groups_created;
+      schedule_pump(record.group);
+    }
+  }
+  // Hosted groups no longer assigned here.
+  std::vector<GroupId> remove;
+  for (auto& [gid, g] : partitions_) {
+    if (desired.count(gid) != 0) {
+      orphan_since_ms_.erase(gid);
+      continue;
+    }
+    // Deleted: the topic (or this incarnation of it: another group id) is gone.
+    const TopicRecord* t = state.find_topic(g->partition_options().topic);
+    auto index = static_cast<std::size_t>(g->partition_options().partition);
+    bool deleted = t == nullptr || index >= t->partitions.size() || t->partitions[index].group != gid;
+    // Moved away: wait until the group's membership no longer has us (we applied our own
+    // removal), or a grace period (we may never learn it once removed).
+    auto [it, fresh] = orphan_since_ms_.emplace(gid, now);
+    raft::ConfState cs = g->node().conf_state();
+    NodeId me = node_of(config_.id);
+    bool member = contains_node(cs.voters, me) || contains_node(cs.learners, me) ||
+                  contains_node(cs.voters_outgoing, me);
+    if (deleted || !member || now - it->second >= kOrphanGraceMs) remove.push_back(gid);
+  }
+  for (GroupId gid : remove) remove_partition(gid);
+  if (metadata_changed_) {
+    metadata_changed_ = false;
+    remove_stray_directories();
+    std::set<GroupId> listed;
+    for (const auto& [name, topic] : state.topics()) {
+      for (const PartitionRecord& record : topic.partitions) listed.insert(record.group);
+    }
+    for (auto it = hints_.begin(); it != hints_.end();) {
+      it = listed.count(it->first) == 0 ? hints_.erase(it) : std::next(it);
+    }
+  }
+}
+
+void Node::reconcile_membership(PartitionGroup& g, const PartitionRecord& record) {
+  if (!g.is_raft_leader() || g.failed()) return;
+  std::int64_t now = steady_now_ms();
+  auto& last = move_step_ms_[g.id()];
+  if (now - last < kMoveStepIntervalMs) return;
+  raft::NodeStatus ns = g.node().status();
+  const raft::ConfState& cs = ns.conf_state;
+  if (cs.joint()) return;  // the core leaves the joint configuration by itself (auto leave)
+  std::vector<NodeId> desired;
+  for (BrokerId b : record.replicas) desired.push_back(node_of(b));
+  std::sort(desired.begin(), desired.end());
+  std::vector<NodeId> voters = cs.voters;
+  std::sort(voters.begin(), voters.end());
+  if (voters == desired && cs.learners.empty()) return;
+  NodeId me = node_of(config_.id);
+  if (!contains_node(desired, me)) {
+    // Hand leadership to a caught-up replica that stays; it then performs the change.
+    for (NodeId n : desired) {
+      auto p = ns.progress.find(n);
+      if (p != ns.progress.end() && !p->second.learner && p->second.match >= ns.hard_state.commit) {
+        (void)g.node().transfer_leader(n);
+        last = now;
+        schedule_pump(g.id());
+        return;
+      }
+    }
+  }
+  raft::ConfChange change;
+  for (NodeId n : desired) {
+    if (!contains_node(cs.voters, n) && !contains_node(cs.learners, n)) {
+      change.changes.push_back({raft::ConfChangeType::kAddLearner, n});
+    }
+  }
+  if (change.changes.empty()) {
+    // Every new replica is a learner now: promote those caught up with the commit index
+    // and remove the voters that go, in one joint change (thesis §4.3).
+    for (NodeId n : cs.learners) {
+      auto p = ns.progress.find(n);
+      bool caught_up = p != ns.progress.end() && p->second.match >= ns.hard_state.commit;
+      if (!contains_node(desired, n)) {
+        change.changes.push_back({raft::ConfChangeType::kRemoveNode, n});
+      } else if (!caught_up) {
+        return;  // wait for it
+      } else {
+        change.changes.push_back({raft::ConfChangeType::kAddNode, n});
+      }
+    }
+    for (NodeId n : cs.voters) {
+      if (!contains_node(desired, n)) change.changes.push_back({raft::ConfChangeType::kRemoveNode, n});
+    }
+    change.transition = raft::ConfChangeTransition::kImplicit;
+  }
+  if (change.changes.empty()) return;
+  auto proposed = g.node().propose_conf_change(change);
+  last = now;
+  if (proposed.has_value()) {
+    log(g.name() + ": membership change " + raft::describe(change));
+    schedule_pump(g.id());
+  }
+}
+
+void Node::remove_partition(GroupId gid) {
+  auto it = partitions_.find(gid);
+  if (it == partitions_.end()) return;
+  std::string dir = it->second->storage().options().directory;
+  by_name_.erase({it->second->partition_options().topic, it->second->partition_options().partition});
+  it->second->abort_all(Status::not_found("partition removed from this broker"));
+  partitions_.erase(it);  // closes the log (the flusher forgets it)
+  orphan_since_ms_.erase(gid);
+  move_step_ms_.erase(gid);
+  hints_.erase(gid);
+  ++metrics_.groups_removed;
+  // Rename first: a crash during the recursive delete leaves a "*.deleted" directory that the
+  // next reconciliation removes, never a half-deleted replica that would be reopened.
+  std::error_code ec;
+  std::filesystem::rename(dir, dir + kDeletedSuffix, ec);
+  if (ec) {
+    log("cannot rename " + dir + ": " + ec.message());
+    return;
+  }
+  std::filesystem::remove_all(dir + kDeletedSuffix, ec);
+  if (ec) log("cannot delete " + dir + kDeletedSuffix + ": " + ec.message());
+  log("removed replica directory " + dir);
+}
+
+void Node::remove_stray_directories() {
+  std::string root = config_.data_dir + "/partitions";
+  auto names = storage::posix_file_system()->list(root);
+  if (!names.has_value()) return;
+  const ControllerState& state = controller_->state();
+  for (const std::string& name : *names) {
+    std::error_code ec;
+    std::string path = root + "/" + name;
+    if (name.size() > std::strlen(kDeletedSuffix) &&
+        name.compare(name.size() - std::strlen(kDeletedSuffix), std::string::npos, kDeletedSuffix) == 0) {
+      std::filesystem::remove_all(path, ec);
+      continue;
+    }
+    auto gid = group_of_dir(name);
+    // Only ids the metadata has handed out and no longer lists are surely deleted; an id at
+    // or above next_group means our metadata is behind: keep the data.
+    if (!gid || partitions_.count(*gid) != 0 || *gid >= state.next_group()) continue;
+    bool listed = false;
+    for (const auto& [tname, t] : state.topics()) {
+      for (const PartitionRecord& p : t.partitions) listed |= p.group == *gid;
+    }
+    if (listed) continue;
+    std::filesystem::rename(path, path + kDeletedSuffix, ec);
+    if (!ec) std::filesystem::remove_all(path + kDeletedSuffix, ec);
+    log("removed stray replica directory " + path);
+  }
+}
+
+void Node::register_brokers() {
+  // Proposed as soon as this broker leads the controller, and again before every admin
+  // command: proposals of one leader commit in order, so a topic created right after a
+  // leader change still finds every broker registered when it is applied.
+  if (!controller_ || !controller_->leader_ready()) return;
+  const auto& registered = controller_->state().brokers();
+  for (const BrokerAddress& b : config_.brokers) {
+    BrokerRecord r;
+    r.id = b.id;
+    r.host = b.id == config_.id ? config_.advertised_host : b.host;
+    r.kafka_port = b.id == config_.id ? config_.advertised_kafka_port : b.kafka_port;
+    r.rpc_host = b.host;
+    r.rpc_port = b.id == config_.id ? rpc_port_ : b.rpc_port;
+    auto it = registered.find(b.id);
+    if (it != registered.end() && it->second == r) continue;
+    if (!registering_.insert(b.id).second) continue;  // in flight
+    controller_->propose(RegisterBroker{r}, 5000, [this, alive = alive_, id = b.id](Status s) {
+      if (!*alive) return;
+      registering_.erase(id);
+      if (!s.is_ok() && s.code() != ErrorCode::kNotLeader) {
+        log("broker registration failed: " + s.to_string());
+      }
+    });
+  }
+}
+
+void Node::run_retention() {
+  if (!controller_) return;
+  for (auto& [gid, g] : partitions_) {
+    const TopicRecord* t = controller_->state().find_topic(g->partition_options().topic);
+    if (t == nullptr) continue;
+    std::int64_t bytes = config_number(t->configs, "retention.bytes", config_.default_retention_bytes);
+    std::int64_t ms = config_number(t->configs, "retention.ms", config_.default_retention_ms);
+    auto removed = g->apply_retention(bytes < 0 ? UINT64_MAX : static_cast<std::uint64_t>(bytes),
+                                      ms < 0 ? INT64_MAX : ms);
+    if (!removed.has_value()) {
+      log(g->name() + ": retention failed: " + removed.error().to_string());
+    } else if (*removed) {
+      ++metrics_.retention_runs;
+    }
+  }
+}
+
+void Node::shutdown(std::function<void()> done) {
+  if (stopped_ || !started_) {
+    stop();
+    return done();
+  }
+  shutting_down_ = true;
+  auto transfer = [this](RaftGroup& g) {
+    if (!g.is_raft_leader() || g.failed()) return;
+    raft::NodeStatus ns = g.node().status();
+    NodeId best = kNoNode;
+    LogIndex best_match;
+    for (const auto& [n, p] : ns.progress) {
+      if (n == ns.id || p.learner) continue;
+      if (best == kNoNode || p.match > best_match) {
+        best = n;
+        best_match = p.match;
+      }
+    }
+    if (best != kNoNode && g.node().transfer_leader(best).is_ok()) {
+      ++metrics_.leader_transfers;
+      schedule_pump(g.id());
+    }
+  };
+  if (controller_) transfer(*controller_);
+  for (auto& [gid, g] : partitions_) transfer(*g);
+  shutdown_step(steady_now_ms() + config_.shutdown_transfer_timeout_ms, std::move(done));
+}
+
+void Node::shutdown_step(std::int64_t deadline_ms, std::function<void()> done) {
+  bool leading = controller_ && controller_->is_raft_leader() && config_.brokers.size() > 1;
+  for (auto& [gid, g] : partitions_) {
+    leading |= g->is_raft_leader() && g->node().conf_state().voters.size() > 1;
+  }
+  if (!leading || steady_now_ms() >= deadline_ms) {
+    if (controller_) controller_->checkpoint_now();
+    for (auto& [gid, g] : partitions_) g->checkpoint_now();
+    stop();
+    return done();
+  }
+  auto timer = std::make_shared<asio::steady_timer>(loop_, std::chrono::milliseconds(config_.tick_ms));
+  timer->async_wait([this, timer, deadline_ms, done = std::move(done)](const std::error_code&) mutable {
+    shutdown_step(deadline_ms, std::move(done));
+  });
+}
+
+}  // namespace mq::cluster

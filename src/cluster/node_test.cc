@@ -1,0 +1,501 @@
+// In-process clusters of Nodes on loopback: controller election, topic creation, produce
+// with acks=all and fetch, leader failover, restart and catch-up, graceful shutdown.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "cluster/ids.h"
+#include "cluster/test_cluster.h"
+#include "protocol/record_batch.h"
+
+namespace mq::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TestBroker;
+using testing::wait_until;
+
+Buffer make_batch(const std::string& value, int records = 1) {
+  std::vector<protocol::RecordInput> inputs;
+  for (int i = 0; i < records; ++i) {
+    protocol::RecordInput r;
+    r.value = Buffer(std::string_view(value + "#" + std::to_string(i)));
+    r.timestamp = 1700000000000 + i;
+    inputs.push_back(std::move(r));
+  }
+  auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{}, inputs);
+  MQ_ASSERT(batch.has_value());
+  return std::move(*batch);
+}
+
+struct Produced {
+  Status status;
+  KafkaOffset base_offset{-1};
+};
+
+// Reads every committed record of a partition from its leader: (offset, value) pairs.
+std::vector<std::pair<std::int64_t, std::string>> read_all(TestBroker& b, const std::string& topic,
+                                                           std::int32_t partition) {
+  return b.call([&](Node& n) {
+    std::vector<std::pair<std::int64_t, std::string>> out;
+    auto p = n.local_partition(topic, partition);
+    if (!p.has_value()) return out;
+    KafkaOffset next = (*p)->log_start_offset();
+    for (int rounds = 0; rounds < 10000 && next < (*p)->high_watermark(); ++rounds) {
+      auto f = (*p)->fetch(next, 64 * 1024);
+      MQ_ASSERT(f.has_value(), "%s", f.error().to_string().c_str());
+      Buffer bytes;
+      for (const RecordsChunk& c : f->records) {
+        if (c.fd >= 0) {
+          Buffer part(c.length);
+          MQ_ASSERT(::pread(c.fd, part.data(), c.length, static_cast<off_t>(c.file_offset)) ==
+                    static_cast<ssize_t>(c.length));
+          bytes.append(part.view());
+        } else {
+          bytes.append(c.bytes.view());
+        }
+      }
+      auto batches = protocol::parse_record_batches(bytes.view());
+      MQ_ASSERT(batches.has_value() && !batches->empty());
+      for (const auto& batch : *batches) {
+        next = KafkaOffset(batch.header().last_offset() + 1);
+        if (batch.header().is_control()) continue;
+        auto records = batch.decode_records();
+        MQ_ASSERT(records.has_value());
+        for (const auto& r : records->records) {
+          out.emplace_back(batch.header().base_offset + r.offset_delta,
+                           std::string(as_chars(*r.value)));
+        }
+      }
+    }
+    return out;
+  });
+}
+
+Produced produce(TestBroker& b, const std::string& topic, std::int32_t partition,
+                 const std::string& value, Acks acks = Acks::kAll) {
+  // (values are one record each)
+  return b.call_async<Produced>([=](Node& n, std::function<void(Produced)> reply) {
+    auto p = n.local_partition(topic, partition);
+    if (!p.has_value()) return reply(Produced{p.error()});
+    (*p)->produce(SharedBuffer(make_batch(value)), acks, [reply](Result<ProduceResult> r) {
+      reply(r.has_value() ? Produced{Status::ok(), r->base_offset} : Produced{r.error()});
+    });
+  });
+}
+
+std::vector<AdminResult> create_topic(TestBroker& b, const std::string& name, int partitions,
+                                      int rf, std::map<std::string, std::string> configs = {}) {
+  return b.call_async<std::vector<AdminResult>>(
+      [=](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
+        TopicSpec spec;
+        spec.name = name;
+        spec.partitions = partitions;
+        spec.replication_factor = static_cast<std::int16_t>(rf);
+        spec.configs = configs;
+        n.create_topics({spec}, 5000, reply);
+      });
+}
+
+class ClusterNode : public ::testing::Test {
+ protected:
+  void make(int n, std::function<void(NodeConfig&)> tweak = {}) {
+    root_ = testing::make_temp_dir("raftmq-cluster-");
+    std::vector<BrokerAddress> addresses;
+    for (int i = 0; i < n; ++i) {
+      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
+                                        static_cast<std::uint16_t>(19092 + i)});
+    }
+    for (int i = 0; i < n; ++i) {
+      NodeConfig c;
+      c.id = BrokerId(i);
+      c.data_dir = root_ + "/broker" + std::to_string(i);
+      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
+      c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
+      c.brokers = addresses;
+      c.produce_timeout_ms = 5000;
+      if (tweak) tweak(c);
+      brokers_.push_back(std::make_unique<TestBroker>(c));
+    }
+    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
+  }
+  void TearDown() override {
+    brokers_.clear();
+    if (!root_.empty()) std::filesystem::remove_all(root_);
+  }
+  // The broker that currently leads the controller (and has applied its term's no-op).
+  TestBroker* controller_leader() {
+    for (auto& b : brokers_) {
+      if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
+        return b.get();
+      }
+    }
+    return nullptr;
+  }
+  TestBroker* wait_controller() {
+    TestBroker* leader = nullptr;
+    wait_until([&] { return (leader = controller_leader()) != nullptr; }, 10s);
+    return leader;
+  }
+  TestBroker* partition_leader(const std::string& topic, std::int32_t p) {
+    for (auto& b : brokers_) {
+      if (b->running() && b->call([&](Node& n) { return n.local_partition(topic, p).has_value(); })) {
+        return b.get();
+      }
+    }
+    return nullptr;
+  }
+  TestBroker* wait_partition_leader(const std::string& topic, std::int32_t p,
+                                    std::chrono::milliseconds timeout = 10s) {
+    TestBroker* leader = nullptr;
+    wait_until([&] { return (leader = partition_leader(topic, p)) != nullptr; }, timeout);
+    return leader;
+  }
+
+  std::string root_;
+  std::vector<std::unique_ptr<TestBroker>> brokers_;
+};
+
+TEST_F(ClusterNode, SingleBrokerCreatesTopicProducesAndFetches) {
+  make(1);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  auto results = create_topic(*c, "events", 2, 1);
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0].status.is_ok()) << results[0].status.to_string();
+  EXPECT_EQ(create_topic(*c, "events", 1, 1)[0].status.code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(create_topic(*c, "bad/name", 1, 1)[0].status.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(create_topic(*c, "toowide", 1, 2)[0].status.code(), ErrorCode::kInvalidArgument);
+  ASSERT_NE(wait_partition_leader("events", 0), nullptr);
+  ASSERT_NE(wait_partition_leader("events", 1), nullptr);
+
+  std::vector<std::int64_t> offsets;
+  for (int i = 0; i < 20; ++i) {
+    Produced p = produce(*c, "events", 0, "v" + std::to_string(i));
+    ASSERT_TRUE(p.status.is_ok()) << p.status.to_string();
+    offsets.push_back(p.base_offset.value());
+  }
+  // Dense offsets: each one-record batch takes one offset, after the leader's no-op.
+  for (std::size_t i = 1; i < offsets.size(); ++i) EXPECT_EQ(offsets[i], offsets[i - 1] + 1);
+  Produced leader_ack = produce(*c, "events", 0, "acks1", Acks::kLeader);
+  ASSERT_TRUE(leader_ack.status.is_ok());
+  EXPECT_EQ(leader_ack.base_offset.value(), offsets.back() + 1);
+
+  auto records = read_all(*c, "events", 0);
+  ASSERT_EQ(records.size(), 21u);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(records[static_cast<std::size_t>(i)].first, offsets[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(records[static_cast<std::size_t>(i)].second, "v" + std::to_string(i) + "#0");
+  }
+  c->call([&](Node& n) {
+    LocalPartition* p = *n.local_partition("events", 0);
+    EXPECT_EQ(p->high_watermark().value(), offsets.back() + 2);
+    // Out of range fetches are refused, a fetch at the high watermark is empty.
+    EXPECT_EQ(p->fetch(KafkaOffset(offsets.back() + 3), 1000).status().code(), ErrorCode::kOutOfRange);
+    auto empty = p->fetch(p->high_watermark(), 1000);
+    ASSERT_TRUE(empty.has_value());
+    EXPECT_TRUE(empty->records.empty());
+    // The whole log is of epoch 1 (one term): its end is the log end.
+    auto e = p->end_offset_for_epoch(p->leader_epoch());
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->leader_epoch, p->leader_epoch());
+    EXPECT_EQ(e->end_offset, p->high_watermark());
+    auto before = p->end_offset_for_epoch(0);
+    ASSERT_TRUE(before.has_value());
+    EXPECT_EQ(before->leader_epoch, -1);
+    auto ts = p->offset_for_timestamp(1700000000000);
+    ASSERT_TRUE(ts.has_value() && ts->has_value());
+    EXPECT_EQ(ts->value(), KafkaOffset(offsets[0]));  // the first data batch, after the no-op
+    auto none = p->offset_for_timestamp(1800000000000);
+    ASSERT_TRUE(none.has_value());
+    EXPECT_FALSE(none->has_value());
+    // Metadata names this broker as the controller and the partition's leader.
+    MetadataSnapshot m = n.metadata();
+    EXPECT_EQ(m.controller, BrokerId(0));
+    ASSERT_NE(m.find_topic("events"), nullptr);
+    EXPECT_EQ(m.find_topic("events")->partitions.size(), 2u);
+    EXPECT_EQ(m.find_topic("events")->partitions[0].leader, BrokerId(0));
+    ASSERT_EQ(m.brokers.size(), 1u);
+    EXPECT_EQ(m.brokers[0].kafka_port, 19092);
+  });
+
+  // Long poll: fires when data arrives.
+  auto hw = c->call([](Node& n) { return (*n.local_partition("events", 1))->high_watermark(); });
+  auto woke = std::make_shared<std::atomic<bool>>(false);
+  c->call([&](Node& n) {
+    (*n.local_partition("events", 1))->wait_for_data(hw, steady_now_ms() + 10000, [woke] { *woke = true; });
+  });
+  EXPECT_FALSE(woke->load());
+  ASSERT_TRUE(produce(*c, "events", 1, "wake").status.is_ok());
+  EXPECT_TRUE(wait_until([&] { return woke->load(); }, 2s));
+
+  // Restart from the data directory: everything acknowledged is still there.
+  c->kill();
+  ASSERT_TRUE(c->start().is_ok());
+  ASSERT_NE(wait_partition_leader("events", 0), nullptr);
+  auto again = read_all(*c, "events", 0);
+  ASSERT_GE(again.size(), 21u);
+  for (std::size_t i = 0; i < 21; ++i) EXPECT_EQ(again[i], records[i]);
+  Produced after = produce(*c, "events", 0, "after-restart");
+  ASSERT_TRUE(after.status.is_ok());
+  EXPECT_GT(after.base_offset.value(), offsets.back() + 1);
+}
+
+TEST_F(ClusterNode, ThreeBrokersReplicateFailOverAndCatchUp) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  auto results = create_topic(*c, "orders", 3, 3);
+  ASSERT_TRUE(results[0].status.is_ok()) << results[0].status.to_string();
+  // Every broker learns the topic through its controller replica.
+  for (auto& b : brokers_) {
+    EXPECT_TRUE(wait_until([&] {
+      return b->call([](Node& n) { return n.metadata().find_topic("orders") != nullptr; });
+    }, 5s));
+  }
+  std::map<std::int32_t, std::vector<std::pair<std::int64_t, std::string>>> acked;
+  for (std::int32_t p = 0; p < 3; ++p) {
+    TestBroker* leader = wait_partition_leader("orders", p);
+    ASSERT_NE(leader, nullptr) << "partition " << p;
+    for (int i = 0; i < 10; ++i) {
+      std::string v = "p" + std::to_string(p) + "-" + std::to_string(i);
+      Produced r = produce(*leader, "orders", p, v);
+      ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+      acked[p].emplace_back(r.base_offset.value(), v + "#0");
+    }
+  }
+  // Metadata on a broker that does not lead partition 0 names the leader (leader hints).
+  TestBroker* leader0 = wait_partition_leader("orders", 0);
+  ASSERT_NE(leader0, nullptr);
+  BrokerId leader0_id = leader0->config().id;
+  for (auto& b : brokers_) {
+    EXPECT_TRUE(wait_until([&] {
+      return b->call([&](Node& n) {
+        MetadataSnapshot m = n.metadata();
+        const TopicInfo* t = m.find_topic("orders");
+        return t != nullptr && t->partitions[0].leader == leader0_id;
+      });
+    }, 3s)) << "broker " << b->config().id.value();
+  }
+
+  // Kill partition 0's leader: another broker takes over quickly and accepts writes.
+  auto killed_at = std::chrono::steady_clock::now();
+  leader0->kill();
+  TestBroker* next0 = wait_partition_leader("orders", 0, 10s);
+  ASSERT_NE(next0, nullptr);
+  auto failover = std::chrono::steady_clock::now() - killed_at;
+  EXPECT_LT(failover, 3s);
+  std::printf("partition 0 failover took %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(failover).count()));
+  for (int i = 10; i < 20; ++i) {
+    std::string v = "p0-" + std::to_string(i);
+    Produced r;
+    // The first attempt may race the new leader's no-op; retry as a client would.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      TestBroker* l = partition_leader("orders", 0);
+      if (l != nullptr && (r = produce(*l, "orders", 0, v)).status.is_ok()) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+    acked[0].emplace_back(r.base_offset.value(), v + "#0");
+  }
+  // Every acknowledged batch is readable, at the offset it was acknowledged with.
+  for (std::int32_t p = 0; p < 3; ++p) {
+    TestBroker* l = wait_partition_leader("orders", p);
+    ASSERT_NE(l, nullptr);
+    auto records = read_all(*l, "orders", p);
+    std::set<std::pair<std::int64_t, std::string>> have(records.begin(), records.end());
+    for (const auto& a : acked[p]) {
+      EXPECT_TRUE(have.count(a)) << "partition " << p << " lost offset " << a.first << " " << a.second;
+    }
+  }
+
+  // Restart the killed broker from its data: its replica of partition 0 catches up.
+  ASSERT_TRUE(leader0->start().is_ok());
+  TestBroker* current = wait_partition_leader("orders", 0);
+  ASSERT_NE(current, nullptr);
+  LogIndex target = current->call([](Node& n) {
+    for (const PartitionStatus& s : n.cluster_status().partitions) {
+      if (s.topic == "orders" && s.partition == 0) return s.commit_index;
+    }
+    return LogIndex(0);
+  });
+  EXPECT_TRUE(wait_until([&] {
+    return leader0->call([&](Node& n) {
+      for (const PartitionStatus& s : n.cluster_status().partitions) {
+        if (s.topic == "orders" && s.partition == 0) return s.applied_index >= target;
+      }
+      return false;
+    });
+  }, 10s));
+  // Graceful shutdown of the current leader hands partition 0 over without an election gap.
+  current->shutdown();
+  TestBroker* after = wait_partition_leader("orders", 0, 5s);
+  ASSERT_NE(after, nullptr);
+  EXPECT_NE(after, current);
+}
+
+
+std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic,
+                                              std::int32_t p) {
+  return b.call([&](Node& n) -> std::optional<PartitionStatus> {
+    for (const PartitionStatus& s : n.cluster_status().partitions) {
+      if (s.topic == topic && s.partition == p) return s;
+    }
+    return std::nullopt;
+  });
+}
+
+std::size_t replica_dirs(const std::string& data_dir) {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir + "/partitions")) {
+    n += e.is_directory() ? 1 : 0;
+  }
+  return n;
+}
+
+TEST_F(ClusterNode, DeleteTopicRemovesEveryReplicaAndItsData) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "gone", 2, 2)[0].status.is_ok());
+  ASSERT_NE(wait_partition_leader("gone", 0), nullptr);
+  ASSERT_NE(wait_partition_leader("gone", 1), nullptr);
+  std::size_t total = 0;
+  for (auto& b : brokers_) total += replica_dirs(b->config().data_dir);
+  EXPECT_EQ(total, 4u);  // 2 partitions x 2 replicas, spread over the 3 brokers
+  // Admin calls on a broker that does not lead the controller: NOT_CONTROLLER.
+  for (auto& b : brokers_) {
+    if (b.get() == c) continue;
+    auto r = create_topic(*b, "elsewhere", 1, 1);
+    EXPECT_EQ(r[0].status.code(), ErrorCode::kNotLeader);
+    EXPECT_EQ(b->call([](Node& n) { return n.metadata().controller; }), c->config().id);
+    break;
+  }
+  auto deleted = c->call_async<std::vector<AdminResult>>(
+      [](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
+        n.delete_topics({"gone", "never-existed"}, 5000, reply);
+      });
+  ASSERT_EQ(deleted.size(), 2u);
+  EXPECT_TRUE(deleted[0].status.is_ok()) << deleted[0].status.to_string();
+  EXPECT_EQ(deleted[1].status.code(), ErrorCode::kNotFound);
+  for (auto& b : brokers_) {
+    EXPECT_TRUE(wait_until([&] { return replica_dirs(b->config().data_dir) == 0; }, 5s));
+    EXPECT_EQ(b->call([](Node& n) { return n.local_partition("gone", 0).status().code(); }),
+              ErrorCode::kNotFound);
+  }
+}
+
+TEST_F(ClusterNode, RetentionTrimsTheLogAndALaggingFollowerCatchesUpFromTheLogStart) {
+  make(3, [](NodeConfig& c) { c.retention_check_interval_ms = 100; });
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "logs", 1, 3,
+                           {{"segment.bytes", "4096"}, {"retention.bytes", "8192"},
+                            {"retention.ms", "-1"}})[0]
+                  .status.is_ok());
+  TestBroker* leader = wait_partition_leader("logs", 0);
+  ASSERT_NE(leader, nullptr);
+  TestBroker* follower = nullptr;
+  for (auto& b : brokers_) {
+    if (b.get() != leader) follower = b.get();
+  }
+  follower->kill();
+  std::string pad(300, 'x');
+  std::vector<std::pair<std::int64_t, std::string>> acked;
+  for (int i = 0; i < 80; ++i) {
+    Produced r;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      TestBroker* l = partition_leader("logs", 0);
+      if (l != nullptr && (r = produce(*l, "logs", 0, pad + std::to_string(i))).status.is_ok()) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+    acked.emplace_back(r.base_offset.value(), pad + std::to_string(i) + "#0");
+  }
+  leader = wait_partition_leader("logs", 0);
+  ASSERT_NE(leader, nullptr);
+  // Retention removed old segments below the commit index: the log start moved.
+  ASSERT_TRUE(wait_until([&] { return replica_status(*leader, "logs", 0)->log_start_offset > KafkaOffset(0); }, 5s));
+  KafkaOffset start = replica_status(*leader, "logs", 0)->log_start_offset;
+  EXPECT_EQ(leader->call([&](Node& n) {
+    return (*n.local_partition("logs", 0))->fetch(KafkaOffset(0), 1000).status().code();
+  }), ErrorCode::kOutOfRange);
+  // The follower restarts behind the leader's log start: it receives the log-start snapshot
+  // and then the retained log.
+  ASSERT_TRUE(follower->start().is_ok());
+  LogIndex target = replica_status(*leader, "logs", 0)->commit_index;
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(*follower, "logs", 0);
+    return s && s->applied_index >= target;
+  }, 10s));
+  auto fs = replica_status(*follower, "logs", 0);
+  ASSERT_TRUE(fs.has_value());
+  EXPECT_GE(fs->log_start_offset, start);
+  EXPECT_EQ(fs->log_end_offset, replica_status(*leader, "logs", 0)->log_end_offset);
+  // Every acknowledged record at or above the log start (as of the read: retention keeps
+  // running) is served.
+  auto records = read_all(*leader, "logs", 0);
+  ASSERT_FALSE(records.empty());
+  EXPECT_LE(records.front().first, acked.back().first);
+  std::set<std::pair<std::int64_t, std::string>> have(records.begin(), records.end());
+  for (const auto& a : acked) {
+    if (a.first >= records.front().first) {
+      EXPECT_TRUE(have.count(a)) << a.first;
+    }
+  }
+}
+
+TEST_F(ClusterNode, MovePartitionSwapsAReplicaWithJointConsensus) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "moving", 1, 2)[0].status.is_ok());
+  TestBroker* leader = wait_partition_leader("moving", 0);
+  ASSERT_NE(leader, nullptr);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(produce(*leader, "moving", 0, "before" + std::to_string(i)).status.is_ok());
+  std::vector<BrokerId> old_replicas = c->call([](Node& n) {
+    MetadataSnapshot m = n.metadata();
+    return m.find_topic("moving")->partitions[0].replicas;
+  });
+  BrokerId outsider{-1};
+  for (int i = 0; i < 3; ++i) {
+    if (std::find(old_replicas.begin(), old_replicas.end(), BrokerId(i)) == old_replicas.end()) outsider = BrokerId(i);
+  }
+  // Keep the leader, replace the other replica by the outsider.
+  BrokerId leader_id = leader->config().id;
+  std::vector<BrokerId> target = {leader_id, outsider};
+  auto moved = c->call_async<AdminResult>([&](Node& n, std::function<void(AdminResult)> reply) {
+    n.move_partition("moving", 0, target, 5000, reply);
+  });
+  ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
+  TestBroker* newcomer = brokers_[static_cast<std::size_t>(outsider.value())].get();
+  // The leader's membership becomes exactly the target, the newcomer holds the data.
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(*leader, "moving", 0);
+    if (!s) return false;
+    std::vector<BrokerId> v = s->voters;
+    std::sort(v.begin(), v.end());
+    std::vector<BrokerId> t = target;
+    std::sort(t.begin(), t.end());
+    return v == t && s->learners.empty();
+  }, 10s));
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(*newcomer, "moving", 0);
+    auto l = replica_status(*leader, "moving", 0);
+    return s && l && s->applied_index >= l->commit_index;
+  }, 10s));
+  ASSERT_TRUE(produce(*leader, "moving", 0, "after").status.is_ok());
+  // The replica that left deletes its copy.
+  for (BrokerId b : old_replicas) {
+    if (b == leader_id) continue;
+    EXPECT_TRUE(wait_until([&] {
+      return replica_dirs(brokers_[static_cast<std::size_t>(b.value())]->config().data_dir) == 0;
+    }, 15s));
+  }
+}
+
+}  // namespace
+}  // namespace mq::cluster

@@ -1,0 +1,344 @@
+#include "cluster/partition.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "cluster/ids.h"
+#include "protocol/record_batch.h"
+
+namespace mq::cluster {
+
+std::int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+PartitionGroup::PartitionGroup(GroupHost* host, RaftGroupOptions group_options,
+                               PartitionOptions options, std::unique_ptr<GroupStorage> storage)
+    : RaftGroup(host, std::move(group_options), std::move(storage)), options_(std::move(options)) {}
+
+PartitionGroup::~PartitionGroup() { abort_all(Status::unavailable("partition replica removed")); }
+
+Status PartitionGroup::init() {
+  MQ_ASSIGN_OR_RETURN(high_watermark_, next_offset_after(applied()));
+  return Status::ok();
+}
+
+std::int32_t PartitionGroup::leader_epoch() const { return epoch_of_term(term()); }
+
+KafkaOffset PartitionGroup::log_start_offset() const {
+  return storage().log().start_offset();
+}
+
+// The Kafka offset following entry `index` (the high watermark once it is applied).
+Result<KafkaOffset> PartitionGroup::next_offset_after(LogIndex index) {
+  auto it = next_offset_by_index_.find(index);
+  if (it != next_offset_by_index_.end()) return it->second;
+  storage::Log& log = storage().log();
+  if (index < log.first_index()) return log.start_offset();  // at or below the snapshot
+  if (index > log.last_index()) return log.next_offset();
+  MQ_ASSIGN_OR_RETURN(auto read, log.read(index, index + 1, 1));
+  if (read.empty()) return Status::internal("entry " + std::to_string(index.value()) + " missing");
+  return read.front().header.last_offset() + 1;
+}
+
+void PartitionGroup::complete(std::map<LogIndex, ProduceWaiter>::iterator it,
+                              Result<ProduceResult> result) {
+  auto done = std::move(it->second.done);
+  produce_waiters_.erase(it);
+  if (done) done(std::move(result));
+}
+
+void PartitionGroup::produce(SharedBuffer batch, Acks acks,
+                             std::function<void(Result<ProduceResult>)> done) {
+  if (failed()) return done(Status::unavailable(name() + ": replica failed: " + failure().message()));
+  if (!is_leader()) {
+    NodeId lead = leader();
+    return done(Status::not_leader(name() + ": not the leader" +
+                                   (lead == kNoNode ? std::string()
+                                                    : "; leader is broker " +
+                                                          std::to_string(broker_of(lead).value()))));
+  }
+  if (batch.size() > options_.batch_bytes_max) {
+    return done(Status::invalid_argument("batch of " + std::to_string(batch.size()) +
+                                         " bytes exceeds the limit of " +
+                                         std::to_string(options_.batch_bytes_max)));
+  }
+  // Re-check the shape: a batch the followers cannot store would stop every replica.
+  auto view = protocol::RecordBatchView::parse(batch.view());
+  if (!view.has_value()) return done(view.error());
+  if (view->bytes().size() != batch.size() || view->header().is_control()) {
+    return done(Status::invalid_argument("produce: exactly one non-control record batch expected"));
+  }
+  if (produce_waiters_.size() >= options_.produce_waiters_max) {
+    return done(Status::limit_exceeded(name() + ": too many produce requests in flight"));
+  }
+  Result<LogIndex> index = node().propose(std::move(batch));
+  if (!index.has_value()) return done(index.error());
+  if (on_proposed) on_proposed(this);
+  if (acks == Acks::kNone) {
+    return done(ProduceResult{KafkaOffset(-1), -1, log_start_offset()});
+  }
+  ProduceWaiter w;
+  w.term = term();
+  w.acks = acks;
+  w.deadline_ms = steady_now_ms() + options_.produce_timeout_ms;
+  w.done = std::move(done);
+  produce_waiters_[*index] = std::move(w);
+}
+
+void PartitionGroup::on_appended(const std::vector<AppendedEntry>& appended) {
+  if (appended.empty()) return;
+  LogIndex first = appended.front().index;
+  // A suffix truncation (§5.3): forget offsets from `first` on.
+  next_offset_by_index_.erase(next_offset_by_index_.lower_bound(first), next_offset_by_index_.end());
+  for (const AppendedEntry& a : appended) {
+    next_offset_by_index_[a.index] = a.next_offset;
+    auto it = produce_waiters_.find(a.index);
+    if (it == produce_waiters_.end()) continue;
+    if (it->second.term == a.term) {
+      it->second.base_offset = a.base_offset;
+    } else {
+      complete(it, Status::not_leader(name() + ": entry replaced by a newer leader"));
+    }
+  }
+}
+
+void PartitionGroup::on_local_durable(LogIndex index) {
+  if (!is_raft_leader()) return;
+  for (auto it = produce_waiters_.begin(); it != produce_waiters_.end() && it->first <= index;) {
+    auto next = std::next(it);
+    if (it->second.acks == Acks::kLeader && it->second.base_offset >= KafkaOffset(0) &&
+        it->second.term == term()) {
+      complete(it, ProduceResult{it->second.base_offset, -1, log_start_offset()});
+    }
+    it = next;
+  }
+}
+
+void PartitionGroup::on_apply(const raft::Entry& entry) {
+  auto hw = next_offset_after(entry.index);
+  if (hw.has_value()) {
+    high_watermark_ = std::max(high_watermark_, *hw);
+  } else {
+    host_->log(name() + ": cannot find offsets of entry " +
+               std::to_string(entry.index.value()) + ": " + hw.error().to_string());
+  }
+  next_offset_by_index_.erase(next_offset_by_index_.begin(),
+                              next_offset_by_index_.upper_bound(entry.index));
+  if (is_raft_leader() && entry.term == term()) leader_ready_ = true;
+  // Waiters at or below this index are decided now.
+  for (auto it = produce_waiters_.begin(); it != produce_waiters_.end() && it->first <= entry.index;) {
+    auto next = std::next(it);
+    if (it->first == entry.index && it->second.term == entry.term &&
+        it->second.base_offset >= KafkaOffset(0)) {
+      complete(it, ProduceResult{it->second.base_offset, -1, log_start_offset()});
+    } else {
+      complete(it, Status::not_leader(name() + ": entry replaced by a newer leader"));
+    }
+    it = next;
+  }
+  notify_fetchers();
+}
+
+void PartitionGroup::on_soft_state(const raft::SoftState& soft_state) {
+  if (soft_state.role != raft::Role::kLeader) leader_ready_ = false;
+}
+
+void PartitionGroup::on_snapshot_installed(const raft::Snapshot& snapshot) {
+  (void)snapshot;
+  next_offset_by_index_.clear();
+  high_watermark_ = std::max(high_watermark_, storage().log().start_offset());
+  for (auto it = produce_waiters_.begin(); it != produce_waiters_.end();) {
+    auto next = std::next(it);
+    complete(it, Status::not_leader(name() + ": replaced by a snapshot"));
+    it = next;
+  }
+}
+
+void PartitionGroup::on_failed(const Status& status) {
+  leader_ready_ = false;
+  abort_all(status);
+}
+
+void PartitionGroup::abort_all(const Status& status) {
+  while (!produce_waiters_.empty()) complete(produce_waiters_.begin(), status);
+  std::vector<FetchWaiter> waiters;
+  waiters.swap(fetch_waiters_);
+  for (FetchWaiter& w : waiters) w.ready();
+}
+
+void PartitionGroup::sweep(std::int64_t now_ms) {
+  for (auto it = produce_waiters_.begin(); it != produce_waiters_.end();) {
+    auto next = std::next(it);
+    if (it->second.deadline_ms <= now_ms) {
+      complete(it, Status::timeout(name() + ": not committed within " +
+                                   std::to_string(options_.produce_timeout_ms) + " ms"));
+    }
+    it = next;
+  }
+  std::vector<FetchWaiter> due;
+  for (auto it = fetch_waiters_.begin(); it != fetch_waiters_.end();) {
+    if (it->deadline_ms <= now_ms) {
+      due.push_back(std::move(*it));
+      it = fetch_waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (FetchWaiter& w : due) w.ready();
+}
+
+void PartitionGroup::wait_for_data(KafkaOffset offset, std::int64_t deadline_ms,
+                                   std::function<void()> ready) {
+  if (high_watermark_ > offset || deadline_ms <= steady_now_ms() || failed() ||
+      fetch_waiters_.size() >= options_.fetch_waiters_max) {
+    ready();  // data is there, the deadline passed, or no room to park: answer now
+    return;
+  }
+  fetch_waiters_.push_back(FetchWaiter{offset, deadline_ms, std::move(ready)});
+}
+
+void PartitionGroup::notify_fetchers() {
+  if (fetch_waiters_.empty()) return;
+  std::vector<FetchWaiter> due;
+  for (auto it = fetch_waiters_.begin(); it != fetch_waiters_.end();) {
+    if (high_watermark_ > it->offset) {
+      due.push_back(std::move(*it));
+      it = fetch_waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (FetchWaiter& w : due) w.ready();
+}
+
+Status PartitionGroup::append_chunks(const storage::FileSlice& slice, FetchResult* out) {
+  for (const storage::FileSlice::Extent& e : slice.extents) {
+    RecordsChunk chunk;
+    chunk.length = e.length;
+    if (slice.fd >= 0) {
+      chunk.fd = slice.fd;
+      chunk.file_offset = e.position;
+      chunk.keep_alive = slice.file;
+    } else {
+      Buffer bytes(e.length);
+      MQ_RETURN_IF_ERROR(storage::read_exact(*slice.file, e.position,
+                                             std::span<std::uint8_t>(bytes.data(), bytes.size()),
+                                             name() + " fetch"));
+      chunk.bytes = SharedBuffer(std::move(bytes));
+    }
+    out->records.push_back(std::move(chunk));
+  }
+  out->bytes += slice.total_bytes;
+  return Status::ok();
+}
+
+Result<FetchResult> PartitionGroup::fetch(KafkaOffset offset, std::uint64_t max_bytes) {
+  FetchResult result;
+  result.high_watermark = high_watermark_;
+  result.last_stable_offset = high_watermark_;
+  result.log_start_offset = log_start_offset();
+  if (offset < result.log_start_offset || offset > high_watermark_) {
+    return Status::out_of_range(name() + ": offset " + std::to_string(offset.value()) +
+                                " outside [" + std::to_string(result.log_start_offset.value()) +
+                                ", " + std::to_string(high_watermark_.value()) + "]");
+  }
+  storage::Log& log = storage().log();
+  LogIndex hi = applied() + 1;  // committed and applied entries only
+  KafkaOffset position = offset;
+  // Bounded by the batches below the high watermark; each round consumes at least one.
+  while (position < high_watermark_) {
+    std::uint64_t room = max_bytes > result.bytes ? max_bytes - result.bytes : 0;
+    if (room == 0 && !result.records.empty()) break;
+    MQ_ASSIGN_OR_RETURN(storage::FileSlice slice, log.file_slice(position, hi, std::max<std::uint64_t>(room, 1)));
+    if (slice.extents.empty()) break;
+    // Only the first batch of a response may exceed max_bytes (KIP-74).
+    if (!result.records.empty() && slice.total_bytes > room) break;
+    MQ_RETURN_IF_ERROR(append_chunks(slice, &result));
+    position = slice.last_offset + 1;
+  }
+  return result;
+}
+
+Result<std::optional<KafkaOffset>> PartitionGroup::offset_for_timestamp(std::int64_t timestamp_ms) {
+  if (timestamp_ms == -2) return std::optional<KafkaOffset>(log_start_offset());  // EARLIEST
+  if (timestamp_ms == -1) return std::optional<KafkaOffset>(high_watermark_);     // LATEST
+  MQ_ASSIGN_OR_RETURN(auto ref, storage().log().lookup_timestamp(timestamp_ms));
+  if (!ref || ref->index > applied()) return std::optional<KafkaOffset>();
+  return std::optional<KafkaOffset>(std::max(ref->base_offset, log_start_offset()));
+}
+
+Result<OffsetForEpochResult> PartitionGroup::end_offset_for_epoch(std::int32_t leader_epoch) {
+  // KIP-101/KIP-279: the end offset of the largest epoch <= the requested one, i.e. the start
+  // offset of the first entry of a larger epoch, or the log end when there is none. Epochs
+  // are Raft terms, non-decreasing along the log, so a binary search over indexes finds it.
+  storage::Log& log = storage().log();
+  if (leader_epoch < 0) return OffsetForEpochResult{-1, KafkaOffset(-1)};
+  Term wanted(static_cast<std::uint64_t>(leader_epoch));
+  LogIndex lo = log.first_index();
+  LogIndex hi = log.last_index() + 1;  // first index with term > wanted, in [lo, hi]
+  if (lo >= hi) return OffsetForEpochResult{-1, KafkaOffset(-1)};
+  while (lo < hi) {
+    LogIndex mid = lo + (hi - lo) / 2;
+    MQ_ASSIGN_OR_RETURN(Term t, log.term(mid));
+    if (t > wanted) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  if (lo == log.first_index()) return OffsetForEpochResult{-1, KafkaOffset(-1)};
+  MQ_ASSIGN_OR_RETURN(Term found, log.term(lo - 1));
+  OffsetForEpochResult result;
+  result.leader_epoch = epoch_of_term(found);
+  if (lo > log.last_index()) {
+    result.end_offset = log.next_offset();
+  } else {
+    MQ_ASSIGN_OR_RETURN(auto read, log.read(lo, lo + 1, 1));
+    if (read.empty()) return Status::internal("entry missing");
+    result.end_offset = read.front().header.base_offset;
+  }
+  return result;
+}
+
+Result<bool> PartitionGroup::apply_retention(std::uint64_t bytes_max, std::int64_t age_ms_max) {
+  storage::RetentionPolicy policy;
+  policy.bytes_max = bytes_max;
+  policy.age_ms_max = age_ms_max;
+  policy.removable_below = applied() + 1;  // only committed (and applied) data goes
+  return storage().apply_retention(policy, node().conf_state());
+}
+
+PartitionStatus PartitionGroup::status() const {
+  PartitionStatus s;
+  s.topic = options_.topic;
+  s.partition = options_.partition;
+  s.group = id();
+  s.failed = failed();
+  s.high_watermark = high_watermark_;
+  s.log_start_offset = log_start_offset();
+  s.log_end_offset = storage().log().next_offset();
+  s.is_leader = is_leader();
+  if (!started()) return s;
+  raft::NodeStatus ns = node().status();
+  s.term = ns.hard_state.term;
+  s.commit_index = ns.hard_state.commit;
+  s.applied_index = ns.applied;
+  s.last_index = ns.last_index;
+  if (ns.soft_state.leader != kNoNode) s.leader = broker_of(ns.soft_state.leader);
+  for (NodeId v : ns.conf_state.voters) s.voters.push_back(broker_of(v));
+  for (NodeId l : ns.conf_state.learners) s.learners.push_back(broker_of(l));
+  for (const auto& [node, progress] : ns.progress) {
+    ReplicaLag lag;
+    lag.broker = broker_of(node);
+    lag.match = progress.match;
+    lag.lag_entries = ns.last_index > progress.match ? ns.last_index - progress.match : 0;
+    lag.learner = progress.learner;
+    s.replicas.push_back(lag);
+  }
+  return s;
+}
+
+}  // namespace mq::cluster

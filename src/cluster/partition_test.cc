@@ -1,0 +1,186 @@
+// Offset stamping, high-watermark math and leader-epoch lookup of a partition replica, on the
+// in-memory file system (no threads: durability by Log::sync()).
+#include <gtest/gtest.h>
+
+#include "cluster/group_storage.h"
+#include "cluster/partition.h"
+#include "protocol/record_batch.h"
+#include "base/le_codec.h"
+#include "storage/memory_file_system.h"
+
+namespace mq::cluster {
+namespace {
+
+SharedBuffer batch(int records, std::int64_t timestamp = 1000) {
+  std::vector<protocol::RecordInput> inputs;
+  for (int i = 0; i < records; ++i) {
+    protocol::RecordInput r;
+    r.value = Buffer(std::string_view("r" + std::to_string(i)));
+    r.timestamp = timestamp + i;
+    inputs.push_back(std::move(r));
+  }
+  return SharedBuffer(*protocol::build_record_batch({}, inputs));
+}
+
+raft::Entry entry(std::uint64_t index, std::uint64_t term, raft::EntryType type, SharedBuffer p = {}) {
+  return raft::Entry{Term(term), LogIndex(index), type, std::move(p)};
+}
+
+class NullHost : public GroupHost {
+ public:
+  bool send_message(GroupId, raft::Message) override { return true; }
+  void log(std::string_view) override {}
+};
+
+class ClusterPartitionStorage : public ::testing::Test {
+ protected:
+  std::unique_ptr<GroupStorage> open() {
+    GroupStorageOptions o;
+    o.directory = "/p";
+    o.name = "t-0";
+    o.bootstrap.voters = {NodeId(1)};
+    auto s = GroupStorage::open(&fs_, &clock_, nullptr, o);
+    MQ_ASSERT(s.has_value(), "%s", s.error().to_string().c_str());
+    return std::move(*s);
+  }
+  storage::MemoryFileSystem fs_;
+  storage::ManualClock clock_{1000};
+};
+
+TEST_F(ClusterPartitionStorage, StampsDenseOffsetsAndStoresRaftEntriesAsControlBatches) {
+  auto s = open();
+  raft::ConfChange cc;
+  cc.changes.push_back({raft::ConfChangeType::kAddLearner, NodeId(2)});
+  std::vector<raft::Entry> entries = {
+      entry(1, 1, raft::EntryType::kNoop),
+      entry(2, 1, raft::EntryType::kNormal, batch(3)),
+      entry(3, 2, raft::EntryType::kNormal, batch(2)),
+      entry(4, 2, raft::EntryType::kConfChange, cc.encode()),
+  };
+  std::vector<AppendedEntry> appended;
+  ASSERT_TRUE(s->append(entries, &appended).is_ok());
+  ASSERT_EQ(appended.size(), 4u);
+  EXPECT_EQ(appended[0].base_offset, KafkaOffset(0));
+  EXPECT_EQ(appended[1].base_offset, KafkaOffset(1));
+  EXPECT_EQ(appended[1].next_offset, KafkaOffset(4));
+  EXPECT_EQ(appended[2].base_offset, KafkaOffset(4));
+  EXPECT_EQ(appended[3].base_offset, KafkaOffset(6));
+  EXPECT_EQ(s->log().next_offset(), KafkaOffset(7));
+
+  auto back = s->entries(LogIndex(1), LogIndex(5), UINT64_MAX);
+  ASSERT_TRUE(back.has_value());
+  ASSERT_EQ(back->size(), 4u);
+  EXPECT_EQ((*back)[0].type, raft::EntryType::kNoop);
+  EXPECT_TRUE((*back)[0].payload.empty());
+  EXPECT_EQ((*back)[3].type, raft::EntryType::kConfChange);
+  EXPECT_EQ(raft::ConfChange::decode((*back)[3].payload.view()), cc);
+  // The stored batch carries its offsets and the term as leader epoch; the CRC still holds.
+  auto view = protocol::RecordBatchView::parse((*back)[2].payload.view());
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->header().base_offset, 4);
+  EXPECT_EQ(view->header().partition_leader_epoch, 2);
+  // The no-op on disk is a control batch clients skip.
+  auto raw = s->log().read(LogIndex(1), LogIndex(2), 1);
+  ASSERT_TRUE(raw.has_value());
+  auto control = protocol::RecordBatchView::parse((*raw)[0].payload.view());
+  ASSERT_TRUE(control.has_value());
+  EXPECT_TRUE(control->header().is_control());
+
+  // A conflicting suffix (§5.3) is replaced and offsets are reassigned from the cut.
+  appended.clear();
+  ASSERT_TRUE(s->append({entry(3, 3, raft::EntryType::kNormal, batch(5))}, &appended).is_ok());
+  EXPECT_EQ(appended[0].base_offset, KafkaOffset(4));
+  EXPECT_EQ(s->log().next_offset(), KafkaOffset(9));
+  EXPECT_EQ(*s->term(LogIndex(3)), Term(3));
+  EXPECT_EQ(s->last_index(), LogIndex(3));
+}
+
+TEST_F(ClusterPartitionStorage, MalformedBatchIsRefusedNotStored) {
+  auto s = open();
+  Buffer junk(std::string_view("not a record batch at all, definitely not"));
+  Status st = s->append({entry(1, 1, raft::EntryType::kNormal, SharedBuffer(junk.view()))}, nullptr);
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_EQ(s->log().last_index(), LogIndex(0));
+}
+
+TEST_F(ClusterPartitionStorage, HardStateAndCheckpointSurviveReopen) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s->append({entry(1, 1, raft::EntryType::kNoop), entry(2, 1, raft::EntryType::kNormal, batch(1))},
+                          nullptr).is_ok());
+    ASSERT_TRUE(s->log().sync().is_ok());
+    auto written = s->save_hard_state(raft::HardState{Term(1), NodeId(1), LogIndex(2)});
+    ASSERT_TRUE(written.has_value() && *written);
+    // Only commit changed: nothing is written.
+    auto again = s->save_hard_state(raft::HardState{Term(1), NodeId(1), LogIndex(2)});
+    ASSERT_TRUE(again.has_value() && !*again);
+    raft::ConfState cs;
+    cs.voters = {NodeId(1), NodeId(2)};
+    ASSERT_TRUE(s->checkpoint(LogIndex(2), cs, true).is_ok());
+  }
+  auto s = open();
+  auto [hs, cs] = s->initial_state();
+  EXPECT_EQ(hs.term, Term(1));
+  EXPECT_EQ(hs.vote, NodeId(1));
+  EXPECT_EQ(hs.commit, LogIndex(2));
+  EXPECT_EQ(cs.voters, (std::vector<NodeId>{NodeId(1), NodeId(2)}));
+  EXPECT_EQ(s->restart_applied(), LogIndex(2));
+}
+
+TEST_F(ClusterPartitionStorage, SnapshotInstallRestartsTheLogAtTheLeadersStart) {
+  auto s = open();
+  raft::Snapshot snap;
+  snap.meta.index = LogIndex(100);
+  snap.meta.term = Term(4);
+  snap.meta.conf_state.voters = {NodeId(1), NodeId(2), NodeId(3)};
+  Buffer data;
+  le::put_u64(data, 5000);
+  snap.data = SharedBuffer(std::move(data));
+  ASSERT_TRUE(s->install_snapshot(snap).is_ok());
+  EXPECT_EQ(s->first_index(), LogIndex(101));
+  EXPECT_EQ(*s->term(LogIndex(100)), Term(4));
+  EXPECT_EQ(s->log().next_offset(), KafkaOffset(5000));
+  std::vector<AppendedEntry> appended;
+  ASSERT_TRUE(s->append({entry(101, 4, raft::EntryType::kNormal, batch(2))}, &appended).is_ok());
+  EXPECT_EQ(appended[0].base_offset, KafkaOffset(5000));
+  // Our snapshot answers with the same start for followers further behind.
+  auto ours = s->snapshot();
+  ASSERT_TRUE(ours.has_value());
+  EXPECT_EQ(ours->meta.index, LogIndex(100));
+  EXPECT_EQ(le::decode_u64(ours->data.data()), 5000u);
+}
+
+TEST_F(ClusterPartitionStorage, EndOffsetForEpochFindsTheLargestEpochNotAboveTheRequest) {
+  auto storage = open();
+  // Terms 1,1 | 3,3 | 5: offsets 0 | 1-2 (batch of 2), 3 | 4 | 5-7.
+  ASSERT_TRUE(storage
+                  ->append({entry(1, 1, raft::EntryType::kNoop),
+                            entry(2, 1, raft::EntryType::kNormal, batch(2)),
+                            entry(3, 3, raft::EntryType::kNoop),
+                            entry(4, 3, raft::EntryType::kNormal, batch(1)),
+                            entry(5, 5, raft::EntryType::kNormal, batch(3))},
+                           nullptr)
+                  .is_ok());
+  NullHost host;
+  RaftGroupOptions go;
+  go.group = GroupId(1);
+  go.name = "t-0";
+  go.raft.id = NodeId(1);
+  PartitionGroup p(&host, go, PartitionOptions{}, std::move(storage));
+  auto check = [&](std::int32_t requested, std::int32_t epoch, std::int64_t end) {
+    auto r = p.end_offset_for_epoch(requested);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->leader_epoch, epoch) << "requested " << requested;
+    EXPECT_EQ(r->end_offset, KafkaOffset(end)) << "requested " << requested;
+  };
+  check(0, -1, -1);  // before the first epoch
+  check(1, 1, 3);    // epoch 1 ends where epoch 3 starts
+  check(2, 1, 3);    // no epoch 2: the largest below it
+  check(3, 3, 5);
+  check(4, 3, 5);
+  check(5, 5, 8);  // the last epoch ends at the log end
+  check(9, 5, 8);
+}
+
+}  // namespace
+}  // namespace mq::cluster

@@ -1,0 +1,145 @@
+#include "cluster/raft_group.h"
+
+namespace mq::cluster {
+
+RaftGroup::RaftGroup(GroupHost* host, RaftGroupOptions options,
+                     std::unique_ptr<GroupStorage> storage)
+    : host_(host), options_(std::move(options)), storage_(std::move(storage)) {
+  MQ_ASSERT(host_ != nullptr);
+  MQ_ASSERT(storage_ != nullptr);
+}
+
+RaftGroup::~RaftGroup() = default;
+
+Status RaftGroup::start() {
+  MQ_ASSERT(node_ == nullptr, "RaftGroup::start called twice");
+  raft::Config config = options_.raft;
+  config.applied = storage_->restart_applied();
+  MQ_ASSIGN_OR_RETURN(node_, raft::RawNode::create(config, storage_.get()));
+  applied_ = config.applied;
+  commit_ = config.applied;
+  last_checkpoint_ = config.applied;
+  term_ = storage_->hard_state().term;
+  return Status::ok();
+}
+
+void RaftGroup::tick() {
+  if (node_ == nullptr || failed()) return;
+  node_->tick();
+}
+
+void RaftGroup::step(const raft::Message& message) {
+  if (node_ == nullptr || failed()) return;
+  Status s = node_->step(message);
+  if (!s.is_ok()) {
+    host_->log(options_.name + ": dropped message " + raft::describe(message) + ": " + s.to_string());
+  }
+}
+
+void RaftGroup::report_unreachable(NodeId node) {
+  if (node_ == nullptr || failed()) return;
+  node_->report_unreachable(node);
+}
+
+void RaftGroup::pump() {
+  // Bounded: each iteration either parks (waits for the flusher) or advances the core.
+  for (int round = 0; round < 64; ++round) {
+    if (node_ == nullptr || failed() || parked_ || !node_->has_ready()) return;
+    process(node_->ready());
+  }
+}
+
+void RaftGroup::send_all(std::vector<raft::Message>& messages) {
+  for (raft::Message& m : messages) {
+    bool is_snapshot = m.type == raft::MessageType::kSnapshot;
+    NodeId to = m.to;
+    bool sent = host_->send_message(options_.group, std::move(m));
+    // The transport streams the snapshot in chunks; the follower acknowledges it with an
+    // append response, and a lost one is retried after the leader's probe (etcd
+    // ReportSnapshot semantics).
+    if (is_snapshot) node_->report_snapshot(to, sent);
+  }
+  messages.clear();
+}
+
+void RaftGroup::process(raft::Ready rd) {
+  if (rd.soft_state) {
+    soft_state_ = *rd.soft_state;
+    on_soft_state(soft_state_);
+  }
+  send_all(rd.messages);
+  if (rd.snapshot) {
+    Status s = storage_->install_snapshot(*rd.snapshot);
+    if (!s.is_ok()) return fail(std::move(s));
+    on_snapshot_installed(*rd.snapshot);
+    applied_ = std::max(applied_, rd.snapshot->meta.index);
+  }
+  if (!rd.entries_to_persist.empty()) {
+    std::vector<AppendedEntry> appended;
+    Status s = storage_->append(rd.entries_to_persist, &appended);
+    if (!s.is_ok()) return fail(std::move(s));
+    on_appended(appended);
+  }
+  if (rd.hard_state) {
+    auto written = storage_->save_hard_state(*rd.hard_state);
+    if (!written.has_value()) return fail(written.error());
+    term_ = rd.hard_state->term;
+    commit_ = std::max(commit_, rd.hard_state->commit);
+  }
+  if (!rd.entries_to_persist.empty()) {
+    LogIndex need = rd.entries_to_persist.back().index;
+    if (storage_->durable_index() < need) {
+      parked_until_ = need;
+      parked_ = std::move(rd);
+      return;
+    }
+  }
+  finish(std::move(rd));
+}
+
+void RaftGroup::finish(raft::Ready rd) {
+  send_all(rd.messages_after_persist);
+  bool conf_changed = rd.snapshot.has_value();
+  for (const raft::Entry& e : rd.committed_entries) {
+    conf_changed |= e.type == raft::EntryType::kConfChange;
+    applied_ = e.index;
+    on_apply(e);
+  }
+  node_->advance(rd);
+  conf_changed_since_checkpoint_ |= conf_changed;
+  if (conf_changed_since_checkpoint_ ||
+      applied_ - last_checkpoint_ >= options_.checkpoint_interval_entries) {
+    checkpoint_now();
+  }
+}
+
+void RaftGroup::checkpoint_now() {
+  if (node_ == nullptr || failed()) return;
+  Status s = storage_->checkpoint(applied_, node_->conf_state(), conf_changed_since_checkpoint_);
+  if (!s.is_ok()) return fail(std::move(s));
+  conf_changed_since_checkpoint_ = false;
+  last_checkpoint_ = applied_;
+}
+
+void RaftGroup::on_durable(LogIndex index) {
+  if (node_ == nullptr || failed()) return;
+  on_local_durable(index);
+  if (parked_ && index >= parked_until_) {
+    raft::Ready rd = std::move(*parked_);
+    parked_.reset();
+    finish(std::move(rd));
+    pump();
+  }
+}
+
+void RaftGroup::fail(Status status) {
+  // A storage failure (disk full, EIO, fsync error) stops this replica: it neither acks nor
+  // votes any more, and the rest of the group carries on without it (docs/cluster.md).
+  host_->log(options_.name + ": replica stopped: " + status.to_string());
+  failed_ = std::move(status);
+  parked_.reset();
+  soft_state_ = raft::SoftState{};
+  on_failed(failed_);
+}
+
+}  // namespace mq::cluster

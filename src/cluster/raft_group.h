@@ -1,0 +1,117 @@
+// RaftGroup: hosts one raft::RawNode on the broker's event loop and carries out its Ready
+// contract (ready.h, docs/raft_driver.md) against a GroupStorage and the transport:
+//
+//   1. `messages` are handed to the transport at once (the leader's disk write runs in
+//      parallel with replication, thesis §10.2.1);
+//   2. a received snapshot is installed, `entries_to_persist` appended to the Log (page
+//      cache), the hard state written when term/vote changed (synchronously: rare);
+//   3. if the appended entries are not yet durable, the group parks the Ready until the
+//      storage Flusher (group commit, its own thread) reports them durable — the report is
+//      posted back to the loop and arrives through on_durable(); meanwhile tick/step/propose
+//      continue and new proposals accumulate for the next Ready (batching);
+//   4. `messages_after_persist` are sent, `committed_entries` applied (subclass hook), and
+//      advance() called; the applied index is checkpointed now and then.
+//
+// Subclasses (PartitionGroup, ControllerGroup) implement the state machine hooks.
+// Not thread-safe: event loop only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "cluster/group_storage.h"
+#include "raft/raw_node.h"
+
+namespace mq::cluster {
+
+// What a group needs from its host (the Node).
+class GroupHost {
+ public:
+  virtual ~GroupHost() = default;
+  // Sends a Raft message of `group` to node `to` (never blocks; may drop).
+  virtual bool send_message(GroupId group, raft::Message message) = 0;
+  virtual void log(std::string_view line) = 0;
+};
+
+struct RaftGroupOptions {
+  GroupId group;
+  std::string name;
+  raft::Config raft;  // id, ticks, limits, seed
+  // Checkpoint the applied index every this many applied entries (bounds re-application
+  // work after a restart).
+  std::uint64_t checkpoint_interval_entries = 4096;
+};
+
+class RaftGroup {
+ public:
+  RaftGroup(GroupHost* host, RaftGroupOptions options, std::unique_ptr<GroupStorage> storage);
+  virtual ~RaftGroup();
+  RaftGroup(const RaftGroup&) = delete;
+  RaftGroup& operator=(const RaftGroup&) = delete;
+
+  // Creates the RawNode from the storage's state. Call once.
+  Status start();
+
+  void tick();
+  void step(const raft::Message& message);
+  // Processes Readies until none is pending or one waits for durability.
+  void pump();
+  // The Flusher made the log durable up to `index` (posted to the loop).
+  void on_durable(LogIndex index);
+  void report_unreachable(NodeId node);
+  // Checkpoints the applied index now (shutdown).
+  void checkpoint_now();
+
+  GroupId id() const { return options_.group; }
+  const std::string& name() const { return options_.name; }
+  raft::RawNode& node() { return *node_; }
+  const raft::RawNode& node() const { return *node_; }
+  bool started() const { return node_ != nullptr; }
+  bool failed() const { return !failed_.is_ok(); }
+  const Status& failure() const { return failed_; }
+  bool is_raft_leader() const { return soft_state_.role == raft::Role::kLeader; }
+  NodeId leader() const { return soft_state_.leader; }
+  Term term() const { return term_; }
+  LogIndex applied() const { return applied_; }
+  LogIndex commit() const { return commit_; }
+  GroupStorage& storage() { return *storage_; }
+  const GroupStorage& storage() const { return *storage_; }
+
+ protected:
+  // Hooks, all on the loop.
+  virtual void on_appended(const std::vector<AppendedEntry>& appended) { (void)appended; }
+  virtual void on_apply(const raft::Entry& entry) = 0;
+  virtual void on_local_durable(LogIndex index) { (void)index; }
+  virtual void on_soft_state(const raft::SoftState& soft_state) { (void)soft_state; }
+  virtual void on_snapshot_installed(const raft::Snapshot& snapshot) { (void)snapshot; }
+  virtual void on_failed(const Status& status) { (void)status; }
+
+  GroupHost* host_;
+
+ private:
+  void process(raft::Ready ready);
+  void finish(raft::Ready ready);
+  void fail(Status status);
+  void send_all(std::vector<raft::Message>& messages);
+
+  RaftGroupOptions options_;
+  std::unique_ptr<GroupStorage> storage_;
+  std::unique_ptr<raft::RawNode> node_;
+  raft::SoftState soft_state_;
+  Term term_;
+  LogIndex applied_;
+  LogIndex commit_;
+  // A Ready whose entries wait for the Flusher; set => no ready() until it is finished.
+  std::optional<raft::Ready> parked_;
+  LogIndex parked_until_;
+  LogIndex last_checkpoint_;
+  bool conf_changed_since_checkpoint_ = false;
+  Status failed_;
+};
+
+}  // namespace mq::cluster

@@ -1,0 +1,76 @@
+// Test harness: in-process brokers, each a cluster::Node on its own io_context thread, on
+// loopback with ephemeral ports and temporary data directories. Test-only.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/node.h"
+
+namespace mq::cluster::testing {
+
+// A free loopback TCP port (bound then released; a tiny race that tests accept).
+std::uint16_t free_port();
+std::string make_temp_dir(const std::string& prefix);
+
+class TestBroker {
+ public:
+  explicit TestBroker(NodeConfig config);
+  ~TestBroker();
+
+  Status start();
+  // Stops as a crash would (no leadership transfer, no checkpoint) and joins the thread.
+  void kill();
+  // Graceful shutdown (transfer leadership), then joins the thread.
+  void shutdown();
+  bool running() const { return node_ != nullptr; }
+
+  // Runs fn on the broker's loop and returns its result.
+  template <typename F>
+  auto call(F fn) -> decltype(fn(std::declval<Node&>())) {
+    using R = decltype(fn(std::declval<Node&>()));
+    std::promise<R> promise;
+    auto future = promise.get_future();
+    asio::post(*io_, [&] {
+      if constexpr (std::is_void_v<R>) {
+        fn(*node_);
+        promise.set_value();
+      } else {
+        promise.set_value(fn(*node_));
+      }
+    });
+    return future.get();
+  }
+  // Runs an asynchronous operation (it calls `reply` on the loop) and waits for the reply.
+  template <typename T>
+  T call_async(std::function<void(Node&, std::function<void(T)>)> start) {
+    auto promise = std::make_shared<std::promise<T>>();
+    auto future = promise->get_future();
+    asio::post(*io_, [&, promise] { start(*node_, [promise](T value) { promise->set_value(std::move(value)); }); });
+    return future.get();
+  }
+
+  const NodeConfig& config() const { return config_; }
+  Node& node_unsafe() { return *node_; }
+
+ private:
+  void join();
+  NodeConfig config_;
+  std::unique_ptr<asio::io_context> io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
+  std::unique_ptr<Node> node_;
+  std::thread thread_;
+};
+
+// Polls `predicate` every 10 ms until it holds or `timeout` passes.
+bool wait_until(std::function<bool()> predicate, std::chrono::milliseconds timeout);
+
+}  // namespace mq::cluster::testing

@@ -69,9 +69,12 @@ class Broker:
         self.proc = None
 
     def args(self):
+        prefix = []
+        if os.environ.get("RAFTMQ_GDB"):
+            prefix = ["gdb", "-batch", "-ex", "run", "-ex", "bt", "--args"]
         peers = ",".join("%d@127.0.0.1:%d:%d" % (b.id, b.rpc_port, b.kafka_port)
                          for b in self.cluster.brokers)
-        return [self.cluster.binary, "serve", "--broker-id", str(self.id),
+        return prefix + [self.cluster.binary, "serve", "--broker-id", str(self.id),
                 "--kafka-port", str(self.kafka_port), "--rpc-port", str(self.rpc_port),
                 "--data-dir", self.data_dir, "--peers", peers,
                 "--cluster-id", "raftmq-integration"] + self.cluster.extra_args
@@ -150,6 +153,8 @@ class Cluster:
                 print("---- broker %d log tail ----\n%s" % (b.id, b.tail()), flush=True)
         if not failed or not os.environ.get("RAFTMQ_KEEP_DATA"):
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if failed and kind is None:
+            raise AssertionError("a broker did not shut down cleanly (see above)")
         return False
 
     def skip_if_serve_unavailable(self):
@@ -177,7 +182,26 @@ class Cluster:
                 raise RuntimeError("brokers %s not ready in %ds" % ([b.id for b in pending],
                                                                    timeout))
             time.sleep(0.1)
-        log("brokers ready:", [b.id for b in (brokers or self.brokers)])
+        # Then the cluster view: every live broker lists all live brokers and all of them name
+        # the same controller (before the controller group has a leader each names itself).
+        live = [b for b in self.brokers if b.alive()]
+        last = None
+        while True:
+            try:
+                views = [metadata("127.0.0.1:%d" % b.kafka_port, timeout=5) for b in live]
+                last = [(md.controller_id, len(md.brokers)) for md in views]
+                controllers = {md.controller_id for md in views}
+                if (len(controllers) == 1 and min(controllers) >= 0 and
+                        all(len(md.brokers) >= len(live) for md in views)):
+                    break
+            except Exception as e:  # noqa: BLE001 - retried until the deadline
+                last = repr(e)
+            if time.monotonic() > deadline:
+                raise RuntimeError("no agreed controller / brokers missing after %ds: %s" %
+                                   (timeout, last))
+            time.sleep(0.2)
+        log("brokers ready:", [b.id for b in (brokers or self.brokers)], "controller",
+            last[0][0])
 
     def live_bootstrap(self):
         return ",".join("127.0.0.1:%d" % b.kafka_port for b in self.brokers if b.alive())
@@ -218,9 +242,15 @@ def create_topic_cli(cluster, topic, partitions=3, replication=3, configs=()):
             "--partitions", str(partitions), "--replication-factor", str(replication)]
     for c in configs:
         args += ["--config", c]
-    out = subprocess.run(args, capture_output=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError("topic create failed: %s %s" % (out.stdout, out.stderr))
+    for attempt in range(20):
+        out = subprocess.run(args, capture_output=True, timeout=60)
+        if out.returncode == 0:
+            break
+        # A controller election right after startup: the client is told NOT_CONTROLLER.
+        if b"NOT_CONTROLLER" not in out.stderr or attempt == 19:
+            raise RuntimeError("topic create failed: %s %s" % (out.stdout, out.stderr))
+        log("topic create: NOT_CONTROLLER, retrying")
+        time.sleep(0.5)
     return wait_topic_ready(cluster.bootstrap, topic, partitions, replication)
 
 

@@ -56,7 +56,12 @@ def consume(cluster, topic, expected):
         if msg is None:
             continue
         if msg.error():
-            raise KafkaException(msg.error())
+            # The group machinery (group.id is mandatory here) finds no coordinator API on a
+            # broker without consumer groups; that is reported but does not stop fetching.
+            if msg.error().fatal():
+                raise KafkaException(msg.error())
+            harness.log("consumer:", msg.error())
+            continue
         out.append((msg.key().decode(), msg.value().decode(), msg.partition(), msg.offset()))
     consumer.close()
     return out

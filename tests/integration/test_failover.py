@@ -31,7 +31,8 @@ class Stream:
             "topic.metadata.refresh.interval.ms": 1000, "socket.timeout.ms": 5000,
             "queue.buffering.max.messages": 20000})
         self.acked = {}          # seq -> offset
-        self.ack_times = []      # monotonic time of each ack, in order
+        self.ack_times = []      # (monotonic time of the delivery report, seq), in order
+        self.sent_at = []        # seq -> monotonic time produce() was called
         self.failed = 0
         self.lock = threading.Lock()
         self.stop_flag = False
@@ -43,8 +44,9 @@ class Stream:
             if err is not None:
                 self.failed += 1
                 return
-            self.acked[int(msg.value().decode().split("|")[0])] = msg.offset()
-            self.ack_times.append(now)
+            seq = int(msg.value().decode().split("|")[0])
+            self.acked[seq] = msg.offset()
+            self.ack_times.append((now, seq))
 
     def run(self):
         seq = 0
@@ -52,6 +54,8 @@ class Stream:
             if len(self.producer) > 2000:   # bounded in flight: pace to the acks
                 self.producer.poll(0.01)
                 continue
+            with self.lock:
+                self.sent_at.append(time.monotonic())
             self.producer.produce(TOPIC, key=b"k", value=("%d|payload" % seq).encode(),
                                   on_delivery=self.on_delivery)
             seq += 1
@@ -61,10 +65,13 @@ class Stream:
         self.producer.flush(120)
 
     def first_ack_after(self, t, timeout):
+        """The acknowledgement time of the first write issued after t: only a new leader can
+        acknowledge it, so this measures the failover pause as a producer sees it (delivery
+        reports of writes acknowledged before the kill may still be arriving)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
-                later = [a for a in self.ack_times[-5000:] if a > t]
+                later = [a for a, seq in self.ack_times[-20000:] if self.sent_at[seq] >= t]
             if later:
                 return min(later)
             time.sleep(0.005)
@@ -82,6 +89,39 @@ def wait_isr(cluster, replicas, timeout=60):
             pass
         time.sleep(0.2)
     raise RuntimeError("ISR of %s not back to %d in %ds" % (TOPIC, replicas, timeout))
+
+
+def agreed_leader(cluster, timeout=30):
+    """The partition leader as every live broker reports it, twice in a row (no election in
+    progress)."""
+    deadline = time.monotonic() + timeout
+    previous = None
+    while time.monotonic() < deadline:
+        try:
+            views = {harness.metadata("127.0.0.1:%d" % b.kafka_port, TOPIC)[0][0]
+                     for b in cluster.brokers if b.alive()}
+        except Exception:  # noqa: BLE001 - retried
+            views = set()
+        if len(views) == 1 and min(views) >= 0:
+            leader = min(views)
+            if leader == previous:
+                return leader
+            previous = leader
+        time.sleep(0.2)
+    raise RuntimeError("brokers do not agree on the leader of %s" % TOPIC)
+
+
+def wait_acks_flowing(stream, count=200, timeout=60):
+    """Waits until `count` more writes were acknowledged (the producer is streaming)."""
+    deadline = time.monotonic() + timeout
+    with stream.lock:
+        start = len(stream.acked)
+    while time.monotonic() < deadline:
+        with stream.lock:
+            if len(stream.acked) >= start + count:
+                return
+        time.sleep(0.01)
+    raise RuntimeError("the producer is not getting acknowledgements")
 
 
 def read_back(cluster, end_offset):
@@ -109,8 +149,9 @@ def main():
         stream.thread.start()
         pauses = []
         for kill in range(options.kills):
-            time.sleep(1.0)  # steady state
-            leader, _, _ = wait_isr(cluster, 3)
+            wait_isr(cluster, 3)
+            wait_acks_flowing(stream)   # steady state: writes are being acknowledged
+            leader = agreed_leader(cluster)
             with stream.lock:
                 before = len(stream.acked)
             t_kill = time.monotonic()

@@ -1,0 +1,59 @@
+// Configuration of `raftmq serve`: a file of `name = value` lines (# comments) and command-line
+// flags `--name value` with the same names; flags override the file. Every bound is a named
+// option with its unit in the name (docs/operations.md lists them all, generated from
+// option_table()).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "kafka/server_config.h"
+
+namespace mq::broker {
+
+struct PeerAddress {
+  std::int32_t broker_id = 0;
+  std::string host;
+  std::uint16_t rpc_port = 0;
+  std::uint16_t kafka_port = 0;
+};
+
+struct BrokerConfig {
+  std::int32_t broker_id = 1;
+  std::string cluster_id = "raftmq";
+  std::string data_dir = "./raftmq-data/broker-1";
+  // Kafka listener (kafka.listen_host/kafka.port are in `kafka`); the host clients are told.
+  std::string advertised_host = "127.0.0.1";
+  std::string rpc_host = "127.0.0.1";
+  std::uint16_t rpc_port = 19092;
+  // All brokers of the cluster (this one included), by Raft RPC address. Empty: single broker.
+  std::vector<PeerAddress> peers;
+  std::int32_t default_partitions = 1;
+  std::int16_t default_replication_factor = -1;  // -1: min(3, brokers)
+  std::int64_t shutdown_timeout_ms = 10'000;
+  kafka::ServerConfig kafka;
+};
+
+struct OptionInfo {
+  std::string name;
+  std::string help;
+  std::function<Status(BrokerConfig&, const std::string&)> set;
+  std::function<std::string(const BrokerConfig&)> get;
+};
+const std::vector<OptionInfo>& option_table();
+
+// Applies one option by name (file key or flag name without the dashes).
+Status set_option(BrokerConfig& config, const std::string& name, const std::string& value);
+// Reads a configuration file into `config`.
+Status load_config_file(const std::string& path, BrokerConfig& config);
+// Parses `--name value` / `--name=value` flags (after the file named by --config, if any).
+Result<BrokerConfig> parse_serve_args(const std::vector<std::string>& args);
+// Checks cross-option rules (this broker among the peers, distinct ports, ...).
+Status validate(const BrokerConfig& config);
+// "peers = 1@127.0.0.1:19092:9092,2@127.0.0.1:19093:9093" (id@host:rpc_port:kafka_port)
+Result<std::vector<PeerAddress>> parse_peers(const std::string& text);
+
+}  // namespace mq::broker

@@ -1,0 +1,49 @@
+#include "kafka/api_table.h"
+
+#include <array>
+
+#include "base/assert.h"
+#include "protocol/gen/messages.h"
+
+namespace mq::kafka {
+namespace {
+
+constexpr std::array kSupported = {
+    SupportedApi{0, "Produce", 0, 10},        // v10: current leader + node endpoints (KIP-951)
+    SupportedApi{1, "Fetch", 0, 15},          // v13: topic ids; v15: replica state
+    SupportedApi{2, "ListOffsets", 0, 6},     // v7 (max timestamp, -3) not implemented
+    SupportedApi{3, "Metadata", 0, 12},       // v10+: topic ids
+    SupportedApi{18, "ApiVersions", 0, 3},    // v3: flexible (KIP-511)
+    SupportedApi{19, "CreateTopics", 0, 7},   // v7: topic ids in the response
+    SupportedApi{20, "DeleteTopics", 0, 6},   // v6: delete by topic id
+    SupportedApi{23, "OffsetForLeaderEpoch", 0, 4},
+    SupportedApi{32, "DescribeConfigs", 0, 4},
+    SupportedApi{37, "CreatePartitions", 0, 3},
+    SupportedApi{60, "DescribeCluster", 0, 1},
+};
+
+}  // namespace
+
+std::span<const SupportedApi> supported_apis() {
+  // Every served version must be decodable by the generated codec.
+  static const bool checked = [] {
+    for (const SupportedApi& api : kSupported) {
+      const protocol::ApiSpec* spec = protocol::find_api(api.api_key);
+      MQ_ASSERT(spec != nullptr, "api %d not generated", api.api_key);
+      MQ_ASSERT(spec->min_version <= api.min_version && api.max_version <= spec->max_version,
+                "api %d: advertised range outside the schema", api.api_key);
+    }
+    return true;
+  }();
+  (void)checked;
+  return kSupported;
+}
+
+const SupportedApi* find_supported_api(std::int16_t api_key) {
+  for (const SupportedApi& api : supported_apis()) {
+    if (api.api_key == api_key) return &api;
+  }
+  return nullptr;
+}
+
+}  // namespace mq::kafka

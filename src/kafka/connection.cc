@@ -1,0 +1,208 @@
+#include "kafka/connection.h"
+
+#include <asio/buffer.hpp>
+#include <asio/write.hpp>
+#include <cstdio>
+
+#include "kafka/api_table.h"
+#include "protocol/headers.h"
+
+namespace mq::kafka {
+
+Connection::Connection(asio::ip::tcp::socket socket, const ServerConfig& config,
+                       cluster::ClusterApi& cluster, asio::io_context& io,
+                       std::function<void(Connection*)> on_closed)
+    : socket_(std::move(socket)),
+      config_(config),
+      cluster_(cluster),
+      io_(io),
+      on_closed_(std::move(on_closed)),
+      chunk_(config.read_chunk_bytes) {
+  MQ_ASSERT(config.read_chunk_bytes > 0);
+  MQ_ASSERT(config.inflight_requests_per_connection_max > 0);
+}
+
+void Connection::start() {
+  std::error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  read_more();
+}
+
+void Connection::close(const char* reason) {
+  if (closed_) return;
+  closed_ = true;
+  (void)reason;
+  std::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  slots_.clear();
+  if (on_closed_) {
+    auto callback = std::move(on_closed_);
+    callback(this);
+  }
+}
+
+bool Connection::may_read() const {
+  return !closed_ && !reading_ && slots_.size() < config_.inflight_requests_per_connection_max &&
+         response_bytes_ < config_.buffered_response_bytes_per_connection_max;
+}
+
+void Connection::read_more() {
+  if (!may_read()) return;
+  reading_ = true;
+  socket_.async_read_some(asio::buffer(chunk_),
+                          [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
+                            self->on_read(ec, n);
+                          });
+}
+
+void Connection::on_read(const std::error_code& ec, std::size_t n) {
+  reading_ = false;
+  if (closed_) return;
+  if (ec) {
+    close("read failed or peer closed");
+    return;
+  }
+  read_buffer_.append(chunk_.data(), n);
+  if (!process_frames()) return;
+  read_more();
+}
+
+bool Connection::process_frames() {
+  if (processing_) return !closed_;  // re-entered from a synchronous completion
+  processing_ = true;
+  std::size_t consumed = 0;
+  while (!closed_ && slots_.size() < config_.inflight_requests_per_connection_max) {
+    BufferView rest = read_buffer_.view().subspan(consumed);
+    Result<protocol::FrameInfo> info = protocol::peek_frame(rest, config_.frame_size_bytes_max);
+    if (!info.has_value()) {
+      processing_ = false;
+      close("oversized or negative frame size");  // refused before allocating the frame
+      return false;
+    }
+    if (!info->complete) break;
+    BufferView payload = rest.subspan(protocol::kFramePrefixBytes, info->payload_bytes);
+    consumed += protocol::kFramePrefixBytes + info->payload_bytes;
+    handle_frame(payload);
+  }
+  processing_ = false;
+  if (closed_) return false;
+  if (consumed > 0) {
+    auto& bytes = read_buffer_.vector();
+    bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(consumed));
+  }
+  return true;
+}
+
+void Connection::handle_frame(BufferView payload) {
+  ++stats_.requests;
+  KafkaReader reader(payload);
+  Result<protocol::RequestHeader> header = protocol::decode_request_header(reader);
+  if (!header.has_value()) {
+    close("malformed request header");
+    return;
+  }
+  const std::int16_t api_key = header->request_api_key;
+  const std::int16_t version = header->request_api_version;
+  const std::int32_t correlation_id = header->correlation_id;
+  const std::uint64_t sequence = first_sequence_ + slots_.size();
+  slots_.emplace_back();
+
+  const SupportedApi* api = find_supported_api(api_key);
+  if (api_key == protocol::kApiVersionsKey && api != nullptr &&
+      (version < api->min_version || version > api->max_version)) {
+    // KIP-511: answer an unknown ApiVersions version in the v0 format with the supported
+    // ranges, so that the client retries with one of them.
+    Buffer frame;
+    Status st = protocol::encode_response_frame(
+        correlation_id, 0, protocol::AnyResponse(unsupported_api_versions_response()), &frame);
+    MQ_ASSERT(st.is_ok(), "encoding the ApiVersions fallback: %s", st.to_string().c_str());
+    complete(sequence, std::move(frame));
+    return;
+  }
+  if (api == nullptr || version < api->min_version || version > api->max_version) {
+    close("unsupported api key or version");  // as Kafka: the request cannot be parsed
+    return;
+  }
+  Result<protocol::DecodedRequest> decoded = protocol::decode_request(payload);
+  if (!decoded.has_value()) {
+    close("malformed request body");
+    return;
+  }
+  RequestContext ctx;
+  ctx.cluster = &cluster_;
+  ctx.config = &config_;
+  ctx.io = &io_;
+  ctx.api_version = version;
+  ctx.client_id = header->client_id.value_or("");
+  std::weak_ptr<Connection> weak = weak_from_this();
+  Respond respond = [weak, sequence, correlation_id,
+                     version](std::optional<protocol::AnyResponse> response) {
+    std::shared_ptr<Connection> self = weak.lock();
+    if (!self || self->closed_) return;
+    if (!response.has_value()) {
+      self->complete(sequence, std::nullopt);
+      return;
+    }
+    Buffer frame;
+    Status st = protocol::encode_response_frame(correlation_id, version, *response, &frame);
+    if (!st.is_ok()) {
+      std::fprintf(stderr, "kafka: cannot encode a response: %s\n", st.to_string().c_str());
+      self->close("response encoding failed");
+      return;
+    }
+    self->complete(sequence, std::move(frame));
+  };
+  if (!dispatch(ctx, std::move(decoded->body), std::move(respond))) {
+    close("api not served");
+  }
+}
+
+void Connection::complete(std::uint64_t sequence, std::optional<Buffer> frame) {
+  if (closed_) return;
+  MQ_ASSERT(sequence >= first_sequence_ && sequence < first_sequence_ + slots_.size(),
+            "response for an unknown request slot");
+  Slot& slot = slots_[sequence - first_sequence_];
+  MQ_ASSERT(!slot.done, "a request answered twice");
+  slot.done = true;
+  if (frame.has_value()) response_bytes_ += frame->size();
+  slot.frame = std::move(frame);
+  flush();
+}
+
+void Connection::flush() {
+  if (closed_ || writing_) return;
+  // Strict request order: only the finished prefix of the queue goes out.
+  while (!slots_.empty() && slots_.front().done) {
+    if (slots_.front().frame.has_value()) write_queue_.push_back(std::move(*slots_.front().frame));
+    else ++stats_.responses;  // acks=0: answered by not answering
+    slots_.pop_front();
+    ++first_sequence_;
+  }
+  if (write_queue_.empty()) {
+    // Frames left buffered while the request slots were full can go now.
+    if (process_frames()) read_more();
+    return;
+  }
+  writing_ = true;
+  std::vector<asio::const_buffer> buffers;
+  buffers.reserve(write_queue_.size());
+  for (const Buffer& b : write_queue_) buffers.emplace_back(b.data(), b.size());
+  asio::async_write(socket_, buffers,
+                    [self = shared_from_this()](const std::error_code& ec, std::size_t) {
+                      self->writing_ = false;
+                      if (self->closed_) return;
+                      if (ec) {
+                        self->close("write failed");
+                        return;
+                      }
+                      for (const Buffer& b : self->write_queue_) {
+                        self->response_bytes_ -= b.size();
+                        ++self->stats_.responses;
+                      }
+                      self->write_queue_.clear();
+                      self->flush();  // also resumes reading and buffered frames
+                    });
+}
+
+}  // namespace mq::kafka

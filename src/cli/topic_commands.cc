@@ -38,6 +38,27 @@ int print_topic_results(const rd_kafka_topic_result_t** results, size_t count,
   return failures == 0 ? 0 : 1;
 }
 
+using TopicResultsOf = const rd_kafka_topic_result_t** (*)(rd_kafka_event_t*, size_t*);
+
+// Waits for the result event of a topic-level admin call, prints each topic's outcome and
+// returns the command's exit code (1 on no answer or any error).
+int finish_topic_admin(rd_kafka_queue_t* queue, rd_kafka_event_type_t type,
+                       TopicResultsOf results_of, const char* verb) {
+  rd_kafka_event_t* event = wait_admin_result(queue, type, kAdminTimeoutMs + 5000);
+  int rc = 1;
+  if (event == nullptr) {
+    std::fprintf(stderr, "raftmq: no answer from the cluster\n");
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::fprintf(stderr, "raftmq: %s\n", rd_kafka_event_error_string(event));
+  } else {
+    size_t count = 0;
+    const rd_kafka_topic_result_t** results = results_of(event, &count);
+    rc = print_topic_results(results, count, verb);
+  }
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  return rc;
+}
+
 int create_topic(Args& args, const std::string& name) {
   int partitions = std::atoi(args.get_or("partitions", "1").c_str());
   int replication = std::atoi(args.get_or("replication-factor", "1").c_str());
@@ -64,20 +85,12 @@ int create_topic(Args& args, const std::string& name) {
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_ANY);
   rd_kafka_AdminOptions_set_operation_timeout(options, kAdminTimeoutMs, error, sizeof(error));
   rd_kafka_CreateTopics(rk.get(), &topic, 1, options, queue);
-  rd_kafka_event_t* event =
-      wait_admin_result(queue, RD_KAFKA_EVENT_CREATETOPICS_RESULT, kAdminTimeoutMs + 5000);
-  int rc = 1;
-  if (event == nullptr) {
-    std::fprintf(stderr, "raftmq: no answer from the cluster\n");
-  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    std::fprintf(stderr, "raftmq: %s\n", rd_kafka_event_error_string(event));
-  } else {
-    size_t count = 0;
-    const rd_kafka_topic_result_t** results =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
-    rc = print_topic_results(results, count, "created");
-  }
-  if (event != nullptr) rd_kafka_event_destroy(event);
+  const int rc = finish_topic_admin(
+      queue, RD_KAFKA_EVENT_CREATETOPICS_RESULT,
+      [](rd_kafka_event_t* event, size_t* count) {
+        return rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), count);
+      },
+      "created");
   rd_kafka_AdminOptions_destroy(options);
   rd_kafka_NewTopic_destroy(topic);
   rd_kafka_queue_destroy(queue);
@@ -90,20 +103,12 @@ int delete_topic(Args& args, const std::string& name) {
   rd_kafka_DeleteTopic_t* topic = rd_kafka_DeleteTopic_new(name.c_str());
   rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
   rd_kafka_DeleteTopics(rk.get(), &topic, 1, nullptr, queue);
-  rd_kafka_event_t* event =
-      wait_admin_result(queue, RD_KAFKA_EVENT_DELETETOPICS_RESULT, kAdminTimeoutMs + 5000);
-  int rc = 1;
-  if (event == nullptr) {
-    std::fprintf(stderr, "raftmq: no answer from the cluster\n");
-  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    std::fprintf(stderr, "raftmq: %s\n", rd_kafka_event_error_string(event));
-  } else {
-    size_t count = 0;
-    const rd_kafka_topic_result_t** results =
-        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event), &count);
-    rc = print_topic_results(results, count, "deleted");
-  }
-  if (event != nullptr) rd_kafka_event_destroy(event);
+  const int rc = finish_topic_admin(
+      queue, RD_KAFKA_EVENT_DELETETOPICS_RESULT,
+      [](rd_kafka_event_t* event, size_t* count) {
+        return rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event), count);
+      },
+      "deleted");
   rd_kafka_DeleteTopic_destroy(topic);
   rd_kafka_queue_destroy(queue);
   return rc;

@@ -490,17 +490,20 @@ Result<ReadEntry> Segment::read_entry(std::uint64_t position, LogIndex expected_
   return ReadEntry{header, SharedBuffer(std::move(payload))};
 }
 
+template <typename Pred>
+Result<std::uint64_t> Segment::scan_start(Pred pred) {
+  MQ_ASSIGN_OR_RETURN(std::optional<std::size_t> floor, index_floor(pred));
+  if (!floor) return std::uint64_t{kSegmentHeaderSize};
+  MQ_ASSIGN_OR_RETURN(IndexPoint point, index_point(*floor));
+  return std::uint64_t{point.offset.position};
+}
+
 Result<EntryLocation> Segment::locate_index(LogIndex index) {
   MQ_ASSERT(!empty());
   MQ_ASSERT(index >= base_index_ && index <= last_index_);
-  MQ_ASSIGN_OR_RETURN(auto floor, index_floor([&](const IndexPoint& p) {
+  MQ_ASSIGN_OR_RETURN(std::uint64_t position, scan_start([&](const IndexPoint& p) {
                         return base_index_ + p.offset.relative_index <= index;
                       }));
-  std::uint64_t position = kSegmentHeaderSize;
-  if (floor) {
-    MQ_ASSIGN_OR_RETURN(IndexPoint point, index_point(*floor));
-    position = point.offset.position;
-  }
   Scanner scanner(*file_, size_);
   while (position < size_) {
     auto header = scanner.header_at(position);
@@ -515,14 +518,9 @@ Result<EntryLocation> Segment::locate_index(LogIndex index) {
 
 Result<std::optional<EntryLocation>> Segment::locate_offset(KafkaOffset offset) {
   if (empty() || last_offset_ < offset) return std::optional<EntryLocation>();
-  MQ_ASSIGN_OR_RETURN(auto floor, index_floor([&](const IndexPoint& p) {
+  MQ_ASSIGN_OR_RETURN(std::uint64_t position, scan_start([&](const IndexPoint& p) {
                         return first_offset_ + p.offset.relative_offset <= offset;
                       }));
-  std::uint64_t position = kSegmentHeaderSize;
-  if (floor) {
-    MQ_ASSIGN_OR_RETURN(IndexPoint point, index_point(*floor));
-    position = point.offset.position;
-  }
   Scanner scanner(*file_, size_);
   while (position < size_) {
     auto header = scanner.header_at(position);

@@ -154,6 +154,10 @@ class Segment {
   // nullopt when false at 0. Falls back to an in-memory rebuild on a bad index entry.
   template <typename Pred>
   Result<std::optional<std::size_t>> index_floor(Pred pred);
+  // File position where a forward scan for the entry that `pred` locates starts: the last
+  // sparse-index point satisfying `pred`, or the first entry when none does.
+  template <typename Pred>
+  Result<std::uint64_t> scan_start(Pred pred);
   Status corruption_at(std::uint64_t position, const Status& cause) const;
 
   FileSystem* fs_;

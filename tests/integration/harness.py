@@ -118,6 +118,11 @@ class Broker:
 
 class Cluster:
     def __init__(self, size=3, kafka_base=29092, rpc_base=39092, extra_args=None):
+        # RAFTMQ_TEST_PORT_OFFSET moves both port ranges, so that several checkouts can run
+        # their integration tests at the same time on one machine.
+        offset = int(os.environ.get("RAFTMQ_TEST_PORT_OFFSET", "0"))
+        kafka_base += offset
+        rpc_base += offset
         self.binary = find_binary()
         self.workdir = tempfile.mkdtemp(prefix="raftmq-it-")
         self.kafka_base = kafka_base

@@ -82,6 +82,19 @@ struct ProduceResult {
   KafkaOffset base_offset;
   std::int64_t log_append_time_ms = -1;
   KafkaOffset log_start_offset;
+  // Idempotent producer (KIP-98): a Kafka error code the generic Status mapping cannot
+  // express (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, INVALID_RECORD for a
+  // transactional batch). Non-zero means the batch was NOT written; the other fields are unset.
+  std::int16_t kafka_error = 0;
+  std::string error_message{};
+};
+
+// InitProducerId (KIP-98, KIP-360) outcome: a producer id and epoch, or a Kafka error code.
+struct ProducerIdResult {
+  std::int64_t producer_id = -1;
+  std::int16_t producer_epoch = -1;
+  std::int16_t kafka_error = 0;
+  std::string error_message{};
 };
 
 // A piece of a partition's log for a fetch response: either file bytes (sendfile-able) or
@@ -180,6 +193,18 @@ class ClusterApi {
     (void)replicas;
     (void)timeout_ms;
     done(AdminResult{std::move(topic), Status::unsupported("partition reassignment"), 0});
+  }
+  // InitProducerId for an idempotent (non-transactional) producer: a new producer id with
+  // epoch 0, or — when `producer_id`/`producer_epoch` name an id this cluster allocated
+  // (KIP-360, v3+) — the same id with the epoch bumped. Ids come from blocks the controller
+  // allocates (unique across the cluster and restarts).
+  virtual void init_producer_id(std::int64_t producer_id, std::int16_t producer_epoch,
+                                std::int64_t timeout_ms,
+                                std::function<void(Result<ProducerIdResult>)> done) {
+    (void)producer_id;
+    (void)producer_epoch;
+    (void)timeout_ms;
+    done(Status::unsupported("idempotent producer"));
   }
 };
 

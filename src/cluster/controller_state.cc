@@ -1,6 +1,7 @@
 #include "cluster/controller_state.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "base/le_codec.h"
@@ -9,7 +10,8 @@ namespace mq::cluster {
 namespace {
 
 constexpr std::uint8_t kCommandVersion = 1;
-constexpr std::uint8_t kSnapshotVersion = 1;
+constexpr std::uint8_t kSnapshotVersion = 2;  // 2: + producer ids section
+constexpr std::uint8_t kSnapshotVersionWithoutProducerIds = 1;
 
 enum class CommandType : std::uint8_t {
   kRegisterBroker = 1,
@@ -18,7 +20,11 @@ enum class CommandType : std::uint8_t {
   kCreatePartitions = 4,
   kAlterConfigs = 5,
   kMovePartition = 6,
+  kAllocateProducerIds = 32,  // far from the others: other command types may be added
 };
+
+// Tagged sections after the topics in a snapshot (older snapshots have none).
+constexpr std::uint8_t kSnapshotProducerIdsTag = 1;
 
 // ---- writing ----
 void put_string(Buffer& out, std::string_view s) {
@@ -160,6 +166,11 @@ Buffer encode_command(const Command& command) {
           le::put_u8(out, static_cast<std::uint8_t>(CommandType::kAlterConfigs));
           put_string(out, c.name);
           put_configs(out, c.set);
+        } else if constexpr (std::is_same_v<T, AllocateProducerIds>) {
+          le::put_u8(out, static_cast<std::uint8_t>(CommandType::kAllocateProducerIds));
+          put_i32(out, c.broker.value());
+          le::put_u64(out, c.request_id);
+          le::put_u32(out, c.count);
         } else {
           static_assert(std::is_same_v<T, MovePartition>);
           le::put_u8(out, static_cast<std::uint8_t>(CommandType::kMovePartition));
@@ -220,6 +231,14 @@ Result<Command> decode_command(BufferView bytes) {
     case CommandType::kMovePartition: {
       MovePartition c;
       ok = r.string(&c.name) && r.i32(&c.partition) && r.replicas(&c.replicas);
+      command = std::move(c);
+      break;
+    }
+    case CommandType::kAllocateProducerIds: {
+      AllocateProducerIds c;
+      std::int32_t broker = 0;
+      ok = r.i32(&broker) && r.u64(&c.request_id) && r.u32(&c.count);
+      c.broker = BrokerId(broker);
       command = std::move(c);
       break;
     }
@@ -315,6 +334,8 @@ Status ControllerState::apply(const Command& command) {
           if (it == topics_.end()) return Status::not_found("topic " + c.name);
           it->second.configs = c.set;
           return Status::ok();
+        } else if constexpr (std::is_same_v<T, AllocateProducerIds>) {
+          return apply_allocate_producer_ids(c);
         } else {
           return apply_move(c);
         }
@@ -391,6 +412,7 @@ Buffer ControllerState::encode_snapshot() const {
       put_replicas(out, p.initial_replicas);
     }
   }
+  encode_producer_ids(out);
   return out;
 }
 
@@ -401,7 +423,9 @@ Result<ControllerState> ControllerState::decode_snapshot(BufferView bytes) {
   std::uint64_t next_group = 0;
   std::uint32_t brokers = 0, topics = 0;
   if (!r.u8(&version)) return malformed("snapshot");
-  if (version != kSnapshotVersion) return Status::corruption("controller snapshot: bad version");
+  if (version != kSnapshotVersion && version != kSnapshotVersionWithoutProducerIds) {
+    return Status::corruption("controller snapshot: bad version");
+  }
   if (!r.u64(&next_group) || !r.u32(&s.assignment_start_) || !r.u64(&s.applied_commands_) ||
       !r.u32(&brokers) || brokers > kBrokersMax) {
     return malformed("snapshot header");
@@ -432,8 +456,75 @@ Result<ControllerState> ControllerState::decode_snapshot(BufferView bytes) {
     std::string name = t.name;
     s.topics_[name] = std::move(t);
   }
-  if (!r.at_end()) return malformed("snapshot (trailing bytes)");
+  if (version == kSnapshotVersion) {
+    std::size_t consumed = bytes.size() - r.remaining();
+    MQ_RETURN_IF_ERROR(s.decode_producer_ids(bytes.subspan(consumed)));
+  } else if (!r.at_end()) {
+    return malformed("snapshot (trailing bytes)");
+  }
   return s;
+}
+
+// ---- Producer ids (AllocateProducerIds) ----
+
+const ProducerIdBlock* ControllerState::producer_id_block(BrokerId broker) const {
+  auto it = producer_blocks_.find(broker);
+  return it == producer_blocks_.end() ? nullptr : &it->second;
+}
+
+Status ControllerState::apply_allocate_producer_ids(const AllocateProducerIds& c) {
+  if (brokers_.count(c.broker) == 0) {
+    return Status::invalid_argument("producer ids for unknown broker " +
+                                    std::to_string(c.broker.value()));
+  }
+  if (c.count == 0 || c.count > kProducerIdBlockMax) {
+    return Status::invalid_argument("producer id block size must be in [1, " +
+                                    std::to_string(kProducerIdBlockMax) + "]");
+  }
+  if (next_producer_id_ > std::numeric_limits<std::int64_t>::max() - c.count) {
+    return Status::limit_exceeded("producer ids exhausted");
+  }
+  producer_blocks_[c.broker] = ProducerIdBlock{c.request_id, next_producer_id_, c.count};
+  next_producer_id_ += c.count;
+  return Status::ok();
+}
+
+// Snapshot section: tag u8 (=1) | next_producer_id i64 | count u32 |
+// (broker i32 | request_id u64 | first i64 | count u32)*.
+void ControllerState::encode_producer_ids(Buffer& out) const {
+  le::put_u8(out, kSnapshotProducerIdsTag);
+  le::put_i64(out, next_producer_id_);
+  le::put_u32(out, static_cast<std::uint32_t>(producer_blocks_.size()));
+  for (const auto& [broker, block] : producer_blocks_) {
+    put_i32(out, broker.value());
+    le::put_u64(out, block.request_id);
+    le::put_i64(out, block.first);
+    le::put_u32(out, block.count);
+  }
+}
+
+Status ControllerState::decode_producer_ids(BufferView bytes) {
+  Reader r(bytes);
+  std::uint8_t tag = 0;
+  std::uint64_t next = 0;
+  std::uint32_t count = 0;
+  if (!r.u8(&tag) || tag != kSnapshotProducerIdsTag || !r.u64(&next) || !r.u32(&count) ||
+      count > kBrokersMax || static_cast<std::int64_t>(next) < 0) {
+    return malformed("snapshot producer ids");
+  }
+  next_producer_id_ = static_cast<std::int64_t>(next);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::int32_t broker = 0;
+    ProducerIdBlock block;
+    std::uint64_t first = 0;
+    if (!r.i32(&broker) || !r.u64(&block.request_id) || !r.u64(&first) || !r.u32(&block.count)) {
+      return malformed("snapshot producer id block");
+    }
+    block.first = static_cast<std::int64_t>(first);
+    producer_blocks_[BrokerId(broker)] = block;
+  }
+  if (!r.at_end()) return malformed("snapshot (trailing bytes)");
+  return Status::ok();
 }
 
 }  // namespace mq::cluster

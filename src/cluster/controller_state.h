@@ -95,8 +95,26 @@ struct MovePartition {
   bool operator==(const MovePartition&) const = default;
 };
 
+// Reserves a block of producer ids for `broker` (KIP-98 producer ids; Kafka's
+// AllocateProducerIds, KIP-730). The block is chosen at apply time from the state's next
+// producer id, so every replica computes the same one; `request_id` lets the requesting
+// broker recognise the answer to its own request in the replicated state.
+inline constexpr std::uint32_t kProducerIdBlockMax = 1u << 20;
+struct AllocateProducerIds {
+  BrokerId broker;
+  std::uint64_t request_id = 0;
+  std::uint32_t count = 0;
+  bool operator==(const AllocateProducerIds&) const = default;
+};
+struct ProducerIdBlock {
+  std::uint64_t request_id = 0;
+  std::int64_t first = 0;
+  std::uint32_t count = 0;
+  bool operator==(const ProducerIdBlock&) const = default;
+};
+
 using Command = std::variant<RegisterBroker, CreateTopic, DeleteTopic, CreatePartitions,
-                             AlterConfigs, MovePartition>;
+                             AlterConfigs, MovePartition, AllocateProducerIds>;
 
 Buffer encode_command(const Command& command);
 Result<Command> decode_command(BufferView bytes);
@@ -124,6 +142,10 @@ class ControllerState {
   GroupId next_group() const { return next_group_; }
   std::uint32_t assignment_start() const { return assignment_start_; }
   std::uint64_t applied_commands() const { return applied_commands_; }
+  // Producer ids: every id below next_producer_id() has been handed out; the last block
+  // given to each broker (the broker matches its request id).
+  std::int64_t next_producer_id() const { return next_producer_id_; }
+  const ProducerIdBlock* producer_id_block(BrokerId broker) const;
   bool operator==(const ControllerState&) const = default;
 
  private:
@@ -131,12 +153,17 @@ class ControllerState {
   Status apply_create_partitions(const CreatePartitions& c);
   Status apply_move(const MovePartition& c);
   Status check_assignment(const std::vector<std::vector<BrokerId>>& assignment) const;
+  Status apply_allocate_producer_ids(const AllocateProducerIds& c);
+  void encode_producer_ids(Buffer& out) const;
+  Status decode_producer_ids(BufferView bytes);
 
   std::map<BrokerId, BrokerRecord> brokers_;
   std::map<std::string, TopicRecord> topics_;
   GroupId next_group_{1};            // the next unused partition group id
   std::uint32_t assignment_start_ = 0;  // rotates per created topic
   std::uint64_t applied_commands_ = 0;
+  std::int64_t next_producer_id_ = 0;
+  std::map<BrokerId, ProducerIdBlock> producer_blocks_;
 };
 
 // Topic name rules (Kafka): 1..249 of [a-zA-Z0-9._-], not "." or "..".

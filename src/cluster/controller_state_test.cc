@@ -181,3 +181,40 @@ TEST(ClusterNodeConfig, ValidateNamesTheProblem) {
 
 }  // namespace
 }  // namespace mq::cluster
+
+namespace mq::cluster {
+namespace {
+
+TEST(ClusterProducerIds, BlocksAreDisjointAndSurviveSnapshots) {
+  ControllerState s = with_brokers(3);
+  AllocateProducerIds a{BrokerId(1), 77, 1000};
+  Buffer bytes = encode_command(Command{a});
+  auto decoded = decode_command(bytes.view());
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(std::get<AllocateProducerIds>(*decoded), a);
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
+    EXPECT_FALSE(decode_command(bytes.view().subspan(0, cut)).has_value());
+  }
+  ASSERT_TRUE(s.apply(a).is_ok());
+  ASSERT_TRUE(s.apply(AllocateProducerIds{BrokerId(2), 5, 10}).is_ok());
+  ASSERT_TRUE(s.apply(AllocateProducerIds{BrokerId(1), 78, 1000}).is_ok());
+  EXPECT_EQ(s.producer_id_block(BrokerId(2))->first, 1000);
+  EXPECT_EQ(s.producer_id_block(BrokerId(1))->first, 1010);
+  EXPECT_EQ(s.producer_id_block(BrokerId(1))->request_id, 78u);
+  EXPECT_EQ(s.next_producer_id(), 2010);
+  EXPECT_EQ(s.producer_id_block(BrokerId(0)), nullptr);
+  // Refused: unknown broker, empty or oversized block; nothing changes.
+  EXPECT_FALSE(s.apply(AllocateProducerIds{BrokerId(9), 1, 10}).is_ok());
+  EXPECT_FALSE(s.apply(AllocateProducerIds{BrokerId(1), 1, 0}).is_ok());
+  EXPECT_FALSE(s.apply(AllocateProducerIds{BrokerId(1), 1, kProducerIdBlockMax + 1}).is_ok());
+  EXPECT_EQ(s.next_producer_id(), 2010);
+  // The next block start is part of the snapshot (unique across restarts).
+  Buffer image = s.encode_snapshot();
+  auto restored = ControllerState::decode_snapshot(image.view());
+  ASSERT_TRUE(restored.has_value()) << restored.error().to_string();
+  EXPECT_EQ(*restored, s);
+  EXPECT_EQ(restored->next_producer_id(), 2010);
+}
+
+}  // namespace
+}  // namespace mq::cluster

@@ -115,6 +115,7 @@ class GroupStorage final : public raft::StorageView {
   LogIndex durable_index() const { return log_->durable_index(); }
   const raft::HardState& hard_state() const { return hard_state_; }
   const GroupStorageOptions& options() const { return options_; }
+  storage::FileSystem* file_system() const { return fs_; }
 
  private:
   GroupStorage(storage::FileSystem* fs, GroupStorageOptions options)

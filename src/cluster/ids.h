@@ -29,5 +29,7 @@ inline std::int32_t epoch_of_term(Term term) {
 // largest id, which no Raft group ever has.
 inline constexpr GroupId kControllerGroup{0};
 inline constexpr GroupId kControlPlaneGroup{std::numeric_limits<std::uint64_t>::max()};
+// Requests for producer id blocks to the controller leader (producer_id_allocator.h).
+inline constexpr GroupId kProducerIdChannel{std::numeric_limits<std::uint64_t>::max() - 1};
 
 }  // namespace mq::cluster

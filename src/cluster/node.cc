@@ -158,6 +158,7 @@ Status Node::start() {
     MQ_RETURN_IF_ERROR(transport_->add_peer(b.id, b.host, b.rpc_port));
   }
   MQ_RETURN_IF_ERROR(open_controller());
+  start_producer_ids();
   arm(tick_timer_, config_.tick_ms, &Node::on_tick);
   return Status::ok();
 }
@@ -221,6 +222,7 @@ void Node::stop() {
   std::error_code ignored;
   tick_timer_.cancel();
   if (transport_) transport_->stop();
+  if (auto ids = std::move(producer_ids_)) ids->abort_all(Status::unavailable("broker stopped"));
   // Groups go before the flusher: a Log deregisters itself from its flusher when destroyed.
   // They are detached first: destroying a group fails its waiters, whose callbacks may call
   // back into this Node (which then sees no groups, not a map being cleared).
@@ -256,6 +258,7 @@ RaftGroup* Node::find_group(GroupId group) {
 void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
   ++metrics_.inbound_messages;
   if (group == kControlPlaneGroup) return handle_hints(from, message);
+  if (group == kProducerIdChannel) return handle_producer_id_request(from, message);
   RaftGroup* g = find_group(group);
   if (g == nullptr) {
     // Not (yet) hosted here: reconciliation creates it once the metadata says so; the
@@ -296,6 +299,7 @@ void Node::on_tick() {
     g->tick();
     g->pump();
   }
+  if (producer_ids_) producer_ids_->poll();
   if (now - last_sweep_ms_ >= 50) {
     last_sweep_ms_ = now;
     if (controller_) controller_->sweep(now);

@@ -24,6 +24,7 @@
 #include "cluster/api.h"
 #include "cluster/controller.h"
 #include "cluster/partition.h"
+#include "cluster/producer_id_allocator.h"
 #include "storage/flusher.h"
 #include "transport/transport.h"
 
@@ -74,6 +75,7 @@ struct NodeConfig {
   std::uint32_t peer_queue_messages_max = 16384;     // transport, per peer
   std::uint64_t peer_queue_bytes_max = 128u << 20;   // transport, per peer
   std::uint64_t segment_size_bytes = 128u << 20;
+  ProducerStateOptions producer_state;  // idempotent producers per partition, expiration
   std::uint64_t controller_snapshot_interval_entries = 4096;
   std::uint32_t partitions_hosted_max = 10000;
 
@@ -156,6 +158,10 @@ class Node final : public ClusterApi, public GroupHost {
                            std::int64_t timeout_ms, std::function<void(AdminResult)> done) override;
   void move_partition(std::string topic, std::int32_t partition, std::vector<BrokerId> replicas,
                       std::int64_t timeout_ms, std::function<void(AdminResult)> done) override;
+  // node_producer_ids.cc
+  void init_producer_id(std::int64_t producer_id, std::int16_t producer_epoch,
+                        std::int64_t timeout_ms,
+                        std::function<void(Result<ProducerIdResult>)> done) override;
 
  private:
   struct Hint {
@@ -192,6 +198,8 @@ class Node final : public ClusterApi, public GroupHost {
   PartitionInfo partition_info(const PartitionRecord& record, std::int32_t index) const;
   std::vector<BrokerId> broker_ids() const;
   std::int16_t default_replication_factor() const;
+  void start_producer_ids();  // node_producer_ids.cc
+  void handle_producer_id_request(BrokerId from, const raft::Message& message);
   void propose_admin(Command command, std::string name, std::int64_t timeout_ms,
                      std::function<void(AdminResult)> done);
 
@@ -202,6 +210,7 @@ class Node final : public ClusterApi, public GroupHost {
   std::unique_ptr<storage::Flusher> flusher_;
   std::unique_ptr<transport::Transport> transport_;
   std::unique_ptr<ControllerGroup> controller_;
+  std::unique_ptr<ProducerIdAllocator> producer_ids_;
   std::map<GroupId, std::unique_ptr<PartitionGroup>> partitions_;
   std::map<std::pair<std::string, std::int32_t>, GroupId> by_name_;
   std::map<GroupId, Hint> hints_;

@@ -99,6 +99,7 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(const TopicRecord& 
   po.produce_waiters_max = config_.produce_waiters_max;
   po.fetch_waiters_max = config_.fetch_waiters_max;
   po.batch_bytes_max = config_.max_batch_bytes;
+  po.producer_state = config_.producer_state;
   auto group = std::make_unique<PartitionGroup>(this, go, po, std::move(storage));
   MQ_RETURN_IF_ERROR(group->start());
   MQ_RETURN_IF_ERROR(group->init());

@@ -4,7 +4,9 @@
 #include <chrono>
 
 #include "cluster/ids.h"
+#include "protocol/gen/error_codes.h"
 #include "protocol/record_batch.h"
+#include "storage/metadata.h"
 
 namespace mq::cluster {
 
@@ -16,13 +18,15 @@ std::int64_t steady_now_ms() {
 
 PartitionGroup::PartitionGroup(GroupHost* host, RaftGroupOptions group_options,
                                PartitionOptions options, std::unique_ptr<GroupStorage> storage)
-    : RaftGroup(host, std::move(group_options), std::move(storage)), options_(std::move(options)) {}
+    : RaftGroup(host, std::move(group_options), std::move(storage)),
+      options_(std::move(options)),
+      producers_(options_.producer_state) {}
 
 PartitionGroup::~PartitionGroup() { abort_all(Status::unavailable("partition replica removed")); }
 
 Status PartitionGroup::init() {
   MQ_ASSIGN_OR_RETURN(high_watermark_, next_offset_after(applied()));
-  return Status::ok();
+  return load_producer_state();
 }
 
 std::int32_t PartitionGroup::leader_epoch() const { return epoch_of_term(term()); }
@@ -43,8 +47,7 @@ Result<KafkaOffset> PartitionGroup::next_offset_after(LogIndex index) {
   return read.front().header.last_offset() + 1;
 }
 
-void PartitionGroup::complete(std::map<LogIndex, ProduceWaiter>::iterator it,
-                              Result<ProduceResult> result) {
+void PartitionGroup::complete(WaiterMap::iterator it, Result<ProduceResult> result) {
   auto done = std::move(it->second.done);
   produce_waiters_.erase(it);
   if (done) done(std::move(result));
@@ -74,18 +77,192 @@ void PartitionGroup::produce(SharedBuffer batch, Acks acks,
   if (produce_waiters_.size() >= options_.produce_waiters_max) {
     return done(Status::limit_exceeded(name() + ": too many produce requests in flight"));
   }
+  std::optional<BatchIdentity> identity = read_batch_identity(batch.view());
+  bool idempotent = identity.has_value() && identity->producer_id != kNoProducerId;
+  if (idempotent && check_producer(*identity, acks, done)) return;
   Result<LogIndex> index = node().propose(std::move(batch));
   if (!index.has_value()) return done(index.error());
   if (on_proposed) on_proposed(this);
+  if (idempotent) {
+    pending_[identity->producer_id].push_back(PendingBatch{*index, term(), *identity});
+    pending_by_index_[*index] = identity->producer_id;
+  }
   if (acks == Acks::kNone) {
     return done(ProduceResult{KafkaOffset(-1), -1, log_start_offset()});
   }
+  park_waiter(*index, acks, KafkaOffset(-1), std::move(done));
+}
+
+void PartitionGroup::park_waiter(LogIndex index, Acks acks, KafkaOffset base_offset,
+                                 std::function<void(Result<ProduceResult>)> done) {
   ProduceWaiter w;
   w.term = term();
   w.acks = acks;
+  w.base_offset = base_offset;
   w.deadline_ms = steady_now_ms() + options_.produce_timeout_ms;
   w.done = std::move(done);
-  produce_waiters_[*index] = std::move(w);
+  produce_waiters_.emplace(index, std::move(w));
+}
+
+// ---- Idempotent producer (KIP-98) ----
+
+namespace {
+ProduceResult refused(protocol::ErrorCode error, std::string message) {
+  ProduceResult r;
+  r.base_offset = KafkaOffset(-1);
+  r.log_start_offset = KafkaOffset(-1);
+  r.kafka_error = static_cast<std::int16_t>(error);
+  r.error_message = std::move(message);
+  return r;
+}
+}  // namespace
+
+// The producer's committed entry extended by this leader's proposals not yet applied.
+ProducerEntry PartitionGroup::leader_view(std::int64_t producer_id) const {
+  const ProducerEntry* committed = producers_.find(producer_id);
+  ProducerEntry view = committed != nullptr ? *committed : ProducerEntry{};
+  auto it = pending_.find(producer_id);
+  if (it == pending_.end()) return view;
+  for (const PendingBatch& p : it->second) {
+    view.extend(p.batch.epoch,
+                ProducerBatch{p.batch.first_seq, p.batch.last_seq, KafkaOffset(-1),
+                              KafkaOffset(-1), p.index},
+                p.batch.max_timestamp_ms);
+  }
+  return view;
+}
+
+bool PartitionGroup::check_producer(const BatchIdentity& batch, Acks acks,
+                                    std::function<void(Result<ProduceResult>)>& done) {
+  if (batch.transactional) {
+    done(refused(protocol::ErrorCode::kInvalidRecord,
+                 "transactional batches are not supported (raftmq has no transactions)"));
+    return true;
+  }
+  if (batch.epoch < 0 || batch.first_seq < 0) {
+    done(refused(protocol::ErrorCode::kInvalidRecord,
+                 "a batch with a producer id needs a producer epoch and a base sequence"));
+    return true;
+  }
+  ProducerEntry view = leader_view(batch.producer_id);
+  bool known = view.epoch != kNoProducerEpoch;
+  SequenceCheck check = check_sequence(known ? &view : nullptr, batch);
+  switch (check.verdict) {
+    case SequenceVerdict::kAppend:
+      return false;
+    case SequenceVerdict::kOutOfOrder:
+      done(refused(protocol::ErrorCode::kOutOfOrderSequenceNumber, name() + ": " + check.message));
+      return true;
+    case SequenceVerdict::kFencedEpoch:
+      // Produce answers INVALID_PRODUCER_EPOCH at every version (KIP-588 keeps
+      // PRODUCER_FENCED for the transactional APIs).
+      done(refused(protocol::ErrorCode::kInvalidProducerEpoch, name() + ": " + check.message));
+      return true;
+    case SequenceVerdict::kDuplicate:
+      break;
+  }
+  const ProducerBatch& original = check.duplicate_of;
+  if (original.index <= applied()) {
+    // Committed: the original offsets, nothing written (Kafka answers a duplicate this way).
+    done(ProduceResult{original.base_offset, -1, log_start_offset()});
+    return true;
+  }
+  // Still in flight (proposed by this leader, not yet committed): answer with its outcome.
+  if (acks == Acks::kNone) {
+    done(ProduceResult{KafkaOffset(-1), -1, log_start_offset()});
+    return true;
+  }
+  KafkaOffset base{-1};
+  auto next = next_offset_by_index_.find(original.index);
+  if (next != next_offset_by_index_.end()) base = next->second - (batch.last_offset_delta + 1);
+  park_waiter(original.index, acks, base, std::move(done));
+  return true;
+}
+
+void PartitionGroup::apply_producer_state(const raft::Entry& entry, KafkaOffset next_offset) {
+  std::optional<BatchIdentity> batch;
+  if (entry.type == raft::EntryType::kNormal) batch = read_batch_identity(entry.payload.view());
+  KafkaOffset base{-1};
+  if (batch) base = next_offset - (batch->last_offset_delta + 1);
+  producers_.apply(entry.index, batch, base);
+  auto pending = pending_by_index_.find(entry.index);
+  if (pending != pending_by_index_.end()) {
+    auto& queue = pending_[pending->second];
+    if (queue.empty() || queue.front().index != entry.index || queue.front().term != entry.term) {
+      clear_pending();  // not our proposal after all: leadership changed
+      return;
+    }
+  }
+  forget_pending(entry.index);
+}
+
+void PartitionGroup::forget_pending(LogIndex up_to) {
+  while (!pending_by_index_.empty() && pending_by_index_.begin()->first <= up_to) {
+    auto it = pending_by_index_.begin();
+    auto queue = pending_.find(it->second);
+    if (queue != pending_.end()) {
+      while (!queue->second.empty() && queue->second.front().index <= up_to) {
+        queue->second.pop_front();
+      }
+      if (queue->second.empty()) pending_.erase(queue);
+    }
+    pending_by_index_.erase(it);
+  }
+}
+
+void PartitionGroup::clear_pending() {
+  pending_.clear();
+  pending_by_index_.clear();
+}
+
+Status PartitionGroup::load_producer_state() {
+  GroupStorage& gs = storage();
+  producers_ = ProducerStateTable(options_.producer_state);
+  std::string path = gs.options().directory + "/" + kProducerStateFileName;
+  MQ_ASSIGN_OR_RETURN(auto bytes, storage::read_whole_file(gs.file_system(), path,
+                                                           kProducerStateFileBytesMax));
+  producer_state_on_disk_ = bytes.has_value();
+  if (bytes.has_value()) {
+    auto decoded = ProducerStateTable::decode(bytes->view(), options_.producer_state);
+    if (decoded.has_value()) {
+      producers_ = std::move(decoded).value();
+    } else {
+      // Derived data: rebuild from the log rather than refuse to start.
+      host_->log(name() + ": " + decoded.error().to_string() + "; rebuilding from the log");
+    }
+  }
+  // Re-apply the committed entries above the table (up to the restart point; Raft applies
+  // the rest). Entries below the log start are gone: their producers are forgotten, as
+  // Kafka forgets producers whose batches were all removed.
+  storage::Log& log = gs.log();
+  if (producers_.applied_index() + 1 < log.first_index()) producers_.reset(log.first_index() - 1);
+  LogIndex from = producers_.applied_index() + 1;
+  LogIndex hi = std::min(applied(), log.last_index()) + 1;
+  while (from < hi) {  // bounded: each round consumes at least one entry
+    MQ_ASSIGN_OR_RETURN(auto entries, log.read(from, hi, 1u << 20));
+    if (entries.empty()) break;
+    for (const storage::ReadEntry& e : entries) {
+      std::optional<BatchIdentity> batch;
+      if (e.header.kind == storage::EntryKind::kRecordBatch) {
+        batch = read_batch_identity(e.payload.view());
+      }
+      producers_.apply(e.header.index, batch, e.header.base_offset);
+      from = e.header.index + 1;
+    }
+  }
+  return Status::ok();
+}
+
+Status PartitionGroup::on_checkpoint(LogIndex applied_index) {
+  (void)applied_index;  // the table is as of producers_.applied_index() (== applied)
+  if (producers_.size() == 0 && !producer_state_on_disk_) return Status::ok();
+  Buffer bytes = producers_.encode();
+  const BufferView pieces[1] = {bytes.view()};
+  MQ_RETURN_IF_ERROR(storage::write_file_atomically(storage().file_system(),
+                                                    storage().options().directory,
+                                                    kProducerStateFileName, pieces));
+  producer_state_on_disk_ = true;
+  return Status::ok();
 }
 
 void PartitionGroup::on_appended(const std::vector<AppendedEntry>& appended) {
@@ -95,12 +272,15 @@ void PartitionGroup::on_appended(const std::vector<AppendedEntry>& appended) {
   next_offset_by_index_.erase(next_offset_by_index_.lower_bound(first), next_offset_by_index_.end());
   for (const AppendedEntry& a : appended) {
     next_offset_by_index_[a.index] = a.next_offset;
-    auto it = produce_waiters_.find(a.index);
-    if (it == produce_waiters_.end()) continue;
-    if (it->second.term == a.term) {
-      it->second.base_offset = a.base_offset;
-    } else {
-      complete(it, Status::not_leader(name() + ": entry replaced by a newer leader"));
+    auto [it, end] = produce_waiters_.equal_range(a.index);
+    while (it != end) {
+      auto next = std::next(it);
+      if (it->second.term == a.term) {
+        it->second.base_offset = a.base_offset;
+      } else {
+        complete(it, Status::not_leader(name() + ": entry replaced by a newer leader"));
+      }
+      it = next;
     }
   }
 }
@@ -121,6 +301,7 @@ void PartitionGroup::on_apply(const raft::Entry& entry) {
   auto hw = next_offset_after(entry.index);
   if (hw.has_value()) {
     high_watermark_ = std::max(high_watermark_, *hw);
+    apply_producer_state(entry, *hw);
   } else {
     host_->log(name() + ": cannot find offsets of entry " +
                std::to_string(entry.index.value()) + ": " + hw.error().to_string());
@@ -143,11 +324,17 @@ void PartitionGroup::on_apply(const raft::Entry& entry) {
 }
 
 void PartitionGroup::on_soft_state(const raft::SoftState& soft_state) {
-  if (soft_state.role != raft::Role::kLeader) leader_ready_ = false;
+  if (soft_state.role != raft::Role::kLeader) {
+    leader_ready_ = false;
+    clear_pending();
+  }
 }
 
 void PartitionGroup::on_snapshot_installed(const raft::Snapshot& snapshot) {
-  (void)snapshot;
+  // The log restarts after the snapshot: producers whose batches were all below it are
+  // forgotten (as Kafka drops producers below the log start); later entries rebuild the rest.
+  producers_.reset(snapshot.meta.index);
+  clear_pending();
   next_offset_by_index_.clear();
   high_watermark_ = std::max(high_watermark_, storage().log().start_offset());
   for (auto it = produce_waiters_.begin(); it != produce_waiters_.end();) {

@@ -15,15 +15,27 @@
 // kLeader when the leader's own copy is durable; kNone at once. An entry replaced by another
 // leader's (truncation, or applied with another term) fails with kNotLeader; a waiter older
 // than produce_timeout_ms fails with kTimeout (the entry may still commit later, as in Kafka).
+//
+// Idempotent producer (docs/cluster.md, "Idempotent producer"). The ProducerStateTable is
+// part of the replicated state: every replica updates it when it applies a committed entry,
+// so a new leader holds it for the whole committed prefix once it has applied an entry of
+// its own term (the condition for is_leader()). The leader checks a batch of an idempotent
+// producer against that table extended by its own proposals not yet applied (`pending_`):
+// a duplicate of a committed batch is answered with the original offsets and not written; a
+// duplicate of a proposal still in flight waits for that entry; gaps and fenced epochs are
+// refused. The table is persisted (file `producer.state`) with each applied-index
+// checkpoint and rebuilt at start-up by re-applying the log above it.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "cluster/api.h"
+#include "cluster/producer_state.h"
 #include "cluster/raft_group.h"
 
 namespace mq::cluster {
@@ -35,7 +47,12 @@ struct PartitionOptions {
   std::uint32_t produce_waiters_max = 16384;  // proposals awaiting an ack, per partition
   std::uint32_t fetch_waiters_max = 4096;     // parked long-polls, per partition
   std::uint32_t batch_bytes_max = 16u << 20;  // one produced batch (also the entry bound)
+  ProducerStateOptions producer_state;        // producers per partition, expiration
 };
+
+// The producer state file of a partition directory (docs/formats/producer_state.md).
+inline constexpr char kProducerStateFileName[] = "producer.state";
+inline constexpr std::uint64_t kProducerStateFileBytesMax = 256ull << 20;
 
 struct ReplicaLag {
   BrokerId broker;
@@ -81,6 +98,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   Result<bool> apply_retention(std::uint64_t bytes_max, std::int64_t age_ms_max);
   PartitionStatus status() const;
   const PartitionOptions& partition_options() const { return options_; }
+  const ProducerStateTable& producer_state() const { return producers_; }
   // Fires when the group needs pump() (a proposal was made).
   std::function<void(PartitionGroup*)> on_proposed;
 
@@ -104,6 +122,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   void on_soft_state(const raft::SoftState& soft_state) override;
   void on_snapshot_installed(const raft::Snapshot& snapshot) override;
   void on_failed(const Status& status) override;
+  Status on_checkpoint(LogIndex applied) override;
 
  private:
   struct ProduceWaiter {
@@ -118,18 +137,39 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
     std::int64_t deadline_ms = 0;
     std::function<void()> ready;
   };
+  // A proposal of an idempotent producer not yet applied (leader only).
+  struct PendingBatch {
+    LogIndex index;
+    Term term;
+    BatchIdentity batch;
+  };
+  using WaiterMap = std::multimap<LogIndex, ProduceWaiter>;
   Result<KafkaOffset> next_offset_after(LogIndex index);
-  void complete(std::map<LogIndex, ProduceWaiter>::iterator it, Result<ProduceResult> result);
+  void complete(WaiterMap::iterator it, Result<ProduceResult> result);
+  void park_waiter(LogIndex index, Acks acks, KafkaOffset base_offset,
+                   std::function<void(Result<ProduceResult>)> done);
+  // Sequence/epoch check of an idempotent batch; true when `done` was answered or parked.
+  bool check_producer(const BatchIdentity& batch, Acks acks,
+                      std::function<void(Result<ProduceResult>)>& done);
+  ProducerEntry leader_view(std::int64_t producer_id) const;
+  void apply_producer_state(const raft::Entry& entry, KafkaOffset next_offset);
+  void forget_pending(LogIndex up_to);
+  void clear_pending();
+  Status load_producer_state();
   void notify_fetchers();
   Status append_chunks(const storage::FileSlice& slice, FetchResult* out);
 
   PartitionOptions options_;
-  std::map<LogIndex, ProduceWaiter> produce_waiters_;
+  WaiterMap produce_waiters_;  // several at one index: in-flight duplicates wait too
   // Offsets of appended entries not yet applied (next offset after each).
   std::map<LogIndex, KafkaOffset> next_offset_by_index_;
   KafkaOffset high_watermark_{0};
   bool leader_ready_ = false;
   std::vector<FetchWaiter> fetch_waiters_;
+  ProducerStateTable producers_;
+  std::map<std::int64_t, std::deque<PendingBatch>> pending_;  // by producer id, index order
+  std::map<LogIndex, std::int64_t> pending_by_index_;
+  bool producer_state_on_disk_ = false;
 };
 
 }  // namespace mq::cluster

@@ -115,6 +115,7 @@ void RaftGroup::finish(raft::Ready rd) {
 
 void RaftGroup::checkpoint_now() {
   if (node_ == nullptr || failed()) return;
+  if (Status hook = on_checkpoint(applied_); !hook.is_ok()) return fail(std::move(hook));
   Status s = storage_->checkpoint(applied_, node_->conf_state(), conf_changed_since_checkpoint_);
   if (!s.is_ok()) return fail(std::move(s));
   conf_changed_since_checkpoint_ = false;

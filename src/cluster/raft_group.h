@@ -90,6 +90,12 @@ class RaftGroup {
   virtual void on_soft_state(const raft::SoftState& soft_state) { (void)soft_state; }
   virtual void on_snapshot_installed(const raft::Snapshot& snapshot) { (void)snapshot; }
   virtual void on_failed(const Status& status) { (void)status; }
+  // Runs before the applied index is checkpointed (state that must be persisted with it,
+  // e.g. the partition's producer state). An error stops the replica like a storage error.
+  virtual Status on_checkpoint(LogIndex applied) {
+    (void)applied;
+    return Status::ok();
+  }
 
   GroupHost* host_;
 

@@ -16,6 +16,7 @@ constexpr std::array kSupported = {
     SupportedApi{18, "ApiVersions", 0, 3},    // v3: flexible (KIP-511)
     SupportedApi{19, "CreateTopics", 0, 7},   // v7: topic ids in the response
     SupportedApi{20, "DeleteTopics", 0, 6},   // v6: delete by topic id
+    SupportedApi{22, "InitProducerId", 0, 4}, // idempotent producers only (no transactions)
     SupportedApi{23, "OffsetForLeaderEpoch", 0, 4},
     SupportedApi{32, "DescribeConfigs", 0, 4},
     SupportedApi{37, "CreatePartitions", 0, 3},

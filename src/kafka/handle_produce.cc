@@ -5,6 +5,10 @@
 // guard) before anything of that partition is appended; a failure appends nothing and answers
 // CORRUPT_MESSAGE. acks 0/1/-1 map to cluster::Acks; acks=0 gets no response at all (Kafka
 // protocol guide). NOT_LEADER_OR_FOLLOWER carries the leader hint from v10 (KIP-951).
+// Idempotent producers (KIP-98): the partition leader checks producer id, epoch and sequence
+// (cluster/partition.h); a duplicate is answered with its original base offset, a gap with
+// OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch with INVALID_PRODUCER_EPOCH, a transactional
+// batch with INVALID_RECORD (no transactions).
 #include <memory>
 #include <set>
 
@@ -130,6 +134,13 @@ void produce_partition(const RequestContext& ctx, const std::string& topic,
                             outcome->failed = true;
                             out->error_code = code(partition_error(r.error()));
                             out->error_message = r.error().message();
+                          }
+                        } else if (r->kafka_error != 0) {
+                          // Idempotent producer refusals (KIP-98): sequence, epoch.
+                          if (!outcome->failed) {
+                            outcome->failed = true;
+                            out->error_code = r->kafka_error;
+                            out->error_message = r->error_message;
                           }
                         } else if (first) {
                           out->base_offset = r->base_offset.value();

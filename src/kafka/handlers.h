@@ -47,6 +47,8 @@ void handle_create_partitions(const RequestContext& ctx,
                               protocol::CreatePartitionsRequest request, Respond respond);
 void handle_describe_configs(const RequestContext& ctx, protocol::DescribeConfigsRequest request,
                              Respond respond);
+void handle_init_producer_id(const RequestContext& ctx, protocol::InitProducerIdRequest request,
+                             Respond respond);
 void handle_describe_cluster(const RequestContext& ctx, protocol::DescribeClusterRequest request,
                              Respond respond);
 

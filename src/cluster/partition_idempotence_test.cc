@@ -1,0 +1,229 @@
+// The idempotent producer on a real single-replica PartitionGroup (Raft core, GroupStorage,
+// in-memory file system; durability by Log::sync()): duplicates, gaps, fencing, in-flight
+// duplicates, restart from the persisted producer state and rebuild from the log.
+#include <gtest/gtest.h>
+
+#include "cluster/group_storage.h"
+#include "cluster/partition.h"
+#include "protocol/gen/error_codes.h"
+#include "protocol/record_batch.h"
+#include "storage/memory_file_system.h"
+#include "storage/metadata.h"
+
+namespace mq::cluster {
+namespace {
+
+constexpr std::int64_t kProducer = 1000;
+
+SharedBuffer idempotent_batch(std::int64_t producer, std::int16_t epoch, std::int32_t seq,
+                              int records, std::int64_t timestamp = 5000) {
+  std::vector<protocol::RecordInput> inputs;
+  for (int i = 0; i < records; ++i) {
+    protocol::RecordInput r;
+    r.value = Buffer(std::string_view("v" + std::to_string(seq + i)));
+    r.timestamp = timestamp;
+    inputs.push_back(std::move(r));
+  }
+  protocol::RecordBatchOptions o;
+  o.producer_id = producer;
+  o.producer_epoch = epoch;
+  o.base_sequence = seq;
+  return SharedBuffer(*protocol::build_record_batch(o, inputs));
+}
+
+class NullHost : public GroupHost {
+ public:
+  bool send_message(GroupId, raft::Message) override { return true; }
+  void log(std::string_view) override {}
+};
+
+struct Outcome {
+  bool done = false;
+  Result<ProduceResult> result = Status::internal("not answered");
+};
+
+class ClusterPartitionIdempotence : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+
+  void open() {
+    GroupStorageOptions o;
+    o.directory = "/p";
+    o.name = "t-0";
+    o.bootstrap.voters = {NodeId(1)};
+    auto s = GroupStorage::open(&fs_, &clock_, nullptr, o);
+    ASSERT_TRUE(s.has_value()) << s.error().to_string();
+    RaftGroupOptions go;
+    go.group = GroupId(1);
+    go.name = "t-0";
+    go.raft.id = NodeId(1);
+    go.raft.election_ticks = 10;
+    go.raft.heartbeat_ticks = 1;
+    go.checkpoint_interval_entries = 1u << 30;  // only explicit checkpoints
+    PartitionOptions po;
+    po.topic = "t";
+    p_ = std::make_unique<PartitionGroup>(&host_, go, po, std::move(*s));
+    ASSERT_TRUE(p_->start().is_ok());
+    ASSERT_TRUE(p_->init().is_ok());
+    p_->node().campaign();
+    settle();
+    ASSERT_TRUE(p_->is_leader());
+  }
+
+  // Runs Readies to completion, making appended entries durable.
+  void settle() {
+    for (int i = 0; i < 20; ++i) {
+      p_->pump();
+      ASSERT_TRUE(p_->storage().log().sync().is_ok());
+      p_->on_durable(p_->storage().log().last_index());
+    }
+  }
+
+  std::shared_ptr<Outcome> produce(SharedBuffer batch, Acks acks = Acks::kAll) {
+    auto out = std::make_shared<Outcome>();
+    p_->produce(std::move(batch), acks, [out](Result<ProduceResult> r) {
+      out->done = true;
+      out->result = std::move(r);
+    });
+    return out;
+  }
+
+  // Produces and settles; returns the base offset (or -100 - kafka error).
+  std::int64_t write(std::int16_t epoch, std::int32_t seq, int records) {
+    auto out = produce(idempotent_batch(kProducer, epoch, seq, records));
+    settle();
+    EXPECT_TRUE(out->done);
+    if (!out->result.has_value()) {
+      ADD_FAILURE() << out->result.error().to_string();
+      return -1;
+    }
+    if (out->result->kafka_error != 0) return -100 - out->result->kafka_error;
+    return out->result->base_offset.value();
+  }
+
+  KafkaOffset log_end() { return p_->storage().log().next_offset(); }
+
+  storage::MemoryFileSystem fs_;
+  storage::ManualClock clock_{1000};
+  NullHost host_;
+  std::unique_ptr<PartitionGroup> p_;
+};
+
+constexpr std::int64_t error_of(protocol::ErrorCode e) { return -100 - static_cast<int>(e); }
+
+TEST_F(ClusterPartitionIdempotence, DuplicateOfACommittedBatchGetsItsOriginalOffset) {
+  std::int64_t first = write(0, 0, 3);
+  std::int64_t second = write(0, 3, 2);
+  ASSERT_GE(first, 0);
+  EXPECT_EQ(second, first + 3);
+  KafkaOffset end = log_end();
+  LogIndex last = p_->storage().log().last_index();
+  EXPECT_EQ(write(0, 0, 3), first);   // retry of the first batch
+  EXPECT_EQ(write(0, 3, 2), second);  // and of the second
+  EXPECT_EQ(log_end(), end);          // nothing written
+  EXPECT_EQ(p_->storage().log().last_index(), last);
+  EXPECT_EQ(write(0, 5, 1), second + 2);
+}
+
+TEST_F(ClusterPartitionIdempotence, GapsAndOldEpochsAreRefused) {
+  ASSERT_GE(write(0, 0, 2), 0);
+  KafkaOffset end = log_end();
+  EXPECT_EQ(write(0, 3, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  EXPECT_EQ(write(1, 5, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  EXPECT_EQ(log_end(), end);
+  // Epoch bump (KIP-360): sequences restart at 0; the old epoch is fenced afterwards.
+  std::int64_t bumped = write(1, 0, 1);
+  EXPECT_GE(bumped, end.value());
+  EXPECT_EQ(write(0, 2, 1), error_of(protocol::ErrorCode::kInvalidProducerEpoch));
+  EXPECT_EQ(write(0, 0, 2), error_of(protocol::ErrorCode::kInvalidProducerEpoch));
+  EXPECT_EQ(write(1, 1, 1), bumped + 1);
+  // A transactional batch is refused: raftmq has no transactions.
+  std::vector<protocol::RecordInput> one(1);
+  protocol::RecordBatchOptions o;
+  o.producer_id = 77;
+  o.producer_epoch = 0;
+  o.base_sequence = 0;
+  o.transactional = true;
+  auto out = produce(SharedBuffer(*protocol::build_record_batch(o, one)));
+  ASSERT_TRUE(out->done && out->result.has_value());
+  EXPECT_EQ(out->result->kafka_error, static_cast<std::int16_t>(protocol::ErrorCode::kInvalidRecord));
+}
+
+TEST_F(ClusterPartitionIdempotence, DuplicateOfAnInFlightBatchWaitsForIt) {
+  ASSERT_GE(write(0, 0, 1), 0);
+  LogIndex last = p_->storage().log().last_index();
+  auto original = produce(idempotent_batch(kProducer, 0, 1, 4));
+  auto retry = produce(idempotent_batch(kProducer, 0, 1, 4));  // before anything committed
+  auto next = produce(idempotent_batch(kProducer, 0, 5, 1));   // continues after the in-flight
+  EXPECT_FALSE(original->done);
+  EXPECT_FALSE(retry->done);
+  settle();
+  ASSERT_TRUE(original->done && retry->done && next->done);
+  ASSERT_TRUE(original->result.has_value() && retry->result.has_value());
+  EXPECT_EQ(retry->result->kafka_error, 0);
+  EXPECT_EQ(retry->result->base_offset, original->result->base_offset);
+  EXPECT_EQ(next->result->base_offset, original->result->base_offset + 4);
+  EXPECT_EQ(p_->storage().log().last_index(), last + 2);  // two entries, not three
+  // A duplicate arriving after the append but before the commit also gets the offset.
+  auto a = produce(idempotent_batch(kProducer, 0, 6, 1));
+  p_->pump();  // appended (not yet durable, so not committed)
+  auto b = produce(idempotent_batch(kProducer, 0, 6, 1));
+  EXPECT_FALSE(b->done);
+  settle();
+  ASSERT_TRUE(a->done && b->done && a->result.has_value() && b->result.has_value());
+  EXPECT_EQ(b->result->base_offset, a->result->base_offset);
+}
+
+TEST_F(ClusterPartitionIdempotence, RestartRestoresTheStateFromCheckpointAndLog) {
+  ASSERT_GE(write(0, 0, 2), 0);
+  std::int64_t second = write(0, 2, 2);
+  p_->checkpoint_now();  // persists producer.state with the applied index
+  ASSERT_TRUE(fs_.exists("/p/producer.state").value());
+  std::int64_t third = write(0, 4, 3);  // above the checkpoint: rebuilt from the log
+  ProducerStateTable before = p_->producer_state();
+  p_.reset();
+  open();
+  EXPECT_EQ(p_->producer_state().find(kProducer)->batches,
+            before.find(kProducer)->batches);
+  EXPECT_EQ(write(0, 2, 2), second);
+  EXPECT_EQ(write(0, 4, 3), third);
+  EXPECT_EQ(write(0, 8, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  EXPECT_EQ(write(0, 7, 1), third + 3 + 1);  // +1: the new term's no-op
+}
+
+TEST_F(ClusterPartitionIdempotence, RebuildsFromTheLogWhenTheStateFileIsMissingOrCorrupt) {
+  std::int64_t first = write(0, 0, 2);
+  ASSERT_GE(write(0, 2, 1), 0);
+  p_->checkpoint_now();
+  ProducerStateTable before = p_->producer_state();
+  p_.reset();
+  // Corrupt the file: derived data, so the replica rebuilds it from the whole log.
+  auto bytes = fs_.read_file("/p/producer.state");
+  ASSERT_TRUE(bytes.has_value());
+  bytes->data()[bytes->size() / 2] ^= 0x10;
+  const BufferView pieces[1] = {bytes->view()};
+  ASSERT_TRUE(storage::write_file_atomically(&fs_, "/p", "producer.state", pieces).is_ok());
+  open();
+  EXPECT_EQ(p_->producer_state().find(kProducer)->batches, before.find(kProducer)->batches);
+  EXPECT_EQ(write(0, 0, 2), first);
+  // Missing: the same.
+  p_.reset();
+  ASSERT_TRUE(fs_.remove("/p/producer.state").is_ok());
+  open();
+  EXPECT_EQ(p_->producer_state().find(kProducer)->batches, before.find(kProducer)->batches);
+  EXPECT_EQ(write(0, 2, 1), write(0, 2, 1));
+}
+
+TEST_F(ClusterPartitionIdempotence, NonIdempotentBatchesAreNotTracked) {
+  std::vector<protocol::RecordInput> one(1);
+  auto out = produce(SharedBuffer(*protocol::build_record_batch({}, one)));
+  settle();
+  ASSERT_TRUE(out->done && out->result.has_value());
+  auto again = produce(SharedBuffer(*protocol::build_record_batch({}, one)));
+  settle();
+  EXPECT_EQ(again->result->base_offset, out->result->base_offset + 1);  // written twice
+  EXPECT_EQ(p_->producer_state().size(), 0u);
+}
+
+}  // namespace
+}  // namespace mq::cluster

@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+"""Idempotence across failover: a confluent-kafka producer with enable.idempotence=true
+(acks=all) streams numbered messages into a 3-partition RF-3 topic while partition leaders are
+SIGKILLed (and restarted) repeatedly. Afterwards every acknowledged number is present exactly
+once in its partition, in order, and no number appears twice at all (retries across leader
+changes were deduplicated by the partitions' replicated producer state). Prints the counts.
+
+    test_idempotence.py [--kills N]   (default 3)
+
+Ports: its own range (Kafka 29592+, RPC 39592+), moved by RAFTMQ_TEST_PORT_OFFSET like every
+harness cluster.
+"""
+
+import argparse
+import sys
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+import harness
+
+TOPIC = "idempotence"
+PARTITIONS = 3
+
+
+class Stream:
+    """Produces per-partition numbered messages "partition|number" until stopped."""
+
+    def __init__(self, bootstrap):
+        self.fatal = []
+        self.producer = Producer({
+            "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+            "linger.ms": 2, "message.timeout.ms": 120000, "retry.backoff.ms": 50,
+            "max.in.flight.requests.per.connection": 5,
+            "topic.metadata.refresh.interval.ms": 1000, "socket.timeout.ms": 5000,
+            "queue.buffering.max.messages": 20000, "error_cb": self.on_error})
+        self.acked = {p: {} for p in range(PARTITIONS)}  # partition -> {number: offset}
+        self.sent = {p: 0 for p in range(PARTITIONS)}
+        self.failed = 0
+        self.lock = threading.Lock()
+        self.stop_flag = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def on_error(self, err):
+        if err.fatal():
+            self.fatal.append(str(err))
+            harness.log("FATAL producer error:", err)
+
+    def on_delivery(self, err, msg):
+        with self.lock:
+            if err is not None:
+                self.failed += 1
+                if self.failed <= 5:
+                    harness.log("delivery failed:", err)
+                return
+            partition, number = (int(x) for x in msg.value().decode().split("|")[:2])
+            assert partition == msg.partition()
+            self.acked[partition][number] = msg.offset()
+
+    def acked_count(self):
+        with self.lock:
+            return sum(len(a) for a in self.acked.values())
+
+    def run(self):
+        i = 0
+        while not self.stop_flag and not self.fatal:
+            if len(self.producer) > 3000:
+                self.producer.poll(0.01)
+                continue
+            partition = i % PARTITIONS
+            number = self.sent[partition]
+            try:
+                self.producer.produce(TOPIC, partition=partition,
+                                      value=("%d|%d|payload" % (partition, number)).encode(),
+                                      on_delivery=self.on_delivery)
+            except KafkaException as e:
+                harness.log("produce() refused locally:", e)
+                self.producer.poll(0.1)
+                continue
+            self.sent[partition] = number + 1
+            i += 1
+            self.producer.poll(0)
+            if i % 100 == 0:
+                time.sleep(0.005)
+        self.producer.flush(120)
+
+
+def leader_of(cluster, partition, timeout=30):
+    """The partition's leader as every live broker reports it, twice in a row."""
+    deadline = time.monotonic() + timeout
+    previous = None
+    while time.monotonic() < deadline:
+        try:
+            views = {harness.metadata("127.0.0.1:%d" % b.kafka_port, TOPIC)[partition][0]
+                     for b in cluster.brokers if b.alive()}
+        except Exception:  # noqa: BLE001 - retried
+            views = set()
+        if len(views) == 1 and min(views) >= 0:
+            leader = min(views)
+            if leader == previous:
+                return leader
+            previous = leader
+        time.sleep(0.2)
+    raise RuntimeError("no agreed leader for partition %d" % partition)
+
+
+def wait_acks(stream, count=300, timeout=60):
+    deadline = time.monotonic() + timeout
+    start = stream.acked_count()
+    while time.monotonic() < deadline:
+        if stream.fatal:
+            raise AssertionError("producer fatal error: %s" % stream.fatal)
+        if stream.acked_count() >= start + count:
+            return
+        time.sleep(0.01)
+    raise RuntimeError("the producer is not getting acknowledgements")
+
+
+def read_partition(cluster, partition, end_offset):
+    """Numbers in offset order read from the partition up to end_offset."""
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "unused",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer.assign([TopicPartition(TOPIC, partition, 0)])
+    numbers = []  # (offset, number)
+    highest = -1
+    last_progress = time.monotonic()
+    while time.monotonic() - last_progress < 30 and highest < end_offset:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() != KafkaError._PARTITION_EOF:
+                harness.log("read back:", msg.error())
+            continue
+        p, number = (int(x) for x in msg.value().decode().split("|")[:2])
+        assert p == partition
+        numbers.append((msg.offset(), number))
+        highest = max(highest, msg.offset())
+        last_progress = time.monotonic()
+    consumer.close()
+    return numbers
+
+
+def check_partition(partition, acked, numbers):
+    """Returns (missing, duplicates, out_of_order) for one partition."""
+    seen = {}
+    duplicates = 0
+    for offset, number in numbers:
+        if number in seen:
+            duplicates += 1
+        seen[number] = offset
+    missing = [n for n, o in acked.items() if seen.get(n) != o]
+    order = [n for _, n in sorted(numbers)]
+    out_of_order = sum(1 for a, b in zip(order, order[1:]) if b <= a)
+    return missing, duplicates, out_of_order
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kills", type=int, default=3)
+    options = parser.parse_args()
+    with harness.Cluster(kafka_base=29592, rpc_base=39592) as cluster:
+        harness.create_topic_cli(cluster, TOPIC, PARTITIONS, 3)
+        stream = Stream(cluster.bootstrap)
+        stream.thread.start()
+        for kill in range(options.kills):
+            wait_acks(stream)
+            partition = kill % PARTITIONS
+            leader = leader_of(cluster, partition)
+            before = stream.acked_count()
+            cluster.broker(leader).kill()
+            harness.log("kill %d: SIGKILLed broker %d (leader of partition %d), %d acked"
+                        % (kill + 1, leader, partition, before))
+            wait_acks(stream, count=100)
+            cluster.broker(leader).start()
+            cluster.wait_ready(brokers=[cluster.broker(leader)])
+            harness.wait_topic_ready(cluster.bootstrap, TOPIC, PARTITIONS, 3)
+            harness.log("broker %d restarted and in sync" % leader)
+        wait_acks(stream)
+        stream.stop_flag = True
+        stream.thread.join(timeout=180)
+        assert not stream.thread.is_alive(), "producer did not finish flushing"
+        assert not stream.fatal, "producer fatal error: %s" % stream.fatal
+        totals = {"acked": 0, "read": 0, "missing": 0, "duplicates": 0, "out_of_order": 0}
+        for p in range(PARTITIONS):
+            acked = dict(stream.acked[p])
+            assert acked, "nothing acknowledged on partition %d" % p
+            numbers = read_partition(cluster, p, max(acked.values()))
+            missing, duplicates, out_of_order = check_partition(p, acked, numbers)
+            harness.log("partition %d: sent %d, acked %d, read %d, missing %d, duplicates %d, "
+                        "out of order %d" % (p, stream.sent[p], len(acked), len(numbers),
+                                             len(missing), duplicates, out_of_order))
+            assert not missing, "partition %d: acknowledged numbers missing or moved: %s" % (
+                p, missing[:10])
+            assert duplicates == 0, "partition %d: %d duplicates" % (p, duplicates)
+            assert out_of_order == 0, "partition %d: %d out of order" % (p, out_of_order)
+            totals["acked"] += len(acked)
+            totals["read"] += len(numbers)
+        print("IDEMPOTENCE kills=%d acked=%d read=%d missing=0 duplicates=0 out_of_order=0 "
+              "failed_deliveries=%d" % (options.kills, totals["acked"], totals["read"],
+                                        stream.failed), flush=True)
+    print("PASS test_idempotence")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,8 +7,8 @@ changes were deduplicated by the partitions' replicated producer state). Prints 
 
     test_idempotence.py [--kills N]   (default 3)
 
-Ports: its own range (Kafka 29592+, RPC 39592+), moved by RAFTMQ_TEST_PORT_OFFSET like every
-harness cluster.
+Ports: the harness's (Kafka 29092+, RPC 39092+), moved by RAFTMQ_TEST_PORT_OFFSET; within one
+ctest run the integration tests share them one at a time (RESOURCE_LOCK).
 """
 
 import argparse
@@ -105,13 +105,19 @@ def leader_of(cluster, partition, timeout=30):
     raise RuntimeError("no agreed leader for partition %d" % partition)
 
 
-def wait_acks(stream, count=300, timeout=60):
+def wait_acks(stream, count=300, timeout=60, partition=None):
+    """Waits for `count` more acknowledgements (of `partition` only, when given)."""
+    def acked():
+        if partition is None:
+            return stream.acked_count()
+        with stream.lock:
+            return len(stream.acked[partition])
     deadline = time.monotonic() + timeout
-    start = stream.acked_count()
+    start = acked()
     while time.monotonic() < deadline:
         if stream.fatal:
             raise AssertionError("producer fatal error: %s" % stream.fatal)
-        if stream.acked_count() >= start + count:
+        if acked() >= start + count:
             return
         time.sleep(0.01)
     raise RuntimeError("the producer is not getting acknowledgements")
@@ -160,7 +166,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kills", type=int, default=3)
     options = parser.parse_args()
-    with harness.Cluster(kafka_base=29592, rpc_base=39592) as cluster:
+    with harness.Cluster() as cluster:
         harness.create_topic_cli(cluster, TOPIC, PARTITIONS, 3)
         stream = Stream(cluster.bootstrap)
         stream.thread.start()
@@ -172,7 +178,12 @@ def main():
             cluster.broker(leader).kill()
             harness.log("kill %d: SIGKILLed broker %d (leader of partition %d), %d acked"
                         % (kill + 1, leader, partition, before))
-            wait_acks(stream, count=100)
+            # The killed partition continues on a new leader (the producer's retries of the
+            # batches in flight at the kill go there) before the broker comes back.
+            t_kill = time.monotonic()
+            wait_acks(stream, count=500, partition=partition)
+            harness.log("partition %d: 500 more acks %.0f ms after the kill"
+                        % (partition, (time.monotonic() - t_kill) * 1000))
             cluster.broker(leader).start()
             cluster.wait_ready(brokers=[cluster.broker(leader)])
             harness.wait_topic_ready(cluster.bootstrap, TOPIC, PARTITIONS, 3)

@@ -12,6 +12,9 @@ ctest run the integration tests share them one at a time (RESOURCE_LOCK).
 """
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -162,12 +165,60 @@ def check_partition(partition, acked, numbers):
     return missing, duplicates, out_of_order
 
 
+KAFKAJS_SCRIPT = r"""
+const { Kafka, logLevel } = require('kafkajs')
+const kafka = new Kafka({ clientId: 'raftmq-it-idem', brokers: process.env.BOOTSTRAP.split(','),
+                          logLevel: logLevel.WARN })
+async function main() {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+  await producer.connect()
+  const offsets = []
+  for (let i = 0; i < 20; i++) {
+    const messages = []
+    for (let j = 0; j < 10; j++) messages.push({ value: `0|${i * 10 + j}|kafkajs` })
+    const r = await producer.send({ topic: process.env.TOPIC, acks: -1,
+                                    messages: messages.map(m => ({ ...m, partition: 0 })) })
+    offsets.push(Number(r[0].baseOffset))
+  }
+  await producer.disconnect()
+  console.log(JSON.stringify({ offsets }))
+}
+main().catch(e => { console.error(e); process.exit(1) })
+"""
+
+
+def kafkajs_phase(cluster):
+    """kafkajs' idempotent producer (InitProducerId v0-v1 sent to the controller named in
+    Metadata) writes 200 numbered messages; they are read back exactly once, in order."""
+    node_dir = os.path.join(harness.HERE, "node")
+    if not os.path.isdir(os.path.join(node_dir, "node_modules", "kafkajs")):
+        harness.log("kafkajs not installed (npm ci in tests/integration/node): phase skipped")
+        return
+    topic = "idempotence-kafkajs"
+    harness.create_topic_cli(cluster, topic, 1, 3)
+    env = dict(os.environ, BOOTSTRAP=cluster.bootstrap, TOPIC=topic)
+    out = subprocess.run(["node", "-e", KAFKAJS_SCRIPT], cwd=node_dir, env=env,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, "kafkajs idempotent producer failed: %s %s" % (
+        out.stdout.decode()[-2000:], out.stderr.decode()[-2000:])
+    offsets = json.loads(out.stdout.decode().strip().splitlines()[-1])["offsets"]
+    global TOPIC
+    saved, TOPIC = TOPIC, topic
+    try:
+        numbers = read_partition(cluster, 0, offsets[-1] + 9)
+    finally:
+        TOPIC = saved
+    assert [n for _, n in numbers] == list(range(200)), "kafkajs: read %s" % numbers[:20]
+    harness.log("kafkajs idempotent producer: 200 messages, read back exactly once in order")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kills", type=int, default=3)
     options = parser.parse_args()
     with harness.Cluster() as cluster:
         harness.create_topic_cli(cluster, TOPIC, PARTITIONS, 3)
+        kafkajs_phase(cluster)
         stream = Stream(cluster.bootstrap)
         stream.thread.start()
         for kill in range(options.kills):

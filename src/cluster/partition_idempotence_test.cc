@@ -9,6 +9,7 @@
 #include "protocol/record_batch.h"
 #include "storage/memory_file_system.h"
 #include "storage/metadata.h"
+#include "base/le_codec.h"
 
 namespace mq::cluster {
 namespace {
@@ -223,6 +224,108 @@ TEST_F(ClusterPartitionIdempotence, NonIdempotentBatchesAreNotTracked) {
   settle();
   EXPECT_EQ(again->result->base_offset, out->result->base_offset + 1);  // written twice
   EXPECT_EQ(p_->producer_state().size(), 0u);
+}
+
+// A follower replica driven by hand-made leader messages: the producer state follows only
+// committed entries, so an uncommitted suffix replaced by a new leader (§5.3) leaves no
+// trace, and a snapshot install (log-start snapshot, §7) restarts the table at its index.
+class ClusterPartitionFollower : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GroupStorageOptions o;
+    o.directory = "/f";
+    o.name = "t-0";
+    o.bootstrap.voters = {NodeId(1), NodeId(2)};
+    auto s = GroupStorage::open(&fs_, &clock_, nullptr, o);
+    ASSERT_TRUE(s.has_value()) << s.error().to_string();
+    RaftGroupOptions go;
+    go.group = GroupId(1);
+    go.name = "t-0";
+    go.raft.id = NodeId(1);
+    go.raft.election_ticks = 1000;  // never campaigns during the test
+    go.raft.heartbeat_ticks = 1;
+    p_ = std::make_unique<PartitionGroup>(&host_, go, PartitionOptions{}, std::move(*s));
+    ASSERT_TRUE(p_->start().is_ok());
+    ASSERT_TRUE(p_->init().is_ok());
+  }
+  void settle() {
+    for (int i = 0; i < 10; ++i) {
+      p_->pump();
+      ASSERT_TRUE(p_->storage().log().sync().is_ok());
+      p_->on_durable(p_->storage().log().last_index());
+    }
+  }
+  // AppendEntries from leader 2: entries (term, batch) after (prev_index, prev_term).
+  void append(std::uint64_t term, std::uint64_t prev_index, std::uint64_t prev_term,
+              std::vector<std::pair<std::uint64_t, SharedBuffer>> entries, std::uint64_t commit) {
+    raft::Message m;
+    m.type = raft::MessageType::kAppend;
+    m.from = NodeId(2);
+    m.to = NodeId(1);
+    m.term = Term(term);
+    m.index = LogIndex(prev_index);
+    m.log_term = Term(prev_term);
+    m.commit = LogIndex(commit);
+    std::uint64_t index = prev_index;
+    for (auto& [entry_term, batch] : entries) {
+      m.entries.push_back(raft::Entry{Term(entry_term), LogIndex(++index),
+                                      raft::EntryType::kNormal, std::move(batch)});
+    }
+    p_->step(m);
+    settle();
+  }
+
+  storage::MemoryFileSystem fs_;
+  storage::ManualClock clock_{1000};
+  NullHost host_;
+  std::unique_ptr<PartitionGroup> p_;
+};
+
+TEST_F(ClusterPartitionFollower, ReplacedUncommittedEntriesNeverEnterTheState) {
+  append(1, 0, 0, {{1, idempotent_batch(kProducer, 0, 0, 2)}}, 1);  // committed
+  append(1, 1, 1, {{1, idempotent_batch(kProducer, 0, 2, 3)}}, 1);  // not committed
+  ASSERT_EQ(p_->applied(), LogIndex(1));
+  EXPECT_EQ(p_->producer_state().find(kProducer)->batches.size(), 1u);
+  // Leader of term 2 replaces entry 2 with another producer's batch and commits it.
+  append(2, 1, 1, {{2, idempotent_batch(7, 0, 0, 1)}}, 2);
+  ASSERT_EQ(p_->applied(), LogIndex(2));
+  const ProducerEntry* e = p_->producer_state().find(kProducer);
+  ASSERT_NE(e, nullptr);
+  ASSERT_EQ(e->batches.size(), 1u);
+  EXPECT_EQ(e->batches.back().last_seq, 1);  // the replaced batch (seq 2-4) left no trace
+  ASSERT_NE(p_->producer_state().find(7), nullptr);
+  EXPECT_EQ(p_->producer_state().find(7)->batches.back().base_offset, KafkaOffset(2));
+  EXPECT_EQ(check_sequence(e, BatchIdentity{kProducer, 0, 2, 4, 2, 5000}).verdict,
+            SequenceVerdict::kAppend);
+}
+
+TEST_F(ClusterPartitionFollower, SnapshotInstallRestartsTheTableAtTheSnapshot) {
+  append(1, 0, 0, {{1, idempotent_batch(kProducer, 0, 0, 2)}}, 1);
+  ASSERT_NE(p_->producer_state().find(kProducer), nullptr);
+  raft::Message m;
+  m.type = raft::MessageType::kSnapshot;
+  m.from = NodeId(2);
+  m.to = NodeId(1);
+  m.term = Term(3);
+  raft::Snapshot snapshot;
+  snapshot.meta.index = LogIndex(50);
+  snapshot.meta.term = Term(3);
+  snapshot.meta.conf_state.voters = {NodeId(1), NodeId(2)};
+  Buffer data;
+  le::put_u64(data, 900);  // the leader's log start offset
+  snapshot.data = SharedBuffer(std::move(data));
+  m.snapshot = snapshot;
+  p_->step(m);
+  settle();
+  EXPECT_EQ(p_->producer_state().applied_index(), LogIndex(50));
+  EXPECT_EQ(p_->producer_state().size(), 0u);  // its batches lie below the leader's log start
+  append(3, 50, 3, {{3, idempotent_batch(8, 2, 10, 3)}}, 51);
+  ASSERT_EQ(p_->applied(), LogIndex(51));
+  const ProducerEntry* e = p_->producer_state().find(8);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->epoch, 2);
+  EXPECT_EQ(e->batches.back().base_offset, KafkaOffset(900));
+  EXPECT_EQ(e->batches.back().last_offset, KafkaOffset(902));
 }
 
 }  // namespace

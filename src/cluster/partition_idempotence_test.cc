@@ -35,7 +35,14 @@ SharedBuffer idempotent_batch(std::int64_t producer, std::int16_t epoch, std::in
 class NullHost : public GroupHost {
  public:
   bool send_message(GroupId, raft::Message) override { return true; }
-  void log(std::string_view) override {}
+  void log(std::string_view line) override { lines.emplace_back(line); }
+  bool logged(std::string_view part) const {
+    for (const std::string& l : lines) {
+      if (l.find(part) != std::string::npos) return true;
+    }
+    return false;
+  }
+  std::vector<std::string> lines;
 };
 
 struct Outcome {
@@ -186,6 +193,7 @@ TEST_F(ClusterPartitionIdempotence, RestartRestoresTheStateFromCheckpointAndLog)
   open();
   EXPECT_EQ(p_->producer_state().find(kProducer)->batches,
             before.find(kProducer)->batches);
+  EXPECT_FALSE(host_.logged("rebuilding"));  // loaded from the file, then the log above it
   EXPECT_EQ(write(0, 2, 2), second);
   EXPECT_EQ(write(0, 4, 3), third);
   EXPECT_EQ(write(0, 8, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
@@ -205,6 +213,7 @@ TEST_F(ClusterPartitionIdempotence, RebuildsFromTheLogWhenTheStateFileIsMissingO
   const BufferView pieces[1] = {bytes->view()};
   ASSERT_TRUE(storage::write_file_atomically(&fs_, "/p", "producer.state", pieces).is_ok());
   open();
+  EXPECT_TRUE(host_.logged("producer state: bad crc; rebuilding from the log"));
   EXPECT_EQ(p_->producer_state().find(kProducer)->batches, before.find(kProducer)->batches);
   EXPECT_EQ(write(0, 0, 2), first);
   // Missing: the same.

@@ -325,11 +325,15 @@ class ChaosCluster:
                 return {tp: view[tp][2] for tp in topics}
         return {}
 
-    def newest_segment(self, broker, rng):
-        """A random partition replica's newest segment file on `broker` (None if none)."""
+    def newest_segment(self, broker, rng, tp=None):
+        """The newest segment file of a random partition replica on `broker` (of partition
+        `tp` if given); None if there is none. Replica directories are
+        partitions/<topic>-<partition>-g<group> (src/cluster/node_reconcile.cc)."""
         root = os.path.join(broker.data_dir, "partitions")
+        prefix = "%s-%d-g" % tp if tp is not None else ""
         try:
-            dirs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+            dirs = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
+                          and d.startswith(prefix))
         except OSError:
             return None
         rng.shuffle(dirs)
@@ -409,10 +413,11 @@ class ChaosCluster:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def corrupt_segment(path, rng):
-    """Truncates the segment in its last quarter or flips one bit in its last 4 KiB."""
+def corrupt_segment(path, rng, truncate=None):
+    """Truncates the segment in its last quarter or flips one bit in its last 4 KiB (at random
+    unless `truncate` says which)."""
     size = os.path.getsize(path)
-    if rng.random() < 0.5:
+    if truncate if truncate is not None else rng.random() < 0.5:
         cut = rng.randint(max(1, size * 3 // 4), size - 1)
         os.truncate(path, cut)
         return "truncated %s from %d to %d bytes" % (os.path.basename(path), size, cut)

@@ -13,7 +13,7 @@ log = chaos_cluster.log
 
 KINDS = ["kill-leader", "kill-random", "kill-minority", "pause", "partition-majority",
          "partition-leader", "partition-bridge", "partition-asymmetric", "crash-all",
-         "disk-full", "corrupt", "move"]
+         "disk-full", "corrupt", "corrupt-then-kill-leader", "move"]
 ALIASES = {
     "all": KINDS,
     "kill": ["kill-leader", "kill-random", "kill-minority"],
@@ -331,6 +331,32 @@ class Nemesis:
         ep.brokers = [victim.id]
         ep.partitions = self.touched([victim])
         return victim.start
+
+    def inject_corrupt_then_kill_leader(self, ep):
+        """Raft assumes a replica never loses what it acknowledged. Truncate a follower's
+        newest segment of one partition, restart it, and SIGKILL that partition's leader before
+        the follower caught up: the truncated follower and the other followers must not elect a
+        leader that misses acknowledged entries (issue 6: "a corrupted or truncated minority
+        replica never becomes leader with missing data")."""
+        leaders = self.cluster.leaders(self.partitions)
+        if not leaders:
+            return self.inject_corrupt(ep)
+        tp = self.rng.choice(sorted(leaders))
+        leader = self.cluster.broker(leaders[tp])
+        followers = [b for b in self.replicas.get(tp, []) if b != leader.id]
+        victim = self.cluster.broker(self.rng.choice(followers))
+        victim.kill()
+        segment = self.cluster.newest_segment(victim, self.rng, tp)
+        what = chaos_cluster.corrupt_segment(segment, self.rng, truncate=True) if segment else \
+            "no segment of %s to truncate" % (tp,)
+        victim.start()
+        self.cluster.wait_kafka_up([victim], 10)   # its replicas run, not yet caught up
+        leader.kill()
+        ep.description = "SIGKILL follower %d of %s, %s, restart it, SIGKILL leader %d" % (
+            victim.id, tp, what, leader.id)
+        ep.brokers = [victim.id, leader.id]
+        ep.partitions = self.touched([victim, leader])
+        return leader.start
 
     def inject_move(self, ep):
         n = len(self.cluster.brokers)

@@ -45,9 +45,13 @@ def parse_args(argv):
     p.add_argument("--recovery-timeout", type=float, default=60,
                    help="seconds a healed fault may take to recover (leaders elected, every "
                         "replica back in sync) before the harness repairs it by restarting")
-    p.add_argument("--xfail-recovery", default="",
-                   help="fault kinds whose failure to recover by itself is a known, documented "
-                        "broker issue (tests/chaos/FINDINGS.md): reported as XFAIL, not failed")
+    p.add_argument("--known-issues", default="",
+                   help="checks that fail for a known, documented broker issue "
+                        "(tests/chaos/FINDINGS.md), reported as XFAIL instead of FAIL: %s" %
+                        ", ".join(report.KNOWN_ISSUES))
+    p.add_argument("--no-proxy", action="store_true",
+                   help="brokers dial each other directly (a control run without the link "
+                        "proxies; the partition nemeses are skipped)")
     p.add_argument("--keep-logs", action="store_true", help="keep broker logs even on success")
     o = p.parse_args(argv)
     try:
@@ -57,7 +61,11 @@ def parse_args(argv):
         if len(o.hold) != 2 or len(o.quiet) != 2 or o.hold[0] > o.hold[1] or \
                 o.quiet[0] > o.quiet[1] or min(o.hold + o.quiet) < 0:
             raise ValueError("--hold/--quiet must be MIN:MAX with 0 <= MIN <= MAX")
-        o.xfail_recovery = chaos_nemesis.parse_kinds(o.xfail_recovery)
+        o.known_issues = [k for k in o.known_issues.split(",") if k]
+        for k in o.known_issues:
+            if k not in report.KNOWN_ISSUES:
+                raise ValueError("unknown --known-issues entry '%s' (known: %s)" % (
+                    k, ", ".join(report.KNOWN_ISSUES)))
         if not o.kinds:
             raise ValueError("--nemesis names no fault")
         if o.duration <= 0 or o.rate <= 0 or o.rate > 2000 or not 1 <= o.producers <= 16 or \
@@ -124,7 +132,8 @@ class Run:
     def __init__(self, o):
         self.o = o
         self.rng = random.Random(o.seed)
-        self.cluster = chaos_cluster.ChaosCluster(o.brokers, o.kafka_base, o.rpc_base)
+        self.cluster = chaos_cluster.ChaosCluster(o.brokers, o.kafka_base, o.rpc_base,
+                                                  direct=o.no_proxy)
         self.outcome = report.Outcome()
 
     def setup(self):

@@ -45,7 +45,7 @@ def check(producers, consumers, final, monitor, partitions):
     for name in ("sent", "acknowledged", "indeterminate", "indeterminate found",
                  "lost", "duplicated", "unexpected", "inconsistent offsets",
                  "non-monotonic positions", "skipping positions", "committed offsets backwards",
-                 "consumer reads"):
+                 "fetch out of range", "consumer reads"):
         r.counts[name] = 0
     sent, acked, failed = {}, {}, {}
     for p in producers:
@@ -100,6 +100,12 @@ def check(producers, consumers, final, monitor, partitions):
         if value in final_values:
             r.counts["indeterminate found"] += 1
 
+    for c in consumers:
+        with c.lock:
+            events = list(getattr(c, "out_of_range", []))
+        for _, tp, position in events:
+            r.add("fetch out of range", "consumer %d %s: OFFSET_OUT_OF_RANGE at position %d, "
+                  "which it had reached by reading" % (c.index, tp, position))
     check_positions(r, consumers, final)
     check_commits(r, consumers, monitor, final)
     return r

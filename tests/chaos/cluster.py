@@ -128,7 +128,8 @@ class Broker:
     def peers_arg(self):
         items = []
         for b in self.cluster.brokers:
-            port = b.rpc_port if b is self else self.cluster.proxy_port(self.id, b.id)
+            port = b.rpc_port if b is self or self.cluster.direct else \
+                self.cluster.proxy_port(self.id, b.id)
             items.append("%d@127.0.0.1:%d:%d" % (b.id, port, b.kafka_port))
         return ",".join(items)
 
@@ -189,12 +190,13 @@ class Broker:
 
 
 class ChaosCluster:
-    def __init__(self, size, kafka_base, rpc_base, keep=False):
+    def __init__(self, size, kafka_base, rpc_base, keep=False, direct=False):
         self.binary = harness.find_binary()
         self.workdir = tempfile.mkdtemp(prefix="raftmq-chaos-")
         self.kafka_base, self.rpc_base = kafka_base, rpc_base
         self.size = size
         self.keep = keep
+        self.direct = direct   # no proxies: brokers dial each other (no partition nemeses)
         self.brokers = [Broker(self, i) for i in range(1, size + 1)]
         self.mounted = []
         self.proxy = None
@@ -234,6 +236,11 @@ class ChaosCluster:
             print("SKIP: this raftmq has no cluster layer", flush=True)
             sys.exit(harness.SKIP)
         self.disks_mounted = self.setup_disks()
+        if self.direct:
+            for b in self.brokers:
+                b.start()
+            self.wait_kafka_up(self.brokers, 60)
+            return
         specs = ["%d:%d:%d:%d" % (s.id, d.id, self.proxy_port(s.id, d.id), d.rpc_port)
                  for s in self.brokers for d in self.brokers if s is not d]
         self.proxy = subprocess.Popen(

@@ -82,6 +82,9 @@ class Nemesis:
         if not cluster.disks_mounted:
             self.skipped["disk-full"] = ("no size-limited tmpfs per broker (mount failed): "
                                          "disk-full skipped")
+        if cluster.direct:
+            for kind in ALIASES["partition"]:
+                self.skipped[kind] = "--no-proxy: brokers dial each other, no link to cut"
         if not self.can_move:
             self.skipped["move"] = ("this raftmq has no `partition move` command: "
                                     "membership changes skipped")

@@ -128,6 +128,12 @@ class CheckerTest(unittest.TestCase):
                         FakeMonitor(True, [(1.0, TP, 8)]))
         self.assertEqual(c["skipping positions"], 2)                # offsets 4 and 6
 
+    def test_fetch_out_of_range(self):
+        p, final = clean_history()
+        c = FakeConsumer(0, [(1, TP, 0, "v0")])
+        c.out_of_range = [(3.0, TP, 1)]
+        self.assertEqual(self.counts([p], [c], final)["fetch out of range"], 1)
+
     def test_availability(self):
         p = FakeProducer()
         for i, (sent, acked) in enumerate([(0.0, 0.1), (1.0, 3.0), (2.0, 2.5), (5.0, 5.2)]):

@@ -128,7 +128,7 @@ class ConsumerWorker:
         self.topics = topics
         self.partitions = partitions
         config = {"bootstrap.servers": bootstrap, "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest", "client.id": "chaos-c%d" % index,
+                  "auto.offset.reset": "error", "client.id": "chaos-c%d" % index,
                   "topic.metadata.refresh.interval.ms": 1000, "socket.timeout.ms": 5000,
                   "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 1000,
                   "fetch.wait.max.ms": 200, "isolation.level": "read_uncommitted",
@@ -145,6 +145,11 @@ class ConsumerWorker:
         self.commit_failures = 0
         self.errors = {}
         self.positions = {}      # tp -> next offset
+        # OFFSET_OUT_OF_RANGE for a position this consumer reached by reading (Kafka: out of
+        # range only below the log start or above the log end): (time, tp, position). The
+        # consumer then seeks back to its own position instead of resetting.
+        self.out_of_range = []
+        self.pending_seeks = {}  # tp -> time to seek back to our position
         self.stop_flag = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True, name="consumer%d" % index)
 
@@ -193,12 +198,18 @@ class ConsumerWorker:
                 for m in msgs:
                     if m.error():
                         code = m.error().name()
-                        if m.error().code() != KafkaError._PARTITION_EOF:
+                        if m.error().code() == KafkaError._AUTO_OFFSET_RESET:
+                            tp = (m.topic(), m.partition())
+                            self.out_of_range.append((time.monotonic(), tp,
+                                                      self.positions.get(tp, 0)))
+                            self.pending_seeks[tp] = time.monotonic() + 0.2
+                        elif m.error().code() != KafkaError._PARTITION_EOF:
                             self.errors[code] = self.errors.get(code, 0) + 1
                         continue
                     tp = (m.topic(), m.partition())
                     self.reads.append((self.session, tp, m.offset(), m.value().decode()))
                     self.positions[tp] = m.offset() + 1
+            self.seek_back()
             if self.group_mode and time.monotonic() - last_commit >= 1.0:
                 self.commit()
                 last_commit = time.monotonic()
@@ -208,6 +219,19 @@ class ConsumerWorker:
             self.consumer.close()
         except KafkaException:
             pass
+
+    def seek_back(self):
+        now = time.monotonic()
+        for tp, at in list(self.pending_seeks.items()):
+            if at > now:
+                continue
+            with self.lock:
+                position = self.positions.get(tp, OFFSET_BEGINNING)
+            try:
+                self.consumer.seek(TopicPartition(tp[0], tp[1], position))
+                del self.pending_seeks[tp]
+            except KafkaException:
+                self.pending_seeks[tp] = now + 0.5   # not fetching yet: retry
 
     def position_of(self, tp):
         with self.lock:

@@ -107,7 +107,18 @@ def print_leader_changes(ran, monitor):
 
 KNOWN_ISSUES = {
     "disk-full-recovery": "F1: replicas stopped by a full disk never resume",
+    "corrupt-recovery": "F4: a truncated or corrupted replica may stay out of the ISR until "
+                        "restarted",
     "fetch-out-of-range": "F5: Fetch above the high watermark of a new leader is out of range",
+}
+# Fault kinds whose recovery is its own check (with its known-issue key).
+RECOVERY_CHECKS = {
+    "disk-full": ("replicas resume by themselves once a full disk has space again",
+                  "disk-full-recovery"),
+    "corrupt": ("a corrupted or truncated replica repairs itself from the others",
+                "corrupt-recovery"),
+    "corrupt-then-kill-leader": ("a corrupted or truncated replica repairs itself from the "
+                                 "others", "corrupt-recovery"),
 }
 
 
@@ -133,15 +144,17 @@ def safety_checks(check, r, monitor):
 def liveness_checks(check, o, out, ran, producers):
     check("no broker crashed", not out.crashes, "; ".join(
         "broker %d exit %s" % (b, c) for b, c, _ in out.crashes))
-    unrecovered = [e.number for e in ran if e.recovered is None and e.kind != "disk-full"]
-    check("cluster recovered by itself after every fault (leaders, replicas in sync)",
+    unrecovered = [e.number for e in ran if e.recovered is None and
+                   e.kind not in RECOVERY_CHECKS]
+    check("cluster recovered by itself after every other fault (leaders, replicas in sync)",
           not unrecovered and out.final_healthy,
           "episodes %s, final heal %s" % (unrecovered, "ok" if out.final_healthy else "FAILED"))
-    disk = [e.number for e in ran if e.kind == "disk-full"]
-    if disk:
-        stuck = [n for n in disk if out.episodes[n - 1].recovered is None]
-        check("replicas resume by themselves once a full disk has space again", not stuck,
-              "episodes %s of %s" % (stuck, disk), known="disk-full-recovery")
+    for name, key in dict.fromkeys(RECOVERY_CHECKS.values()):
+        kinds = [k for k, v in RECOVERY_CHECKS.items() if v == (name, key)]
+        eps = [e.number for e in ran if e.kind in kinds]
+        if eps:
+            stuck = [n for n in eps if out.episodes[n - 1].recovered is None]
+            check(name, not stuck, "episodes %s of %s" % (stuck, eps), known=key)
     missing = sum(a["missing"] for a in out.availability.values())
     check("writes resumed on every affected partition", missing == 0,
           "%d (partition, point) pairs without a later ack" % missing)

@@ -336,29 +336,41 @@ class Nemesis:
         return victim.start
 
     def inject_corrupt_then_kill_leader(self, ep):
-        """Raft assumes a replica never loses what it acknowledged. Truncate a follower's
-        newest segment of one partition, restart it, and SIGKILL that partition's leader before
-        the follower caught up: the truncated follower and the other followers must not elect a
-        leader that misses acknowledged entries (issue 6: "a corrupted or truncated minority
-        replica never becomes leader with missing data")."""
+        """Raft assumes a replica never loses what it acknowledged; this breaks that on one
+        replica and then takes the leader away. For one partition: SIGSTOP the followers a
+        quorum does not need (they lag), let writes commit on the leader and the remaining
+        followers for 1 s, SIGKILL one of those followers, truncate its newest segment of the
+        partition, SIGKILL the leader, SIGCONT the laggards and restart the truncated follower.
+        The entries of that last second were acknowledged by a quorum but are now only on the
+        dead leader: the truncated replica must not help the laggards elect a leader without
+        them (the old leader would then lose them when it comes back) (issue 6: "a corrupted or truncated minority replica never becomes
+        leader with missing data"; protocol-aware recovery, Alagappan et al., FAST 2018)."""
         leaders = self.cluster.leaders(self.partitions)
         if not leaders:
             return self.inject_corrupt(ep)
         tp = self.rng.choice(sorted(leaders))
         leader = self.cluster.broker(leaders[tp])
-        followers = [b for b in self.replicas.get(tp, []) if b != leader.id]
-        victim = self.cluster.broker(self.rng.choice(followers))
+        replicas = self.replicas.get(tp, [])
+        followers = [b for b in replicas if b != leader.id]
+        laggards = self.rng.sample(followers, len(replicas) - (len(replicas) // 2 + 1))
+        victim = self.cluster.broker(self.rng.choice([b for b in followers
+                                                      if b not in laggards]))
+        for b in laggards:
+            self.cluster.broker(b).pause()
+        self.sleep(1.0)
         victim.kill()
         segment = self.cluster.newest_segment(victim, self.rng, tp)
         what = chaos_cluster.corrupt_segment(segment, self.rng, truncate=True) if segment else \
             "no segment of %s to truncate" % (tp,)
-        victim.start()
-        self.cluster.wait_kafka_up([victim], 10)   # its replicas run, not yet caught up
         leader.kill()
-        ep.description = "SIGKILL follower %d of %s, %s, restart it, SIGKILL leader %d" % (
-            victim.id, tp, what, leader.id)
-        ep.brokers = [victim.id, leader.id]
-        ep.partitions = self.touched([victim, leader])
+        for b in laggards:
+            self.cluster.broker(b).resume()
+        victim.start()
+        ep.description = ("SIGSTOP followers %s of %s for 1 s, SIGKILL follower %d, %s, "
+                          "SIGKILL leader %d, SIGCONT, restart %d" % (
+                              laggards, tp, victim.id, what, leader.id, victim.id))
+        ep.brokers = sorted({victim.id, leader.id} | set(laggards))
+        ep.partitions = self.touched([self.cluster.broker(b) for b in ep.brokers])
         return leader.start
 
     def inject_move(self, ep):

@@ -10,6 +10,7 @@ exits 1 when a check failed, 77 when the binary has no cluster layer."""
 import argparse
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -248,6 +249,9 @@ class Run:
 
 def main():
     o = parse_args(sys.argv[1:])
+    # SIGTERM (ctest's timeout, Ctrl-C in a pipeline) unwinds like an exception, so that the
+    # brokers, the proxies and the tmpfs mounts are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         return Run(o).execute()
     except RuntimeError as e:

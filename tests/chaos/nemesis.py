@@ -54,6 +54,7 @@ class Episode:
         self.terms_after = {}
         self.leaders_at_heal = {}
         self.leaders_after = {}
+        self.inherited = None      # what was already wrong when the episode started
         self.extra_elections = []  # (tp, term at heal, term after)
         self.check_elections = True
         self.notes = []
@@ -163,6 +164,10 @@ class Nemesis:
             ep.description = "SKIPPED: " + self.skipped[kind]
             return ep
         inject = getattr(self, "inject_" + kind.replace("-", "_"))
+        if not self.healthy():
+            # An earlier failure to recover: this episode's recovery is not its own.
+            ep.inherited = self.cluster.out_of_sync(self.partitions) or "brokers down"
+            ep.notes.append("started on an unhealthy cluster: %s" % (ep.inherited,))
         ep.t_inject = time.monotonic()
         heal = inject(ep)
         log("nemesis #%d %s: %s (hold %.1fs)" % (number, kind, ep.description, hold_s))
@@ -205,9 +210,21 @@ class Nemesis:
             b = self.cluster.broker(bid)
             b.kill()
             b.start()
+        if self.wait_healthy(self.recovery_timeout_s):
+            return
+        # Second step: restart the leaders of the partitions still out of sync, so that a new
+        # leader (fresh replication progress) catches the lagging replicas up.
+        lagging = self.cluster.out_of_sync(self.partitions)
+        leaders = self.cluster.leaders(list(lagging))
+        ep.notes.append("still not recovered after the repair: %s; restarting their leaders "
+                        "%s" % (lagging, sorted(set(leaders.values()))))
+        for bid in sorted(set(leaders.values())):
+            b = self.cluster.broker(bid)
+            b.kill()
+            b.start()
         if not self.wait_healthy(self.recovery_timeout_s):
-            ep.notes.append("still not recovered after the repair: %s" %
-                            self.cluster.out_of_sync(self.partitions))
+            ep.notes.append("STILL NOT RECOVERED: %s" % self.cluster.out_of_sync(
+                self.partitions))
 
     def inject_kill_leader(self, ep):
         victim, tp = self.random_leader()

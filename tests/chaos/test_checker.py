@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""Self-test of the chaos checker (no cluster): histories with planted anomalies must be
+counted exactly, and a clean history must count zero everywhere."""
+
+import threading
+import unittest
+
+import checker
+
+TP = ("t", 0)
+TP1 = ("t", 1)
+
+
+class FakeProducer:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.sent, self.acked, self.failed = {}, {}, {}
+
+    def send(self, value, tp=TP, at=0.0):
+        self.sent[value] = (tp, at)
+
+    def ack(self, value, offset, at):
+        self.acked[value] = (self.sent[value][0], offset, at)
+
+    def ack_times(self):
+        return [(tp, self.sent[v][1], t) for v, (tp, _, t) in self.acked.items()]
+
+
+class FakeConsumer:
+    def __init__(self, index, reads, commits=()):
+        self.lock = threading.Lock()
+        self.index = index
+        self.reads = list(reads)   # (session, tp, offset, value)
+        self.commits = list(commits)
+
+
+class FakeMonitor:
+    def __init__(self, group_mode=False, committed_log=()):
+        self.lock = threading.Lock()
+        self.group_mode = group_mode
+        self.committed_log = list(committed_log)
+
+
+class FakeEpisode:
+    def __init__(self, kind, t_inject, t_heal, partitions):
+        self.kind, self.t_inject, self.t_heal, self.partitions = kind, t_inject, t_heal, \
+            partitions
+
+
+def clean_history(n=10):
+    p = FakeProducer()
+    final = {TP: []}
+    for i in range(n):
+        v = "v%d" % i
+        p.send(v, at=float(i))
+        p.ack(v, 2 * i, float(i) + 0.5)   # offsets 0, 2, 4...: gaps are control batches
+        final[TP].append((2 * i, v))
+    return p, final
+
+
+class CheckerTest(unittest.TestCase):
+    def counts(self, producers, consumers, final, monitor=None):
+        return checker.check(producers, consumers, final, monitor or FakeMonitor(),
+                             list(final)).counts
+
+    def test_clean_history_counts_zero(self):
+        p, final = clean_history()
+        reads = [(1, TP, o, v) for o, v in final[TP]]
+        c = self.counts([p], [FakeConsumer(0, reads)], final)
+        self.assertEqual(c["sent"], 10)
+        self.assertEqual(c["acknowledged"], 10)
+        for name in ("lost", "duplicated", "unexpected", "inconsistent offsets",
+                     "non-monotonic positions", "skipping positions", "indeterminate"):
+            self.assertEqual(c[name], 0, name)
+
+    def test_lost_duplicated_unexpected(self):
+        p, final = clean_history()
+        final[TP] = [r for r in final[TP] if r[1] != "v3"]   # acked v3 lost
+        final[TP].append((40, "v5"))                          # v5 twice
+        final[TP].append((42, "never-sent"))
+        c = self.counts([p], [], final)
+        self.assertEqual((c["lost"], c["duplicated"], c["unexpected"]), (1, 1, 1))
+
+    def test_inconsistent_offsets(self):
+        p, final = clean_history()
+        reads = [(1, TP, 4, "v9")]                  # offset 4 held v2 in the final read
+        c = self.counts([p], [FakeConsumer(0, reads)], final)
+        self.assertEqual(c["inconsistent offsets"], 1)
+        p.acked["v1"] = (TP, 6, 1.5)               # acknowledged at 6, found at 2
+        c = self.counts([p], [FakeConsumer(0, reads)], final)
+        self.assertEqual(c["inconsistent offsets"], 2)
+
+    def test_indeterminate_may_appear(self):
+        p, final = clean_history()
+        p.send("x")
+        p.failed["x"] = "_MSG_TIMED_OUT"
+        final[TP].append((20, "x"))
+        c = self.counts([p], [], final)
+        self.assertEqual((c["indeterminate"], c["indeterminate found"], c["unexpected"]),
+                         (1, 1, 0))
+
+    def test_wrong_partition_is_unexpected(self):
+        p, final = clean_history()
+        final[TP1] = [(0, "v1")]
+        c = self.counts([p], [], final)
+        self.assertEqual(c["unexpected"], 1)
+
+    def test_positions(self):
+        p, final = clean_history()
+        reads = [(1, TP, 0, "v0"), (1, TP, 2, "v1"), (1, TP, 2, "v1"),   # repeat
+                 (1, TP, 6, "v3"),                                        # skips offset 4
+                 (2, TP, 0, "v0")]                                        # new session: ok
+        c = self.counts([p], [FakeConsumer(0, reads)], final)
+        self.assertEqual(c["non-monotonic positions"], 1)
+        self.assertEqual(c["skipping positions"], 1)
+
+    def test_committed_offsets(self):
+        p, final = clean_history()
+        log = [(1.0, TP, 4), (2.0, TP, 8), (3.0, TP, 6)]            # 8 -> 6: backwards
+        commits = [(1.5, TP, 8)]
+        reads = [(1, TP, o, v) for o, v in final[TP] if o < 8]
+        c = self.counts([p], [FakeConsumer(0, reads, commits)], final,
+                        FakeMonitor(True, log))
+        self.assertEqual(c["committed offsets backwards"], 2)      # the drop, the undone ack
+        self.assertEqual(c["skipping positions"], 0)
+        # A committed offset above offsets nobody read: skipped by the group.
+        c = self.counts([p], [FakeConsumer(0, reads[:2])], final,
+                        FakeMonitor(True, [(1.0, TP, 8)]))
+        self.assertEqual(c["skipping positions"], 2)                # offsets 4 and 6
+
+    def test_fetch_out_of_range(self):
+        p, final = clean_history()
+        c = FakeConsumer(0, [(1, TP, 0, "v0")])
+        c.out_of_range = [(3.0, TP, 1)]
+        self.assertEqual(self.counts([p], [c], final)["fetch out of range"], 1)
+
+    def test_availability(self):
+        p = FakeProducer()
+        for i, (sent, acked) in enumerate([(0.0, 0.1), (1.0, 3.0), (2.0, 2.5), (5.0, 5.2)]):
+            p.send("v%d" % i, at=sent)
+            p.ack("v%d" % i, i, acked)
+        eps = [FakeEpisode("kill-leader", 0.5, 4.0, [TP, TP1])]
+        a = checker.availability(eps, [p])["kill-leader"]
+        self.assertEqual([round(x, 2) for x in a["inject"]], [2.0])   # first ack of a write
+        self.assertEqual([round(x, 2) for x in a["heal"]], [1.2])     # sent after the point
+        self.assertEqual(a["missing"], 2)                             # TP1: no writes at all
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -47,6 +47,7 @@ Result<BrokerAddress> parse_broker_address(std::string_view text) {
 Status NodeConfig::validate() const {
   if (id.value() < 0) return Status::invalid_argument("broker id must be >= 0");
   if (data_dir.empty()) return Status::invalid_argument("data_dir is required");
+  MQ_RETURN_IF_ERROR(replica_recovery.validate());
   if (tick_ms == 0 || tick_ms > 1000) return Status::invalid_argument("tick_ms must be in [1, 1000]");
   if (heartbeat_ticks == 0 || heartbeat_ticks >= election_ticks) {
     return Status::invalid_argument("heartbeat_ticks must be in [1, election_ticks)");
@@ -300,6 +301,7 @@ void Node::on_tick() {
     last_sweep_ms_ = now;
     if (controller_) controller_->sweep(now);
     for (auto& [id, g] : partitions_) g->sweep(now);
+    recover_replicas(now);
   }
   if (now - last_reconcile_ms_ >= config_.reconcile_interval_ms) {
     last_reconcile_ms_ = now;

@@ -24,6 +24,7 @@
 #include "cluster/api.h"
 #include "cluster/controller.h"
 #include "cluster/partition.h"
+#include "cluster/replica_recovery.h"
 #include "storage/flusher.h"
 #include "transport/transport.h"
 
@@ -76,6 +77,11 @@ struct NodeConfig {
   std::uint64_t segment_size_bytes = 128u << 20;
   std::uint64_t controller_snapshot_interval_entries = 4096;
   std::uint32_t partitions_hosted_max = 10000;
+
+  // Replicas stopped by a storage error are re-opened (replica_recovery.h).
+  ReplicaRecoveryOptions replica_recovery;
+  // The file system of the partition replicas; nullptr: POSIX (tests pass an in-memory one).
+  storage::FileSystem* file_system = nullptr;
 
   // Topic defaults.
   std::int32_t default_partitions = 1;
@@ -194,6 +200,11 @@ class Node final : public ClusterApi, public GroupHost {
   std::int16_t default_replication_factor() const;
   void propose_admin(Command command, std::string name, std::int64_t timeout_ms,
                      std::function<void(AdminResult)> done);
+  // replica_recovery.cc
+  storage::FileSystem* partition_file_system() const;
+  void recover_replicas(std::int64_t now_ms);
+  void reopen_replica(GroupId group, const std::string& topic, std::int32_t partition,
+                      std::int64_t now_ms);
 
   asio::io_context& loop_;
   NodeConfig config_;
@@ -223,6 +234,7 @@ class Node final : public ClusterApi, public GroupHost {
   bool stopped_ = false;
   bool shutting_down_ = false;
   NodeMetrics metrics_;
+  ReplicaRecovery recovery_{config_.replica_recovery};
 };
 
 }  // namespace mq::cluster

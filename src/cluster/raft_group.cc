@@ -1,6 +1,15 @@
 #include "cluster/raft_group.h"
 
+#include <chrono>
+
 namespace mq::cluster {
+namespace {
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
 
 RaftGroup::RaftGroup(GroupHost* host, RaftGroupOptions options,
                      std::unique_ptr<GroupStorage> storage)
@@ -25,11 +34,18 @@ Status RaftGroup::start() {
 
 void RaftGroup::tick() {
   if (node_ == nullptr || failed()) return;
+  std::int64_t now = now_ms();
+  if (last_tick_ms_ != 0) max_tick_gap_ms_ = std::max(max_tick_gap_ms_, now - last_tick_ms_);
+  last_tick_ms_ = now;
   node_->tick();
 }
 
 void RaftGroup::step(const raft::Message& message) {
   if (node_ == nullptr || failed()) return;
+  if (message.type == raft::MessageType::kAppend || message.type == raft::MessageType::kHeartbeat ||
+      message.type == raft::MessageType::kSnapshot) {
+    last_leader_message_ms_ = now_ms();
+  }
   Status s = node_->step(message);
   if (!s.is_ok()) {
     host_->log(options_.name + ": dropped message " + raft::describe(message) + ": " + s.to_string());
@@ -64,6 +80,7 @@ void RaftGroup::send_all(std::vector<raft::Message>& messages) {
 
 void RaftGroup::process(raft::Ready rd) {
   if (rd.soft_state) {
+    log_role_change(soft_state_, *rd.soft_state);
     soft_state_ = *rd.soft_state;
     on_soft_state(soft_state_);
   }
@@ -123,6 +140,9 @@ void RaftGroup::checkpoint_now() {
 
 void RaftGroup::on_durable(LogIndex index) {
   if (node_ == nullptr || failed()) return;
+  // A report posted by an earlier incarnation of this replica's log (closed and re-opened,
+  // replica_recovery.h) must not vouch for entries of this one.
+  index = std::min(index, storage_->durable_index());
   on_local_durable(index);
   if (parked_ && index >= parked_until_) {
     raft::Ready rd = std::move(*parked_);
@@ -130,6 +150,20 @@ void RaftGroup::on_durable(LogIndex index) {
     finish(std::move(rd));
     pump();
   }
+}
+
+void RaftGroup::log_role_change(const raft::SoftState& before, const raft::SoftState& after) {
+  if (before.role == after.role) return;  // a leader learned or lost: not an election event
+  std::int64_t now = now_ms();
+  std::string line = options_.name + ": " + raft::role_name(after.role) + " at term " +
+                     std::to_string(node_->status().hard_state.term.value());
+  if (after.leader != kNoNode) line += ", leader node " + std::to_string(after.leader.value());
+  line += "; last leader message " +
+          (last_leader_message_ms_ == 0 ? std::string("never")
+                                        : std::to_string(now - last_leader_message_ms_) + " ms ago") +
+          ", longest tick gap " + std::to_string(max_tick_gap_ms_) + " ms";
+  host_->log(line);
+  max_tick_gap_ms_ = 0;
 }
 
 void RaftGroup::fail(Status status) {

@@ -239,6 +239,16 @@ void Node::stop() {
 bool Node::send_message(GroupId group, raft::Message message) {
   if (!transport_) return false;
   BrokerId to = broker_of(message.to);
+  // Nothing is queued for a peer whose link is down (tests/chaos/FINDINGS.md F2): Raft
+  // retransmits what it still needs once the link is back (§5.3), whereas a backlog of stale
+  // heartbeats and appends flooded both event loops on reconnect (every queued heartbeat
+  // answered, every answer re-sending the same entries), delaying the heartbeats to the other
+  // followers past their election timeout while the returning broker had no leader yet.
+  auto link = transport_->peer_stats(to);
+  if (link.has_value() && !link->connected) {
+    ++metrics_.messages_send_dropped;
+    return false;
+  }
   bool sent = transport_->send(to, group, std::move(message));
   if (sent) {
     ++metrics_.messages_sent;

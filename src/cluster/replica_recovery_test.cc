@@ -260,5 +260,50 @@ TEST_F(ReplicaRecoveryCluster, DiskFullFollowerStopsThenRejoinsAndCatchesUpWhenS
   EXPECT_EQ(metadata_leader(victim, "full"), leader->config().id);
 }
 
+// FINDINGS.md F2: nothing is queued for a broker whose link is down, so a restarted broker is
+// not flooded with the stale heartbeats and appends of its downtime (which stalled both event
+// loops past the election timeout); it still catches up from the leader once it is back.
+TEST_F(ReplicaRecoveryCluster, MessagesForADownBrokerAreDroppedNotQueuedAndItCatchesUpAfter) {
+  TestBroker* controller = nullptr;
+  ASSERT_TRUE(wait_until([&] {
+    for (auto& b : brokers_) {
+      if (b->call([](Node& n) { return n.controller()->leader_ready(); })) controller = b.get();
+    }
+    return controller != nullptr;
+  }, 10s));
+  auto created = controller->call_async<std::vector<AdminResult>>(
+      [](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
+        TopicSpec spec;
+        spec.name = "down";
+        spec.partitions = 1;
+        spec.replication_factor = 3;
+        n.create_topics({spec}, 5000, reply);
+      });
+  ASSERT_TRUE(created[0].status.is_ok()) << created[0].status.to_string();
+  TestBroker* leader = leader_of("down");
+  ASSERT_NE(leader, nullptr);
+  ASSERT_TRUE(produce(*leader, "down", "before").is_ok());
+  std::size_t li = static_cast<std::size_t>(leader->config().id.value());
+  TestBroker& victim = *brokers_[(li + 1) % 3];
+  auto dropped = [&] {
+    return leader->call([](Node& n) { return n.cluster_status().metrics.messages_send_dropped; });
+  };
+  victim.kill();
+  const std::uint64_t dropped_at_kill = dropped();
+  // Heartbeats every 30 ms and appends for each write: all dropped at the leader, not queued.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(produce(*leader, "down", "while-down-" + std::to_string(i)).is_ok());
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(dropped() - dropped_at_kill, 20u);
+  ASSERT_TRUE(victim.start().is_ok());
+  auto leader_status = replica_status(*leader, "down");
+  ASSERT_TRUE(leader_status.has_value());
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(victim, "down");
+    return s && s->log_end_offset == leader_status->high_watermark;
+  }, 10s));
+}
+
 }  // namespace
 }  // namespace mq::cluster

@@ -65,7 +65,10 @@ struct NodeConfig {
   // Limits (DESIGN.md principle 5).
   std::uint64_t max_message_bytes = 1u << 20;        // entries per Raft append message
   std::uint32_t max_inflight_msgs = 256;             // pipelined appends per follower
-  std::uint64_t max_inflight_bytes = 32u << 20;      // unacked bytes per follower
+  // Unacked bytes per follower and group. Also the size of the burst a leader reads and
+  // sends on its event loop when a returning follower starts catching up: 32 MiB bursts
+  // (x every group) stalled the loop past the election timeout (FINDINGS.md F2).
+  std::uint64_t max_inflight_bytes = 4u << 20;
   std::uint64_t max_uncommitted_bytes = 64u << 20;   // per group; beyond: back-pressure
   std::uint64_t max_committed_bytes_per_ready = 8u << 20;
   std::uint32_t max_batch_bytes = 16u << 20;         // one produced record batch

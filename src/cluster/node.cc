@@ -47,6 +47,7 @@ Result<BrokerAddress> parse_broker_address(std::string_view text) {
 Status NodeConfig::validate() const {
   if (id.value() < 0) return Status::invalid_argument("broker id must be >= 0");
   if (data_dir.empty()) return Status::invalid_argument("data_dir is required");
+  MQ_RETURN_IF_ERROR(replica_recovery.validate());
   if (tick_ms == 0 || tick_ms > 1000) return Status::invalid_argument("tick_ms must be in [1, 1000]");
   if (heartbeat_ticks == 0 || heartbeat_ticks >= election_ticks) {
     return Status::invalid_argument("heartbeat_ticks must be in [1, election_ticks)");
@@ -240,6 +241,16 @@ void Node::stop() {
 bool Node::send_message(GroupId group, raft::Message message) {
   if (!transport_) return false;
   BrokerId to = broker_of(message.to);
+  // Nothing is queued for a peer whose link is down (tests/chaos/FINDINGS.md F2): Raft
+  // retransmits what it still needs once the link is back (§5.3), whereas a backlog of stale
+  // heartbeats and appends flooded both event loops on reconnect (every queued heartbeat
+  // answered, every answer re-sending the same entries), delaying the heartbeats to the other
+  // followers past their election timeout while the returning broker had no leader yet.
+  auto link = transport_->peer_stats(to);
+  if (link.has_value() && !link->connected) {
+    ++metrics_.messages_send_dropped;
+    return false;
+  }
   bool sent = transport_->send(to, group, std::move(message));
   if (sent) {
     ++metrics_.messages_sent;
@@ -304,6 +315,7 @@ void Node::on_tick() {
     last_sweep_ms_ = now;
     if (controller_) controller_->sweep(now);
     for (auto& [id, g] : partitions_) g->sweep(now);
+    recover_replicas(now);
   }
   if (now - last_reconcile_ms_ >= config_.reconcile_interval_ms) {
     last_reconcile_ms_ = now;

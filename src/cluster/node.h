@@ -25,6 +25,7 @@
 #include "cluster/controller.h"
 #include "cluster/partition.h"
 #include "cluster/producer_id_allocator.h"
+#include "cluster/replica_recovery.h"
 #include "storage/flusher.h"
 #include "transport/transport.h"
 
@@ -65,7 +66,10 @@ struct NodeConfig {
   // Limits (DESIGN.md principle 5).
   std::uint64_t max_message_bytes = 1u << 20;        // entries per Raft append message
   std::uint32_t max_inflight_msgs = 256;             // pipelined appends per follower
-  std::uint64_t max_inflight_bytes = 32u << 20;      // unacked bytes per follower
+  // Unacked bytes per follower and group. Also the size of the burst a leader reads and
+  // sends on its event loop when a returning follower starts catching up: 32 MiB bursts
+  // (x every group) stalled the loop past the election timeout (FINDINGS.md F2).
+  std::uint64_t max_inflight_bytes = 4u << 20;
   std::uint64_t max_uncommitted_bytes = 64u << 20;   // per group; beyond: back-pressure
   std::uint64_t max_committed_bytes_per_ready = 8u << 20;
   std::uint32_t max_batch_bytes = 16u << 20;         // one produced record batch
@@ -78,6 +82,11 @@ struct NodeConfig {
   ProducerStateOptions producer_state;  // idempotent producers per partition, expiration
   std::uint64_t controller_snapshot_interval_entries = 4096;
   std::uint32_t partitions_hosted_max = 10000;
+
+  // Replicas stopped by a storage error are re-opened (replica_recovery.h).
+  ReplicaRecoveryOptions replica_recovery;
+  // The file system of the partition replicas; nullptr: POSIX (tests pass an in-memory one).
+  storage::FileSystem* file_system = nullptr;
 
   // Topic defaults.
   std::int32_t default_partitions = 1;
@@ -202,6 +211,11 @@ class Node final : public ClusterApi, public GroupHost {
   void handle_producer_id_request(BrokerId from, const raft::Message& message);
   void propose_admin(Command command, std::string name, std::int64_t timeout_ms,
                      std::function<void(AdminResult)> done);
+  // replica_recovery.cc
+  storage::FileSystem* partition_file_system() const;
+  void recover_replicas(std::int64_t now_ms);
+  void reopen_replica(GroupId group, const std::string& topic, std::int32_t partition,
+                      std::int64_t now_ms);
 
   asio::io_context& loop_;
   NodeConfig config_;
@@ -232,6 +246,7 @@ class Node final : public ClusterApi, public GroupHost {
   bool stopped_ = false;
   bool shutting_down_ = false;
   NodeMetrics metrics_;
+  ReplicaRecovery recovery_{config_.replica_recovery};
 };
 
 }  // namespace mq::cluster

@@ -98,7 +98,8 @@ PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t i
   info.partition = index;
   info.replicas = record.replicas;
   auto hosted = partitions_.find(record.group);
-  if (hosted != partitions_.end() && hosted->second->started()) {
+  // A stopped replica (storage error) knows no leader: answer with the leader hint instead.
+  if (hosted != partitions_.end() && hosted->second->started() && !hosted->second->failed()) {
     const PartitionGroup& g = *hosted->second;
     if (g.leader() != kNoNode) info.leader = broker_of(g.leader());
     info.leader_epoch = epoch_of_term(g.term());

@@ -85,7 +85,7 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(const TopicRecord& 
       if (it != partitions_.end()) it->second->on_durable(index);
     });
   };
-  MQ_ASSIGN_OR_RETURN(auto storage, GroupStorage::open(storage::posix_file_system(),
+  MQ_ASSIGN_OR_RETURN(auto storage, GroupStorage::open(partition_file_system(),
                                                        storage::SystemClock::instance(),
                                                        flusher_.get(), std::move(so)));
   RaftGroupOptions go;
@@ -126,6 +126,7 @@ void Node::reconcile() {
         continue;
       }
       if (partitions_.size() >= config_.partitions_hosted_max) continue;
+      if (recovery_.held(record.group)) continue;  // re-opened by recover_replicas only
       auto group = open_partition(topic, static_cast<std::int32_t>(p));
       if (!group.has_value()) {
         log("cannot open " + name + "-" + std::to_string(p) + ": " + group.error().to_string());

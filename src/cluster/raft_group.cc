@@ -1,6 +1,31 @@
 #include "cluster/raft_group.h"
 
+#include <chrono>
+
 namespace mq::cluster {
+namespace {
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+constexpr std::int64_t kLongTickGapMs = 150;
+// Work done on this loop thread by all its groups (for the "no tick" diagnostic).
+struct LoopWork {
+  std::uint64_t steps = 0;
+  std::uint64_t readies = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t entries_sent = 0;
+  std::int64_t last_tick_ms = 0;
+};
+thread_local LoopWork loop_work;
+thread_local LoopWork loop_work_at_tick;
+// The steady clock in seconds (CLOCK_MONOTONIC, as Python's time.monotonic()), to line log
+// lines up with the chaos harness's timeline.
+std::string steady_seconds(std::int64_t ms) {
+  return std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
+}
+}  // namespace
 
 RaftGroup::RaftGroup(GroupHost* host, RaftGroupOptions options,
                      std::unique_ptr<GroupStorage> storage)
@@ -25,11 +50,36 @@ Status RaftGroup::start() {
 
 void RaftGroup::tick() {
   if (node_ == nullptr || failed()) return;
+  std::int64_t now = now_ms();
+  if (last_tick_ms_ != 0) {
+    const std::int64_t gap = now - last_tick_ms_;
+    max_tick_gap_ms_ = std::max(max_tick_gap_ms_, gap);
+    // Half the minimum election timeout without a tick: the event loop was blocked or the
+    // process starved; followers elsewhere may time out meanwhile.
+    if (gap >= kLongTickGapMs && now - loop_work.last_tick_ms >= kLongTickGapMs) {
+      // First group to notice: the whole loop went without ticks.
+      host_->log(options_.name + ": no tick for " + std::to_string(gap) + " ms (until " +
+                 steady_seconds(now) + "); meanwhile on this loop " +
+                 std::to_string(loop_work.steps - loop_work_at_tick.steps) + " messages stepped, " +
+                 std::to_string(loop_work.readies - loop_work_at_tick.readies) + " Readies, " +
+                 std::to_string(loop_work.sent - loop_work_at_tick.sent) + " messages sent (" +
+                 std::to_string(loop_work.entries_sent - loop_work_at_tick.entries_sent) +
+                 " entries)");
+    }
+    loop_work.last_tick_ms = now;
+    loop_work_at_tick = loop_work;
+  }
+  last_tick_ms_ = now;
   node_->tick();
 }
 
 void RaftGroup::step(const raft::Message& message) {
   if (node_ == nullptr || failed()) return;
+  if (message.type == raft::MessageType::kAppend || message.type == raft::MessageType::kHeartbeat ||
+      message.type == raft::MessageType::kSnapshot) {
+    last_leader_message_ms_ = now_ms();
+  }
+  ++loop_work.steps;
   Status s = node_->step(message);
   if (!s.is_ok()) {
     host_->log(options_.name + ": dropped message " + raft::describe(message) + ": " + s.to_string());
@@ -45,12 +95,20 @@ void RaftGroup::pump() {
   // Bounded: each iteration either parks (waits for the flusher) or advances the core.
   for (int round = 0; round < 64; ++round) {
     if (node_ == nullptr || failed() || parked_ || !node_->has_ready()) return;
+    const std::int64_t started = now_ms();
+    ++loop_work.readies;
     process(node_->ready());
+    const std::int64_t spent = now_ms() - started;
+    if (spent >= kLongTickGapMs) {
+      host_->log(options_.name + ": handling one Ready took " + std::to_string(spent) + " ms");
+    }
   }
 }
 
 void RaftGroup::send_all(std::vector<raft::Message>& messages) {
   for (raft::Message& m : messages) {
+    ++loop_work.sent;
+    loop_work.entries_sent += m.entries.size();
     bool is_snapshot = m.type == raft::MessageType::kSnapshot;
     NodeId to = m.to;
     bool sent = host_->send_message(options_.group, std::move(m));
@@ -64,6 +122,7 @@ void RaftGroup::send_all(std::vector<raft::Message>& messages) {
 
 void RaftGroup::process(raft::Ready rd) {
   if (rd.soft_state) {
+    log_role_change(soft_state_, *rd.soft_state);
     soft_state_ = *rd.soft_state;
     on_soft_state(soft_state_);
   }
@@ -124,6 +183,9 @@ void RaftGroup::checkpoint_now() {
 
 void RaftGroup::on_durable(LogIndex index) {
   if (node_ == nullptr || failed()) return;
+  // A report posted by an earlier incarnation of this replica's log (closed and re-opened,
+  // replica_recovery.h) must not vouch for entries of this one.
+  index = std::min(index, storage_->durable_index());
   on_local_durable(index);
   if (parked_ && index >= parked_until_) {
     raft::Ready rd = std::move(*parked_);
@@ -131,6 +193,20 @@ void RaftGroup::on_durable(LogIndex index) {
     finish(std::move(rd));
     pump();
   }
+}
+
+void RaftGroup::log_role_change(const raft::SoftState& before, const raft::SoftState& after) {
+  if (before.role == after.role) return;  // a leader learned or lost: not an election event
+  std::int64_t now = now_ms();
+  std::string line = options_.name + " [" + steady_seconds(now) + "]: " + raft::role_name(after.role) + " at term " +
+                     std::to_string(node_->status().hard_state.term.value());
+  if (after.leader != kNoNode) line += ", leader node " + std::to_string(after.leader.value());
+  line += "; last leader message " +
+          (last_leader_message_ms_ == 0 ? std::string("never")
+                                        : std::to_string(now - last_leader_message_ms_) + " ms ago") +
+          ", longest tick gap " + std::to_string(max_tick_gap_ms_) + " ms";
+  host_->log(line);
+  max_tick_gap_ms_ = 0;
 }
 
 void RaftGroup::fail(Status status) {

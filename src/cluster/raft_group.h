@@ -104,6 +104,9 @@ class RaftGroup {
   void finish(raft::Ready ready);
   void fail(Status status);
   void send_all(std::vector<raft::Message>& messages);
+  // One log line per role change, with what explains an election (FINDINGS.md F2): how long
+  // ago a leader was last heard from and the longest gap between two ticks since.
+  void log_role_change(const raft::SoftState& before, const raft::SoftState& after);
 
   RaftGroupOptions options_;
   std::unique_ptr<GroupStorage> storage_;
@@ -118,6 +121,9 @@ class RaftGroup {
   LogIndex last_checkpoint_;
   bool conf_changed_since_checkpoint_ = false;
   Status failed_;
+  std::int64_t last_leader_message_ms_ = 0;  // steady clock; an Append/Heartbeat/Snapshot
+  std::int64_t last_tick_ms_ = 0;
+  std::int64_t max_tick_gap_ms_ = 0;  // since the last role change
 };
 
 }  // namespace mq::cluster

@@ -121,6 +121,13 @@ void PeerLink::start() {
   connect();
 }
 
+void PeerLink::retry_now() {
+  if (state_ != State::kBackoff) return;
+  retry_.cancel();  // its handler sees state_ != kBackoff (or a newer generation) and returns
+  backoff_ = context_.options.backoff_initial;
+  connect();
+}
+
 void PeerLink::close() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;

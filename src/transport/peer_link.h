@@ -39,6 +39,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   // Transport thread.
   void start();
   void close();  // final: cancels everything, drops the queue
+  // Transport thread. The peer just connected to us, so it is up again: if this link waits
+  // in reconnect back-off, connect now with the back-off reset (see Transport::on_handshake).
+  void retry_now();
 
   PeerStats stats() const;  // any thread
 

@@ -172,6 +172,17 @@ void Transport::Impl::accept(asio::ip::tcp::acceptor& acceptor) {
 }
 
 void Transport::Impl::on_handshake(detail::InboundConnection& connection) {
+  // A peer that connects to us is up: our link to it should not sit out its back-off (up to
+  // backoff_max) meanwhile. After a restart or a healed partition that delay kept the
+  // leader's heartbeats from the returning broker, which stayed leaderless and so granted
+  // another follower's pre-vote (tests/chaos/FINDINGS.md F2).
+  std::shared_ptr<detail::PeerLink> link;
+  {
+    std::shared_lock lock(peers_mu_);
+    auto peer = peers_.find(connection.source());
+    if (peer != peers_.end()) link = peer->second;
+  }
+  if (link) link->retry_now();
   auto [it, inserted] = inbound_by_source_.try_emplace(connection.source(), connection.id());
   if (inserted) return;
   const std::uint64_t older = it->second;

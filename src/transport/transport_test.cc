@@ -706,5 +706,34 @@ TEST(Transport, StopWhileSendingIsClean) {
   }
 }
 
+// A restarted peer that connects to us is reconnected at once, not after our link's back-off
+// (tests/chaos/FINDINGS.md F2: meanwhile the restarted broker heard no leader).
+TEST(Transport, PeerThatConnectsToUsCutsOurReconnectBackoffShort) {
+  TransportOptions slow = fast_options(BrokerId(1));
+  slow.backoff_initial = 4000ms;  // one failure: the next attempt in 2-4 s
+  slow.backoff_max = 8000ms;
+  Node a(slow);
+  auto port_of_b = [] {
+    Node probe(BrokerId(9));  // an ephemeral port nobody listens on once probe is gone
+    return probe.port();
+  }();
+  ASSERT_TRUE(a.transport().add_peer(BrokerId(2), "127.0.0.1", port_of_b).is_ok());
+  ASSERT_TRUE(eventually([&] { return a.unreachable_count(BrokerId(2)) > 0; }));
+  // a's link to 2 now waits 2-4 s. Broker 2 starts on that port and connects to a.
+  auto listening_a = a.transport().listen("127.0.0.1", 0);
+  ASSERT_TRUE(listening_a.has_value());
+  const auto started = std::chrono::steady_clock::now();
+  Node b(BrokerId(2), port_of_b);
+  ASSERT_EQ(b.port(), port_of_b);
+  ASSERT_TRUE(b.transport().add_peer(BrokerId(1), "127.0.0.1", *listening_a).is_ok());
+  ASSERT_TRUE(eventually([&] {
+    auto s = a.transport().peer_stats(BrokerId(2));
+    return s && s->connected;
+  }, 1500ms)) << "a's link to 2 still waiting out its back-off";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1500ms);
+  ASSERT_TRUE(a.transport().send(BrokerId(2), GroupId(1), append_message(1, 2, 7)));
+  EXPECT_TRUE(b.wait_context(7));
+}
+
 }  // namespace
 }  // namespace mq::transport

@@ -93,10 +93,22 @@ bool Progress::maybe_decr_to(LogIndex rejected, LogIndex match_hint) {
   }
   // Probe (and snapshot): only the rejection of the last probe counts.
   if (next != rejected + 1) return false;
-  // Rejecting an entry it acknowledged before: the follower lost acknowledged data or the
-  // peer is broken. Do not retry at once (that would ping-pong forever); the next heartbeat
-  // response probes again.
-  if (rejected <= match) return false;
+  if (rejected <= match) {
+    // The follower rejects an entry it acknowledged before: it lost acknowledged data (a
+    // corrupted or truncated segment cut by recovery, a minority replica: issue 6) or is
+    // broken. `match` is no longer known to be on it, and keeping it would keep `next` above
+    // the follower's log forever (nothing at or below match is ever sent again: the replica
+    // would stay out of sync until a new leader reset its progress). Forget what it lost and
+    // repair it from the hint (§5.3 log repair). Lowering match cannot lower the commit index
+    // (commit only moves forward) and is conservative for transfers. Not at once: the next
+    // heartbeat response resumes probing, so a peer that keeps losing data costs one probe per
+    // heartbeat round, not a ping-pong.
+    match = std::min(match, std::min(match_hint, rejected - 1));
+    next = std::min(rejected, match_hint + 1);
+    if (next <= match) next = match + 1;
+    MQ_DASSERT(match < next);
+    return false;
+  }
   next = std::max(std::min(rejected, match_hint + 1), match + 1);
   msg_app_flow_paused = false;
   MQ_DASSERT(match < next);

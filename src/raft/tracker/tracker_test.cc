@@ -126,6 +126,27 @@ TEST(RaftProgress, MaybeDecrToInProbeUsesHint) {
   EXPECT_EQ(low.next, LogIndex(5));  // never below match + 1
 }
 
+// A follower that lost acknowledged entries (a corrupted segment truncated by recovery) is
+// repaired: match drops to what it still has, and the next probe (after the next heartbeat
+// response, not at once) starts there. Before, next stayed above its log forever.
+TEST(RaftProgress, ProbeRejectedAtOrBelowMatchForgetsTheLostEntries) {
+  Progress pr = make(LogIndex(100), LogIndex(101), ProgressState::kProbe);
+  pr.msg_app_flow_paused = true;
+  EXPECT_FALSE(pr.maybe_decr_to(LogIndex(100), LogIndex(80)));  // its log now ends at 80
+  EXPECT_EQ(pr.match, LogIndex(80));
+  EXPECT_EQ(pr.next, LogIndex(81));
+  EXPECT_TRUE(pr.msg_app_flow_paused);  // resumes on the next heartbeat response
+  // A hint at or above the rejected index (a conflicting entry, not a shorter log).
+  Progress conflict = make(LogIndex(50), LogIndex(51), ProgressState::kProbe);
+  EXPECT_FALSE(conflict.maybe_decr_to(LogIndex(50), LogIndex(60)));
+  EXPECT_EQ(conflict.match, LogIndex(49));
+  EXPECT_EQ(conflict.next, LogIndex(50));
+  // Replicate state still treats it as a reordered (stale) rejection.
+  Progress rep = make(LogIndex(100), LogIndex(120), ProgressState::kReplicate);
+  EXPECT_FALSE(rep.maybe_decr_to(LogIndex(100), LogIndex(80)));
+  EXPECT_EQ(rep.match, LogIndex(100));
+}
+
 TEST(RaftProgress, SnapshotStateIsPausedAndProbesAfter) {
   Progress pr = make(LogIndex(2), LogIndex(3), ProgressState::kSnapshot);
   EXPECT_TRUE(pr.is_paused());

@@ -83,8 +83,10 @@ def table_rows(res):
 
 
 def machine_rows(m):
-    if not m or "failed" in m:
-        return [["machine limits", "FAILED: " + (m or {}).get("failed", "not run")]]
+    if not m:
+        return [["machine limits", "not run"]]
+    if "failed" in m:
+        return [["machine limits", "FAILED: " + m["failed"]]]
     f, r = m.get("fsync", {}), m.get("rtt", {})
     return [
         ["cores / load average at start", f"{m['nproc']} / {m['loadavg_start']:.1f}"],

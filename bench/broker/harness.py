@@ -77,21 +77,7 @@ def machine_limits(s, data_base):
                                    str(min(3, s.machine_secs))], 60)
     log("[machine] loopback TCP bandwidth (iperf3)")
     if shutil.which("iperf3"):
-        port = 4690
-        srv = procs.start_server("iperf3", ["iperf3", "-s", "-p", str(port), "-B", "127.0.0.1"],
-                                 os.path.join(d, "iperf3.log"))
-        for _ in range(20):  # no connect probe: iperf3 would take it for a test client
-            r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t",
-                                str(min(3, s.machine_secs)), "-J"], capture_output=True,
-                               text=True, timeout=60)
-            if r.returncode == 0:
-                break
-            time.sleep(0.5)
-        procs.stop_server(srv)
-        try:
-            out["loopback_mb_s"] = json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 8e6
-        except (ValueError, KeyError):
-            out["loopback_error"] = r.stdout[-300:]
+        out.update(iperf3(d, min(3, s.machine_secs)))
     else:
         out["loopback_error"] = "iperf3 is not installed"
     rtt_us, fsync_us = out["rtt"]["p50_us"], out["fsync"]["p50_us"]
@@ -100,6 +86,31 @@ def machine_limits(s, data_base):
     if "disk_write_mb_s" in out and "loopback_mb_s" in out:
         out["ceiling_mb_s"] = min(out["disk_write_mb_s"], out["loopback_mb_s"]) / 3
     return out
+
+
+def iperf3(d, secs, port=4690):
+    """Loopback TCP bandwidth: an iperf3 server (started once it says it listens; a connect
+    probe would be taken for a test client) and one client run."""
+    slog = os.path.join(d, "iperf3.log")
+    srv = procs.start_server("iperf3", ["iperf3", "-s", "-p", str(port), "-B", "127.0.0.1"], slog)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and srv.poll() is None:
+            with open(slog, errors="replace") as f:
+                if "Server listening" in f.read():
+                    break
+            time.sleep(0.2)
+        r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(secs), "-J"],
+                           capture_output=True, text=True, timeout=60 + secs)
+        try:
+            bps = json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"]
+            return {"loopback_mb_s": bps / 8e6}
+        except (ValueError, KeyError):
+            with open(slog, errors="replace") as f:
+                server_log = f.read()[-300:]
+            return {"loopback_error": f"iperf3 client: {r.stdout[-300:]} server: {server_log}"}
+    finally:
+        procs.stop_server(srv)
 
 
 # ---- raftmq ----
@@ -167,6 +178,9 @@ def run_raftmq(s, data_base):
         if s.kind == "full":
             log("[raftmq] produce 100 B, keyed")
             phase(res, "produce_100B_keys", produce, "t100", 100, True)
+        log("[raftmq] fdatasync probe next to the latency run (the disk is shared and varies)")
+        phase(res, "fsync_adjacent", procs.run_client,
+              [bin_path("raftmq-bench-machine"), "fsync", "--dir", c.dir, "--seconds", "2"], 60)
         log("[raftmq] single in-flight produce latency (1 KiB)")
         phase(res, "latency", procs.run_client,
               [lg, "latency", "--bootstrap", base[0], "--topic", "lat", "--size", "1024",
@@ -186,8 +200,9 @@ def run_raftmq(s, data_base):
             log(f"[raftmq] end-to-end latency at {pct}% of max ({rate} msgs/s)")
             try:
                 r = procs.run_client([lg, "e2e", "--bootstrap", base[0], "--topic", "e2e",
-                                      "--size", "1024", "--rate", str(rate), "--seconds",
-                                      str(s.e2e_secs)], s.e2e_secs + 90)
+                                      "--size", "1024", "--rate", str(rate), "--producers",
+                                      str(s.producers), "--seconds", str(s.e2e_secs)],
+                                     s.e2e_secs + 90)
             except RuntimeError as e:
                 log(f"[raftmq] e2e at {pct}% FAILED: {e}")
                 r = {"failed": str(e), "rate": rate}
@@ -195,8 +210,6 @@ def run_raftmq(s, data_base):
             res["e2e"].append(r)
         if s.overload:
             phase(res, "overload", overload, c, lg, s)
-        if s.idle:
-            phase(res, "idle_1000", idle_partitions, c)
         res["brokers"] = {n: {"cpu_s": round(procs.cpu_seconds(p), 2),
                               "peak_rss_mib": round(procs.mem_kib(p, "VmHWM") / 1024, 1)}
                           for n, p in c.pids().items()}
@@ -204,6 +217,8 @@ def run_raftmq(s, data_base):
             res["warning"] = "a broker exited during the run:\n" + c.log_tail()
     finally:
         c.stop()
+    if s.idle:
+        phase(res, "idle_1000", idle_partitions, data_base)
     return res
 
 
@@ -237,27 +252,40 @@ def overload(c, lg, s):
     return r
 
 
-def idle_partitions(c):
-    """1,000 partitions RF=3 on 3 brokers, no traffic: CPU % and memory per partition replica."""
-    log("[raftmq] 1,000 idle partitions: creating")
-    rss0 = {n: procs.mem_kib(p, "VmRSS") for n, p in c.pids().items()}
-    t = time.time()
-    c.create_topic("idle1000", 1000, timeout=300)
-    # Wait until every partition has a leader (the loadgen's metadata wait), bounded.
-    subprocess.run([bin_path("raftmq-loadgen"), "consume", "--bootstrap", c.bootstrap, "--topic",
-                    "idle1000", "--seconds", "1", "--idle-ms", "100"], capture_output=True,
-                   timeout=120)
-    created_s = time.time() - t
-    time.sleep(10)  # settle
-    log("[raftmq] 1,000 idle partitions: measuring CPU for 30 s")
-    with CpuWatch(c.pids()) as w:
-        time.sleep(30)
-    rss1 = {n: procs.mem_kib(p, "VmRSS") for n, p in c.pids().items()}
-    replicas_per_broker = 1000 * 3 / len(rss0)
-    per = [(rss1[n] - rss0[n]) / replicas_per_broker for n in rss0]
-    return {"create_s": round(created_s, 1), "cpu_pct_of_one_core": round(w.total / w.wall * 100, 2),
-            "rss_kib_per_replica": round(max(per), 1),
-            "rss_mib": {n: round(v / 1024, 1) for n, v in rss1.items()}}
+def idle_partitions(data_base):
+    """1,000 partitions RF=3 on 3 fresh brokers, no traffic: CPU % of one core (3 brokers
+    together) and RSS growth per partition replica (1,000 replicas per broker)."""
+    c = RaftmqCluster(ROOT, data_base)
+    log("[raftmq] 1,000 idle partitions: fresh cluster")
+    c.start()
+    try:
+        time.sleep(5)
+        with CpuWatch(c.pids()) as w0:
+            time.sleep(10)
+        rss0 = {n: procs.mem_kib(p, "VmRSS") for n, p in c.pids().items()}
+        log("[raftmq] 1,000 idle partitions: creating the topic")
+        t = time.time()
+        c.create_topic("idle1000", 1000, timeout=300)
+        # Until every partition has a leader (the loadgen's metadata wait, at most 30 s).
+        subprocess.run([bin_path("raftmq-loadgen"), "consume", "--bootstrap", c.bootstrap,
+                        "--topic", "idle1000", "--seconds", "1", "--idle-ms", "100"],
+                       capture_output=True, timeout=120)
+        created_s = time.time() - t
+        time.sleep(10)  # settle
+        log("[raftmq] 1,000 idle partitions: measuring CPU for 30 s")
+        with CpuWatch(c.pids()) as w:
+            time.sleep(30)
+        rss1 = {n: procs.mem_kib(p, "VmRSS") for n, p in c.pids().items()}
+        per = [(rss1[n] - rss0[n]) / 1000 for n in rss0]
+        return {"create_s": round(created_s, 1),
+                "cpu_pct_of_one_core_empty": round(w0.total / w0.wall * 100, 2),
+                "cpu_pct_of_one_core": round(w.total / w.wall * 100, 2),
+                "rss_kib_per_replica": round(max(per), 1),
+                "rss_mib_before": {n: round(v / 1024, 1) for n, v in rss0.items()},
+                "rss_mib": {n: round(v / 1024, 1) for n, v in rss1.items()},
+                "brokers_alive": c.alive()}
+    finally:
+        c.stop()
 
 
 # ---- peers ----

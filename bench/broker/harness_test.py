@@ -66,6 +66,12 @@ class RatioTest(unittest.TestCase):
         self.assertFalse(got["produce_1KiB raftmq/ceiling"][1])
         self.assertAlmostEqual(got["e2e_p99_at_50pct raftmq/10ms"][0], 0.5)
 
+    def test_floor_uses_the_fdatasync_probed_next_to_the_latency_run(self):
+        r = results()
+        r["raftmq"]["fsync_adjacent"] = {"p50_us": 400.0}
+        got = {n: v for n, v, _, _ in report.ratios(r)}
+        self.assertAlmostEqual(got["produce_p50 raftmq/floor"], 450.0 / (2 * 50 + 400))
+
     def test_emit_prints_exact_ratio_lines_and_writes_files(self):
         with tempfile.TemporaryDirectory() as d:
             out = io.StringIO()

@@ -5,7 +5,7 @@
 //            acks=all, messages counted when acknowledged inside the measurement window
 //   latency  --size S                         one message in flight at a time: produce, wait for
 //            the acks=all acknowledgement, repeat
-//   e2e      --rate R --size S                open loop at R msgs/s; a consumer in the same
+//   e2e      --rate R --producers P           open loop at R msgs/s from P senders; a consumer in the same
 //            process measures produce-to-consume latency from the intended send time (so a
 //            stall is charged to every message that should have been sent during it)
 //   consume  [--count N] [--idle-ms MS]       reads every partition from the beginning until
@@ -279,16 +279,44 @@ int run_consume(const Opts& o) {
 
 // ---- e2e (open loop) ----
 
+// One open-loop sender of run_e2e: message i of this sender is due at t0 + i * interval.
+struct E2eSender {
+  std::atomic<int64_t> sent_measured{0}, queue_full{0};
+  void run(const Opts& o, ProduceState* st, int64_t t0, int64_t warm_end, int64_t send_end,
+           double interval, int index) {
+    KafkaPtr producer = make_client(RD_KAFKA_PRODUCER, o, 1, st, on_delivery);
+    partition_count(producer.get(), o.topic);
+    std::string payload = random_payload(static_cast<size_t>(o.size), 11 + index);
+    for (int64_t i = 0;; ++i) {
+      int64_t t = t0 + static_cast<int64_t>(static_cast<double>(i) * interval);
+      if (t >= send_end) break;
+      sleep_until_ns(t);
+      stamp(payload, t);  // the intended send time: lateness of the sender counts as latency
+      rd_kafka_resp_err_t e;
+      while ((e = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(o.topic.c_str()),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_VALUE(payload.data(), payload.size()),
+                                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        queue_full.fetch_add(1);
+        rd_kafka_poll(producer.get(), 1);
+      }
+      if (e) die(std::string("produce: ") + rd_kafka_err2str(e));
+      if (t >= warm_end) sent_measured.fetch_add(1);
+      rd_kafka_poll(producer.get(), 0);
+    }
+    rd_kafka_flush(producer.get(), 15000);
+  }
+};
+
+// --producers P senders share the rate (each sends rate/P, staggered); one consumer reads.
 int run_e2e(const Opts& o) {
   PartitionReader consumer(o, RD_KAFKA_OFFSET_END);
   ProduceState st;
   st.size = o.size;
-  KafkaPtr producer = make_client(RD_KAFKA_PRODUCER, o, 1, &st, on_delivery);
-  partition_count(producer.get(), o.topic);
   Samples samples;
   std::atomic<bool> stop_consumer{false};
   std::atomic<int64_t> received{0};
-  int64_t t0 = now_ns() + 200'000'000;  // the consumer's first fetch is under way by then
+  int64_t t0 = now_ns() + 500'000'000;  // senders connected, the first fetch under way
   int64_t warm_end = t0 + o.warmup_ms * 1'000'000;
   int64_t send_end = warm_end + o.seconds * 1'000'000'000;
   std::thread reader_thread([&] {
@@ -305,27 +333,21 @@ int run_e2e(const Opts& o) {
       rd_kafka_message_destroy(m);
     }
   });
-  std::string payload = random_payload(static_cast<size_t>(o.size), 11);
-  double interval = 1e9 / static_cast<double>(o.rate);
-  int64_t sent_measured = 0, queue_full = 0;
-  for (int64_t i = 0;; ++i) {
-    int64_t t = t0 + static_cast<int64_t>(static_cast<double>(i) * interval);
-    if (t >= send_end) break;
-    sleep_until_ns(t);
-    stamp(payload, t);  // the intended send time: lateness of the sender counts as latency
-    rd_kafka_resp_err_t e;
-    while ((e = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(o.topic.c_str()),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_VALUE(payload.data(), payload.size()),
-                                  RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      ++queue_full;
-      rd_kafka_poll(producer.get(), 1);
-    }
-    if (e) die(std::string("produce: ") + rd_kafka_err2str(e));
-    if (t >= warm_end) ++sent_measured;
-    rd_kafka_poll(producer.get(), 0);
+  double interval = 1e9 * static_cast<double>(o.producers) / static_cast<double>(o.rate);
+  std::vector<E2eSender> senders(static_cast<size_t>(o.producers));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < o.producers; ++i) {
+    int64_t start = t0 + static_cast<int64_t>(interval * i / static_cast<double>(o.producers));
+    threads.emplace_back([&, i, start] {
+      senders[static_cast<size_t>(i)].run(o, &st, start, warm_end, send_end, interval, i);
+    });
   }
-  rd_kafka_flush(producer.get(), 15000);
+  for (auto& t : threads) t.join();
+  int64_t sent_measured = 0, queue_full = 0;
+  for (auto& s : senders) {
+    sent_measured += s.sent_measured;
+    queue_full += s.queue_full;
+  }
   // Give the consumer up to 5 s to receive what was acknowledged.
   int64_t drain_end = now_ns() + 5'000'000'000;
   while (received < sent_measured && now_ns() < drain_end)
@@ -333,10 +355,11 @@ int run_e2e(const Opts& o) {
   stop_consumer = true;
   reader_thread.join();
   samples.finish();
-  std::printf("{\"mode\":\"e2e\",\"size\":%" PRId64 ",\"rate\":%" PRId64 ",\"sent\":%" PRId64
-              ",\"received\":%" PRId64 ",\"errors\":%" PRId64 ",\"queue_full_waits\":%" PRId64 ",%s}\n",
-              o.size, o.rate, sent_measured, received.load(), st.counter.errors.load(), queue_full,
-              samples.json_fields().c_str());
+  std::printf("{\"mode\":\"e2e\",\"size\":%" PRId64 ",\"rate\":%" PRId64 ",\"producers\":%" PRId64
+              ",\"sent\":%" PRId64 ",\"received\":%" PRId64 ",\"errors\":%" PRId64
+              ",\"queue_full_waits\":%" PRId64 ",%s}\n",
+              o.size, o.rate, o.producers, sent_measured, received.load(), st.counter.errors.load(),
+              queue_full, samples.json_fields().c_str());
   return 0;
 }
 

@@ -82,7 +82,8 @@ def table_rows(res):
     return rows
 
 
-def machine_rows(m):
+def machine_rows(res):
+    m = res.get("machine")
     if not m:
         return [["machine limits", "not run"]]
     if "failed" in m:
@@ -97,8 +98,22 @@ def machine_rows(m):
         ["loopback TCP bandwidth (iperf3)", _num(m.get("loopback_mb_s"), "{:,.0f} MB/s")],
         ["loopback round trip (64 B)", f"p50 {r.get('p50_us', 0):.1f} µs, p99 {r.get('p99_us', 0):.1f} µs"],
         ["floor: 2 round trips + 1 fdatasync", _num(m.get("floor_us"), "{:,.0f} µs")],
+        ["fdatasync p50 / floor next to raftmq's latency run",
+         _num(_get(res, "raftmq", "fsync_adjacent", "p50_us"), "{:,.0f} µs") + " / "
+         + _num(latency_floor(res), "{:,.0f} µs")],
         ["ceiling: min(disk, loopback) / 3", _num(m.get("ceiling_mb_s"), "{:,.0f} MB/s")],
     ]
+
+
+def latency_floor(res):
+    """2 loopback round trips + 1 fdatasync (p50s); the fdatasync probed right before raftmq's
+    latency run when there is one (the disk is shared, its sync latency drifts during a run)."""
+    m = res.get("machine") or {}
+    rtt = _get(m, "rtt", "p50_us")
+    adj = _get(res, "raftmq", "fsync_adjacent", "p50_us")
+    if rtt is not None and adj is not None:
+        return 2 * rtt + adj
+    return m.get("floor_us")
 
 
 def ratios(res):
@@ -117,7 +132,7 @@ def ratios(res):
          lambda x: x >= 10),
         ("cpu_per_msg rabbitmq/raftmq", _ratio(_get(rb, "produce_1KiB", "cpu_us_per_msg"),
                                                _get(rq, "produce_1KiB", "cpu_us_per_msg")), "", None),
-        ("produce_p50 raftmq/floor", _ratio(_get(rq, "latency", "p50_us"), m.get("floor_us")),
+        ("produce_p50 raftmq/floor", _ratio(_get(rq, "latency", "p50_us"), latency_floor(res)),
          "<= 1.5", lambda x: x <= 1.5),
         ("produce_p99 raftmq/nats", _ratio(_get(rq, "latency", "p99_us"), _get(na, "latency", "p99_us")),
          "<= 1", lambda x: x <= 1),
@@ -127,7 +142,7 @@ def ratios(res):
     out.append(("e2e_p99_at_50pct raftmq/10ms", _ratio(e50[0]["p99_us"], 10000) if e50 else None,
                 "<= 1", lambda x: x <= 1))
     idle = rq.get("idle_1000")
-    if idle:
+    if idle and "failed" not in idle:
         out.append(("idle_1000_cpu raftmq/5pct", idle["cpu_pct_of_one_core"] / 5, "<= 1",
                     lambda x: x <= 1))
         out.append(("idle_1000_rss_per_replica raftmq/200KiB", idle["rss_kib_per_replica"] / 200,
@@ -166,7 +181,7 @@ def notes(res):
         if r and r.get("warning"):
             out.append(f"{label}: WARNING {r['warning']}")
     ov = _get(res, "raftmq", "overload")
-    if ov:
+    if ov and "failed" not in ov:
         out.append("raftmq overload (12 unthrottled producers, 20 s): "
                    f"{_num(ov.get('msgs_per_s'))} msgs/s acknowledged, errors {ov.get('errors')}"
                    f" (first: {ov.get('first_error') or 'none'}), client queue-full waits "
@@ -174,9 +189,14 @@ def notes(res):
                    f" peak {ov.get('rss_peak_mib')} MiB, brokers alive: {ov.get('brokers_alive')}")
     idle = _get(res, "raftmq", "idle_1000")
     if idle:
-        out.append(f"raftmq 1,000 idle partitions RF=3: {idle['cpu_pct_of_one_core']}% of one core "
-                   f"(3 brokers together), {idle['rss_kib_per_replica']} KiB RSS per partition "
-                   f"replica, created in {idle['create_s']} s")
+        if "failed" in idle:
+            out.append(f"raftmq 1,000 idle partitions: FAILED: {idle['failed']}")
+        else:
+            out.append(f"raftmq 1,000 idle partitions RF=3 (fresh cluster): "
+                       f"{idle['cpu_pct_of_one_core']}% of one core, 3 brokers together "
+                       f"({idle['cpu_pct_of_one_core_empty']}% before the topic existed), "
+                       f"{idle['rss_kib_per_replica']} KiB RSS per partition replica (largest "
+                       f"broker), created in {idle['create_s']} s")
     load = _get(res, "machine", "loadavg_start")
     if load is not None and load > (res.get("machine") or {}).get("nproc", 1):
         out.append(f"WARNING: load average {load:.1f} at start (> cores): other jobs share this "
@@ -219,7 +239,7 @@ def chart(res, path):
         if e["load_pct"] == 50 and e.get("cdf_us") and e["cdf_us"][0] >= 0:
             ax2.plot(e["cdf_us"], qs, "--", color=colors["raftmq"],
                      label=f"raftmq end-to-end at 50% load ({e['rate']:,}/s)")
-    floor = _get(res, "machine", "floor_us")
+    floor = latency_floor(res)
     if floor:
         ax2.axvline(floor, color="grey", linestyle=":", label=f"floor {floor:.0f} µs")
     ax2.set_xscale("log")
@@ -240,7 +260,7 @@ def emit(res, outdir):
     base = os.path.join(outdir, f"{stamp}-{res['kind']}")
     header = ["metric"] + [label for _, label in SYSTEMS]
     rows = table_rows(res)
-    mrows = machine_rows(res.get("machine"))
+    mrows = machine_rows(res)
     rat = ratios(res)
     res["ratios"] = {n: (None if v is None else round(v, 3)) for n, v, _, _ in rat}
     rat_rows = [[n, "n/a" if v is None else f"{v:.2f}", t or "(info)",

@@ -22,6 +22,7 @@ import report  # noqa: E402
 from peers import NatsCluster, RabbitCluster  # noqa: E402
 from raftmq_cluster import RaftmqCluster  # noqa: E402
 
+LOGS = None  # where the servers' logs of the last run are copied (set by main)
 BIN = os.environ.get("RAFTMQ_BENCH_BIN", os.path.join(ROOT, "build", "bin"))
 log = procs.log
 
@@ -39,6 +40,17 @@ class Settings:
         self.machine_secs = 3 if quick else 10
         self.idle = not quick                    # 1,000 idle partitions
         self.overload = not quick
+
+
+def keep_logs(src_dir, prefix):
+    """Copies a stopped cluster's *.log files to bench/results/last-run-logs/ (not in git)."""
+    if not LOGS:
+        return
+    os.makedirs(LOGS, exist_ok=True)
+    for root, _dirs, files in os.walk(src_dir):
+        for f in files:
+            if f.endswith(".log"):
+                shutil.copy(os.path.join(root, f), os.path.join(LOGS, f"{prefix}-{f}"))
 
 
 def bin_path(name):
@@ -217,6 +229,7 @@ def run_raftmq(s, data_base):
             res["warning"] = "a broker exited during the run:\n" + c.log_tail()
     finally:
         c.stop()
+        keep_logs(c.dir, "raftmq")
     if s.idle:
         phase(res, "idle_1000", idle_partitions, data_base)
     return res
@@ -286,6 +299,7 @@ def idle_partitions(data_base):
                 "brokers_alive": c.alive()}
     finally:
         c.stop()
+        keep_logs(c.dir, "raftmq-idle")
 
 
 # ---- peers ----
@@ -330,6 +344,7 @@ def run_nats(s, data_base):
                           for n, p in c.pids().items()}
     finally:
         c.stop()
+        keep_logs(c.dir, "nats")
     return res
 
 
@@ -375,6 +390,7 @@ def run_rabbitmq(s, data_base):
                           for n, p in c.pids().items()}
     finally:
         c.stop()
+        keep_logs(c.dir, "rabbitmq")
     return res
 
 
@@ -397,6 +413,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     a = ap.parse_args()
     procs.install_cleanup()
+    global LOGS
+    LOGS = os.path.join(a.out, "last-run-logs")
+    shutil.rmtree(LOGS, ignore_errors=True)
     s = Settings(a.quick)
     only = set(a.only.split(","))
     t0 = time.time()

@@ -33,10 +33,10 @@ def results():
                    "produce_1KiB": {"msgs_per_s": 100000.0, "mb_per_s": 102.4,
                                     "cpu_us_per_msg": 4.0},
                    "produce_100B": {"msgs_per_s": 300000.0, "mb_per_s": 30.0,
-                                    "cpu_us_per_msg": 1.0},
+                                    "cpu_us_per_msg": 1.0, "in_flight_at_exit": 1234},
                    "consume": {"msgs_per_s": 400000.0, "mb_per_s": 409.6},
                    "latency": lat(450.0, 1000.0, 2000.0),
-                   "e2e": [{"load_pct": 50, "rate": 50000, "sent": 10, "received": 10,
+                   "e2e": [{"load_pct": 50, "rate": 50000, "sent": 12, "received": 10,
                             **lat(3000.0, 5000.0, 9000.0)},
                            {"load_pct": 75, "failed": "boom", "rate": 75000}]},
         "nats": {"system": "nats", "produce_1KiB": {"msgs_per_s": 20000.0, "mb_per_s": 20.5,
@@ -88,6 +88,8 @@ class RatioTest(unittest.TestCase):
             self.assertIn("RabbitMQ: skipped: rabbitmq-server is not installed", text)
             self.assertIn("produce_100B FAILED: nats-bench publish timed out", text)
             self.assertIn("e2e at 75% FAILED: boom", text)
+            self.assertIn("produce_100B: 1,234 messages still unacknowledged", text)
+            self.assertIn("e2e at 50%: 2 of 12 messages not consumed", text)
             names = sorted(os.listdir(d))
             self.assertEqual([n.rsplit(".", 1)[1] for n in names], ["json", "md", "png"])
             with open(os.path.join(d, names[0])) as f:

@@ -175,7 +175,14 @@ def notes(res):
         for key, v in (r or {}).items():
             if isinstance(v, dict) and "failed" in v:
                 out.append(f"{label}: {key} FAILED: {v['failed']}")
+        for key, v in (r or {}).items():
+            if isinstance(v, dict) and v.get("in_flight_at_exit"):
+                out.append(f"{label}: {key}: {v['in_flight_at_exit']:,} messages still "
+                           "unacknowledged 15 s after the window closed (a stall)")
         for e in (r or {}).get("e2e") or []:
+            if e.get("sent") and e.get("received", 0) < e["sent"]:
+                out.append(f"{label}: e2e at {e['load_pct']}%: {e['sent'] - e['received']:,} of "
+                           f"{e['sent']:,} messages not consumed within 5 s after the last send")
             if "failed" in e:
                 out.append(f"{label}: e2e at {e['load_pct']}% FAILED: {e['failed']}")
         if r and r.get("warning"):

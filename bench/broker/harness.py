@@ -42,15 +42,20 @@ class Settings:
         self.overload = not quick
 
 
-def keep_logs(src_dir, prefix):
-    """Copies a stopped cluster's *.log files to bench/results/last-run-logs/ (not in git)."""
+def keep_logs(src_dir, prefix, top_only=False):
+    """Copies a stopped cluster's server logs (*.log; with top_only, those directly in src_dir:
+    raftmq's data directories hold segment files named *.log) to
+    bench/results/last-run-logs/ (not in git)."""
     if not LOGS:
         return
     os.makedirs(LOGS, exist_ok=True)
-    for root, _dirs, files in os.walk(src_dir):
+    for root, dirs, files in os.walk(src_dir):
+        if top_only:
+            dirs[:] = []
         for f in files:
             if f.endswith(".log"):
-                shutil.copy(os.path.join(root, f), os.path.join(LOGS, f"{prefix}-{f}"))
+                rel = os.path.relpath(os.path.join(root, f), src_dir).replace(os.sep, "-")
+                shutil.copy(os.path.join(root, f), os.path.join(LOGS, f"{prefix}-{rel}"))
 
 
 def bin_path(name):
@@ -229,7 +234,7 @@ def run_raftmq(s, data_base):
             res["warning"] = "a broker exited during the run:\n" + c.log_tail()
     finally:
         c.stop()
-        keep_logs(c.dir, "raftmq")
+        keep_logs(c.dir, "raftmq", top_only=True)
     if s.idle:
         phase(res, "idle_1000", idle_partitions, data_base)
     return res
@@ -299,7 +304,7 @@ def idle_partitions(data_base):
                 "brokers_alive": c.alive()}
     finally:
         c.stop()
-        keep_logs(c.dir, "raftmq-idle")
+        keep_logs(c.dir, "raftmq-idle", top_only=True)
 
 
 # ---- peers ----

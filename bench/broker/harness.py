@@ -254,6 +254,7 @@ def overload(c, lg, s):
     argv = [lg, "produce", "--bootstrap", c.bootstrap, "--topic", "over", "--size", "1024",
             "--producers", "12", "--seconds", "20", "--warmup-ms", "1000"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs._clients.append(p)  # killed on Ctrl-C like the other clients
     deadline = time.time() + 150
     while p.poll() is None and time.time() < deadline:
         for n, pid in c.pids().items():
@@ -262,6 +263,7 @@ def overload(c, lg, s):
     if p.poll() is None:
         p.kill()
     out, err = p.communicate()
+    procs._clients.remove(p)
     lines = [l for l in out.splitlines() if l.startswith("{")]
     r = json.loads(lines[-1]) if lines else {"error": err.strip()[-300:]}
     r["rss_before_mib"] = {n: round(v / 1024, 1) for n, v in rss0.items()}

@@ -13,6 +13,7 @@ import time
 TICKS = os.sysconf("SC_CLK_TCK")
 _servers = []    # (name, Popen) stopped in reverse order
 _temp_dirs = []  # removed after the servers stopped
+_clients = []    # benchmark clients running now (killed first on cleanup)
 _cleaned = False
 
 
@@ -68,6 +69,8 @@ def cleanup():
     if _cleaned:
         return
     _cleaned = True
+    for p in list(_clients):
+        _signal(p.pid, signal.SIGKILL)
     for name, p in reversed(_servers):
         stop_server(p)
     for d in _temp_dirs:
@@ -145,10 +148,17 @@ def mem_kib(pid, field):
 def run_client(argv, timeout, env=None):
     """Runs a benchmark client and returns the JSON object it printed last on stdout; raises
     RuntimeError with its stderr tail when it fails."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _clients.append(p)
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+        out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
         raise RuntimeError(f"{os.path.basename(argv[0])} {argv[1]} timed out after {timeout} s")
+    finally:
+        _clients.remove(p)
+    r = subprocess.CompletedProcess(argv, p.returncode, out, err)
     lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
     if r.returncode != 0 or not lines:
         tail = (r.stderr or "").strip().splitlines()[-3:]

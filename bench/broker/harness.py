@@ -210,6 +210,10 @@ def run_raftmq(s, data_base):
             return with_cpu(r, w, "msgs")
         log("[raftmq] consume t1k from the beginning")
         phase(res, "consume", consume)
+        log("[raftmq] end-to-end latency at a light 200 msgs/s (the fetch path without load)")
+        phase(res, "e2e_light", procs.run_client,
+              [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024", "--rate",
+               "200", "--producers", "1", "--seconds", str(s.e2e_secs)], s.e2e_secs + 90)
         peak = _get_rate(res, "produce_1KiB")
         res["e2e"] = []
         for pct in (25, 50, 75) if peak else ():

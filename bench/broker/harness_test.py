@@ -36,6 +36,7 @@ def results():
                                     "cpu_us_per_msg": 1.0, "in_flight_at_exit": 1234},
                    "consume": {"msgs_per_s": 400000.0, "mb_per_s": 409.6},
                    "latency": lat(450.0, 1000.0, 2000.0),
+                   "e2e_light": {"rate": 200, "sent": 5, "received": 4, **lat(2000.0, 3000.0)},
                    "e2e": [{"load_pct": 50, "rate": 50000, "sent": 12, "received": 10,
                             **lat(3000.0, 5000.0, 9000.0)},
                            {"load_pct": 75, "failed": "boom", "rate": 75000}]},
@@ -87,9 +88,11 @@ class RatioTest(unittest.TestCase):
             text = out.getvalue()
             self.assertIn("RabbitMQ: skipped: rabbitmq-server is not installed", text)
             self.assertIn("produce_100B FAILED: nats-bench publish timed out", text)
-            self.assertIn("e2e at 75% FAILED: boom", text)
+            self.assertIn("e2e at 75% of max FAILED: boom", text)
+            self.assertIn("e2e at 200 msgs/s: 1 of 5 messages not consumed", text)
+            self.assertIn("end-to-end p50 / p99 / p99.9 µs at 200 msgs/s (light load)", text)
             self.assertIn("produce_100B: 1,234 messages still unacknowledged", text)
-            self.assertIn("e2e at 50%: 2 of 12 messages not consumed", text)
+            self.assertIn("e2e at 50% of max: 2 of 12 messages not consumed", text)
             names = sorted(os.listdir(d))
             self.assertEqual([n.rsplit(".", 1)[1] for n in names], ["json", "md", "png"])
             with open(os.path.join(d, names[0])) as f:

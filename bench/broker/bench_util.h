@@ -1,0 +1,151 @@
+// Shared helpers of the benchmark clients (raftmq-loadgen, nats-bench, rabbitmq-bench,
+// raftmq-bench-machine): command-line flags, clocks, latency samples and the one-line JSON
+// result each client prints on stdout for scripts/bench to read.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mq::bench {
+
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+inline void sleep_until_ns(int64_t t) {
+  int64_t d = t - now_ns();
+  if (d > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(d));
+}
+
+// `--name value` flags after the mode word. Unknown flags and malformed numbers are errors.
+class Flags {
+ public:
+  Flags(int argc, char** argv, int first, const std::map<std::string, std::string>& defaults)
+      : values_(defaults) {
+    for (int i = first; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a.rfind("--", 0) != 0) throw std::runtime_error("unexpected argument '" + a + "'");
+      a = a.substr(2);
+      auto it = values_.find(a);
+      if (it == values_.end()) throw std::runtime_error("unknown flag --" + a);
+      if (it->second == "false" || it->second == "true") {  // boolean flag
+        it->second = "true";
+        continue;
+      }
+      if (i + 1 >= argc) throw std::runtime_error("flag --" + a + " needs a value");
+      it->second = argv[++i];
+    }
+  }
+  const std::string& str(const std::string& name) const { return values_.at(name); }
+  bool flag(const std::string& name) const { return values_.at(name) == "true"; }
+  int64_t num(const std::string& name, int64_t lo, int64_t hi) const {
+    const std::string& v = values_.at(name);
+    char* end = nullptr;
+    long long x = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || x < lo || x > hi) {
+      throw std::runtime_error("--" + name + " must be an integer in [" + std::to_string(lo) +
+                               ", " + std::to_string(hi) + "], got '" + v + "'");
+    }
+    return x;
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+// Latency samples in nanoseconds; thread-safe appends, bounded in count.
+class Samples {
+ public:
+  explicit Samples(size_t max = 2'000'000) : max_(max) {}
+  void add(int64_t ns) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (v_.size() < max_) v_.push_back(ns);
+  }
+  // Sorts once; afterwards quantile() reads.
+  void finish() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::sort(v_.begin(), v_.end());
+  }
+  size_t size() const { return v_.size(); }
+  double quantile_us(double q) const {
+    if (v_.empty()) return -1;
+    size_t i = std::min(v_.size() - 1, static_cast<size_t>(q * static_cast<double>(v_.size())));
+    return static_cast<double>(v_[i]) / 1000.0;
+  }
+  // `"p50_us":..,"p99_us":..,"p999_us":..,"max_us":..,"samples":..,"cdf_us":[...]`:
+  // the CDF as 101 points (quantiles 0, 0.01, ..., 0.99 and 0.999) for the chart.
+  std::string json_fields() const {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"samples\":%zu",
+                  quantile_us(0.5), quantile_us(0.99), quantile_us(0.999),
+                  v_.empty() ? -1.0 : static_cast<double>(v_.back()) / 1000.0, v_.size());
+    std::string s = buf;
+    s += ",\"cdf_us\":[";
+    for (int i = 0; i <= 100; ++i) {
+      double q = i < 100 ? i / 100.0 : 0.999;
+      std::snprintf(buf, sizeof buf, "%s%.1f", i ? "," : "", quantile_us(q));
+      s += buf;
+    }
+    s += "]";
+    return s;
+  }
+
+ private:
+  size_t max_;
+  std::mutex mu_;
+  std::vector<int64_t> v_;
+};
+
+// Counts completions, and separately those inside the measurement window [begin, end).
+struct WindowCounter {
+  std::atomic<int64_t> begin_ns{0}, end_ns{0};
+  std::atomic<int64_t> total{0}, in_window{0}, errors{0};
+  void ok(int64_t t) {
+    total.fetch_add(1, std::memory_order_relaxed);
+    if (t >= begin_ns.load(std::memory_order_relaxed) && t < end_ns.load(std::memory_order_relaxed))
+      in_window.fetch_add(1, std::memory_order_relaxed);
+  }
+  double window_rate() const {
+    double secs = static_cast<double>(end_ns - begin_ns) / 1e9;
+    return secs > 0 ? static_cast<double>(in_window) / secs : 0;
+  }
+};
+
+inline std::string random_payload(size_t size, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(size, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// Writes an 8-byte send timestamp into the first bytes of a payload (end-to-end latency).
+inline void stamp(std::string& payload, int64_t t) {
+  if (payload.size() >= 8) std::memcpy(payload.data(), &t, 8);
+}
+inline int64_t read_stamp(const void* data, size_t len) {
+  int64_t t = 0;
+  if (len >= 8) std::memcpy(&t, data, 8);
+  return t;
+}
+
+[[noreturn]] inline void die(const std::string& msg) {
+  std::fprintf(stderr, "error: %s\n", msg.c_str());
+  std::exit(2);
+}
+
+}  // namespace mq::bench

@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Tests of the scripts/bench instrument itself (ctest: bench_harness_test): the ratio
+arithmetic and the exact `ratio NAME=X` lines, results files, failure reporting, the /proc
+readings, and the machine probe's JSON. Usage: harness_test.py BIN_DIR"""
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import procs  # noqa: E402
+import report  # noqa: E402
+
+BIN = sys.argv.pop(1) if len(sys.argv) > 1 else "build/bin"
+
+
+def lat(p50, p99, p999=0):
+    return {"p50_us": p50, "p99_us": p99, "p999_us": p999, "cdf_us": [p50] * 100 + [p999]}
+
+
+def results():
+    return {
+        "kind": "quick", "started": "2026-01-01T00:00:00Z", "elapsed_s": 1.0,
+        "machine": {"nproc": 2, "loadavg_start": 0.5, "disk_write_mb_s": 900.0,
+                    "loopback_mb_s": 3000.0, "ceiling_mb_s": 300.0, "floor_us": 300.0,
+                    "fsync": {"syncs_per_s": 4000, "p50_us": 200, "p99_us": 400},
+                    "rtt": {"p50_us": 50, "p99_us": 90}},
+        "raftmq": {"system": "raftmq",
+                   "produce_1KiB": {"msgs_per_s": 100000.0, "mb_per_s": 102.4,
+                                    "cpu_us_per_msg": 4.0},
+                   "produce_100B": {"msgs_per_s": 300000.0, "mb_per_s": 30.0,
+                                    "cpu_us_per_msg": 1.0, "in_flight_at_exit": 1234},
+                   "consume": {"msgs_per_s": 400000.0, "mb_per_s": 409.6},
+                   "latency": lat(450.0, 1000.0, 2000.0),
+                   "e2e_light": {"rate": 200, "sent": 5, "received": 4, **lat(2000.0, 3000.0)},
+                   "e2e": [{"load_pct": 50, "rate": 50000, "sent": 12, "received": 10,
+                            **lat(3000.0, 5000.0, 9000.0)},
+                           {"load_pct": 75, "failed": "boom", "rate": 75000}]},
+        "nats": {"system": "nats", "produce_1KiB": {"msgs_per_s": 20000.0, "mb_per_s": 20.5,
+                                                    "cpu_us_per_msg": 50.0},
+                 "produce_100B": {"failed": "nats-bench publish timed out"},
+                 "consume": {"msgs_per_s": 100000.0, "mb_per_s": 102.4},
+                 "latency": lat(500.0, 2000.0)},
+        "rabbitmq": {"system": "rabbitmq", "skipped": "rabbitmq-server is not installed"},
+    }
+
+
+class RatioTest(unittest.TestCase):
+    def test_values_and_targets(self):
+        got = {n: (v, ok) for n, v, _, ok in report.ratios(results())}
+        self.assertAlmostEqual(got["produce_1KiB raftmq/nats"][0], 5.0)
+        self.assertTrue(got["produce_1KiB raftmq/nats"][1])
+        self.assertIsNone(got["produce_1KiB raftmq/rabbitmq"][0])  # peer skipped: n/a
+        self.assertIsNone(got["produce_100B raftmq/nats"][0])      # peer phase failed: n/a
+        self.assertAlmostEqual(got["cpu_per_msg nats/raftmq"][0], 12.5)
+        self.assertTrue(got["cpu_per_msg nats/raftmq"][1])
+        self.assertAlmostEqual(got["produce_p50 raftmq/floor"][0], 1.5)
+        self.assertTrue(got["produce_p50 raftmq/floor"][1])        # <= 1.5 is met
+        self.assertAlmostEqual(got["produce_p99 raftmq/nats"][0], 0.5)
+        self.assertAlmostEqual(got["consume raftmq/nats"][0], 4.0)
+        self.assertFalse(got["consume raftmq/nats"][1])
+        self.assertAlmostEqual(got["produce_1KiB raftmq/ceiling"][0], 102.4 / 300)
+        self.assertFalse(got["produce_1KiB raftmq/ceiling"][1])
+        self.assertAlmostEqual(got["e2e_p99_at_50pct raftmq/10ms"][0], 0.5)
+
+    def test_floor_uses_the_fdatasync_probed_next_to_the_latency_run(self):
+        r = results()
+        r["raftmq"]["fsync_adjacent"] = {"p50_us": 400.0}
+        got = {n: v for n, v, _, _ in report.ratios(r)}
+        self.assertAlmostEqual(got["produce_p50 raftmq/floor"], 450.0 / (2 * 50 + 400))
+
+    def test_emit_prints_exact_ratio_lines_and_writes_files(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                report.emit(results(), d)
+            lines = out.getvalue().splitlines()
+            for want in ("ratio produce_1KiB raftmq/nats=5.00",
+                         "ratio produce_1KiB raftmq/rabbitmq=n/a",
+                         "ratio cpu_per_msg nats/raftmq=12.50",
+                         "ratio produce_p50 raftmq/floor=1.50"):
+                self.assertIn(want, lines)
+            self.assertTrue(lines[-1].startswith("ratio "))  # the ratios come last
+            text = out.getvalue()
+            self.assertIn("RabbitMQ: skipped: rabbitmq-server is not installed", text)
+            self.assertIn("produce_100B FAILED: nats-bench publish timed out", text)
+            self.assertIn("e2e at 75% of max FAILED: boom", text)
+            self.assertIn("e2e at 200 msgs/s: 1 of 5 messages not consumed", text)
+            self.assertIn("end-to-end p50 / p99 / p99.9 µs at 200 msgs/s (light load)", text)
+            self.assertIn("produce_100B: 1,234 messages still unacknowledged", text)
+            self.assertIn("e2e at 50% of max: 2 of 12 messages not consumed", text)
+            names = sorted(os.listdir(d))
+            self.assertEqual([n.rsplit(".", 1)[1] for n in names], ["json", "md", "png"])
+            with open(os.path.join(d, names[0])) as f:
+                self.assertEqual(json.load(f)["ratios"]["produce_1KiB raftmq/nats"], 5.0)
+
+
+class ProcTest(unittest.TestCase):
+    def test_cpu_and_memory_of_a_child_tree(self):
+        # A shell whose live child burns 0.4 s of CPU and then sleeps: the shell itself uses
+        # almost none, so the reading must come from the live descendant.
+        import time
+        p = subprocess.Popen(["/bin/sh", "-c", "/usr/bin/python3 -c 'import time\n"
+                              "while time.process_time() < 0.4: pass\ntime.sleep(30)'; true"])
+        try:
+            deadline = time.time() + 30
+            cpu = 0.0
+            while time.time() < deadline and cpu < 0.35:
+                time.sleep(0.2)
+                cpu = procs.cpu_seconds(p.pid)
+            self.assertGreaterEqual(cpu, 0.35)
+            self.assertLess(cpu, 5.0)
+            self.assertGreater(procs.mem_kib(p.pid, "VmHWM"), 1000)  # python's, not only sh's
+            self.assertEqual(len(procs.descendants(p.pid)), 1)
+        finally:
+            procs.stop_server(p, grace=2)
+        self.assertIsNotNone(p.poll())
+        self.assertEqual(procs.descendants(p.pid), [])
+
+    def test_client_failure_is_reported_with_its_stderr(self):
+        with self.assertRaises(RuntimeError) as e:
+            procs.run_client([os.path.join(BIN, "raftmq-bench-machine"), "bogus"], 10)
+        self.assertIn("unknown mode", str(e.exception))
+
+
+class MachineProbeTest(unittest.TestCase):
+    def test_fsync_and_rtt(self):
+        with tempfile.TemporaryDirectory() as d:
+            f = procs.run_client([os.path.join(BIN, "raftmq-bench-machine"), "fsync", "--dir", d,
+                                  "--seconds", "1"], 30)
+            self.assertGreater(f["syncs_per_s"], 0)
+            self.assertGreater(f["p50_us"], 0)
+            self.assertEqual(os.listdir(d), [])  # its probe file is removed
+        r = procs.run_client([os.path.join(BIN, "raftmq-bench-machine"), "rtt", "--seconds", "1"],
+                             30)
+        self.assertGreater(r["samples"], 100)
+        self.assertLessEqual(r["p50_us"], r["p99_us"])
+        self.assertEqual(len(r["cdf_us"]), 101)
+
+    def test_bad_flag_is_an_error(self):
+        r = subprocess.run([os.path.join(BIN, "raftmq-bench-machine"), "rtt", "--seconds", "x"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--seconds must be an integer", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,415 @@
+// raftmq-loadgen: a Kafka load generator on librdkafka (any Kafka-compatible broker; written
+// for raftmq). Each mode prints one JSON line on stdout; scripts/bench reads it.
+//
+//   produce  --producers P --size S [--keys]  throughput: P producer instances (own connections),
+//            acks=all, messages counted when acknowledged inside the measurement window
+//   latency  --size S                         one message in flight at a time: produce, wait for
+//            the acks=all acknowledgement, repeat
+//   e2e      --rate R --producers P           open loop at R msgs/s from P senders; a consumer in the same
+//            process measures produce-to-consume latency from the intended send time (so a
+//            stall is charged to every message that should have been sent during it)
+//   consume  [--count N] [--idle-ms MS]       reads every partition from the beginning until
+//            N messages or nothing new for MS
+//
+// Messages carry random (incompressible) bytes; compression is off; idempotence is off (the
+// broker does not support it yet, see the broker issue).
+#include <librdkafka/rdkafka.h>
+
+#include <cinttypes>
+#include <memory>
+
+#include "bench_util.h"
+
+namespace mq::bench {
+namespace {
+
+struct Opts {
+  std::string bootstrap, topic;
+  int64_t size = 1024, producers = 1, seconds = 5, warmup_ms = 1000, rate = 1000, count = 0,
+          idle_ms = 2000;
+  bool keys = false;
+};
+
+using KafkaPtr = std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)>;
+
+void set(rd_kafka_conf_t* conf, const char* k, const std::string& v) {
+  char err[512];
+  if (rd_kafka_conf_set(conf, k, v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+    die(std::string("librdkafka config ") + k + ": " + err);
+}
+
+void quiet_log(const rd_kafka_t*, int level, const char* fac, const char* buf) {
+  if (level <= 3) std::fprintf(stderr, "librdkafka %s: %s\n", fac, buf);
+}
+
+KafkaPtr make_client(rd_kafka_type_t type, const Opts& o, int64_t linger_ms, void* opaque,
+                     void (*dr)(rd_kafka_t*, const rd_kafka_message_t*, void*)) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  set(conf, "bootstrap.servers", o.bootstrap);
+  rd_kafka_conf_set_log_cb(conf, quiet_log);
+  if (type == RD_KAFKA_PRODUCER) {
+    set(conf, "acks", "all");
+    set(conf, "enable.idempotence", "false");
+    set(conf, "compression.codec", "none");
+    set(conf, "linger.ms", std::to_string(linger_ms));
+    set(conf, "queue.buffering.max.messages", "200000");
+    set(conf, "queue.buffering.max.kbytes", "262144");
+    set(conf, "message.timeout.ms", "60000");
+    rd_kafka_conf_set_opaque(conf, opaque);
+    if (dr) rd_kafka_conf_set_dr_msg_cb(conf, dr);
+  } else {
+    // No group.id: partitions are assigned explicitly (consumer groups are not needed to read).
+    set(conf, "enable.auto.commit", "false");
+    set(conf, "enable.partition.eof", "false");
+    set(conf, "fetch.wait.max.ms", "100");
+    set(conf, "queued.max.messages.kbytes", "262144");
+  }
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (!rk) die(std::string("rd_kafka_new: ") + err);
+  return KafkaPtr(rk, rd_kafka_destroy);
+}
+
+// Partition count of the topic, from a metadata request (waits up to 30 s for a leader each).
+int partition_count(rd_kafka_t* rk, const std::string& topic) {
+  int64_t deadline = now_ns() + 30'000'000'000LL;
+  while (now_ns() < deadline) {
+    rd_kafka_topic_t* t = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 5000);
+    rd_kafka_topic_destroy(t);
+    int n = -1;
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && !md->topics[0].err) {
+      n = md->topics[0].partition_cnt;
+      for (int i = 0; i < n; ++i)
+        if (md->topics[0].partitions[i].leader < 0) n = -1;
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    if (n > 0) return n;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  die("topic " + topic + " has no leader for every partition after 30 s");
+}
+
+// ---- produce (throughput) ----
+
+struct ProduceState {
+  WindowCounter counter;
+  std::atomic<int64_t> produced{0}, purged{0}, unfinished{0};
+  std::atomic<int64_t> bytes_in_window{0};
+  int64_t size = 0;
+  std::atomic<int> first_error{0};
+};
+
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  auto* st = static_cast<ProduceState*>(opaque);
+  if (m->err) {
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+      st->purged.fetch_add(1);
+    } else {
+      st->counter.errors.fetch_add(1);
+      int expected = 0;
+      st->first_error.compare_exchange_strong(expected, static_cast<int>(m->err));
+    }
+    return;
+  }
+  int64_t t = now_ns();
+  st->counter.ok(t);
+  if (t >= st->counter.begin_ns && t < st->counter.end_ns) st->bytes_in_window += st->size;
+}
+
+void produce_loop(const Opts& o, ProduceState* st, int index, std::atomic<int64_t>* queue_full) {
+  KafkaPtr rk = make_client(RD_KAFKA_PRODUCER, o, 5, st, on_delivery);
+  partition_count(rk.get(), o.topic);
+  std::string payload = random_payload(static_cast<size_t>(o.size), 1000 + index);
+  std::mt19937_64 rng(index);
+  char key[32];
+  int64_t stop = st->counter.end_ns.load();
+  uint64_t n = 0;
+  while (now_ns() < stop) {
+    int klen = o.keys ? std::snprintf(key, sizeof key, "key-%u", static_cast<unsigned>(rng() % 1024)) : 0;
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        rk.get(), RD_KAFKA_V_TOPIC(o.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_VALUE(payload.data(), payload.size()),
+        RD_KAFKA_V_KEY(o.keys ? key : nullptr, static_cast<size_t>(klen)), RD_KAFKA_V_END);
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      queue_full->fetch_add(1);
+      rd_kafka_poll(rk.get(), 1);
+      continue;
+    }
+    if (e) die(std::string("produce: ") + rd_kafka_err2str(e));
+    st->produced.fetch_add(1, std::memory_order_relaxed);
+    if (++n % 64 == 0) rd_kafka_poll(rk.get(), 0);
+  }
+  // Past the window: drop what was never sent, wait (bounded) for what is in flight.
+  rd_kafka_purge(rk.get(), RD_KAFKA_PURGE_F_QUEUE);
+  rd_kafka_flush(rk.get(), 15000);
+  st->unfinished.fetch_add(rd_kafka_outq_len(rk.get()));
+}
+
+int run_produce(const Opts& o) {
+  ProduceState st;
+  st.size = o.size;
+  int64_t t0 = now_ns();
+  st.counter.begin_ns = t0 + o.warmup_ms * 1'000'000;
+  st.counter.end_ns = st.counter.begin_ns + o.seconds * 1'000'000'000;
+  std::atomic<int64_t> queue_full{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < o.producers; ++i)
+    threads.emplace_back(produce_loop, std::cref(o), &st, i, &queue_full);
+  for (auto& t : threads) t.join();
+  double rate = st.counter.window_rate();
+  std::printf(
+      "{\"mode\":\"produce\",\"size\":%" PRId64 ",\"producers\":%" PRId64
+      ",\"keys\":%s,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,\"acked_total\":%" PRId64
+      ",\"errors\":%" PRId64 ",\"first_error\":\"%s\",\"queue_full_waits\":%" PRId64
+      ",\"window_s\":%" PRId64 ",\"produced\":%" PRId64 ",\"purged_unsent\":%" PRId64
+      ",\"in_flight_at_exit\":%" PRId64 "}\n",
+      o.size, o.producers, o.keys ? "true" : "false", rate,
+      static_cast<double>(st.bytes_in_window) / 1e6 / static_cast<double>(o.seconds),
+      st.counter.total.load(), st.counter.errors.load(),
+      st.first_error ? rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(st.first_error.load())) : "",
+      queue_full.load(), o.seconds, st.produced.load(), st.purged.load(), st.unfinished.load());
+  return 0;
+}
+
+// ---- latency (one in flight) ----
+
+struct LatencyState {
+  std::atomic<bool> done{false};
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+};
+
+void on_latency_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  auto* st = static_cast<LatencyState*>(opaque);
+  st->err = m->err;
+  st->done = true;
+}
+
+int run_latency(const Opts& o) {
+  LatencyState st;
+  KafkaPtr rk = make_client(RD_KAFKA_PRODUCER, o, 0, &st, on_latency_delivery);
+  partition_count(rk.get(), o.topic);
+  std::string payload = random_payload(static_cast<size_t>(o.size), 7);
+  Samples samples;
+  int64_t warm_end = now_ns() + o.warmup_ms * 1'000'000;
+  int64_t end = warm_end + o.seconds * 1'000'000'000;
+  int64_t errors = 0;
+  for (int64_t i = 0; now_ns() < end && (o.count == 0 || static_cast<int64_t>(samples.size()) < o.count);
+       ++i) {
+    st.done = false;
+    int64_t t = now_ns();
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        rk.get(), RD_KAFKA_V_TOPIC(o.topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_VALUE(payload.data(), payload.size()), RD_KAFKA_V_END);
+    if (e) die(std::string("produce: ") + rd_kafka_err2str(e));
+    while (!st.done) rd_kafka_poll(rk.get(), 100);
+    int64_t lat = now_ns() - t;
+    if (st.err) {
+      ++errors;
+    } else if (t >= warm_end) {
+      samples.add(lat);
+    }
+  }
+  samples.finish();
+  std::printf("{\"mode\":\"latency\",\"size\":%" PRId64 ",\"errors\":%" PRId64 ",%s}\n", o.size,
+              errors, samples.json_fields().c_str());
+  return 0;
+}
+
+// ---- consumers ----
+
+// A consumer reading every partition from `offset` (RD_KAFKA_OFFSET_BEGINNING, or
+// RD_KAFKA_OFFSET_END resolved to each partition's high watermark now) into one queue. It uses
+// librdkafka's simple (group-less) consumer API, as kcat does: no group coordinator involved.
+class PartitionReader {
+ public:
+  PartitionReader(const Opts& o, int64_t offset)
+      : rk_(make_client(RD_KAFKA_CONSUMER, o, 0, nullptr, nullptr)) {
+    partitions_ = partition_count(rk_.get(), o.topic);
+    rkt_ = rd_kafka_topic_new(rk_.get(), o.topic.c_str(), nullptr);
+    queue_ = rd_kafka_queue_new(rk_.get());
+    for (int p = 0; p < partitions_; ++p) {
+      int64_t start = offset;
+      if (offset == RD_KAFKA_OFFSET_END) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(rk_.get(), o.topic.c_str(), p, &lo, &hi, 10000);
+        if (e) die(std::string("watermarks: ") + rd_kafka_err2str(e));
+        start = hi;
+      }
+      if (rd_kafka_consume_start_queue(rkt_, p, start, queue_) != 0)
+        die(std::string("consume start: ") + rd_kafka_err2str(rd_kafka_last_error()));
+    }
+  }
+  ~PartitionReader() {
+    for (int p = 0; p < partitions_; ++p) rd_kafka_consume_stop(rkt_, p);
+    rd_kafka_queue_destroy(queue_);
+    rd_kafka_topic_destroy(rkt_);
+  }
+  // The next message or error event (caller destroys it), or nullptr after timeout_ms.
+  rd_kafka_message_t* poll(int timeout_ms) { return rd_kafka_consume_queue(queue_, timeout_ms); }
+
+ private:
+  KafkaPtr rk_;
+  rd_kafka_topic_t* rkt_ = nullptr;
+  rd_kafka_queue_t* queue_ = nullptr;
+  int partitions_ = 0;
+};
+
+int run_consume(const Opts& o) {
+  PartitionReader reader(o, RD_KAFKA_OFFSET_BEGINNING);
+  int64_t deadline = now_ns() + o.seconds * 1'000'000'000;
+  int64_t first = 0, last = 0, msgs = 0, bytes = 0, errors = 0;
+  while (now_ns() < deadline && (o.count == 0 || msgs < o.count)) {
+    if (msgs > 0 && now_ns() - last > o.idle_ms * 1'000'000) break;  // caught up with the end
+    rd_kafka_message_t* m = reader.poll(100);
+    if (!m) continue;
+    if (m->err) {
+      ++errors;
+    } else {
+      if (msgs == 0) first = now_ns();
+      ++msgs;
+      bytes += static_cast<int64_t>(m->len);
+      last = now_ns();
+    }
+    rd_kafka_message_destroy(m);
+  }
+  double secs = static_cast<double>(last - first) / 1e9;
+  std::printf("{\"mode\":\"consume\",\"msgs\":%" PRId64 ",\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,"
+              "\"errors\":%" PRId64 "}\n",
+              msgs, secs > 0 ? static_cast<double>(msgs) / secs : 0,
+              secs > 0 ? static_cast<double>(bytes) / 1e6 / secs : 0, errors);
+  return 0;
+}
+
+// ---- e2e (open loop) ----
+
+// One open-loop sender of run_e2e: message i of this sender is due at t0 + i * interval.
+struct E2eSender {
+  std::atomic<int64_t> sent_measured{0}, queue_full{0};
+  void run(const Opts& o, ProduceState* st, int64_t t0, int64_t warm_end, int64_t send_end,
+           double interval, int index) {
+    KafkaPtr producer = make_client(RD_KAFKA_PRODUCER, o, 1, st, on_delivery);
+    partition_count(producer.get(), o.topic);
+    std::string payload = random_payload(static_cast<size_t>(o.size), 11 + index);
+    for (int64_t i = 0;; ++i) {
+      int64_t t = t0 + static_cast<int64_t>(static_cast<double>(i) * interval);
+      if (t >= send_end) break;
+      sleep_until_ns(t);
+      stamp(payload, t);  // the intended send time: lateness of the sender counts as latency
+      rd_kafka_resp_err_t e;
+      while ((e = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(o.topic.c_str()),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_VALUE(payload.data(), payload.size()),
+                                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        queue_full.fetch_add(1);
+        rd_kafka_poll(producer.get(), 1);
+      }
+      if (e) die(std::string("produce: ") + rd_kafka_err2str(e));
+      if (t >= warm_end) sent_measured.fetch_add(1);
+      rd_kafka_poll(producer.get(), 0);
+    }
+    rd_kafka_flush(producer.get(), 15000);
+  }
+};
+
+// --producers P senders share the rate (each sends rate/P, staggered); one consumer reads.
+int run_e2e(const Opts& o) {
+  PartitionReader consumer(o, RD_KAFKA_OFFSET_END);
+  ProduceState st;
+  st.size = o.size;
+  Samples samples;
+  std::atomic<bool> stop_consumer{false};
+  std::atomic<int64_t> received{0};
+  int64_t t0 = now_ns() + 500'000'000;  // senders connected, the first fetch under way
+  int64_t warm_end = t0 + o.warmup_ms * 1'000'000;
+  int64_t send_end = warm_end + o.seconds * 1'000'000'000;
+  std::thread reader_thread([&] {
+    while (!stop_consumer) {
+      rd_kafka_message_t* m = consumer.poll(50);
+      if (!m) continue;
+      if (!m->err) {
+        int64_t sent = read_stamp(m->payload, m->len);
+        if (sent >= warm_end) {
+          samples.add(now_ns() - sent);
+          received.fetch_add(1);
+        }
+      }
+      rd_kafka_message_destroy(m);
+    }
+  });
+  double interval = 1e9 * static_cast<double>(o.producers) / static_cast<double>(o.rate);
+  std::vector<E2eSender> senders(static_cast<size_t>(o.producers));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < o.producers; ++i) {
+    int64_t start = t0 + static_cast<int64_t>(interval * i / static_cast<double>(o.producers));
+    threads.emplace_back([&, i, start] {
+      senders[static_cast<size_t>(i)].run(o, &st, start, warm_end, send_end, interval, i);
+    });
+  }
+  for (auto& t : threads) t.join();
+  int64_t sent_measured = 0, queue_full = 0;
+  for (auto& s : senders) {
+    sent_measured += s.sent_measured;
+    queue_full += s.queue_full;
+  }
+  // Give the consumer up to 5 s to receive what was acknowledged.
+  int64_t drain_end = now_ns() + 5'000'000'000;
+  while (received < sent_measured && now_ns() < drain_end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop_consumer = true;
+  reader_thread.join();
+  samples.finish();
+  // sent/received: messages due after the warm-up; acked_total: every acknowledgement (warm-up
+  // included); messages neither acked nor failed were still in flight when the flush gave up.
+  std::printf("{\"mode\":\"e2e\",\"size\":%" PRId64 ",\"rate\":%" PRId64 ",\"producers\":%" PRId64
+              ",\"sent\":%" PRId64 ",\"received\":%" PRId64 ",\"acked_total\":%" PRId64
+              ",\"errors\":%" PRId64 ",\"queue_full_waits\":%" PRId64 ",%s}\n",
+              o.size, o.rate, o.producers, sent_measured, received.load(), st.counter.total.load(),
+              st.counter.errors.load(), queue_full, samples.json_fields().c_str());
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr,
+                 "usage: raftmq-loadgen produce|latency|e2e|consume --bootstrap HOST:PORT "
+                 "--topic T [--size B] [--producers P] [--keys] [--seconds S] [--warmup-ms MS] "
+                 "[--rate R] [--count N] [--idle-ms MS]\n");
+    return 2;
+  }
+  std::string mode = argv[1];
+  Flags f(argc, argv, 2,
+          {{"bootstrap", "127.0.0.1:9600"}, {"topic", "bench"}, {"size", "1024"},
+           {"producers", "1"}, {"keys", "false"}, {"seconds", "5"}, {"warmup-ms", "1000"},
+           {"rate", "1000"}, {"count", "0"}, {"idle-ms", "2000"}});
+  Opts o;
+  o.bootstrap = f.str("bootstrap");
+  o.topic = f.str("topic");
+  o.size = f.num("size", 8, 1 << 20);
+  o.producers = f.num("producers", 1, 64);
+  o.keys = f.flag("keys");
+  o.seconds = f.num("seconds", 1, 3600);
+  o.warmup_ms = f.num("warmup-ms", 0, 60000);
+  o.rate = f.num("rate", 1, 10'000'000);
+  o.count = f.num("count", 0, 1'000'000'000);
+  o.idle_ms = f.num("idle-ms", 100, 60000);
+  if (mode == "produce") return run_produce(o);
+  if (mode == "latency") return run_latency(o);
+  if (mode == "e2e") return run_e2e(o);
+  if (mode == "consume") return run_consume(o);
+  die("unknown mode '" + mode + "'");
+}
+
+}  // namespace
+}  // namespace mq::bench
+
+int main(int argc, char** argv) {
+  try {
+    return mq::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "raftmq-loadgen: %s\n", e.what());
+    return 2;
+  }
+}

@@ -607,5 +607,39 @@ TEST_F(ClusterNode, ControllerFailoverKeepsMetadataAndAdminWorking) {
   }, 10s));
 }
 
+// Kafka answers OFFSET_OUT_OF_RANGE only below the log start or beyond the log end. Between the
+// high watermark and the log end (appended, not yet committed: a new leader's state until it
+// commits an entry of its term) a fetch is empty, so a consumer already there is not reset.
+TEST_F(ClusterNode, FetchBetweenHighWatermarkAndLogEndIsEmptyNotOutOfRange) {
+  // Long election timeouts (2-4 s): the leader must not step down (CheckQuorum) while the test
+  // looks at it after its followers died.
+  make(3, [](NodeConfig& c) { c.election_ticks = 200; });
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "hw", 1, 3)[0].status.is_ok());
+  TestBroker* leader = wait_partition_leader("hw", 0);
+  ASSERT_NE(leader, nullptr);
+  ASSERT_TRUE(produce(*leader, "hw", 0, "committed").status.is_ok());
+  for (auto& b : brokers_) {
+    if (b.get() != leader) b->kill();
+  }
+  // acks=1: the leader's own durable append answers; without followers nothing commits.
+  Produced local = produce(*leader, "hw", 0, "uncommitted", Acks::kLeader);
+  ASSERT_TRUE(local.status.is_ok()) << local.status.to_string();
+  leader->call([&](Node& n) {
+    auto found = n.local_partition("hw", 0);
+    ASSERT_TRUE(found.has_value()) << found.status().to_string();
+    LocalPartition* p = *found;
+    const KafkaOffset hw = p->high_watermark();
+    EXPECT_EQ(hw.value(), local.base_offset.value());  // the uncommitted batch is above it
+    auto empty = p->fetch(KafkaOffset(hw.value() + 1), 1000);
+    ASSERT_TRUE(empty.has_value()) << empty.status().to_string();
+    EXPECT_TRUE(empty->records.empty());
+    EXPECT_EQ(empty->high_watermark, hw);
+    EXPECT_EQ(p->fetch(KafkaOffset(hw.value() + 2), 1000).status().code(),
+              ErrorCode::kOutOfRange);
+  });
+}
+
 }  // namespace
 }  // namespace mq::cluster

@@ -427,12 +427,17 @@ Result<FetchResult> PartitionGroup::fetch(KafkaOffset offset, std::uint64_t max_
   result.high_watermark = high_watermark_;
   result.last_stable_offset = high_watermark_;
   result.log_start_offset = log_start_offset();
-  if (offset < result.log_start_offset || offset > high_watermark_) {
+  storage::Log& log = storage().log();
+  // Out of range only below the log start or beyond the log end, as in Kafka. Between the high
+  // watermark and the log end the answer is empty: a new leader's high watermark can lag the
+  // previous leader's until it applies an entry of its own term, and a consumer already past it
+  // must wait, not be reset (with auto.offset.reset=latest it would skip committed data).
+  const KafkaOffset log_end = std::max(high_watermark_, log.next_offset());
+  if (offset < result.log_start_offset || offset > log_end) {
     return Status::out_of_range(name() + ": offset " + std::to_string(offset.value()) +
                                 " outside [" + std::to_string(result.log_start_offset.value()) +
-                                ", " + std::to_string(high_watermark_.value()) + "]");
+                                ", " + std::to_string(log_end.value()) + "]");
   }
-  storage::Log& log = storage().log();
   LogIndex hi = applied() + 1;  // committed and applied entries only
   KafkaOffset position = offset;
   // Bounded by the batches below the high watermark; each round consumes at least one.

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/crc32c.h"
+#include "base/le_codec.h"
 
 namespace mq::storage {
 namespace {
@@ -74,6 +75,52 @@ class Scanner {
   std::uint64_t start_ = 0;
   std::size_t length_ = 0;
 };
+
+// Looks for a valid entry (header and payload checksums good, index above after_index)
+// starting anywhere in [from, end) of a tail segment whose entry at `damaged_at` failed its
+// checks. Returns its position, or nullopt when only garbage, zeros or a partial entry
+// follow. When the damaged entry's header is intact (`length_known`), only the position
+// right after it is tried (that is where its successor must be); otherwise every byte
+// position is tried, filtered cheaply by the index field before any checksum.
+Result<std::optional<std::uint64_t>> find_valid_entry_after(File& file, std::uint64_t from,
+                                                            std::uint64_t end,
+                                                            LogIndex after_index,
+                                                            bool length_known) {
+  using Found = std::optional<std::uint64_t>;
+  // Indexes that could follow in the remaining bytes (every entry takes >= a header).
+  const std::uint64_t max_index = after_index.value() + (end - std::min(end, from)) / kEntryHeaderSize + 1;
+  auto plausible = [&](const std::uint8_t* p) {
+    std::uint64_t index = le::decode_u64(p + 24);
+    return index > after_index.value() && index <= max_index;
+  };
+  auto valid_at = [&](std::uint64_t position, const std::uint8_t* p) -> Result<bool> {
+    auto header = EntryHeader::decode_from(BufferView(p, kEntryHeaderSize));
+    if (!header.has_value() || position + header->stored_size() > end) return false;
+    Scanner scanner(file, end);
+    Status payload = scanner.verify_payload(position, *header);
+    if (payload.code() != ErrorCode::kCorruption && !payload.is_ok()) return payload;
+    return payload.is_ok();
+  };
+  if (length_known) {
+    if (from + kEntryHeaderSize > end) return Found();
+    std::uint8_t bytes[kEntryHeaderSize];
+    MQ_RETURN_IF_ERROR(read_exact(file, from, std::span(bytes), "segment"));
+    if (!plausible(bytes)) return Found();
+    MQ_ASSIGN_OR_RETURN(bool valid, valid_at(from, bytes));
+    return valid ? Found(from) : Found();
+  }
+  Buffer window(kScanBufferBytes + kEntryHeaderSize);
+  for (std::uint64_t start = from; start + kEntryHeaderSize <= end; start += kScanBufferBytes) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(window.size(), end - start));
+    MQ_ASSIGN_OR_RETURN(std::size_t got, file.read_at(start, std::span(window.data(), want)));
+    for (std::size_t i = 0; i + kEntryHeaderSize <= got && i < kScanBufferBytes; ++i) {
+      if (!plausible(window.data() + i)) continue;
+      MQ_ASSIGN_OR_RETURN(bool valid, valid_at(start + i, window.data() + i));
+      if (valid) return Found(start + i);
+    }
+  }
+  return Found();
+}
 
 bool all_zero(BufferView bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; });
@@ -188,10 +235,15 @@ Status Segment::load_tail(OpenReport* report) {
   created_ms_ = header->created_ms;
   Scanner scanner(*file_, file_size);
   std::uint64_t position = kSegmentHeaderSize;
+  // The first entry that fails its checks, and where its successor would start if its
+  // header is intact.
+  std::optional<std::uint64_t> damaged_successor;
+  bool damaged = false;
   while (position < file_size) {
     auto entry = scanner.header_at(position);
     if (!entry.has_value()) {
       if (entry.error().code() != ErrorCode::kCorruption) return entry.error();
+      damaged = true;
       break;
     }
     // A whole, checksummed header that does not continue the log cannot come from a torn
@@ -208,10 +260,27 @@ Status Segment::load_tail(OpenReport* report) {
     Status payload = scanner.verify_payload(position, *entry);
     if (!payload.is_ok()) {
       if (payload.code() != ErrorCode::kCorruption) return payload;
+      damaged = true;
+      damaged_successor = position + entry->stored_size();
       break;
     }
     note_entry(position, *entry);
     position += entry->stored_size();
+  }
+  if (damaged) {
+    // A torn write damages only the end of what was being written: the damaged entry is the
+    // last one in the file. A valid entry after it means the damaged one was complete once,
+    // possibly synced and acknowledged: corruption, reported, never cut.
+    MQ_ASSIGN_OR_RETURN(auto follower,
+                        find_valid_entry_after(*file_, damaged_successor.value_or(position + 1),
+                                               file_size, last_index_ + 1,
+                                               damaged_successor.has_value()));
+    if (follower) {
+      return Status::corruption(describe_position(position) + ": entry " +
+                                std::to_string((last_index_ + 1).value()) +
+                                " fails its checksum but a valid entry follows at position " +
+                                std::to_string(*follower) + " (corruption, not a torn write)");
+    }
   }
   if (position < file_size) {
     // A torn or partial tail (or garbage after it): cut it, durably, before anything is

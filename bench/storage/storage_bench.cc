@@ -5,6 +5,8 @@
 //                 [--window-mib W] [--only SECTIONS]
 //
 //   --only: comma-separated subset of raw,append,serial,group,read,large (default: all).
+//   --direct-min-kib: LogOptions::direct_append_min_bytes in KiB (0: never bypass the page
+//     cache; default: the product default, 128 KiB).
 //
 //   1. raw sequential write bandwidth: an O_DIRECT writer (1 MiB aligned writes, then one
 //      fdatasync); falls back to buffered writes + fdatasync where O_DIRECT is refused;
@@ -55,7 +57,15 @@ struct Args {
   int partitions = 8;
   std::uint64_t window_mib = 64;
   std::string only = "raw,append,serial,group,read,large";  // sections to run
+  std::int64_t direct_min_kib = -1;  // LogOptions::direct_append_min_bytes in KiB; -1: default
 };
+
+// Set from Args before any log is opened (the bench is single-configuration per run).
+std::int64_t g_direct_min_kib = -1;
+
+void apply_direct_option(LogOptions& options) {
+  if (g_direct_min_kib >= 0) options.direct_append_min_bytes = static_cast<std::uint64_t>(g_direct_min_kib) << 10;
+}
 
 bool wants(const Args& args, const std::string& section) {
   std::string list = "," + args.only + ",";
@@ -129,6 +139,7 @@ std::unique_ptr<Log> fresh_log(const std::string& dir, Flusher* flusher = nullpt
   LogOptions options;
   options.directory = dir;
   options.segment_size_bytes_max = 256ull << 20;
+  apply_direct_option(options);
   auto log = Log::open(posix_file_system(), SystemClock::instance(), options, flusher);
   MQ_ASSERT(log.has_value(), "%s", log.status().to_string().c_str());
   return std::move(*log);
@@ -173,6 +184,7 @@ double append_pipelined_mbps(const std::string& dir, std::size_t batch_bytes, do
   options.directory = dir;
   options.segment_size_bytes_max = 256ull << 20;
   options.on_durable = [&durable](LogIndex d) { durable.store(d.value()); };
+  apply_direct_option(options);
   auto log = Log::open(posix_file_system(), SystemClock::instance(), options, &flusher).value();
   flusher.start();
   Buffer payload(batch_bytes);
@@ -416,6 +428,8 @@ int main(int argc, char** argv) {
       args.large_gib = std::atof(value.c_str());
     } else if (flag == "--window-mib") {
       args.window_mib = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (flag == "--direct-min-kib") {
+      args.direct_min_kib = std::atoll(value.c_str());
     } else if (flag == "--only") {
       args.only = value;
     } else if (flag == "--partitions") {
@@ -428,9 +442,11 @@ int main(int argc, char** argv) {
   if (argc % 2 == 0) {
     std::fprintf(stderr,
                  "usage: %s [--dir DIR] [--raw-mib N] [--seconds S] [--large-gib G] "
-                 "[--partitions P] [--window-mib W] [--only raw,append,serial,group,read,large]\n",
+                 "[--partitions P] [--window-mib W] [--only raw,append,serial,group,read,large] "
+                 "[--direct-min-kib K]\n",
                  argv[0]);
     return 2;
   }
+  mq::storage::g_direct_min_kib = args.direct_min_kib;
   return mq::storage::main_bench(args);
 }

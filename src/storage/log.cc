@@ -14,6 +14,7 @@ Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
     : fs_(fs), clock_(clock), options_(std::move(options)), flusher_(flusher) {
   segment_options_.log_name = options_.name.empty() ? options_.directory : options_.name;
   segment_options_.index_interval_bytes = options_.index_interval_bytes;
+  segment_options_.direct_append_min_bytes = options_.direct_append_min_bytes;
 }
 
 Log::~Log() {
@@ -402,7 +403,10 @@ Status Log::roll_locked() {
   MQ_ASSERT(!segments_.empty());
   Segment& old = *segments_.back();
   MQ_ASSERT(!old.closed());
-  // Crash rule 2: the old segment is complete on disk before the new one exists.
+  // Crash rule 2: the old segment is complete on disk before the new one exists (without
+  // the zero padding of direct appends: a closed segment ends with its last entry).
+  Status trimmed = old.trim_padding();
+  if (!trimmed.is_ok()) return fail_locked(trimmed);
   Status synced = old.sync();
   if (!synced.is_ok()) return fail_locked(synced);
   synced_index_ = std::max(synced_index_, old.last_index());

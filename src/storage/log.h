@@ -79,6 +79,11 @@ struct LogOptions {
   // bytes being appended (statvfs; 0 disables the check).
   std::uint64_t free_space_reserve_bytes = 0;
   DurabilityMode durability = DurabilityMode::kAlways;
+  // Appends (one call, all entries) of at least this many bytes bypass the page cache
+  // (O_DIRECT, where the file system allows it; segment.cc append_direct): on a busy
+  // machine the page-cache copy and kernel write-back cap buffered appends far below the
+  // device's bandwidth. 0 disables direct appends.
+  std::uint64_t direct_append_min_bytes = 128u << 10;
   // Called after each sync that advanced synced_index(), with durable_index(), from the
   // thread that synced (a Flusher thread or a sync() caller), without the log's mutex held.
   std::function<void(LogIndex)> on_durable;

@@ -56,6 +56,16 @@ class MemoryFile final : public File {
     return n;
   }
 
+  // Direct I/O is modelled as a write with O_DIRECT's alignment rules checked.
+  Status write_direct(std::uint64_t offset, BufferView bytes) override {
+    if (offset % kDirectIoAlignment != 0 || bytes.size() % kDirectIoAlignment != 0 ||
+        reinterpret_cast<std::uintptr_t>(bytes.data()) % kDirectIoAlignment != 0) {
+      return Status::invalid_argument("write_direct " + path_ + ": unaligned");
+    }
+    const BufferView pieces[1] = {bytes};
+    return write_at(offset, pieces);
+  }
+
   Status write_at(std::uint64_t offset, std::span<const BufferView> pieces) override {
     std::lock_guard lock(fs_->mutex_);
     MQ_RETURN_IF_ERROR(check_alive());

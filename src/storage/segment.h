@@ -51,6 +51,9 @@ struct EntryLocation {
 struct SegmentOptions {
   std::string log_name;                       // for error messages
   std::uint64_t index_interval_bytes = 4096;  // bytes of entries between two index entries
+  // Appends of at least this many bytes go through File::write_direct (bypassing the page
+  // cache, see append_direct); 0: never.
+  std::uint64_t direct_append_min_bytes = 0;
 };
 
 class Segment {
@@ -105,6 +108,9 @@ class Segment {
   // even that fails, *broken is set and the segment must not be used any more.
   Status append(std::span<const AppendEntry> entries, bool* broken);
   Status sync();
+  // Cuts the zero padding that direct appends leave after the last entry (the file then
+  // ends at size_bytes()); the caller syncs. Called before the tail is closed.
+  Status trim_padding();
 
   // Closes the tail, which the caller has fsynced: writes and fsyncs the index files (the
   // index stays in memory if that fails; index files are derived data).
@@ -159,6 +165,9 @@ class Segment {
   template <typename Pred>
   Result<std::uint64_t> scan_start(Pred pred);
   Status corruption_at(std::uint64_t position, const Status& cause) const;
+  // Writes headers and payloads through aligned direct-I/O writes. kUnsupported: nothing
+  // was written, use write_at.
+  Status append_direct(std::span<const BufferView> pieces, std::uint64_t bytes);
 
   FileSystem* fs_;
   std::string dir_;
@@ -175,6 +184,13 @@ class Segment {
   std::uint64_t size_ = 0;  // Invariant: size_ == end of the last valid entry in the file.
   bool closed_ = false;
   std::uint64_t writeback_position_ = 0;  // write-back started below this position
+  // Direct appends. They rewrite the partial last block of the file (its bytes kept in
+  // tail_block_: [size_ rounded down to kDirectIoAlignment, size_)) and pad the last block
+  // with zeros; padded_ says the file may extend beyond size_ (zeros only).
+  bool direct_unsupported_ = false;
+  bool tail_block_valid_ = false;
+  bool padded_ = false;
+  Buffer tail_block_;
 
   // Index. Invariant: when index_in_memory_, points_ covers the whole segment; otherwise the
   // index files hold file_index_count_ entries and points_ is empty.

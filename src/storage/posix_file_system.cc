@@ -10,9 +10,13 @@
 #include <cerrno>
 #include <mutex>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "storage/drop_unsynced_file_system.h"
 #include "storage/file_system.h"
 
 namespace mq::storage {
@@ -248,7 +252,19 @@ class PosixFileSystem final : public FileSystem {
 }  // namespace
 
 FileSystem* posix_file_system() {
-  static PosixFileSystem* instance = new PosixFileSystem();  // never destroyed
+  // Never destroyed. The environment is read once: RAFTMQ_STORAGE_TEST_DROP_UNSYNCED=1 wraps
+  // the real file system so that un-synced writes stay in memory (test only, see
+  // drop_unsynced_file_system.h).
+  static FileSystem* instance = [] {
+    FileSystem* real = new PosixFileSystem();
+    const char* drop = std::getenv(kDropUnsyncedEnvVar);
+    if (drop == nullptr || std::strcmp(drop, "1") != 0) return real;
+    std::fprintf(stderr,
+                 "WARNING: %s=1: un-synced writes are kept in process memory and lost on "
+                 "SIGKILL (power-loss test mode; never use in production)\n",
+                 kDropUnsyncedEnvVar);
+    return make_drop_unsynced_file_system(real).release();
+  }();
   return instance;
 }
 

@@ -514,7 +514,7 @@ Status Log::sync() {
 std::size_t Log::segment_for_index_locked(LogIndex index) const {
   MQ_ASSERT(!segments_.empty());
   auto it = std::upper_bound(segments_.begin(), segments_.end(), index,
-                             [](LogIndex i, const std::unique_ptr<Segment>& s) {
+                             [](LogIndex i, const std::shared_ptr<Segment>& s) {
                                return i < s->base_index();
                              });
   MQ_ASSERT(it != segments_.begin());
@@ -534,14 +534,80 @@ Result<Term> Log::term(LogIndex index) {
   return location.header.term;
 }
 
-Result<std::vector<ReadEntry>> Log::read(LogIndex lo, LogIndex hi, std::uint64_t bytes_max) {
-  std::lock_guard lock(mutex_);
+Status Log::check_read_range_locked(LogIndex lo, LogIndex hi) const {
   if (lo < meta_.start_index || hi > last_index_ + 1 || lo > hi) {
     return Status::out_of_range("read [" + std::to_string(lo.value()) + ", " +
                                 std::to_string(hi.value()) + ") outside [" +
                                 std::to_string(meta_.start_index.value()) + ", " +
                                 std::to_string((last_index_ + 1).value()) + ")");
   }
+  return Status::ok();
+}
+
+namespace {
+
+// What a lock-free read needs of one segment, as of the snapshot.
+struct ReadPart {
+  std::shared_ptr<Segment> segment;
+  std::uint64_t size = 0;
+};
+
+// Reads [lo, hi) from the parts (consecutive segments, the first holding lo) without the
+// log's mutex, within the snapshot sizes.
+Result<std::vector<ReadEntry>> read_parts(const std::vector<ReadPart>& parts, LogIndex lo,
+                                          LogIndex hi, std::uint64_t bytes_max) {
+  std::vector<ReadEntry> out;
+  std::size_t k = 0;
+  MQ_ASSIGN_OR_RETURN(EntryLocation location, parts[0].segment->locate_index_within(lo, parts[0].size));
+  std::uint64_t position = location.position;
+  std::uint64_t total = 0;
+  for (LogIndex index = lo; index < hi; ++index) {
+    if (position >= parts[k].size) {
+      if (++k == parts.size()) break;  // bytes_max reached across the snapshot's parts
+      position = kSegmentHeaderSize;
+    }
+    Segment& segment = *parts[k].segment;
+    MQ_ASSIGN_OR_RETURN(EntryHeader header, segment.read_header_within(position, index, parts[k].size));
+    if (!out.empty() && total + header.stored_size() > bytes_max) break;
+    MQ_ASSIGN_OR_RETURN(ReadEntry entry, segment.read_entry_within(position, index, parts[k].size));
+    total += header.stored_size();
+    position += header.stored_size();
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<ReadEntry>> Log::read(LogIndex lo, LogIndex hi, std::uint64_t bytes_max) {
+  std::vector<ReadPart> parts;
+  std::uint64_t generation;
+  {
+    std::lock_guard lock(mutex_);
+    MQ_RETURN_IF_ERROR(check_read_range_locked(lo, hi));
+    if (lo == hi) return std::vector<ReadEntry>();
+    generation = generation_;
+    // The segments covering [lo, hi), no more than bytes_max needs (plus the first).
+    std::uint64_t covered = 0;
+    for (std::size_t k = segment_for_index_locked(lo);
+         k < segments_.size() && segments_[k]->base_index() < hi && covered <= bytes_max; ++k) {
+      parts.push_back({segments_[k], segments_[k]->size_bytes()});
+      covered += segments_[k]->size_bytes() - kSegmentHeaderSize;
+    }
+  }
+  auto result = read_parts(parts, lo, hi, bytes_max);
+  if (result.has_value()) {
+    std::lock_guard lock(mutex_);
+    if (generation == generation_) return result;
+  }
+  // Truncated meanwhile, or a read error: read under the mutex (the authoritative answer,
+  // and the path that can rebuild a damaged index).
+  std::lock_guard lock(mutex_);
+  return read_locked(lo, hi, bytes_max);
+}
+
+Result<std::vector<ReadEntry>> Log::read_locked(LogIndex lo, LogIndex hi, std::uint64_t bytes_max) {
+  MQ_RETURN_IF_ERROR(check_read_range_locked(lo, hi));
   std::vector<ReadEntry> out;
   if (lo == hi) return out;
   std::size_t k = segment_for_index_locked(lo);

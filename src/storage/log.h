@@ -44,7 +44,14 @@
 //      restart: an indeterminate outcome (like a timeout), never a torn or foreign entry.
 //
 // Thread-safety: all methods may be called from any thread (one mutex); fdatasync runs
-// outside the mutex so appends continue during a sync.
+// outside the mutex so appends continue during a sync. read() does its disk I/O without the
+// mutex: it snapshots (under the mutex) the segments covering the range with their sizes
+// and the truncation generation, reads and verifies the entries from the files, and keeps
+// the result only if no truncation or reset happened meanwhile (appends never change bytes
+// below a snapshot's size; removed segments stay readable through the snapshot's
+// shared_ptr). Otherwise, or on any read error, it reads again under the mutex (which can
+// also rebuild a damaged index). A segment's index structures, which the appender grows,
+// have a mutex of their own (segment.h).
 #pragma once
 
 #include <cstdint>
@@ -207,6 +214,8 @@ class Log {
   void update_running_max_locked(std::size_t from);
   std::size_t segment_for_index_locked(LogIndex index) const;
   Result<std::optional<std::pair<std::size_t, EntryLocation>>> locate_offset_locked(KafkaOffset offset);
+  Status check_read_range_locked(LogIndex lo, LogIndex hi) const;
+  Result<std::vector<ReadEntry>> read_locked(LogIndex lo, LogIndex hi, std::uint64_t bytes_max);
   Status fail_locked(Status status);
   void check_invariants_locked() const;
   Status check_writable_locked() const;
@@ -223,7 +232,8 @@ class Log {
   mutable std::mutex mutex_;
   LogMetaRecord meta_;
   // Invariant: segments_ sorted by base index, contiguous; only the last may be a tail.
-  std::vector<std::unique_ptr<Segment>> segments_;
+  // shared_ptr: a lock-free reader (read()) keeps the segments it reads alive.
+  std::vector<std::shared_ptr<Segment>> segments_;
   // running_max_timestamp_[k]: largest max_timestamp of segments 0..k (non-decreasing, so
   // lookup_timestamp can binary-search the segments). Same length as segments_.
   std::vector<std::int64_t> running_max_timestamp_;

@@ -214,6 +214,7 @@ void Segment::note_entry(std::uint64_t position, const EntryHeader& header) {
                     static_cast<std::uint32_t>(relative_offset),
                     static_cast<std::uint32_t>(position)};
     point.time = {max_timestamp_, static_cast<std::uint32_t>(position)};
+    std::lock_guard lock(index_mutex_);
     points_.push_back(point);
     last_indexed_position_ = position;
   }
@@ -357,11 +358,14 @@ Status Segment::load_closed(OpenReport* report) {
 }
 
 Status Segment::rebuild_index_by_scan(std::uint64_t end) {
-  index_in_memory_ = true;
-  points_.clear();
-  offset_index_file_.reset();
-  time_index_file_.reset();
-  file_index_count_ = 0;
+  {
+    std::lock_guard lock(index_mutex_);
+    index_in_memory_ = true;
+    points_.clear();
+    offset_index_file_.reset();
+    time_index_file_.reset();
+    file_index_count_ = 0;
+  }
   last_index_ = base_index_ - 1;
   max_timestamp_ = -1;
   Scanner scanner(*file_, end);
@@ -425,6 +429,7 @@ Status Segment::load_index_files() {
     if (!ok) return Status::corruption("index entry " + std::to_string(i) + " out of order");
     previous = {o, t};
   }
+  std::lock_guard lock(index_mutex_);
   offset_index_file_ = std::move(offsets);
   time_index_file_ = std::move(times);
   file_index_count_ = count;
@@ -466,6 +471,7 @@ Status Segment::write_index_files() {
     remove_index_files_quietly();  // a partial index would only be rebuilt later
     return offsets.has_value() ? times.error() : offsets.error();
   }
+  std::lock_guard lock(index_mutex_);
   offset_index_file_ = std::move(*offsets);
   time_index_file_ = std::move(*times);
   file_index_count_ = points_.size();
@@ -479,6 +485,7 @@ void Segment::remove_index_files_quietly() {
   std::string stem = path_.substr(0, path_.size() - std::strlen(segment_format::kSegmentSuffix));
   (void)fs_->remove(stem + segment_format::kOffsetIndexSuffix);
   (void)fs_->remove(stem + segment_format::kTimeIndexSuffix);
+  std::lock_guard lock(index_mutex_);
   offset_index_file_.reset();
   time_index_file_.reset();
 }
@@ -534,14 +541,19 @@ Result<std::optional<std::size_t>> Segment::index_floor(Pred pred) {
 }
 
 Result<EntryHeader> Segment::read_header(std::uint64_t position, LogIndex expected_index) {
-  if (position + kEntryHeaderSize > size_) {
+  return read_header_within(position, expected_index, size_);
+}
+
+Result<EntryHeader> Segment::read_header_within(std::uint64_t position, LogIndex expected_index,
+                                                std::uint64_t size_limit) {
+  if (position + kEntryHeaderSize > size_limit) {
     return Status::corruption(describe_position(position) + ": entry header beyond the end");
   }
   std::uint8_t bytes[kEntryHeaderSize];
   MQ_RETURN_IF_ERROR(read_exact(*file_, position, std::span(bytes), describe_position(position)));
   auto header = EntryHeader::decode_from(BufferView(bytes, sizeof bytes));
   if (!header.has_value()) return corruption_at(position, header.error());
-  if (header->index != expected_index || position + header->stored_size() > size_) {
+  if (header->index != expected_index || position + header->stored_size() > size_limit) {
     return Status::corruption(describe_position(position) + ": expected entry " +
                               std::to_string(expected_index.value()) + ", found " +
                               std::to_string(header->index.value()));
@@ -550,7 +562,12 @@ Result<EntryHeader> Segment::read_header(std::uint64_t position, LogIndex expect
 }
 
 Result<ReadEntry> Segment::read_entry(std::uint64_t position, LogIndex expected_index) {
-  MQ_ASSIGN_OR_RETURN(EntryHeader header, read_header(position, expected_index));
+  return read_entry_within(position, expected_index, size_);
+}
+
+Result<ReadEntry> Segment::read_entry_within(std::uint64_t position, LogIndex expected_index,
+                                             std::uint64_t size_limit) {
+  MQ_ASSIGN_OR_RETURN(EntryHeader header, read_header_within(position, expected_index, size_limit));
   Buffer payload(header.payload_length);
   MQ_RETURN_IF_ERROR(read_exact(*file_, position + kEntryHeaderSize,
                                 std::span(payload.data(), payload.size()),
@@ -558,6 +575,56 @@ Result<ReadEntry> Segment::read_entry(std::uint64_t position, LogIndex expected_
   Status verified = header.verify_payload(payload);
   if (!verified.is_ok()) return corruption_at(position, verified);
   return ReadEntry{header, SharedBuffer(std::move(payload))};
+}
+
+Result<std::uint64_t> Segment::index_floor_within(LogIndex index, std::uint64_t size_limit) {
+  std::shared_ptr<File> offsets;
+  std::size_t count = 0;
+  {
+    std::lock_guard lock(index_mutex_);
+    if (index_in_memory_) {
+      auto it = std::upper_bound(points_.begin(), points_.end(), index,
+                                 [&](LogIndex i, const IndexPoint& p) {
+                                   return i < base_index_ + p.offset.relative_index;
+                                 });
+      return it == points_.begin() ? std::uint64_t{kSegmentHeaderSize}
+                                   : std::uint64_t{std::prev(it)->offset.position};
+    }
+    offsets = offset_index_file_;
+    count = file_index_count_;
+  }
+  std::uint64_t best = kSegmentHeaderSize;
+  if (!offsets) return best;  // being rebuilt: scan from the first entry
+  std::size_t lo = 0, hi = count;  // closed segment: its index file does not change
+  while (lo < hi) {
+    std::size_t mid = lo + (hi - lo) / 2;
+    std::uint8_t bytes[index_format::kEntrySize];
+    MQ_RETURN_IF_ERROR(read_exact(*offsets, index_format::kHeaderSize + mid * index_format::kEntrySize,
+                                  std::span(bytes), "offset index"));
+    MQ_ASSIGN_OR_RETURN(auto point, OffsetIndexEntry::decode_from(BufferView(bytes, sizeof bytes)));
+    if (point.position >= size_limit) return Status::corruption("offset index entry beyond the end");
+    if (base_index_ + point.relative_index <= index) {
+      best = point.position;
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return best;
+}
+
+Result<EntryLocation> Segment::locate_index_within(LogIndex index, std::uint64_t size_limit) {
+  MQ_ASSIGN_OR_RETURN(std::uint64_t position, index_floor_within(index, size_limit));
+  Scanner scanner(*file_, size_limit);
+  while (position < size_limit) {
+    auto header = scanner.header_at(position);
+    if (!header.has_value()) return corruption_at(position, header.error());
+    if (header->index == index) return EntryLocation{position, *header};
+    if (header->index > index) break;
+    position += header->stored_size();
+  }
+  return Status::corruption(describe_position(position) + ": entry " +
+                            std::to_string(index.value()) + " not found where indexed");
 }
 
 template <typename Pred>
@@ -803,7 +870,10 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
   closed_ = false;
   size_ = cut;
   writeback_position_ = std::min(writeback_position_, cut);
-  while (!points_.empty() && points_.back().offset.position >= cut) points_.pop_back();
+  {
+    std::lock_guard lock(index_mutex_);
+    while (!points_.empty() && points_.back().offset.position >= cut) points_.pop_back();
+  }
   last_index_ = from - 1;
   max_timestamp_ = -1;
   if (points_.empty()) {

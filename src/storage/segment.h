@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -134,6 +135,16 @@ class Segment {
   Result<ReadEntry> read_entry(std::uint64_t position, LogIndex expected_index);
   Result<EntryHeader> read_header(std::uint64_t position, LogIndex expected_index);
 
+  // Lock-free reads (Log::read without the log's mutex, concurrent with appends to this
+  // segment): the caller passes the segment's size as of a snapshot taken under the log's
+  // mutex and reads only below it; the index is consulted under index_mutex_. Errors
+  // (including those of a concurrent truncation) send the caller back to the locked path.
+  Result<EntryLocation> locate_index_within(LogIndex index, std::uint64_t size_limit);
+  Result<EntryHeader> read_header_within(std::uint64_t position, LogIndex expected_index,
+                                         std::uint64_t size_limit);
+  Result<ReadEntry> read_entry_within(std::uint64_t position, LogIndex expected_index,
+                                      std::uint64_t size_limit);
+
   // Index introspection for tests and the dump tool.
   std::size_t index_entry_count() const;
   bool index_in_memory() const { return index_in_memory_; }
@@ -192,8 +203,16 @@ class Segment {
   bool padded_ = false;
   Buffer tail_block_;
 
+  // Position of the last index point at or below `index` (the segment header's end if
+  // none), for lock-free reads.
+  Result<std::uint64_t> index_floor_within(LogIndex index, std::uint64_t size_limit);
+
   // Index. Invariant: when index_in_memory_, points_ covers the whole segment; otherwise the
-  // index files hold file_index_count_ entries and points_ is empty.
+  // index files hold file_index_count_ entries and points_ is empty. Changes to the five
+  // fields below happen under the log's mutex and index_mutex_; lock-free readers hold only
+  // index_mutex_ (every point is the position of a real entry, so a reader that sees a
+  // partly rebuilt index only scans a little further).
+  mutable std::mutex index_mutex_;
   bool index_in_memory_ = true;
   std::vector<IndexPoint> points_;
   std::uint64_t last_indexed_position_ = 0;

@@ -44,8 +44,8 @@
 //      restart: an indeterminate outcome (like a timeout), never a torn or foreign entry.
 //
 // Thread-safety: all methods may be called from any thread (one mutex); fdatasync runs
-// outside the mutex so appends continue during a sync. read() does its disk I/O without the
-// mutex: it snapshots (under the mutex) the segments covering the range with their sizes
+// outside the mutex so appends continue during a sync. read() and file_slice() (the Raft
+// and the Kafka fetch read paths) do their disk I/O without the mutex: it snapshots (under the mutex) the segments covering the range with their sizes
 // and the truncation generation, reads and verifies the entries from the files, and keeps
 // the result only if no truncation or reset happened meanwhile (appends never change bytes
 // below a snapshot's size; removed segments stay readable through the snapshot's
@@ -216,6 +216,7 @@ class Log {
   Result<std::optional<std::pair<std::size_t, EntryLocation>>> locate_offset_locked(KafkaOffset offset);
   Status check_read_range_locked(LogIndex lo, LogIndex hi) const;
   Result<std::vector<ReadEntry>> read_locked(LogIndex lo, LogIndex hi, std::uint64_t bytes_max);
+  Result<FileSlice> file_slice_locked(KafkaOffset offset, LogIndex hi, std::uint64_t bytes_max);
   Status fail_locked(Status status);
   void check_invariants_locked() const;
   Status check_writable_locked() const;

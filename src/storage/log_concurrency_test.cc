@@ -214,6 +214,33 @@ void run_mixed(FileSystem* fs, const std::string& dir) {
       }
     });
   }
+  readers.emplace_back([&] {  // the fetch path: file slices by Kafka offset
+    Prng prng(30);
+    while (!stop.load()) {
+      KafkaOffset start = log->start_offset(), next = log->next_offset();
+      if (next <= start) continue;
+      KafkaOffset offset = start + prng.uniform(static_cast<std::uint64_t>(next - start));
+      LogIndex hi = log->last_index() + 1;
+      auto slice = log->file_slice(offset, hi, prng.range(1, 30000));
+      if (!slice.has_value()) {
+        if (slice.error().code() != ErrorCode::kOutOfRange) fail("file_slice: " + slice.error().to_string());
+        continue;
+      }
+      bool ok = !slice->extents.empty() && slice->first_index <= slice->last_index &&
+                slice->last_index < hi && slice->last_offset >= offset &&
+                slice->extents.size() == slice->last_index - slice->first_index + 1;
+      std::uint64_t total = 0;
+      for (std::size_t i = 0; ok && i < slice->extents.size(); ++i) {
+        total += slice->extents[i].length;
+        if (i > 0) {
+          ok = slice->extents[i].position == slice->extents[i - 1].position +
+                                                  slice->extents[i - 1].length + 56;
+        }
+      }
+      if (!ok || total != slice->total_bytes) fail("file_slice returned an inconsistent slice");
+      reads.fetch_add(1);
+    }
+  });
   while (SteadyClock::now() < deadline && failures.load() == 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

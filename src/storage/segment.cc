@@ -577,16 +577,16 @@ Result<ReadEntry> Segment::read_entry_within(std::uint64_t position, LogIndex ex
   return ReadEntry{header, SharedBuffer(std::move(payload))};
 }
 
-Result<std::uint64_t> Segment::index_floor_within(LogIndex index, std::uint64_t size_limit) {
+template <typename Pred>
+Result<std::uint64_t> Segment::floor_within(Pred at_or_below, std::uint64_t size_limit) {
   std::shared_ptr<File> offsets;
   std::size_t count = 0;
   {
     std::lock_guard lock(index_mutex_);
     if (index_in_memory_) {
-      auto it = std::upper_bound(points_.begin(), points_.end(), index,
-                                 [&](LogIndex i, const IndexPoint& p) {
-                                   return i < base_index_ + p.offset.relative_index;
-                                 });
+      auto it = std::partition_point(points_.begin(), points_.end(), [&](const IndexPoint& p) {
+        return at_or_below(p.offset.relative_index, p.offset.relative_offset);
+      });
       return it == points_.begin() ? std::uint64_t{kSegmentHeaderSize}
                                    : std::uint64_t{std::prev(it)->offset.position};
     }
@@ -603,7 +603,7 @@ Result<std::uint64_t> Segment::index_floor_within(LogIndex index, std::uint64_t 
                                   std::span(bytes), "offset index"));
     MQ_ASSIGN_OR_RETURN(auto point, OffsetIndexEntry::decode_from(BufferView(bytes, sizeof bytes)));
     if (point.position >= size_limit) return Status::corruption("offset index entry beyond the end");
-    if (base_index_ + point.relative_index <= index) {
+    if (at_or_below(point.relative_index, point.relative_offset)) {
       best = point.position;
       lo = mid + 1;
     } else {
@@ -611,6 +611,33 @@ Result<std::uint64_t> Segment::index_floor_within(LogIndex index, std::uint64_t 
     }
   }
   return best;
+}
+
+Result<std::uint64_t> Segment::index_floor_within(LogIndex index, std::uint64_t size_limit) {
+  return floor_within([&](std::uint32_t relative_index, std::uint32_t) {
+    return base_index_ + relative_index <= index;
+  }, size_limit);
+}
+
+Result<std::uint64_t> Segment::offset_floor_within(KafkaOffset offset, KafkaOffset first_offset,
+                                                   std::uint64_t size_limit) {
+  return floor_within([&](std::uint32_t, std::uint32_t relative_offset) {
+    return first_offset + relative_offset <= offset;
+  }, size_limit);
+}
+
+Result<std::optional<EntryLocation>> Segment::locate_offset_within(KafkaOffset offset,
+                                                                   KafkaOffset first_offset,
+                                                                   std::uint64_t size_limit) {
+  MQ_ASSIGN_OR_RETURN(std::uint64_t position, offset_floor_within(offset, first_offset, size_limit));
+  Scanner scanner(*file_, size_limit);
+  while (position < size_limit) {
+    auto header = scanner.header_at(position);
+    if (!header.has_value()) return corruption_at(position, header.error());
+    if (header->last_offset() >= offset) return std::optional(EntryLocation{position, *header});
+    position += header->stored_size();
+  }
+  return std::optional<EntryLocation>();
 }
 
 Result<EntryLocation> Segment::locate_index_within(LogIndex index, std::uint64_t size_limit) {

@@ -144,6 +144,11 @@ class Segment {
                                          std::uint64_t size_limit);
   Result<ReadEntry> read_entry_within(std::uint64_t position, LogIndex expected_index,
                                       std::uint64_t size_limit);
+  // The first entry below size_limit whose last offset is >= offset; nullopt if none.
+  // first_offset: the segment's first offset (snapshot; the segment is not empty).
+  Result<std::optional<EntryLocation>> locate_offset_within(KafkaOffset offset,
+                                                            KafkaOffset first_offset,
+                                                            std::uint64_t size_limit);
 
   // Index introspection for tests and the dump tool.
   std::size_t index_entry_count() const;
@@ -206,6 +211,12 @@ class Segment {
   // Position of the last index point at or below `index` (the segment header's end if
   // none), for lock-free reads.
   Result<std::uint64_t> index_floor_within(LogIndex index, std::uint64_t size_limit);
+  // The same by Kafka offset (relative to first_offset).
+  Result<std::uint64_t> offset_floor_within(KafkaOffset offset, KafkaOffset first_offset,
+                                            std::uint64_t size_limit);
+  // Shared by both: the last point for which `at_or_below(relative index, relative offset)`.
+  template <typename Pred>
+  Result<std::uint64_t> floor_within(Pred at_or_below, std::uint64_t size_limit);
 
   // Index. Invariant: when index_in_memory_, points_ covers the whole segment; otherwise the
   // index files hold file_index_count_ entries and points_ is empty. Changes to the five

@@ -129,6 +129,19 @@ struct RetentionPolicy {
   LogIndex removable_below = LogIndex::max();  // never remove entries at or above this
 };
 
+// Segment rewrite (log compaction of e.g. __consumer_offsets): what to do with one entry.
+// Raft indexes, terms, Kafka offsets and timestamps of entries never change; only payloads.
+struct RewriteDecision {
+  enum class Action : std::uint8_t {
+    kKeep,     // payload as is
+    kReplace,  // payload := replacement (e.g. a batch without the superseded records)
+    kEmpty,    // keep the entry with an empty payload (every record superseded)
+  };
+  Action action = Action::kKeep;
+  Buffer replacement;
+};
+using RewriteTransform = std::function<Result<RewriteDecision>(const EntryHeader&, BufferView payload)>;
+
 struct SegmentSummary {
   LogIndex base_index;
   LogIndex last_index;
@@ -194,6 +207,18 @@ class Log {
   Status reset(LogIndex next_index, KafkaOffset next_offset);
   // Removes whole old segments by size and age (never the tail). Returns the new first index.
   Result<LogIndex> apply_retention(const RetentionPolicy& policy);
+
+  // Rewrites the closed segment whose base index is segment_base (log_rewrite.cc), calling
+  // `transform` on each entry's payload in order. The segment must end below `below` (e.g.
+  // the index up to which the compacting state machine has applied). The new segment is
+  // written to "<stem>.log.tmp", fsynced, its old index files removed (durably), renamed
+  // over the old one, the directory fsynced, and its indexes rebuilt: a crash at any step
+  // leaves the old segment or the new one, never a mix (a leftover *.tmp is removed at
+  // start-up). Errors: kNotFound (no such closed segment), kInvalidArgument (not below
+  // `below`, or a replacement too large), kAborted (truncated or removed meanwhile; nothing
+  // changed), the transform's own error, I/O errors. Reads continue meanwhile; the final swap
+  // holds the log's mutex.
+  Status rewrite_segment(LogIndex segment_base, LogIndex below, const RewriteTransform& transform);
 
  private:
   friend class Flusher;

@@ -2,7 +2,11 @@
 // measured in the same run on the same file system (DESIGN.md principle 6).
 //
 //   storage_bench [--dir DIR] [--raw-mib N] [--seconds S] [--large-gib G] [--partitions P]
-//                 [--window-mib W]
+//                 [--window-mib W] [--only SECTIONS]
+//
+//   --only: comma-separated subset of raw,append,serial,group,read,large (default: all).
+//   --direct-min-kib: LogOptions::direct_append_min_bytes in KiB (0: never bypass the page
+//     cache; default: the product default, 128 KiB).
 //
 //   1. raw sequential write bandwidth: an O_DIRECT writer (1 MiB aligned writes, then one
 //      fdatasync); falls back to buffered writes + fdatasync where O_DIRECT is refused;
@@ -14,8 +18,10 @@
 //   4. group commit: P partitions (logs), one appending thread each, one Flusher: appends/s
 //      and fdatasyncs/s achieved vs (2);
 //   5. read throughput by Kafka offset (lookup_offset + read) and by file slice + sendfile;
-//   6. peak RSS while writing a large log (G GiB, default 1; use --large-gib 10 for 10 GiB):
-//      memory must stay bounded regardless of log size.
+//   6. large log: writes G GiB (default 1; `--only large --large-gib 10` for the 10 GiB run,
+//      about a minute on a fast disk, needs 10 GiB free), reads it all back by offset, reports
+//      peak RSS (VmHWM) and both throughputs, deletes its files: memory must stay bounded
+//      regardless of log size.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -50,7 +56,21 @@ struct Args {
   double large_gib = 1.0;
   int partitions = 8;
   std::uint64_t window_mib = 64;
+  std::string only = "raw,append,serial,group,read,large";  // sections to run
+  std::int64_t direct_min_kib = -1;  // LogOptions::direct_append_min_bytes in KiB; -1: default
 };
+
+// Set from Args before any log is opened (the bench is single-configuration per run).
+std::int64_t g_direct_min_kib = -1;
+
+void apply_direct_option(LogOptions& options) {
+  if (g_direct_min_kib >= 0) options.direct_append_min_bytes = static_cast<std::uint64_t>(g_direct_min_kib) << 10;
+}
+
+bool wants(const Args& args, const std::string& section) {
+  std::string list = "," + args.only + ",";
+  return list.find("," + section + ",") != std::string::npos;
+}
 
 long rss_kib() {
   FILE* f = std::fopen("/proc/self/status", "r");
@@ -119,6 +139,7 @@ std::unique_ptr<Log> fresh_log(const std::string& dir, Flusher* flusher = nullpt
   LogOptions options;
   options.directory = dir;
   options.segment_size_bytes_max = 256ull << 20;
+  apply_direct_option(options);
   auto log = Log::open(posix_file_system(), SystemClock::instance(), options, flusher);
   MQ_ASSERT(log.has_value(), "%s", log.status().to_string().c_str());
   return std::move(*log);
@@ -163,6 +184,7 @@ double append_pipelined_mbps(const std::string& dir, std::size_t batch_bytes, do
   options.directory = dir;
   options.segment_size_bytes_max = 256ull << 20;
   options.on_durable = [&durable](LogIndex d) { durable.store(d.value()); };
+  apply_direct_option(options);
   auto log = Log::open(posix_file_system(), SystemClock::instance(), options, &flusher).value();
   flusher.start();
   Buffer payload(batch_bytes);
@@ -280,28 +302,65 @@ void read_throughput(const std::string& dir, std::uint64_t total_mib) {
               total_mib, read_mbps, sendfile_mbps);
 }
 
-// (6) Peak RSS while writing a large log.
+// VmHWM (peak resident set) from /proc/self/status, in KiB; -1 if unavailable.
+long vm_hwm_kib() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::atol(line + 6);
+  }
+  std::fclose(f);
+  return kib;
+}
+
+// (6) Peak RSS while writing a large log of 256 KiB batches (1 KiB records) in mode always
+// (one fdatasync per 16 MiB), then reading all of it back by Kafka offset; the files are
+// deleted at the end. Memory must stay flat regardless of the log's size: the sparse indexes
+// of closed segments live in their index files, reads stream through bounded buffers.
 void large_log_rss(const std::string& dir, double gib) {
   long rss_before = rss_kib();
   auto log = fresh_log(dir);
-  Buffer payload(1 << 20);
-  std::memset(payload.data(), 3, payload.size());
-  auto total = static_cast<std::uint64_t>(gib * 1024);
+  constexpr std::size_t kBatch = 256 << 10;
+  Buffer payload(kBatch);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload.data()[i] = static_cast<std::uint8_t>(i * 31);
+  auto batches = static_cast<std::uint64_t>(gib * 1024 * 4);
+  std::uint64_t report_every = std::max<std::uint64_t>(1, batches / 8);
+  std::printf("large log: %.2f GiB in %lu batches of 256 KiB (1 KiB records), fdatasync every "
+              "16 MiB; RSS before %ld KiB\n", gib, batches, rss_before);
   auto start = Clock::now();
-  std::printf("large log (%.1f GiB, 1 MiB batches, sync every 16 MiB): RSS before %ld KiB\n", gib,
-              rss_before);
-  for (std::uint64_t i = 1; i <= total; ++i) {
-    AppendEntry e = batch_entry(*log, payload, 1024);
-    MQ_ASSERT(log->append(std::span(&e, 1)).is_ok());
-    if (i % 16 == 0) MQ_ASSERT(log->sync().is_ok());
-    if (i % (total / 4 == 0 ? 1 : total / 4) == 0) {
-      std::printf("  %6lu MiB written: RSS %ld KiB, segments %zu\n", i, rss_kib(),
-                  log->segments().size());
+  for (std::uint64_t i = 1; i <= batches; ++i) {
+    AppendEntry e = batch_entry(*log, payload, kBatch / 1024);
+    Status appended = log->append(std::span(&e, 1));
+    MQ_ASSERT(appended.is_ok(), "%s", appended.to_string().c_str());
+    if (i % 64 == 0) MQ_ASSERT(log->sync().is_ok());
+    if (i % report_every == 0) {
+      std::printf("  %7lu MiB written: RSS %6ld KiB, peak %6ld KiB, segments %zu\n", i / 4,
+                  rss_kib(), vm_hwm_kib(), log->segments().size());
     }
   }
   MQ_ASSERT(log->sync().is_ok());
-  double mbps = static_cast<double>(total << 20) / seconds_since(start) / 1e6;
-  std::printf("  wrote at %.0f MB/s; peak RSS of the process %ld KiB\n", mbps, peak_rss_kib());
+  double write_s = seconds_since(start);
+  long hwm_after_write = vm_hwm_kib();
+  std::uint64_t bytes = 0, reads = 0;
+  start = Clock::now();
+  KafkaOffset offset = log->start_offset();
+  while (offset < log->next_offset()) {
+    auto ref = log->lookup_offset(offset).value();
+    auto entries = log->read(ref->index, log->last_index() + 1, 1 << 20).value();
+    for (const auto& e : entries) bytes += e.payload.size();
+    offset = entries.back().header.last_offset() + 1;
+    ++reads;
+  }
+  double read_s = seconds_since(start);
+  MQ_ASSERT(bytes == batches * kBatch, "read back %lu of %lu bytes", bytes, batches * kBatch);
+  std::printf("  wrote %.2f GiB at %.0f MB/s; read it all by offset (%lu lookup_offset+read of "
+              "<= 1 MiB, CRC verified) at %.0f MB/s\n",
+              gib, static_cast<double>(batches * kBatch) / write_s / 1e6, reads,
+              static_cast<double>(bytes) / read_s / 1e6);
+  std::printf("  peak RSS (VmHWM): after writing %ld KiB, after reading %ld KiB (getrusage "
+              "maxrss %ld KiB)\n", hwm_after_write, vm_hwm_kib(), peak_rss_kib());
   log.reset();
   std::filesystem::remove_all(dir);
 }
@@ -309,35 +368,44 @@ void large_log_rss(const std::string& dir, double gib) {
 int main_bench(const Args& args) {
   std::filesystem::create_directories(args.dir);
   std::printf("storage_bench in %s\n", std::filesystem::absolute(args.dir).c_str());
-  bool direct = true;
-  double raw = raw_sequential_mbps(args.dir, args.raw_mib, &direct);
-  std::printf("raw sequential write (%s, 1 MiB writes, %lu MiB): %.0f MB/s\n",
-              direct ? "O_DIRECT" : "buffered + fdatasync", args.raw_mib, raw);
-  bool buffered = false;
-  double raw_buffered = raw_sequential_mbps(args.dir, args.raw_mib, &buffered);
-  std::printf("raw sequential write (buffered + one fdatasync at the end, the page-cache path "
-              "the log uses): %.0f MB/s\n", raw_buffered);
-  double raw_sync = raw_fdatasync_rate(args.dir, std::min(args.seconds, 2.0));
-  std::printf("raw fdatasync rate (4 KiB + fdatasync): %.0f /s\n", raw_sync);
-  std::printf("append, mode always, pipelined (flusher thread, <= %lu MiB written but not yet "
-              "durable; MB/s of durable data; 1 KiB records):\n", args.window_mib);
-  for (std::size_t batch : {16u << 10, 64u << 10, 256u << 10, 1u << 20}) {
-    double syncs = 0;
-    double mbps = append_pipelined_mbps(args.dir + "/append", batch, args.seconds,
-                                        args.window_mib << 20, &syncs);
-    std::printf("  batch %5zu KiB: %8.1f MB/s  ratio to raw O_DIRECT %.2f, to raw buffered %.2f  "
-                "(%.0f fdatasyncs/s)\n", batch >> 10, mbps, mbps / raw, mbps / raw_buffered, syncs);
+  double raw = 0, raw_buffered = 0, raw_sync = 0;
+  if (wants(args, "raw") || wants(args, "append") || wants(args, "serial") || wants(args, "group")) {
+    bool direct = true;
+    raw = raw_sequential_mbps(args.dir, args.raw_mib, &direct);
+    std::printf("raw sequential write (%s, 1 MiB writes, %lu MiB, then fdatasync): %.0f MB/s\n",
+                direct ? "O_DIRECT" : "buffered + fdatasync", args.raw_mib, raw);
+    bool buffered = false;
+    raw_buffered = raw_sequential_mbps(args.dir, args.raw_mib, &buffered);
+    std::printf("raw sequential write (buffered 1 MiB writes + one fdatasync at the end): "
+                "%.0f MB/s\n", raw_buffered);
+    raw_sync = raw_fdatasync_rate(args.dir, std::min(args.seconds, 2.0));
+    std::printf("raw fdatasync rate (4 KiB + fdatasync): %.0f /s\n", raw_sync);
   }
-  std::printf("append, mode always, one batch at a time (append, fdatasync, next: latency-bound):\n");
-  for (std::size_t batch : {16u << 10, 1u << 20}) {
-    std::uint64_t batches = 0;
-    double mbps = append_always_mbps(args.dir + "/append", batch, args.seconds, &batches);
-    std::printf("  batch %5zu KiB: %8.1f MB/s  %8.0f batches/s  ratio to raw %.2f\n", batch >> 10,
-                mbps, static_cast<double>(batches) / args.seconds, mbps / raw);
+  if (wants(args, "append")) {
+    std::printf("append, mode always, pipelined (flusher thread, <= %lu MiB written but not yet "
+                "durable; MB/s of durable data; 1 KiB records):\n", args.window_mib);
+    for (std::size_t batch : {16u << 10, 64u << 10, 256u << 10, 1u << 20}) {
+      double syncs = 0;
+      double mbps = append_pipelined_mbps(args.dir + "/append", batch, args.seconds,
+                                          args.window_mib << 20, &syncs);
+      std::printf("  batch %5zu KiB: %8.1f MB/s  ratio to raw O_DIRECT %.2f, to raw buffered "
+                  "%.2f  (%.0f fdatasyncs/s)\n", batch >> 10, mbps, mbps / raw,
+                  mbps / raw_buffered, syncs);
+    }
   }
-  group_commit(args.dir + "/group", args.partitions, args.seconds, raw_sync);
-  read_throughput(args.dir + "/read", 256);
-  large_log_rss(args.dir + "/large", args.large_gib);
+  if (wants(args, "serial")) {
+    std::printf("append, mode always, one batch at a time (append, fdatasync, next: "
+                "latency-bound):\n");
+    for (std::size_t batch : {16u << 10, 1u << 20}) {
+      std::uint64_t batches = 0;
+      double mbps = append_always_mbps(args.dir + "/append", batch, args.seconds, &batches);
+      std::printf("  batch %5zu KiB: %8.1f MB/s  %8.0f batches/s  ratio to raw %.2f\n",
+                  batch >> 10, mbps, static_cast<double>(batches) / args.seconds, mbps / raw);
+    }
+  }
+  if (wants(args, "group")) group_commit(args.dir + "/group", args.partitions, args.seconds, raw_sync);
+  if (wants(args, "read")) read_throughput(args.dir + "/read", 256);
+  if (wants(args, "large")) large_log_rss(args.dir + "/large", args.large_gib);
   std::filesystem::remove_all(args.dir);
   return 0;
 }
@@ -360,6 +428,10 @@ int main(int argc, char** argv) {
       args.large_gib = std::atof(value.c_str());
     } else if (flag == "--window-mib") {
       args.window_mib = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (flag == "--direct-min-kib") {
+      args.direct_min_kib = std::atoll(value.c_str());
+    } else if (flag == "--only") {
+      args.only = value;
     } else if (flag == "--partitions") {
       args.partitions = std::atoi(value.c_str());
     } else {
@@ -370,9 +442,11 @@ int main(int argc, char** argv) {
   if (argc % 2 == 0) {
     std::fprintf(stderr,
                  "usage: %s [--dir DIR] [--raw-mib N] [--seconds S] [--large-gib G] "
-                 "[--partitions P] [--window-mib W]\n",
+                 "[--partitions P] [--window-mib W] [--only raw,append,serial,group,read,large] "
+                 "[--direct-min-kib K]\n",
                  argv[0]);
     return 2;
   }
+  mq::storage::g_direct_min_kib = args.direct_min_kib;
   return mq::storage::main_bench(args);
 }

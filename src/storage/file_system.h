@@ -25,6 +25,10 @@
 
 namespace mq::storage {
 
+// Alignment of direct-I/O writes (offset, length and buffer address): the page size, which
+// is also a multiple of every logical block size Linux supports for O_DIRECT.
+inline constexpr std::size_t kDirectIoAlignment = 4096;
+
 class File {
  public:
   virtual ~File() = default;
@@ -39,6 +43,15 @@ class File {
   Status write_at(std::uint64_t offset, BufferView bytes) {
     const BufferView pieces[1] = {bytes};
     return write_at(offset, pieces);
+  }
+  // Writes `bytes` at `offset` bypassing the page cache (O_DIRECT): offset, bytes.size() and
+  // bytes.data() must be multiples of kDirectIoAlignment. Same durability as write_at (only
+  // after a later sync()) and the same roll-back rule on error. kUnsupported when the file
+  // or its file system offers no direct I/O: the caller then writes through write_at().
+  virtual Status write_direct(std::uint64_t offset, BufferView bytes) {
+    (void)offset;
+    (void)bytes;
+    return Status::unsupported("direct I/O not supported");
   }
   // fdatasync.
   virtual Status sync() = 0;

@@ -14,6 +14,7 @@ Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
     : fs_(fs), clock_(clock), options_(std::move(options)), flusher_(flusher) {
   segment_options_.log_name = options_.name.empty() ? options_.directory : options_.name;
   segment_options_.index_interval_bytes = options_.index_interval_bytes;
+  segment_options_.direct_append_min_bytes = options_.direct_append_min_bytes;
 }
 
 Log::~Log() {
@@ -402,7 +403,10 @@ Status Log::roll_locked() {
   MQ_ASSERT(!segments_.empty());
   Segment& old = *segments_.back();
   MQ_ASSERT(!old.closed());
-  // Crash rule 2: the old segment is complete on disk before the new one exists.
+  // Crash rule 2: the old segment is complete on disk before the new one exists (without
+  // the zero padding of direct appends: a closed segment ends with its last entry).
+  Status trimmed = old.trim_padding();
+  if (!trimmed.is_ok()) return fail_locked(trimmed);
   Status synced = old.sync();
   if (!synced.is_ok()) return fail_locked(synced);
   synced_index_ = std::max(synced_index_, old.last_index());
@@ -510,7 +514,7 @@ Status Log::sync() {
 std::size_t Log::segment_for_index_locked(LogIndex index) const {
   MQ_ASSERT(!segments_.empty());
   auto it = std::upper_bound(segments_.begin(), segments_.end(), index,
-                             [](LogIndex i, const std::unique_ptr<Segment>& s) {
+                             [](LogIndex i, const std::shared_ptr<Segment>& s) {
                                return i < s->base_index();
                              });
   MQ_ASSERT(it != segments_.begin());
@@ -530,14 +534,80 @@ Result<Term> Log::term(LogIndex index) {
   return location.header.term;
 }
 
-Result<std::vector<ReadEntry>> Log::read(LogIndex lo, LogIndex hi, std::uint64_t bytes_max) {
-  std::lock_guard lock(mutex_);
+Status Log::check_read_range_locked(LogIndex lo, LogIndex hi) const {
   if (lo < meta_.start_index || hi > last_index_ + 1 || lo > hi) {
     return Status::out_of_range("read [" + std::to_string(lo.value()) + ", " +
                                 std::to_string(hi.value()) + ") outside [" +
                                 std::to_string(meta_.start_index.value()) + ", " +
                                 std::to_string((last_index_ + 1).value()) + ")");
   }
+  return Status::ok();
+}
+
+namespace {
+
+// What a lock-free read needs of one segment, as of the snapshot.
+struct ReadPart {
+  std::shared_ptr<Segment> segment;
+  std::uint64_t size = 0;
+};
+
+// Reads [lo, hi) from the parts (consecutive segments, the first holding lo) without the
+// log's mutex, within the snapshot sizes.
+Result<std::vector<ReadEntry>> read_parts(const std::vector<ReadPart>& parts, LogIndex lo,
+                                          LogIndex hi, std::uint64_t bytes_max) {
+  std::vector<ReadEntry> out;
+  std::size_t k = 0;
+  MQ_ASSIGN_OR_RETURN(EntryLocation location, parts[0].segment->locate_index_within(lo, parts[0].size));
+  std::uint64_t position = location.position;
+  std::uint64_t total = 0;
+  for (LogIndex index = lo; index < hi; ++index) {
+    if (position >= parts[k].size) {
+      if (++k == parts.size()) break;  // bytes_max reached across the snapshot's parts
+      position = kSegmentHeaderSize;
+    }
+    Segment& segment = *parts[k].segment;
+    MQ_ASSIGN_OR_RETURN(EntryHeader header, segment.read_header_within(position, index, parts[k].size));
+    if (!out.empty() && total + header.stored_size() > bytes_max) break;
+    MQ_ASSIGN_OR_RETURN(ReadEntry entry, segment.read_entry_within(position, index, parts[k].size));
+    total += header.stored_size();
+    position += header.stored_size();
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<ReadEntry>> Log::read(LogIndex lo, LogIndex hi, std::uint64_t bytes_max) {
+  std::vector<ReadPart> parts;
+  std::uint64_t generation;
+  {
+    std::lock_guard lock(mutex_);
+    MQ_RETURN_IF_ERROR(check_read_range_locked(lo, hi));
+    if (lo == hi) return std::vector<ReadEntry>();
+    generation = generation_;
+    // The segments covering [lo, hi), no more than bytes_max needs (plus the first).
+    std::uint64_t covered = 0;
+    for (std::size_t k = segment_for_index_locked(lo);
+         k < segments_.size() && segments_[k]->base_index() < hi && covered <= bytes_max; ++k) {
+      parts.push_back({segments_[k], segments_[k]->size_bytes()});
+      covered += segments_[k]->size_bytes() - kSegmentHeaderSize;
+    }
+  }
+  auto result = read_parts(parts, lo, hi, bytes_max);
+  if (result.has_value()) {
+    std::lock_guard lock(mutex_);
+    if (generation == generation_) return result;
+  }
+  // Truncated meanwhile, or a read error: read under the mutex (the authoritative answer,
+  // and the path that can rebuild a damaged index).
+  std::lock_guard lock(mutex_);
+  return read_locked(lo, hi, bytes_max);
+}
+
+Result<std::vector<ReadEntry>> Log::read_locked(LogIndex lo, LogIndex hi, std::uint64_t bytes_max) {
+  MQ_RETURN_IF_ERROR(check_read_range_locked(lo, hi));
   std::vector<ReadEntry> out;
   if (lo == hi) return out;
   std::size_t k = segment_for_index_locked(lo);
@@ -628,8 +698,82 @@ Result<std::optional<EntryRef>> Log::lookup_timestamp(std::int64_t timestamp) {
   return std::optional<EntryRef>();
 }
 
+namespace {
+
+struct SlicePart {
+  std::shared_ptr<Segment> segment;
+  std::uint64_t size = 0;
+  KafkaOffset first_offset;
+};
+
+// The lock-free part of file_slice: locate `offset` in the snapshot's segments, then collect
+// payload extents of that segment's entries below hi.
+Result<std::optional<FileSlice>> slice_parts(const std::vector<SlicePart>& parts,
+                                             KafkaOffset offset, LogIndex hi,
+                                             std::uint64_t bytes_max) {
+  for (const SlicePart& part : parts) {
+    Segment& segment = *part.segment;
+    MQ_ASSIGN_OR_RETURN(auto found, segment.locate_offset_within(offset, part.first_offset, part.size));
+    if (!found) continue;
+    if (found->header.index >= hi) return std::optional<FileSlice>();
+    FileSlice slice;
+    slice.file = segment.file();
+    slice.fd = slice.file->native_handle();
+    slice.first_index = found->header.index;
+    slice.first_offset = found->header.base_offset;
+    std::uint64_t position = found->position;
+    for (LogIndex index = slice.first_index; index < hi && position < part.size; ++index) {
+      MQ_ASSIGN_OR_RETURN(EntryHeader h, segment.read_header_within(position, index, part.size));
+      if (!slice.extents.empty() && slice.total_bytes + h.payload_length > bytes_max) break;
+      slice.extents.push_back({position + kEntryHeaderSize, h.payload_length});
+      slice.total_bytes += h.payload_length;
+      slice.last_index = index;
+      slice.last_offset = h.last_offset();
+      position += h.stored_size();
+    }
+    return std::optional(std::move(slice));
+  }
+  return std::optional<FileSlice>();
+}
+
+}  // namespace
+
+// Like read(): the disk I/O runs without the mutex on a snapshot, checked against the
+// truncation generation afterwards; the locked path is the fallback.
 Result<FileSlice> Log::file_slice(KafkaOffset offset, LogIndex hi, std::uint64_t bytes_max) {
+  std::vector<SlicePart> parts;
+  std::uint64_t generation;
+  {
+    std::lock_guard lock(mutex_);
+    if (offset < meta_.start_offset || offset >= next_offset_ || last_index_ < meta_.start_index) {
+      return file_slice_locked(offset, hi, bytes_max);  // the error (or none) without I/O
+    }
+    generation = generation_;
+    // Last non-empty segment whose first offset <= offset, then the ones after it.
+    std::size_t lo = 0, end = segments_.size();
+    while (end - lo > 1) {
+      std::size_t mid = lo + (end - lo) / 2;
+      if (segments_[mid]->empty() || segments_[mid]->first_offset() > offset) {
+        end = mid;
+      } else {
+        lo = mid;
+      }
+    }
+    for (std::size_t k = lo; k < segments_.size() && parts.size() < 2; ++k) {
+      if (segments_[k]->empty()) continue;
+      parts.push_back({segments_[k], segments_[k]->size_bytes(), segments_[k]->first_offset()});
+    }
+  }
+  auto result = slice_parts(parts, offset, hi, bytes_max);
+  if (result.has_value() && result->has_value()) {
+    std::lock_guard lock(mutex_);
+    if (generation == generation_) return std::move(**result);
+  }
   std::lock_guard lock(mutex_);
+  return file_slice_locked(offset, hi, bytes_max);
+}
+
+Result<FileSlice> Log::file_slice_locked(KafkaOffset offset, LogIndex hi, std::uint64_t bytes_max) {
   MQ_ASSIGN_OR_RETURN(auto found, locate_offset_locked(offset));
   if (!found || found->second.header.index >= hi) {
     return Status::out_of_range("file_slice: no entry at or after offset " +

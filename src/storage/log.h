@@ -44,7 +44,14 @@
 //      restart: an indeterminate outcome (like a timeout), never a torn or foreign entry.
 //
 // Thread-safety: all methods may be called from any thread (one mutex); fdatasync runs
-// outside the mutex so appends continue during a sync.
+// outside the mutex so appends continue during a sync. read() and file_slice() (the Raft
+// and the Kafka fetch read paths) do their disk I/O without the mutex: it snapshots (under the mutex) the segments covering the range with their sizes
+// and the truncation generation, reads and verifies the entries from the files, and keeps
+// the result only if no truncation or reset happened meanwhile (appends never change bytes
+// below a snapshot's size; removed segments stay readable through the snapshot's
+// shared_ptr). Otherwise, or on any read error, it reads again under the mutex (which can
+// also rebuild a damaged index). A segment's index structures, which the appender grows,
+// have a mutex of their own (segment.h).
 #pragma once
 
 #include <cstdint>
@@ -79,6 +86,11 @@ struct LogOptions {
   // bytes being appended (statvfs; 0 disables the check).
   std::uint64_t free_space_reserve_bytes = 0;
   DurabilityMode durability = DurabilityMode::kAlways;
+  // Appends (one call, all entries) of at least this many bytes bypass the page cache
+  // (O_DIRECT, where the file system allows it; segment.cc append_direct): on a busy
+  // machine the page-cache copy and kernel write-back cap buffered appends far below the
+  // device's bandwidth. 0 disables direct appends.
+  std::uint64_t direct_append_min_bytes = 128u << 10;
   // Called after each sync that advanced synced_index(), with durable_index(), from the
   // thread that synced (a Flusher thread or a sync() caller), without the log's mutex held.
   std::function<void(LogIndex)> on_durable;
@@ -116,6 +128,19 @@ struct RetentionPolicy {
   std::int64_t age_ms_max = INT64_MAX;      // remove segments whose newest data is older
   LogIndex removable_below = LogIndex::max();  // never remove entries at or above this
 };
+
+// Segment rewrite (log compaction of e.g. __consumer_offsets): what to do with one entry.
+// Raft indexes, terms, Kafka offsets and timestamps of entries never change; only payloads.
+struct RewriteDecision {
+  enum class Action : std::uint8_t {
+    kKeep,     // payload as is
+    kReplace,  // payload := replacement (e.g. a batch without the superseded records)
+    kEmpty,    // keep the entry with an empty payload (every record superseded)
+  };
+  Action action = Action::kKeep;
+  Buffer replacement;
+};
+using RewriteTransform = std::function<Result<RewriteDecision>(const EntryHeader&, BufferView payload)>;
 
 struct SegmentSummary {
   LogIndex base_index;
@@ -183,6 +208,18 @@ class Log {
   // Removes whole old segments by size and age (never the tail). Returns the new first index.
   Result<LogIndex> apply_retention(const RetentionPolicy& policy);
 
+  // Rewrites the closed segment whose base index is segment_base (log_rewrite.cc), calling
+  // `transform` on each entry's payload in order. The segment must end below `below` (e.g.
+  // the index up to which the compacting state machine has applied). The new segment is
+  // written to "<stem>.log.tmp", fsynced, its old index files removed (durably), renamed
+  // over the old one, the directory fsynced, and its indexes rebuilt: a crash at any step
+  // leaves the old segment or the new one, never a mix (a leftover *.tmp is removed at
+  // start-up). Errors: kNotFound (no such closed segment), kInvalidArgument (not below
+  // `below`, or a replacement too large), kAborted (truncated or removed meanwhile; nothing
+  // changed), the transform's own error, I/O errors. Reads continue meanwhile; the final swap
+  // holds the log's mutex.
+  Status rewrite_segment(LogIndex segment_base, LogIndex below, const RewriteTransform& transform);
+
  private:
   friend class Flusher;
   Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher);
@@ -202,6 +239,9 @@ class Log {
   void update_running_max_locked(std::size_t from);
   std::size_t segment_for_index_locked(LogIndex index) const;
   Result<std::optional<std::pair<std::size_t, EntryLocation>>> locate_offset_locked(KafkaOffset offset);
+  Status check_read_range_locked(LogIndex lo, LogIndex hi) const;
+  Result<std::vector<ReadEntry>> read_locked(LogIndex lo, LogIndex hi, std::uint64_t bytes_max);
+  Result<FileSlice> file_slice_locked(KafkaOffset offset, LogIndex hi, std::uint64_t bytes_max);
   Status fail_locked(Status status);
   void check_invariants_locked() const;
   Status check_writable_locked() const;
@@ -218,7 +258,8 @@ class Log {
   mutable std::mutex mutex_;
   LogMetaRecord meta_;
   // Invariant: segments_ sorted by base index, contiguous; only the last may be a tail.
-  std::vector<std::unique_ptr<Segment>> segments_;
+  // shared_ptr: a lock-free reader (read()) keeps the segments it reads alive.
+  std::vector<std::shared_ptr<Segment>> segments_;
   // running_max_timestamp_[k]: largest max_timestamp of segments 0..k (non-decreasing, so
   // lookup_timestamp can binary-search the segments). Same length as segments_.
   std::vector<std::int64_t> running_max_timestamp_;

@@ -2,6 +2,8 @@
 // corruption in the middle of the log, full disks and I/O errors.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "storage/log.h"
 #include "storage/memory_file_system.h"
 #include "storage/test_util.h"
@@ -70,6 +72,65 @@ TEST(LogFaultTest, TornLastEntryAtEveryByteIsCut) {
     Batch b = Batch::make(last_index, (*reopened)->next_offset(), Term(1), 1, 10);
     EXPECT_TRUE((*reopened)->append(b.entries).is_ok());
   }
+}
+
+// Torn write vs corruption in the tail segment: a torn write can only damage the last entry,
+// so a flip there is cut like a torn tail; a flip in any earlier entry (followed by valid
+// entries) is kCorruption naming the partition, and nothing is truncated.
+TEST(LogFaultTest, BitFlipsInTheTailSegmentBeforeTheLastEntryAreCorruptionNotTornWrites) {
+  ManualClock clock;
+  MemoryFileSystem reference;
+  build(reference, clock, 40);
+  LogIndex last_index;
+  std::uint64_t last_position = 0;
+  std::string tail_path;
+  {
+    auto log = Log::open(&reference, &clock, small_options()).value();
+    auto tail = log->segments().back();
+    ASSERT_GE(tail.last_index.value(), tail.base_index.value() + 3) << "tail too short for the test";
+    last_index = log->last_index();
+    auto last = log->read(last_index, last_index + 1, UINT64_MAX).value();
+    last_position = tail.size_bytes - last[0].header.stored_size();
+    tail_path = segment_path(tail.base_index);
+  }
+  std::map<std::string, Buffer> files;
+  std::vector<std::string> names = reference.list(kDir).value();
+  for (const std::string& name : names) {
+    files[join_path(kDir, name)] = reference.read_file(join_path(kDir, name)).value();
+  }
+  const std::uint64_t tail_size = files[tail_path].size();
+  int corrupt = 0, cut = 0;
+  // Every 5th byte before the last entry, every byte of the last entry's header and every
+  // 3rd of its payload; each bit position in turn.
+  for (std::uint64_t position = 0; position < tail_size;
+       position += position < last_position ? 5 : (position < last_position + 56 ? 1 : 3)) {
+    MemoryFileSystem fs;
+    ASSERT_TRUE(fs.create_dirs(kDir).is_ok());
+    for (const auto& [path, bytes] : files) ASSERT_TRUE(fs.write_file_durably(path, bytes.view()).is_ok());
+    auto mask = static_cast<std::uint8_t>(1u << (position % 8));
+    ASSERT_TRUE(fs.corrupt_byte(tail_path, position, mask).is_ok());
+    auto log = Log::open(&fs, &clock, small_options());
+    if (position < last_position) {
+      ASSERT_FALSE(log.has_value()) << "flip at " << position << " was not detected";
+      EXPECT_EQ(log.error().code(), ErrorCode::kCorruption) << log.error().to_string();
+      EXPECT_NE(log.error().message().find("orders-7"), std::string::npos) << log.error().to_string();
+      if (position >= segment_format::kSegmentHeaderSize) {
+        EXPECT_NE(log.error().message().find("not a torn write"), std::string::npos)
+            << log.error().to_string();
+      }
+      // Nothing acknowledged was cut.
+      EXPECT_EQ(fs.read_file(tail_path).value().size(), tail_size) << "flip at " << position;
+      ++corrupt;
+    } else {
+      ASSERT_TRUE(log.has_value()) << "flip at " << position << ": " << log.error().to_string();
+      EXPECT_EQ((*log)->last_index(), last_index - 1) << "flip at " << position;
+      expect_prefix_intact(**log);
+      EXPECT_EQ(fs.read_file(tail_path).value().size(), last_position);
+      ++cut;
+    }
+  }
+  EXPECT_GT(corrupt, 100);
+  EXPECT_GT(cut, 56);
 }
 
 TEST(LogFaultTest, GarbageAfterTheTailIsCut) {

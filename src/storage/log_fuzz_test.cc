@@ -39,6 +39,9 @@ class Fuzzer {
     options_.segment_size_bytes_max = 4096 + prng_.uniform(8192);
     options_.index_interval_bytes = 64 + prng_.uniform(1024);
     options_.segment_age_ms_max = 50'000;
+    // Some runs send the larger appends through the direct-I/O path (padding, partial-block
+    // rewrites, trimming at roll), others never.
+    options_.direct_append_min_bytes = prng_.chance(1, 2) ? 0 : prng_.range(512, 4096);
   }
 
   void run(int steps) {

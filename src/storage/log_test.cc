@@ -323,3 +323,61 @@ INSTANTIATE_TEST_SUITE_P(FileSystems, LogTest, ::testing::Values(false, true),
 
 }  // namespace
 }  // namespace mq::storage
+
+namespace mq::storage {
+namespace {
+
+// Direct appends (O_DIRECT on the real file system where it allows it) interleaved with
+// buffered ones and truncations: reads always see exactly what was appended, the tail file
+// holds at most zero padding after its last entry, closed segments none, and a reopen cuts
+// the padding.
+TEST_P(LogTest, DirectAppendsMixWithBufferedOnesAndClosedSegmentsAreTrimmed) {
+  options_.segment_size_bytes_max = 48 << 10;
+  options_.direct_append_min_bytes = 2000;
+  auto log = open_log();
+  ASSERT_NE(log, nullptr);
+  Prng prng(77);
+  auto file_size = [&](LogIndex base) {
+    auto file = fs_->open(join_path(dir_, segment_format::file_stem(base) + ".log"), {}).value();
+    return file->size().value();
+  };
+  for (int round = 0; round < 120; ++round) {
+    std::uint64_t what = prng.uniform(10);
+    if (what < 4) {
+      append(*log, 1, prng.range(1, 900));  // buffered
+    } else if (what < 9) {
+      append(*log, prng.range(1, 3), prng.range(2000, 5000));  // direct
+    } else if (log->last_index() > log->first_index() + 2) {
+      ASSERT_TRUE(log->truncate_suffix(log->last_index() - prng.uniform(3)).is_ok());
+    }
+    if (prng.chance(1, 4)) {
+      ASSERT_TRUE(log->sync().is_ok());
+    }
+    auto segments = log->segments();
+    for (const SegmentSummary& s : segments) {
+      std::uint64_t size = file_size(s.base_index);
+      if (s.closed) {
+        EXPECT_EQ(size, s.size_bytes) << "closed segment " << s.base_index << " round " << round;
+      } else {
+        EXPECT_GE(size, s.size_bytes);
+        EXPECT_LT(size, s.size_bytes + kDirectIoAlignment);
+      }
+    }
+  }
+  ASSERT_GE(log->segments().size(), 3u);
+  expect_entries(*log, log->first_index(), log->last_index() + 1);
+  LogIndex last = log->last_index();
+  ASSERT_TRUE(log->sync().is_ok());
+  log.reset();
+  log = open_log();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->last_index(), last);
+  expect_entries(*log, log->first_index(), log->last_index() + 1);
+  auto tail = log->segments().back();
+  EXPECT_EQ(file_size(tail.base_index), tail.size_bytes);
+  append(*log, 2, 3000);
+  expect_entries(*log, log->first_index(), log->last_index() + 1);
+}
+
+}  // namespace
+}  // namespace mq::storage

@@ -56,6 +56,16 @@ class MemoryFile final : public File {
     return n;
   }
 
+  // Direct I/O is modelled as a write with O_DIRECT's alignment rules checked.
+  Status write_direct(std::uint64_t offset, BufferView bytes) override {
+    if (offset % kDirectIoAlignment != 0 || bytes.size() % kDirectIoAlignment != 0 ||
+        reinterpret_cast<std::uintptr_t>(bytes.data()) % kDirectIoAlignment != 0) {
+      return Status::invalid_argument("write_direct " + path_ + ": unaligned");
+    }
+    const BufferView pieces[1] = {bytes};
+    return write_at(offset, pieces);
+  }
+
   Status write_at(std::uint64_t offset, std::span<const BufferView> pieces) override {
     std::lock_guard lock(fs_->mutex_);
     MQ_RETURN_IF_ERROR(check_alive());
@@ -284,11 +294,15 @@ void MemoryFileSystem::crash(Prng* prng, bool names_in_any_order) {
   auto settle = [&](const std::shared_ptr<Inode>& inode) {
     if (!seen.insert(inode.get()).second) return;
     if (prng) {
-      for (const auto& op : inode->pending) {
-        std::uint64_t fate = prng->uniform(3);  // 0 lost, 1 kept, 2 torn
-        if (fate == 0) continue;
+      // A random prefix of the file's unsynced operations survives, the last one possibly
+      // torn (write-back of a file in order; see the class comment).
+      std::size_t survive = prng->range(0, inode->pending.size());
+      for (std::size_t i = 0; i < survive; ++i) {
+        const auto& op = inode->pending[i];
         std::size_t kept = op.bytes.size();
-        if (fate == 2 && op.is_write && !op.bytes.empty()) kept = prng->uniform(op.bytes.size());
+        if (i + 1 == survive && op.is_write && !op.bytes.empty() && prng->chance(1, 2)) {
+          kept = prng->uniform(op.bytes.size());
+        }
         Inode::apply(inode->durable, op, kept);
       }
     }

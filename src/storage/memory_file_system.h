@@ -13,9 +13,12 @@
 // crash(prng):
 //   - without a prng: every unsynced operation is lost (the durable images and namespace
 //     become current);
-//   - with a prng (adversarial, like page write-back in any order): each unsynced file
-//     operation independently survives, is lost, or (writes) survives as a torn prefix of
-//     its bytes; gaps it leaves read as zeros. For each directory a random prefix of its
+//   - with a prng (adversarial): for each file a random prefix of its unsynced operations
+//     survives, the last surviving write possibly as a torn prefix of its bytes (gaps read as
+//     zeros). This is the log's assumption about a file's unsynced appends: they reach the
+//     medium in order, so a power loss damages only the unsynced suffix. A disk that breaks it
+//     (persists a later append, loses an earlier one) makes recovery report kCorruption
+//     (segment.h), never drop entries silently. For each directory a random prefix of its
 //     unsynced name operations survives (journaled metadata is ordered), or, with
 //     names_in_any_order, a random subset (POSIX promises no order at all).
 //   After a crash every File handle opened before it fails with kIoError ("crashed"), as the

@@ -6,11 +6,17 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <mutex>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "storage/drop_unsynced_file_system.h"
 #include "storage/file_system.h"
 
 namespace mq::storage {
@@ -19,7 +25,10 @@ namespace {
 class PosixFile final : public File {
  public:
   PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) { MQ_ASSERT(fd >= 0); }
-  ~PosixFile() override { ::close(fd_); }
+  ~PosixFile() override {
+    ::close(fd_);
+    if (direct_fd_ >= 0) ::close(direct_fd_);
+  }
   PosixFile(const PosixFile&) = delete;
   PosixFile& operator=(const PosixFile&) = delete;
 
@@ -72,6 +81,46 @@ class PosixFile final : public File {
     return Status::ok();
   }
 
+  // A second descriptor of the same file opened with O_DIRECT (the page-cache one keeps
+  // serving reads and fdatasync, which covers the whole inode).
+  Status write_direct(std::uint64_t offset, BufferView bytes) override {
+    MQ_ASSERT(offset % kDirectIoAlignment == 0 && bytes.size() % kDirectIoAlignment == 0 &&
+              reinterpret_cast<std::uintptr_t>(bytes.data()) % kDirectIoAlignment == 0);
+    {
+      std::lock_guard lock(direct_mutex_);
+      if (direct_state_ == DirectState::kUnknown) {
+        int fd;
+        do {
+          fd = ::open(path_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+        } while (fd < 0 && errno == EINTR);
+        direct_fd_ = fd;
+        direct_state_ = fd >= 0 ? DirectState::kOpen : DirectState::kUnsupported;
+      }
+    }
+    if (direct_state_ == DirectState::kUnsupported) {
+      return Status::unsupported("O_DIRECT not available for " + path_);
+    }
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::pwrite(direct_fd_, bytes.data() + done, bytes.size() - done,
+                           static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EINVAL && done == 0) {  // alignment the device refuses: never again
+          direct_state_ = DirectState::kUnsupported;
+          return Status::unsupported("pwrite O_DIRECT " + path_ + ": EINVAL");
+        }
+        return Status::from_errno(errno, "pwrite O_DIRECT " + path_);
+      }
+      if (n == 0) return Status::io_error("pwrite O_DIRECT " + path_ + ": wrote nothing");
+      done += static_cast<std::size_t>(n);
+      if (done % kDirectIoAlignment != 0 && done < bytes.size()) {
+        return Status::io_error("pwrite O_DIRECT " + path_ + ": unaligned short write");
+      }
+    }
+    return Status::ok();
+  }
+
   Status sync() override {
     while (::fdatasync(fd_) != 0) {
       if (errno != EINTR) return Status::from_errno(errno, "fdatasync " + path_);
@@ -100,8 +149,12 @@ class PosixFile final : public File {
   int native_handle() const override { return fd_; }
 
  private:
+  enum class DirectState : std::uint8_t { kUnknown, kOpen, kUnsupported };
   int fd_;
   std::string path_;
+  std::mutex direct_mutex_;
+  std::atomic<DirectState> direct_state_{DirectState::kUnknown};
+  int direct_fd_ = -1;
 };
 
 class PosixFileSystem final : public FileSystem {
@@ -199,7 +252,19 @@ class PosixFileSystem final : public FileSystem {
 }  // namespace
 
 FileSystem* posix_file_system() {
-  static PosixFileSystem* instance = new PosixFileSystem();  // never destroyed
+  // Never destroyed. The environment is read once: RAFTMQ_STORAGE_TEST_DROP_UNSYNCED=1 wraps
+  // the real file system so that un-synced writes stay in memory (test only, see
+  // drop_unsynced_file_system.h).
+  static FileSystem* instance = [] {
+    FileSystem* real = new PosixFileSystem();
+    const char* drop = std::getenv(kDropUnsyncedEnvVar);
+    if (drop == nullptr || std::strcmp(drop, "1") != 0) return real;
+    std::fprintf(stderr,
+                 "WARNING: %s=1: un-synced writes are kept in process memory and lost on "
+                 "SIGKILL (power-loss test mode; never use in production)\n",
+                 kDropUnsyncedEnvVar);
+    return make_drop_unsynced_file_system(real).release();
+  }();
   return instance;
 }
 

@@ -1,9 +1,11 @@
 #include "storage/segment.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/crc32c.h"
+#include "base/le_codec.h"
 
 namespace mq::storage {
 namespace {
@@ -74,6 +76,52 @@ class Scanner {
   std::uint64_t start_ = 0;
   std::size_t length_ = 0;
 };
+
+// Looks for a valid entry (header and payload checksums good, index above after_index)
+// starting anywhere in [from, end) of a tail segment whose entry at `damaged_at` failed its
+// checks. Returns its position, or nullopt when only garbage, zeros or a partial entry
+// follow. When the damaged entry's header is intact (`length_known`), only the position
+// right after it is tried (that is where its successor must be); otherwise every byte
+// position is tried, filtered cheaply by the index field before any checksum.
+Result<std::optional<std::uint64_t>> find_valid_entry_after(File& file, std::uint64_t from,
+                                                            std::uint64_t end,
+                                                            LogIndex after_index,
+                                                            bool length_known) {
+  using Found = std::optional<std::uint64_t>;
+  // Indexes that could follow in the remaining bytes (every entry takes >= a header).
+  const std::uint64_t max_index = after_index.value() + (end - std::min(end, from)) / kEntryHeaderSize + 1;
+  auto plausible = [&](const std::uint8_t* p) {
+    std::uint64_t index = le::decode_u64(p + 24);
+    return index > after_index.value() && index <= max_index;
+  };
+  auto valid_at = [&](std::uint64_t position, const std::uint8_t* p) -> Result<bool> {
+    auto header = EntryHeader::decode_from(BufferView(p, kEntryHeaderSize));
+    if (!header.has_value() || position + header->stored_size() > end) return false;
+    Scanner scanner(file, end);
+    Status payload = scanner.verify_payload(position, *header);
+    if (payload.code() != ErrorCode::kCorruption && !payload.is_ok()) return payload;
+    return payload.is_ok();
+  };
+  if (length_known) {
+    if (from + kEntryHeaderSize > end) return Found();
+    std::uint8_t bytes[kEntryHeaderSize];
+    MQ_RETURN_IF_ERROR(read_exact(file, from, std::span(bytes), "segment"));
+    if (!plausible(bytes)) return Found();
+    MQ_ASSIGN_OR_RETURN(bool valid, valid_at(from, bytes));
+    return valid ? Found(from) : Found();
+  }
+  Buffer window(kScanBufferBytes + kEntryHeaderSize);
+  for (std::uint64_t start = from; start + kEntryHeaderSize <= end; start += kScanBufferBytes) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(window.size(), end - start));
+    MQ_ASSIGN_OR_RETURN(std::size_t got, file.read_at(start, std::span(window.data(), want)));
+    for (std::size_t i = 0; i + kEntryHeaderSize <= got && i < kScanBufferBytes; ++i) {
+      if (!plausible(window.data() + i)) continue;
+      MQ_ASSIGN_OR_RETURN(bool valid, valid_at(start + i, window.data() + i));
+      if (valid) return Found(start + i);
+    }
+  }
+  return Found();
+}
 
 bool all_zero(BufferView bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; });
@@ -166,6 +214,7 @@ void Segment::note_entry(std::uint64_t position, const EntryHeader& header) {
                     static_cast<std::uint32_t>(relative_offset),
                     static_cast<std::uint32_t>(position)};
     point.time = {max_timestamp_, static_cast<std::uint32_t>(position)};
+    std::lock_guard lock(index_mutex_);
     points_.push_back(point);
     last_indexed_position_ = position;
   }
@@ -188,10 +237,15 @@ Status Segment::load_tail(OpenReport* report) {
   created_ms_ = header->created_ms;
   Scanner scanner(*file_, file_size);
   std::uint64_t position = kSegmentHeaderSize;
+  // The first entry that fails its checks, and where its successor would start if its
+  // header is intact.
+  std::optional<std::uint64_t> damaged_successor;
+  bool damaged = false;
   while (position < file_size) {
     auto entry = scanner.header_at(position);
     if (!entry.has_value()) {
       if (entry.error().code() != ErrorCode::kCorruption) return entry.error();
+      damaged = true;
       break;
     }
     // A whole, checksummed header that does not continue the log cannot come from a torn
@@ -208,10 +262,27 @@ Status Segment::load_tail(OpenReport* report) {
     Status payload = scanner.verify_payload(position, *entry);
     if (!payload.is_ok()) {
       if (payload.code() != ErrorCode::kCorruption) return payload;
+      damaged = true;
+      damaged_successor = position + entry->stored_size();
       break;
     }
     note_entry(position, *entry);
     position += entry->stored_size();
+  }
+  if (damaged) {
+    // A torn write damages only the end of what was being written: the damaged entry is the
+    // last one in the file. A valid entry after it means the damaged one was complete once,
+    // possibly synced and acknowledged: corruption, reported, never cut.
+    MQ_ASSIGN_OR_RETURN(auto follower,
+                        find_valid_entry_after(*file_, damaged_successor.value_or(position + 1),
+                                               file_size, last_index_ + 1,
+                                               damaged_successor.has_value()));
+    if (follower) {
+      return Status::corruption(describe_position(position) + ": entry " +
+                                std::to_string((last_index_ + 1).value()) +
+                                " fails its checksum but a valid entry follows at position " +
+                                std::to_string(*follower) + " (corruption, not a torn write)");
+    }
   }
   if (position < file_size) {
     // A torn or partial tail (or garbage after it): cut it, durably, before anything is
@@ -287,11 +358,14 @@ Status Segment::load_closed(OpenReport* report) {
 }
 
 Status Segment::rebuild_index_by_scan(std::uint64_t end) {
-  index_in_memory_ = true;
-  points_.clear();
-  offset_index_file_.reset();
-  time_index_file_.reset();
-  file_index_count_ = 0;
+  {
+    std::lock_guard lock(index_mutex_);
+    index_in_memory_ = true;
+    points_.clear();
+    offset_index_file_.reset();
+    time_index_file_.reset();
+    file_index_count_ = 0;
+  }
   last_index_ = base_index_ - 1;
   max_timestamp_ = -1;
   Scanner scanner(*file_, end);
@@ -355,6 +429,7 @@ Status Segment::load_index_files() {
     if (!ok) return Status::corruption("index entry " + std::to_string(i) + " out of order");
     previous = {o, t};
   }
+  std::lock_guard lock(index_mutex_);
   offset_index_file_ = std::move(offsets);
   time_index_file_ = std::move(times);
   file_index_count_ = count;
@@ -396,6 +471,7 @@ Status Segment::write_index_files() {
     remove_index_files_quietly();  // a partial index would only be rebuilt later
     return offsets.has_value() ? times.error() : offsets.error();
   }
+  std::lock_guard lock(index_mutex_);
   offset_index_file_ = std::move(*offsets);
   time_index_file_ = std::move(*times);
   file_index_count_ = points_.size();
@@ -409,6 +485,7 @@ void Segment::remove_index_files_quietly() {
   std::string stem = path_.substr(0, path_.size() - std::strlen(segment_format::kSegmentSuffix));
   (void)fs_->remove(stem + segment_format::kOffsetIndexSuffix);
   (void)fs_->remove(stem + segment_format::kTimeIndexSuffix);
+  std::lock_guard lock(index_mutex_);
   offset_index_file_.reset();
   time_index_file_.reset();
 }
@@ -464,14 +541,19 @@ Result<std::optional<std::size_t>> Segment::index_floor(Pred pred) {
 }
 
 Result<EntryHeader> Segment::read_header(std::uint64_t position, LogIndex expected_index) {
-  if (position + kEntryHeaderSize > size_) {
+  return read_header_within(position, expected_index, size_);
+}
+
+Result<EntryHeader> Segment::read_header_within(std::uint64_t position, LogIndex expected_index,
+                                                std::uint64_t size_limit) {
+  if (position + kEntryHeaderSize > size_limit) {
     return Status::corruption(describe_position(position) + ": entry header beyond the end");
   }
   std::uint8_t bytes[kEntryHeaderSize];
   MQ_RETURN_IF_ERROR(read_exact(*file_, position, std::span(bytes), describe_position(position)));
   auto header = EntryHeader::decode_from(BufferView(bytes, sizeof bytes));
   if (!header.has_value()) return corruption_at(position, header.error());
-  if (header->index != expected_index || position + header->stored_size() > size_) {
+  if (header->index != expected_index || position + header->stored_size() > size_limit) {
     return Status::corruption(describe_position(position) + ": expected entry " +
                               std::to_string(expected_index.value()) + ", found " +
                               std::to_string(header->index.value()));
@@ -480,7 +562,12 @@ Result<EntryHeader> Segment::read_header(std::uint64_t position, LogIndex expect
 }
 
 Result<ReadEntry> Segment::read_entry(std::uint64_t position, LogIndex expected_index) {
-  MQ_ASSIGN_OR_RETURN(EntryHeader header, read_header(position, expected_index));
+  return read_entry_within(position, expected_index, size_);
+}
+
+Result<ReadEntry> Segment::read_entry_within(std::uint64_t position, LogIndex expected_index,
+                                             std::uint64_t size_limit) {
+  MQ_ASSIGN_OR_RETURN(EntryHeader header, read_header_within(position, expected_index, size_limit));
   Buffer payload(header.payload_length);
   MQ_RETURN_IF_ERROR(read_exact(*file_, position + kEntryHeaderSize,
                                 std::span(payload.data(), payload.size()),
@@ -488,6 +575,83 @@ Result<ReadEntry> Segment::read_entry(std::uint64_t position, LogIndex expected_
   Status verified = header.verify_payload(payload);
   if (!verified.is_ok()) return corruption_at(position, verified);
   return ReadEntry{header, SharedBuffer(std::move(payload))};
+}
+
+template <typename Pred>
+Result<std::uint64_t> Segment::floor_within(Pred at_or_below, std::uint64_t size_limit) {
+  std::shared_ptr<File> offsets;
+  std::size_t count = 0;
+  {
+    std::lock_guard lock(index_mutex_);
+    if (index_in_memory_) {
+      auto it = std::partition_point(points_.begin(), points_.end(), [&](const IndexPoint& p) {
+        return at_or_below(p.offset.relative_index, p.offset.relative_offset);
+      });
+      return it == points_.begin() ? std::uint64_t{kSegmentHeaderSize}
+                                   : std::uint64_t{std::prev(it)->offset.position};
+    }
+    offsets = offset_index_file_;
+    count = file_index_count_;
+  }
+  std::uint64_t best = kSegmentHeaderSize;
+  if (!offsets) return best;  // being rebuilt: scan from the first entry
+  std::size_t lo = 0, hi = count;  // closed segment: its index file does not change
+  while (lo < hi) {
+    std::size_t mid = lo + (hi - lo) / 2;
+    std::uint8_t bytes[index_format::kEntrySize];
+    MQ_RETURN_IF_ERROR(read_exact(*offsets, index_format::kHeaderSize + mid * index_format::kEntrySize,
+                                  std::span(bytes), "offset index"));
+    MQ_ASSIGN_OR_RETURN(auto point, OffsetIndexEntry::decode_from(BufferView(bytes, sizeof bytes)));
+    if (point.position >= size_limit) return Status::corruption("offset index entry beyond the end");
+    if (at_or_below(point.relative_index, point.relative_offset)) {
+      best = point.position;
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return best;
+}
+
+Result<std::uint64_t> Segment::index_floor_within(LogIndex index, std::uint64_t size_limit) {
+  return floor_within([&](std::uint32_t relative_index, std::uint32_t) {
+    return base_index_ + relative_index <= index;
+  }, size_limit);
+}
+
+Result<std::uint64_t> Segment::offset_floor_within(KafkaOffset offset, KafkaOffset first_offset,
+                                                   std::uint64_t size_limit) {
+  return floor_within([&](std::uint32_t, std::uint32_t relative_offset) {
+    return first_offset + relative_offset <= offset;
+  }, size_limit);
+}
+
+Result<std::optional<EntryLocation>> Segment::locate_offset_within(KafkaOffset offset,
+                                                                   KafkaOffset first_offset,
+                                                                   std::uint64_t size_limit) {
+  MQ_ASSIGN_OR_RETURN(std::uint64_t position, offset_floor_within(offset, first_offset, size_limit));
+  Scanner scanner(*file_, size_limit);
+  while (position < size_limit) {
+    auto header = scanner.header_at(position);
+    if (!header.has_value()) return corruption_at(position, header.error());
+    if (header->last_offset() >= offset) return std::optional(EntryLocation{position, *header});
+    position += header->stored_size();
+  }
+  return std::optional<EntryLocation>();
+}
+
+Result<EntryLocation> Segment::locate_index_within(LogIndex index, std::uint64_t size_limit) {
+  MQ_ASSIGN_OR_RETURN(std::uint64_t position, index_floor_within(index, size_limit));
+  Scanner scanner(*file_, size_limit);
+  while (position < size_limit) {
+    auto header = scanner.header_at(position);
+    if (!header.has_value()) return corruption_at(position, header.error());
+    if (header->index == index) return EntryLocation{position, *header};
+    if (header->index > index) break;
+    position += header->stored_size();
+  }
+  return Status::corruption(describe_position(position) + ": entry " +
+                            std::to_string(index.value()) + " not found where indexed");
 }
 
 template <typename Pred>
@@ -578,11 +742,25 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
     pieces.push_back(e.payload);
     written.push_back(h);
   }
-  Status status = file_->write_at(size_, pieces);
+  std::uint64_t bytes = headers.size();
+  for (const AppendEntry& e : entries) bytes += e.payload.size();
+  Status status = Status::unsupported("buffered");
+  bool direct = options_.direct_append_min_bytes > 0 && bytes >= options_.direct_append_min_bytes &&
+                !direct_unsupported_;
+  if (direct) {
+    status = append_direct(pieces, bytes);
+    if (status.code() == ErrorCode::kUnsupported) direct_unsupported_ = true;
+  }
+  if (status.code() == ErrorCode::kUnsupported) {
+    status = file_->write_at(size_, pieces);
+    tail_block_valid_ = false;
+  }
   if (!status.is_ok()) {
     // Roll the partially written tail back to the last good position, durably: otherwise a
     // crash could bring back whole entries of an append that was reported as failed.
     if (!file_->truncate(size_).is_ok() || !file_->sync().is_ok()) *broken = true;
+    padded_ = false;
+    tail_block_valid_ = false;
     return status;
   }
   std::uint64_t position = size_;
@@ -594,11 +772,100 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   MQ_ASSERT(size_ <= segment_format::kSegmentBytesMax);
   // Start write-back of every full MiB behind us so the next fdatasync finds little to do.
   constexpr std::uint64_t kWritebackChunkBytes = 1 << 20;
-  if (size_ - writeback_position_ >= kWritebackChunkBytes) {
+  if (direct) {
+    writeback_position_ = size_ - size_ % kWritebackChunkBytes;  // nothing in the page cache
+  } else if (size_ - writeback_position_ >= kWritebackChunkBytes) {
     std::uint64_t end = size_ - size_ % kWritebackChunkBytes;
     file_->start_writeback(writeback_position_, end - writeback_position_);
     writeback_position_ = end;
   }
+  return Status::ok();
+}
+
+namespace {
+
+// The staging buffer of direct appends: one per appending thread (not per segment, so
+// memory does not grow with the number of partitions), aligned for O_DIRECT.
+class DirectStaging {
+ public:
+  static constexpr std::size_t kBytes = 1 << 20;
+  DirectStaging() {
+    MQ_ASSERT(::posix_memalign(reinterpret_cast<void**>(&data_), kDirectIoAlignment, kBytes) == 0);
+  }
+  ~DirectStaging() { std::free(data_); }
+  DirectStaging(const DirectStaging&) = delete;
+  DirectStaging& operator=(const DirectStaging&) = delete;
+  std::uint8_t* data() { return data_; }
+
+ private:
+  std::uint8_t* data_ = nullptr;
+};
+
+}  // namespace
+
+// Why: on the page-cache path every byte is copied into the page cache and then written back
+// by the kernel's flusher threads, which on a busy machine caps appends well below the
+// device's bandwidth. Large appends instead stream through an aligned staging buffer
+// straight to the device (the fdatasync that follows then only commits the size and flushes
+// the device cache). The partial last block is rewritten with the same bytes it held, so a
+// torn direct write cannot damage what was already there; the zero padding after the last
+// entry is cut by recovery like any torn tail, and by trim_padding() before the segment is
+// closed (docs/formats/segment_format.md, "Direct appends").
+Status Segment::append_direct(std::span<const BufferView> pieces, std::uint64_t bytes) {
+  constexpr std::uint64_t kAlign = kDirectIoAlignment;
+  static thread_local DirectStaging staging;
+  std::uint8_t* buffer = staging.data();
+  std::uint64_t write_position = size_ - size_ % kAlign;
+  std::size_t head = static_cast<std::size_t>(size_ - write_position);
+  if (!tail_block_valid_) {
+    tail_block_.resize(kAlign);
+    MQ_RETURN_IF_ERROR(read_exact(*file_, write_position, std::span(tail_block_.data(), head),
+                                  describe_position(write_position)));
+    tail_block_valid_ = true;
+  }
+  std::memcpy(buffer, tail_block_.data(), head);
+  std::size_t fill = head;
+  bool first_write = true;
+  auto flush = [&](std::size_t length) -> Status {
+    Status status = file_->write_direct(write_position, BufferView(buffer, length));
+    if (status.code() == ErrorCode::kUnsupported && !first_write) {
+      return Status::io_error("direct I/O refused part-way: " + status.message());
+    }
+    first_write = false;
+    write_position += length;
+    return status;
+  };
+  for (BufferView piece : pieces) {
+    std::size_t at = 0;
+    while (at < piece.size()) {
+      std::size_t n = std::min(piece.size() - at, DirectStaging::kBytes - fill);
+      std::memcpy(buffer + fill, piece.data() + at, n);
+      fill += n;
+      at += n;
+      if (fill == DirectStaging::kBytes) {
+        MQ_RETURN_IF_ERROR(flush(fill));
+        fill = 0;
+      }
+    }
+  }
+  std::uint64_t end = size_ + bytes;
+  MQ_ASSERT(write_position + fill == end);
+  std::size_t tail = static_cast<std::size_t>(end % kAlign);
+  if (fill > 0) {
+    std::size_t padded = static_cast<std::size_t>((fill + kAlign - 1) / kAlign * kAlign);
+    std::memset(buffer + fill, 0, padded - fill);
+    // The new partial block, before the buffer is reused.
+    if (tail > 0) std::memcpy(tail_block_.data(), buffer + (fill - tail), tail);
+    MQ_RETURN_IF_ERROR(flush(padded));
+  }
+  padded_ = padded_ || tail > 0;
+  return Status::ok();
+}
+
+Status Segment::trim_padding() {
+  if (!padded_) return Status::ok();
+  MQ_RETURN_IF_ERROR(file_->truncate(size_));
+  padded_ = false;
   return Status::ok();
 }
 
@@ -623,12 +890,17 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
     remove_index_files_quietly();
     MQ_RETURN_IF_ERROR(rebuild_index_by_scan(cut));
   }
+  tail_block_valid_ = false;
   MQ_RETURN_IF_ERROR(file_->truncate(cut));
+  padded_ = false;
   MQ_RETURN_IF_ERROR(file_->sync());
   closed_ = false;
   size_ = cut;
   writeback_position_ = std::min(writeback_position_, cut);
-  while (!points_.empty() && points_.back().offset.position >= cut) points_.pop_back();
+  {
+    std::lock_guard lock(index_mutex_);
+    while (!points_.empty() && points_.back().offset.position >= cut) points_.pop_back();
+  }
   last_index_ = from - 1;
   max_timestamp_ = -1;
   if (points_.empty()) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -51,6 +52,9 @@ struct EntryLocation {
 struct SegmentOptions {
   std::string log_name;                       // for error messages
   std::uint64_t index_interval_bytes = 4096;  // bytes of entries between two index entries
+  // Appends of at least this many bytes go through File::write_direct (bypassing the page
+  // cache, see append_direct); 0: never.
+  std::uint64_t direct_append_min_bytes = 0;
 };
 
 class Segment {
@@ -105,6 +109,9 @@ class Segment {
   // even that fails, *broken is set and the segment must not be used any more.
   Status append(std::span<const AppendEntry> entries, bool* broken);
   Status sync();
+  // Cuts the zero padding that direct appends leave after the last entry (the file then
+  // ends at size_bytes()); the caller syncs. Called before the tail is closed.
+  Status trim_padding();
 
   // Closes the tail, which the caller has fsynced: writes and fsyncs the index files (the
   // index stays in memory if that fails; index files are derived data).
@@ -127,6 +134,21 @@ class Segment {
   // Reads and verifies the entry at `position` (its header must say `expected_index`).
   Result<ReadEntry> read_entry(std::uint64_t position, LogIndex expected_index);
   Result<EntryHeader> read_header(std::uint64_t position, LogIndex expected_index);
+
+  // Lock-free reads (Log::read without the log's mutex, concurrent with appends to this
+  // segment): the caller passes the segment's size as of a snapshot taken under the log's
+  // mutex and reads only below it; the index is consulted under index_mutex_. Errors
+  // (including those of a concurrent truncation) send the caller back to the locked path.
+  Result<EntryLocation> locate_index_within(LogIndex index, std::uint64_t size_limit);
+  Result<EntryHeader> read_header_within(std::uint64_t position, LogIndex expected_index,
+                                         std::uint64_t size_limit);
+  Result<ReadEntry> read_entry_within(std::uint64_t position, LogIndex expected_index,
+                                      std::uint64_t size_limit);
+  // The first entry below size_limit whose last offset is >= offset; nullopt if none.
+  // first_offset: the segment's first offset (snapshot; the segment is not empty).
+  Result<std::optional<EntryLocation>> locate_offset_within(KafkaOffset offset,
+                                                            KafkaOffset first_offset,
+                                                            std::uint64_t size_limit);
 
   // Index introspection for tests and the dump tool.
   std::size_t index_entry_count() const;
@@ -159,6 +181,9 @@ class Segment {
   template <typename Pred>
   Result<std::uint64_t> scan_start(Pred pred);
   Status corruption_at(std::uint64_t position, const Status& cause) const;
+  // Writes headers and payloads through aligned direct-I/O writes. kUnsupported: nothing
+  // was written, use write_at.
+  Status append_direct(std::span<const BufferView> pieces, std::uint64_t bytes);
 
   FileSystem* fs_;
   std::string dir_;
@@ -175,9 +200,30 @@ class Segment {
   std::uint64_t size_ = 0;  // Invariant: size_ == end of the last valid entry in the file.
   bool closed_ = false;
   std::uint64_t writeback_position_ = 0;  // write-back started below this position
+  // Direct appends. They rewrite the partial last block of the file (its bytes kept in
+  // tail_block_: [size_ rounded down to kDirectIoAlignment, size_)) and pad the last block
+  // with zeros; padded_ says the file may extend beyond size_ (zeros only).
+  bool direct_unsupported_ = false;
+  bool tail_block_valid_ = false;
+  bool padded_ = false;
+  Buffer tail_block_;
+
+  // Position of the last index point at or below `index` (the segment header's end if
+  // none), for lock-free reads.
+  Result<std::uint64_t> index_floor_within(LogIndex index, std::uint64_t size_limit);
+  // The same by Kafka offset (relative to first_offset).
+  Result<std::uint64_t> offset_floor_within(KafkaOffset offset, KafkaOffset first_offset,
+                                            std::uint64_t size_limit);
+  // Shared by both: the last point for which `at_or_below(relative index, relative offset)`.
+  template <typename Pred>
+  Result<std::uint64_t> floor_within(Pred at_or_below, std::uint64_t size_limit);
 
   // Index. Invariant: when index_in_memory_, points_ covers the whole segment; otherwise the
-  // index files hold file_index_count_ entries and points_ is empty.
+  // index files hold file_index_count_ entries and points_ is empty. Changes to the five
+  // fields below happen under the log's mutex and index_mutex_; lock-free readers hold only
+  // index_mutex_ (every point is the position of a real entry, so a reader that sees a
+  // partly rebuilt index only scans a little further).
+  mutable std::mutex index_mutex_;
   bool index_in_memory_ = true;
   std::vector<IndexPoint> points_;
   std::uint64_t last_indexed_position_ = 0;

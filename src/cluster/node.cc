@@ -411,18 +411,22 @@ void Node::run_due_campaigns(std::int64_t now_ms) {
 }
 
 void Node::on_leader_changed(GroupId group, NodeId leader) {
+  // Wall-clock milliseconds: the failover test lines these up with its kill times.
+  RaftGroup* g = find_group(group);
+  auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  std::string name = g != nullptr ? g->name() : std::string("group");
   if (leader == kNoNode) {
+    log("no leader known for " + name + " at " + std::to_string(wall_ms));
     leaderless_since_ms_.try_emplace(group, steady_now_ms());
     return;
   }
   leaderless_since_ms_.erase(group);
   if (leader == node_of(config_.id)) {
-    // Wall-clock milliseconds: the failover test lines these up with its kill times.
-    RaftGroup* g = find_group(group);
-    auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-    log("elected leader of " + (g != nullptr ? g->name() : std::string("group")) + " at " +
+    log("elected leader of " + name + " at " + std::to_string(wall_ms));
+  } else {
+    log("broker " + std::to_string(broker_of(leader).value()) + " leads " + name + " at " +
         std::to_string(wall_ms));
   }
   campaign_due_ms_.erase(group);

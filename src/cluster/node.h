@@ -167,6 +167,7 @@ class Node final : public ClusterApi, public GroupHost {
                            std::int64_t timeout_ms, std::function<void(AdminResult)> done) override;
   void move_partition(std::string topic, std::int32_t partition, std::vector<BrokerId> replicas,
                       std::int64_t timeout_ms, std::function<void(AdminResult)> done) override;
+  std::vector<ReassignmentInfo> list_reassignments() const override;
 
  private:
   struct Hint {

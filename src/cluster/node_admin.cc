@@ -468,6 +468,35 @@ std::map<std::string, std::string> Node::describe_broker_configs() const {
   };
 }
 
+std::vector<ReassignmentInfo> Node::list_reassignments() const {
+  std::vector<ReassignmentInfo> out;
+  if (!controller_) return out;
+  for (const auto& [name, t] : controller_->state().topics()) {
+    for (std::size_t p = 0; p < t.partitions.size(); ++p) {
+      const PartitionRecord& record = t.partitions[p];
+      auto hosted = partitions_.find(record.group);
+      if (hosted == partitions_.end() || !hosted->second->started()) continue;
+      raft::ConfState conf = hosted->second->node().conf_state();
+      std::set<BrokerId> current;
+      for (NodeId v : conf.voters) current.insert(broker_of(v));
+      for (NodeId v : conf.voters_outgoing) current.insert(broker_of(v));
+      ReassignmentInfo info;
+      info.topic = name;
+      info.partition = static_cast<std::int32_t>(p);
+      info.replicas = record.replicas;
+      std::set<BrokerId> target(record.replicas.begin(), record.replicas.end());
+      for (BrokerId b : target) {
+        if (current.count(b) == 0) info.adding.push_back(b);
+      }
+      for (BrokerId b : current) {
+        if (target.count(b) == 0) info.removing.push_back(b);
+      }
+      if (!info.adding.empty() || !info.removing.empty()) out.push_back(std::move(info));
+    }
+  }
+  return out;
+}
+
 ClusterStatus Node::cluster_status() const {
   ClusterStatus s;
   s.self = config_.id;

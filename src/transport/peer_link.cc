@@ -327,6 +327,13 @@ void PeerLink::fail(const std::string& reason) {
   if (state_ != State::kClosed) schedule_reconnect();  // the callback may have removed us
 }
 
+void PeerLink::peer_is_back() {
+  if (state_ != State::kBackoff) return;
+  retry_.cancel();
+  backoff_ = context_.options.backoff_initial;
+  connect();  // a new generation: the cancelled retry's handler does nothing
+}
+
 void PeerLink::schedule_reconnect() {
   state_ = State::kBackoff;
   const auto delay_ms = static_cast<std::uint64_t>(backoff_.count());

@@ -41,6 +41,11 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void close();  // final: cancels everything, drops the queue
 
   PeerStats stats() const;  // any thread
+  // The peer has just connected to us (its process is up again): if this link waits to
+  // reconnect, it reconnects now with the initial back-off. Without this a broker that was
+  // down for a while is reached again only after up to backoff_max, during which the other
+  // brokers cannot answer its votes or appends (a new leader on it stalls). Transport thread.
+  void peer_is_back();
 
  private:
   enum class State { kIdle, kConnecting, kConnected, kBackoff, kClosed };

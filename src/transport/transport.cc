@@ -172,6 +172,13 @@ void Transport::Impl::accept(asio::ip::tcp::acceptor& acceptor) {
 }
 
 void Transport::Impl::on_handshake(detail::InboundConnection& connection) {
+  std::shared_ptr<detail::PeerLink> link;
+  {
+    std::unique_lock lock(peers_mu_);
+    auto p = peers_.find(connection.source());
+    if (p != peers_.end()) link = p->second;
+  }
+  if (link) link->peer_is_back();
   auto [it, inserted] = inbound_by_source_.try_emplace(connection.source(), connection.id());
   if (inserted) return;
   const std::uint64_t older = it->second;

@@ -58,18 +58,26 @@ int run_serve(const BrokerConfig& config) {
     return 1;
   }
   kafka::Server server(io, node.api(), config.kafka);
-  Status listening = server.start();
-  if (!listening.is_ok()) {
-    std::fprintf(stderr, "raftmq serve: %s\n", listening.to_string().c_str());
-    node.stop();
-    return 1;
-  }
-  std::fprintf(stderr, "raftmq serve: broker %d up: kafka %s:%u, rpc %s:%u, data %s\n",
-               config.broker_id, config.kafka.listen_host.c_str(), server.port(),
-               config.rpc_host.c_str(), node.rpc_port(), config.data_dir.c_str());
-
   int exit_code = 0;
   bool shutting_down = false;
+  bool serving = false;
+  // The Kafka listener opens only once the controller replica caught up (Node::when_ready):
+  // a restarted broker must not answer Metadata/Produce/Fetch from stale metadata.
+  node.when_ready([&] {
+    if (shutting_down) return;
+    Status listening = server.start();
+    if (!listening.is_ok()) {
+      std::fprintf(stderr, "raftmq serve: %s\n", listening.to_string().c_str());
+      exit_code = 1;
+      node.stop();
+      io.stop();
+      return;
+    }
+    serving = true;
+    std::fprintf(stderr, "raftmq serve: broker %d up: kafka %s:%u, rpc %s:%u, data %s\n",
+                 config.broker_id, config.kafka.listen_host.c_str(), server.port(),
+                 config.rpc_host.c_str(), node.rpc_port(), config.data_dir.c_str());
+  });
   asio::steady_timer deadline(io);
   asio::signal_set signals(io, SIGTERM, SIGINT);
   std::function<void(const std::error_code&, int)> on_signal;
@@ -83,7 +91,7 @@ int run_serve(const BrokerConfig& config) {
     }
     shutting_down = true;
     std::fprintf(stderr, "raftmq serve: signal %d: shutting down\n", signal_number);
-    server.stop();
+    if (serving) server.stop();
     deadline.expires_after(std::chrono::milliseconds(config.shutdown_timeout_ms));
     deadline.async_wait([&](const std::error_code& timer_ec) {
       if (timer_ec) return;

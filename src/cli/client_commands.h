@@ -11,5 +11,7 @@ int topic_command(Args& args);
 int produce_command(Args& args);
 int consume_command(Args& args);
 int cluster_command(Args& args);
+int partition_command(Args& args);
+int broker_command(Args& args);
 
 }  // namespace mq::cli

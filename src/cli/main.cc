@@ -20,13 +20,15 @@ void usage() {
       "  produce TOPIC [--message M]... [--key K] [--acks all|1|0] [--compression C]\n"
       "  consume TOPIC [--from-beginning] [--count N] [--partition P] [--print-key]\n"
       "  cluster status\n"
+      "  partition move TOPIC/PARTITION --to ID,ID,... [--wait] | partition reassignments\n"
+      "  broker decommission ID [--wait]\n"
       "client commands take --bootstrap host:port (default 127.0.0.1:9092) and\n"
       "--property k=v (any librdkafka setting)\n",
       stderr);
 }
 
 int run_client(int (*command)(mq::cli::Args&), int argc, char** argv) {
-  mq::cli::Args args(argc, argv, 2, {"from-beginning", "print-key"});
+  mq::cli::Args args(argc, argv, 2, {"from-beginning", "print-key", "wait"});
   if (!args.error().empty()) {
     std::fprintf(stderr, "raftmq: %s\n", args.error().c_str());
     return 2;
@@ -53,6 +55,8 @@ int main(int argc, char** argv) {
   if (command == "produce") return run_client(mq::cli::produce_command, argc, argv);
   if (command == "consume") return run_client(mq::cli::consume_command, argc, argv);
   if (command == "cluster") return run_client(mq::cli::cluster_command, argc, argv);
+  if (command == "partition") return run_client(mq::cli::partition_command, argc, argv);
+  if (command == "broker") return run_client(mq::cli::broker_command, argc, argv);
   std::fprintf(stderr, "raftmq: unknown command '%s'\n", command.c_str());
   usage();
   return 2;

@@ -76,6 +76,16 @@ struct AdminResult {
   std::int16_t kafka_error = 0;  // a specific Kafka code when the generic mapping is too coarse
 };
 
+// A partition whose Raft membership differs from its assignment (a move in progress), for
+// ListPartitionReassignments (KIP-455).
+struct ReassignmentInfo {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::vector<BrokerId> replicas;  // the target assignment
+  std::vector<BrokerId> adding;    // in the target, not yet voters
+  std::vector<BrokerId> removing;  // voters not in the target
+};
+
 enum class Acks : std::int16_t { kNone = 0, kLeader = 1, kAll = -1 };
 
 struct ProduceResult {
@@ -206,6 +216,8 @@ class ClusterApi {
     (void)timeout_ms;
     done(Status::unsupported("idempotent producer"));
   }
+  // Moves in progress as far as this broker can see them (partitions it hosts a replica of).
+  virtual std::vector<ReassignmentInfo> list_reassignments() const { return {}; }
 };
 
 }  // namespace mq::cluster

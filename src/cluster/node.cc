@@ -3,8 +3,10 @@
 // retention in node_reconcile.cc.
 #include "cluster/node.h"
 
+#include <algorithm>
 #include <asio/post.hpp>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 
 #include "base/le_codec.h"
@@ -139,10 +141,7 @@ Status Node::start() {
   };
   callbacks.on_unreachable = [this, alive](BrokerId peer) {
     asio::post(loop_, [this, alive, peer] {
-      if (!*alive) return;
-      NodeId node = node_of(peer);
-      if (controller_) controller_->report_unreachable(node);
-      for (auto& [id, g] : partitions_) g->report_unreachable(node);
+      if (*alive) on_peer_unreachable(peer);
     });
   };
   callbacks.on_log = [this](transport::LogLevel level, std::string_view line) {
@@ -160,6 +159,8 @@ Status Node::start() {
   }
   MQ_RETURN_IF_ERROR(open_controller());
   start_producer_ids();
+  ready_started_ms_ = steady_now_ms();
+  ready_deadline_ms_ = ready_started_ms_ + config_.ready_timeout_ms;
   arm(tick_timer_, config_.tick_ms, &Node::on_tick);
   return Status::ok();
 }
@@ -224,6 +225,7 @@ void Node::stop() {
   tick_timer_.cancel();
   if (transport_) transport_->stop();
   if (auto ids = std::move(producer_ids_)) ids->abort_all(Status::unavailable("broker stopped"));
+  fail_forwards(Status::unavailable("broker stopped"));
   // Groups go before the flusher: a Log deregisters itself from its flusher when destroyed.
   // They are detached first: destroying a group fails its waiters, whose callbacks may call
   // back into this Node (which then sees no groups, not a map being cleared).
@@ -268,7 +270,11 @@ RaftGroup* Node::find_group(GroupId group) {
 
 void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
   ++metrics_.inbound_messages;
-  if (group == kControlPlaneGroup) return handle_hints(from, message);
+  if (group == kControlPlaneGroup) {
+    if (message.context == kAdminRequestContext) return handle_admin_request(from, message);
+    if (message.context == kAdminResponseContext) return handle_admin_response(from, message);
+    return handle_hints(from, message);
+  }
   if (group == kProducerIdChannel) return handle_producer_id_request(from, message);
   RaftGroup* g = find_group(group);
   if (g == nullptr) {
@@ -314,6 +320,7 @@ void Node::on_tick() {
   if (now - last_sweep_ms_ >= 50) {
     last_sweep_ms_ = now;
     if (controller_) controller_->sweep(now);
+    sweep_forwards(now);
     for (auto& [id, g] : partitions_) g->sweep(now);
     recover_replicas(now);
   }
@@ -322,8 +329,11 @@ void Node::on_tick() {
     register_brokers();
     reconcile();
   }
-  if (now - last_hint_ms_ >= config_.leader_hint_interval_ms) {
+  run_due_campaigns(now);
+  check_ready(now);
+  if (hints_due_ || now - last_hint_ms_ >= config_.leader_hint_interval_ms) {
     last_hint_ms_ = now;
+    hints_due_ = false;
     broadcast_hints();
   }
   if (now - last_retention_ms_ >= config_.retention_check_interval_ms) {
@@ -331,6 +341,153 @@ void Node::on_tick() {
     run_retention();
   }
   if (*alive_) arm(tick_timer_, config_.tick_ms, &Node::on_tick);
+}
+
+// ---- Fast failover ----
+// A connection to a peer that fails (refused, reset, EOF) on loopback or a LAN means the
+// peer's process is gone; a network partition shows up as timeouts instead, well after the
+// election timeout. So when the peer that led one of our groups becomes unreachable, the
+// replica forgets that leader (it then grants an up-to-date candidate's PreVote/vote without
+// waiting for its lease to lapse, thesis §4.2.3) and the remaining voters campaign in the
+// order of their ids, kCampaignStaggerMs apart (the first one usually wins; the others only
+// campaign if no leader appeared). Safety is Raft's: PreVote still requires a majority that
+// forgot the leader or timed out, so a single broker that lost its connection cannot disrupt a
+// leader the others still hear from; at worst a PreVote fails. The randomized election
+// timeout stays the fallback.
+namespace {
+constexpr std::int64_t kFirstCampaignDelayMs = 20;  // lets the peers see the loss too
+constexpr std::int64_t kCampaignStaggerMs = 150;
+// A peer whose connection failed this recently is probably a restarted broker: clients are
+// still backing off reconnecting to it (librdkafka: reconnect.backoff up to 10 s), so it
+// campaigns last and is not named as the expected leader.
+constexpr std::int64_t kRecentlyLostMs = 30000;
+// How long after losing its leader Metadata names the expected winner instead of -1.
+constexpr std::int64_t kExpectedLeaderWindowMs = 2000;
+}  // namespace
+
+std::vector<NodeId> Node::campaign_order(const std::vector<NodeId>& voters, NodeId dead) const {
+  std::int64_t now = steady_now_ms();
+  std::vector<std::pair<bool, NodeId>> keyed;
+  for (NodeId v : voters) {
+    if (v == dead) continue;
+    BrokerId b = broker_of(v);
+    if (!broker_alive(b)) continue;
+    auto lost = peer_lost_ms_.find(b);
+    bool recent = lost != peer_lost_ms_.end() && now - lost->second < kRecentlyLostMs;
+    keyed.emplace_back(recent, v);
+  }
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<NodeId> order;
+  for (const auto& [recent, v] : keyed) order.push_back(v);
+  return order;
+}
+
+BrokerId Node::expected_leader(const RaftGroup& group) const {
+  auto since = leaderless_since_ms_.find(group.id());
+  if (since == leaderless_since_ms_.end() ||
+      steady_now_ms() - since->second > kExpectedLeaderWindowMs || !group.started()) {
+    return BrokerId(-1);
+  }
+  std::vector<NodeId> order = campaign_order(group.node().conf_state().voters, kNoNode);
+  return order.empty() ? BrokerId(-1) : broker_of(order.front());
+}
+
+void Node::on_peer_unreachable(BrokerId peer) {
+  NodeId node = node_of(peer);
+  std::int64_t now = steady_now_ms();
+  peer_lost_ms_[peer] = now;
+  auto handle = [&](RaftGroup& g) {
+    g.report_unreachable(node);
+    if (!g.forget_leader_if(node)) return;
+    std::vector<NodeId> order = campaign_order(g.node().conf_state().voters, node);
+    auto self = std::find(order.begin(), order.end(), node_of(config_.id));
+    if (self == order.end()) return;  // not a voter
+    std::int64_t rank = self - order.begin();
+    campaign_due_ms_[g.id()] = now + kFirstCampaignDelayMs + rank * kCampaignStaggerMs;
+    leaderless_since_ms_[g.id()] = now;
+    schedule_pump(g.id());
+  };
+  if (controller_) handle(*controller_);
+  for (auto& [id, g] : partitions_) handle(*g);
+}
+
+void Node::run_due_campaigns(std::int64_t now_ms) {
+  for (auto it = campaign_due_ms_.begin(); it != campaign_due_ms_.end();) {
+    if (it->second > now_ms) {
+      ++it;
+      continue;
+    }
+    GroupId id = it->first;
+    it = campaign_due_ms_.erase(it);
+    if (RaftGroup* g = find_group(id)) {
+      g->campaign_if_leaderless();
+      schedule_pump(id);
+    }
+  }
+}
+
+void Node::on_leader_changed(GroupId group, NodeId leader) {
+  // Wall-clock milliseconds: the failover test lines these up with its kill times.
+  RaftGroup* g = find_group(group);
+  auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  std::string name = g != nullptr ? g->name() : std::string("group");
+  if (leader == kNoNode) {
+    log("no leader known for " + name + " at " + std::to_string(wall_ms));
+    leaderless_since_ms_.try_emplace(group, steady_now_ms());
+    return;
+  }
+  leaderless_since_ms_.erase(group);
+  if (leader == node_of(config_.id)) {
+    log("elected leader of " + name + " at " + std::to_string(wall_ms));
+  } else {
+    log("broker " + std::to_string(broker_of(leader).value()) + " leads " + name + " at " +
+        std::to_string(wall_ms));
+  }
+  campaign_due_ms_.erase(group);
+  if (leader == node_of(config_.id) && group != kControllerGroup) hints_due_ = true;
+}
+
+// ---- Readiness ----
+namespace {
+constexpr std::uint64_t kReadyReadContext = 0x7265616479ull;  // "ready"
+constexpr std::int64_t kReadyRetryMs = 200;  // ReadIndex requests may be lost: ask again
+}
+
+void Node::when_ready(std::function<void()> ready) {
+  if (ready_) return ready();
+  ready_waiters_.push_back(std::move(ready));
+}
+
+void Node::on_read_state(GroupId group, const raft::ReadState& state) {
+  if (group != kControllerGroup || state.request_context != kReadyReadContext) return;
+  if (!ready_index_ || *ready_index_ < state.index) ready_index_ = state.index;
+}
+
+void Node::check_ready(std::int64_t now_ms) {
+  if (ready_ || !controller_) return;
+  bool caught_up = ready_index_.has_value() && controller_->applied() >= *ready_index_;
+  if (!caught_up && now_ms < ready_deadline_ms_) {
+    if (!ready_index_ && now_ms - ready_asked_ms_ >= kReadyRetryMs) {
+      ready_asked_ms_ = now_ms;
+      // kNotLeader while no controller leader is known: asked again later.
+      if (controller_->read_index(kReadyReadContext).is_ok()) schedule_pump(kControllerGroup);
+    }
+    return;
+  }
+  ready_ = true;
+  if (caught_up) {
+    log("controller state caught up (applied index " +
+        std::to_string(controller_->applied().value()) + ") after " +
+        std::to_string(now_ms - ready_started_ms_) + " ms: ready");
+  } else {
+    log("controller state not confirmed current after " +
+        std::to_string(config_.ready_timeout_ms) + " ms (no controller leader?): serving anyway");
+  }
+  auto waiters = std::move(ready_waiters_);
+  ready_waiters_.clear();
+  for (auto& w : waiters) w();
 }
 
 // ---- Leader hints: which broker leads which partition group (docs/cluster.md) ----

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -23,6 +24,7 @@
 
 #include "cluster/api.h"
 #include "cluster/controller.h"
+#include "cluster/node_admin_rpc.h"
 #include "cluster/partition.h"
 #include "cluster/producer_id_allocator.h"
 #include "cluster/replica_recovery.h"
@@ -62,6 +64,9 @@ struct NodeConfig {
   std::uint32_t retention_check_interval_ms = 60000;
   std::int64_t produce_timeout_ms = 30000;
   std::int64_t shutdown_transfer_timeout_ms = 2000;
+  // Readiness (when_ready): the longest wait for this replica of the controller to catch up
+  // with the controller leader's commit index; after it the broker serves anyway (logged).
+  std::int64_t ready_timeout_ms = 10000;
 
   // Limits (DESIGN.md principle 5).
   std::uint64_t max_message_bytes = 1u << 20;        // entries per Raft append message
@@ -144,6 +149,12 @@ class Node final : public ClusterApi, public GroupHost {
   void stop();
 
   ClusterApi& api() { return *this; }
+  // Calls `ready` (on the loop) once this broker's controller replica has applied everything
+  // the controller leader had committed when the broker started (a ReadIndex, thesis §6.4,
+  // answered by the leader and then applied here), or after ready_timeout_ms: before that its
+  // metadata may be stale, so the broker opens its Kafka listener only then. At once if ready.
+  void when_ready(std::function<void()> ready);
+  bool is_ready() const { return ready_; }
   std::uint16_t rpc_port() const { return rpc_port_; }
   ClusterStatus cluster_status() const;
   const NodeConfig& config() const { return config_; }
@@ -171,6 +182,7 @@ class Node final : public ClusterApi, public GroupHost {
   void init_producer_id(std::int64_t producer_id, std::int16_t producer_epoch,
                         std::int64_t timeout_ms,
                         std::function<void(Result<ProducerIdResult>)> done) override;
+  std::vector<ReassignmentInfo> list_reassignments() const override;
 
  private:
   struct Hint {
@@ -182,6 +194,41 @@ class Node final : public ClusterApi, public GroupHost {
   // GroupHost.
   bool send_message(GroupId group, raft::Message message) override;
   void log(std::string_view line) override;
+  void on_leader_changed(GroupId group, NodeId leader) override;
+
+  // Fast failover (docs/cluster.md "Failover"): the transport lost `peer`.
+  void on_peer_unreachable(BrokerId peer);
+  void run_due_campaigns(std::int64_t now_ms);
+  // The live voters of `voters` (without `dead`) in the order they campaign after a leader
+  // loss: brokers whose connection has not failed recently first, then by id.
+  std::vector<NodeId> campaign_order(const std::vector<NodeId>& voters, NodeId dead) const;
+  // For Metadata while a hosted group is leaderless shortly after losing its leader: the
+  // replica expected to win (campaign_order's first), or -1.
+  BrokerId expected_leader(const RaftGroup& group) const;
+  void on_read_state(GroupId group, const raft::ReadState& state) override;
+  void check_ready(std::int64_t now_ms);
+
+  // Admin forwarding to the controller leader (node_forward.cc).
+  struct Forward {
+    AdminRequest request;
+    std::vector<std::string> names;
+    std::int64_t locate_deadline_ms = 0;  // give up finding a controller leader (NOT_CONTROLLER)
+    std::int64_t deadline_ms = 0;         // give up waiting for its answer (timeout)
+    BrokerId sent_to{-1};                 // -1: not outstanding (retried by sweep_forwards)
+    BrokerId failed_leader{-1};           // died or refused: not asked again in failed_term
+    Term failed_term;
+    std::function<void(std::vector<AdminResult>)> done;
+  };
+  static constexpr std::uint64_t kAdminRequestContext = 1;
+  static constexpr std::uint64_t kAdminResponseContext = 2;
+  bool should_forward() const;
+  void forward_admin(AdminRequest request, std::function<void(std::vector<AdminResult>)> done);
+  void try_forward(std::uint64_t id, std::int64_t now_ms);
+  void sweep_forwards(std::int64_t now_ms);
+  void fail_forwards(const Status& status);
+  void serve_admin(AdminRequest request, std::function<void(std::vector<AdminResult>)> done);
+  void handle_admin_request(BrokerId from, const raft::Message& message);
+  void handle_admin_response(BrokerId from, const raft::Message& message);
 
   raft::Config raft_config(const std::vector<NodeId>& voters) const;
   std::string partition_dir(const std::string& topic, std::int32_t partition, GroupId group) const;
@@ -229,6 +276,20 @@ class Node final : public ClusterApi, public GroupHost {
   std::map<std::pair<std::string, std::int32_t>, GroupId> by_name_;
   std::map<GroupId, Hint> hints_;
   std::set<GroupId> dirty_;
+  std::map<GroupId, std::int64_t> campaign_due_ms_;  // leaderless after the leader's loss
+  std::map<GroupId, std::int64_t> leaderless_since_ms_;  // hosted groups without a leader
+  std::map<BrokerId, std::int64_t> peer_lost_ms_;        // last connection failure per peer
+  bool hints_due_ = false;
+  std::map<std::uint64_t, Forward> forwards_;
+  std::uint64_t next_forward_id_ = 1;
+  bool serving_forwarded_ = false;  // executing a forwarded request: never forward it again
+  // Readiness: see when_ready().
+  bool ready_ = false;
+  std::int64_t ready_deadline_ms_ = 0;
+  std::int64_t ready_started_ms_ = 0;
+  std::int64_t ready_asked_ms_ = 0;
+  std::optional<LogIndex> ready_index_;
+  std::vector<std::function<void()>> ready_waiters_;  // a group became led here: broadcast hints on the next tick
   bool pump_scheduled_ = false;
   asio::steady_timer tick_timer_;
   std::int64_t last_reconcile_ms_ = 0;

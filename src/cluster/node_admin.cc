@@ -120,6 +120,17 @@ PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t i
       info.leader_epoch = epoch_of_term(hint->second.term);
     }
   }
+  // A leader whose process is gone (its transport connection failed) is not named: a client
+  // told "no leader" keeps asking for metadata (librdkafka's fast leader query), while one
+  // told the dead broker waits for its next periodic refresh.
+  if (info.leader.value() >= 0 && !broker_alive(info.leader)) info.leader = BrokerId(-1);
+  // Right after a leader's loss, name the replica expected to win the election instead of
+  // -1: a client told -1 waits for its next periodic refresh (librdkafka: 1 s), while one
+  // sent to a replica not leading yet gets NOT_LEADER_OR_FOLLOWER and re-asks at once
+  // (librdkafka's fast leader query, 250 ms). Routing advice only, like the hints.
+  if (info.leader.value() < 0 && hosted != partitions_.end()) {
+    info.leader = expected_leader(*hosted->second);
+  }
   for (BrokerId b : record.replicas) {
     if (!broker_alive(b)) info.offline.push_back(b);
   }
@@ -136,7 +147,10 @@ MetadataSnapshot Node::metadata() const {
   MetadataSnapshot m;
   m.cluster_id = config_.cluster_id;
   m.controller = config_.id;
-  if (controller_ && controller_->leader() != kNoNode) m.controller = broker_of(controller_->leader());
+  if (controller_ && controller_->leader() != kNoNode &&
+      broker_alive(broker_of(controller_->leader()))) {
+    m.controller = broker_of(controller_->leader());
+  }
   const ControllerState* state = controller_ ? &controller_->state() : nullptr;
   if (state != nullptr && !state->brokers().empty()) {
     for (const auto& [id, b] : state->brokers()) {
@@ -208,6 +222,13 @@ struct Gather {
 
 void Node::create_topics(std::vector<TopicSpec> topics, std::int64_t timeout_ms,
                          std::function<void(std::vector<AdminResult>)> done) {
+  if (!topics.empty() && should_forward()) {
+    AdminRequest q;
+    q.op = AdminOp::kCreateTopics;
+    q.timeout_ms = timeout_ms;
+    q.topics = std::move(topics);
+    return forward_admin(std::move(q), std::move(done));
+  }
   auto gather = std::make_shared<Gather>();
   gather->results.resize(topics.size());
   gather->pending = topics.size();
@@ -300,6 +321,13 @@ void Node::create_topics(std::vector<TopicSpec> topics, std::int64_t timeout_ms,
 
 void Node::delete_topics(std::vector<std::string> names, std::int64_t timeout_ms,
                          std::function<void(std::vector<AdminResult>)> done) {
+  if (!names.empty() && should_forward()) {
+    AdminRequest q;
+    q.op = AdminOp::kDeleteTopics;
+    q.timeout_ms = timeout_ms;
+    q.names = std::move(names);
+    return forward_admin(std::move(q), std::move(done));
+  }
   auto gather = std::make_shared<Gather>();
   gather->results.resize(names.size());
   gather->pending = names.size();
@@ -319,6 +347,14 @@ void Node::delete_topics(std::vector<std::string> names, std::int64_t timeout_ms
 void Node::create_partitions(std::vector<std::pair<std::string, std::int32_t>> new_totals,
                              std::int64_t timeout_ms, bool validate_only,
                              std::function<void(std::vector<AdminResult>)> done) {
+  if (!new_totals.empty() && should_forward()) {
+    AdminRequest q;
+    q.op = AdminOp::kCreatePartitions;
+    q.timeout_ms = timeout_ms;
+    q.validate_only = validate_only;
+    q.new_totals = std::move(new_totals);
+    return forward_admin(std::move(q), std::move(done));
+  }
   auto gather = std::make_shared<Gather>();
   gather->results.resize(new_totals.size());
   gather->pending = new_totals.size();
@@ -371,12 +407,33 @@ void Node::alter_topic_configs(std::string topic, std::map<std::string, std::str
   if (Status s = validate_configs(configs); !s.is_ok()) {
     return done(AdminResult{topic, s, kInvalidConfig});
   }
+  if (should_forward()) {
+    AdminRequest q;
+    q.op = AdminOp::kAlterConfigs;
+    q.timeout_ms = timeout_ms;
+    q.topic = std::move(topic);
+    q.configs = std::move(configs);
+    return forward_admin(std::move(q), [done = std::move(done)](std::vector<AdminResult> r) {
+      done(r.empty() ? AdminResult{"", Status::internal("empty answer"), 0} : std::move(r[0]));
+    });
+  }
   propose_admin(AlterConfigs{topic, std::move(configs)}, topic, timeout_ms, std::move(done));
 }
 
 void Node::move_partition(std::string topic, std::int32_t partition,
                           std::vector<BrokerId> replicas, std::int64_t timeout_ms,
                           std::function<void(AdminResult)> done) {
+  if (should_forward()) {
+    AdminRequest q;
+    q.op = AdminOp::kMovePartition;
+    q.timeout_ms = timeout_ms;
+    q.topic = std::move(topic);
+    q.partition = partition;
+    q.replicas = std::move(replicas);
+    return forward_admin(std::move(q), [done = std::move(done)](std::vector<AdminResult> r) {
+      done(r.empty() ? AdminResult{"", Status::internal("empty answer"), 0} : std::move(r[0]));
+    });
+  }
   propose_admin(MovePartition{topic, partition, std::move(replicas)}, topic, timeout_ms,
                 std::move(done));
 }
@@ -410,6 +467,35 @@ std::map<std::string, std::string> Node::describe_broker_configs() const {
       {"log.segment.bytes", std::to_string(config_.segment_size_bytes)},
       {"message.max.bytes", std::to_string(config_.max_batch_bytes)},
   };
+}
+
+std::vector<ReassignmentInfo> Node::list_reassignments() const {
+  std::vector<ReassignmentInfo> out;
+  if (!controller_) return out;
+  for (const auto& [name, t] : controller_->state().topics()) {
+    for (std::size_t p = 0; p < t.partitions.size(); ++p) {
+      const PartitionRecord& record = t.partitions[p];
+      auto hosted = partitions_.find(record.group);
+      if (hosted == partitions_.end() || !hosted->second->started()) continue;
+      raft::ConfState conf = hosted->second->node().conf_state();
+      std::set<BrokerId> current;
+      for (NodeId v : conf.voters) current.insert(broker_of(v));
+      for (NodeId v : conf.voters_outgoing) current.insert(broker_of(v));
+      ReassignmentInfo info;
+      info.topic = name;
+      info.partition = static_cast<std::int32_t>(p);
+      info.replicas = record.replicas;
+      std::set<BrokerId> target(record.replicas.begin(), record.replicas.end());
+      for (BrokerId b : target) {
+        if (current.count(b) == 0) info.adding.push_back(b);
+      }
+      for (BrokerId b : current) {
+        if (target.count(b) == 0) info.removing.push_back(b);
+      }
+      if (!info.adding.empty() || !info.removing.empty()) out.push_back(std::move(info));
+    }
+  }
+  return out;
 }
 
 ClusterStatus Node::cluster_status() const {

@@ -240,6 +240,8 @@ void Node::remove_partition(GroupId gid) {
   by_name_.erase({it->second->partition_options().topic, it->second->partition_options().partition});
   it->second->abort_all(Status::not_found("partition removed from this broker"));
   partitions_.erase(it);  // closes the log (the flusher forgets it)
+  campaign_due_ms_.erase(gid);
+  leaderless_since_ms_.erase(gid);
   orphan_since_ms_.erase(gid);
   move_step_ms_.erase(gid);
   hints_.erase(gid);

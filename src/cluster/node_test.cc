@@ -373,21 +373,22 @@ TEST_F(ClusterNode, DeleteTopicRemovesEveryReplicaAndItsData) {
   std::size_t total = 0;
   for (auto& b : brokers_) total += replica_dirs(b->config().data_dir);
   EXPECT_EQ(total, 4u);  // 2 partitions x 2 replicas, spread over the 3 brokers
-  // Admin calls on a broker that does not lead the controller: NOT_CONTROLLER.
+  // Admin calls on a broker that does not lead the controller are forwarded to it.
   for (auto& b : brokers_) {
     if (b.get() == c) continue;
     auto r = create_topic(*b, "elsewhere", 1, 1);
-    EXPECT_EQ(r[0].status.code(), ErrorCode::kNotLeader);
+    EXPECT_TRUE(r[0].status.is_ok()) << r[0].status.to_string();
     EXPECT_EQ(b->call([](Node& n) { return n.metadata().controller; }), c->config().id);
     break;
   }
   auto deleted = c->call_async<std::vector<AdminResult>>(
       [](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
-        n.delete_topics({"gone", "never-existed"}, 5000, reply);
+        n.delete_topics({"gone", "never-existed", "elsewhere"}, 5000, reply);
       });
-  ASSERT_EQ(deleted.size(), 2u);
+  ASSERT_EQ(deleted.size(), 3u);
   EXPECT_TRUE(deleted[0].status.is_ok()) << deleted[0].status.to_string();
   EXPECT_EQ(deleted[1].status.code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(deleted[2].status.is_ok()) << deleted[2].status.to_string();
   for (auto& b : brokers_) {
     EXPECT_TRUE(wait_until([&] { return replica_dirs(b->config().data_dir) == 0; }, 5s));
     EXPECT_EQ(b->call([](Node& n) { return n.local_partition("gone", 0).status().code(); }),
@@ -639,6 +640,96 @@ TEST_F(ClusterNode, FetchBetweenHighWatermarkAndLogEndIsEmptyNotOutOfRange) {
     EXPECT_EQ(p->fetch(KafkaOffset(hw.value() + 2), 1000).status().code(),
               ErrorCode::kOutOfRange);
   });
+// Fast failover: a follower whose transport loses the leader's connection forgets it and the
+// remaining voters campaign at once. With a 2-4 s election timeout a new leader would take
+// at least 2 s by timeouts alone; the forget-and-campaign path must be far quicker.
+TEST_F(ClusterNode, KilledLeaderIsReplacedWithoutWaitingForTheElectionTimeout) {
+  make(3, [](NodeConfig& c) { c.election_ticks = 200; });  // 2-4 s
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "fast", 1, 3)[0].status.is_ok());
+  for (int round = 0; round < 2; ++round) {
+    TestBroker* leader = wait_partition_leader("fast", 0);
+    ASSERT_NE(leader, nullptr);
+    ASSERT_TRUE(produce(*leader, "fast", 0, "before").status.is_ok());
+    auto killed_at = std::chrono::steady_clock::now();
+    leader->kill();
+    TestBroker* next = wait_partition_leader("fast", 0, 10s);
+    auto took = std::chrono::steady_clock::now() - killed_at;
+    ASSERT_NE(next, nullptr);
+    EXPECT_LT(took, 1500ms) << "new leader after "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                            << " ms";
+    // Metadata on the survivors never names the dead broker as leader.
+    for (auto& b : brokers_) {
+      if (!b->running()) continue;
+      BrokerId named = b->call([](Node& n) {
+        return n.metadata().find_topic("fast")->partitions[0].leader;
+      });
+      EXPECT_NE(named, leader->config().id);
+    }
+    ASSERT_TRUE(produce(*next, "fast", 0, "after").status.is_ok());
+    ASSERT_TRUE(leader->start().is_ok());
+    ASSERT_TRUE(wait_until([&] {
+      return leader->call([](Node& n) { return n.is_ready(); });
+    }, 10s));
+  }
+}
+
+// Admin calls work on any broker: a non-controller forwards them to the controller leader.
+TEST_F(ClusterNode, AdminCallsOnAFollowerAreForwardedToTheControllerLeader) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  TestBroker* follower = nullptr;
+  for (auto& b : brokers_) {
+    if (b.get() != c) follower = b.get();
+  }
+  auto created = create_topic(*follower, "forwarded", 2, 3);
+  ASSERT_EQ(created.size(), 1u);
+  ASSERT_TRUE(created[0].status.is_ok()) << created[0].status.to_string();
+  EXPECT_TRUE(c->call([](Node& n) { return n.metadata().find_topic("forwarded") != nullptr; }));
+  // The controller's validation answers travel back too.
+  auto again = create_topic(*follower, "forwarded", 2, 3);
+  EXPECT_EQ(again[0].status.code(), ErrorCode::kAlreadyExists);
+  auto altered = follower->call_async<AdminResult>([](Node& n, std::function<void(AdminResult)> reply) {
+    n.alter_topic_configs("forwarded", {{"retention.ms", "60000"}}, 5000, reply);
+  });
+  EXPECT_TRUE(altered.status.is_ok()) << altered.status.to_string();
+  auto deleted = follower->call_async<std::vector<AdminResult>>(
+      [](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
+        n.delete_topics({"forwarded", "never-existed"}, 5000, reply);
+      });
+  ASSERT_EQ(deleted.size(), 2u);
+  EXPECT_TRUE(deleted[0].status.is_ok()) << deleted[0].status.to_string();
+  EXPECT_EQ(deleted[1].status.code(), ErrorCode::kNotFound);
+  // Without a controller quorum nothing can be forwarded: NOT_CONTROLLER after the wait.
+  for (auto& b : brokers_) {
+    if (b.get() != follower) b->kill();
+  }
+  auto lonely = create_topic(*follower, "orphan", 1, 1);
+  EXPECT_EQ(lonely[0].status.code(), ErrorCode::kNotLeader) << lonely[0].status.to_string();
+}
+
+// A restarted broker reports ready (and serve opens its Kafka listener) only once its
+// controller replica applied what the controller leader had committed.
+TEST_F(ClusterNode, RestartedBrokerIsReadyOnlyWithCurrentMetadata) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  TestBroker* other = nullptr;
+  for (auto& b : brokers_) {
+    if (b.get() != c) other = b.get();
+  }
+  other->kill();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(create_topic(*c, "while-down-" + std::to_string(i), 1, 2)[0].status.is_ok());
+  }
+  ASSERT_TRUE(other->start().is_ok());
+  bool current = other->call_async<bool>([](Node& n, std::function<void(bool)> reply) {
+    n.when_ready([&n, reply] { reply(n.metadata().find_topic("while-down-19") != nullptr); });
+  });
+  EXPECT_TRUE(current);
 }
 
 }  // namespace

@@ -91,6 +91,24 @@ void RaftGroup::report_unreachable(NodeId node) {
   node_->report_unreachable(node);
 }
 
+bool RaftGroup::forget_leader_if(NodeId node) {
+  if (node_ == nullptr || failed() || node == kNoNode) return false;
+  if (soft_state_.role != raft::Role::kFollower || soft_state_.leader != node) return false;
+  node_->forget_leader();
+  return true;
+}
+
+Status RaftGroup::read_index(std::uint64_t request_context) {
+  if (node_ == nullptr || failed()) return Status::unavailable(options_.name + ": not running");
+  return node_->read_index(request_context);
+}
+
+void RaftGroup::campaign_if_leaderless() {
+  if (node_ == nullptr || failed()) return;
+  if (soft_state_.role != raft::Role::kFollower || soft_state_.leader != kNoNode) return;
+  node_->campaign();
+}
+
 void RaftGroup::pump() {
   // Bounded: each iteration either parks (waits for the flusher) or advances the core.
   for (int round = 0; round < 64; ++round) {
@@ -123,8 +141,10 @@ void RaftGroup::send_all(std::vector<raft::Message>& messages) {
 void RaftGroup::process(raft::Ready rd) {
   if (rd.soft_state) {
     log_role_change(soft_state_, *rd.soft_state);
+    bool leader_changed = soft_state_.leader != rd.soft_state->leader;
     soft_state_ = *rd.soft_state;
     on_soft_state(soft_state_);
+    if (leader_changed) host_->on_leader_changed(options_.group, soft_state_.leader);
   }
   send_all(rd.messages);
   if (rd.snapshot) {
@@ -164,6 +184,7 @@ void RaftGroup::finish(raft::Ready rd) {
     applied_ = e.index;
     on_apply(e);
   }
+  for (const raft::ReadState& rs : rd.read_states) host_->on_read_state(options_.group, rs);
   node_->advance(rd);
   conf_changed_since_checkpoint_ |= conf_changed;
   if (conf_changed_since_checkpoint_ ||

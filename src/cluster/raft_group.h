@@ -36,6 +36,16 @@ class GroupHost {
   // Sends a Raft message of `group` to node `to` (never blocks; may drop).
   virtual bool send_message(GroupId group, raft::Message message) = 0;
   virtual void log(std::string_view line) = 0;
+  // The group's leader changed (as this replica sees it; kNoNode: none known). Default: no-op.
+  virtual void on_leader_changed(GroupId group, NodeId leader) {
+    (void)group;
+    (void)leader;
+  }
+  // A ReadIndex request of `group` was confirmed (after the Ready's entries were applied).
+  virtual void on_read_state(GroupId group, const raft::ReadState& state) {
+    (void)group;
+    (void)state;
+  }
 };
 
 struct RaftGroupOptions {
@@ -64,6 +74,15 @@ class RaftGroup {
   // The Flusher made the log durable up to `index` (posted to the loop).
   void on_durable(LogIndex index);
   void report_unreachable(NodeId node);
+  // The transport's connection to `node` failed (refused or reset: on loopback and LANs that
+  // means its process is gone). If `node` is this follower's leader it is forgotten
+  // (RawNode::forget_leader), so this replica grants an up-to-date candidate's (Pre)Vote at
+  // once. Returns whether the leader was forgotten.
+  bool forget_leader_if(NodeId node);
+  // ReadIndex (thesis §6.4); the answer comes through GroupHost::on_read_state.
+  Status read_index(std::uint64_t request_context);
+  // Starts a (Pre)Vote campaign now if this replica is a follower without a known leader.
+  void campaign_if_leaderless();
   // Checkpoints the applied index now (shutdown).
   void checkpoint_now();
 

@@ -20,6 +20,8 @@ constexpr std::array kSupported = {
     SupportedApi{23, "OffsetForLeaderEpoch", 0, 4},
     SupportedApi{32, "DescribeConfigs", 0, 4},
     SupportedApi{37, "CreatePartitions", 0, 3},
+    SupportedApi{45, "AlterPartitionReassignments", 0, 0},  // KIP-455
+    SupportedApi{46, "ListPartitionReassignments", 0, 0},
     SupportedApi{60, "DescribeCluster", 0, 1},
 };
 

@@ -39,6 +39,10 @@ bool dispatch(const RequestContext& ctx, protocol::AnyRequest request, Respond r
           handle_describe_configs(ctx, std::move(req), std::move(r));
         } else if constexpr (std::is_same_v<T, protocol::InitProducerIdRequest>) {
           handle_init_producer_id(ctx, std::move(req), std::move(r));
+        } else if constexpr (std::is_same_v<T, protocol::AlterPartitionReassignmentsRequest>) {
+          handle_alter_partition_reassignments(ctx, std::move(req), std::move(r));
+        } else if constexpr (std::is_same_v<T, protocol::ListPartitionReassignmentsRequest>) {
+          handle_list_partition_reassignments(ctx, std::move(req), std::move(r));
         } else if constexpr (std::is_same_v<T, protocol::DescribeClusterRequest>) {
           handle_describe_cluster(ctx, std::move(req), std::move(r));
         } else {

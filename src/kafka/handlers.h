@@ -43,6 +43,12 @@ void handle_create_topics(const RequestContext& ctx, protocol::CreateTopicsReque
                           Respond respond);
 void handle_delete_topics(const RequestContext& ctx, protocol::DeleteTopicsRequest request,
                           Respond respond);
+void handle_alter_partition_reassignments(const RequestContext& ctx,
+                                          protocol::AlterPartitionReassignmentsRequest request,
+                                          Respond respond);
+void handle_list_partition_reassignments(const RequestContext& ctx,
+                                         protocol::ListPartitionReassignmentsRequest request,
+                                         Respond respond);
 void handle_create_partitions(const RequestContext& ctx,
                               protocol::CreatePartitionsRequest request, Respond respond);
 void handle_describe_configs(const RequestContext& ctx, protocol::DescribeConfigsRequest request,

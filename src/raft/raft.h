@@ -87,6 +87,7 @@ class Raft {
   Status transfer_leader(NodeId transferee);
   void report_snapshot(NodeId to, bool success);
   void report_unreachable(NodeId to);
+  void forget_leader();
   bool has_ready() const;
   Ready ready();
   void advance(const Ready& ready);

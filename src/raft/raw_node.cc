@@ -67,6 +67,10 @@ void RawNode::report_unreachable(NodeId to) {
   checked(*raft_, [&] { raft_->report_unreachable(to); });
 }
 
+void RawNode::forget_leader() {
+  checked(*raft_, [&] { raft_->forget_leader(); });
+}
+
 bool RawNode::has_ready() const { return raft_->has_ready(); }
 
 Ready RawNode::ready() {

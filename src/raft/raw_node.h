@@ -81,6 +81,14 @@ class RawNode {
   void report_snapshot(NodeId to, bool success);
   // Reports that `to` could not be reached (move its progress back to probing).
   void report_unreachable(NodeId to);
+  // A follower forgets its leader (etcd's ForgetLeader): it stays a leaderless follower in the
+  // same term and does not campaign, but it is no longer "in lease" (thesis §4.2.3), so it
+  // grants a PreVote/vote to an up-to-date candidate before its election timeout. For hosts
+  // whose transport knows the leader's process is gone (connection refused/reset), so that a
+  // new leader is elected without waiting for every follower's election timeout. Ignored
+  // unless this node is a follower; refused (ignored) with lease-based reads, whose safety
+  // relies on followers not voting within the lease.
+  void forget_leader();
 
   bool has_ready() const;
   Ready ready();

@@ -116,3 +116,17 @@ bool Raft::restore(const Snapshot& snapshot) {
 }
 
 }  // namespace mq::raft
+
+namespace mq::raft {
+
+// etcd's ForgetLeader: the follower stays in its term without a leader; in_lease() is then
+// false, so it grants votes to an up-to-date candidate at once (thesis §4.2.3 only protects a
+// leader the follower still hears from). Not with lease-based reads (the leader's lease
+// relies on followers not voting for another candidate within the election timeout).
+void Raft::forget_leader() {
+  if (config_.read_only == ReadOnlyOption::kLeaseBased) return;
+  if (role() != Role::kFollower || lead_ == kNoNode) return;
+  lead_ = kNoNode;
+}
+
+}  // namespace mq::raft

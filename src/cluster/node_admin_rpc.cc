@@ -1,0 +1,234 @@
+#include "cluster/node_admin_rpc.h"
+
+#include "base/le_codec.h"
+
+namespace mq::cluster {
+namespace {
+
+constexpr std::uint8_t kVersion = 1;
+
+void put_str(Buffer& out, std::string_view s) {
+  std::size_t n = std::min<std::size_t>(s.size(), 0xffff);
+  le::put_u16(out, static_cast<std::uint16_t>(n));
+  out.append(s.data(), n);
+}
+
+void put_i32(Buffer& out, std::int32_t v) { le::put_u32(out, static_cast<std::uint32_t>(v)); }
+
+void put_brokers(Buffer& out, const std::vector<BrokerId>& ids) {
+  le::put_u32(out, static_cast<std::uint32_t>(ids.size()));
+  for (BrokerId b : ids) put_i32(out, b.value());
+}
+
+void put_configs(Buffer& out, const std::map<std::string, std::string>& configs) {
+  le::put_u32(out, static_cast<std::uint32_t>(configs.size()));
+  for (const auto& [k, v] : configs) {
+    put_str(out, k);
+    put_str(out, v);
+  }
+}
+
+class Reader {
+ public:
+  explicit Reader(BufferView bytes) : r_(bytes) {}
+  bool ok() const { return ok_; }
+  bool at_end() const { return r_.at_end(); }
+  std::uint8_t u8() {
+    std::uint8_t v = 0;
+    ok_ = ok_ && r_.read_u8(&v);
+    return v;
+  }
+  std::int16_t i16() {
+    std::uint16_t v = 0;
+    ok_ = ok_ && r_.read_u16(&v);
+    return static_cast<std::int16_t>(v);
+  }
+  std::int32_t i32() {
+    std::uint32_t v = 0;
+    ok_ = ok_ && r_.read_u32(&v);
+    return static_cast<std::int32_t>(v);
+  }
+  std::int64_t i64() {
+    std::int64_t v = 0;
+    ok_ = ok_ && r_.read_i64(&v);
+    return v;
+  }
+  std::uint32_t count() {
+    std::uint32_t v = 0;
+    ok_ = ok_ && r_.read_u32(&v) && v <= kAdminItemsMax && v <= r_.remaining();
+    return ok_ ? v : 0;
+  }
+  std::string str() {
+    std::uint16_t n = 0;
+    BufferView view;
+    ok_ = ok_ && r_.read_u16(&n) && r_.read_bytes(n, &view);
+    if (!ok_) return {};
+    return std::string(reinterpret_cast<const char*>(view.data()), view.size());
+  }
+  std::vector<BrokerId> brokers() {
+    std::vector<BrokerId> ids;
+    std::uint32_t n = count();
+    for (std::uint32_t i = 0; i < n && ok_; ++i) ids.push_back(BrokerId(i32()));
+    return ids;
+  }
+  std::map<std::string, std::string> configs() {
+    std::map<std::string, std::string> m;
+    std::uint32_t n = count();
+    for (std::uint32_t i = 0; i < n && ok_; ++i) {
+      std::string k = str();
+      m[k] = str();
+    }
+    return m;
+  }
+
+ private:
+  le::LeReader r_;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+Buffer encode_admin_request(const AdminRequest& q) {
+  Buffer out;
+  le::put_u8(out, kVersion);
+  le::put_u8(out, static_cast<std::uint8_t>(q.op));
+  le::put_i64(out, q.timeout_ms);
+  le::put_u8(out, q.validate_only ? 1 : 0);
+  switch (q.op) {
+    case AdminOp::kCreateTopics:
+      le::put_u32(out, static_cast<std::uint32_t>(q.topics.size()));
+      for (const TopicSpec& t : q.topics) {
+        put_str(out, t.name);
+        put_i32(out, t.partitions);
+        le::put_u16(out, static_cast<std::uint16_t>(t.replication_factor));
+        le::put_u32(out, static_cast<std::uint32_t>(t.assignments.size()));
+        for (const auto& [p, replicas] : t.assignments) {
+          put_i32(out, p);
+          put_brokers(out, replicas);
+        }
+        put_configs(out, t.configs);
+        le::put_u8(out, t.validate_only ? 1 : 0);
+      }
+      break;
+    case AdminOp::kDeleteTopics:
+      le::put_u32(out, static_cast<std::uint32_t>(q.names.size()));
+      for (const std::string& n : q.names) put_str(out, n);
+      break;
+    case AdminOp::kCreatePartitions:
+      le::put_u32(out, static_cast<std::uint32_t>(q.new_totals.size()));
+      for (const auto& [name, total] : q.new_totals) {
+        put_str(out, name);
+        put_i32(out, total);
+      }
+      break;
+    case AdminOp::kAlterConfigs:
+      put_str(out, q.topic);
+      put_configs(out, q.configs);
+      break;
+    case AdminOp::kMovePartition:
+      put_str(out, q.topic);
+      put_i32(out, q.partition);
+      put_brokers(out, q.replicas);
+      break;
+  }
+  return out;
+}
+
+Result<AdminRequest> decode_admin_request(BufferView bytes) {
+  Reader r(bytes);
+  if (r.u8() != kVersion || !r.ok()) return Status::unsupported("admin request version");
+  AdminRequest q;
+  std::uint8_t op = r.u8();
+  q.timeout_ms = r.i64();
+  q.validate_only = r.u8() != 0;
+  switch (op) {
+    case static_cast<std::uint8_t>(AdminOp::kCreateTopics): {
+      q.op = AdminOp::kCreateTopics;
+      std::uint32_t n = r.count();
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        TopicSpec t;
+        t.name = r.str();
+        t.partitions = r.i32();
+        t.replication_factor = r.i16();
+        std::uint32_t a = r.count();
+        for (std::uint32_t j = 0; j < a && r.ok(); ++j) {
+          std::int32_t p = r.i32();
+          t.assignments[p] = r.brokers();
+        }
+        t.configs = r.configs();
+        t.validate_only = r.u8() != 0;
+        q.topics.push_back(std::move(t));
+      }
+      break;
+    }
+    case static_cast<std::uint8_t>(AdminOp::kDeleteTopics): {
+      q.op = AdminOp::kDeleteTopics;
+      std::uint32_t n = r.count();
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) q.names.push_back(r.str());
+      break;
+    }
+    case static_cast<std::uint8_t>(AdminOp::kCreatePartitions): {
+      q.op = AdminOp::kCreatePartitions;
+      std::uint32_t n = r.count();
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        std::string name = r.str();
+        q.new_totals.emplace_back(std::move(name), r.i32());
+      }
+      break;
+    }
+    case static_cast<std::uint8_t>(AdminOp::kAlterConfigs):
+      q.op = AdminOp::kAlterConfigs;
+      q.topic = r.str();
+      q.configs = r.configs();
+      break;
+    case static_cast<std::uint8_t>(AdminOp::kMovePartition):
+      q.op = AdminOp::kMovePartition;
+      q.topic = r.str();
+      q.partition = r.i32();
+      q.replicas = r.brokers();
+      break;
+    default:
+      return Status::unsupported("admin request op " + std::to_string(op));
+  }
+  if (!r.ok()) return Status::corruption("truncated or oversized admin request");
+  if (!r.at_end()) return Status::corruption("trailing bytes after an admin request");
+  return q;
+}
+
+Buffer encode_admin_results(const std::vector<AdminResult>& results) {
+  Buffer out;
+  le::put_u8(out, kVersion);
+  le::put_u32(out, static_cast<std::uint32_t>(results.size()));
+  for (const AdminResult& a : results) {
+    put_str(out, a.name);
+    le::put_u8(out, static_cast<std::uint8_t>(a.status.code()));
+    put_str(out, a.status.message());
+    le::put_u16(out, static_cast<std::uint16_t>(a.kafka_error));
+  }
+  return out;
+}
+
+Result<std::vector<AdminResult>> decode_admin_results(BufferView bytes) {
+  Reader r(bytes);
+  if (r.u8() != kVersion || !r.ok()) return Status::unsupported("admin answer version");
+  std::vector<AdminResult> results;
+  std::uint32_t n = r.count();
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    AdminResult a;
+    a.name = r.str();
+    std::uint8_t code = r.u8();
+    std::string message = r.str();
+    a.kafka_error = r.i16();
+    if (code > static_cast<std::uint8_t>(ErrorCode::kInternal)) {
+      return Status::corruption("admin answer with an unknown status code");
+    }
+    auto ec = static_cast<ErrorCode>(code);
+    a.status = ec == ErrorCode::kOk ? Status::ok() : Status(ec, std::move(message));
+    results.push_back(std::move(a));
+  }
+  if (!r.ok()) return Status::corruption("truncated or oversized admin answer");
+  if (!r.at_end()) return Status::corruption("trailing bytes after an admin answer");
+  return results;
+}
+
+}  // namespace mq::cluster

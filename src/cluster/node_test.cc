@@ -640,6 +640,8 @@ TEST_F(ClusterNode, FetchBetweenHighWatermarkAndLogEndIsEmptyNotOutOfRange) {
     EXPECT_EQ(p->fetch(KafkaOffset(hw.value() + 2), 1000).status().code(),
               ErrorCode::kOutOfRange);
   });
+}
+
 // Fast failover: a follower whose transport loses the leader's connection forgets it and the
 // remaining voters campaign at once. With a 2-4 s election timeout a new leader would take
 // at least 2 s by timeouts alone; the forget-and-campaign path must be far quicker.

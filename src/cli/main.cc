@@ -8,6 +8,7 @@
 #include "broker/serve.h"
 #include "cli/args.h"
 #include "cli/client_commands.h"
+#include "cli/group_commands.h"
 
 namespace {
 
@@ -20,13 +21,15 @@ void usage() {
       "  produce TOPIC [--message M]... [--key K] [--acks all|1|0] [--compression C]\n"
       "  consume TOPIC [--from-beginning] [--count N] [--partition P] [--print-key]\n"
       "  cluster status\n"
+      "  group list | group describe GROUP (offsets, log end, lag per partition)\n"
+      "  group reset-offsets GROUP --topic T --to-earliest|--to-latest|--to-offset N\n"
       "client commands take --bootstrap host:port (default 127.0.0.1:9092) and\n"
       "--property k=v (any librdkafka setting)\n",
       stderr);
 }
 
 int run_client(int (*command)(mq::cli::Args&), int argc, char** argv) {
-  mq::cli::Args args(argc, argv, 2, {"from-beginning", "print-key"});
+  mq::cli::Args args(argc, argv, 2, {"from-beginning", "print-key", "to-earliest", "to-latest"});
   if (!args.error().empty()) {
     std::fprintf(stderr, "raftmq: %s\n", args.error().c_str());
     return 2;
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
   if (command == "produce") return run_client(mq::cli::produce_command, argc, argv);
   if (command == "consume") return run_client(mq::cli::consume_command, argc, argv);
   if (command == "cluster") return run_client(mq::cli::cluster_command, argc, argv);
+  if (command == "group") return run_client(mq::cli::group_command, argc, argv);
   std::fprintf(stderr, "raftmq: unknown command '%s'\n", command.c_str());
   usage();
   return 2;

@@ -86,11 +86,31 @@ int list_groups(rd_kafka_t* rk) {
   return errors == 0 ? 0 : 1;
 }
 
-// Committed offsets of `group` (every partition it has committed), or null.
+// Committed offsets of `group` for every partition of every topic (offset < 0: none), or
+// null. The partitions are named explicitly: librdkafka 2.0.2 asks for "all topics" with a
+// non-flexible OffsetFetch as an empty list, which Kafka answers with nothing.
 rd_kafka_topic_partition_list_t* committed_offsets(rd_kafka_t* rk, const std::string& group) {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &metadata, kAdminTimeoutMs);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::fprintf(stderr, "raftmq: metadata: %s\n", rd_kafka_err2str(err));
+    return nullptr;
+  }
+  rd_kafka_topic_partition_list_t* wanted = rd_kafka_topic_partition_list_new(0);
+  for (int t = 0; t < metadata->topic_cnt; ++t) {
+    const rd_kafka_metadata_topic_t& topic = metadata->topics[t];
+    if (topic.err != RD_KAFKA_RESP_ERR_NO_ERROR || std::string(topic.topic).rfind("__", 0) == 0) {
+      continue;
+    }
+    for (int p = 0; p < topic.partition_cnt; ++p) {
+      rd_kafka_topic_partition_list_add(wanted, topic.topic, topic.partitions[p].id);
+    }
+  }
+  rd_kafka_metadata_destroy(metadata);
   Admin admin(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
   rd_kafka_ListConsumerGroupOffsets_t* request =
-      rd_kafka_ListConsumerGroupOffsets_new(group.c_str(), nullptr);
+      rd_kafka_ListConsumerGroupOffsets_new(group.c_str(), wanted);
+  rd_kafka_topic_partition_list_destroy(wanted);
   rd_kafka_ListConsumerGroupOffsets(rk, &request, 1, admin.options, admin.queue);
   rd_kafka_ListConsumerGroupOffsets_destroy(request);
   rd_kafka_event_t* event = admin.wait(RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT);

@@ -251,7 +251,9 @@ def failover(cluster, topic):
 
 
 def main():
-    with harness.Cluster() as cluster:
+    # Raft RPC ports below the ephemeral range (32768+): outgoing connections elsewhere on the
+    # machine cannot hold them.
+    with harness.Cluster(rpc_base=30092) as cluster:
         gu.wait_offsets_topic(cluster)
         harness.create_topic_cli(cluster, "bad", partitions=3, replication=3)
         bad_input(cluster, "bad")

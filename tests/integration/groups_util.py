@@ -100,6 +100,7 @@ class Member(threading.Thread):
         self.pending = {}
         self.stop_flag = threading.Event()
         self.started_at = None
+        self.assigned_at = None
         self.first_message_at = None
         self.commit_failures = 0
 
@@ -125,6 +126,8 @@ class Member(threading.Thread):
                     self.commit_failures += 1
 
     def _on_assign(self, _consumer, partitions):
+        if partitions and self.assigned_at is None:
+            self.assigned_at = time.monotonic()
         with self.shared.lock:
             self.assigned.update(p.partition for p in partitions)
 
@@ -167,6 +170,13 @@ class Member(threading.Thread):
             return None
         return self.first_message_at - self.started_at
 
+    def join_to_assignment(self):
+        if self.assigned_at is None:
+            return None
+        return self.assigned_at - self.started_at
+
+
+
     def stop(self):
         self.stop_flag.set()
         self.join(timeout=60)
@@ -204,7 +214,15 @@ def wait_consumed(shared, expected_total, timeout=90):
         if n >= expected_total:
             return n
         time.sleep(0.2)
-    raise AssertionError("consumed %d of %d" % (n, expected_total))
+    with shared.lock:
+        per = {p: (len(v), max(o for o, _ in v)) for p, v in sorted(shared.delivered.items())}
+        for p, v in sorted(shared.delivered.items()):
+            got = {o for o, _ in v}
+            missing = sorted(set(range(1, max(got) + 1)) - got)
+            harness.log("partition", p, "missing", missing[:30])
+            harness.log("partition", p, "sequence", [(o, m) for o, m in v][-60:])
+    raise AssertionError("consumed %d of %d; per partition (count, max offset): %s" %
+                         (n, expected_total, per))
 
 
 def check_exactly_once(shared, all_offsets):

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "broker/serve.h"
+#include "cluster/internal_topics.h"
 #include "cli/args.h"
 #include "cli/client_commands.h"
 #include "cli/group_commands.h"
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command == "serve") {
+    mq::cluster::enable_internal_topics(true);  // __consumer_offsets (docs/groups.md)
     return mq::broker::serve_main(std::vector<std::string>(argv + 2, argv + argc));
   }
   if (command == "topic") return run_client(mq::cli::topic_command, argc, argv);

@@ -1,6 +1,7 @@
 #include "cluster/internal_topics.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -33,6 +34,8 @@ std::int32_t offsets_partitions() {
   return static_cast<std::int32_t>(n);
 }
 
+std::atomic<bool> g_enabled{false};
+
 struct Attempt {
   std::int64_t last_ms = -kRetryIntervalMs;
   std::shared_ptr<bool> in_flight = std::make_shared<bool>(false);
@@ -40,7 +43,10 @@ struct Attempt {
 
 }  // namespace
 
+void enable_internal_topics(bool enabled) { g_enabled = enabled; }
+
 void ensure_internal_topics(Node& node) {
+  if (!g_enabled) return;
   const ControllerGroup* controller = node.controller();
   if (controller == nullptr || !controller->leader_ready()) return;
   if (controller->state().find_topic(kOffsetsTopic) != nullptr) return;

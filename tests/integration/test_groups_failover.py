@@ -140,6 +140,21 @@ def commit_v2(raw, group, generation, member, topic, partition, offset):
     return r.take(">h")
 
 
+RETRIABLE = (14, 15, 16)  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR
+
+
+def settled(call, timeout=20):
+    """Calls `call` until its error (or first element) is not a retriable coordinator error,
+    as clients do (a broker's coordinator loads its partitions on its first group request)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = call()
+        error = result[0] if isinstance(result, tuple) else result
+        if error not in RETRIABLE or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
+
+
 def expect(what, got, want):
     if got != want:
         raise AssertionError("%s: error %s, expected %s" % (what, got, want))
@@ -157,11 +172,11 @@ def bad_input(cluster, topic):
     _, port = coordinator_port(cluster, "ghost")
     raw = Raw(port)
     expect("commit for an unknown group with a generation",
-           commit_v2(raw, "ghost", 3, "m", topic, 0, 1), ILLEGAL_GENERATION)
+           settled(lambda: commit_v2(raw, "ghost", 3, "m", topic, 0, 1)), ILLEGAL_GENERATION)
     _, port = coordinator_port(cluster, "busy")
     raw = Raw(port)
     expect("commit for an unknown member of a live group",
-           commit_v2(raw, "busy", 1, "nobody", topic, 0, 1), UNKNOWN_MEMBER_ID)
+           settled(lambda: commit_v2(raw, "busy", 1, "nobody", topic, 0, 1)), UNKNOWN_MEMBER_ID)
     error, _, _ = join_v1(raw, "busy", metadata=b"\x00" * (2 << 20))
     expect("join with 2 MiB of metadata", error, INVALID_REQUEST)
     gu.produce_numbered(cluster.bootstrap, topic, 3, 300, 300)
@@ -175,7 +190,7 @@ def bad_input(cluster, topic):
 
     _, port = coordinator_port(cluster, "solo")
     raw = Raw(port)
-    error, generation, member = join_v1(raw, "solo")
+    error, generation, member = settled(lambda: join_v1(raw, "solo"))
     expect("join of a raw member", error, 0)
     expect("sync of a raw member", sync_v0(raw, "solo", generation, member), 0)
     expect("commit with a wrong generation",

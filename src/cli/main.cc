@@ -6,8 +6,10 @@
 #include <vector>
 
 #include "broker/serve.h"
+#include "cluster/internal_topics.h"
 #include "cli/args.h"
 #include "cli/client_commands.h"
+#include "cli/group_commands.h"
 
 namespace {
 
@@ -22,13 +24,16 @@ void usage() {
       "  cluster status\n"
       "  partition move TOPIC/PARTITION --to ID,ID,... [--wait] | partition reassignments\n"
       "  broker decommission ID [--wait]\n"
+      "  group list | group describe GROUP (offsets, log end, lag per partition)\n"
+      "  group reset-offsets GROUP --topic T --to-earliest|--to-latest|--to-offset N\n"
       "client commands take --bootstrap host:port (default 127.0.0.1:9092) and\n"
       "--property k=v (any librdkafka setting)\n",
       stderr);
 }
 
 int run_client(int (*command)(mq::cli::Args&), int argc, char** argv) {
-  mq::cli::Args args(argc, argv, 2, {"from-beginning", "print-key", "wait"});
+  mq::cli::Args args(argc, argv, 2,
+                     {"from-beginning", "print-key", "wait", "to-earliest", "to-latest"});
   if (!args.error().empty()) {
     std::fprintf(stderr, "raftmq: %s\n", args.error().c_str());
     return 2;
@@ -49,6 +54,7 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command == "serve") {
+    mq::cluster::enable_internal_topics(true);  // __consumer_offsets (docs/groups.md)
     return mq::broker::serve_main(std::vector<std::string>(argv + 2, argv + argc));
   }
   if (command == "topic") return run_client(mq::cli::topic_command, argc, argv);
@@ -57,6 +63,7 @@ int main(int argc, char** argv) {
   if (command == "cluster") return run_client(mq::cli::cluster_command, argc, argv);
   if (command == "partition") return run_client(mq::cli::partition_command, argc, argv);
   if (command == "broker") return run_client(mq::cli::broker_command, argc, argv);
+  if (command == "group") return run_client(mq::cli::group_command, argc, argv);
   std::fprintf(stderr, "raftmq: unknown command '%s'\n", command.c_str());
   usage();
   return 2;

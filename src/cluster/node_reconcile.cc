@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "cluster/ids.h"
+#include "cluster/internal_topics.h"
 #include "cluster/node.h"
 
 namespace mq::cluster {
@@ -109,6 +110,7 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(const TopicRecord& 
 
 void Node::reconcile() {
   if (!controller_ || shutting_down_) return;
+  ensure_internal_topics(*this);  // __consumer_offsets (docs/groups.md)
   const ControllerState& state = controller_->state();
   std::set<GroupId> desired;
   std::int64_t now = steady_now_ms();

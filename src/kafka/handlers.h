@@ -57,6 +57,27 @@ void handle_init_producer_id(const RequestContext& ctx, protocol::InitProducerId
                              Respond respond);
 void handle_describe_cluster(const RequestContext& ctx, protocol::DescribeClusterRequest request,
                              Respond respond);
+// Consumer groups (docs/groups.md): the coordinator is groups::Coordinator.
+void handle_find_coordinator(const RequestContext& ctx, protocol::FindCoordinatorRequest request,
+                             Respond respond);
+void handle_join_group(const RequestContext& ctx, protocol::JoinGroupRequest request,
+                       Respond respond);
+void handle_sync_group(const RequestContext& ctx, protocol::SyncGroupRequest request,
+                       Respond respond);
+void handle_heartbeat(const RequestContext& ctx, protocol::HeartbeatRequest request,
+                      Respond respond);
+void handle_leave_group(const RequestContext& ctx, protocol::LeaveGroupRequest request,
+                        Respond respond);
+void handle_offset_commit(const RequestContext& ctx, protocol::OffsetCommitRequest request,
+                          Respond respond);
+void handle_offset_fetch(const RequestContext& ctx, protocol::OffsetFetchRequest request,
+                         Respond respond);
+void handle_describe_groups(const RequestContext& ctx, protocol::DescribeGroupsRequest request,
+                            Respond respond);
+void handle_list_groups(const RequestContext& ctx, protocol::ListGroupsRequest request,
+                        Respond respond);
+void handle_delete_groups(const RequestContext& ctx, protocol::DeleteGroupsRequest request,
+                          Respond respond);
 
 // The ApiVersions answer for a version this broker does not serve (KIP-511): error
 // UNSUPPORTED_VERSION and the supported ranges, to be encoded at version 0 so that any client

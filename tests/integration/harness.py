@@ -1,6 +1,6 @@
 """Test harness for raftmq integration tests: starts, stops and kills real `raftmq serve`
 processes on loopback and waits for readiness. Standard library only (the clients under test
-are imported by the tests themselves). Ports default to 29092+ (Kafka) and 39092+ (Raft RPC) so
+are imported by the tests themselves). Ports default to 29092+ (Kafka) and 30092+ (Raft RPC, below the ephemeral range 32768+) so
 that a `scripts/run` cluster on 9092-9094 is not disturbed.
 
 Exit code 77 means "skipped" to ctest (SKIP_RETURN_CODE)."""
@@ -117,7 +117,7 @@ class Broker:
 
 
 class Cluster:
-    def __init__(self, size=3, kafka_base=29092, rpc_base=39092, extra_args=None):
+    def __init__(self, size=3, kafka_base=29092, rpc_base=30092, extra_args=None):
         # RAFTMQ_TEST_PORT_OFFSET moves both port ranges, so that several checkouts can run
         # their integration tests at the same time on one machine.
         offset = int(os.environ.get("RAFTMQ_TEST_PORT_OFFSET", "0"))

@@ -7,7 +7,7 @@ changes were deduplicated by the partitions' replicated producer state). Prints 
 
     test_idempotence.py [--kills N]   (default 3)
 
-Ports: the harness's (Kafka 29092+, RPC 39092+), moved by RAFTMQ_TEST_PORT_OFFSET; within one
+Ports: the harness's (Kafka 29092+, RPC 30092+), moved by RAFTMQ_TEST_PORT_OFFSET; within one
 ctest run the integration tests share them one at a time (RESOURCE_LOCK).
 """
 

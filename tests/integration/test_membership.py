@@ -5,7 +5,7 @@ confluent-kafka producer (default settings, acks=all) streams into the partition
 the move finishes (replicas = target, all in sync), that writes keep being acknowledged, and
 that every acknowledged write is readable afterwards at its acknowledged offset.
 
-Ports: 29160+ / 39160+ (plus RAFTMQ_TEST_PORT_OFFSET), apart from the other tests."""
+Ports: 29160+ / 30160+ (plus RAFTMQ_TEST_PORT_OFFSET), apart from the other tests."""
 
 import subprocess
 import sys
@@ -90,7 +90,7 @@ def read_back(cluster, end_offset):
 
 
 def main():
-    with harness.Cluster(size=4, kafka_base=29160, rpc_base=39160) as cluster:
+    with harness.Cluster(size=4, kafka_base=29160, rpc_base=30160) as cluster:
         harness.create_topic_cli(cluster, TOPIC, 1, 3)
         md = harness.wait_topic_ready(cluster.bootstrap, TOPIC, 1, 3)
         leader, replicas, _ = md[0]

@@ -1,0 +1,247 @@
+"""Helpers shared by the consumer-group integration tests (test_groups*.py): a librdkafka
+(confluent-kafka) group member that commits synchronously and records what it was given, and
+checks over what a group consumed."""
+
+import threading
+import time
+
+import harness
+
+OFFSETS_TOPIC = "__consumer_offsets"
+
+
+def wait_offsets_topic(cluster, timeout=60):
+    """The controller leader creates __consumer_offsets by itself (docs/groups.md)."""
+    return harness.wait_topic_ready(cluster.bootstrap, OFFSETS_TOPIC, 16, timeout=timeout)
+
+
+def produce_numbered(bootstrap, topic, partitions, start, count):
+    """count messages "p:n" spread round-robin over the partitions; returns when all are
+    acknowledged (acks=all)."""
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    failures = []
+
+    def on_delivery(err, _msg):
+        if err is not None:
+            failures.append(err)
+
+    for i in range(start, start + count):
+        p = i % partitions
+        while True:
+            try:
+                producer.produce(topic, value=("%d:%d" % (p, i)).encode(), partition=p,
+                                 on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    left = producer.flush(60)
+    if left or failures:
+        raise RuntimeError("produce: %d unacknowledged, errors %s" % (left, failures[:3]))
+
+
+def data_offsets(bootstrap, topic, partitions):
+    """{partition: [offsets of data records]} read without a group (Raft's no-op control
+    batches occupy offsets that consumers never see)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused-reader",
+                  "enable.auto.commit": False})
+    out = {}
+    for p in range(partitions):
+        low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        out[p] = []
+        c.assign([TopicPartition(topic, p, low)])
+        deadline = time.monotonic() + 60
+        idle = 0
+        # Ends at the last offset, or after 3 s without records (the tail may be Raft no-ops).
+        while high > 0 and time.monotonic() < deadline and idle < 6:
+            m = c.poll(0.5)
+            if m is None:
+                idle += 1
+                continue
+            idle = 0
+            if m.error():
+                continue
+            out[p].append(m.offset())
+            if m.offset() >= high - 1:
+                break
+    c.close()
+    return out
+
+
+class Shared:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.delivered = {}   # partition -> [(offset, member name)]
+        self.committed = {}   # partition -> highest committed next offset
+        self.errors = []
+
+
+class Member(threading.Thread):
+    """One consumer of a group in its own thread: consumes, commits synchronously after each
+    batch and on revocation (so a partition's next owner starts exactly at the commit)."""
+
+    def __init__(self, name, bootstrap, group, topic, shared, strategy="range",
+                 extra=None):
+        super().__init__(daemon=True)
+        from confluent_kafka import Consumer
+        conf = {"bootstrap.servers": bootstrap, "group.id": group,
+                "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": strategy,
+                "session.timeout.ms": 10000, "heartbeat.interval.ms": 500,
+                "client.id": name}
+        conf.update(extra or {})
+        self.name = name
+        self.topic = topic
+        self.shared = shared
+        self.consumer = Consumer(conf)
+        self.assigned = set()
+        self.pending = {}
+        self.stop_flag = threading.Event()
+        self.started_at = None
+        self.assigned_at = None
+        self.first_message_at = None
+        self.commit_failures = 0
+
+    def _commit(self, partitions=None):
+        from confluent_kafka import KafkaException, TopicPartition
+        todo = {p: o for p, o in self.pending.items() if partitions is None or p in partitions}
+        if not todo:
+            return
+        offsets = [TopicPartition(self.topic, p, o) for p, o in todo.items()]
+        try:
+            result = self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            self.commit_failures += 1
+            harness.log(self.name, "commit failed:", e)
+            return
+        with self.shared.lock:
+            for tp in result:
+                if tp.error is None:
+                    self.shared.committed[tp.partition] = max(
+                        self.shared.committed.get(tp.partition, 0), tp.offset)
+                    self.pending.pop(tp.partition, None)
+                else:
+                    self.commit_failures += 1
+
+    def _on_assign(self, _consumer, partitions):
+        if partitions and self.assigned_at is None:
+            self.assigned_at = time.monotonic()
+        with self.shared.lock:
+            self.assigned.update(p.partition for p in partitions)
+
+    def _on_revoke(self, _consumer, partitions):
+        revoked = {p.partition for p in partitions}
+        self._commit(revoked)
+        for p in revoked:
+            self.pending.pop(p, None)  # not committed (error): the next owner re-reads it
+        with self.shared.lock:
+            self.assigned.difference_update(revoked)
+
+    def _on_lost(self, _consumer, partitions):
+        lost = {p.partition for p in partitions}
+        for p in lost:
+            self.pending.pop(p, None)
+        with self.shared.lock:
+            self.assigned.difference_update(lost)
+
+    def run(self):
+        self.started_at = time.monotonic()
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        while not self.stop_flag.is_set():
+            msgs = self.consumer.consume(200, timeout=0.2)
+            for m in msgs:
+                if m.error():
+                    continue
+                if self.first_message_at is None:
+                    self.first_message_at = time.monotonic()
+                with self.shared.lock:
+                    self.shared.delivered.setdefault(m.partition(), []).append(
+                        (m.offset(), self.name))
+                self.pending[m.partition()] = m.offset() + 1
+            self._commit()
+        self._commit()
+        self.consumer.close()  # revokes (commits) and leaves the group
+
+    def join_to_first_fetch(self):
+        if self.first_message_at is None:
+            return None
+        return self.first_message_at - self.started_at
+
+    def join_to_assignment(self):
+        if self.assigned_at is None:
+            return None
+        return self.assigned_at - self.started_at
+
+
+
+    def stop(self):
+        self.stop_flag.set()
+        self.join(timeout=60)
+        if self.is_alive():
+            raise RuntimeError("member %s did not stop" % self.name)
+
+
+def wait_partitioned(members, partitions, shared, timeout=60, settle=1.5):
+    """Until every partition is owned by exactly one member (and stays so for `settle` s)."""
+    deadline = time.monotonic() + timeout
+    stable_since = None
+    last = None
+    while time.monotonic() < deadline:
+        with shared.lock:
+            sets = [set(m.assigned) for m in members]
+        union = set().union(*sets) if sets else set()
+        disjoint = sum(len(s) for s in sets) == len(union)
+        ok = union == set(range(partitions)) and disjoint and all(sets)
+        last = {m.name: sorted(s) for m, s in zip(members, sets)}
+        if ok:
+            stable_since = stable_since or time.monotonic()
+            if time.monotonic() - stable_since >= settle:
+                return last
+        else:
+            stable_since = None
+        time.sleep(0.1)
+    raise AssertionError("partitions not owned exactly once: %s" % last)
+
+
+def wait_consumed(shared, expected_total, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with shared.lock:
+            n = sum(len(v) for v in shared.delivered.values())
+        if n >= expected_total:
+            return n
+        time.sleep(0.2)
+    with shared.lock:
+        per = {p: (len(v), max(o for o, _ in v)) for p, v in sorted(shared.delivered.items())}
+        for p, v in sorted(shared.delivered.items()):
+            got = {o for o, _ in v}
+            missing = sorted(set(range(1, max(got) + 1)) - got)
+            harness.log("partition", p, "missing", missing[:30])
+            harness.log("partition", p, "sequence", [(o, m) for o, m in v][-60:])
+    raise AssertionError("consumed %d of %d; per partition (count, max offset): %s" %
+                         (n, expected_total, per))
+
+
+def check_exactly_once(shared, all_offsets):
+    """Every data offset delivered exactly once over the group's life: nothing committed is
+    delivered again, nothing is skipped."""
+    errors = []
+    with shared.lock:
+        for p, offsets in all_offsets.items():
+            got = [o for o, _ in shared.delivered.get(p, [])]
+            dup = len(got) - len(set(got))
+            missing = sorted(set(offsets) - set(got))
+            extra = sorted(set(got) - set(offsets))
+            if dup:
+                seen = set()
+                dups = [o for o in got if o in seen or seen.add(o)]
+                errors.append("partition %d: %d delivered twice (e.g. %s)" % (p, dup, dups[:5]))
+            if missing:
+                errors.append("partition %d: %d skipped (e.g. %s)" % (p, len(missing), missing[:5]))
+            if extra:
+                errors.append("partition %d: unknown offsets %s" % (p, extra[:5]))
+    if errors:
+        raise AssertionError("\n".join(errors))

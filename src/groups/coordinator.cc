@@ -143,6 +143,16 @@ CoordinatorLocation Coordinator::locate(const cluster::MetadataSnapshot& metadat
   return out;
 }
 
+bool Coordinator::named_coordinator(std::int32_t partition) const {
+  cluster::MetadataSnapshot md = cluster_.metadata();
+  const cluster::TopicInfo* topic = find_offsets_topic(md);
+  if (topic == nullptr) return false;
+  for (const cluster::PartitionInfo& info : topic->partitions) {
+    if (info.partition == partition) return info.leader == cluster_.self();
+  }
+  return false;
+}
+
 std::int32_t Coordinator::partition_count() const {
   cluster::MetadataSnapshot md = cluster_.metadata();
   const cluster::TopicInfo* topic = find_offsets_topic(md);
@@ -161,7 +171,15 @@ std::int16_t Coordinator::check_group(std::string_view group_id, std::int32_t* p
   if (partition != nullptr) *partition = p;
   refresh_partition(p);
   auto it = owned_.find(p);
-  if (it == owned_.end()) return kcode(KErr::kNotCoordinator);
+  if (it == owned_.end()) {
+    // Right after a leader's death, Metadata (and so FindCoordinator) may name this broker as
+    // the expected winner of the election before it has won (docs/cluster.md, "Failover").
+    // NOT_COORDINATOR would send the client back to FindCoordinator, which names this broker
+    // again, and some client calls (librdkafka's committed()) give up on it; a retriable
+    // COORDINATOR_LOAD_IN_PROGRESS makes it retry here until the election is decided.
+    return named_coordinator(p) ? kcode(KErr::kCoordinatorLoadInProgress)
+                                : kcode(KErr::kNotCoordinator);
+  }
   if (it->second.status == PartitionStatus::kLoading) {
     return kcode(KErr::kCoordinatorLoadInProgress);
   }

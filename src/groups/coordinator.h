@@ -183,6 +183,9 @@ class Coordinator {
   };
 
   // Partitions: ownership and loading (coordinator.cc).
+  // Whether this broker's metadata names it as the leader of `partition` (possibly the
+  // expected winner of an election still running).
+  bool named_coordinator(std::int32_t partition) const;
   std::int32_t partition_count() const;
   // 0 when this coordinator serves the group now; else NOT_COORDINATOR,
   // COORDINATOR_LOAD_IN_PROGRESS or COORDINATOR_NOT_AVAILABLE. Checks leadership first.

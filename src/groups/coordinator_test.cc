@@ -322,6 +322,7 @@ TEST_F(CoordinatorTest, LosingLeadershipDropsGroupsAndRegainingReloads) {
   ASSERT_EQ(commit("g", gen, id, 9)[0], 0);
   std::int32_t p = partition_for_group("g", 4);
   cluster_.partition(std::string(kOffsetsTopic), p)->leader = false;
+  cluster_.partition(std::string(kOffsetsTopic), p)->leader_id = 2;  // another broker leads
   EXPECT_EQ(coordinator_->heartbeat("g", gen, id, std::nullopt), E(KErr::kNotCoordinator));
   EXPECT_EQ(coordinator_->find_group("g"), nullptr);
   cluster_.partition(std::string(kOffsetsTopic), p)->leader = true;
@@ -329,6 +330,29 @@ TEST_F(CoordinatorTest, LosingLeadershipDropsGroupsAndRegainingReloads) {
   pump();
   EXPECT_EQ(coordinator_->heartbeat("g", gen, id, std::nullopt), 0);
   EXPECT_EQ(committed(*coordinator_, "g", 0), 9);
+}
+
+// Metadata may name this broker as the expected winner of an election before it has won: the
+// group's requests get the retriable LOAD_IN_PROGRESS there, not NOT_COORDINATOR (which would
+// send clients back to a FindCoordinator that names this broker again).
+TEST_F(CoordinatorTest, NamedButNotYetLeaderAnswersLoadInProgress) {
+  load(*coordinator_);
+  std::int32_t gen = 0;
+  std::string id = join_alone("g", &gen);
+  ASSERT_EQ(commit("g", gen, id, 5)[0], 0);
+  std::int32_t p = partition_for_group("g", 4);
+  auto* partition = cluster_.partition(std::string(kOffsetsTopic), p);
+  partition->leader = false;
+  partition->leader_id = 1;  // metadata still names this broker (1)
+  EXPECT_EQ(coordinator_->heartbeat("g", gen, id, std::nullopt),
+            E(KErr::kCoordinatorLoadInProgress));
+  partition->leader_id = 2;  // another broker won
+  EXPECT_EQ(coordinator_->heartbeat("g", gen, id, std::nullopt), E(KErr::kNotCoordinator));
+  partition->leader = true;  // this broker won after all: it reloads
+  EXPECT_EQ(coordinator_->heartbeat("g", gen, id, std::nullopt),
+            E(KErr::kCoordinatorLoadInProgress));
+  pump();
+  EXPECT_EQ(committed(*coordinator_, "g", 0), 5);
 }
 
 TEST_F(CoordinatorTest, StaticMemberRejoinsWithoutRebalanceAndFencesItsOldId) {

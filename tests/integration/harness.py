@@ -174,7 +174,8 @@ class Cluster:
             sys.exit(SKIP)
 
     def wait_ready(self, timeout=60, brokers=None):
-        """Every broker answers ApiVersions and a Metadata request names all of them."""
+        """Every broker answers ApiVersions, a Metadata request names all of them and one
+        controller, and every partition (internal ones included) has a leader."""
         deadline = time.monotonic() + timeout
         pending = list(brokers or self.brokers)
         while pending:
@@ -196,8 +197,19 @@ class Cluster:
                 views = [metadata("127.0.0.1:%d" % b.kafka_port, timeout=5) for b in live]
                 last = [(md.controller_id, len(md.brokers)) for md in views]
                 controllers = {md.controller_id for md in views}
+                # Every partition known (the internal __consumer_offsets topic included, which
+                # the controller creates once all brokers are up) has a leader: a client or
+                # `raftmq cluster status` run right after this sees a settled cluster.
+                leaderless = sorted({"%s-%d" % (t.topic, p.id) for md in views
+                                     for t in md.topics.values()
+                                     for p in t.partitions.values() if p.leader < 0})
+                offsets_topic = (len(live) < len(self.brokers) or
+                                 all("__consumer_offsets" in md.topics for md in views))
+                last = [(md.controller_id, len(md.brokers), leaderless[:5], offsets_topic)
+                        for md in views]
                 if (len(controllers) == 1 and min(controllers) >= 0 and
-                        all(len(md.brokers) >= len(live) for md in views)):
+                        all(len(md.brokers) >= len(live) for md in views) and
+                        not leaderless and offsets_topic):
                     break
             except Exception as e:  # noqa: BLE001 - retried until the deadline
                 last = repr(e)

@@ -50,6 +50,13 @@ Status RaftGroup::start() {
 
 void RaftGroup::tick() {
   if (node_ == nullptr || failed()) return;
+  if (parked_) {
+    // Waiting for the flusher: a failed fdatasync (ENOSPC or EIO reported at sync time, as with
+    // delayed allocation) puts the log in a failed state without any durability report, so
+    // look, or the group would wait for that report forever, silently.
+    Status health = storage_->log().health();
+    if (!health.is_ok()) return fail(std::move(health));
+  }
   std::int64_t now = now_ms();
   if (last_tick_ms_ != 0) {
     const std::int64_t gap = now - last_tick_ms_;

@@ -87,10 +87,11 @@ class BufferedFile final : public File {
     auto& ops = pending_->ops;
     std::size_t applied = 0;
     Status status;
-    for (; applied < ops.size() && status.is_ok(); ++applied) {
+    for (; applied < ops.size(); ++applied) {
       const Pending::Op& op = ops[applied];
       status = op.is_write ? base_->write_at(op.offset, BufferView(op.bytes.data(), op.bytes.size()))
                            : base_->truncate(op.offset);
+      if (!status.is_ok()) break;  // the failed operation stays pending (it may be retried)
     }
     ops.erase(ops.begin(), ops.begin() + static_cast<std::ptrdiff_t>(applied));
     MQ_RETURN_IF_ERROR(status);

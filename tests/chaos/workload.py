@@ -200,8 +200,12 @@ class ConsumerWorker:
                         code = m.error().name()
                         if m.error().code() == KafkaError._AUTO_OFFSET_RESET:
                             tp = (m.topic(), m.partition())
-                            self.out_of_range.append((time.monotonic(), tp,
-                                                      self.positions.get(tp, 0)))
+                            # A group member's first assignment of a partition without a
+                            # committed offset also lands here (auto.offset.reset=error):
+                            # that is no broker answer, just where to start (the beginning).
+                            if "no previously committed offset" not in m.error().str():
+                                self.out_of_range.append((time.monotonic(), tp,
+                                                          self.positions.get(tp, 0)))
                             self.pending_seeks[tp] = time.monotonic() + 0.2
                         elif m.error().code() != KafkaError._PARTITION_EOF:
                             self.errors[code] = self.errors.get(code, 0) + 1

@@ -225,6 +225,38 @@ TEST_F(HandlersTest, FetchLongPollWakesOnCommit) {
   EXPECT_EQ(values_of(*part.records), std::vector<std::string>{"v"});
 }
 
+// A long-poll over several partitions wakes when any of them commits, not only the first one
+// (each partition's waiter is armed), and answers with that partition's records.
+TEST_F(HandlersTest, MultiPartitionFetchLongPollWakesOnAnyPartition) {
+  start_server();
+  add_topic("events", 3);
+  on_loop([this] { cluster_->hold_commits = true; });
+  auto producer = connect();
+  auto consumer = connect();
+  protocol::FetchRequest fetch = fetch_request("events", 0, 0, 5000);
+  for (std::int32_t p : {1, 2}) {
+    auto& part = fetch.topics[0].partitions.emplace_back();
+    part.partition = p;
+    part.fetch_offset = 0;
+    part.partition_max_bytes = 1 << 20;
+  }
+  ASSERT_TRUE(consumer->send(11, 1, AnyRequest(fetch)).is_ok());
+  ASSERT_TRUE(producer->send(7, 9, AnyRequest(produce_request("events", 2, make_batch({"tail"}), 1)))
+                  .is_ok());
+  EXPECT_EQ(consumer->read_frame(300).error().code(), ErrorCode::kTimeout);
+  auto start = std::chrono::steady_clock::now();
+  on_loop([this] { cluster_->partition("events", 2)->commit_all(); });
+  Result<protocol::AnyResponse> r = consumer->read_response(1, 11, 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2000));
+  const auto& parts = as<protocol::FetchResponse>(r).responses.at(0).partitions;
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[2].partition_index, 2);
+  EXPECT_EQ(parts[2].high_watermark, 1);
+  ASSERT_TRUE(parts[2].records.has_value());
+  EXPECT_EQ(values_of(*parts[2].records), std::vector<std::string>{"tail"});
+  EXPECT_EQ(parts[0].high_watermark, 0);
+}
+
 TEST_F(HandlersTest, FetchWaitsMaxWaitWhenNoData) {
   start_server();
   add_topic("events", 1);

@@ -257,6 +257,42 @@ TEST_F(HandlersTest, MultiPartitionFetchLongPollWakesOnAnyPartition) {
   EXPECT_EQ(parts[0].high_watermark, 0);
 }
 
+// With min_bytes > 1 each small commit wakes the long-poll without satisfying it; however many
+// such wake-ups came first, the commit that reaches min_bytes must answer at once, not at
+// max_wait (the handler used to stop re-arming after 16 wake-ups).
+TEST_F(HandlersTest, FetchMinBytesIsAnsweredWhenReachedAfterManySmallCommits) {
+  start_server();
+  add_topic("events", 2);
+  on_loop([this] { cluster_->hold_commits = true; });
+  auto producer = connect();
+  auto consumer = connect();
+  protocol::FetchRequest fetch = fetch_request("events", 0, 0, 8000);
+  fetch.min_bytes = 6000;
+  auto& second = fetch.topics[0].partitions.emplace_back();
+  second.partition = 1;
+  second.fetch_offset = 0;
+  second.partition_max_bytes = 1 << 20;
+  ASSERT_TRUE(consumer->send(11, 1, AnyRequest(fetch)).is_ok());
+  for (int i = 0; i < 24; ++i) {
+    ASSERT_TRUE(producer->call(7, AnyRequest(produce_request("events", 0, make_batch({"s"}), 1)))
+                    .has_value());
+    on_loop([this] { cluster_->partition("events", 0)->commit_all(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the wake-up runs
+  }
+  EXPECT_EQ(consumer->read_frame(200).error().code(), ErrorCode::kTimeout);  // < min_bytes
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(producer->call(7, AnyRequest(produce_request("events", 0,
+                                                           make_batch({std::string(8000, 'b')}), 1)))
+                  .has_value());
+  on_loop([this] { cluster_->partition("events", 0)->commit_all(); });
+  Result<protocol::AnyResponse> r = consumer->read_response(1, 11, 1);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(3000));
+  const auto& parts = as<protocol::FetchResponse>(r).responses.at(0).partitions;
+  EXPECT_EQ(parts.at(0).high_watermark, 25);
+  EXPECT_EQ(values_of(*parts.at(0).records).size(), 25u);
+}
+
 TEST_F(HandlersTest, FetchWaitsMaxWaitWhenNoData) {
   start_server();
   add_topic("events", 1);

@@ -290,7 +290,8 @@ void PartitionGroup::on_appended(const std::vector<AppendedEntry>& appended) {
 // the last appended one. A waiter parked there by an older term's leader would otherwise wait
 // until a later entry is applied at its index (or the produce timeout): answer it now, so the
 // client retries at once. Proposals of the appended entries' own term beyond them (this
-// leader's, not yet persisted) stay parked.
+// leader's, not yet persisted) stay parked. Terms never decrease along a Raft log, so no entry
+// of an older term can follow `last` once it is stored.
 void PartitionGroup::fail_truncated_waiters(const AppendedEntry& last) {
   for (auto it = produce_waiters_.upper_bound(last.index); it != produce_waiters_.end();) {
     auto next = std::next(it);

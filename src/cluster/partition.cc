@@ -283,6 +283,23 @@ void PartitionGroup::on_appended(const std::vector<AppendedEntry>& appended) {
       it = next;
     }
   }
+  fail_truncated_waiters(appended.back());
+}
+
+// An append at `first` deletes the log's suffix from `first` on (§5.3), also the entries past
+// the last appended one. A waiter parked there by an older term's leader would otherwise wait
+// until a later entry is applied at its index (or the produce timeout): answer it now, so the
+// client retries at once. Proposals of the appended entries' own term beyond them (this
+// leader's, not yet persisted) stay parked. Terms never decrease along a Raft log, so no entry
+// of an older term can follow `last` once it is stored.
+void PartitionGroup::fail_truncated_waiters(const AppendedEntry& last) {
+  for (auto it = produce_waiters_.upper_bound(last.index); it != produce_waiters_.end();) {
+    auto next = std::next(it);
+    if (it->second.term < last.term) {
+      complete(it, Status::not_leader(name() + ": entry removed by a newer leader"));
+    }
+    it = next;
+  }
 }
 
 void PartitionGroup::on_local_durable(LogIndex index) {

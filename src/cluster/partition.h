@@ -153,6 +153,8 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
                       std::function<void(Result<ProduceResult>)>& done);
   ProducerEntry leader_view(std::int64_t producer_id) const;
   void apply_producer_state(const raft::Entry& entry, KafkaOffset next_offset);
+  // Answers produce waiters beyond `last` left by an older term (their entries were truncated).
+  void fail_truncated_waiters(const AppendedEntry& last);
   void forget_pending(LogIndex up_to);
   void clear_pending();
   Status load_producer_state();

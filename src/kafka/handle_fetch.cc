@@ -33,8 +33,7 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
   std::int64_t deadline_ms = 0;
   std::uint64_t response_bytes_max = 0;
   bool done = false;
-  int rearms = 0;
-  static constexpr int kRearmsMax = 16;
+  bool in_wake = false;  // inside wake(): a waiter answered synchronously is not re-armed
   std::unique_ptr<asio::steady_timer> timer;
 
   FetchState(const RequestContext& c, protocol::FetchRequest r, Respond d)
@@ -45,7 +44,10 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
   void read_partition(const std::string& topic, const protocol::FetchRequest::FetchPartition& in,
                       std::uint64_t budget, Response::PartitionData* out, std::uint64_t* bytes);
   void arm_waits();
-  void wake();
+  // Parks one waiter on partition (t, i) until its high watermark passes what was read.
+  void arm(std::size_t t, std::size_t i);
+  // A waiter of partition (t, i) fired, or the timer (t == npos): answer or re-arm.
+  void wake(std::size_t t, std::size_t i);
   void finish(Response response);
 };
 
@@ -153,49 +155,50 @@ Response FetchState::read_all(std::uint64_t* bytes, bool* has_error) {
 
 void FetchState::arm_waits() {
   for (std::size_t t = 0; t < request.topics.size(); ++t) {
-    if (topic_names[t].empty()) continue;
-    for (const auto& partition : request.topics[t].partitions) {
-      Result<cluster::LocalPartition*> local =
-          ctx.cluster->local_partition(topic_names[t], partition.partition);
-      if (!local.has_value()) continue;
-      KafkaOffset from(std::max<std::int64_t>(partition.fetch_offset,
-                                              (*local)->high_watermark().value()));
-      (*local)->wait_for_data(from, deadline_ms,
-                              [self = shared_from_this()] { self->wake(); });
-    }
+    for (std::size_t i = 0; i < request.topics[t].partitions.size(); ++i) arm(t, i);
   }
   timer = std::make_unique<asio::steady_timer>(*ctx.io);
   timer->expires_after(std::chrono::milliseconds(std::max<std::int64_t>(
       0, deadline_ms - steady_now_ms())));
   timer->async_wait([self = shared_from_this()](const std::error_code& ec) {
-    if (!ec) self->wake();
+    if (!ec) self->wake(std::string::npos, 0);
   });
 }
 
-void FetchState::wake() {
-  if (done) return;
+void FetchState::arm(std::size_t t, std::size_t i) {
+  if (topic_names[t].empty()) return;
+  const auto& partition = request.topics[t].partitions[i];
+  Result<cluster::LocalPartition*> local =
+      ctx.cluster->local_partition(topic_names[t], partition.partition);
+  if (!local.has_value()) return;
+  // Wake when the high watermark passes both the fetch position and what is already counted
+  // (a consumer ahead of a new leader's lagging high watermark waits for its own offset).
+  KafkaOffset from(std::max<std::int64_t>(partition.fetch_offset,
+                                          (*local)->high_watermark().value()));
+  (*local)->wait_for_data(from, deadline_ms,
+                          [self = shared_from_this(), t, i] { self->wake(t, i); });
+}
+
+void FetchState::wake(std::size_t t, std::size_t i) {
+  // Answered synchronously while re-arming (the partition's waiter list is full): leave this
+  // partition unarmed rather than spin; the others and the deadline timer still end the wait.
+  if (done || in_wake) return;
   std::uint64_t bytes = 0;
   bool has_error = false;
   Response response = read_all(&bytes, &has_error);
-  bool expired = steady_now_ms() >= deadline_ms;
+  // The timer (t == npos) always ends the wait: it fires at the deadline.
+  bool expired = t == std::string::npos || steady_now_ms() >= deadline_ms;
   if (expired || has_error || bytes >= static_cast<std::uint64_t>(std::max(request.min_bytes, 1))) {
     finish(std::move(response));
+    return;
   }
-  // Otherwise keep waiting for more data (min_bytes not reached) until the deadline timer.
-  // Every wake re-registers one waiter per partition; kRearmsMax bounds them, after which
-  // only the timer ends the wait.
-  else if (rearms++ < kRearmsMax) {
-    for (std::size_t t = 0; t < request.topics.size(); ++t) {
-      if (topic_names[t].empty()) continue;
-      for (const auto& partition : request.topics[t].partitions) {
-        Result<cluster::LocalPartition*> local =
-            ctx.cluster->local_partition(topic_names[t], partition.partition);
-        if (!local.has_value()) continue;
-        (*local)->wait_for_data((*local)->high_watermark(), deadline_ms,
-                                [self = shared_from_this()] { self->wake(); });
-      }
-    }
-  }
+  // min_bytes not reached: only the partition that fired lost its waiter; re-arm just that
+  // one (the others' waiters are still parked), so each wake-up is one real high-watermark
+  // advance and no partition stays unwatched until max_wait.
+  if (t == std::string::npos) return;
+  in_wake = true;
+  arm(t, i);
+  in_wake = false;
 }
 
 void FetchState::finish(Response response) {

@@ -225,6 +225,74 @@ TEST_F(HandlersTest, FetchLongPollWakesOnCommit) {
   EXPECT_EQ(values_of(*part.records), std::vector<std::string>{"v"});
 }
 
+// A long-poll over several partitions wakes when any of them commits, not only the first one
+// (each partition's waiter is armed), and answers with that partition's records.
+TEST_F(HandlersTest, MultiPartitionFetchLongPollWakesOnAnyPartition) {
+  start_server();
+  add_topic("events", 3);
+  on_loop([this] { cluster_->hold_commits = true; });
+  auto producer = connect();
+  auto consumer = connect();
+  protocol::FetchRequest fetch = fetch_request("events", 0, 0, 5000);
+  for (std::int32_t p : {1, 2}) {
+    auto& part = fetch.topics[0].partitions.emplace_back();
+    part.partition = p;
+    part.fetch_offset = 0;
+    part.partition_max_bytes = 1 << 20;
+  }
+  ASSERT_TRUE(consumer->send(11, 1, AnyRequest(fetch)).is_ok());
+  ASSERT_TRUE(producer->send(7, 9, AnyRequest(produce_request("events", 2, make_batch({"tail"}), 1)))
+                  .is_ok());
+  EXPECT_EQ(consumer->read_frame(300).error().code(), ErrorCode::kTimeout);
+  auto start = std::chrono::steady_clock::now();
+  on_loop([this] { cluster_->partition("events", 2)->commit_all(); });
+  Result<protocol::AnyResponse> r = consumer->read_response(1, 11, 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2000));
+  const auto& parts = as<protocol::FetchResponse>(r).responses.at(0).partitions;
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[2].partition_index, 2);
+  EXPECT_EQ(parts[2].high_watermark, 1);
+  ASSERT_TRUE(parts[2].records.has_value());
+  EXPECT_EQ(values_of(*parts[2].records), std::vector<std::string>{"tail"});
+  EXPECT_EQ(parts[0].high_watermark, 0);
+}
+
+// With min_bytes > 1 each small commit wakes the long-poll without satisfying it; however many
+// such wake-ups came first, the commit that reaches min_bytes must answer at once, not at
+// max_wait (the handler used to stop re-arming after 16 wake-ups).
+TEST_F(HandlersTest, FetchMinBytesIsAnsweredWhenReachedAfterManySmallCommits) {
+  start_server();
+  add_topic("events", 2);
+  on_loop([this] { cluster_->hold_commits = true; });
+  auto producer = connect();
+  auto consumer = connect();
+  protocol::FetchRequest fetch = fetch_request("events", 0, 0, 8000);
+  fetch.min_bytes = 6000;
+  auto& second = fetch.topics[0].partitions.emplace_back();
+  second.partition = 1;
+  second.fetch_offset = 0;
+  second.partition_max_bytes = 1 << 20;
+  ASSERT_TRUE(consumer->send(11, 1, AnyRequest(fetch)).is_ok());
+  for (int i = 0; i < 24; ++i) {
+    ASSERT_TRUE(producer->call(7, AnyRequest(produce_request("events", 0, make_batch({"s"}), 1)))
+                    .has_value());
+    on_loop([this] { cluster_->partition("events", 0)->commit_all(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the wake-up runs
+  }
+  EXPECT_EQ(consumer->read_frame(200).error().code(), ErrorCode::kTimeout);  // < min_bytes
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(producer->call(7, AnyRequest(produce_request("events", 0,
+                                                           make_batch({std::string(8000, 'b')}), 1)))
+                  .has_value());
+  on_loop([this] { cluster_->partition("events", 0)->commit_all(); });
+  Result<protocol::AnyResponse> r = consumer->read_response(1, 11, 1);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(3000));
+  const auto& parts = as<protocol::FetchResponse>(r).responses.at(0).partitions;
+  EXPECT_EQ(parts.at(0).high_watermark, 25);
+  EXPECT_EQ(values_of(*parts.at(0).records).size(), 25u);
+}
+
 TEST_F(HandlersTest, FetchWaitsMaxWaitWhenNoData) {
   start_server();
   add_topic("events", 1);

@@ -521,6 +521,18 @@ Result<bool> PartitionGroup::apply_retention(std::uint64_t bytes_max, std::int64
   return storage().apply_retention(policy, node().conf_state());
 }
 
+Result<std::optional<CompactionStats>> PartitionGroup::compact(std::int64_t now_ms,
+                                                              const CompactionOptions& options) {
+  if (!started() || failed()) return std::optional<CompactionStats>();
+  LogIndex applied_now = applied();
+  if (applied_now == compacted_at_applied_) return std::optional<CompactionStats>();
+  MQ_ASSIGN_OR_RETURN(CompactionStats stats,
+                      compact_log(storage().log(), applied_now, now_ms, options));
+  // A run cut short by its rewrite budget goes on at the next one even with nothing new.
+  if (stats.segments_rewritten < options.segments_per_run_max) compacted_at_applied_ = applied_now;
+  return std::optional<CompactionStats>(stats);
+}
+
 PartitionStatus PartitionGroup::status() const {
   PartitionStatus s;
   s.topic = options_.topic;

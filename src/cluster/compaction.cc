@@ -236,6 +236,25 @@ Result<RecordFilterResult> filter_batch(BufferView batch, const KeyOffsetMap& ma
   return out;
 }
 
+Result<LogIndex> first_live_segment(storage::Log& log, LogIndex applied) {
+  for (const storage::SegmentSummary& segment : log.segments()) {
+    if (!segment.closed || segment.last_index > applied) return segment.base_index;
+    LogIndex next = segment.base_index;
+    while (next <= segment.last_index) {
+      MQ_ASSIGN_OR_RETURN(auto entries, log.read(next, segment.last_index + 1, kReadChunkBytes));
+      if (entries.empty()) return segment.base_index;
+      for (const storage::ReadEntry& e : entries) {
+        next = e.header.index + 1;
+        if (e.header.kind != storage::EntryKind::kRecordBatch) continue;
+        auto view = protocol::RecordBatchView::parse(e.payload.view());
+        if (!view.has_value()) return segment.base_index;
+        if (!view->header().is_control() && view->header().record_count > 0) return segment.base_index;
+      }
+    }
+  }
+  return log.last_index() + 1;
+}
+
 Result<CompactionStats> compact_log(storage::Log& log, LogIndex applied, std::int64_t now_ms,
                                     const CompactionOptions& options) {
   CompactionStats total;

@@ -58,6 +58,10 @@ struct CompactionOptions {
   std::uint64_t key_map_bytes_max = 32ull << 20;           // key bytes + ~64 per entry
   std::uint64_t scan_bytes_max = 256ull << 20;             // pass 1 read budget per run
   std::uint32_t segments_per_run_max = 16;                 // pass 2 rewrite budget per run
+  // Internal topics only (see docs/cluster.md "Compaction"): afterwards, remove the leading
+  // closed segments that hold no record any more (empty batches and control batches only),
+  // moving the log start offset, as retention does.
+  bool trim_empty_prefix = false;
 };
 
 struct CompactionStats {
@@ -68,6 +72,7 @@ struct CompactionStats {
   std::uint64_t bytes_before = 0;         // of the rewritten segments
   std::uint64_t bytes_after = 0;
   bool key_map_full = false;
+  bool prefix_trimmed = false;  // trim_empty_prefix removed segments (PartitionGroup::compact)
 };
 
 // True when a topic's cleanup.policy (a comma-separated list: "compact", "delete",
@@ -104,6 +109,11 @@ struct RecordFilterResult {
 // batches. Errors: the batch does not parse or decode (kCorruption/kUnsupported).
 Result<RecordFilterResult> filter_batch(BufferView batch, const KeyOffsetMap& map,
                                         std::int64_t now_ms, std::int64_t delete_retention_ms);
+
+// The base index of the first segment at or below `applied` that is open or still holds a
+// record (a non-control batch with records, or one that does not parse); every segment
+// before it is closed and holds empty/control batches only (the log start when none is).
+Result<LogIndex> first_live_segment(storage::Log& log, LogIndex applied);
 
 // One compaction run over `log` up to (and including) index `applied`. Returns what it did.
 Result<CompactionStats> compact_log(storage::Log& log, LogIndex applied, std::int64_t now_ms,

@@ -335,5 +335,29 @@ TEST_F(CompactionTest, ConsumerOffsetsRecordsFoldToTheSameState) {
   EXPECT_EQ(visible().size(), 12u);  // 11 live offsets + the tombstone (not yet expired)
 }
 
+TEST_F(CompactionTest, FirstLiveSegmentIsAfterTheEmptiedPrefix) {
+  for (int i = 0; i < 40; ++i) append({{"k" + std::to_string(i % 4), std::string(300, 'z'), 1000}});
+  append_control(Term(1));
+  ASSERT_TRUE(log_->roll().is_ok());
+  EXPECT_EQ(first_live_segment(*log_, log_->last_index()).value(), log_->first_index());
+  ASSERT_TRUE(compact(2000).has_value());
+  auto segments = log_->segments();
+  ASSERT_GE(segments.size(), 3u);
+  LogIndex live = first_live_segment(*log_, log_->last_index()).value();
+  EXPECT_GT(live, log_->first_index());
+  // Every segment before `live` holds only empty batches; `live`'s segment holds a record.
+  std::map<std::int64_t, Rec> v = visible();
+  ASSERT_EQ(v.size(), 4u);
+  auto ref = log_->lookup_offset(KafkaOffset(v.begin()->first)).value();
+  ASSERT_TRUE(ref.has_value());
+  LogIndex expected;
+  for (const storage::SegmentSummary& s : segments) {
+    if (s.base_index <= ref->index) expected = s.base_index;
+  }
+  EXPECT_EQ(live, expected);
+  // Not beyond the applied index: an open or unapplied segment counts as live.
+  EXPECT_LE(first_live_segment(*log_, log_->first_index()).value(), segments[1].base_index);
+}
+
 }  // namespace
 }  // namespace mq::cluster

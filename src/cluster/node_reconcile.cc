@@ -54,13 +54,17 @@ std::optional<std::string> run_compaction(PartitionGroup& g,
   CompactionOptions options;
   options.delete_retention_ms = std::max<std::int64_t>(
       0, config_number(configs, "delete.retention.ms", options.delete_retention_ms));
+  // Only internal topics (__consumer_offsets: read by its coordinator alone) may lose their
+  // emptied prefix; a user consumer below a moved log start would be reset (docs/cluster.md).
+  options.trim_empty_prefix = g.partition_options().topic.starts_with("__");
   auto stats = g.compact(storage::SystemClock::instance()->now_ms(), options);
   if (!stats.has_value()) return g.name() + ": compaction failed: " + stats.error().to_string();
-  if (!*stats || (*stats)->segments_rewritten == 0) return std::nullopt;
+  if (!*stats || ((*stats)->segments_rewritten == 0 && !(*stats)->prefix_trimmed)) return std::nullopt;
   const CompactionStats& s = **stats;
   return g.name() + ": compacted " + std::to_string(s.segments_rewritten) + " segments, " +
          std::to_string(s.bytes_before) + " -> " + std::to_string(s.bytes_after) + " bytes, " +
-         std::to_string(s.records_removed) + " records removed";
+         std::to_string(s.records_removed) + " records removed" +
+         (s.prefix_trimmed ? ", empty prefix removed" : "");
 }
 
 }  // namespace

@@ -217,7 +217,8 @@ Result<RecordFilterResult> filter_batch(BufferView batch, const KeyOffsetMap& ma
     } else if (latest && *latest == offset && !r.value) {
       // The latest record of its key is a tombstone: it goes once delete.retention.ms has
       // passed since its timestamp (Kafka "delete.retention.ms"; KIP-32 timestamps).
-      std::int64_t ts = h.is_log_append_time() ? h.max_timestamp : h.base_timestamp + r.timestamp_delta;
+      std::int64_t ts =
+          h.is_log_append_time() ? h.max_timestamp : h.base_timestamp + r.timestamp_delta;
       if (now_ms - ts >= delete_retention_ms) {
         keep = false;
         ++out.tombstones_removed;
@@ -248,7 +249,8 @@ Result<LogIndex> first_live_segment(storage::Log& log, LogIndex applied) {
         if (e.header.kind != storage::EntryKind::kRecordBatch) continue;
         auto view = protocol::RecordBatchView::parse(e.payload.view());
         if (!view.has_value()) return segment.base_index;
-        if (!view->header().is_control() && view->header().record_count > 0) return segment.base_index;
+        if (!view->header().is_control() && view->header().record_count > 0)
+          return segment.base_index;
       }
     }
   }
@@ -269,11 +271,10 @@ Result<CompactionStats> compact_log(storage::Log& log, LogIndex applied, std::in
     MQ_ASSIGN_OR_RETURN(SegmentOutcome dry, dry_run(log, segment, map, now_ms, options));
     if (!dry.changes) continue;
     SegmentOutcome outcome;
-    Status s = log.rewrite_segment(
-        segment.base_index, applied + 1,
-        [&](const storage::EntryHeader& h, BufferView payload) {
-          return decide(h, payload, map, now_ms, options, &outcome);
-        });
+    Status s = log.rewrite_segment(segment.base_index, applied + 1,
+                                   [&](const storage::EntryHeader& h, BufferView payload) {
+                                     return decide(h, payload, map, now_ms, options, &outcome);
+                                   });
     MQ_RETURN_IF_ERROR(s);
     std::uint64_t after = 0;
     for (const storage::SegmentSummary& now : log.segments()) {

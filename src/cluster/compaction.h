@@ -47,17 +47,17 @@
 #include <unordered_map>
 
 #include "base/buffer.h"
-#include "base/strong_id.h"
 #include "base/result.h"
+#include "base/strong_id.h"
 #include "storage/log.h"
 
 namespace mq::cluster {
 
 struct CompactionOptions {
   std::int64_t delete_retention_ms = 24ll * 3600 * 1000;  // Kafka default: 1 day
-  std::uint64_t key_map_bytes_max = 32ull << 20;           // key bytes + ~64 per entry
-  std::uint64_t scan_bytes_max = 256ull << 20;             // pass 1 read budget per run
-  std::uint32_t segments_per_run_max = 16;                 // pass 2 rewrite budget per run
+  std::uint64_t key_map_bytes_max = 32ull << 20;          // key bytes + ~64 per entry
+  std::uint64_t scan_bytes_max = 256ull << 20;            // pass 1 read budget per run
+  std::uint32_t segments_per_run_max = 16;                // pass 2 rewrite budget per run
   // Internal topics only (see docs/cluster.md "Compaction"): afterwards, remove the leading
   // closed segments that hold no record any more (empty batches and control batches only),
   // moving the log start offset, as retention does.
@@ -67,9 +67,9 @@ struct CompactionOptions {
 struct CompactionStats {
   std::uint32_t segments_rewritten = 0;
   std::uint64_t records_kept = 0;
-  std::uint64_t records_removed = 0;      // superseded, keyless or expired tombstones
+  std::uint64_t records_removed = 0;  // superseded, keyless or expired tombstones
   std::uint64_t tombstones_removed = 0;
-  std::uint64_t bytes_before = 0;         // of the rewritten segments
+  std::uint64_t bytes_before = 0;  // of the rewritten segments
   std::uint64_t bytes_after = 0;
   bool key_map_full = false;
   bool prefix_trimmed = false;  // trim_empty_prefix removed segments (PartitionGroup::compact)

@@ -39,13 +39,16 @@ Buffer keyed_batch(const std::string& key, const std::string& value) {
 }
 
 Result<KafkaOffset> produce(TestBroker& b, const std::string& key, const std::string& value) {
-  return b.call_async<Result<KafkaOffset>>([=](Node& n, std::function<void(Result<KafkaOffset>)> reply) {
-    auto p = n.local_partition(kTopic, 0);
-    if (!p.has_value()) return reply(p.error());
-    (*p)->produce(SharedBuffer(keyed_batch(key, value)), Acks::kAll, [reply](Result<ProduceResult> r) {
-      reply(r.has_value() ? Result<KafkaOffset>(r->base_offset) : Result<KafkaOffset>(r.error()));
-    });
-  });
+  return b.call_async<Result<KafkaOffset>>(
+      [=](Node& n, std::function<void(Result<KafkaOffset>)> reply) {
+        auto p = n.local_partition(kTopic, 0);
+        if (!p.has_value()) return reply(p.error());
+        (*p)->produce(SharedBuffer(keyed_batch(key, value)), Acks::kAll,
+                      [reply](Result<ProduceResult> r) {
+                        reply(r.has_value() ? Result<KafkaOffset>(r->base_offset)
+                                            : Result<KafkaOffset>(r.error()));
+                      });
+      });
 }
 
 // Every committed record from the leader, checking that each fetched batch parses and that
@@ -137,7 +140,8 @@ class CompactionCluster : public ::testing::Test {
   }
   TestBroker* leader() {
     for (auto& b : brokers_) {
-      if (b->running() && b->call([](Node& n) { return n.local_partition(kTopic, 0).has_value(); })) {
+      if (b->running() &&
+          b->call([](Node& n) { return n.local_partition(kTopic, 0).has_value(); })) {
         return b.get();
       }
     }
@@ -150,15 +154,17 @@ class CompactionCluster : public ::testing::Test {
   }
   TestBroker* controller() {
     TestBroker* c = nullptr;
-    wait_until([&] {
-      for (auto& b : brokers_) {
-        if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
-          c = b.get();
-          return true;
-        }
-      }
-      return false;
-    }, 10s);
+    wait_until(
+        [&] {
+          for (auto& b : brokers_) {
+            if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
+              c = b.get();
+              return true;
+            }
+          }
+          return false;
+        },
+        10s);
     return c;
   }
 
@@ -184,7 +190,8 @@ TEST_P(CompactionClusterTopics, ReplicasCompactAndACatchingUpFollowerServesTheLa
         spec.name = kTopic;
         spec.partitions = 1;
         spec.replication_factor = 3;
-        spec.configs = {{"cleanup.policy", "compact"}, {"segment.bytes", "4096"},
+        spec.configs = {{"cleanup.policy", "compact"},
+                        {"segment.bytes", "4096"},
                         {"delete.retention.ms", "1000"}};
         n.create_topics({spec}, 5000, reply);
       });
@@ -217,14 +224,18 @@ TEST_P(CompactionClusterTopics, ReplicasCompactAndACatchingUpFollowerServesTheLa
   ASSERT_NE(l, nullptr);
   // The leader compacts its closed segments: superseded records disappear from fetches.
   std::size_t seen = 0;
-  EXPECT_TRUE(wait_until([&] {
-    auto records = read_all(*l);
-    seen = records ? records->size() : 0;
-    return records && records->size() < 60;
-  }, 10s)) << seen << " records still visible";
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto records = read_all(*l);
+        seen = records ? records->size() : 0;
+        return records && records->size() < 60;
+      },
+      10s))
+      << seen << " records still visible";
   std::uint64_t leader_bytes = partition_log_bytes(l->config().data_dir);
   if (internal) {
-    EXPECT_TRUE(wait_until([&] { return replica_status(*l)->log_start_offset > KafkaOffset(0); }, 10s));
+    EXPECT_TRUE(
+        wait_until([&] { return replica_status(*l)->log_start_offset > KafkaOffset(0); }, 10s));
   } else {
     EXPECT_EQ(replica_status(*l)->log_start_offset, KafkaOffset(0));
   }
@@ -232,10 +243,12 @@ TEST_P(CompactionClusterTopics, ReplicasCompactAndACatchingUpFollowerServesTheLa
   // The follower catches up from the compacted leader, then compacts its own copy.
   ASSERT_TRUE(follower->start().is_ok());
   LogIndex target = replica_status(*l)->commit_index;
-  EXPECT_TRUE(wait_until([&] {
-    auto s = replica_status(*follower);
-    return s && s->applied_index >= target;
-  }, 15s));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto s = replica_status(*follower);
+        return s && s->applied_index >= target;
+      },
+      15s));
   EXPECT_EQ(replica_status(*follower)->log_end_offset, replica_status(*l)->log_end_offset);
   std::printf("leader partition log %llu bytes, follower %llu bytes\n",
               static_cast<unsigned long long>(leader_bytes),

@@ -34,9 +34,7 @@ struct Rec {
 
 class CompactionTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    log_ = storage::Log::open(&fs_, &clock_, log_options()).value();
-  }
+  void SetUp() override { log_ = storage::Log::open(&fs_, &clock_, log_options()).value(); }
 
   // Appends one batch (as GroupStorage stores it: base offset and epoch stamped).
   void append(const std::vector<Rec>& recs, Term term = Term(1),
@@ -125,7 +123,8 @@ class CompactionTest : public ::testing::Test {
 };
 
 // key -> value of the latest record per key (nullopt: tombstone).
-std::map<std::string, std::optional<std::string>> latest_state(const std::map<std::int64_t, Rec>& v) {
+std::map<std::string, std::optional<std::string>> latest_state(
+    const std::map<std::int64_t, Rec>& v) {
   std::map<std::string, std::optional<std::string>> s;
   for (const auto& [off, r] : v) {
     if (r.key) s[*r.key] = r.value;
@@ -148,7 +147,8 @@ TEST_F(CompactionTest, ManyCommitsOfTheSameKeysKeepTheLatestPerKey) {
     std::vector<Rec> batch;
     for (int k = 0; k < kKeys; k += 2) {
       int key = (k + round) % kKeys;
-      batch.push_back({"key-" + std::to_string(key), "v" + std::to_string(round) + "-" + std::string(40, 'x'), 1000});
+      batch.push_back({"key-" + std::to_string(key),
+                       "v" + std::to_string(round) + "-" + std::string(40, 'x'), 1000});
     }
     append(batch, Term(1 + round / 10));
     if (round % 7 == 0) append_control(Term(1 + round / 10));
@@ -160,8 +160,9 @@ TEST_F(CompactionTest, ManyCommitsOfTheSameKeysKeepTheLatestPerKey) {
   ASSERT_TRUE(stats.has_value()) << stats.error().to_string();
   std::uint64_t size_after = log_->size_bytes();
   std::printf("compacted log: %llu -> %llu bytes, %u segments rewritten, %llu records removed\n",
-              static_cast<unsigned long long>(size_before), static_cast<unsigned long long>(size_after),
-              stats->segments_rewritten, static_cast<unsigned long long>(stats->records_removed));
+              static_cast<unsigned long long>(size_before),
+              static_cast<unsigned long long>(size_after), stats->segments_rewritten,
+              static_cast<unsigned long long>(stats->records_removed));
   EXPECT_GT(stats->segments_rewritten, 0u);
   EXPECT_LT(size_after * 2, size_before);  // 200 records of 10 keys
 
@@ -202,8 +203,9 @@ TEST_F(CompactionTest, TombstonesStayForDeleteRetentionThenGo) {
   auto stats = compact(5000 + kDay - 1);  // a's tombstone not yet expired
   ASSERT_TRUE(stats.has_value());
   auto v = visible();
-  EXPECT_EQ(latest_state(v), (std::map<std::string, std::optional<std::string>>{
-                                 {"a", std::nullopt}, {"b", "2"}, {"c", std::nullopt}, {"d", "1"}}));
+  EXPECT_EQ(latest_state(v),
+            (std::map<std::string, std::optional<std::string>>{
+                {"a", std::nullopt}, {"b", "2"}, {"c", std::nullopt}, {"d", "1"}}));
   EXPECT_EQ(v.size(), 4u);
   EXPECT_EQ(stats->tombstones_removed, 0u);
 
@@ -249,7 +251,8 @@ TEST_F(CompactionTest, KeylessRecordsGoProducerFieldsAndCompressionStay) {
 TEST_F(CompactionTest, FullKeyMapKeepsWhatItCannotJudge) {
   for (int round = 0; round < 3; ++round) {
     std::vector<Rec> batch;
-    for (int k = 0; k < 50; ++k) batch.push_back({"key-" + std::to_string(k), std::to_string(round), 1000});
+    for (int k = 0; k < 50; ++k)
+      batch.push_back({"key-" + std::to_string(k), std::to_string(round), 1000});
     append(batch);
   }
   CompactionOptions o;
@@ -295,7 +298,8 @@ TEST_F(CompactionTest, ConsumerOffsetsRecordsFoldToTheSameState) {
     r.timestamp = ts;
     protocol::RecordBatchOptions o;
     o.base_offset = log_->next_offset().value();
-    Buffer batch = protocol::build_record_batch(o, std::span<const protocol::RecordInput>(&r, 1)).value();
+    Buffer batch =
+        protocol::build_record_batch(o, std::span<const protocol::RecordInput>(&r, 1)).value();
     storage::AppendEntry e;
     e.term = Term(1);
     e.index = log_->last_index() + 1;

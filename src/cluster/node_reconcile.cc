@@ -59,7 +59,9 @@ std::optional<std::string> run_compaction(PartitionGroup& g,
   options.trim_empty_prefix = g.partition_options().topic.starts_with("__");
   auto stats = g.compact(storage::SystemClock::instance()->now_ms(), options);
   if (!stats.has_value()) return g.name() + ": compaction failed: " + stats.error().to_string();
-  if (!*stats || ((*stats)->segments_rewritten == 0 && !(*stats)->prefix_trimmed)) return std::nullopt;
+  if (!*stats || ((*stats)->segments_rewritten == 0 && !(*stats)->prefix_trimmed)) {
+    return std::nullopt;
+  }
   const CompactionStats& s = **stats;
   return g.name() + ": compacted " + std::to_string(s.segments_rewritten) + " segments, " +
          std::to_string(s.bytes_before) + " -> " + std::to_string(s.bytes_after) + " bytes, " +

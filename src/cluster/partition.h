@@ -99,7 +99,8 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   Result<bool> apply_retention(std::uint64_t bytes_max, std::int64_t age_ms_max);
   // Log compaction of the applied prefix (compaction.h), for cleanup.policy=compact topics.
   // A run is skipped (nullopt) when nothing was applied since the last complete one.
-  Result<std::optional<CompactionStats>> compact(std::int64_t now_ms, const CompactionOptions& options);
+  Result<std::optional<CompactionStats>> compact(std::int64_t now_ms,
+                                                 const CompactionOptions& options);
   PartitionStatus status() const;
   const PartitionOptions& partition_options() const { return options_; }
   const ProducerStateTable& producer_state() const { return producers_; }

@@ -363,5 +363,28 @@ TEST_F(CompactionTest, FirstLiveSegmentIsAfterTheEmptiedPrefix) {
   EXPECT_LE(first_live_segment(*log_, log_->first_index()).value(), segments[1].base_index);
 }
 
+// With a rewrite budget of one segment per run, segments go in order and a key's old value is
+// gone before its expired tombstone: the key never comes back.
+TEST_F(CompactionTest, RewriteBudgetProceedsInOrderWithoutResurrectingKeys) {
+  for (int i = 0; i < 40; ++i) append({{"a", std::string(600, 'a'), 1000}, {"b", "b", 1000}});
+  ASSERT_TRUE(log_->roll().is_ok());
+  append({{"a", std::nullopt, 1000}});
+  CompactionOptions o;
+  o.segments_per_run_max = 1;
+  std::uint32_t runs = 0;
+  for (; runs < 20; ++runs) {
+    auto stats = compact(1000 + kDay, o);
+    ASSERT_TRUE(stats.has_value());
+    auto state = latest_state(visible());
+    EXPECT_FALSE(state.count("a") && state["a"].has_value()) << "run " << runs;
+    EXPECT_EQ(state["b"], "b");
+    if (stats->segments_rewritten == 0) break;
+    EXPECT_EQ(stats->segments_rewritten, 1u);
+  }
+  EXPECT_GE(runs, 3u);
+  EXPECT_EQ(latest_state(visible()),
+            (std::map<std::string, std::optional<std::string>>{{"b", "b"}}));
+}
+
 }  // namespace
 }  // namespace mq::cluster

@@ -44,7 +44,7 @@ bool parse_long(const std::string& s, std::int64_t* out) {
 Status validate_configs(const std::map<std::string, std::string>& configs) {
   static const std::set<std::string> kNumeric = {"retention.ms", "retention.bytes", "segment.bytes",
                                                  "max.message.bytes", "min.insync.replicas",
-                                                 "segment.ms"};
+                                                 "segment.ms", "delete.retention.ms"};
   static const std::set<std::string> kText = {"cleanup.policy", "compression.type",
                                               "message.timestamp.type"};
   for (const auto& [k, v] : configs) {

@@ -47,6 +47,28 @@ std::int64_t config_number(const std::map<std::string, std::string>& configs,
   }
 }
 
+// Log compaction of one replica (compaction.h; docs/cluster.md "Compaction"), on the event
+// loop, bounded per run by CompactionOptions. Returns a line for the broker log, if any.
+std::optional<std::string> run_compaction(PartitionGroup& g,
+                                          const std::map<std::string, std::string>& configs) {
+  CompactionOptions options;
+  options.delete_retention_ms = std::max<std::int64_t>(
+      0, config_number(configs, "delete.retention.ms", options.delete_retention_ms));
+  // Only internal topics (__consumer_offsets: read by its coordinator alone) may lose their
+  // emptied prefix; a user consumer below a moved log start would be reset (docs/cluster.md).
+  options.trim_empty_prefix = g.partition_options().topic.starts_with("__");
+  auto stats = g.compact(storage::SystemClock::instance()->now_ms(), options);
+  if (!stats.has_value()) return g.name() + ": compaction failed: " + stats.error().to_string();
+  if (!*stats || ((*stats)->segments_rewritten == 0 && !(*stats)->prefix_trimmed)) {
+    return std::nullopt;
+  }
+  const CompactionStats& s = **stats;
+  return g.name() + ": compacted " + std::to_string(s.segments_rewritten) + " segments, " +
+         std::to_string(s.bytes_before) + " -> " + std::to_string(s.bytes_after) + " bytes, " +
+         std::to_string(s.records_removed) + " records removed" +
+         (s.prefix_trimmed ? ", empty prefix removed" : "");
+}
+
 }  // namespace
 
 std::string Node::partition_dir(const std::string& topic, std::int32_t partition,
@@ -320,6 +342,12 @@ void Node::run_retention() {
   for (auto& [gid, g] : partitions_) {
     const TopicRecord* t = controller_->state().find_topic(g->partition_options().topic);
     if (t == nullptr) continue;
+    auto policy = t->configs.find("cleanup.policy");
+    if (policy != t->configs.end() && cleanup_policy_compacts(policy->second)) {
+      if (auto message = run_compaction(*g, t->configs)) log(*message);
+      // Kafka: a compact-only topic is never trimmed by size or age ("compact,delete" is).
+      if (policy->second.find("delete") == std::string::npos) continue;
+    }
     std::int64_t bytes = config_number(t->configs, "retention.bytes", config_.default_retention_bytes);
     std::int64_t ms = config_number(t->configs, "retention.ms", config_.default_retention_ms);
     auto removed = g->apply_retention(bytes < 0 ? UINT64_MAX : static_cast<std::uint64_t>(bytes),

@@ -538,6 +538,26 @@ Result<bool> PartitionGroup::apply_retention(std::uint64_t bytes_max, std::int64
   return storage().apply_retention(policy, node().conf_state());
 }
 
+Result<std::optional<CompactionStats>> PartitionGroup::compact(std::int64_t now_ms,
+                                                              const CompactionOptions& options) {
+  if (!started() || failed()) return std::optional<CompactionStats>();
+  LogIndex applied_now = applied();
+  if (applied_now == compacted_at_applied_) return std::optional<CompactionStats>();
+  MQ_ASSIGN_OR_RETURN(CompactionStats stats,
+                      compact_log(storage().log(), applied_now, now_ms, options));
+  // A run cut short by its rewrite budget goes on at the next one even with nothing new.
+  if (stats.segments_rewritten < options.segments_per_run_max) compacted_at_applied_ = applied_now;
+  if (options.trim_empty_prefix) {
+    MQ_ASSIGN_OR_RETURN(LogIndex live, first_live_segment(storage().log(), applied_now));
+    storage::RetentionPolicy policy;
+    policy.bytes_max = 0;          // every whole closed segment ...
+    policy.removable_below = live;  // ... before the first one still holding a record
+    MQ_ASSIGN_OR_RETURN(bool trimmed, storage().apply_retention(policy, node().conf_state()));
+    stats.prefix_trimmed = trimmed;
+  }
+  return std::optional<CompactionStats>(stats);
+}
+
 PartitionStatus PartitionGroup::status() const {
   PartitionStatus s;
   s.topic = options_.topic;

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "cluster/api.h"
+#include "cluster/compaction.h"
 #include "cluster/producer_state.h"
 #include "cluster/raft_group.h"
 
@@ -96,6 +97,10 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   // Fails every waiter (the group is being removed or the broker stops).
   void abort_all(const Status& status);
   Result<bool> apply_retention(std::uint64_t bytes_max, std::int64_t age_ms_max);
+  // Log compaction of the applied prefix (compaction.h), for cleanup.policy=compact topics.
+  // A run is skipped (nullopt) when nothing was applied since the last complete one.
+  Result<std::optional<CompactionStats>> compact(std::int64_t now_ms,
+                                                 const CompactionOptions& options);
   PartitionStatus status() const;
   const PartitionOptions& partition_options() const { return options_; }
   const ProducerStateTable& producer_state() const { return producers_; }
@@ -172,6 +177,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   std::map<std::int64_t, std::deque<PendingBatch>> pending_;  // by producer id, index order
   std::map<LogIndex, std::int64_t> pending_by_index_;
   bool producer_state_on_disk_ = false;
+  LogIndex compacted_at_applied_;  // applied index of the last complete compaction run
 };
 
 }  // namespace mq::cluster

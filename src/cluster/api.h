@@ -39,6 +39,10 @@ struct PartitionInfo {
   std::vector<BrokerId> replicas;    // voters and learners, the assignment order
   std::vector<BrokerId> isr;         // replicas caught up with the leader's commit index
   std::vector<BrokerId> offline;     // replicas on brokers that are down
+  // `leader` is only the replica expected to win an election in progress (routing advice for
+  // produce/fetch clients, which retry on NOT_LEADER_OR_FOLLOWER); group coordinators are
+  // located by real leaders only.
+  bool leader_expected = false;
 };
 
 struct TopicInfo {

@@ -130,6 +130,7 @@ PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t i
   // (librdkafka's fast leader query, 250 ms). Routing advice only, like the hints.
   if (info.leader.value() < 0 && hosted != partitions_.end()) {
     info.leader = expected_leader(*hosted->second);
+    info.leader_expected = info.leader.value() >= 0;
   }
   for (BrokerId b : record.replicas) {
     if (!broker_alive(b)) info.offline.push_back(b);

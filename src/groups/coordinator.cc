@@ -129,7 +129,10 @@ CoordinatorLocation Coordinator::locate(const cluster::MetadataSnapshot& metadat
   std::int32_t p = partition_for_group(group_id, static_cast<std::int32_t>(topic->partitions.size()));
   BrokerId leader{-1};
   for (const cluster::PartitionInfo& info : topic->partitions) {
-    if (info.partition == p) leader = info.leader;
+    // Only a real leader: a broker named while its election still runs would answer
+    // NOT_COORDINATOR if it loses, and some client calls (librdkafka's committed()) give up on
+    // that, while COORDINATOR_NOT_AVAILABLE makes every client retry FindCoordinator.
+    if (info.partition == p && !info.leader_expected) leader = info.leader;
   }
   for (const cluster::BrokerInfo& b : metadata.brokers) {
     if (b.id == leader && leader.value() >= 0) {

@@ -332,6 +332,27 @@ TEST_F(CoordinatorTest, LosingLeadershipDropsGroupsAndRegainingReloads) {
   EXPECT_EQ(committed(*coordinator_, "g", 0), 9);
 }
 
+// FindCoordinator names real leaders only: a replica named while its election runs could lose
+// it and answer NOT_COORDINATOR, which librdkafka's committed() does not retry.
+TEST(CoordinatorLocate, IgnoresAnExpectedElectionWinner) {
+  cluster::MetadataSnapshot md;
+  md.brokers.push_back({BrokerId(1), "127.0.0.1", 9092, std::nullopt, true});
+  cluster::TopicInfo topic;
+  topic.name = std::string(kOffsetsTopic);
+  topic.internal = true;
+  cluster::PartitionInfo part;
+  part.partition = 0;
+  part.leader = BrokerId(1);
+  topic.partitions.push_back(part);
+  md.topics.push_back(topic);
+  CoordinatorLocation found = Coordinator::locate(md, "g");
+  EXPECT_EQ(found.error, 0);
+  EXPECT_EQ(found.node_id, 1);
+  EXPECT_EQ(found.port, 9092);
+  md.topics[0].partitions[0].leader_expected = true;
+  EXPECT_EQ(Coordinator::locate(md, "g").error, E(KErr::kCoordinatorNotAvailable));
+}
+
 // Metadata may name this broker as the expected winner of an election before it has won: the
 // group's requests get the retriable LOAD_IN_PROGRESS there, not NOT_COORDINATOR (which would
 // send clients back to a FindCoordinator that names this broker again).

@@ -140,6 +140,8 @@ struct ClusterView {
 };
 Buffer encode_partition_statuses(const std::vector<PartitionStatus>& statuses);
 Result<std::vector<PartitionStatus>> decode_partition_statuses(BufferView bytes);
+Buffer encode_cluster_view(const ClusterView& view);
+Result<ClusterView> decode_cluster_view(BufferView bytes);
 
 class Node final : public ClusterApi, public GroupHost {
  public:
@@ -194,6 +196,7 @@ class Node final : public ClusterApi, public GroupHost {
                         std::int64_t timeout_ms,
                         std::function<void(Result<ProducerIdResult>)> done) override;
   std::vector<ReassignmentInfo> list_reassignments() const override;
+  void cluster_view(std::int64_t timeout_ms, std::function<void(Result<Buffer>)> done) override;
 
  private:
   struct Hint {

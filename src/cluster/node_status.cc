@@ -47,6 +47,11 @@ class StatusReader {
     ok_ = ok_ && r_.read_u8(&v);
     return v;
   }
+  std::uint16_t u16() {
+    std::uint16_t v = 0;
+    ok_ = ok_ && r_.read_u16(&v);
+    return v;
+  }
   std::int32_t i32() {
     std::uint32_t v = 0;
     ok_ = ok_ && r_.read_u32(&v);
@@ -80,11 +85,7 @@ class StatusReader {
   bool ok_ = true;
 };
 
-}  // namespace
-
-Buffer encode_partition_statuses(const std::vector<PartitionStatus>& statuses) {
-  Buffer out;
-  le::put_u8(out, kStatusVersion);
+void put_partitions(Buffer& out, const std::vector<PartitionStatus>& statuses) {
   le::put_u32(out, static_cast<std::uint32_t>(statuses.size()));
   for (const PartitionStatus& s : statuses) {
     put_str(out, s.topic);
@@ -109,12 +110,9 @@ Buffer encode_partition_statuses(const std::vector<PartitionStatus>& statuses) {
     }
     le::put_u8(out, static_cast<std::uint8_t>((s.is_leader ? 1 : 0) | (s.failed ? 2 : 0)));
   }
-  return out;
 }
 
-Result<std::vector<PartitionStatus>> decode_partition_statuses(BufferView bytes) {
-  StatusReader r(bytes);
-  if (r.u8() != kStatusVersion || !r.ok()) return Status::unsupported("status answer version");
+std::vector<PartitionStatus> read_partitions(StatusReader& r) {
   std::vector<PartitionStatus> out;
   std::uint32_t n = r.count();
   for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
@@ -146,8 +144,75 @@ Result<std::vector<PartitionStatus>> decode_partition_statuses(BufferView bytes)
     s.failed = (flags & 2) != 0;
     out.push_back(std::move(s));
   }
+  return out;
+}
+
+}  // namespace
+
+Buffer encode_partition_statuses(const std::vector<PartitionStatus>& statuses) {
+  Buffer out;
+  le::put_u8(out, kStatusVersion);
+  put_partitions(out, statuses);
+  return out;
+}
+
+Result<std::vector<PartitionStatus>> decode_partition_statuses(BufferView bytes) {
+  StatusReader r(bytes);
+  if (r.u8() != kStatusVersion || !r.ok()) return Status::unsupported("status answer version");
+  std::vector<PartitionStatus> out = read_partitions(r);
   if (!r.ok() || !r.at_end()) return Status::corruption("malformed status answer");
   return out;
+}
+
+// A view = version u8 | self i32 | controller leader i32 | controller term u64 | controller
+// commit u64 | count u32 | (broker i32 | host str | kafka port u16 | alive u8)* | unreachable
+// (count u32 | broker i32 *) | partitions (as above).
+Buffer encode_cluster_view(const ClusterView& view) {
+  Buffer out;
+  le::put_u8(out, kStatusVersion);
+  le::put_u32(out, static_cast<std::uint32_t>(view.local.self.value()));
+  le::put_u32(out, static_cast<std::uint32_t>(view.local.controller_leader.value()));
+  le::put_u64(out, view.local.controller_term.value());
+  le::put_u64(out, view.local.controller_commit.value());
+  le::put_u32(out, static_cast<std::uint32_t>(view.local.brokers.size()));
+  for (const BrokerStatus& b : view.local.brokers) {
+    le::put_u32(out, static_cast<std::uint32_t>(b.id.value()));
+    put_str(out, b.host);
+    le::put_u16(out, b.kafka_port);
+    le::put_u8(out, b.alive ? 1 : 0);
+  }
+  put_brokers(out, view.unreachable);
+  put_partitions(out, view.partitions);
+  return out;
+}
+
+Result<ClusterView> decode_cluster_view(BufferView bytes) {
+  StatusReader r(bytes);
+  if (r.u8() != kStatusVersion || !r.ok()) return Status::unsupported("cluster view version");
+  ClusterView v;
+  v.local.self = BrokerId(r.i32());
+  v.local.controller_leader = BrokerId(r.i32());
+  v.local.controller_term = Term(r.u64());
+  v.local.controller_commit = LogIndex(r.u64());
+  std::uint32_t n = r.count();
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    BrokerStatus b;
+    b.id = BrokerId(r.i32());
+    b.host = r.str();
+    b.kafka_port = r.u16();
+    b.alive = r.u8() != 0;
+    v.local.brokers.push_back(std::move(b));
+  }
+  v.unreachable = r.brokers();
+  v.partitions = read_partitions(r);
+  if (!r.ok() || !r.at_end()) return Status::corruption("malformed cluster view");
+  return v;
+}
+
+void Node::cluster_view(std::int64_t timeout_ms, std::function<void(Result<Buffer>)> done) {
+  gather_cluster_status(timeout_ms, [done = std::move(done)](ClusterView view) {
+    done(encode_cluster_view(view));
+  });
 }
 
 void Node::gather_cluster_status(std::int64_t timeout_ms,

@@ -168,6 +168,24 @@ TEST_F(ClusterStatusTest, EveryPartitionFromItsLeaderAndLagOfAKilledFollower) {
     if (s->leader != BrokerId(0)) ++not_hosted;
   }
   EXPECT_GE(not_hosted, 1);  // three partitions on three brokers: some live elsewhere
+  // The same view as the Kafka API carries it (encode_cluster_view / decode_cluster_view).
+  Result<Buffer> encoded = asked.call_async<Result<Buffer>>(
+      [](Node& n, std::function<void(Result<Buffer>)> reply) { n.cluster_view(2000, reply); });
+  ASSERT_TRUE(encoded.has_value());
+  auto decoded = decode_cluster_view(encoded->view());
+  ASSERT_TRUE(decoded.has_value()) << decoded.error().to_string();
+  EXPECT_EQ(decoded->local.self, BrokerId(0));
+  EXPECT_EQ(decoded->local.brokers.size(), 3u);
+  EXPECT_GE(decoded->local.controller_leader.value(), 0);
+  ASSERT_EQ(decoded->partitions.size(), v.partitions.size());
+  for (std::size_t i = 0; i < v.partitions.size(); ++i) {
+    EXPECT_EQ(decoded->partitions[i].topic, v.partitions[i].topic);
+    EXPECT_EQ(decoded->partitions[i].leader, v.partitions[i].leader);
+    EXPECT_EQ(decoded->partitions[i].voters, v.partitions[i].voters);
+  }
+  Buffer cut = *encoded;
+  cut.resize(cut.size() - 1);
+  EXPECT_FALSE(decode_cluster_view(cut.view()).has_value());
   const PartitionStatus* t = find(v, "triple", 0);
   ASSERT_NE(t, nullptr);
   BrokerId leader = t->leader;

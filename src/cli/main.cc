@@ -21,7 +21,7 @@ void usage() {
       "  topic list | topic describe NAME | topic delete NAME\n"
       "  produce TOPIC [--message M]... [--key K] [--acks all|1|0] [--compression C]\n"
       "  consume TOPIC [--from-beginning] [--count N] [--partition P] [--print-key]\n"
-      "  cluster status\n"
+      "  cluster status [--timeout-ms N]   every partition: leader, term, commit, lag\n"
       "  partition move TOPIC/PARTITION --to ID,ID,... [--wait] | partition reassignments\n"
       "  broker decommission ID [--wait]\n"
       "  group list | group describe GROUP (offsets, log end, lag per partition)\n"

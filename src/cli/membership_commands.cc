@@ -28,6 +28,8 @@ namespace {
 
 constexpr int kTimeoutMs = 30000;
 
+}  // namespace
+
 // One request/response over a fresh connection to the first bootstrap broker.
 Result<protocol::AnyResponse> kafka_call(const std::string& bootstrap,
                                          const protocol::AnyRequest& request, std::int16_t api_key) {
@@ -83,6 +85,8 @@ Result<protocol::AnyResponse> kafka_call(const std::string& bootstrap,
   std::int32_t correlation = 0;
   return protocol::decode_response(payload.view(), api_key, 0, &correlation);
 }
+
+namespace {
 
 struct PartitionView {
   std::vector<std::int32_t> replicas;

@@ -1,4 +1,4 @@
-// raftmq topic create|list|describe|delete and raftmq cluster status, via librdkafka's admin
+// raftmq topic create|list|describe|delete, via librdkafka's admin
 // API and metadata requests.
 #include <cstdio>
 #include <cstdlib>
@@ -199,41 +199,6 @@ int topic_command(Args& args) {
   if (verb == "delete") return delete_topic(args, words[1]);
   if (verb == "describe") return list_or_describe(args, &words[1]);
   return usage();
-}
-
-int cluster_command(Args& args) {
-  const auto& words = args.positional();
-  if (words.size() != 1 || words[0] != "status") {
-    std::fprintf(stderr, "usage: raftmq cluster status [--bootstrap host:port]\n");
-    return 2;
-  }
-  KafkaHandle rk = make_client(args, RD_KAFKA_PRODUCER);
-  if (!rk) return 1;
-  const rd_kafka_metadata_t* metadata = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk.get(), 1, nullptr, &metadata, kAdminTimeoutMs);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    std::fprintf(stderr, "raftmq: metadata: %s\n", rd_kafka_err2str(err));
-    return 1;
-  }
-  std::printf("controller: %d\nbrokers (%d live):\n", rd_kafka_controllerid(rk.get(), 5000),
-              metadata->broker_cnt);
-  for (int b = 0; b < metadata->broker_cnt; ++b) {
-    std::printf("  %d %s:%d\n", metadata->brokers[b].id, metadata->brokers[b].host,
-                metadata->brokers[b].port);
-  }
-  int without_leader = 0;
-  int under_replicated = 0;
-  for (int t = 0; t < metadata->topic_cnt; ++t) {
-    const rd_kafka_metadata_topic_t& topic = metadata->topics[t];
-    for (int p = 0; p < topic.partition_cnt; ++p) {
-      if (topic.partitions[p].leader < 0) ++without_leader;
-      if (topic.partitions[p].isr_cnt < topic.partitions[p].replica_cnt) ++under_replicated;
-    }
-  }
-  std::printf("topics: %d, partitions without leader: %d, under-replicated: %d\n",
-              metadata->topic_cnt, without_leader, under_replicated);
-  rd_kafka_metadata_destroy(metadata);
-  return without_leader == 0 ? 0 : 1;
 }
 
 }  // namespace mq::cli

@@ -222,6 +222,12 @@ class ClusterApi {
   }
   // Moves in progress as far as this broker can see them (partitions it hosts a replica of).
   virtual std::vector<ReassignmentInfo> list_reassignments() const { return {}; }
+  // raftmq's own cluster status (RaftmqClusterStatus, node_status.cc): every partition's Raft
+  // state from its leader, encoded by encode_cluster_view.
+  virtual void cluster_view(std::int64_t timeout_ms, std::function<void(Result<Buffer>)> done) {
+    (void)timeout_ms;
+    done(Status::unsupported("cluster status"));
+  }
 };
 
 }  // namespace mq::cluster

@@ -226,6 +226,7 @@ void Node::stop() {
   if (transport_) transport_->stop();
   if (auto ids = std::move(producer_ids_)) ids->abort_all(Status::unavailable("broker stopped"));
   fail_forwards(Status::unavailable("broker stopped"));
+  fail_status_gathers();
   // Groups go before the flusher: a Log deregisters itself from its flusher when destroyed.
   // They are detached first: destroying a group fails its waiters, whose callbacks may call
   // back into this Node (which then sees no groups, not a map being cleared).
@@ -273,6 +274,8 @@ void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
   if (group == kControlPlaneGroup) {
     if (message.context == kAdminRequestContext) return handle_admin_request(from, message);
     if (message.context == kAdminResponseContext) return handle_admin_response(from, message);
+    if (message.context == kStatusRequestContext) return handle_status_request(from, message);
+    if (message.context == kStatusResponseContext) return handle_status_response(from, message);
     return handle_hints(from, message);
   }
   if (group == kProducerIdChannel) return handle_producer_id_request(from, message);

@@ -132,6 +132,17 @@ struct ClusterStatus {
   NodeMetrics metrics;
 };
 
+// node_status.cc: every partition of the cluster, each as its leader reports it.
+struct ClusterView {
+  ClusterStatus local;                      // the broker asked
+  std::vector<PartitionStatus> partitions;  // every partition; leader -1 if none answered
+  std::vector<BrokerId> unreachable;        // peers down or silent until the timeout
+};
+Buffer encode_partition_statuses(const std::vector<PartitionStatus>& statuses);
+Result<std::vector<PartitionStatus>> decode_partition_statuses(BufferView bytes);
+Buffer encode_cluster_view(const ClusterView& view);
+Result<ClusterView> decode_cluster_view(BufferView bytes);
+
 class Node final : public ClusterApi, public GroupHost {
  public:
   Node(asio::io_context& loop, NodeConfig config);
@@ -157,6 +168,8 @@ class Node final : public ClusterApi, public GroupHost {
   bool is_ready() const { return ready_; }
   std::uint16_t rpc_port() const { return rpc_port_; }
   ClusterStatus cluster_status() const;
+  // Gathers every partition's status from its leader (node_status.cc); `done` on the loop.
+  void gather_cluster_status(std::int64_t timeout_ms, std::function<void(ClusterView)> done);
   const NodeConfig& config() const { return config_; }
   const ControllerGroup* controller() const { return controller_.get(); }
 
@@ -183,6 +196,7 @@ class Node final : public ClusterApi, public GroupHost {
                         std::int64_t timeout_ms,
                         std::function<void(Result<ProducerIdResult>)> done) override;
   std::vector<ReassignmentInfo> list_reassignments() const override;
+  void cluster_view(std::int64_t timeout_ms, std::function<void(Result<Buffer>)> done) override;
 
  private:
   struct Hint {
@@ -229,6 +243,22 @@ class Node final : public ClusterApi, public GroupHost {
   void serve_admin(AdminRequest request, std::function<void(std::vector<AdminResult>)> done);
   void handle_admin_request(BrokerId from, const raft::Message& message);
   void handle_admin_response(BrokerId from, const raft::Message& message);
+  // Cluster status gathering (node_status.cc).
+  struct StatusGather {
+    ClusterView view;
+    std::vector<PartitionStatus> led;  // answers: the partitions each broker leads
+    std::set<BrokerId> waiting;
+    std::shared_ptr<asio::steady_timer> timer;
+    std::function<void(ClusterView)> done;
+  };
+  static constexpr std::uint64_t kStatusRequestContext = 3;
+  static constexpr std::uint64_t kStatusResponseContext = 4;
+  void handle_status_request(BrokerId from, const raft::Message& message);
+  void handle_status_response(BrokerId from, const raft::Message& message);
+  void finish_status_gather(std::uint64_t id);
+  void fail_status_gathers();
+  std::map<std::uint64_t, StatusGather> status_gathers_;
+  std::uint64_t next_status_id_ = 1;
 
   raft::Config raft_config(const std::vector<NodeId>& voters) const;
   std::string partition_dir(const std::string& topic, std::int32_t partition, GroupId group) const;

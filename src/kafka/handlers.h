@@ -57,6 +57,9 @@ void handle_init_producer_id(const RequestContext& ctx, protocol::InitProducerId
                              Respond respond);
 void handle_describe_cluster(const RequestContext& ctx, protocol::DescribeClusterRequest request,
                              Respond respond);
+// raftmq's own API (key 10000): every partition's Raft status (docs/operations.md).
+void handle_raftmq_cluster_status(const RequestContext& ctx,
+                                  protocol::RaftmqClusterStatusRequest request, Respond respond);
 // Consumer groups (docs/groups.md): the coordinator is groups::Coordinator.
 void handle_find_coordinator(const RequestContext& ctx, protocol::FindCoordinatorRequest request,
                              Respond respond);

@@ -375,8 +375,16 @@ std::vector<NodeId> Node::campaign_order(const std::vector<NodeId>& voters, Node
     if (v == dead) continue;
     BrokerId b = broker_of(v);
     if (!broker_alive(b)) continue;
-    auto lost = peer_lost_ms_.find(b);
-    bool recent = lost != peer_lost_ms_.end() && now - lost->second < kRecentlyLostMs;
+    // Every survivor must compute the same order, or two of them campaign at once and split
+    // the vote (then only the election timeout ends it): a restarted broker is "recent" in its
+    // own view too, as it is in the view of the peers that lost it.
+    bool recent = false;
+    if (b == config_.id) {
+      recent = now - ready_started_ms_ < kRecentlyLostMs;
+    } else {
+      auto lost = peer_lost_ms_.find(b);
+      recent = lost != peer_lost_ms_.end() && now - lost->second < kRecentlyLostMs;
+    }
     keyed.emplace_back(recent, v);
   }
   std::sort(keyed.begin(), keyed.end());

@@ -81,10 +81,16 @@ def check(producers, consumers, final, monitor, partitions):
     for (tp, offset), values in at_offset.items():
         if len(values) > 1:
             r.add("inconsistent offsets", "%s offset %d holds %s" % (tp, offset, values))
+    # An acknowledgement without an offset (the client reported none) can still be checked for
+    # loss and duplication, not for its offset; how many there were is reported.
+    r.counts["acknowledged without offset"] = sum(
+        1 for (_, offset, _) in acked.values() if offset is None or offset < 0)
     for value, (tp, offset, _) in acked.items():
         if value not in final_values:
-            r.add("lost", "%s acknowledged at %s offset %d, not in the final read" % (
+            r.add("lost", "%s acknowledged at %s offset %s, not in the final read" % (
                 value, tp, offset))
+        elif offset is None or offset < 0:
+            continue
         elif (tp, offset) not in final_values[value]:
             r.add("inconsistent offsets", "%s acknowledged at %s offset %d, read at %s" % (
                 value, tp, offset, final_values[value]))

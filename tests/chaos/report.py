@@ -62,7 +62,8 @@ def sum_counts(dicts):
 
 def print_counts(r, producers, consumers):
     print("counts:")
-    for name in ("sent", "acknowledged", "indeterminate", "indeterminate found", "unanswered",
+    for name in ("sent", "acknowledged", "acknowledged without offset", "indeterminate",
+                 "indeterminate found", "unanswered",
                  "lost", "duplicated", "unexpected", "inconsistent offsets",
                  "non-monotonic positions", "skipping positions",
                  "committed offsets backwards", "fetch out of range", "consumer reads"):

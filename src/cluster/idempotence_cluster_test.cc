@@ -57,44 +57,6 @@ Result<ProducerIdResult> init_producer_id(TestBroker& b, std::int64_t id = -1,
       });
 }
 
-// Values of the committed records of partition 0, in offset order, with their offsets.
-std::vector<std::pair<std::int64_t, std::string>> read_all(TestBroker& b, const std::string& topic) {
-  return b.call([&](Node& n) {
-    std::vector<std::pair<std::int64_t, std::string>> out;
-    auto p = n.local_partition(topic, 0);
-    if (!p.has_value()) return out;
-    KafkaOffset next = (*p)->log_start_offset();
-    for (int rounds = 0; rounds < 10000 && next < (*p)->high_watermark(); ++rounds) {
-      auto f = (*p)->fetch(next, 64 * 1024);
-      MQ_ASSERT(f.has_value());
-      Buffer bytes;
-      for (const RecordsChunk& c : f->records) {
-        if (c.fd >= 0) {
-          Buffer part(c.length);
-          MQ_ASSERT(::pread(c.fd, part.data(), c.length, static_cast<off_t>(c.file_offset)) ==
-                    static_cast<ssize_t>(c.length));
-          bytes.append(part.view());
-        } else {
-          bytes.append(c.bytes.view());
-        }
-      }
-      auto batches = protocol::parse_record_batches(bytes.view());
-      MQ_ASSERT(batches.has_value() && !batches->empty());
-      for (const auto& batch : *batches) {
-        next = KafkaOffset(batch.header().last_offset() + 1);
-        if (batch.header().is_control()) continue;
-        auto records = batch.decode_records();
-        MQ_ASSERT(records.has_value());
-        for (const auto& r : records->records) {
-          out.emplace_back(batch.header().base_offset + r.offset_delta,
-                           std::string(as_chars(*r.value)));
-        }
-      }
-    }
-    return out;
-  });
-}
-
 class ClusterIdempotence : public ::testing::Test {
  protected:
   void make(int n) {
@@ -245,7 +207,7 @@ TEST_F(ClusterIdempotence, RetryToTheNewLeaderAfterAFailoverIsDeduplicated) {
   ASSERT_TRUE(eleven.status.is_ok() && eleven.kafka_error == 0);
 
   // Every number exactly once, in order.
-  auto records = read_all(*next, "idem");
+  auto records = read_committed(*next, "idem", 0);
   ASSERT_EQ(records.size(), 12u);
   for (std::size_t i = 0; i < records.size(); ++i) {
     EXPECT_EQ(records[i].second, "n" + std::to_string(i));
@@ -266,7 +228,7 @@ TEST_F(ClusterIdempotence, RetryToTheNewLeaderAfterAFailoverIsDeduplicated) {
   }
   ASSERT_TRUE(late.status.is_ok()) << late.status.to_string();
   EXPECT_EQ(late.base_offset, eleven.base_offset);
-  EXPECT_EQ(read_all(*third, "idem").size(), 12u);
+  EXPECT_EQ(read_committed(*third, "idem", 0).size(), 12u);
 }
 
 }  // namespace

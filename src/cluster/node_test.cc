@@ -35,45 +35,6 @@ struct Produced {
   KafkaOffset base_offset{-1};
 };
 
-// Reads every committed record of a partition from its leader: (offset, value) pairs.
-std::vector<std::pair<std::int64_t, std::string>> read_all(TestBroker& b, const std::string& topic,
-                                                           std::int32_t partition) {
-  return b.call([&](Node& n) {
-    std::vector<std::pair<std::int64_t, std::string>> out;
-    auto p = n.local_partition(topic, partition);
-    if (!p.has_value()) return out;
-    KafkaOffset next = (*p)->log_start_offset();
-    for (int rounds = 0; rounds < 10000 && next < (*p)->high_watermark(); ++rounds) {
-      auto f = (*p)->fetch(next, 64 * 1024);
-      MQ_ASSERT(f.has_value(), "%s", f.error().to_string().c_str());
-      Buffer bytes;
-      for (const RecordsChunk& c : f->records) {
-        if (c.fd >= 0) {
-          Buffer part(c.length);
-          MQ_ASSERT(::pread(c.fd, part.data(), c.length, static_cast<off_t>(c.file_offset)) ==
-                    static_cast<ssize_t>(c.length));
-          bytes.append(part.view());
-        } else {
-          bytes.append(c.bytes.view());
-        }
-      }
-      auto batches = protocol::parse_record_batches(bytes.view());
-      MQ_ASSERT(batches.has_value() && !batches->empty());
-      for (const auto& batch : *batches) {
-        next = KafkaOffset(batch.header().last_offset() + 1);
-        if (batch.header().is_control()) continue;
-        auto records = batch.decode_records();
-        MQ_ASSERT(records.has_value());
-        for (const auto& r : records->records) {
-          out.emplace_back(batch.header().base_offset + r.offset_delta,
-                           std::string(as_chars(*r.value)));
-        }
-      }
-    }
-    return out;
-  });
-}
-
 Produced produce(TestBroker& b, const std::string& topic, std::int32_t partition,
                  const std::string& value, Acks acks = Acks::kAll, int records = 1) {
   return b.call_async<Produced>([=](Node& n, std::function<void(Produced)> reply) {
@@ -182,7 +143,7 @@ TEST_F(ClusterNode, SingleBrokerCreatesTopicProducesAndFetches) {
   ASSERT_TRUE(leader_ack.status.is_ok());
   EXPECT_EQ(leader_ack.base_offset.value(), offsets.back() + 1);
 
-  auto records = read_all(*c, "events", 0);
+  auto records = read_committed(*c, "events", 0);
   ASSERT_EQ(records.size(), 21u);
   for (int i = 0; i < 20; ++i) {
     EXPECT_EQ(records[static_cast<std::size_t>(i)].first, offsets[static_cast<std::size_t>(i)]);
@@ -242,7 +203,7 @@ TEST_F(ClusterNode, SingleBrokerCreatesTopicProducesAndFetches) {
   c->kill();
   ASSERT_TRUE(c->start().is_ok());
   ASSERT_NE(wait_partition_leader("events", 0), nullptr);
-  auto again = read_all(*c, "events", 0);
+  auto again = read_committed(*c, "events", 0);
   ASSERT_GE(again.size(), 21u);
   for (std::size_t i = 0; i < 21; ++i) EXPECT_EQ(again[i], records[i]);
   Produced after = produce(*c, "events", 0, "after-restart");
@@ -312,7 +273,7 @@ TEST_F(ClusterNode, ThreeBrokersReplicateFailOverAndCatchUp) {
   for (std::int32_t p = 0; p < 3; ++p) {
     TestBroker* l = wait_partition_leader("orders", p);
     ASSERT_NE(l, nullptr);
-    auto records = read_all(*l, "orders", p);
+    auto records = read_committed(*l, "orders", p);
     std::set<std::pair<std::int64_t, std::string>> have(records.begin(), records.end());
     for (const auto& a : acked[p]) {
       EXPECT_TRUE(have.count(a)) << "partition " << p << " lost offset " << a.first << " " << a.second;
@@ -445,7 +406,7 @@ TEST_F(ClusterNode, RetentionTrimsTheLogAndALaggingFollowerCatchesUpFromTheLogSt
   EXPECT_EQ(fs->log_end_offset, replica_status(*leader, "logs", 0)->log_end_offset);
   // Every acknowledged record at or above the log start (as of the read: retention keeps
   // running) is served.
-  auto records = read_all(*leader, "logs", 0);
+  auto records = read_committed(*leader, "logs", 0);
   ASSERT_FALSE(records.empty());
   EXPECT_LE(records.front().first, acked.back().first);
   std::set<std::pair<std::int64_t, std::string>> have(records.begin(), records.end());
@@ -569,7 +530,7 @@ TEST_F(ClusterNode, PipelinedProducesCommitInOrderAndBackPressureIsAnError) {
               accepted, kCount,
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()),
               out.limit_exceeded);
-  auto records = read_all(*leader, "fast", 0);
+  auto records = read_committed(*leader, "fast", 0);
   EXPECT_EQ(records.size(), static_cast<std::size_t>(accepted));
   // `cluster status` data on the leader: three voters, each follower's match and lag.
   EXPECT_TRUE(wait_until([&] {

@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "base/assert.h"
+#include "protocol/record_batch.h"
+
 namespace mq::cluster::testing {
 
 std::uint16_t free_port() {
@@ -76,6 +79,45 @@ bool wait_until(std::function<bool()> predicate, std::chrono::milliseconds timeo
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return predicate();
+}
+
+std::vector<std::pair<std::int64_t, std::string>> read_committed(TestBroker& b,
+                                                                 const std::string& topic,
+                                                                 std::int32_t partition) {
+  return b.call([&](Node& n) {
+    std::vector<std::pair<std::int64_t, std::string>> out;
+    auto p = n.local_partition(topic, partition);
+    if (!p.has_value()) return out;
+    KafkaOffset next = (*p)->log_start_offset();
+    for (int rounds = 0; rounds < 10000 && next < (*p)->high_watermark(); ++rounds) {
+      auto f = (*p)->fetch(next, 64 * 1024);
+      MQ_ASSERT(f.has_value(), "%s", f.error().to_string().c_str());
+      Buffer bytes;
+      for (const RecordsChunk& c : f->records) {
+        if (c.fd >= 0) {
+          Buffer part(c.length);
+          MQ_ASSERT(::pread(c.fd, part.data(), c.length, static_cast<off_t>(c.file_offset)) ==
+                    static_cast<ssize_t>(c.length));
+          bytes.append(part.view());
+        } else {
+          bytes.append(c.bytes.view());
+        }
+      }
+      auto batches = protocol::parse_record_batches(bytes.view());
+      MQ_ASSERT(batches.has_value() && !batches->empty());
+      for (const auto& batch : *batches) {
+        next = KafkaOffset(batch.header().last_offset() + 1);
+        if (batch.header().is_control()) continue;
+        auto records = batch.decode_records();
+        MQ_ASSERT(records.has_value());
+        for (const auto& r : records->records) {
+          out.emplace_back(batch.header().base_offset + r.offset_delta,
+                           std::string(as_chars(*r.value)));
+        }
+      }
+    }
+    return out;
+  });
 }
 
 }  // namespace mq::cluster::testing

@@ -73,4 +73,10 @@ class TestBroker {
 // Polls `predicate` every 10 ms until it holds or `timeout` passes.
 bool wait_until(std::function<bool()> predicate, std::chrono::milliseconds timeout);
 
+// Every committed, non-control record of topic/partition, read from this broker's replica
+// (its leader's, for a leader): (offset, value) pairs in offset order.
+std::vector<std::pair<std::int64_t, std::string>> read_committed(TestBroker& b,
+                                                                 const std::string& topic,
+                                                                 std::int32_t partition);
+
 }  // namespace mq::cluster::testing

@@ -39,16 +39,9 @@ Buffer keyed_batch(const std::string& key, const std::string& value) {
 }
 
 Result<KafkaOffset> produce(TestBroker& b, const std::string& key, const std::string& value) {
-  return b.call_async<Result<KafkaOffset>>(
-      [=](Node& n, std::function<void(Result<KafkaOffset>)> reply) {
-        auto p = n.local_partition(kTopic, 0);
-        if (!p.has_value()) return reply(p.error());
-        (*p)->produce(SharedBuffer(keyed_batch(key, value)), Acks::kAll,
-                      [reply](Result<ProduceResult> r) {
-                        reply(r.has_value() ? Result<KafkaOffset>(r->base_offset)
-                                            : Result<KafkaOffset>(r.error()));
-                      });
-      });
+  auto r = testing::produce_batch(b, kTopic, 0, SharedBuffer(keyed_batch(key, value)));
+  if (!r.has_value()) return r.error();
+  return r->base_offset;
 }
 
 // Every committed record from the leader, checking that each fetched batch parses and that
@@ -95,15 +88,6 @@ std::optional<std::vector<Record>> read_all(TestBroker& b) {
   });
 }
 
-std::optional<PartitionStatus> replica_status(TestBroker& b) {
-  return b.call([&](Node& n) -> std::optional<PartitionStatus> {
-    for (const PartitionStatus& s : n.cluster_status().partitions) {
-      if (s.topic == kTopic && s.partition == 0) return s;
-    }
-    return std::nullopt;
-  });
-}
-
 std::uint64_t partition_log_bytes(const std::string& data_dir) {
   std::uint64_t total = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(data_dir + "/partitions")) {
@@ -112,64 +96,16 @@ std::uint64_t partition_log_bytes(const std::string& data_dir) {
   return total;
 }
 
-class CompactionCluster : public ::testing::Test {
+class CompactionCluster : public testing::ClusterFixture {
  protected:
   void make(int n) {
-    root_ = testing::make_temp_dir("raftmq-compact-");
-    std::vector<BrokerAddress> addresses;
-    for (int i = 0; i < n; ++i) {
-      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
-                                        static_cast<std::uint16_t>(19592 + i)});
-    }
-    for (int i = 0; i < n; ++i) {
-      NodeConfig c;
-      c.id = BrokerId(i);
-      c.data_dir = root_ + "/broker" + std::to_string(i);
-      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
-      c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
-      c.brokers = addresses;
-      c.produce_timeout_ms = 5000;
-      c.retention_check_interval_ms = 100;
-      brokers_.push_back(std::make_unique<TestBroker>(c));
-    }
-    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
+    ClusterFixture::make(n, [](NodeConfig& c) { c.retention_check_interval_ms = 100; });
   }
-  void TearDown() override {
-    brokers_.clear();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
+  TestBroker* leader() { return partition_leader(kTopic, 0); }
+  TestBroker* wait_leader() { return wait_partition_leader(kTopic, 0); }
+  static std::optional<PartitionStatus> replica_status(TestBroker& b) {
+    return ClusterFixture::replica_status(b, kTopic, 0);
   }
-  TestBroker* leader() {
-    for (auto& b : brokers_) {
-      if (b->running() &&
-          b->call([](Node& n) { return n.local_partition(kTopic, 0).has_value(); })) {
-        return b.get();
-      }
-    }
-    return nullptr;
-  }
-  TestBroker* wait_leader() {
-    TestBroker* l = nullptr;
-    wait_until([&] { return (l = leader()) != nullptr; }, 10s);
-    return l;
-  }
-  TestBroker* controller() {
-    TestBroker* c = nullptr;
-    wait_until(
-        [&] {
-          for (auto& b : brokers_) {
-            if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
-              c = b.get();
-              return true;
-            }
-          }
-          return false;
-        },
-        10s);
-    return c;
-  }
-
-  std::string root_;
-  std::vector<std::unique_ptr<TestBroker>> brokers_;
 };
 
 class CompactionClusterTopics : public CompactionCluster,
@@ -182,19 +118,12 @@ TEST_P(CompactionClusterTopics, ReplicasCompactAndACatchingUpFollowerServesTheLa
   kTopic = GetParam();
   const bool internal = kTopic.starts_with("__");
   make(3);
-  TestBroker* c = controller();
+  TestBroker* c = wait_controller();
   ASSERT_NE(c, nullptr);
-  auto created = c->call_async<std::vector<AdminResult>>(
-      [](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
-        TopicSpec spec;
-        spec.name = kTopic;
-        spec.partitions = 1;
-        spec.replication_factor = 3;
-        spec.configs = {{"cleanup.policy", "compact"},
-                        {"segment.bytes", "4096"},
-                        {"delete.retention.ms", "1000"}};
-        n.create_topics({spec}, 5000, reply);
-      });
+  auto created = testing::create_topic(*c, kTopic, 1, 3,
+                                       {{"cleanup.policy", "compact"},
+                                        {"segment.bytes", "4096"},
+                                        {"delete.retention.ms", "1000"}});
   ASSERT_EQ(created.size(), 1u);
   ASSERT_TRUE(created[0].status.is_ok()) << created[0].status.to_string();
   TestBroker* l = wait_leader();

@@ -38,15 +38,9 @@ struct Produced {
 };
 
 Produced produce(TestBroker& b, const std::string& topic, Buffer batch) {
-  auto shared = std::make_shared<SharedBuffer>(std::move(batch));
-  return b.call_async<Produced>([=](Node& n, std::function<void(Produced)> reply) {
-    auto p = n.local_partition(topic, 0);
-    if (!p.has_value()) return reply(Produced{p.error()});
-    (*p)->produce(*shared, Acks::kAll, [reply](Result<ProduceResult> r) {
-      if (!r.has_value()) return reply(Produced{r.error()});
-      reply(Produced{Status::ok(), r->base_offset, r->kafka_error});
-    });
-  });
+  auto r = testing::produce_batch(b, topic, 0, SharedBuffer(std::move(batch)));
+  if (!r.has_value()) return Produced{r.error()};
+  return Produced{Status::ok(), r->base_offset, r->kafka_error};
 }
 
 Result<ProducerIdResult> init_producer_id(TestBroker& b, std::int64_t id = -1,
@@ -57,59 +51,15 @@ Result<ProducerIdResult> init_producer_id(TestBroker& b, std::int64_t id = -1,
       });
 }
 
-class ClusterIdempotence : public ::testing::Test {
+class ClusterIdempotence : public testing::ClusterFixture {
  protected:
-  void make(int n) {
-    root_ = testing::make_temp_dir("raftmq-idem-");
-    std::vector<BrokerAddress> addresses;
-    for (int i = 0; i < n; ++i) {
-      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
-                                        static_cast<std::uint16_t>(19192 + i)});
-    }
-    for (int i = 0; i < n; ++i) {
-      NodeConfig c;
-      c.id = BrokerId(i);
-      c.data_dir = root_ + "/broker" + std::to_string(i);
-      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
-      c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
-      c.brokers = addresses;
-      c.produce_timeout_ms = 5000;
-      brokers_.push_back(std::make_unique<TestBroker>(c));
-    }
-    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
-  }
-  void TearDown() override {
-    brokers_.clear();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
-  }
-  TestBroker* controller_leader() {
-    for (auto& b : brokers_) {
-      if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
-        return b.get();
-      }
-    }
-    return nullptr;
-  }
   TestBroker* partition_leader(const std::string& topic) {
-    for (auto& b : brokers_) {
-      if (b->running() &&
-          b->call([&](Node& n) { return n.local_partition(topic, 0).has_value(); })) {
-        return b.get();
-      }
-    }
-    return nullptr;
+    return ClusterFixture::partition_leader(topic, 0);
   }
   KafkaOffset log_end_on(TestBroker& b, const std::string& topic) {
-    return b.call([&](Node& n) {
-      for (const PartitionStatus& s : n.cluster_status().partitions) {
-        if (s.topic == topic && s.partition == 0) return s.log_end_offset;
-      }
-      return KafkaOffset(-1);
-    });
+    auto s = replica_status(b, topic, 0);
+    return s.has_value() ? s->log_end_offset : KafkaOffset(-1);
   }
-
-  std::string root_;
-  std::vector<std::unique_ptr<TestBroker>> brokers_;
 };
 
 TEST_F(ClusterIdempotence, ProducerIdsAreUniqueAcrossBrokersAndEpochsBump) {
@@ -149,14 +99,7 @@ TEST_F(ClusterIdempotence, RetryToTheNewLeaderAfterAFailoverIsDeduplicated) {
   make(3);
   TestBroker* c = nullptr;
   ASSERT_TRUE(wait_until([&] { return (c = controller_leader()) != nullptr; }, 10s));
-  auto created = c->call_async<std::vector<AdminResult>>(
-      [](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
-        TopicSpec spec;
-        spec.name = "idem";
-        spec.partitions = 1;
-        spec.replication_factor = 3;
-        n.create_topics({spec}, 5000, reply);
-      });
+  auto created = testing::create_topic(*c, "idem", 1, 3);
   ASSERT_TRUE(created[0].status.is_ok()) << created[0].status.to_string();
   auto pid = init_producer_id(*c);
   ASSERT_TRUE(pid.has_value());

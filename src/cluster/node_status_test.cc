@@ -14,22 +14,18 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::TestBroker;
+using testing::metadata_leader;
 using testing::wait_until;
 
 Status produce_one(TestBroker& b, const std::string& topic, std::int32_t partition) {
-  return b.call_async<Status>([=](Node& n, std::function<void(Status)> reply) {
-    auto p = n.local_partition(topic, partition);
-    if (!p.has_value()) return reply(p.error());
-    protocol::RecordInput r;
-    r.value = Buffer(std::string_view("status-test"));
-    r.timestamp = 1700000000000;
-    std::vector<protocol::RecordInput> inputs;
-    inputs.push_back(std::move(r));
-    auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{}, inputs);
-    MQ_ASSERT(batch.has_value());
-    (*p)->produce(SharedBuffer(std::move(*batch)), Acks::kAll,
-                  [reply](Result<ProduceResult> res) { reply(res.has_value() ? Status::ok() : res.error()); });
-  });
+  protocol::RecordInput r;
+  r.value = Buffer(std::string_view("status-test"));
+  r.timestamp = 1700000000000;
+  auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{},
+                                            std::span<const protocol::RecordInput>(&r, 1));
+  MQ_ASSERT(batch.has_value());
+  auto res = testing::produce_batch(b, topic, partition, SharedBuffer(std::move(*batch)));
+  return res.has_value() ? Status::ok() : res.error();
 }
 
 ClusterView gather(TestBroker& b, std::int64_t timeout_ms = 2000) {
@@ -45,59 +41,12 @@ const PartitionStatus* find(const ClusterView& v, const std::string& topic, std:
   return nullptr;
 }
 
-class ClusterStatusTest : public ::testing::Test {
+class ClusterStatusTest : public testing::ClusterFixture {
  protected:
   void make(int n) {
-    root_ = testing::make_temp_dir("raftmq-status-");
-    std::vector<BrokerAddress> addresses;
-    for (int i = 0; i < n; ++i) {
-      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
-                                        static_cast<std::uint16_t>(19092 + i)});
-    }
-    for (int i = 0; i < n; ++i) {
-      NodeConfig c;
-      c.id = BrokerId(i);
-      c.data_dir = root_ + "/broker" + std::to_string(i);
-      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
-      c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
-      c.brokers = addresses;
-      c.produce_timeout_ms = 5000;
-      c.election_ticks = 200;  // the leader keeps its term while a follower is dead
-      brokers_.push_back(std::make_unique<TestBroker>(c));
-    }
-    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
+    // The leader keeps its term while a follower is dead.
+    ClusterFixture::make(n, [](NodeConfig& c) { c.election_ticks = 200; });
   }
-  void TearDown() override {
-    brokers_.clear();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
-  }
-  TestBroker* wait_controller() {
-    TestBroker* leader = nullptr;
-    wait_until([&] {
-      for (auto& b : brokers_) {
-        if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
-          leader = b.get();
-          return true;
-        }
-      }
-      return false;
-    }, 10s);
-    return leader;
-  }
-  // The metadata's leader of topic/p as `b` sees it, or -1.
-  static BrokerId metadata_leader(TestBroker& b, const std::string& topic, std::int32_t p) {
-    return b.call([&](Node& n) {
-      MetadataSnapshot md = n.metadata();
-      const TopicInfo* t = md.find_topic(topic);
-      if (t == nullptr) return BrokerId(-1);
-      for (const PartitionInfo& info : t->partitions) {
-        if (info.partition == p) return info.leader;
-      }
-      return BrokerId(-1);
-    });
-  }
-  std::string root_;
-  std::vector<std::unique_ptr<TestBroker>> brokers_;
 };
 
 TEST(ClusterStatusCodec, RoundTripsAndRefusesMalformed) {

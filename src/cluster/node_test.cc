@@ -37,86 +37,14 @@ struct Produced {
 
 Produced produce(TestBroker& b, const std::string& topic, std::int32_t partition,
                  const std::string& value, Acks acks = Acks::kAll, int records = 1) {
-  return b.call_async<Produced>([=](Node& n, std::function<void(Produced)> reply) {
-    auto p = n.local_partition(topic, partition);
-    if (!p.has_value()) return reply(Produced{p.error()});
-    (*p)->produce(SharedBuffer(make_batch(value, records)), acks, [reply](Result<ProduceResult> r) {
-      reply(r.has_value() ? Produced{Status::ok(), r->base_offset} : Produced{r.error()});
-    });
-  });
+  auto r = testing::produce_batch(b, topic, partition, SharedBuffer(make_batch(value, records)),
+                                  acks);
+  return r.has_value() ? Produced{Status::ok(), r->base_offset} : Produced{r.error()};
 }
 
-std::vector<AdminResult> create_topic(TestBroker& b, const std::string& name, int partitions,
-                                      int rf, std::map<std::string, std::string> configs = {}) {
-  return b.call_async<std::vector<AdminResult>>(
-      [=](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
-        TopicSpec spec;
-        spec.name = name;
-        spec.partitions = partitions;
-        spec.replication_factor = static_cast<std::int16_t>(rf);
-        spec.configs = configs;
-        n.create_topics({spec}, 5000, reply);
-      });
-}
+using testing::create_topic;
 
-class ClusterNode : public ::testing::Test {
- protected:
-  void make(int n, std::function<void(NodeConfig&)> tweak = {}) {
-    root_ = testing::make_temp_dir("raftmq-cluster-");
-    std::vector<BrokerAddress> addresses;
-    for (int i = 0; i < n; ++i) {
-      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
-                                        static_cast<std::uint16_t>(19092 + i)});
-    }
-    for (int i = 0; i < n; ++i) {
-      NodeConfig c;
-      c.id = BrokerId(i);
-      c.data_dir = root_ + "/broker" + std::to_string(i);
-      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
-      c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
-      c.brokers = addresses;
-      c.produce_timeout_ms = 5000;
-      if (tweak) tweak(c);
-      brokers_.push_back(std::make_unique<TestBroker>(c));
-    }
-    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
-  }
-  void TearDown() override {
-    brokers_.clear();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
-  }
-  // The broker that currently leads the controller (and has applied its term's no-op).
-  TestBroker* controller_leader() {
-    for (auto& b : brokers_) {
-      if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
-        return b.get();
-      }
-    }
-    return nullptr;
-  }
-  TestBroker* wait_controller() {
-    TestBroker* leader = nullptr;
-    wait_until([&] { return (leader = controller_leader()) != nullptr; }, 10s);
-    return leader;
-  }
-  TestBroker* partition_leader(const std::string& topic, std::int32_t p) {
-    for (auto& b : brokers_) {
-      if (b->running() && b->call([&](Node& n) { return n.local_partition(topic, p).has_value(); })) {
-        return b.get();
-      }
-    }
-    return nullptr;
-  }
-  TestBroker* wait_partition_leader(const std::string& topic, std::int32_t p,
-                                    std::chrono::milliseconds timeout = 10s) {
-    TestBroker* leader = nullptr;
-    wait_until([&] { return (leader = partition_leader(topic, p)) != nullptr; }, timeout);
-    return leader;
-  }
-
-  std::string root_;
-  std::vector<std::unique_ptr<TestBroker>> brokers_;
-};
+class ClusterNode : public testing::ClusterFixture {};
 
 TEST_F(ClusterNode, SingleBrokerCreatesTopicProducesAndFetches) {
   make(1);
@@ -305,16 +233,6 @@ TEST_F(ClusterNode, ThreeBrokersReplicateFailOverAndCatchUp) {
   EXPECT_NE(after, current);
 }
 
-
-std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic,
-                                              std::int32_t p) {
-  return b.call([&](Node& n) -> std::optional<PartitionStatus> {
-    for (const PartitionStatus& s : n.cluster_status().partitions) {
-      if (s.topic == topic && s.partition == p) return s;
-    }
-    return std::nullopt;
-  });
-}
 
 std::size_t replica_dirs(const std::string& data_dir) {
   std::size_t n = 0;

@@ -112,97 +112,40 @@ Buffer make_batch(const std::string& value) {
 }
 
 Status produce(TestBroker& b, const std::string& topic, const std::string& value) {
-  return b.call_async<Status>([=](Node& n, std::function<void(Status)> reply) {
-    auto p = n.local_partition(topic, 0);
-    if (!p.has_value()) return reply(p.error());
-    (*p)->produce(SharedBuffer(make_batch(value)), Acks::kAll, [reply](Result<ProduceResult> r) {
-      reply(r.has_value() ? Status::ok() : r.error());
-    });
-  });
+  auto r = testing::produce_batch(b, topic, 0, SharedBuffer(make_batch(value)));
+  return r.has_value() ? Status::ok() : r.error();
 }
 
-std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic) {
-  return b.call([&](Node& n) -> std::optional<PartitionStatus> {
-    for (const PartitionStatus& s : n.cluster_status().partitions) {
-      if (s.topic == topic && s.partition == 0) return s;
-    }
-    return std::nullopt;
-  });
-}
-
-BrokerId metadata_leader(TestBroker& b, const std::string& topic) {
-  return b.call([&](Node& n) {
-    MetadataSnapshot m = n.metadata();
-    const TopicInfo* t = m.find_topic(topic);
-    return t == nullptr || t->partitions.empty() ? BrokerId(-1) : t->partitions[0].leader;
-  });
-}
-
-class ReplicaRecoveryCluster : public ::testing::Test {
+class ReplicaRecoveryCluster : public testing::ClusterFixture {
  protected:
   void SetUp() override {
-    root_ = testing::make_temp_dir("raftmq-recovery-");
-    std::vector<BrokerAddress> addresses;
-    for (int i = 0; i < 3; ++i) {
-      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
-                                        static_cast<std::uint16_t>(19192 + i)});
-      fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
-    }
-    for (int i = 0; i < 3; ++i) {
-      NodeConfig c;
-      c.id = BrokerId(i);
-      c.data_dir = root_ + "/broker" + std::to_string(i);
-      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
-      c.brokers = addresses;
-      c.produce_timeout_ms = 5000;
-      c.file_system = fs_[static_cast<std::size_t>(i)].get();
+    for (int i = 0; i < 3; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
+    make(3, [this](NodeConfig& c) {
+      c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
       c.replica_recovery.backoff_initial_ms = 100;
       c.replica_recovery.backoff_max_ms = 400;
       c.replica_recovery.free_bytes_min = 1u << 20;
-      brokers_.push_back(std::make_unique<TestBroker>(c));
-    }
-    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
+    });
   }
   void TearDown() override {
-    brokers_.clear();
+    ClusterFixture::TearDown();  // the brokers go before their file systems
     fs_.clear();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
   }
-  TestBroker* leader_of(const std::string& topic) {
-    TestBroker* leader = nullptr;
-    wait_until([&] {
-      for (auto& b : brokers_) {
-        if (b->running() && b->call([&](Node& n) { return n.local_partition(topic, 0).has_value(); })) {
-          leader = b.get();
-          return true;
-        }
-      }
-      return false;
-    }, 10s);
-    return leader;
+  TestBroker* leader_of(const std::string& topic) { return wait_partition_leader(topic, 0); }
+  static std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic) {
+    return ClusterFixture::replica_status(b, topic, 0);
+  }
+  static BrokerId metadata_leader(TestBroker& b, const std::string& topic) {
+    return testing::metadata_leader(b, topic, 0);
   }
 
-  std::string root_;
   std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;  // outlive the brokers
-  std::vector<std::unique_ptr<TestBroker>> brokers_;
 };
 
 TEST_F(ReplicaRecoveryCluster, DiskFullFollowerStopsThenRejoinsAndCatchesUpWhenSpaceReturns) {
-  TestBroker* controller = nullptr;
-  ASSERT_TRUE(wait_until([&] {
-    for (auto& b : brokers_) {
-      if (b->call([](Node& n) { return n.controller()->leader_ready(); })) controller = b.get();
-    }
-    return controller != nullptr;
-  }, 10s));
-  auto created = controller->call_async<std::vector<AdminResult>>(
-      [](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
-        TopicSpec spec;
-        spec.name = "full";
-        spec.partitions = 1;
-        spec.replication_factor = 3;
-        n.create_topics({spec}, 5000, reply);
-      });
+  TestBroker* controller = wait_controller();
+  ASSERT_NE(controller, nullptr);
+  auto created = testing::create_topic(*controller, "full", 1, 3);
   ASSERT_TRUE(created[0].status.is_ok()) << created[0].status.to_string();
   TestBroker* leader = leader_of("full");
   ASSERT_NE(leader, nullptr);
@@ -264,21 +207,9 @@ TEST_F(ReplicaRecoveryCluster, DiskFullFollowerStopsThenRejoinsAndCatchesUpWhenS
 // not flooded with the stale heartbeats and appends of its downtime (which stalled both event
 // loops past the election timeout); it still catches up from the leader once it is back.
 TEST_F(ReplicaRecoveryCluster, MessagesForADownBrokerAreDroppedNotQueuedAndItCatchesUpAfter) {
-  TestBroker* controller = nullptr;
-  ASSERT_TRUE(wait_until([&] {
-    for (auto& b : brokers_) {
-      if (b->call([](Node& n) { return n.controller()->leader_ready(); })) controller = b.get();
-    }
-    return controller != nullptr;
-  }, 10s));
-  auto created = controller->call_async<std::vector<AdminResult>>(
-      [](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
-        TopicSpec spec;
-        spec.name = "down";
-        spec.partitions = 1;
-        spec.replication_factor = 3;
-        n.create_topics({spec}, 5000, reply);
-      });
+  TestBroker* controller = wait_controller();
+  ASSERT_NE(controller, nullptr);
+  auto created = testing::create_topic(*controller, "down", 1, 3);
   ASSERT_TRUE(created[0].status.is_ok()) << created[0].status.to_string();
   TestBroker* leader = leader_of("down");
   ASSERT_NE(leader, nullptr);

@@ -120,4 +120,110 @@ std::vector<std::pair<std::int64_t, std::string>> read_committed(TestBroker& b,
   });
 }
 
+Result<ProduceResult> produce_batch(TestBroker& b, const std::string& topic,
+                                    std::int32_t partition, SharedBuffer batch, Acks acks) {
+  return b.call_async<Result<ProduceResult>>(
+      [&](Node& n, std::function<void(Result<ProduceResult>)> reply) {
+        auto p = n.local_partition(topic, partition);
+        if (!p.has_value()) return reply(p.error());
+        (*p)->produce(std::move(batch), acks, reply);
+      });
+}
+
+std::vector<AdminResult> create_topic(TestBroker& b, const std::string& name, int partitions,
+                                      int replication_factor,
+                                      std::map<std::string, std::string> configs) {
+  return b.call_async<std::vector<AdminResult>>(
+      [&](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
+        TopicSpec spec;
+        spec.name = name;
+        spec.partitions = partitions;
+        spec.replication_factor = static_cast<std::int16_t>(replication_factor);
+        spec.configs = configs;
+        n.create_topics({spec}, 5000, reply);
+      });
+}
+
+BrokerId metadata_leader(TestBroker& b, const std::string& topic, std::int32_t p) {
+  return b.call([&](Node& n) {
+    MetadataSnapshot md = n.metadata();
+    const TopicInfo* t = md.find_topic(topic);
+    if (t == nullptr) return BrokerId(-1);
+    for (const PartitionInfo& info : t->partitions) {
+      if (info.partition == p) return info.leader;
+    }
+    return BrokerId(-1);
+  });
+}
+
+void ClusterFixture::make(int n, std::function<void(NodeConfig&)> tweak) {
+  root_ = make_temp_dir("raftmq-cluster-");
+  std::vector<BrokerAddress> addresses;
+  for (int i = 0; i < n; ++i) {
+    // The Kafka port is only advertised (no listener in these tests).
+    addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", free_port(),
+                                      static_cast<std::uint16_t>(19092 + i)});
+  }
+  for (int i = 0; i < n; ++i) {
+    NodeConfig c;
+    c.id = BrokerId(i);
+    c.data_dir = root_ + "/broker" + std::to_string(i);
+    c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
+    c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
+    c.brokers = addresses;
+    c.produce_timeout_ms = 5000;
+    if (tweak) tweak(c);
+    brokers_.push_back(std::make_unique<TestBroker>(c));
+  }
+  for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
+}
+
+void ClusterFixture::TearDown() {
+  brokers_.clear();
+  if (!root_.empty()) std::filesystem::remove_all(root_);
+}
+
+TestBroker* ClusterFixture::controller_leader() {
+  for (auto& b : brokers_) {
+    if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
+      return b.get();
+    }
+  }
+  return nullptr;
+}
+
+TestBroker* ClusterFixture::wait_controller(std::chrono::milliseconds timeout) {
+  TestBroker* leader = nullptr;
+  wait_until([&] { return (leader = controller_leader()) != nullptr; }, timeout);
+  return leader;
+}
+
+TestBroker* ClusterFixture::partition_leader(const std::string& topic, std::int32_t p) {
+  for (auto& b : brokers_) {
+    if (b->running() &&
+        b->call([&](Node& n) { return n.local_partition(topic, p).has_value(); })) {
+      return b.get();
+    }
+  }
+  return nullptr;
+}
+
+TestBroker* ClusterFixture::wait_partition_leader(const std::string& topic, std::int32_t p,
+                                                  std::chrono::milliseconds timeout) {
+  TestBroker* leader = nullptr;
+  wait_until([&] { return (leader = partition_leader(topic, p)) != nullptr; }, timeout);
+  return leader;
+}
+
+std::optional<PartitionStatus> ClusterFixture::replica_status(TestBroker& b,
+                                                              const std::string& topic,
+                                                              std::int32_t p) {
+  return b.call([&](Node& n) -> std::optional<PartitionStatus> {
+    for (const PartitionStatus& s : n.cluster_status().partitions) {
+      if (s.topic == topic && s.partition == p) return s;
+    }
+    return std::nullopt;
+  });
+}
+
 }  // namespace mq::cluster::testing

@@ -2,10 +2,13 @@
 // loopback with ephemeral ports and temporary data directories. Test-only.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <future>
 #include <memory>
 #include <optional>
@@ -78,5 +81,41 @@ bool wait_until(std::function<bool()> predicate, std::chrono::milliseconds timeo
 std::vector<std::pair<std::int64_t, std::string>> read_committed(TestBroker& b,
                                                                  const std::string& topic,
                                                                  std::int32_t partition);
+
+// Produces one batch to topic/partition on `b` (which must lead it) and waits for the answer.
+Result<ProduceResult> produce_batch(TestBroker& b, const std::string& topic,
+                                    std::int32_t partition, SharedBuffer batch,
+                                    Acks acks = Acks::kAll);
+
+// Creates one topic through `b` (the controller, or forwarded by it) and waits for the result.
+std::vector<AdminResult> create_topic(TestBroker& b, const std::string& name, int partitions,
+                                      int replication_factor,
+                                      std::map<std::string, std::string> configs = {});
+
+// The leader of topic/p in `b`'s metadata, or -1.
+BrokerId metadata_leader(TestBroker& b, const std::string& topic, std::int32_t p);
+
+// A fixture of n in-process brokers with ids 0..n-1 on loopback (every one a controller voter),
+// each with its data directory under one temporary root removed at the end.
+class ClusterFixture : public ::testing::Test {
+ protected:
+  // Starts the brokers; `tweak` edits each configuration before its broker starts.
+  void make(int n, std::function<void(NodeConfig&)> tweak = {});
+  void TearDown() override;
+
+  // The broker that currently leads the controller (and applied its term's no-op), or null.
+  TestBroker* controller_leader();
+  TestBroker* wait_controller(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The broker that currently leads topic/p (hosts it as leader), or null.
+  TestBroker* partition_leader(const std::string& topic, std::int32_t p);
+  TestBroker* wait_partition_leader(const std::string& topic, std::int32_t p,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Status of the replica of topic/p hosted on `b`, if it hosts one.
+  static std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic,
+                                                       std::int32_t p);
+
+  std::string root_;
+  std::vector<std::unique_ptr<TestBroker>> brokers_;
+};
 
 }  // namespace mq::cluster::testing

@@ -5,11 +5,16 @@
 //   encode_* write into raw memory (caller guarantees room)
 //   decode_* read from raw memory (caller guarantees room)
 // and LeReader, a bounds-checked cursor over a BufferView whose reads fail (return false)
-// instead of running past the end.
+// instead of running past the end; StickyReader, the same remembering its first failure, so a
+// decoder reads a run of fields and checks ok() once. Strings are u16 length | bytes.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "base/buffer.h"
 
@@ -48,6 +53,19 @@ inline void put_u16(Buffer& out, std::uint16_t v) { put(out, v); }
 inline void put_u32(Buffer& out, std::uint32_t v) { put(out, v); }
 inline void put_u64(Buffer& out, std::uint64_t v) { put(out, v); }
 inline void put_i64(Buffer& out, std::int64_t v) { put(out, v); }
+inline void put_i32(Buffer& out, std::int32_t v) { put_u32(out, static_cast<std::uint32_t>(v)); }
+// u16 length | bytes; a string longer than 65,535 bytes is cut there (callers bound theirs).
+inline void put_str16(Buffer& out, std::string_view s) {
+  std::size_t n = std::min<std::size_t>(s.size(), 0xffff);
+  put_u16(out, static_cast<std::uint16_t>(n));
+  out.append(s.data(), n);
+}
+// count u32 | i32 * (ids as signed 32-bit values: broker ids, partitions).
+template <typename Id>
+inline void put_i32_list(Buffer& out, const std::vector<Id>& ids) {
+  put_u32(out, static_cast<std::uint32_t>(ids.size()));
+  for (Id id : ids) put_i32(out, static_cast<std::int32_t>(id.value()));
+}
 
 // Bounds-checked reading cursor. Every read returns false (and leaves the cursor unchanged)
 // when fewer bytes remain than it needs.
@@ -86,6 +104,59 @@ class LeReader {
  private:
   BufferView bytes_;
   std::size_t position_ = 0;
+};
+
+// LeReader that remembers the first failure: after it, every read returns a zero value and
+// ok() stays false. count() also fails a count above `max` or above the bytes left (each item
+// takes at least one byte), so no decoder reserves memory for a count the input cannot hold.
+class StickyReader {
+ public:
+  explicit StickyReader(BufferView bytes) : r_(bytes) {}
+  bool ok() const { return ok_; }
+  bool at_end() const { return r_.at_end(); }
+  std::size_t remaining() const { return r_.remaining(); }
+  void fail() { ok_ = false; }
+
+  std::uint8_t u8() { return get<std::uint8_t>(); }
+  std::uint16_t u16() { return get<std::uint16_t>(); }
+  std::uint32_t u32() { return get<std::uint32_t>(); }
+  std::uint64_t u64() { return get<std::uint64_t>(); }
+  std::int16_t i16() { return static_cast<std::int16_t>(get<std::uint16_t>()); }
+  std::int32_t i32() { return static_cast<std::int32_t>(get<std::uint32_t>()); }
+  std::int64_t i64() { return static_cast<std::int64_t>(get<std::uint64_t>()); }
+  BufferView bytes(std::size_t n) {
+    BufferView out;
+    ok_ = ok_ && r_.read_bytes(n, &out);
+    return out;
+  }
+  std::uint32_t count(std::uint32_t max) {
+    std::uint32_t n = u32();
+    ok_ = ok_ && n <= max && n <= r_.remaining();
+    return ok_ ? n : 0;
+  }
+  std::string str16() {
+    std::uint16_t n = u16();
+    BufferView view = bytes(n);
+    return ok_ ? std::string(reinterpret_cast<const char*>(view.data()), view.size()) : "";
+  }
+  // count u32 (at most max) | i32 *, as put_i32_list writes it.
+  template <typename Id>
+  std::vector<Id> i32_list(std::uint32_t max) {
+    std::vector<Id> out;
+    std::uint32_t n = count(max);
+    for (std::uint32_t i = 0; i < n && ok_; ++i) out.push_back(Id(i32()));
+    return out;
+  }
+
+ private:
+  template <typename T>
+  T get() {
+    T v{};
+    ok_ = ok_ && r_.read(&v);
+    return ok_ ? v : T{};
+  }
+  LeReader r_;
+  bool ok_ = true;
 };
 
 }  // namespace mq::le

@@ -7,18 +7,10 @@ namespace {
 
 constexpr std::uint8_t kVersion = 1;
 
-void put_str(Buffer& out, std::string_view s) {
-  std::size_t n = std::min<std::size_t>(s.size(), 0xffff);
-  le::put_u16(out, static_cast<std::uint16_t>(n));
-  out.append(s.data(), n);
-}
+using le::put_i32;
 
-void put_i32(Buffer& out, std::int32_t v) { le::put_u32(out, static_cast<std::uint32_t>(v)); }
-
-void put_brokers(Buffer& out, const std::vector<BrokerId>& ids) {
-  le::put_u32(out, static_cast<std::uint32_t>(ids.size()));
-  for (BrokerId b : ids) put_i32(out, b.value());
-}
+void put_str(Buffer& out, std::string_view s) { le::put_str16(out, s); }
+void put_brokers(Buffer& out, const std::vector<BrokerId>& ids) { le::put_i32_list(out, ids); }
 
 void put_configs(Buffer& out, const std::map<std::string, std::string>& configs) {
   le::put_u32(out, static_cast<std::uint32_t>(configs.size()));
@@ -28,62 +20,22 @@ void put_configs(Buffer& out, const std::map<std::string, std::string>& configs)
   }
 }
 
-class Reader {
+// Counts are bounded by kAdminItemsMax.
+class Reader : public le::StickyReader {
  public:
-  explicit Reader(BufferView bytes) : r_(bytes) {}
-  bool ok() const { return ok_; }
-  bool at_end() const { return r_.at_end(); }
-  std::uint8_t u8() {
-    std::uint8_t v = 0;
-    ok_ = ok_ && r_.read_u8(&v);
-    return v;
-  }
-  std::int16_t i16() {
-    std::uint16_t v = 0;
-    ok_ = ok_ && r_.read_u16(&v);
-    return static_cast<std::int16_t>(v);
-  }
-  std::int32_t i32() {
-    std::uint32_t v = 0;
-    ok_ = ok_ && r_.read_u32(&v);
-    return static_cast<std::int32_t>(v);
-  }
-  std::int64_t i64() {
-    std::int64_t v = 0;
-    ok_ = ok_ && r_.read_i64(&v);
-    return v;
-  }
-  std::uint32_t count() {
-    std::uint32_t v = 0;
-    ok_ = ok_ && r_.read_u32(&v) && v <= kAdminItemsMax && v <= r_.remaining();
-    return ok_ ? v : 0;
-  }
-  std::string str() {
-    std::uint16_t n = 0;
-    BufferView view;
-    ok_ = ok_ && r_.read_u16(&n) && r_.read_bytes(n, &view);
-    if (!ok_) return {};
-    return std::string(reinterpret_cast<const char*>(view.data()), view.size());
-  }
-  std::vector<BrokerId> brokers() {
-    std::vector<BrokerId> ids;
-    std::uint32_t n = count();
-    for (std::uint32_t i = 0; i < n && ok_; ++i) ids.push_back(BrokerId(i32()));
-    return ids;
-  }
+  using le::StickyReader::StickyReader;
+  std::uint32_t count() { return StickyReader::count(kAdminItemsMax); }
+  std::string str() { return str16(); }
+  std::vector<BrokerId> brokers() { return i32_list<BrokerId>(kAdminItemsMax); }
   std::map<std::string, std::string> configs() {
     std::map<std::string, std::string> m;
     std::uint32_t n = count();
-    for (std::uint32_t i = 0; i < n && ok_; ++i) {
+    for (std::uint32_t i = 0; i < n && ok(); ++i) {
       std::string k = str();
       m[k] = str();
     }
     return m;
   }
-
- private:
-  le::LeReader r_;
-  bool ok_ = true;
 };
 
 }  // namespace

@@ -26,63 +26,16 @@ constexpr std::uint8_t kStatusVersion = 1;
 constexpr std::uint32_t kStatusItemsMax = 100000;
 constexpr std::int64_t kStatusTimeoutMaxMs = 60000;
 
-void put_str(Buffer& out, const std::string& s) {
-  std::size_t n = std::min<std::size_t>(s.size(), 0xffff);
-  le::put_u16(out, static_cast<std::uint16_t>(n));
-  out.append(s.data(), n);
-}
+void put_str(Buffer& out, const std::string& s) { le::put_str16(out, s); }
+void put_brokers(Buffer& out, const std::vector<BrokerId>& ids) { le::put_i32_list(out, ids); }
 
-void put_brokers(Buffer& out, const std::vector<BrokerId>& brokers) {
-  le::put_u32(out, static_cast<std::uint32_t>(brokers.size()));
-  for (BrokerId b : brokers) le::put_u32(out, static_cast<std::uint32_t>(b.value()));
-}
-
-class StatusReader {
+// Counts are bounded by kStatusItemsMax.
+class StatusReader : public le::StickyReader {
  public:
-  explicit StatusReader(BufferView bytes) : r_(bytes) {}
-  bool ok() const { return ok_; }
-  bool at_end() const { return r_.at_end(); }
-  std::uint8_t u8() {
-    std::uint8_t v = 0;
-    ok_ = ok_ && r_.read_u8(&v);
-    return v;
-  }
-  std::uint16_t u16() {
-    std::uint16_t v = 0;
-    ok_ = ok_ && r_.read_u16(&v);
-    return v;
-  }
-  std::int32_t i32() {
-    std::uint32_t v = 0;
-    ok_ = ok_ && r_.read_u32(&v);
-    return static_cast<std::int32_t>(v);
-  }
-  std::uint64_t u64() {
-    std::uint64_t v = 0;
-    ok_ = ok_ && r_.read_u64(&v);
-    return v;
-  }
-  std::uint32_t count() {
-    std::uint32_t v = 0;
-    ok_ = ok_ && r_.read_u32(&v) && v <= kStatusItemsMax && v <= r_.remaining();
-    return ok_ ? v : 0;
-  }
-  std::string str() {
-    std::uint16_t n = 0;
-    BufferView view;
-    ok_ = ok_ && r_.read_u16(&n) && r_.read_bytes(n, &view);
-    return ok_ ? std::string(reinterpret_cast<const char*>(view.data()), view.size()) : "";
-  }
-  std::vector<BrokerId> brokers() {
-    std::vector<BrokerId> out;
-    std::uint32_t n = count();
-    for (std::uint32_t i = 0; i < n && ok_; ++i) out.push_back(BrokerId(i32()));
-    return out;
-  }
-
- private:
-  le::LeReader r_;
-  bool ok_ = true;
+  using le::StickyReader::StickyReader;
+  std::uint32_t count() { return StickyReader::count(kStatusItemsMax); }
+  std::string str() { return str16(); }
+  std::vector<BrokerId> brokers() { return i32_list<BrokerId>(kStatusItemsMax); }
 };
 
 void put_partitions(Buffer& out, const std::vector<PartitionStatus>& statuses) {

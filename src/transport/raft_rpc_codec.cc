@@ -27,32 +27,7 @@ Status truncated(const char* what) {
 
 // A bounds-checked reader that remembers the first failure, so a decoder can read a run of
 // fields and check once.
-class Reader {
- public:
-  explicit Reader(BufferView bytes) : reader_(bytes) {}
-  std::uint8_t u8() { return get<std::uint8_t>(); }
-  std::uint16_t u16() { return get<std::uint16_t>(); }
-  std::uint32_t u32() { return get<std::uint32_t>(); }
-  std::uint64_t u64() { return get<std::uint64_t>(); }
-  BufferView bytes(std::size_t n) {
-    BufferView out;
-    if (ok_ && !reader_.read_bytes(n, &out)) ok_ = false;
-    return out;
-  }
-  bool ok() const { return ok_; }
-  std::size_t remaining() const { return reader_.remaining(); }
-  bool at_end() const { return reader_.at_end(); }
-
- private:
-  template <typename T>
-  T get() {
-    T v{};
-    if (ok_ && !reader_.read(&v)) ok_ = false;
-    return v;
-  }
-  le::LeReader reader_;
-  bool ok_ = true;
-};
+using Reader = le::StickyReader;
 
 std::size_t conf_state_size(const raft::ConfState& c) {
   return 4 * 4 + 8 * (c.voters.size() + c.voters_outgoing.size() + c.learners.size() +

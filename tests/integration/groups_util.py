@@ -3,6 +3,7 @@
 checks over what a group consumed."""
 
 import os
+import re
 import threading
 import time
 
@@ -114,6 +115,7 @@ class Member(threading.Thread):
         # past them: skipped messages after a cooperative rebalance (librdkafka PR #4208;
         # docs/groups.md).
         self.api = api
+        self.revoked_in_batch = set()  # partitions revoked or lost while a batch is gathered
 
     def _commit(self, partitions=None):
         from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -149,6 +151,7 @@ class Member(threading.Thread):
 
     def _on_revoke(self, _consumer, partitions):
         revoked = {p.partition for p in partitions}
+        self.revoked_in_batch |= revoked
         self._commit(revoked)
         for p in revoked:
             self.pending.pop(p, None)  # not committed (error): the next owner re-reads it
@@ -157,6 +160,7 @@ class Member(threading.Thread):
 
     def _on_lost(self, _consumer, partitions):
         lost = {p.partition for p in partitions}
+        self.revoked_in_batch |= lost
         for p in lost:
             self.pending.pop(p, None)
         with self.shared.lock:
@@ -164,6 +168,7 @@ class Member(threading.Thread):
 
     def run(self):
         self.started_at = time.monotonic()
+        self.revoked_in_batch = set()
         self.consumer.subscribe([self.topic], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
         while not self.stop_flag.is_set():
@@ -189,6 +194,13 @@ class Member(threading.Thread):
         deadline = time.monotonic() + timeout
         while len(out) < count:
             m = self.consumer.poll(max(0.0, deadline - time.monotonic()) if not out else 0)
+            if self.revoked_in_batch:
+                # The rebalance callbacks ran inside this poll(): messages gathered before it
+                # from partitions this member no longer owns are not processed (their next
+                # owner starts at the commit made on revocation, so processing them here would
+                # deliver them twice). The message poll() returned comes after the callbacks.
+                out = [x for x in out if x.partition() not in self.revoked_in_batch]
+                self.revoked_in_batch = set()
             if m is None:
                 break
             out.append(m)
@@ -247,6 +259,34 @@ def flowing_after(shared, owners, since):
                     return None
                 worst = max(worst, t - since)
     return worst
+
+
+def offsets_partition(group, partitions=16):
+    """The __consumer_offsets partition of a group: abs(javaHashCode(group)) % partitions, as
+    Kafka and raftmq compute it (docs/groups.md)."""
+    h = 0
+    units = group.encode("utf-16-be")
+    for i in range(0, len(units), 2):
+        h = (31 * h + int.from_bytes(units[i:i + 2], "big")) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def coordinator_elections(cluster, group, since_ms):
+    """Times (epoch ms) at which a broker was elected leader of the group's __consumer_offsets
+    partition, i.e. became its coordinator, since `since_ms` (from the brokers' logs)."""
+    pattern = re.compile(r"elected leader of %s-%d at (\d+)" %
+                         (OFFSETS_TOPIC, offsets_partition(group)))
+    out = []
+    for b in cluster.brokers:
+        try:
+            with open(b.log_path, errors="replace") as f:
+                for line in f:
+                    m = pattern.search(line)
+                    if m and int(m.group(1)) >= since_ms:
+                        out.append(int(m.group(1)))
+        except OSError:
+            continue
+    return sorted(out)
 
 
 def wait_consumed(shared, expected_total, timeout=90):

@@ -22,9 +22,22 @@ import harness
 
 PARTITIONS = 6
 BATCH = 600
+MAX_REPEATS = 2  # runs repeated (once each) because the group's coordinator moved
 
 
 def run_group(cluster, strategy, topic, trickle, api="poll"):
+    started = []  # members and the producer, stopped even when a check fails
+    try:
+        return run_group_checked(cluster, strategy, topic, trickle, api, started)
+    finally:
+        for t in started:
+            t.stop_flag.set()
+        for t in started:
+            if t.is_alive():
+                t.join(timeout=60)
+
+
+def run_group_checked(cluster, strategy, topic, trickle, api, started):
     group = "g-" + topic
     shared = gu.Shared()
     harness.create_topic_cli(cluster, topic, partitions=PARTITIONS, replication=3)
@@ -34,10 +47,13 @@ def run_group(cluster, strategy, topic, trickle, api="poll"):
     producer = None
     if trickle:
         producer = gu.Trickle(cluster.bootstrap, topic, PARTITIONS, 1000000)
+        started.append(producer)
         producer.start()
     times = {}
     a = gu.Member("a", cluster.bootstrap, group, topic, shared, strategy, api=api)
+    started.append(a)
     b = gu.Member("b", cluster.bootstrap, group, topic, shared, strategy, api=api)
+    started.append(b)
     a.start()
     b.start()
     owners = gu.wait_partitioned([a, b], PARTITIONS, shared)
@@ -47,6 +63,7 @@ def run_group(cluster, strategy, topic, trickle, api="poll"):
         t for t in (a.join_to_first_fetch(), b.join_to_first_fetch()) if t is not None)
 
     c = gu.Member("c", cluster.bootstrap, group, topic, shared, strategy, api=api)
+    started.append(c)
     c_joined = time.monotonic()
     c.start()
     gu.produce_numbered(cluster.bootstrap, topic, PARTITIONS, total, BATCH)
@@ -82,6 +99,7 @@ def run_group(cluster, strategy, topic, trickle, api="poll"):
     gu.produce_numbered(cluster.bootstrap, topic, PARTITIONS, total, BATCH)
     total += BATCH
     d = gu.Member("d", cluster.bootstrap, group, topic, shared, strategy, api=api)
+    started.append(d)
     d.start()
     gu.wait_consumed(shared, total)
     time.sleep(1.0)  # anything delivered twice would arrive now
@@ -116,12 +134,33 @@ def main():
     # machine cannot hold them.
     with harness.Cluster(rpc_base=30092) as cluster:
         gu.wait_offsets_topic(cluster)
+        repeated = 0
         for run in range(args.repeat):
             for strategy in args.strategies.split(","):
                 for variant in args.variants.split(","):
                     topic = "orders-%s-%s-%d" % (strategy, variant, run)
-                    run_group(cluster, strategy, topic, variant == "trickle", args.api)
-                    harness.log("group with", strategy, variant, "run", run, "ok")
+                    since_ms = int(time.time() * 1000)
+                    try:
+                        run_group(cluster, strategy, topic, variant == "trickle", args.api)
+                    except AssertionError as e:
+                        moves = gu.coordinator_elections(cluster, "g-" + topic, since_ms)
+                        if not moves or repeated >= MAX_REPEATS:
+                            raise
+                        # Not what this test checks, and not the broker's doing: on this
+                        # starved VM an election moved the group's coordinator, and
+                        # librdkafka 2.0.2 does not retry an OffsetFetch answered
+                        # NOT_COORDINATOR (docs/groups.md, "Coordinator moves").
+                        # test_groups_failover.py covers coordinator moves.
+                        repeated += 1
+                        harness.log("RUN REPEATED: %s failed after the coordinator of %s moved "
+                                    "(elected at %s): %s" % (topic, "g-" + topic, moves,
+                                                             str(e).splitlines()[0]))
+                        topic += "-again"
+                        run_group(cluster, strategy, topic, variant == "trickle", args.api)
+                    moved = gu.coordinator_elections(cluster, "g-" + topic, since_ms)
+                    harness.log("group with", strategy, variant, "run", run, "ok",
+                                "(coordinator moved during it: %s)" % moved if moved else "")
+        harness.log("runs repeated after a coordinator move:", repeated)
     print("PASS test_groups")
 
 

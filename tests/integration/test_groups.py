@@ -8,9 +8,13 @@ delivered exactly once (nothing committed is delivered again, nothing is skipped
 Run with the eager `range` assignor and with `cooperative-sticky` (incremental rebalances),
 each twice: once producing only between rebalances, once with a producer writing one message to
 every partition every 50 ms *while* the members rebalance ("trickle"). Prints the rebalance
-times it measured (REBALANCE lines).
+times it measured (REBALANCE lines). Members read with poll(): librdkafka 2.0.2's consume(n)
+skips messages across cooperative rebalances (--api batch shows it; docs/groups.md). A run that
+fails after the group's coordinator moved (an election, found in the brokers' logs) is reported
+and repeated once (docs/groups.md, "Coordinator moves").
 
-  test_groups.py [--strategies range,cooperative-sticky] [--variants plain,trickle] [--repeat N]
+  test_groups.py [--strategies range,cooperative-sticky] [--variants plain,trickle]
+                 [--repeat N] [--api poll|batch]
   RAFTMQ_GROUPS_DEBUG=cgrp,fetch  librdkafka debug log of every member on stderr"""
 
 import argparse

@@ -8,7 +8,8 @@
    (ILLEGAL_GENERATION), a heartbeat of an unknown member (UNKNOWN_MEMBER_ID) and a JoinGroup
    with 2 MiB of metadata (INVALID_REQUEST): the group's committed offsets do not move, and the
    live member keeps its assignment and keeps consuming; librdkafka's captured OffsetFetch v7
-   "all topics" request (3 stray bytes after its body) gets every committed offset; commits
+   "all topics" request (3 stray bytes after its body) gets every committed offset, and so does
+   an OffsetFetch v8 naming two groups (each with its own error); commits
    with 5000 bytes of metadata (OFFSET_METADATA_TOO_LARGE) or for an unknown partition
    (UNKNOWN_TOPIC_OR_PARTITION) change nothing; a member that never heartbeats is gone after
    its session timeout (UNKNOWN_MEMBER_ID).
@@ -181,66 +182,105 @@ def describe_v0(raw, group):
     return error, state, members
 
 
-def offsets_v7_all_topics(port, group):
-    """librdkafka 2.0.2's own OffsetFetch v7 "all topics" request, byte for byte as captured
-    (src/protocol/testdata/librdkafka_offset_fetch_v7.hex) with `group` spliced in: a compact
-    null topics array followed by the 3 stray bytes of its unfinalized 4-byte placeholder.
-    Returns (error, {(topic, partition): offset}) from the flexible v7 response."""
-    g = group.encode()
-    frame = (struct.pack(">hhih", 9, 7, 4, 7) + b"rdkafka" + b"\x00" + bytes([len(g) + 1]) + g +
-             b"\x00\x00\x00\x00" + b"\x00" + b"\x00")
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    try:
-        sock.sendall(struct.pack(">i", len(frame)) + frame)
-        raw = Raw.__new__(Raw)
-        raw.sock = sock
-        size = struct.unpack(">i", raw._read(4))[0]
-        data = raw._read(size)
-    finally:
-        sock.close()
-    pos = [0]
+class FlexReader:
+    """Reads a flexible (KIP-482) response: compact strings and arrays, tagged fields."""
 
-    def take(fmt):
-        v = struct.unpack_from(fmt, data, pos[0])
-        pos[0] += struct.calcsize(fmt)
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
         return v[0]
 
-    def uvarint():
+    def uvarint(self):
         shift = value = 0
         while True:
-            b = data[pos[0]]
-            pos[0] += 1
+            b = self.data[self.pos]
+            self.pos += 1
             value |= (b & 0x7F) << shift
             shift += 7
             if not b & 0x80:
                 return value
 
-    def compact_string():
-        n = uvarint() - 1
-        text = data[pos[0]:pos[0] + max(n, 0)].decode()
-        pos[0] += max(n, 0)
+    def string(self):
+        n = self.uvarint() - 1
+        text = self.data[self.pos:self.pos + max(n, 0)].decode()
+        self.pos += max(n, 0)
         return text
 
-    def skip_tags():
-        for _ in range(uvarint()):
-            uvarint()
-            pos[0] += uvarint()
+    def skip_tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
 
-    assert take(">i") == 4  # correlation id
-    skip_tags()             # response header v1
-    take(">i")              # throttle time
-    offsets = {}
-    for _ in range(uvarint() - 1):
-        topic = compact_string()
-        for _ in range(uvarint() - 1):
-            partition, offset = take(">i"), take(">q")
-            take(">i")          # committed leader epoch
-            compact_string()    # metadata
-            take(">h")          # partition error
-            skip_tags()
-            offsets[(topic, partition)] = offset
-        skip_tags()
-    return take(">h"), offsets
+    def offsets(self):
+        """Topics of an OffsetFetch v6+ response: {(topic, partition): offset}."""
+        out = {}
+        for _ in range(self.uvarint() - 1):
+            topic = self.string()
+            for _ in range(self.uvarint() - 1):
+                partition, offset = self.take(">i"), self.take(">q")
+                self.take(">i")  # committed leader epoch
+                self.string()    # metadata
+                self.take(">h")  # partition error
+                self.skip_tags()
+                out[(topic, partition)] = offset
+            self.skip_tags()
+        return out
+
+
+def flexible_call(port, api_key, version, body, client=b"rdkafka", correlation=4):
+    """Sends one request with header v2 and returns a FlexReader after response header v1."""
+    frame = struct.pack(">hhih", api_key, version, correlation, len(client)) + client + b"\x00"
+    frame += body
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        sock.sendall(struct.pack(">i", len(frame)) + frame)
+        raw = Raw.__new__(Raw)
+        raw.sock = sock
+        data = raw._read(struct.unpack(">i", raw._read(4))[0])
+    finally:
+        sock.close()
+    r = FlexReader(data)
+    assert r.take(">i") == correlation
+    r.skip_tags()
+    return r
+
+
+def compact(text):
+    b = text.encode()
+    return bytes([len(b) + 1]) + b
+
+
+def offsets_v7_all_topics(port, group):
+    """librdkafka 2.0.2's own OffsetFetch v7 "all topics" request, byte for byte as captured
+    (src/protocol/testdata/librdkafka_offset_fetch_v7.hex) with `group` spliced in: a compact
+    null topics array followed by the 3 stray bytes of its unfinalized 4-byte placeholder,
+    RequireStable 0, no tagged fields. Returns (error, {(topic, partition): offset})."""
+    r = flexible_call(port, 9, 7, compact(group) + b"\x00\x00\x00\x00" + b"\x00" + b"\x00")
+    r.take(">i")  # throttle time
+    offsets = r.offsets()
+    return r.take(">h"), offsets
+
+
+def offsets_v8(port, groups):
+    """OffsetFetch v8 (KIP-709, as the Java client sends it): several groups, all topics each.
+    Returns {group: (error, {(topic, partition): offset})}."""
+    body = bytes([len(groups) + 1])
+    for g in groups:
+        body += compact(g) + b"\x00" + b"\x00"  # null topics = all, no tagged fields
+    body += b"\x00" + b"\x00"  # RequireStable, no tagged fields
+    r = flexible_call(port, 9, 8, body, client=b"java-like")
+    r.take(">i")  # throttle time
+    out = {}
+    for _ in range(r.uvarint() - 1):
+        group = r.string()
+        offsets = r.offsets()
+        out[group] = (r.take(">h"), offsets)
+        r.skip_tags()
+    return out
 
 
 RETRIABLE = (14, 15, 16)  # COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR
@@ -308,6 +348,16 @@ def bad_input(cluster, topic):
         raise AssertionError("OffsetFetch v7 all topics: error %d, %s, expected %s" %
                              (error, every, want))
     harness.log("ok: librdkafka's OffsetFetch v7 for all topics ->", every)
+    # v8, several groups in one request, each answered on its own: "ghost" has no offsets (the
+    # refused commit made none) or, coordinated elsewhere, NOT_COORDINATOR for it alone.
+    busy_node, _ = coordinator_port(cluster, "busy")
+    ghost_node, _ = coordinator_port(cluster, "ghost")
+    both = offsets_v8(port, ["busy", "ghost"])
+    ghost_want = (0, {}) if ghost_node == busy_node else (16, {})
+    if both != {"busy": (0, want), "ghost": ghost_want}:
+        raise AssertionError("OffsetFetch v8 for busy and ghost: %s, expected busy %s ghost %s"
+                             % (both, want, ghost_want))
+    harness.log("ok: OffsetFetch v8 for two groups ->", both)
     gu.produce_numbered(cluster.bootstrap, topic, 3, 300, 300)
     gu.wait_consumed(shared, 600)
     after = gu.wait_partitioned([live], 3, shared, settle=0.5)

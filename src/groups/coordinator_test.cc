@@ -384,8 +384,9 @@ TEST_F(CoordinatorTest, SlowReplayIsRefusedAtEveryStepAndExpiresNobody) {
     ASSERT_LT(++steps, 1000);
   }
   EXPECT_GE(steps, 20);  // one batch per step: it really was replayed piecewise
-  EXPECT_EQ(cluster_.partition(std::string(kOffsetsTopic), partition_for_group("g", 4))->batch_count(),
-            batches);
+  EXPECT_EQ(
+      cluster_.partition(std::string(kOffsetsTopic), partition_for_group("g", 4))->batch_count(),
+      batches);
   // Its session starts with the load's end: a heartbeat within it keeps the member.
   advance(kSession - 1000);
   EXPECT_EQ(coordinator_->heartbeat("g", gen, id, std::nullopt), 0);

@@ -117,7 +117,7 @@ class Member(threading.Thread):
         self.api = api
         self.revoked_in_batch = set()  # partitions revoked or lost while a batch is gathered
 
-    def _commit(self, partitions=None):
+    def _commit(self, partitions=None, revoking=False):
         from confluent_kafka import KafkaError, KafkaException, TopicPartition
         todo = {p: o for p, o in self.pending.items() if partitions is None or p in partitions}
         if not todo:
@@ -126,9 +126,10 @@ class Member(threading.Thread):
         try:
             result = self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as e:
-            if e.args[0].code() == KafkaError.REBALANCE_IN_PROGRESS:
+            if e.args[0].code() == KafkaError.REBALANCE_IN_PROGRESS and not revoking:
                 # Kafka's answer to a commit between JoinGroup and SyncGroup (the group is
-                # CompletingRebalance): the offsets stay pending and are committed later.
+                # CompletingRebalance): the offsets stay pending and are committed later. On
+                # revocation there is no later: the next owner re-reads them (a failure).
                 self.commits_retried += 1
                 return
             self.commit_failures += 1
@@ -152,7 +153,7 @@ class Member(threading.Thread):
     def _on_revoke(self, _consumer, partitions):
         revoked = {p.partition for p in partitions}
         self.revoked_in_batch |= revoked
-        self._commit(revoked)
+        self._commit(revoked, revoking=True)
         for p in revoked:
             self.pending.pop(p, None)  # not committed (error): the next owner re-reads it
         with self.shared.lock:

@@ -98,7 +98,9 @@ void Coordinator::tick() {
   for (const auto& [id, g] : groups_) ids.push_back(id);
   for (const std::string& id : ids) {
     Group* g = group_of(id);
-    if (g == nullptr) continue;
+    // A partition still replaying holds partial groups: their timers start when it is loaded
+    // (finish_load), so nothing is expired or written from a partial state.
+    if (g == nullptr || !loaded(g->partition)) continue;
     check_deadlines(*g, now);
     // A group that never got a member, an offset or a generation (e.g. only MEMBER_ID_REQUIRED
     // answers, or failed joins) is forgotten: nothing about it was written.
@@ -264,6 +266,13 @@ void Coordinator::load_step(LoadCursor cursor) {
 
 void Coordinator::finish_load(std::int32_t p) {
   owned_[p].status = PartitionStatus::kLoaded;
+  // Sessions start now: members could not heartbeat while the partition was replaying (Kafka
+  // schedules the heartbeat expirations of loaded members the same way).
+  std::int64_t now = clock_();
+  for (auto& [id, g] : groups_) {
+    if (g.partition != p) continue;
+    for (auto& [member_id, m] : g.members) m.heartbeat_deadline_ms = now + m.session_timeout_ms;
+  }
   // Groups that exist only through deleted offsets are gone.
   for (auto it = groups_.begin(); it != groups_.end();) {
     const Group& g = it->second;

@@ -315,6 +315,84 @@ TEST_F(CoordinatorTest, NewCoordinatorRebuildsGroupsAndOffsetsFromTheLog) {
   EXPECT_EQ((*s)->assignment, Buffer(std::string_view("assign-0")));
 }
 
+// A coordinator that takes over answers COORDINATOR_LOAD_IN_PROGRESS until its replay of the
+// partition reaches the high watermark it started from: no request sees a partial state (an
+// older committed offset, a group without its members). The replay reads one batch per step here.
+TEST_F(CoordinatorTest, LoadingCoordinatorNeverAnswersWithPartialState) {
+  load(*coordinator_);
+  std::int32_t gen = 0;
+  std::string id = join_alone("g", &gen);
+  for (std::int64_t offset = 1; offset <= 20; ++offset) {
+    ASSERT_EQ(commit("g", gen, id, offset)[0], 0);
+  }
+  coordinator_.reset();  // the old coordinator crashes
+  CoordinatorConfig config;
+  config.load_chunk_bytes = 1;  // at least one whole batch per step: 20+ steps
+  coordinator_ = std::make_unique<Coordinator>(cluster_, io_, config, [this] { return now_; });
+  const std::vector<std::pair<std::string, std::vector<std::int32_t>>> topics{{"t", {0}}};
+  // The first request starts the replay; every group request is refused until it ends.
+  EXPECT_EQ(coordinator_->fetch_offsets("g", topics).error, E(KErr::kCoordinatorLoadInProgress));
+  EXPECT_EQ(coordinator_->heartbeat("g", gen, id, std::nullopt),
+            E(KErr::kCoordinatorLoadInProgress));
+  EXPECT_EQ(coordinator_->find_group("g"), nullptr);  // nothing partial is exposed either
+  // A commit sent meanwhile is refused (retriable), not applied and then overwritten by the
+  // replay; commit() pumps the loop, so the replay completes here.
+  EXPECT_EQ(commit("g", gen, id, 99)[0], E(KErr::kCoordinatorLoadInProgress));
+  OffsetsResult r = coordinator_->fetch_offsets("g", topics);
+  ASSERT_EQ(r.error, 0);
+  ASSERT_EQ(r.offsets.size(), 1u);
+  EXPECT_EQ(r.offsets[0].offset, 20);
+  EXPECT_EQ(coordinator_->heartbeat("g", gen, id, std::nullopt), 0);
+  const Group* g = coordinator_->find_group("g");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->state, GroupState::kStable);
+  EXPECT_EQ(g->generation, gen);
+  EXPECT_EQ(g->members.count(id), 1u);
+}
+
+// Step by step: the replay's intermediate states are never visible (every request is refused
+// until the last step), and a replay slower than a session timeout expires no member.
+TEST_F(CoordinatorTest, SlowReplayIsRefusedAtEveryStepAndExpiresNobody) {
+  load(*coordinator_);
+  std::int32_t gen = 0;
+  std::string id = join_alone("g", &gen);
+  for (std::int64_t offset = 1; offset <= 20; ++offset) {
+    ASSERT_EQ(commit("g", gen, id, offset)[0], 0);
+  }
+  coordinator_.reset();
+  const std::size_t batches =
+      cluster_.partition(std::string(kOffsetsTopic), partition_for_group("g", 4))->batch_count();
+  CoordinatorConfig config;
+  config.load_chunk_bytes = 1;
+  coordinator_ = std::make_unique<Coordinator>(cluster_, io_, config, [this] { return now_; });
+  const std::vector<std::pair<std::string, std::vector<std::int32_t>>> topics{{"t", {0}}};
+  int steps = 0;
+  for (;;) {
+    OffsetsResult r = coordinator_->fetch_offsets("g", topics);  // the first call starts the load
+    if (r.error == 0) {
+      ASSERT_EQ(r.offsets.size(), 1u);
+      EXPECT_EQ(r.offsets[0].offset, 20);
+      break;
+    }
+    ASSERT_EQ(r.error, E(KErr::kCoordinatorLoadInProgress));
+    // A slow replay: 1 s per step, far beyond the member's session timeout in all. The member
+    // cannot heartbeat meanwhile, so it must not expire, and nothing may be written.
+    now_ += 1000;
+    coordinator_->tick();
+    io_.restart();
+    ASSERT_EQ(io_.run_one(), 1u) << "the load stalled after " << steps << " steps";
+    ASSERT_LT(++steps, 1000);
+  }
+  EXPECT_GE(steps, 20);  // one batch per step: it really was replayed piecewise
+  EXPECT_EQ(
+      cluster_.partition(std::string(kOffsetsTopic), partition_for_group("g", 4))->batch_count(),
+      batches);
+  // Its session starts with the load's end: a heartbeat within it keeps the member.
+  advance(kSession - 1000);
+  EXPECT_EQ(coordinator_->heartbeat("g", gen, id, std::nullopt), 0);
+  EXPECT_EQ(coordinator_->find_group("g")->state, GroupState::kStable);
+}
+
 TEST_F(CoordinatorTest, LosingLeadershipDropsGroupsAndRegainingReloads) {
   load(*coordinator_);
   std::int32_t gen = 0;

@@ -14,18 +14,16 @@ constexpr std::array kSupported = {
     SupportedApi{2, "ListOffsets", 0, 6},     // v7 (max timestamp, -3) not implemented
     SupportedApi{3, "Metadata", 0, 12},       // v10+: topic ids
     SupportedApi{8, "OffsetCommit", 0, 8},    // groups (docs/groups.md); v9 is KIP-848
-    // OffsetFetch v6+ (flexible) not advertised: librdkafka 2.0.2 encodes "all topics" there
-    // as a compact null followed by 3 stray bytes, which the strict codec refuses (docs/groups.md).
-    SupportedApi{9, "OffsetFetch", 0, 5},
+    // v8: several groups (KIP-709). librdkafka 2.0.2's flexible v7 "all topics" request has 3
+    // stray bytes after its body, ignored as Kafka ignores them (protocol/headers.h).
+    SupportedApi{9, "OffsetFetch", 0, 8},
     SupportedApi{10, "FindCoordinator", 0, 4},  // v4: batched keys (KIP-699)
     SupportedApi{11, "JoinGroup", 0, 9},
     SupportedApi{12, "Heartbeat", 0, 4},
     SupportedApi{13, "LeaveGroup", 0, 5},
     SupportedApi{14, "SyncGroup", 0, 5},
     SupportedApi{15, "DescribeGroups", 0, 5},
-    // ListGroups v3+ (flexible) not advertised: librdkafka 2.0.2's v4 request carries a stray
-    // byte after its body, which the strict codec refuses (docs/groups.md).
-    SupportedApi{16, "ListGroups", 0, 2},
+    SupportedApi{16, "ListGroups", 0, 4},  // v4: state filter (KIP-518); v5 is KIP-848
     SupportedApi{18, "ApiVersions", 0, 3},    // v3: flexible (KIP-511)
     SupportedApi{19, "CreateTopics", 0, 7},   // v7: topic ids in the response
     SupportedApi{20, "DeleteTopics", 0, 6},   // v6: delete by topic id

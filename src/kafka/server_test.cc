@@ -191,7 +191,9 @@ TEST_F(ServerTest, GarbageFrameClosesOnlyThatConnection) {
   ASSERT_TRUE(r.has_value()) << r.error().to_string();
 }
 
-TEST_F(ServerTest, TrailingBytesAfterBodyCloseConnection) {
+// Kafka ignores bytes after a complete request body, and librdkafka 2.0.2 depends on it
+// (protocol/headers.h); garbage still closes the connection (GarbageFrameClosesOnly...).
+TEST_F(ServerTest, TrailingBytesAfterBodyAreIgnoredAsKafkaDoes) {
   start_server();
   auto client = connect();
   protocol::RequestHeader header;
@@ -204,7 +206,9 @@ TEST_F(ServerTest, TrailingBytesAfterBodyCloseConnection) {
   frame.push_back(0xAB);
   KafkaWriter(&frame).patch_int32(0, static_cast<std::int32_t>(frame.size() - 4));
   ASSERT_TRUE(client->send_raw(frame.view()).is_ok());
-  EXPECT_TRUE(client->closed_by_peer());
+  Result<protocol::AnyResponse> r = client->read_response(18, 0, 1);
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_EQ(std::get<protocol::ApiVersionsResponse>(*r).error_code, 0);
 }
 
 TEST_F(ServerTest, ConnectionsAboveLimitAreClosed) {

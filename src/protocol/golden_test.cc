@@ -213,6 +213,63 @@ TEST(GoldenTest, ApiVersionsV3ResponseUsesHeaderV0) {
   EXPECT_TRUE(std::get<ApiVersionsResponse>(*back) == resp);
 }
 
+// librdkafka 2.0.2's flexible group requests (testdata comments say how they were captured).
+TEST(GoldenTest, LibrdkafkaOffsetFetchV7) {
+  auto frames = fixture("librdkafka_offset_fetch_v7.hex");
+  ASSERT_EQ(frames.size(), 2u);
+
+  auto named = decode_request(frames[0]);
+  ASSERT_TRUE(named.has_value()) << named.error().to_string();
+  EXPECT_EQ(named->header.request_api_key, 9);
+  EXPECT_EQ(named->header.request_api_version, 7);
+  EXPECT_EQ(named->header.client_id, "rdkafka");
+  EXPECT_EQ(named->trailing_bytes, 0u);
+  const auto& body = std::get<OffsetFetchRequest>(named->body);
+  EXPECT_EQ(body.group_id, "capg");
+  ASSERT_TRUE(body.topics.has_value());
+  ASSERT_EQ(body.topics->size(), 1u);
+  EXPECT_EQ((*body.topics)[0].name, "capt");
+  EXPECT_EQ((*body.topics)[0].partition_indexes, (std::vector<std::int32_t>{0, 1}));
+  EXPECT_TRUE(body.require_stable);
+  EXPECT_EQ(to_hex(reencode(*named)), to_hex(frames[0]));
+
+  // All topics: compact null, then librdkafka's unfinalized 4-byte count placeholder leaves
+  // 3 bytes after the body; they are ignored as Kafka ignores them.
+  auto all = decode_request(frames[1]);
+  ASSERT_TRUE(all.has_value()) << all.error().to_string();
+  EXPECT_EQ(all->trailing_bytes, 3u);
+  const auto& all_body = std::get<OffsetFetchRequest>(all->body);
+  EXPECT_EQ(all_body.group_id, "capg");
+  EXPECT_FALSE(all_body.topics.has_value());
+  EXPECT_FALSE(all_body.require_stable);
+  Buffer clean = reencode(*all);
+  EXPECT_EQ(to_hex(clean), to_hex(frames[1].view(0, frames[1].size() - 3)));
+
+  // Only bytes after a complete body are ignored: any cut into the body is an error.
+  for (std::size_t cut = 0; cut < frames[0].size(); ++cut) {
+    EXPECT_FALSE(decode_request(frames[0].view(0, cut)).has_value()) << "cut at " << cut;
+  }
+  for (std::size_t cut = 0; cut < clean.size(); ++cut) {
+    EXPECT_FALSE(decode_request(frames[1].view(0, cut)).has_value()) << "cut at " << cut;
+  }
+}
+
+TEST(GoldenTest, LibrdkafkaListGroupsV4) {
+  auto frames = fixture("librdkafka_list_groups_v4.hex");
+  ASSERT_EQ(frames.size(), 3u);
+  const std::vector<std::vector<std::string>> filters = {{}, {}, {"Stable", "Empty"}};
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    auto req = decode_request(frames[i]);
+    ASSERT_TRUE(req.has_value()) << i << ": " << req.error().to_string();
+    EXPECT_EQ(req->header.request_api_key, 16);
+    EXPECT_EQ(req->header.request_api_version, 4);
+    EXPECT_EQ(req->trailing_bytes, 1u) << i;  // the second tagged-field section
+    EXPECT_EQ(std::get<ListGroupsRequest>(req->body).states_filter, filters[i]) << i;
+    Buffer clean = reencode(*req);
+    EXPECT_EQ(to_hex(clean), to_hex(frames[i].view(0, frames[i].size() - 1))) << i;
+  }
+}
+
 TEST(GoldenTest, EveryFixtureTruncatedAtEveryByteIsAnError) {
   for (const char* name : {"librdkafka_api_versions_v3_request.hex",
                            "kafka_python_bootstrap_requests.hex", "metadata_v1_request.hex",

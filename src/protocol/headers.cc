@@ -41,11 +41,8 @@ Result<DecodedRequest> decode_request(BufferView payload) {
   MQ_ASSIGN_OR_RETURN(RequestHeader header, decode_request_header(in));
   MQ_ASSIGN_OR_RETURN(AnyRequest body,
                       decode_request_body(header.request_api_key, header.request_api_version, in));
-  if (!in.at_end()) {
-    return Status::corruption("kafka: " + std::to_string(in.remaining()) +
-                              " bytes after the request body");
-  }
-  return DecodedRequest{std::move(header), std::move(body)};
+  // Trailing bytes are ignored, as Kafka does (headers.h).
+  return DecodedRequest{std::move(header), std::move(body), in.remaining()};
 }
 
 namespace {

@@ -40,10 +40,19 @@ Status encode_request_header(const RequestHeader& header, KafkaWriter& out);
 struct DecodedRequest {
   RequestHeader header;
   AnyRequest body;
+  // Bytes after the complete body, ignored (see decode_request).
+  std::size_t trailing_bytes = 0;
 };
 // Decodes a whole request frame payload (without the size prefix). Errors: Unsupported for an
 // unknown API or version (the header is still available through decode_request_header),
-// Corruption for malformed bytes or trailing bytes after the body.
+// Corruption for malformed bytes (a truncated body, hostile counts, a malformed tagged field).
+//
+// Bytes left after a complete body are ignored and counted in `trailing_bytes`, as Kafka's own
+// broker does (it parses the body's fields and never checks that the buffer was consumed).
+// Clients depend on it: librdkafka 2.0.2 sends OffsetFetch v6-v7 "all topics" with the 4-byte
+// array-count placeholder it never finalizes (compact null + 3 stray bytes) and ListGroups v3-v4
+// with a second empty tagged-field section (1 stray byte); see the golden fixtures
+// testdata/librdkafka_offset_fetch_v7.hex and librdkafka_list_groups_v4.hex.
 Result<DecodedRequest> decode_request(BufferView payload);
 
 // Appends a complete frame (size prefix, header, body) to *out.

@@ -65,15 +65,27 @@ TEST(HeadersTest, UnknownApiKeyAndVersionAreUnsupportedButHeaderIsReadable) {
   EXPECT_EQ(decode_request(c).error().code(), StatusCode::kUnsupported);
 }
 
-TEST(HeadersTest, TrailingBytesAfterTheBodyAreCorruption) {
+TEST(HeadersTest, TrailingBytesAfterTheBodyAreIgnoredAndCountedAsKafkaDoes) {
   RequestHeader h;
   h.request_api_key = 12;  // Heartbeat
   h.request_api_version = 0;
+  h.correlation_id = 9;
   HeartbeatRequest body;
+  body.group_id = "g";
+  body.generation_id = 3;
+  body.member_id = "m";
   Buffer out;
   ASSERT_TRUE(encode_request_frame(h, body, &out).is_ok());
   out.push_back(0);
-  EXPECT_EQ(decode_request(out.view(4, out.size() - 4)).error().code(), StatusCode::kCorruption);
+  out.push_back(0xAB);
+  auto req = decode_request(out.view(4, out.size() - 4));
+  ASSERT_TRUE(req.has_value()) << req.error().to_string();
+  EXPECT_EQ(req->trailing_bytes, 2u);
+  EXPECT_EQ(req->header.correlation_id, 9);
+  EXPECT_TRUE(std::get<HeartbeatRequest>(req->body) == body);
+  // A body cut short is still an error: only bytes after a complete body are ignored.
+  EXPECT_EQ(decode_request(out.view(4, out.size() - 4 - 3)).error().code(),
+            StatusCode::kCorruption);
 }
 
 TEST(HeadersTest, HeaderAndBodyApiKeysMustAgree) {

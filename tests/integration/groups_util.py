@@ -2,6 +2,8 @@
 (confluent-kafka) group member that commits synchronously and records what it was given, and
 checks over what a group consumed."""
 
+import os
+import re
 import threading
 import time
 
@@ -75,6 +77,7 @@ class Shared:
         self.lock = threading.Lock()
         self.delivered = {}   # partition -> [(offset, member name)]
         self.committed = {}   # partition -> highest committed next offset
+        self.received = {}    # partition -> [(monotonic time, member name)], as delivered
         self.errors = []
 
 
@@ -83,7 +86,7 @@ class Member(threading.Thread):
     batch and on revocation (so a partition's next owner starts exactly at the commit)."""
 
     def __init__(self, name, bootstrap, group, topic, shared, strategy="range",
-                 extra=None):
+                 extra=None, api="poll"):
         super().__init__(daemon=True)
         from confluent_kafka import Consumer
         conf = {"bootstrap.servers": bootstrap, "group.id": group,
@@ -91,6 +94,8 @@ class Member(threading.Thread):
                 "partition.assignment.strategy": strategy,
                 "session.timeout.ms": 10000, "heartbeat.interval.ms": 500,
                 "client.id": name}
+        if os.environ.get("RAFTMQ_GROUPS_DEBUG"):  # e.g. "cgrp,fetch": librdkafka's log on stderr
+            conf["debug"] = os.environ["RAFTMQ_GROUPS_DEBUG"]
         conf.update(extra or {})
         self.name = name
         self.topic = topic
@@ -103,9 +108,17 @@ class Member(threading.Thread):
         self.assigned_at = None
         self.first_message_at = None
         self.commit_failures = 0
+        self.commits_retried = 0
+        # "poll": batches gathered with poll() (one message per call); "batch": consume(n),
+        # i.e. rd_kafka_consume_batch_queue, which in librdkafka < 2.1.0 advances the
+        # application position over messages that a pause then purges, so the fetcher resumes
+        # past them: skipped messages after a cooperative rebalance (librdkafka PR #4208;
+        # docs/groups.md).
+        self.api = api
+        self.revoked_in_batch = set()  # partitions revoked or lost while a batch is gathered
 
-    def _commit(self, partitions=None):
-        from confluent_kafka import KafkaException, TopicPartition
+    def _commit(self, partitions=None, revoking=False):
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
         todo = {p: o for p, o in self.pending.items() if partitions is None or p in partitions}
         if not todo:
             return
@@ -113,6 +126,12 @@ class Member(threading.Thread):
         try:
             result = self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as e:
+            if e.args[0].code() == KafkaError.REBALANCE_IN_PROGRESS and not revoking:
+                # Kafka's answer to a commit between JoinGroup and SyncGroup (the group is
+                # CompletingRebalance): the offsets stay pending and are committed later. On
+                # revocation there is no later: the next owner re-reads them (a failure).
+                self.commits_retried += 1
+                return
             self.commit_failures += 1
             harness.log(self.name, "commit failed:", e)
             return
@@ -133,7 +152,8 @@ class Member(threading.Thread):
 
     def _on_revoke(self, _consumer, partitions):
         revoked = {p.partition for p in partitions}
-        self._commit(revoked)
+        self.revoked_in_batch |= revoked
+        self._commit(revoked, revoking=True)
         for p in revoked:
             self.pending.pop(p, None)  # not committed (error): the next owner re-reads it
         with self.shared.lock:
@@ -141,6 +161,7 @@ class Member(threading.Thread):
 
     def _on_lost(self, _consumer, partitions):
         lost = {p.partition for p in partitions}
+        self.revoked_in_batch |= lost
         for p in lost:
             self.pending.pop(p, None)
         with self.shared.lock:
@@ -148,11 +169,11 @@ class Member(threading.Thread):
 
     def run(self):
         self.started_at = time.monotonic()
+        self.revoked_in_batch = set()
         self.consumer.subscribe([self.topic], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
         while not self.stop_flag.is_set():
-            msgs = self.consumer.consume(200, timeout=0.2)
-            for m in msgs:
+            for m in self._next_batch(200, 0.2):
                 if m.error():
                     continue
                 if self.first_message_at is None:
@@ -160,10 +181,31 @@ class Member(threading.Thread):
                 with self.shared.lock:
                     self.shared.delivered.setdefault(m.partition(), []).append(
                         (m.offset(), self.name))
+                    self.shared.received.setdefault(m.partition(), []).append(
+                        (time.monotonic(), self.name))
                 self.pending[m.partition()] = m.offset() + 1
             self._commit()
         self._commit()
         self.consumer.close()  # revokes (commits) and leaves the group
+
+    def _next_batch(self, count, timeout):
+        if self.api == "batch":
+            return self.consumer.consume(count, timeout=timeout)
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count:
+            m = self.consumer.poll(max(0.0, deadline - time.monotonic()) if not out else 0)
+            if self.revoked_in_batch:
+                # The rebalance callbacks ran inside this poll(): messages gathered before it
+                # from partitions this member no longer owns are not processed (their next
+                # owner starts at the commit made on revocation, so processing them here would
+                # deliver them twice). The message poll() returned comes after the callbacks.
+                out = [x for x in out if x.partition() not in self.revoked_in_batch]
+                self.revoked_in_batch = set()
+            if m is None:
+                break
+            out.append(m)
+        return out
 
     def join_to_first_fetch(self):
         if self.first_message_at is None:
@@ -175,8 +217,6 @@ class Member(threading.Thread):
             return None
         return self.assigned_at - self.started_at
 
-
-
     def stop(self):
         self.stop_flag.set()
         self.join(timeout=60)
@@ -184,7 +224,7 @@ class Member(threading.Thread):
             raise RuntimeError("member %s did not stop" % self.name)
 
 
-def wait_partitioned(members, partitions, shared, timeout=60, settle=1.5):
+def wait_partitioned(members, partitions, shared, timeout=60, settle=1.5, poll=0.1):
     """Until every partition is owned by exactly one member (and stays so for `settle` s)."""
     deadline = time.monotonic() + timeout
     stable_since = None
@@ -202,8 +242,52 @@ def wait_partitioned(members, partitions, shared, timeout=60, settle=1.5):
                 return last
         else:
             stable_since = None
-        time.sleep(0.1)
+        time.sleep(poll)
     raise AssertionError("partitions not owned exactly once: %s" % last)
+
+
+def flowing_after(shared, owners, since):
+    """Seconds from `since` until every partition delivered a message to its owner in `owners`
+    ({member name: [partitions]}), i.e. until the whole group consumes again; None if some
+    partition did not. Meaningful while data arrives on every partition (Trickle)."""
+    worst = 0.0
+    with shared.lock:
+        for name, parts in owners.items():
+            for p in parts:
+                t = next((t for t, m in shared.received.get(p, []) if t >= since and m == name),
+                         None)
+                if t is None:
+                    return None
+                worst = max(worst, t - since)
+    return worst
+
+
+def offsets_partition(group, partitions=16):
+    """The __consumer_offsets partition of a group: abs(javaHashCode(group)) % partitions, as
+    Kafka and raftmq compute it (docs/groups.md)."""
+    h = 0
+    units = group.encode("utf-16-be")
+    for i in range(0, len(units), 2):
+        h = (31 * h + int.from_bytes(units[i:i + 2], "big")) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def coordinator_elections(cluster, group, since_ms):
+    """Times (epoch ms) at which a broker was elected leader of the group's __consumer_offsets
+    partition, i.e. became its coordinator, since `since_ms` (from the brokers' logs)."""
+    pattern = re.compile(r"elected leader of %s-%d at (\d+)" %
+                         (OFFSETS_TOPIC, offsets_partition(group)))
+    out = []
+    for b in cluster.brokers:
+        try:
+            with open(b.log_path, errors="replace") as f:
+                for line in f:
+                    m = pattern.search(line)
+                    if m and int(m.group(1)) >= since_ms:
+                        out.append(int(m.group(1)))
+        except OSError:
+            continue
+    return sorted(out)
 
 
 def wait_consumed(shared, expected_total, timeout=90):
@@ -245,3 +329,47 @@ def check_exactly_once(shared, all_offsets):
                 errors.append("partition %d: unknown offsets %s" % (p, extra[:5]))
     if errors:
         raise AssertionError("\n".join(errors))
+
+
+class Trickle(threading.Thread):
+    """A producer writing one numbered message to every partition every `interval` s (acks=all)
+    in its own thread, so that the group rebalances while data arrives on every partition.
+    `acked` counts the messages the brokers acknowledged."""
+
+    def __init__(self, bootstrap, topic, partitions, start, interval=0.05):
+        super().__init__(daemon=True)
+        from confluent_kafka import Producer
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                                  "linger.ms": 1, "client.id": "trickle"})
+        self.topic = topic
+        self.partitions = partitions
+        self.next = start
+        self.interval = interval
+        self.acked = 0
+        self.failures = []
+        self.stop_flag = threading.Event()
+
+    def _on_delivery(self, err, _msg):
+        if err is None:
+            self.acked += 1
+        else:
+            self.failures.append(err)
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            for p in range(self.partitions):
+                self.producer.produce(self.topic, value=("%d:%d" % (p, self.next)).encode(),
+                                      partition=p, on_delivery=self._on_delivery)
+                self.next += 1
+            self.producer.poll(self.interval)
+        left = self.producer.flush(60)
+        if left:
+            self.failures.append("%d unacknowledged" % left)
+
+    def stop(self):
+        """Stops producing; returns the number of acknowledged messages."""
+        self.stop_flag.set()
+        self.join(timeout=90)
+        if self.is_alive() or self.failures:
+            raise RuntimeError("trickle producer: %s" % (self.failures[:3] or "did not stop"))
+        return self.acked

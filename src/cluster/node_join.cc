@@ -221,9 +221,9 @@ void Node::maybe_reregister(std::int64_t now_ms) {
   const auto& brokers = controller_->state().brokers();
   auto it = brokers.find(config_.id);
   if (it != brokers.end() && it->second == want) return;
-  // Only once this replica applied the log up to the leader's commit (when_ready): before,
-  // the record seen may be an old one about to be replaced by entries still to apply.
-  if (!ready_) return;
+  // Not waiting for readiness: the leader cannot answer this replica's ReadIndex before it
+  // knows the new address. A request sent on a record about to be replaced by entries still
+  // to apply is harmless: it carries the current addresses (the leader answers OK if equal).
   join_sent_ms_ = now_ms;
   JoinRequest q;
   q.request_id = join_request_id_;
@@ -235,7 +235,7 @@ void Node::maybe_reregister(std::int64_t now_ms) {
     target = config_.brokers[join_next_target_++ % config_.brokers.size()].id;
   }
   if (target.value() < 0 || target == config_.id) return;
-  log("registering this broker's addresses again (they changed)");
+  log("registering this broker's addresses (the metadata applied so far has other ones)");
   transport_->send(target, kControlPlaneGroup,
                    control_message(config_.id, target, kJoinRequestContext, encode_join_request(q)));
 }

@@ -247,6 +247,26 @@ TEST_F(BrokerJoin, NewBrokerJoinsTakesAMovedPartitionAndRestarts) {
   ASSERT_TRUE(wait_until([&] { return again.call([](Node& n) { return n.is_ready(); }); }, 20s));
   for (auto& b : brokers_) EXPECT_TRUE(wait_until([&] { return lists_alive(*b, BrokerId(3)); }, 10s));
   EXPECT_GE(static_cast<int>(lead_and_read(again).size()), total);
+
+  // Restart at a new RPC address: it registers it again (same data directory), every broker
+  // re-addresses its link, and it serves its replica again.
+  again.kill();
+  NodeConfig moved_config = restart;
+  moved_config.rpc_listen_port = testing::free_port();
+  joiners_.push_back(std::make_unique<TestBroker>(moved_config));
+  TestBroker& relocated = *joiners_.back();
+  ASSERT_TRUE(relocated.start().is_ok());
+  for (auto& b : brokers_) {
+    EXPECT_TRUE(wait_until([&] {
+      return b->call([&](Node& n) {
+        const auto& brokers = n.controller()->state().brokers();
+        auto it = brokers.find(BrokerId(3));
+        return it != brokers.end() && it->second.rpc_port == moved_config.rpc_listen_port;
+      }) && lists_alive(*b, BrokerId(3));
+    }, 20s));
+  }
+  ASSERT_TRUE(wait_until([&] { return relocated.call([](Node& n) { return n.is_ready(); }); }, 20s));
+  EXPECT_GE(static_cast<int>(lead_and_read(relocated).size()), total);
 }
 
 TEST_F(BrokerJoin, RefusedJoinsFailWithAClearStatus) {

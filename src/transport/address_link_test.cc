@@ -46,11 +46,12 @@ struct Endpoint {
     std::lock_guard lock(mu);
     return received;
   }
-  Transport transport;
-  std::uint16_t port = 0;
+  // Declared before the transport: its thread (callbacks) stops before these go.
   std::mutex mu;
   std::vector<std::pair<BrokerId, std::uint64_t>> received;
   std::vector<BrokerId> unreachable;
+  std::uint16_t port = 0;
+  Transport transport;
 };
 
 bool eventually(const std::function<bool()>& pred) {

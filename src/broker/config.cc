@@ -87,6 +87,32 @@ const std::vector<OptionInfo>& option_table() {
                    }
                    return out;
                  }},
+      OptionInfo{"join",
+                 "join a running cluster as a new broker: RPC addresses host:rpc_port of some "
+                 "of its brokers, comma-separated (instead of peers; a restart needs neither)",
+                 [](BrokerConfig& c, const std::string& v) {
+                   Result<std::vector<JoinAddress>> join = parse_join(v);
+                   if (!join.has_value()) return join.error();
+                   c.join = std::move(join).value();
+                   return Status::ok();
+                 },
+                 [](const BrokerConfig& c) {
+                   std::string out;
+                   for (const JoinAddress& j : c.join) {
+                     if (!out.empty()) out += ",";
+                     out += j.host + ":" + std::to_string(j.port);
+                   }
+                   return out;
+                 }},
+      MQ_INT_OPTION("join-timeout-ms", "give up joining (exit 1) without an answer by then",
+                    join_timeout_ms, std::int64_t{1}, std::int64_t{3'600'000}),
+      OptionInfo{"rack", "rack of this broker, registered when it joins (Metadata)",
+                 [](BrokerConfig& c, const std::string& v) {
+                   if (v.size() > 255) return Status::invalid_argument("rack: longer than 255");
+                   c.rack = v;
+                   return Status::ok();
+                 },
+                 [](const BrokerConfig& c) { return c.rack; }},
       MQ_INT_OPTION("default-partitions", "partitions of a topic created without a count",
                     default_partitions, 1, 100'000),
       MQ_INT_OPTION("default-replication-factor",
@@ -209,7 +235,35 @@ Result<BrokerConfig> parse_serve_args(const std::vector<std::string>& args) {
   return config;
 }
 
+Result<std::vector<JoinAddress>> parse_join(const std::string& text) {
+  std::vector<JoinAddress> out;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t comma = text.find(',', start);
+    std::string item = trim(text.substr(start, comma == std::string::npos ? std::string::npos
+                                                                           : comma - start));
+    std::size_t colon = item.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+      return Status::invalid_argument("join: '" + item + "' is not host:rpc_port");
+    }
+    JoinAddress a;
+    a.host = item.substr(0, colon);
+    if (a.host.find_first_of(" @/") != std::string::npos) {
+      return Status::invalid_argument("join: bad host in '" + item + "'");
+    }
+    MQ_RETURN_IF_ERROR(parse_int<std::uint16_t>("join", item.substr(colon + 1), 1, 65535, &a.port));
+    out.push_back(std::move(a));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 Status validate(const BrokerConfig& config) {
+  if (!config.join.empty() && !config.peers.empty()) {
+    return Status::invalid_argument("join and peers are exclusive: a new broker joins with --join "
+                                    "only; the brokers of --peers are the controller voters");
+  }
   if (config.peers.empty()) return Status::ok();
   std::set<std::int32_t> ids;
   bool self_listed = false;

@@ -21,6 +21,12 @@ struct PeerAddress {
   std::uint16_t kafka_port = 0;
 };
 
+// A running broker's Raft RPC address (--join).
+struct JoinAddress {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
 struct BrokerConfig {
   std::int32_t broker_id = 1;
   std::string cluster_id = "raftmq";
@@ -31,6 +37,11 @@ struct BrokerConfig {
   std::uint16_t rpc_port = 19092;
   // All brokers of the cluster (this one included), by Raft RPC address. Empty: single broker.
   std::vector<PeerAddress> peers;
+  // A new broker joining a running cluster (docs/cluster.md "Adding a broker"): the RPC
+  // addresses of some of its brokers. Exclusive with `peers`.
+  std::vector<JoinAddress> join;
+  std::int64_t join_timeout_ms = 30'000;
+  std::string rack;  // reported in Metadata for a broker that joined
   std::int32_t default_partitions = 1;
   std::int16_t default_replication_factor = -1;  // -1: min(3, brokers)
   std::int64_t shutdown_timeout_ms = 10'000;
@@ -55,5 +66,7 @@ Result<BrokerConfig> parse_serve_args(const std::vector<std::string>& args);
 Status validate(const BrokerConfig& config);
 // "peers = 1@127.0.0.1:19092:9092,2@127.0.0.1:19093:9093" (id@host:rpc_port:kafka_port)
 Result<std::vector<PeerAddress>> parse_peers(const std::string& text);
+// "join = 127.0.0.1:19092,127.0.0.1:19093" (host:rpc_port)
+Result<std::vector<JoinAddress>> parse_join(const std::string& text);
 
 }  // namespace mq::broker

@@ -32,6 +32,9 @@ cluster::NodeConfig node_config(const BrokerConfig& config) {
     address.kafka_port = peer.kafka_port;
     node.brokers.push_back(std::move(address));
   }
+  for (const JoinAddress& j : config.join) node.join_seeds.push_back({j.host, j.port});
+  node.join_timeout_ms = config.join_timeout_ms;
+  node.rack = config.rack;
   node.default_partitions = config.default_partitions;
   node.default_replication_factor = config.default_replication_factor;
   node.auto_create_topics = config.kafka.auto_create_topics;
@@ -59,6 +62,13 @@ int run_serve(const BrokerConfig& config) {
   }
   kafka::Server server(io, node.api(), config.kafka);
   int exit_code = 0;
+  // A new broker whose join is refused or unanswered (docs/cluster.md "Adding a broker").
+  node.when_failed([&](const Status& failure) {
+    std::fprintf(stderr, "raftmq serve: broker %d cannot join the cluster: %s\n",
+                 config.broker_id, failure.to_string().c_str());
+    exit_code = 1;
+    io.stop();
+  });
   bool shutting_down = false;
   bool serving = false;
   // The Kafka listener opens only once the controller replica caught up (Node::when_ready):

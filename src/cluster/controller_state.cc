@@ -10,7 +10,8 @@ namespace mq::cluster {
 namespace {
 
 constexpr std::uint8_t kCommandVersion = 1;
-constexpr std::uint8_t kSnapshotVersion = 2;  // 2: + producer ids section
+constexpr std::uint8_t kSnapshotVersion = 3;  // 3: + broker incarnations
+constexpr std::uint8_t kSnapshotVersionWithoutIncarnations = 2;  // 2: + producer ids section
 constexpr std::uint8_t kSnapshotVersionWithoutProducerIds = 1;
 
 enum class CommandType : std::uint8_t {
@@ -20,6 +21,7 @@ enum class CommandType : std::uint8_t {
   kCreatePartitions = 4,
   kAlterConfigs = 5,
   kMovePartition = 6,
+  kJoinBroker = 7,
   kAllocateProducerIds = 32,  // far from the others: other command types may be added
 };
 
@@ -166,6 +168,10 @@ Buffer encode_command(const Command& command) {
           le::put_u8(out, static_cast<std::uint8_t>(CommandType::kAlterConfigs));
           put_string(out, c.name);
           put_configs(out, c.set);
+        } else if constexpr (std::is_same_v<T, JoinBroker>) {
+          le::put_u8(out, static_cast<std::uint8_t>(CommandType::kJoinBroker));
+          put_broker(out, c.broker);
+          le::put_u64(out, c.broker.incarnation);
         } else if constexpr (std::is_same_v<T, AllocateProducerIds>) {
           le::put_u8(out, static_cast<std::uint8_t>(CommandType::kAllocateProducerIds));
           put_i32(out, c.broker.value());
@@ -196,6 +202,12 @@ Result<Command> decode_command(BufferView bytes) {
     case CommandType::kRegisterBroker: {
       RegisterBroker c;
       ok = r.broker(&c.broker);
+      command = std::move(c);
+      break;
+    }
+    case CommandType::kJoinBroker: {
+      JoinBroker c;
+      ok = r.broker(&c.broker) && r.u64(&c.broker.incarnation);
       command = std::move(c);
       break;
     }
@@ -336,6 +348,8 @@ Status ControllerState::apply(const Command& command) {
           return Status::ok();
         } else if constexpr (std::is_same_v<T, AllocateProducerIds>) {
           return apply_allocate_producer_ids(c);
+        } else if constexpr (std::is_same_v<T, JoinBroker>) {
+          return apply_join(c);
         } else {
           return apply_move(c);
         }
@@ -392,6 +406,46 @@ Status ControllerState::apply_move(const MovePartition& c) {
   return Status::ok();
 }
 
+std::size_t ControllerState::replica_count(BrokerId broker) const {
+  std::size_t n = 0;
+  for (const auto& [name, t] : topics_) {
+    for (const PartitionRecord& p : t.partitions) {
+      n += std::count(p.replicas.begin(), p.replicas.end(), broker) > 0 ? 1 : 0;
+    }
+  }
+  return n;
+}
+
+Status ControllerState::apply_join(const JoinBroker& c) {
+  const BrokerRecord& b = c.broker;
+  if (b.incarnation == 0) return Status::invalid_argument("join without an incarnation");
+  auto it = brokers_.find(b.id);
+  if (it == brokers_.end()) {
+    if (brokers_.size() >= kBrokersMax) return Status::limit_exceeded("too many brokers");
+    brokers_[b.id] = b;
+    return Status::ok();
+  }
+  const std::string id = std::to_string(b.id.value());
+  if (it->second.incarnation == 0) {
+    return Status::already_exists("broker " + id +
+                                  " is a static broker of the cluster (a controller voter, "
+                                  "started with --peers); pick another id");
+  }
+  if (it->second.incarnation != b.incarnation) {
+    // Another data directory under a registered id: only safe when that id holds no replica
+    // (an empty log standing in for a voter's log could lose acknowledged writes, §5.4).
+    std::size_t held = replica_count(b.id);
+    if (held > 0) {
+      return Status::already_exists(
+          "broker " + id + " is registered with another data directory and still holds " +
+          std::to_string(held) + " partition replica(s); restart it with its own data "
+          "directory, or decommission it first");
+    }
+  }
+  it->second = b;  // same directory (or an empty id): new addresses
+  return Status::ok();
+}
+
 Buffer ControllerState::encode_snapshot() const {
   Buffer out;
   le::put_u8(out, kSnapshotVersion);
@@ -399,7 +453,10 @@ Buffer ControllerState::encode_snapshot() const {
   le::put_u32(out, assignment_start_);
   le::put_u64(out, applied_commands_);
   le::put_u32(out, static_cast<std::uint32_t>(brokers_.size()));
-  for (const auto& [id, b] : brokers_) put_broker(out, b);
+  for (const auto& [id, b] : brokers_) {
+    put_broker(out, b);
+    le::put_u64(out, b.incarnation);
+  }
   le::put_u32(out, static_cast<std::uint32_t>(topics_.size()));
   for (const auto& [name, t] : topics_) {
     put_string(out, t.name);
@@ -423,7 +480,8 @@ Result<ControllerState> ControllerState::decode_snapshot(BufferView bytes) {
   std::uint64_t next_group = 0;
   std::uint32_t brokers = 0, topics = 0;
   if (!r.u8(&version)) return malformed("snapshot");
-  if (version != kSnapshotVersion && version != kSnapshotVersionWithoutProducerIds) {
+  if (version != kSnapshotVersion && version != kSnapshotVersionWithoutIncarnations &&
+      version != kSnapshotVersionWithoutProducerIds) {
     return Status::corruption("controller snapshot: bad version");
   }
   if (!r.u64(&next_group) || !r.u32(&s.assignment_start_) || !r.u64(&s.applied_commands_) ||
@@ -434,6 +492,7 @@ Result<ControllerState> ControllerState::decode_snapshot(BufferView bytes) {
   for (std::uint32_t i = 0; i < brokers; ++i) {
     BrokerRecord b;
     if (!r.broker(&b)) return malformed("snapshot broker");
+    if (version >= kSnapshotVersion && !r.u64(&b.incarnation)) return malformed("snapshot broker");
     s.brokers_[b.id] = b;
   }
   if (!r.u32(&topics) || topics > r.remaining()) return malformed("snapshot topics");
@@ -456,7 +515,7 @@ Result<ControllerState> ControllerState::decode_snapshot(BufferView bytes) {
     std::string name = t.name;
     s.topics_[name] = std::move(t);
   }
-  if (version == kSnapshotVersion) {
+  if (version >= kSnapshotVersionWithoutIncarnations) {
     std::size_t consumed = bytes.size() - r.remaining();
     MQ_RETURN_IF_ERROR(s.decode_producer_ids(bytes.subspan(consumed)));
   } else if (!r.at_end()) {

@@ -42,6 +42,10 @@ struct BrokerRecord {
   std::string rpc_host;
   std::uint16_t rpc_port = 0;
   std::string rack;  // empty: none
+  // 0: a broker of the static list (--peers, a controller voter), registered by the
+  // controller leader. Otherwise the random id of the data directory of a broker that joined
+  // (JoinBroker): a restart with the same directory keeps it, a new directory has another.
+  std::uint64_t incarnation = 0;
   bool operator==(const BrokerRecord&) const = default;
 };
 
@@ -64,6 +68,15 @@ struct TopicRecord {
 struct RegisterBroker {
   BrokerRecord broker;
   bool operator==(const RegisterBroker&) const = default;
+};
+// A broker that joined a running cluster (`raftmq serve --join`, docs/cluster.md "Adding a
+// broker"). broker.incarnation must be non-zero. Refused (no change) when the id belongs to a
+// static broker (incarnation 0), or is registered with another incarnation and still holds
+// partition replicas (a new, empty data directory must not stand in for a replica's log).
+// The same incarnation updates the addresses (a restarted broker that moved).
+struct JoinBroker {
+  BrokerRecord broker;
+  bool operator==(const JoinBroker&) const = default;
 };
 struct CreateTopic {
   std::string name;
@@ -114,7 +127,7 @@ struct ProducerIdBlock {
 };
 
 using Command = std::variant<RegisterBroker, CreateTopic, DeleteTopic, CreatePartitions,
-                             AlterConfigs, MovePartition, AllocateProducerIds>;
+                             AlterConfigs, MovePartition, AllocateProducerIds, JoinBroker>;
 
 Buffer encode_command(const Command& command);
 Result<Command> decode_command(BufferView bytes);
@@ -139,6 +152,8 @@ class ControllerState {
   const std::map<BrokerId, BrokerRecord>& brokers() const { return brokers_; }
   const std::map<std::string, TopicRecord>& topics() const { return topics_; }
   const TopicRecord* find_topic(std::string_view name) const;
+  // Partitions whose assignment (replicas) lists `broker`.
+  std::size_t replica_count(BrokerId broker) const;
   GroupId next_group() const { return next_group_; }
   std::uint32_t assignment_start() const { return assignment_start_; }
   std::uint64_t applied_commands() const { return applied_commands_; }
@@ -152,6 +167,7 @@ class ControllerState {
   Status apply_create(const CreateTopic& c);
   Status apply_create_partitions(const CreatePartitions& c);
   Status apply_move(const MovePartition& c);
+  Status apply_join(const JoinBroker& c);
   Status check_assignment(const std::vector<std::vector<BrokerId>>& assignment) const;
   Status apply_allocate_producer_ids(const AllocateProducerIds& c);
   void encode_producer_ids(Buffer& out) const;

@@ -69,7 +69,12 @@ Status NodeConfig::validate() const {
     }
     self_listed |= b.id == id;
   }
-  if (!self_listed) return Status::invalid_argument("this broker's id is not in the broker list");
+  if (!join_seeds.empty() && !brokers.empty() && self_listed) {
+    return Status::invalid_argument("a broker of the static list cannot join (join_seeds)");
+  }
+  if (!self_listed && join_seeds.empty()) {
+    return Status::invalid_argument("this broker's id is not in the broker list");
+  }
   return Status::ok();
 }
 
@@ -79,7 +84,7 @@ Node::Node(asio::io_context& loop, NodeConfig config)
       alive_(std::make_shared<bool>(true)),
       inbound_pending_(std::make_shared<std::atomic<std::uint32_t>>(0)),
       tick_timer_(loop) {
-  if (config_.brokers.empty()) {
+  if (config_.brokers.empty() && config_.join_seeds.empty()) {
     config_.brokers.push_back(BrokerAddress{config_.id, config_.rpc_listen_host,
                                             config_.rpc_listen_port, config_.advertised_kafka_port});
   }
@@ -112,6 +117,7 @@ raft::Config Node::raft_config(const std::vector<NodeId>& voters) const {
 Status Node::start() {
   MQ_ASSERT(!started_, "Node::start called twice");
   MQ_RETURN_IF_ERROR(config_.validate());
+  MQ_RETURN_IF_ERROR(prepare_join());  // node_join.cc: a joined broker's saved voters
   started_ = true;
   MQ_RETURN_IF_ERROR(storage::posix_file_system()->create_dirs(config_.data_dir + "/partitions"));
   flusher_ = std::make_unique<storage::Flusher>(storage::FlusherOptions{},
@@ -153,6 +159,14 @@ Status Node::start() {
   transport_ = std::make_unique<transport::Transport>(topts, std::move(callbacks));
   MQ_RETURN_IF_ERROR(transport_->start());
   MQ_ASSIGN_OR_RETURN(rpc_port_, transport_->listen(config_.rpc_listen_host, config_.rpc_listen_port));
+  // A new broker opens its controller replica once the cluster answered its join.
+  if (!join_pending_) MQ_RETURN_IF_ERROR(open_cluster());
+  start_membership_timer();
+  arm(tick_timer_, config_.tick_ms, &Node::on_tick);
+  return Status::ok();
+}
+
+Status Node::open_cluster() {
   for (const BrokerAddress& b : config_.brokers) {
     if (b.id == config_.id) continue;
     MQ_RETURN_IF_ERROR(transport_->add_peer(b.id, b.host, b.rpc_port));
@@ -161,7 +175,6 @@ Status Node::start() {
   start_producer_ids();
   ready_started_ms_ = steady_now_ms();
   ready_deadline_ms_ = ready_started_ms_ + config_.ready_timeout_ms;
-  arm(tick_timer_, config_.tick_ms, &Node::on_tick);
   return Status::ok();
 }
 
@@ -193,6 +206,7 @@ Status Node::open_controller() {
   MQ_RETURN_IF_ERROR(controller_->start());
   MQ_RETURN_IF_ERROR(controller_->init());
   controller_->on_state_changed = [this] {
+    sync_peers();  // node_join.cc: brokers that joined
     // Reconcile soon (not from inside the controller's apply): a new topic's replicas then
     // start within one loop turn instead of up to reconcile_interval_ms later.
     metadata_changed_ = true;
@@ -276,6 +290,8 @@ void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
     if (message.context == kAdminResponseContext) return handle_admin_response(from, message);
     if (message.context == kStatusRequestContext) return handle_status_request(from, message);
     if (message.context == kStatusResponseContext) return handle_status_response(from, message);
+    if (message.context == kJoinRequestContext) return handle_join_request(from, message);
+    if (message.context == kJoinAnswerContext) return handle_join_answer(from, message);
     return handle_hints(from, message);
   }
   if (group == kProducerIdChannel) return handle_producer_id_request(from, message);
@@ -518,16 +534,15 @@ void Node::broadcast_hints() {
   le::encode_u32(body.data(), count);
   if (count == 0 || !transport_) return;
   SharedBuffer shared(std::move(body));
-  for (const BrokerAddress& b : config_.brokers) {
-    if (b.id == config_.id) continue;
+  for (BrokerId b : peer_ids()) {  // the static list and the brokers that joined
     raft::Message m;
     m.type = raft::MessageType::kReadIndex;
     m.from = node_of(config_.id);
-    m.to = node_of(b.id);
+    m.to = node_of(b);
     raft::Entry e;
     e.payload = shared;
     m.entries.push_back(std::move(e));
-    transport_->send(b.id, kControlPlaneGroup, std::move(m));
+    transport_->send(b, kControlPlaneGroup, std::move(m));
   }
 }
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cluster/api.h"
+#include "cluster/broker_join.h"
 #include "cluster/controller.h"
 #include "cluster/node_admin_rpc.h"
 #include "cluster/partition.h"
@@ -52,8 +53,15 @@ struct NodeConfig {
   std::string advertised_host = "127.0.0.1";
   std::uint16_t advertised_kafka_port = 9092;
   // Every broker of the cluster, this one included; all are voters of the controller group.
-  // Empty: a single-broker cluster of this node.
+  // Empty: a single-broker cluster of this node (or a broker that joins: join_seeds).
   std::vector<BrokerAddress> brokers;
+  // Dynamic addition (docs/cluster.md "Adding a broker"; node_join.cc): the RPC addresses of
+  // brokers of a running cluster. With an empty `brokers` list this broker joins that cluster
+  // as a non-voting member (a learner of the controller group); its data directory then
+  // remembers the join (join.state), so a restart needs neither this nor `brokers`.
+  std::vector<JoinSeed> join_seeds;
+  std::int64_t join_timeout_ms = 30000;  // no answer to the join by then: start() fails late
+  std::string rack;                       // registered for a joined broker (Metadata)
 
   // Time.
   std::uint32_t tick_ms = 10;
@@ -166,6 +174,13 @@ class Node final : public ClusterApi, public GroupHost {
   // metadata may be stale, so the broker opens its Kafka listener only then. At once if ready.
   void when_ready(std::function<void()> ready);
   bool is_ready() const { return ready_; }
+  // Calls `failed` (on the loop) if the join of a new broker (join_seeds) is refused or
+  // unanswered within join_timeout_ms; the broker is stopped then. Not called otherwise.
+  void when_failed(std::function<void(Status)> failed) { join_failed_ = std::move(failed); }
+  // True while a new broker waits for the cluster's answer to its join.
+  bool joining() const { return join_pending_; }
+  // Why the join failed (OK while joining, joined, or for a broker of the static list).
+  const Status& join_failure() const { return join_failure_; }
   std::uint16_t rpc_port() const { return rpc_port_; }
   ClusterStatus cluster_status() const;
   // Gathers every partition's status from its leader (node_status.cc); `done` on the loop.
@@ -263,6 +278,31 @@ class Node final : public ClusterApi, public GroupHost {
   raft::Config raft_config(const std::vector<NodeId>& voters) const;
   std::string partition_dir(const std::string& topic, std::int32_t partition, GroupId group) const;
   Status open_controller();
+  // The rest of start() once the controller voters are known (at once, or after a join).
+  Status open_cluster();
+
+  // Dynamic broker addition (node_join.cc, docs/cluster.md "Adding a broker").
+  Status prepare_join();
+  void start_membership_timer();
+  void on_membership_timer();
+  void send_join_request(std::int64_t now_ms);
+  void fail_join(Status status);
+  void handle_join_request(BrokerId from, const raft::Message& message);
+  void handle_join_answer(BrokerId from, const raft::Message& message);
+  Status check_join(const BrokerRecord& broker) const;
+  void answer_join(const JoinRequest& request, const Status& status);
+  BrokerRecord own_join_record() const;
+  void maybe_reregister(std::int64_t now_ms);
+  // Adds (or re-addresses) a transport peer for every registered broker outside the static
+  // list (brokers that joined); on every controller state change.
+  void sync_peers();
+  // Controller leader: every registered broker that is no voter becomes a learner of group 0.
+  void reconcile_controller_learners(std::int64_t now_ms);
+  // Every broker known (static list and registered), without this one.
+  std::vector<BrokerId> peer_ids() const;
+  // A transport link to an address rather than a broker id (transport.h), for answers to a
+  // broker that is not registered at that address (yet); removed after kReplyLinkIdleMs.
+  BrokerId reply_link(const std::string& host, std::uint16_t port, std::int64_t now_ms);
   Result<std::unique_ptr<PartitionGroup>> open_partition(const TopicRecord& topic,
                                                          std::int32_t partition);
   void deliver(BrokerId from, GroupId group, raft::Message message);
@@ -333,6 +373,25 @@ class Node final : public ClusterApi, public GroupHost {
   std::map<GroupId, std::int64_t> orphan_since_ms_;  // hosted groups no longer assigned here
   std::map<GroupId, std::int64_t> move_step_ms_;     // last membership step per group
   std::uint16_t rpc_port_ = 0;
+  // Join (node_join.cc).
+  std::optional<JoinState> join_state_;  // set for a broker that joined (or is joining)
+  bool join_pending_ = false;            // waiting for the answer: no controller replica yet
+  std::uint64_t join_request_id_ = 0;
+  std::int64_t join_deadline_ms_ = 0;
+  std::int64_t join_sent_ms_ = 0;
+  std::size_t join_next_target_ = 0;
+  std::function<void(Status)> join_failed_;
+  Status join_failure_;
+  std::set<BrokerId> joins_in_flight_;  // controller leader: JoinBroker proposed, not applied
+  struct ReplyLink {
+    BrokerId key;
+    std::int64_t used_ms = 0;
+  };
+  std::map<std::pair<std::string, std::uint16_t>, ReplyLink> reply_links_;
+  std::int32_t next_reply_key_ = 0;
+  std::map<BrokerId, std::pair<std::string, std::uint16_t>> joined_peers_;  // links added
+  std::int64_t learner_step_ms_ = 0;
+  std::unique_ptr<asio::steady_timer> membership_timer_;
   bool started_ = false;
   bool stopped_ = false;
   bool shutting_down_ = false;

@@ -238,9 +238,10 @@ void Node::create_topics(std::vector<TopicSpec> topics, std::int64_t timeout_ms,
   register_brokers();
   // Like Kafka's controller, new replicas go to live brokers only: a replica on a dead
   // broker would leave a small group without a quorum from the start.
-  std::vector<BrokerId> brokers;
-  for (const BrokerAddress& b : config_.brokers) {
-    if (broker_alive(b.id)) brokers.push_back(b.id);
+  // The static list (registered before this command commits) and the brokers that joined.
+  std::vector<BrokerId> brokers{config_.id};
+  for (BrokerId b : peer_ids()) {
+    if (broker_alive(b)) brokers.push_back(b);
   }
   std::sort(brokers.begin(), brokers.end());
   for (std::size_t i = 0; i < topics.size(); ++i) {

@@ -98,10 +98,12 @@ void InboundConnection::on_hello() {
   } else if (hello->cluster_id != o.cluster_id) {
     refuse(HelloStatus::kClusterMismatch,
            "cluster id '" + hello->cluster_id + "' is not ours ('" + o.cluster_id + "')");
-  } else if (hello->target != o.self) {
+  } else if (hello->target != o.self && hello->target != BrokerId(kAnyBrokerTarget)) {
     refuse(HelloStatus::kWrongTarget, "it meant broker " + std::to_string(hello->target.value()) +
                                           ", we are broker " + std::to_string(o.self.value()));
-  } else if (hello->source == o.self) {
+  } else if (hello->source == o.self && hello->target != BrokerId(kAnyBrokerTarget)) {
+    // (An address-only link may reach a broker that claims our id: a joining broker refused
+    // for that very reason must still hear the refusal.)
     refuse(HelloStatus::kSelfConnection, "it claims our own broker id");
   } else if (over_limit_) {
     refuse(HelloStatus::kTooManyConnections,

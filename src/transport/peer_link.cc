@@ -197,7 +197,9 @@ void PeerLink::on_connected() {
   asio::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
   handshake_buffer_.clear();
-  encode_hello(Hello{kMaxProtocolVersion, context_.options.self, peer_, context_.options.cluster_id},
+  // A link to an address (negative key, transport.h) asks for whichever broker listens there.
+  const BrokerId target = peer_.value() < 0 ? BrokerId(kAnyBrokerTarget) : peer_;
+  encode_hello(Hello{kMaxProtocolVersion, context_.options.self, target, context_.options.cluster_id},
                handshake_buffer_);
   const std::uint64_t generation = generation_;
   asio::async_write(socket_, asio::buffer(handshake_buffer_.data(), handshake_buffer_.size()),
@@ -235,7 +237,7 @@ void PeerLink::on_hello_ack() {
     fail("peer chose unsupported protocol version " + std::to_string(ack->version));
     return;
   }
-  if (ack->broker_id != peer_) {
+  if (ack->broker_id != peer_ && peer_.value() >= 0) {
     fail("reached broker " + std::to_string(ack->broker_id.value()) + " instead");
     return;
   }
@@ -328,7 +330,8 @@ void PeerLink::fail(const std::string& reason) {
     ++consecutive_failures_;
   }
   context_.counters.add(context_.counters.unreachable_reports);
-  if (context_.callbacks.on_unreachable && !context_.stopping.load()) {
+  // Links to an address (negative keys) are no broker's: nothing to report for them.
+  if (context_.callbacks.on_unreachable && !context_.stopping.load() && peer_.value() >= 0) {
     context_.callbacks.on_unreachable(peer_);
   }
   if (state_ != State::kClosed) schedule_reconnect();  // the callback may have removed us

@@ -25,6 +25,11 @@ inline constexpr std::uint32_t kHelloAckMagic = 0x4b41514d;
 inline constexpr std::uint16_t kMinProtocolVersion = 1;
 inline constexpr std::uint16_t kMaxProtocolVersion = 1;
 
+// A hello whose target is this value is meant for whichever broker listens at the address (a
+// broker contacting a seed whose id it does not know yet: cluster::Node's join); the ack names
+// the responder. Any other negative target is refused (kWrongTarget).
+inline constexpr std::int32_t kAnyBrokerTarget = -1;
+
 inline constexpr std::size_t kHelloPrefixSize = 8;  // magic, version, body_length
 inline constexpr std::size_t kHelloFixedBodySize = 4 + 4 + 2;  // source, target, id length
 inline constexpr std::size_t kClusterIdBytesMax = 255;

@@ -135,7 +135,12 @@ class Transport {
   Status start();
   // Binds and listens (port 0: an ephemeral port); returns the bound port. Call after start().
   Result<std::uint16_t> listen(const std::string& host, std::uint16_t port);
-  // Registers (or re-addresses) a peer and starts connecting to it.
+  // Registers (or re-addresses) a peer and starts connecting to it. A negative `peer` is a
+  // local key for a link to an address rather than to a broker id: its hello asks for
+  // whichever broker listens there (kAnyBrokerTarget) and accepts the ack of any broker, and
+  // its failures are not reported to on_unreachable. Used to reach a broker whose id is not
+  // known yet, or an address whose broker id may belong to another, registered broker
+  // (cluster::Node's join). Messages from that broker arrive under its own id.
   Status add_peer(BrokerId peer, const std::string& host, std::uint16_t port);
   // Forgets a peer: closes its connection and drops its queue.
   void remove_peer(BrokerId peer);

@@ -324,6 +324,12 @@ class Node final : public ClusterApi, public GroupHost {
   std::map<BrokerId, std::int64_t> peer_back_ms_;        // first message after a loss
   std::set<BrokerId> peers_awaiting_back_;               // lost, not heard from since
   std::map<GroupId, std::int64_t> campaign_penalty_ms_;  // postponement if clients can't reach us
+  struct PostponedCampaign {
+    std::int64_t lost_ms = 0;  // when the leader was lost
+    std::int64_t rank = 0;     // in the campaign order
+    std::int64_t voters = 0;   // live voters in that order
+  };
+  std::map<GroupId, PostponedCampaign> postponed_campaigns_;  // penalized, still pending
   std::size_t client_connections_ = 0;                   // open Kafka client connections
   std::int64_t last_postpone_log_ms_ = 0;
   bool hints_due_ = false;

@@ -24,7 +24,9 @@
 //   other survivor had its turn (the penalty is decided when its turn comes, so a client that
 //   connected to it right after the loss — librdkafka connects to a usable broker at once to
 //   ask for metadata — counts). A broker with an open client connection is reachable by that
-//   client whatever its back-off, and one up for longer than the window by every client;
+//   client whatever its back-off, and one up for longer than the window by every client. A
+//   postponed broker that a client connects to later (the client's pick was itself in
+//   back-off for a moment) campaigns at its next half-turn, before the penalized turns;
 // - Metadata names, right after the loss, the survivor expected to win by that rule (for
 //   peers, whose connections it cannot see, assuming a recently restarted one is penalized).
 #include <algorithm>
@@ -45,12 +47,45 @@ constexpr std::int64_t kCampaignStaggerMs = 150;
 constexpr std::int64_t kClientBackoffWindowMs = 15000;
 // How long after losing its leader Metadata names the expected winner instead of -1.
 constexpr std::int64_t kExpectedLeaderWindowMs = 2000;
+// Added to a penalized campaign beyond the other survivors' turns: room for a survivor whose
+// first client connection arrives late (the client's pick was itself in back-off for a few
+// hundred ms) to campaign before a penalized one.
+constexpr std::int64_t kLateEvidenceRoomMs = 2 * kCampaignStaggerMs;
 // At most one "postponed" log line per this interval (a loss concerns every hosted group).
 constexpr std::int64_t kPostponeLogIntervalMs = 1000;
+
+// The first "late evidence" campaign time >= now_ms for a survivor of rank `rank` among
+// `voters`: halfway between the regular turns (which are kFirstCampaignDelayMs + k *
+// kCampaignStaggerMs after the loss, penalized ones included), each rank on its own
+// half-turns, so it never coincides with another survivor's campaign.
+std::int64_t late_campaign_ms(std::int64_t lost_ms, std::int64_t rank, std::int64_t voters,
+                              std::int64_t now_ms) {
+  std::int64_t base = lost_ms + kFirstCampaignDelayMs + kCampaignStaggerMs / 2 +
+                      rank * kCampaignStaggerMs;
+  std::int64_t period = voters * kCampaignStaggerMs;
+  if (now_ms <= base || period <= 0) return base;
+  return base + (now_ms - base + period - 1) / period * period;
+}
 }  // namespace
 
 void Node::client_connections_changed(std::size_t open) {
+  bool gained = open > client_connections_;
   client_connections_ = open;
+  if (!gained || postponed_campaigns_.empty()) return;
+  // A client reached this broker while its campaigns wait behind the others': it is
+  // reachable after all, so it campaigns at its next half-turn if that comes first.
+  std::int64_t now = steady_now_ms();
+  for (auto it = postponed_campaigns_.begin(); it != postponed_campaigns_.end();) {
+    auto due = campaign_due_ms_.find(it->first);
+    if (due == campaign_due_ms_.end()) {  // elected meanwhile, or campaigned
+      it = postponed_campaigns_.erase(it);
+      continue;
+    }
+    std::int64_t late = late_campaign_ms(it->second.lost_ms, it->second.rank,
+                                         it->second.voters, now);
+    due->second = std::min(due->second, late);
+    it = postponed_campaigns_.erase(it);
+  }
 }
 
 void Node::note_peer_heard(BrokerId peer) {
@@ -134,7 +169,9 @@ void Node::on_peer_unreachable(BrokerId peer) {
     std::int64_t rank = self - order.begin();
     campaign_due_ms_[g.id()] = now + kFirstCampaignDelayMs + rank * kCampaignStaggerMs;
     // Decided when the turn comes (run_due_campaigns): after every other survivor's turn.
-    campaign_penalty_ms_[g.id()] = static_cast<std::int64_t>(order.size()) * kCampaignStaggerMs;
+    campaign_penalty_ms_[g.id()] =
+        static_cast<std::int64_t>(order.size()) * kCampaignStaggerMs + kLateEvidenceRoomMs;
+    postponed_campaigns_.erase(g.id());
     leaderless_since_ms_[g.id()] = now;
     schedule_pump(g.id());
   };
@@ -155,6 +192,16 @@ void Node::run_due_campaigns(std::int64_t now_ms) {
       campaign_penalty_ms_.erase(penalty);
       if (!clients_can_reach_self(now_ms)) {
         it->second = now_ms + postpone_ms;
+        auto since = leaderless_since_ms_.find(id);
+        RaftGroup* g = find_group(id);
+        if (since != leaderless_since_ms_.end() && g != nullptr) {
+          std::vector<NodeId> order = campaign_order(g->node().conf_state().voters, kNoNode);
+          auto self = std::find(order.begin(), order.end(), node_of(config_.id));
+          if (self != order.end()) {
+            postponed_campaigns_[id] = PostponedCampaign{
+                since->second, self - order.begin(), static_cast<std::int64_t>(order.size())};
+          }
+        }
         if (now_ms - last_postpone_log_ms_ >= kPostponeLogIntervalMs) {
           last_postpone_log_ms_ = now_ms;
           log("campaigns after the leader's loss postponed by " + std::to_string(postpone_ms) +

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "cluster/ids.h"
 #include "cluster/test_cluster.h"
@@ -175,6 +176,30 @@ TEST_F(ClusterFailover, WithoutClientConnectionsTheSharedOrderDecides) {
   TestBroker* next = kill_and_wait(leader, "order");
   ASSERT_NE(next, nullptr);
   EXPECT_EQ(next, survivors[0]);
+}
+
+// A client may reach a survivor only a few hundred ms after the loss (its pick was in
+// reconnect back-off): that survivor's postponed campaign moves ahead of the penalized ones.
+TEST_F(ClusterFailover, SurvivorAClientConnectsToAfterTheLossStillWins) {
+  make(3);
+  create_topic("late");
+  TestBroker* leader = wait_partition_leader("late");
+  ASSERT_NE(leader, nullptr);
+  ASSERT_TRUE(produce_one(*leader, "late", "before").is_ok());
+  std::vector<TestBroker*> survivors = survivors_of(leader);
+  ASSERT_EQ(survivors.size(), 2u);
+  TestBroker* reachable = survivors[1];
+  set_client_connections({{leader, 1}});  // no survivor has a client at the loss
+  auto killed_at = std::chrono::steady_clock::now();
+  leader->kill();
+  // After both survivors' regular turns (20 and 170 ms) were postponed, before the first
+  // penalized one (620 ms).
+  std::this_thread::sleep_until(killed_at + 250ms);
+  reachable->call([](Node& n) { n.client_connections_changed(1); });
+  TestBroker* next = wait_partition_leader("late", 10s);
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(next, reachable);
+  EXPECT_LT(std::chrono::steady_clock::now() - killed_at, 1500ms);
 }
 
 // Right after the loss, Metadata on a survivor clients are connected to names that survivor

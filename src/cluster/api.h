@@ -228,6 +228,9 @@ class ClusterApi {
     (void)timeout_ms;
     done(Status::unsupported("cluster status"));
   }
+  // The Kafka listener reports its number of open client connections after each accept and
+  // close (fast failover uses it as evidence that clients can reach this broker).
+  virtual void client_connections_changed(std::size_t open) { (void)open; }
 };
 
 }  // namespace mq::cluster

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "base/le_codec.h"
 #include "cluster/ids.h"
@@ -93,8 +94,14 @@ Node::Node(asio::io_context& loop, NodeConfig config)
 Node::~Node() { stop(); }
 
 void Node::log(std::string_view line) {
-  std::fprintf(stderr, "cluster[broker %d] %.*s\n", config_.id.value(),
-               static_cast<int>(line.size()), line.data());
+  // Wall-clock seconds with milliseconds, as librdkafka's log lines: broker and client logs
+  // of a failover can be lined up.
+  std::int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  std::fprintf(stderr, "%lld.%03lld cluster[broker %d] %.*s\n",
+               static_cast<long long>(wall_ms / 1000), static_cast<long long>(wall_ms % 1000),
+               config_.id.value(), static_cast<int>(line.size()), line.data());
 }
 
 raft::Config Node::raft_config(const std::vector<NodeId>& voters) const {
@@ -150,10 +157,11 @@ Status Node::start() {
       if (*alive) on_peer_unreachable(peer);
     });
   };
-  callbacks.on_log = [this](transport::LogLevel level, std::string_view line) {
-    if (level != transport::LogLevel::kInfo) {
-      std::fprintf(stderr, "transport[broker %d] %.*s\n", config_.id.value(),
-                   static_cast<int>(line.size()), line.data());
+  // RAFTMQ_LOG_TRANSPORT_INFO=1 also logs connections made and closed (tracing a failover).
+  const bool transport_info = std::getenv("RAFTMQ_LOG_TRANSPORT_INFO") != nullptr;
+  callbacks.on_log = [this, transport_info](transport::LogLevel level, std::string_view line) {
+    if (level != transport::LogLevel::kInfo || transport_info) {
+      log("transport: " + std::string(line));
     }
   };
   transport_ = std::make_unique<transport::Transport>(topts, std::move(callbacks));
@@ -285,6 +293,7 @@ RaftGroup* Node::find_group(GroupId group) {
 
 void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
   ++metrics_.inbound_messages;
+  if (!peers_awaiting_back_.empty()) note_peer_heard(from);
   if (group == kControlPlaneGroup) {
     if (message.context == kAdminRequestContext) return handle_admin_request(from, message);
     if (message.context == kAdminResponseContext) return handle_admin_response(from, message);
@@ -362,97 +371,6 @@ void Node::on_tick() {
   if (*alive_) arm(tick_timer_, config_.tick_ms, &Node::on_tick);
 }
 
-// ---- Fast failover ----
-// A connection to a peer that fails (refused, reset, EOF) on loopback or a LAN means the
-// peer's process is gone; a network partition shows up as timeouts instead, well after the
-// election timeout. So when the peer that led one of our groups becomes unreachable, the
-// replica forgets that leader (it then grants an up-to-date candidate's PreVote/vote without
-// waiting for its lease to lapse, thesis §4.2.3) and the remaining voters campaign in the
-// order of their ids, kCampaignStaggerMs apart (the first one usually wins; the others only
-// campaign if no leader appeared). Safety is Raft's: PreVote still requires a majority that
-// forgot the leader or timed out, so a single broker that lost its connection cannot disrupt a
-// leader the others still hear from; at worst a PreVote fails. The randomized election
-// timeout stays the fallback.
-namespace {
-constexpr std::int64_t kFirstCampaignDelayMs = 20;  // lets the peers see the loss too
-constexpr std::int64_t kCampaignStaggerMs = 150;
-// A peer whose connection failed this recently is probably a restarted broker: clients are
-// still backing off reconnecting to it (librdkafka: reconnect.backoff up to 10 s), so it
-// campaigns last and is not named as the expected leader.
-constexpr std::int64_t kRecentlyLostMs = 30000;
-// How long after losing its leader Metadata names the expected winner instead of -1.
-constexpr std::int64_t kExpectedLeaderWindowMs = 2000;
-}  // namespace
-
-std::vector<NodeId> Node::campaign_order(const std::vector<NodeId>& voters, NodeId dead) const {
-  std::int64_t now = steady_now_ms();
-  std::vector<std::pair<bool, NodeId>> keyed;
-  for (NodeId v : voters) {
-    if (v == dead) continue;
-    BrokerId b = broker_of(v);
-    if (!broker_alive(b)) continue;
-    // Every survivor must compute the same order, or two of them campaign at once and split
-    // the vote (then only the election timeout ends it): a restarted broker is "recent" in its
-    // own view too, as it is in the view of the peers that lost it.
-    bool recent = false;
-    if (b == config_.id) {
-      recent = now - ready_started_ms_ < kRecentlyLostMs;
-    } else {
-      auto lost = peer_lost_ms_.find(b);
-      recent = lost != peer_lost_ms_.end() && now - lost->second < kRecentlyLostMs;
-    }
-    keyed.emplace_back(recent, v);
-  }
-  std::sort(keyed.begin(), keyed.end());
-  std::vector<NodeId> order;
-  for (const auto& [recent, v] : keyed) order.push_back(v);
-  return order;
-}
-
-BrokerId Node::expected_leader(const RaftGroup& group) const {
-  auto since = leaderless_since_ms_.find(group.id());
-  if (since == leaderless_since_ms_.end() ||
-      steady_now_ms() - since->second > kExpectedLeaderWindowMs || !group.started()) {
-    return BrokerId(-1);
-  }
-  std::vector<NodeId> order = campaign_order(group.node().conf_state().voters, kNoNode);
-  return order.empty() ? BrokerId(-1) : broker_of(order.front());
-}
-
-void Node::on_peer_unreachable(BrokerId peer) {
-  NodeId node = node_of(peer);
-  std::int64_t now = steady_now_ms();
-  peer_lost_ms_[peer] = now;
-  auto handle = [&](RaftGroup& g) {
-    g.report_unreachable(node);
-    if (!g.forget_leader_if(node)) return;
-    std::vector<NodeId> order = campaign_order(g.node().conf_state().voters, node);
-    auto self = std::find(order.begin(), order.end(), node_of(config_.id));
-    if (self == order.end()) return;  // not a voter
-    std::int64_t rank = self - order.begin();
-    campaign_due_ms_[g.id()] = now + kFirstCampaignDelayMs + rank * kCampaignStaggerMs;
-    leaderless_since_ms_[g.id()] = now;
-    schedule_pump(g.id());
-  };
-  if (controller_) handle(*controller_);
-  for (auto& [id, g] : partitions_) handle(*g);
-}
-
-void Node::run_due_campaigns(std::int64_t now_ms) {
-  for (auto it = campaign_due_ms_.begin(); it != campaign_due_ms_.end();) {
-    if (it->second > now_ms) {
-      ++it;
-      continue;
-    }
-    GroupId id = it->first;
-    it = campaign_due_ms_.erase(it);
-    if (RaftGroup* g = find_group(id)) {
-      g->campaign_if_leaderless();
-      schedule_pump(id);
-    }
-  }
-}
-
 void Node::on_leader_changed(GroupId group, NodeId leader) {
   // Wall-clock milliseconds: the failover test lines these up with its kill times.
   RaftGroup* g = find_group(group);
@@ -473,6 +391,7 @@ void Node::on_leader_changed(GroupId group, NodeId leader) {
         std::to_string(wall_ms));
   }
   campaign_due_ms_.erase(group);
+  campaign_penalty_ms_.erase(group);
   if (leader == node_of(config_.id) && group != kControllerGroup) hints_due_ = true;
 }
 

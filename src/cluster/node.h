@@ -168,6 +168,9 @@ class Node final : public ClusterApi, public GroupHost {
   void stop();
 
   ClusterApi& api() { return *this; }
+  // ClusterApi: the Kafka listener's open client connections (fast failover's evidence that
+  // clients can reach this broker, node_failover.cc).
+  void client_connections_changed(std::size_t open) override;
   // Calls `ready` (on the loop) once this broker's controller replica has applied everything
   // the controller leader had committed when the broker started (a ReadIndex, thesis §6.4,
   // answered by the leader and then applied here), or after ready_timeout_ms: before that its
@@ -225,15 +228,24 @@ class Node final : public ClusterApi, public GroupHost {
   void log(std::string_view line) override;
   void on_leader_changed(GroupId group, NodeId leader) override;
 
-  // Fast failover (docs/cluster.md "Failover"): the transport lost `peer`.
+  // Fast failover (node_failover.cc, docs/cluster.md "Failover"): the transport lost `peer`.
   void on_peer_unreachable(BrokerId peer);
   void run_due_campaigns(std::int64_t now_ms);
   // The live voters of `voters` (without `dead`) in the order they campaign after a leader
-  // loss: brokers whose connection has not failed recently first, then by id.
+  // loss (by id; see node_failover.cc for the penalty that moves one behind the others).
   std::vector<NodeId> campaign_order(const std::vector<NodeId>& voters, NodeId dead) const;
-  // For Metadata while a hosted group is leaderless shortly after losing its leader: the
-  // replica expected to win (campaign_order's first), or -1.
-  BrokerId expected_leader(const RaftGroup& group) const;
+  // For Metadata while a hosted group is leaderless shortly after losing its leader (or whose
+  // leader `dead` is known gone): the replica expected to win the election, or -1.
+  BrokerId expected_leader(const RaftGroup& group, NodeId dead = kNoNode) const;
+  // `broker` (this one included) started, or came back, within the window in which Kafka
+  // clients may still be in reconnect back-off towards it (a peer: as far as this broker can
+  // tell; while this broker is itself that young, it cannot, and says yes).
+  bool recently_restarted(BrokerId broker, std::int64_t now_ms) const;
+  // Kafka clients can probably connect to this broker now.
+  bool clients_can_reach_self(std::int64_t now_ms) const;
+  void note_peer_heard(BrokerId peer);  // a message from a peer that was lost: it is back
+  // `leader` is a peer whose connection the kernel reports closed or reset right now.
+  bool leader_connection_lost_now(BrokerId leader) const;
   void on_read_state(GroupId group, const raft::ReadState& state) override;
   void check_ready(std::int64_t now_ms);
 
@@ -349,6 +361,17 @@ class Node final : public ClusterApi, public GroupHost {
   std::map<GroupId, std::int64_t> campaign_due_ms_;  // leaderless after the leader's loss
   std::map<GroupId, std::int64_t> leaderless_since_ms_;  // hosted groups without a leader
   std::map<BrokerId, std::int64_t> peer_lost_ms_;        // last connection failure per peer
+  std::map<BrokerId, std::int64_t> peer_back_ms_;        // first message after a loss
+  std::set<BrokerId> peers_awaiting_back_;               // lost, not heard from since
+  std::map<GroupId, std::int64_t> campaign_penalty_ms_;  // postponement if clients can't reach us
+  struct PostponedCampaign {
+    std::int64_t lost_ms = 0;  // when the leader was lost
+    std::int64_t rank = 0;     // in the campaign order
+    std::int64_t voters = 0;   // live voters in that order
+  };
+  std::map<GroupId, PostponedCampaign> postponed_campaigns_;  // penalized, still pending
+  std::size_t client_connections_ = 0;                   // open Kafka client connections
+  std::int64_t last_postpone_log_ms_ = 0;
   bool hints_due_ = false;
   std::map<std::uint64_t, Forward> forwards_;
   std::uint64_t next_forward_id_ = 1;

@@ -123,13 +123,23 @@ PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t i
   // A leader whose process is gone (its transport connection failed) is not named: a client
   // told "no leader" keeps asking for metadata (librdkafka's fast leader query), while one
   // told the dead broker waits for its next periodic refresh.
-  if (info.leader.value() >= 0 && !broker_alive(info.leader)) info.leader = BrokerId(-1);
+  // The same goes for a leader whose connection the kernel already reports closed while the
+  // transport thread has not handled it yet: a client that lost the leader asks for Metadata
+  // at once and may get here first (seen: "broker down" Metadata answered with the dead
+  // leader, the client then waiting 1 s for its next refresh).
+  NodeId gone = kNoNode;
+  if (info.leader.value() >= 0 && !broker_alive(info.leader)) {
+    info.leader = BrokerId(-1);
+  } else if (info.leader.value() >= 0 && leader_connection_lost_now(info.leader)) {
+    gone = node_of(info.leader);
+    info.leader = BrokerId(-1);
+  }
   // Right after a leader's loss, name the replica expected to win the election instead of
   // -1: a client told -1 waits for its next periodic refresh (librdkafka: 1 s), while one
   // sent to a replica not leading yet gets NOT_LEADER_OR_FOLLOWER and re-asks at once
   // (librdkafka's fast leader query, 250 ms). Routing advice only, like the hints.
   if (info.leader.value() < 0 && hosted != partitions_.end()) {
-    info.leader = expected_leader(*hosted->second);
+    info.leader = expected_leader(*hosted->second, gone);
     info.leader_expected = info.leader.value() >= 0;
   }
   for (BrokerId b : record.replicas) {

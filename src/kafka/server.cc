@@ -47,9 +47,12 @@ void Server::accept() {
         socket.close(ignored);
       } else {
         auto connection = std::make_shared<Connection>(
-            std::move(socket), config_, cluster_, io_,
-            [this](Connection* closed) { connections_.erase(closed); });
+            std::move(socket), config_, cluster_, io_, [this](Connection* closed) {
+              connections_.erase(closed);
+              if (!stopped_) cluster_.client_connections_changed(connections_.size());
+            });
         connections_.emplace(connection.get(), connection);
+        cluster_.client_connections_changed(connections_.size());
         connection->start();
       }
     }

@@ -1,6 +1,7 @@
 #include "transport/peer_link.h"
 
 #include <algorithm>
+#include <poll.h>
 
 #include "base/le_codec.h"
 
@@ -132,6 +133,14 @@ void PeerLink::close() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   ++generation_;
+  {
+    std::lock_guard lock(queue_mu_);  // before the socket closes: see connection_lost_now()
+    state_closed_ = true;
+    connected_ = false;
+    connected_fd_ = -1;
+    queue_.clear();
+    queue_bytes_ = 0;
+  }
   asio::error_code ignored;
   resolver_.cancel();
   socket_.close(ignored);
@@ -139,11 +148,21 @@ void PeerLink::close() {
   retry_.cancel();
   keepalive_.cancel();
   chunk_streams_.clear();
+}
+
+bool PeerLink::connection_lost_now() const {
+  // Holding queue_mu_ keeps the descriptor open (fail() and close() clear connected_fd_ under
+  // it before closing the socket), so the poll never looks at a reused descriptor.
   std::lock_guard lock(queue_mu_);
-  state_closed_ = true;
-  connected_ = false;
-  queue_.clear();
-  queue_bytes_ = 0;
+  if (connected_fd_ < 0) return false;
+  pollfd p{};
+  p.fd = connected_fd_;
+#ifdef POLLRDHUP
+  p.events = POLLRDHUP;
+#else
+  p.events = POLLIN;  // the peer never sends after the handshake: readable means EOF or reset
+#endif
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (p.events | POLLHUP | POLLERR)) != 0;
 }
 
 void PeerLink::arm_deadline(std::chrono::milliseconds timeout, const char* what) {
@@ -251,6 +270,7 @@ void PeerLink::on_hello_ack() {
     reconnect = connects_succeeded_ > 0;
     ++connects_succeeded_;
     connected_ = true;
+    connected_fd_ = socket_.native_handle();
   }
   context_.counters.add(context_.counters.connects_succeeded);
   if (reconnect) context_.counters.add(context_.counters.reconnects);
@@ -306,15 +326,16 @@ void PeerLink::fail(const std::string& reason) {
     writing_ = false;
   }
   ++generation_;
+  {
+    std::lock_guard lock(queue_mu_);  // before the socket closes: see connection_lost_now()
+    connected_ = false;
+    connected_fd_ = -1;
+  }
   asio::error_code ignored;
   resolver_.cancel();
   socket_.close(ignored);
   disarm_deadline();
   keepalive_.cancel();
-  {
-    std::lock_guard lock(queue_mu_);
-    connected_ = false;
-  }
   if (was_connected) {
     context_.counters.add(context_.counters.disconnects);
     context_.log(LogLevel::kWarning, "lost connection to broker %d at %s:%u: %s", peer_.value(),

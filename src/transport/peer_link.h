@@ -44,6 +44,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void retry_now();
 
   PeerStats stats() const;  // any thread
+  // Any thread: the established connection was closed or reset by the peer, as the kernel
+  // knows right now (a poll, no read), possibly before the transport thread has handled it.
+  bool connection_lost_now() const;
 
  private:
   enum class State { kIdle, kConnecting, kConnected, kBackoff, kClosed };
@@ -94,6 +97,7 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   std::uint64_t messages_sent_ = 0;
   std::uint64_t connects_succeeded_ = 0;
   bool connected_ = false;     // mirror of state_ == kConnected for stats()
+  int connected_fd_ = -1;      // the connected socket's descriptor, for connection_lost_now()
   bool state_closed_ = false;  // mirror of state_ == kClosed for enqueue()
   // Invariant: queue_.size() <= queue_messages_max and queue_bytes_ <= queue_bytes_max.
 

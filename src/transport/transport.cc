@@ -70,6 +70,7 @@ class Transport::Impl : public detail::InboundRegistry {
   void stop();
   TransportStats stats() const { return context_.counters.snapshot(); }
   std::optional<PeerStats> peer_stats(BrokerId peer) const;
+  bool peer_connection_lost_now(BrokerId peer) const;
 
   void on_handshake(detail::InboundConnection& connection) override;
   void on_closed(detail::InboundConnection& connection) override;
@@ -264,6 +265,12 @@ std::optional<PeerStats> Transport::Impl::peer_stats(BrokerId peer) const {
   return it->second->stats();
 }
 
+bool Transport::Impl::peer_connection_lost_now(BrokerId peer) const {
+  std::shared_lock lock(peers_mu_);
+  auto it = peers_.find(peer);
+  return it != peers_.end() && it->second->connection_lost_now();
+}
+
 void Transport::Impl::shutdown_on_io() {
   asio::error_code ignored;
   for (auto& acceptor : acceptors_) acceptor->close(ignored);
@@ -320,6 +327,10 @@ void Transport::stop() { impl_->stop(); }
 TransportStats Transport::stats() const { return impl_->stats(); }
 std::optional<PeerStats> Transport::peer_stats(BrokerId peer) const {
   return impl_->peer_stats(peer);
+}
+
+bool Transport::peer_connection_lost_now(BrokerId peer) const {
+  return impl_->peer_connection_lost_now(peer);
 }
 
 }  // namespace mq::transport

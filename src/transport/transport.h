@@ -152,6 +152,10 @@ class Transport {
 
   TransportStats stats() const;
   std::optional<PeerStats> peer_stats(BrokerId peer) const;
+  // Any thread: the connection to `peer` is established but its peer closed or reset it, as
+  // the kernel reports right now — before the transport thread may have noticed (then
+  // on_unreachable follows). False for an unknown peer or one not connected.
+  bool peer_connection_lost_now(BrokerId peer) const;
 
   class Impl;
 

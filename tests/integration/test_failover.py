@@ -6,9 +6,23 @@ and that the restarted broker catches up (is back in the ISR). Prints the pause 
 kill and the next acknowledged write.
 
     test_failover.py [--kills N]   (default 3; 20 for the full measurement)
+                     [--settle-s S]      kill only S seconds after the previous restart (default
+                                         11; 0: as soon as the restarted broker is in sync)
+
+Each kill is a single failure: the next one comes --settle-s after the previous restart. With
+librdkafka's default reconnect.backoff.max.ms (10 s), a client whose connection attempt was
+refused while a broker was down may not try that broker again for up to 10 s after its
+restart; a kill within that time is a second failure while the client still cannot reach the
+restarted survivor, and its pause measures that back-off (docs/cluster.md, Failover).
+                     [--debug-log FILE]  librdkafka debug log (broker,topic,metadata,msg) with
+                                         wall-clock times, and the kill times, for tracing a pause
+                     [--keep-logs DIR]   copy the broker logs to DIR at the end
 """
 
 import argparse
+import logging
+import os
+import shutil
 import statistics
 import sys
 import threading
@@ -24,11 +38,13 @@ TOPIC = "failover"
 class Stream:
     """Produces sequence-numbered messages until stopped; records every acknowledgement."""
 
-    def __init__(self, bootstrap):
+    def __init__(self, bootstrap, debug_logger=None):
         # Default client settings (what a user gets) except acks=all and a message timeout
         # long enough that nothing is failed by the client during the test.
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap, "acks": "all", "message.timeout.ms": 120000})
+        config = {"bootstrap.servers": bootstrap, "acks": "all", "message.timeout.ms": 120000}
+        if debug_logger is not None:   # tracing only: changes no client behaviour
+            config.update({"debug": "broker,topic,metadata,msg", "logger": debug_logger})
+        self.producer = Producer(config)
         self.acked = {}          # seq -> offset
         self.ack_times = []      # (monotonic time of the delivery report, seq), in order
         self.sent_at = []        # seq -> monotonic time produce() was called
@@ -182,62 +198,104 @@ def read_back(cluster, end_offset):
     return by_offset
 
 
+def debug_logger(path):
+    """A logger writing librdkafka's debug lines to `path`, each with its wall-clock time (ms,
+    the same clock as the brokers' "elected leader ... at <ms>" lines). The lines are delivered
+    by the producer's poll(), which the stream calls after every message (at most ~10 ms late)."""
+    logger = logging.getLogger("failover-trace")
+    logger.setLevel(logging.DEBUG)
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(created).3f %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    return logger
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--debug-log", help="librdkafka debug log file (tracing a pause)")
+    parser.add_argument("--keep-logs", help="directory to copy the broker logs to at the end")
+    # See the module docstring: 11 s > librdkafka's reconnect.backoff.max.ms (10 s).
+    parser.add_argument("--settle-s", type=float, default=11.0,
+                        help="seconds between a restart and the next kill")
     options = parser.parse_args()
+    trace = debug_logger(options.debug_log) if options.debug_log else None
     with harness.Cluster() as cluster:
-        harness.create_topic_cli(cluster, TOPIC, 1, 3)
-        stream = Stream(cluster.bootstrap)
-        stream.thread.start()
-        pauses = []
-        elections = []
-        for kill in range(options.kills):
-            wait_isr(cluster, 3)
-            wait_acks_flowing(stream)   # steady state: writes are being acknowledged
-            leader = agreed_leader(cluster)
-            with stream.lock:
-                before = len(stream.acked)
-            t_kill = time.monotonic()
-            t_kill_wall = time.time()
-            cluster.broker(leader).kill()
-            acked_at = stream.first_ack_after(t_kill, 60)
-            if acked_at is None:
-                raise AssertionError("no acknowledged write within 60 s of killing leader %d"
-                                     % leader)
-            pause_ms = (acked_at - t_kill) * 1000
-            pauses.append(pause_ms)
-            elected = [election_ms(b, t_kill_wall) for b in cluster.brokers if b.id != leader]
-            elected = min([e for e in elected if e is not None], default=None)
-            if elected is not None:
-                elections.append(elected)
-            harness.log("kill %d: leader %d SIGKILLed, %d acked before, new leader elected after "
-                        "%s ms, next ack after %.0f ms"
-                        % (kill + 1, leader, before,
-                           "?" if elected is None else "%.0f" % elected, pause_ms))
-            cluster.broker(leader).start()
-            cluster.wait_ready(brokers=[cluster.broker(leader)])
-            wait_isr(cluster, 3)   # the restarted broker caught up and is in sync again
-            harness.log("broker %d restarted and back in the ISR" % leader)
-        stream.stop_flag = True
-        stream.thread.join(timeout=180)
-        assert not stream.thread.is_alive(), "producer did not finish flushing"
-        acked = dict(stream.acked)
-        assert acked, "nothing acknowledged"
-        by_offset = read_back(cluster, max(acked.values()))
-        lost = [(s, o) for s, o in acked.items() if by_offset.get(o) != s]
-        duplicates = len(by_offset) - len(set(by_offset.values()))
-        harness.log("acked %d, read %d, lost %d, duplicates %d, failed deliveries %d"
-                    % (len(acked), len(by_offset), len(lost), duplicates, stream.failed))
-        assert not lost, "acknowledged messages missing: %s" % lost[:10]
-        ordered = sorted(pauses)
-        p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
-        print("FAILOVER kills=%d pause_ms min=%.0f median=%.0f p99=%.0f max=%.0f all=%s "
-              "election_ms=%s lost=%d local_produce_refusals=%d" % (
-                  len(pauses), min(pauses), statistics.median(pauses), p99, max(pauses),
-                  [round(p) for p in pauses], [round(e) for e in elections], len(lost),
-                  stream.local_refusals), flush=True)
+        try:
+            run(cluster, options, trace)
+        finally:
+            if options.keep_logs:
+                os.makedirs(options.keep_logs, exist_ok=True)
+                for b in cluster.brokers:
+                    shutil.copy(b.log_path, options.keep_logs)
     print("PASS test_failover")
+
+
+def run(cluster, options, trace):
+    harness.create_topic_cli(cluster, TOPIC, 1, 3)
+    stream = Stream(cluster.bootstrap, trace)
+    stream.thread.start()
+    pauses = []
+    elections = []
+    rejoins = []   # ms from a restart until the broker is back in the ISR
+    restarted_at = None
+    for kill in range(options.kills):
+        wait_isr(cluster, 3)
+        if restarted_at is not None:
+            time.sleep(max(0.0, restarted_at + options.settle_s - time.monotonic()))
+        wait_acks_flowing(stream)   # steady state: writes are being acknowledged
+        leader = agreed_leader(cluster)
+        with stream.lock:
+            before = len(stream.acked)
+        t_kill = time.monotonic()
+        t_kill_wall = time.time()
+        cluster.broker(leader).kill()
+        if trace is not None:
+            trace.info("KILL %d broker %d at %.3f", kill + 1, leader, t_kill_wall)
+        acked_at = stream.first_ack_after(t_kill, 60)
+        if acked_at is None:
+            raise AssertionError("no acknowledged write within 60 s of killing leader %d"
+                                 % leader)
+        pause_ms = (acked_at - t_kill) * 1000
+        pauses.append(pause_ms)
+        elected = [election_ms(b, t_kill_wall) for b in cluster.brokers if b.id != leader]
+        elected = min([e for e in elected if e is not None], default=None)
+        if elected is not None:
+            elections.append(elected)
+        harness.log("kill %d: leader %d SIGKILLed, %d acked before, new leader elected after "
+                    "%s ms, next ack after %.0f ms"
+                    % (kill + 1, leader, before,
+                       "?" if elected is None else "%.0f" % elected, pause_ms))
+        if trace is not None:
+            trace.info("RESTART broker %d", leader)
+        cluster.broker(leader).start()
+        restarted_at = time.monotonic()
+        cluster.wait_ready(brokers=[cluster.broker(leader)])
+        wait_isr(cluster, 3)   # the restarted broker caught up and is in sync again
+        rejoins.append((time.monotonic() - restarted_at) * 1000)
+        harness.log("broker %d restarted and back in the ISR after %.0f ms"
+                    % (leader, rejoins[-1]))
+    stream.stop_flag = True
+    stream.thread.join(timeout=180)
+    assert not stream.thread.is_alive(), "producer did not finish flushing"
+    acked = dict(stream.acked)
+    assert acked, "nothing acknowledged"
+    by_offset = read_back(cluster, max(acked.values()))
+    lost = [(s, o) for s, o in acked.items() if by_offset.get(o) != s]
+    duplicates = len(by_offset) - len(set(by_offset.values()))
+    harness.log("acked %d, read %d, lost %d, duplicates %d, failed deliveries %d"
+                % (len(acked), len(by_offset), len(lost), duplicates, stream.failed))
+    assert not lost, "acknowledged messages missing: %s" % lost[:10]
+    ordered = sorted(pauses)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    print("FAILOVER kills=%d settle_s=%g pause_ms min=%.0f median=%.0f p99=%.0f max=%.0f all=%s "
+          "election_ms=%s rejoin_ms=%s lost=%d local_produce_refusals=%d" % (
+              len(pauses), options.settle_s, min(pauses), statistics.median(pauses), p99,
+              max(pauses),
+              [round(p) for p in pauses], [round(e) for e in elections],
+              [round(r) for r in rejoins], len(lost),
+              stream.local_refusals), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,234 @@
+// Fast failover's choice of the next leader (node_failover.cc, docs/cluster.md "Failover"):
+// in-process clusters of Nodes on loopback, the partition leader killed as by SIGKILL.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "cluster/ids.h"
+#include "cluster/test_cluster.h"
+#include "protocol/record_batch.h"
+
+namespace mq::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TestBroker;
+using testing::wait_until;
+
+Status produce_one(TestBroker& b, const std::string& topic, const std::string& value) {
+  return b.call_async<Status>([=](Node& n, std::function<void(Status)> reply) {
+    auto p = n.local_partition(topic, 0);
+    if (!p.has_value()) return reply(p.error());
+    std::vector<protocol::RecordInput> records(1);
+    records[0].value = Buffer(std::string_view(value));
+    records[0].timestamp = 1700000000000;
+    auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{}, records);
+    MQ_ASSERT(batch.has_value());
+    (*p)->produce(SharedBuffer(std::move(*batch)), Acks::kAll,
+                  [reply](Result<ProduceResult> result) {
+                    reply(result.has_value() ? Status::ok() : result.error());
+                  });
+  });
+}
+
+class ClusterFailover : public ::testing::Test {
+ protected:
+  void make(int n) {
+    root_ = testing::make_temp_dir("raftmq-failover-");
+    std::vector<BrokerAddress> addresses;
+    for (int i = 0; i < n; ++i) {
+      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
+                                        static_cast<std::uint16_t>(19192 + i)});
+    }
+    for (int i = 0; i < n; ++i) {
+      NodeConfig c;
+      c.id = BrokerId(i);
+      c.data_dir = root_ + "/broker" + std::to_string(i);
+      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
+      c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
+      c.brokers = addresses;
+      c.produce_timeout_ms = 5000;
+      c.election_ticks = 200;  // 2-4 s: only fast failover elects within the test's bounds
+      brokers_.push_back(std::make_unique<TestBroker>(c));
+    }
+    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
+  }
+  void TearDown() override {
+    brokers_.clear();
+    if (!root_.empty()) std::filesystem::remove_all(root_);
+  }
+  TestBroker* wait_controller() {
+    TestBroker* leader = nullptr;
+    wait_until([&] {
+      for (auto& b : brokers_) {
+        if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
+          leader = b.get();
+          return true;
+        }
+      }
+      return false;
+    }, 10s);
+    return leader;
+  }
+  TestBroker* wait_partition_leader(const std::string& topic,
+                                    std::chrono::milliseconds timeout = 10s) {
+    TestBroker* leader = nullptr;
+    wait_until([&] {
+      for (auto& b : brokers_) {
+        if (b->running() &&
+            b->call([&](Node& n) { return n.local_partition(topic, 0).has_value(); })) {
+          leader = b.get();
+          return true;
+        }
+      }
+      return false;
+    }, timeout);
+    return leader;
+  }
+  void create_topic(const std::string& name) {
+    TestBroker* c = wait_controller();
+    ASSERT_NE(c, nullptr);
+    auto results = c->call_async<std::vector<AdminResult>>(
+        [=](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
+          TopicSpec spec;
+          spec.name = name;
+          spec.partitions = 1;
+          spec.replication_factor = 3;
+          n.create_topics({spec}, 5000, reply);
+        });
+    ASSERT_EQ(results.size(), 1u);
+    ASSERT_TRUE(results[0].status.is_ok()) << results[0].status.to_string();
+  }
+  // Sets the number of open Kafka client connections each running broker reports (as its
+  // Kafka listener would).
+  void set_client_connections(const std::map<TestBroker*, std::size_t>& open) {
+    for (auto& b : brokers_) {
+      if (!b->running()) continue;
+      auto it = open.find(b.get());
+      std::size_t n = it == open.end() ? 0 : it->second;
+      b->call([n](Node& node) { node.client_connections_changed(n); });
+    }
+  }
+  std::vector<TestBroker*> survivors_of(TestBroker* leader) {
+    std::vector<TestBroker*> out;
+    for (auto& b : brokers_) {
+      if (b.get() != leader && b->running()) out.push_back(b.get());
+    }
+    return out;  // by id (brokers_ is in id order)
+  }
+  // Kills the partition leader; returns the new leader (or nullptr) and checks the time.
+  TestBroker* kill_and_wait(TestBroker* leader, const std::string& topic) {
+    auto killed_at = std::chrono::steady_clock::now();
+    leader->kill();
+    TestBroker* next = wait_partition_leader(topic, 10s);
+    auto took = std::chrono::steady_clock::now() - killed_at;
+    EXPECT_LT(took, 1500ms) << "new leader after "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                            << " ms";
+    return next;
+  }
+  void restart(TestBroker* broker) {
+    ASSERT_TRUE(broker->start().is_ok());
+    ASSERT_TRUE(wait_until([&] { return broker->call([](Node& n) { return n.is_ready(); }); },
+                           10s));
+  }
+
+  std::string root_;
+  std::vector<std::unique_ptr<TestBroker>> brokers_;
+};
+
+// Every broker here started moments ago, so each may still be in some client's reconnect
+// back-off; the one clients are connected to is the one they can reach: it must win, even
+// though the shared order (by id) ranks the other survivor first.
+TEST_F(ClusterFailover, SurvivorWithClientConnectionsWinsOverOneClientsMayNotReach) {
+  make(3);
+  create_topic("reach");
+  for (int round = 0; round < 2; ++round) {
+    TestBroker* leader = wait_partition_leader("reach");
+    ASSERT_NE(leader, nullptr);
+    ASSERT_TRUE(produce_one(*leader, "reach", "before").is_ok());
+    std::vector<TestBroker*> survivors = survivors_of(leader);
+    ASSERT_EQ(survivors.size(), 2u);
+    TestBroker* reachable = survivors[1];  // ranked second by id
+    set_client_connections({{leader, 1}, {reachable, 1}});
+    TestBroker* next = kill_and_wait(leader, "reach");
+    ASSERT_NE(next, nullptr);
+    EXPECT_EQ(next, reachable) << "round " << round << ": broker " << next->config().id.value()
+                               << " won instead of " << reachable->config().id.value();
+    ASSERT_TRUE(produce_one(*next, "reach", "after").is_ok());
+    set_client_connections({});
+    restart(leader);
+  }
+}
+
+// Without any evidence every survivor is penalized alike (all started moments ago): the
+// shared order decides (lowest id first) and the election still comes well before the
+// election timeout.
+TEST_F(ClusterFailover, WithoutClientConnectionsTheSharedOrderDecides) {
+  make(3);
+  create_topic("order");
+  TestBroker* leader = wait_partition_leader("order");
+  ASSERT_NE(leader, nullptr);
+  ASSERT_TRUE(produce_one(*leader, "order", "before").is_ok());
+  std::vector<TestBroker*> survivors = survivors_of(leader);
+  ASSERT_EQ(survivors.size(), 2u);
+  TestBroker* next = kill_and_wait(leader, "order");
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(next, survivors[0]);
+}
+
+// A client may reach a survivor only a few hundred ms after the loss (its pick was in
+// reconnect back-off): that survivor's postponed campaign moves ahead of the penalized ones.
+TEST_F(ClusterFailover, SurvivorAClientConnectsToAfterTheLossStillWins) {
+  make(3);
+  create_topic("late");
+  TestBroker* leader = wait_partition_leader("late");
+  ASSERT_NE(leader, nullptr);
+  ASSERT_TRUE(produce_one(*leader, "late", "before").is_ok());
+  std::vector<TestBroker*> survivors = survivors_of(leader);
+  ASSERT_EQ(survivors.size(), 2u);
+  TestBroker* reachable = survivors[1];
+  set_client_connections({{leader, 1}});  // no survivor has a client at the loss
+  auto killed_at = std::chrono::steady_clock::now();
+  leader->kill();
+  // After both survivors' regular turns (20 and 170 ms) were postponed, before the first
+  // penalized one (620 ms).
+  std::this_thread::sleep_until(killed_at + 250ms);
+  reachable->call([](Node& n) { n.client_connections_changed(1); });
+  TestBroker* next = wait_partition_leader("late", 10s);
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(next, reachable);
+  EXPECT_LT(std::chrono::steady_clock::now() - killed_at, 1500ms);
+}
+
+// Right after the loss, Metadata on a survivor clients are connected to names that survivor
+// (the expected winner) or the real new leader — never the dead broker.
+TEST_F(ClusterFailover, MetadataNamesTheReachableSurvivorNeverTheDeadLeader) {
+  make(3);
+  create_topic("named");
+  TestBroker* leader = wait_partition_leader("named");
+  ASSERT_NE(leader, nullptr);
+  std::vector<TestBroker*> survivors = survivors_of(leader);
+  ASSERT_EQ(survivors.size(), 2u);
+  TestBroker* reachable = survivors[1];
+  set_client_connections({{leader, 1}, {reachable, 1}});
+  BrokerId dead = leader->config().id;
+  leader->kill();
+  // Until a leader is elected and for a while after, poll what `reachable` answers.
+  std::set<std::int32_t> named;
+  auto until = std::chrono::steady_clock::now() + 600ms;
+  while (std::chrono::steady_clock::now() < until) {
+    BrokerId b = reachable->call([](Node& n) {
+      return n.metadata().find_topic("named")->partitions[0].leader;
+    });
+    named.insert(b.value());
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(named.count(dead.value()), 0u);
+  EXPECT_EQ(named, std::set<std::int32_t>{reachable->config().id.value()})
+      << "named " << ::testing::PrintToString(named);
+}
+
+}  // namespace
+}  // namespace mq::cluster

@@ -74,7 +74,11 @@ def parse_args(argv):
             raise ValueError("--duration/--rate/--producers/--consumers out of range")
     except ValueError as e:
         p.error(str(e))
-    offset = int(os.environ.get("RAFTMQ_CHAOS_PORT_OFFSET", "0"))
+    # RAFTMQ_TEST_PORT_OFFSET (the one every real-cluster test honours, so that checkouts run
+    # side by side) and RAFTMQ_CHAOS_PORT_OFFSET (two chaos runs of one checkout) both move
+    # every port: Kafka, Raft RPC and the link proxies (rpc base + 10 .. + 34).
+    offset = int(os.environ.get("RAFTMQ_TEST_PORT_OFFSET", "0") or 0) + \
+        int(os.environ.get("RAFTMQ_CHAOS_PORT_OFFSET", "0") or 0)
     o.kafka_base += offset
     o.rpc_base += offset
     if o.seed is None:

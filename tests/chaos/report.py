@@ -91,6 +91,12 @@ def print_client_idempotence(producers):
     lines = [line for p in producers for line in getattr(p, "eos_lines", [])]
     for line in sorted(lines)[:12]:
         print("      " + line)
+    explained = explained_offsetless(producers)
+    if no_offset:
+        print("  acknowledged without offset: %d, of them with the client's own implicit-ack or "
+              "duplicate-sequence log line for that partition within 30 s: %d (the others "
+              "would point at a broker answering success with base offset -1, FINDINGS.md F7)"
+              % (len(no_offset), explained))
     for value, tp, at in sorted(no_offset, key=lambda a: a[2])[:5]:
         print("      acknowledged without offset: %s %s at %.3f" % (value, tp, at))
     fatal = [f for p in producers for f in getattr(p, "fatal_errors", [])]
@@ -106,6 +112,17 @@ def print_client_idempotence(producers):
 # broker's (correct) OUT_OF_ORDER_SEQUENCE_NUMBER for the next batch becomes a fatal "sequence
 # desynchronization" (one such message) or "rewound sequence number" (several). FINDINGS.md F6.
 CLIENT_DESYNC = re.compile(r"sequence desynchronization|rewound sequence number")
+
+
+def explained_offsetless(producers, window_s=30.0):
+    """How many acknowledgements without an offset the same producer's librdkafka log explains
+    (IMPLICITACK or DUPSEQ for that partition within window_s)."""
+    n = 0
+    for p in producers:
+        marks = getattr(p, "offsetless_by_client", [])
+        for _, tp, at in getattr(p, "no_offset_acks", []):
+            n += any(mtp == tp and abs(mt - at) <= window_s for mt, mtp in marks)
+    return n
 
 
 def unexplained_fatal_errors(producers):

@@ -146,5 +146,30 @@ class CheckerTest(unittest.TestCase):
         self.assertEqual(a["missing"], 2)                             # TP1: no writes at all
 
 
+class ClientLogTest(unittest.TestCase):
+    """The report's use of librdkafka's own log (FINDINGS.md F6, F7)."""
+
+    def test_offsetless_acks_explained_by_the_client_log(self):
+        import report
+        p = FakeProducer()
+        p.no_offset_acks = [("a", TP, 100.0), ("b", TP1, 100.0), ("c", TP, 200.0)]
+        # An implicit ack for TP at 110 s explains "a" (10 s apart), not "c" (90 s) nor
+        # "b" (another partition).
+        p.offsetless_by_client = [(110.0, TP)]
+        self.assertEqual(report.explained_offsetless([p]), 1)
+
+    def test_only_the_known_client_desync_is_excused(self):
+        import report
+        p = FakeProducer()
+        p.fatal_errors = [
+            (1.0, 'KafkaError{FATAL,code=OUT_OF_ORDER_SEQUENCE_NUMBER,val=45,str="ProduceRequest '
+                  'for chaos [1] with 48 message(s) failed due to sequence desynchronization '
+                  'with broker 1"}'),
+            (2.0, "... failed with rewound sequence number on broker 2 ..."),
+            (3.0, "KafkaError{FATAL,code=INVALID_PRODUCER_EPOCH}")]
+        self.assertEqual(report.unexplained_fatal_errors([p]),
+                         ["KafkaError{FATAL,code=INVALID_PRODUCER_EPOCH}"])
+
+
 if __name__ == "__main__":
     unittest.main()

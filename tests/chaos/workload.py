@@ -11,6 +11,7 @@ Two modes, chosen from what the brokers advertise in ApiVersions:
   their own positions."""
 
 import os
+import re
 import threading
 import time
 
@@ -71,6 +72,7 @@ class ProducerWorker:
         self.eos_tags = {}       # librdkafka eos debug tag -> count
         self.eos_lines = []      # first lines of the tags in EOS_KEEP
         self.no_offset_acks = []  # (value, tp, ack time) of acknowledgements without offset
+        self.offsetless_by_client = []  # (time, tp) of IMPLICITACK/DUPSEQ client log lines
         self.fatal_errors = []   # (time, text): the library gave up (FINDINGS.md F6)
         self.config = config
         self.producer = Producer(config)
@@ -109,6 +111,13 @@ class ProducerWorker:
                 w.eos_tags[tag] = w.eos_tags.get(tag, 0) + 1
                 if tag in w.EOS_KEEP and len(w.eos_lines) < w.EOS_LINES_MAX:
                     w.eos_lines.append("%.3f %s" % (time.monotonic(), line[:400]))
+                if tag in ("IMPLICITACK", "DUPSEQ"):
+                    # "... <topic> [<partition>] ...": the partition whose messages the
+                    # client reports delivered without an offset.
+                    m = re.search(r"(\S+) \[(\d+)\]", line)
+                    if m:
+                        w.offsetless_by_client.append(
+                            (time.monotonic(), (m.group(1), int(m.group(2)))))
 
     def on_delivery(self, err, msg):
         now = time.monotonic()

@@ -170,6 +170,20 @@ class ClientLogTest(unittest.TestCase):
         self.assertEqual(report.unexplained_fatal_errors([p]),
                          ["KafkaError{FATAL,code=INVALID_PRODUCER_EPOCH}"])
 
+    def test_fatal_client_error_replaces_the_producer(self):
+        import workload
+        w = workload.ProducerWorker(0, "127.0.0.1:1", [TP], 10, True, "run")
+        first = w.producer
+        w.replace_after_fatal("sequence desynchronization (planted)")
+        self.assertIsNot(w.producer, first)
+        self.assertIsNotNone(w.producer)
+        self.assertEqual([t for _, t in w.fatal_errors], ["sequence desynchronization (planted)"])
+        self.assertFalse(w.stop_flag.is_set())
+        # Bounded: past FATAL_REPLACEMENTS_MAX the worker stops instead of looping.
+        for _ in range(w.FATAL_REPLACEMENTS_MAX):
+            w.replace_after_fatal("again")
+        self.assertTrue(w.stop_flag.is_set())
+
 
 if __name__ == "__main__":
     unittest.main()

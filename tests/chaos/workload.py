@@ -109,9 +109,13 @@ class ProducerWorker:
             w = self.worker
             with w.lock:
                 w.eos_tags[tag] = w.eos_tags.get(tag, 0) + 1
-                if tag in w.EOS_KEEP and len(w.eos_lines) < w.EOS_LINES_MAX:
+                # The tag names are librdkafka's; the text is matched too in case a version
+                # logs an implicit acknowledgement under another tag.
+                offsetless = tag in ("IMPLICITACK", "DUPSEQ") or \
+                    "implicit" in line.lower() or "duplicate sequence" in line.lower()
+                if (tag in w.EOS_KEEP or offsetless) and len(w.eos_lines) < w.EOS_LINES_MAX:
                     w.eos_lines.append("%.3f %s" % (time.monotonic(), line[:400]))
-                if tag in ("IMPLICITACK", "DUPSEQ"):
+                if offsetless:
                     # "... <topic> [<partition>] ...": the partition whose messages the
                     # client reports delivered without an offset.
                     m = re.search(r"(\S+) \[(\d+)\]", line)

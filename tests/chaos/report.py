@@ -162,8 +162,9 @@ def print_leader_changes(ran, monitor):
 
 KNOWN_ISSUES = {
     "disk-full-recovery": "F1: replicas stopped by a full disk never resume",
-    "corrupt-recovery": "F4: a truncated or corrupted replica may stay out of the ISR until "
-                        "restarted",
+    "corrupt-recovery": "F8: a replica whose tail segment has a damaged entry followed by "
+                        "valid ones is never re-opened (the harness cuts it after the recovery "
+                        "timeout)",
     "fetch-out-of-range": "F5: Fetch above the high watermark of a new leader is out of range",
 }
 # Fault kinds whose recovery is its own check (with its known-issue key).

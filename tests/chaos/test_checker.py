@@ -185,5 +185,37 @@ class ClientLogTest(unittest.TestCase):
         self.assertTrue(w.stop_flag.is_set())
 
 
+class OperatorCutTest(unittest.TestCase):
+    """cluster.cut_unopenable_segments (FINDINGS.md F8): cuts exactly the segment and position
+    the broker's own error names, once."""
+
+    def test_cuts_the_named_segment_at_the_damaged_entry(self):
+        import os
+        import tempfile
+        import cluster as chaos_cluster
+        with tempfile.TemporaryDirectory() as d:
+            seg = os.path.join(d, "00000000000000000001.log")
+            other = os.path.join(d, "00000000000000000099.log")
+            for path in (seg, other):
+                with open(path, "wb") as f:
+                    f.write(b"z" * 1000)
+            log = os.path.join(d, "broker-1.log")
+            with open(log, "w") as f:
+                f.write("cluster[broker 1] cannot open chaos-2: Corruption: log chaos-2 segment "
+                        "%s position 700: entry 9 fails its checksum but a valid entry follows "
+                        "at position 800 (corruption, not a torn write)\n" % seg)
+                f.write("cluster[broker 1] cannot open chaos-2: Corruption: log chaos-2 segment "
+                        "%s position 400: entry 5 fails its checksum but a valid entry follows "
+                        "at position 500 (corruption, not a torn write)\n" % seg)
+                f.write("cluster[broker 1] chaos-3: replica stopped: NoSpace: %s\n" % other)
+
+            class B:
+                log_path = log
+            self.assertEqual(chaos_cluster.cut_unopenable_segments(B()), ["chaos-2 at 400"])
+            self.assertEqual(os.path.getsize(seg), 400)      # the latest message counts
+            self.assertEqual(os.path.getsize(other), 1000)   # other errors: untouched
+            self.assertEqual(chaos_cluster.cut_unopenable_segments(B()), [])  # already cut
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -180,6 +180,7 @@ class ClientLogTest(unittest.TestCase):
         self.assertEqual([t for _, t in w.fatal_errors], ["sequence desynchronization (planted)"])
         self.assertFalse(w.stop_flag.is_set())
         # Bounded: past FATAL_REPLACEMENTS_MAX the worker stops instead of looping.
+        w.FATAL_REPLACEMENTS_MAX = 3
         for _ in range(w.FATAL_REPLACEMENTS_MAX):
             w.replace_after_fatal("again")
         self.assertTrue(w.stop_flag.is_set())

@@ -429,13 +429,18 @@ UNOPENABLE = re.compile(
 def cut_unopenable_segments(broker):
     """For each replica the (stopped) broker's log says it cannot open because a damaged entry
     is followed by valid ones (FINDINGS.md F8): truncate that segment at the damaged entry.
-    Only the latest such message per segment counts, and only a file still longer than the
-    position. Returns ["<replica> at <position>"]."""
+    Only messages of the broker's latest run count, the latest per segment, and only a file
+    still longer than the position. Returns ["<replica> at <position>"]."""
     try:
         with open(broker.log_path, "rb") as f:
             text = f.read().decode(errors="replace")
     except OSError:
         return []
+    # Only the broker's latest run counts (its log holds every run, each after a start
+    # marker): an older message names a segment that has been cut and has grown since.
+    marker = text.rfind("==== chaos: start at ")
+    if marker >= 0:
+        text = text[marker:]
     latest = {}
     for m in UNOPENABLE.finditer(text):
         latest[m.group(2)] = (m.group(1), int(m.group(3)))

@@ -216,6 +216,14 @@ class OperatorCutTest(unittest.TestCase):
             self.assertEqual(os.path.getsize(seg), 400)      # the latest message counts
             self.assertEqual(os.path.getsize(other), 1000)   # other errors: untouched
             self.assertEqual(chaos_cluster.cut_unopenable_segments(B()), [])  # already cut
+            # A later run of the broker: the segment grew again; the old message must not cut
+            # it a second time (that would remove acknowledged entries the replica got back).
+            with open(seg, "ab") as f:
+                f.write(b"y" * 600)
+            with open(log, "a") as f:
+                f.write("==== chaos: start at 12.000 ====\nraftmq serve: broker 1 up\n")
+            self.assertEqual(chaos_cluster.cut_unopenable_segments(B()), [])
+            self.assertEqual(os.path.getsize(seg), 1000)
 
 
 if __name__ == "__main__":

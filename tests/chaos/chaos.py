@@ -74,7 +74,11 @@ def parse_args(argv):
             raise ValueError("--duration/--rate/--producers/--consumers out of range")
     except ValueError as e:
         p.error(str(e))
-    offset = int(os.environ.get("RAFTMQ_CHAOS_PORT_OFFSET", "0"))
+    # RAFTMQ_TEST_PORT_OFFSET (the one every real-cluster test honours, so that checkouts run
+    # side by side) and RAFTMQ_CHAOS_PORT_OFFSET (two chaos runs of one checkout) both move
+    # every port: Kafka, Raft RPC and the link proxies (rpc base + 10 .. + 34).
+    offset = int(os.environ.get("RAFTMQ_TEST_PORT_OFFSET", "0") or 0) + \
+        int(os.environ.get("RAFTMQ_CHAOS_PORT_OFFSET", "0") or 0)
     o.kafka_base += offset
     o.rpc_base += offset
     if o.seed is None:
@@ -115,14 +119,11 @@ def wait_for(predicate, timeout, step=0.25):
 
 
 def replicas_in_sync(cluster, partitions):
+    """Every partition has a leader and every replica is in *the leader's* ISR. (Only the
+    leader knows: a follower, or a broker whose replica is not open, answers Metadata with
+    every live replica as ISR, src/cluster/node_admin.cc.)"""
     try:
-        from harness import metadata
-        ok = True
-        for topic in sorted({t for t, _ in partitions}):
-            md = metadata(cluster.bootstrap, topic, timeout=5)
-            for p, (leader, replicas, isrs) in md.items():
-                ok &= leader >= 0 and set(replicas) <= set(isrs)
-        return ok
+        return not cluster.out_of_sync(partitions)
     except Exception:  # noqa: BLE001 - retried by the caller
         return False
 

@@ -4,6 +4,7 @@ size-limited tmpfs when the machine allows mounting (for the disk-full nemesis),
 Kafka requests the harness needs (ApiVersions, Metadata v7 with leader epochs = Raft terms)."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -418,6 +419,40 @@ class ChaosCluster:
         for m in self.mounted:
             subprocess.run(["umount", "-l", m], capture_output=True, timeout=30)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+UNOPENABLE = re.compile(
+    r"cannot open (\S+): Corruption: log \S+ segment (\S+) position (\d+): entry \d+ fails "
+    r"its checksum but a valid entry follows")
+
+
+def cut_unopenable_segments(broker):
+    """For each replica the (stopped) broker's log says it cannot open because a damaged entry
+    is followed by valid ones (FINDINGS.md F8): truncate that segment at the damaged entry.
+    Only messages of the broker's latest run count, the latest per segment, and only a file
+    still longer than the position. Returns ["<replica> at <position>"]."""
+    try:
+        with open(broker.log_path, "rb") as f:
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    # Only the broker's latest run counts (its log holds every run, each after a start
+    # marker): an older message names a segment that has been cut and has grown since.
+    marker = text.rfind("==== chaos: start at ")
+    if marker >= 0:
+        text = text[marker:]
+    latest = {}
+    for m in UNOPENABLE.finditer(text):
+        latest[m.group(2)] = (m.group(1), int(m.group(3)))
+    done = []
+    for path, (name, position) in sorted(latest.items()):
+        try:
+            if os.path.getsize(path) > position:
+                os.truncate(path, position)
+                done.append("%s at %d" % (name, position))
+        except OSError:
+            continue
+    return done
 
 
 def corrupt_segment(path, rng, truncate=None):

@@ -209,6 +209,14 @@ class Nemesis:
         for bid in sorted(bad):
             b = self.cluster.broker(bid)
             b.kill()
+            cut = chaos_cluster.cut_unopenable_segments(b)
+            if cut:
+                # FINDINGS.md F8: the broker never re-opens a replica whose tail segment has a
+                # damaged entry followed by valid ones; the operator's repair is the cut a torn
+                # tail gets (what the truncate form of this nemesis does), then the leader
+                # re-sends the rest (§5.3).
+                ep.notes.append("broker %d could not open %s: cut by the harness" % (bid, cut))
+                log("episode #%d: %s" % (ep.number, ep.notes[-1]))
             b.start()
         if self.wait_healthy(self.recovery_timeout_s):
             return

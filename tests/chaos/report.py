@@ -1,6 +1,8 @@
 """The chaos run's report: episodes, every count, availability per fault kind, leader changes
 and the checks, ending with `N passed, M failed` (docs/chaos.md)."""
 
+import re
+
 import checker
 import nemesis as chaos_nemesis
 
@@ -74,6 +76,58 @@ def print_counts(r, producers, consumers):
         sum_counts(p.errors_by_code for p in producers) or "none",
         sum(p.local_refusals for p in producers)))
     print("  consumer errors by code: %s" % (sum_counts(c.errors for c in consumers) or "none"))
+    print_client_idempotence(producers)
+
+
+def print_client_idempotence(producers):
+    """librdkafka's own idempotence decisions (debug "eos", FINDINGS.md F7): an acknowledgement
+    without an offset is explained when the client logged an implicit acknowledgement
+    (IMPLICITACK) or a duplicate-sequence answer (DUPSEQ) for that partition."""
+    tags = sum_counts(getattr(p, "eos_tags", {}) for p in producers)
+    if not tags:
+        return
+    no_offset = [a for p in producers for a in getattr(p, "no_offset_acks", [])]
+    print("  client idempotence log (librdkafka eos): %s" % dict(sorted(tags.items())))
+    lines = [line for p in producers for line in getattr(p, "eos_lines", [])]
+    for line in sorted(lines)[:12]:
+        print("      " + line)
+    explained = explained_offsetless(producers)
+    if no_offset:
+        print("  acknowledged without offset: %d, of them with the client's own implicit-ack or "
+              "duplicate-sequence log line for that partition within 30 s: %d (the others "
+              "would point at a broker answering success with base offset -1, FINDINGS.md F7)"
+              % (len(no_offset), explained))
+    for value, tp, at in sorted(no_offset, key=lambda a: a[2])[:5]:
+        print("      acknowledged without offset: %s %s at %.3f" % (value, tp, at))
+    fatal = [f for p in producers for f in getattr(p, "fatal_errors", [])]
+    print("  client fatal errors (producer replaced): %d, of them librdkafka's sequence "
+          "desynchronization (#4438): %d" % (len(fatal), sum(
+              1 for _, text in fatal if CLIENT_DESYNC.search(text))))
+    for at, text in sorted(fatal)[:5]:
+        print("      %.3f %s" % (at, text[:500]))
+
+
+# librdkafka < 2.3.0 (PR #4438): after a possibly-persisted error (timeout, disconnection) the
+# client advances its next expected sequence; when the message was in fact not persisted, the
+# broker's (correct) OUT_OF_ORDER_SEQUENCE_NUMBER for the next batch becomes a fatal "sequence
+# desynchronization" (one such message) or "rewound sequence number" (several). FINDINGS.md F6.
+CLIENT_DESYNC = re.compile(r"sequence desynchronization|rewound sequence number")
+
+
+def explained_offsetless(producers, window_s=30.0):
+    """How many acknowledgements without an offset the same producer's librdkafka log explains
+    (IMPLICITACK or DUPSEQ for that partition within window_s)."""
+    n = 0
+    for p in producers:
+        marks = getattr(p, "offsetless_by_client", [])
+        for _, tp, at in getattr(p, "no_offset_acks", []):
+            n += any(mtp == tp and abs(mt - at) <= window_s for mt, mtp in marks)
+    return n
+
+
+def unexplained_fatal_errors(producers):
+    return [text for p in producers for _, text in getattr(p, "fatal_errors", [])
+            if not CLIENT_DESYNC.search(text)]
 
 
 def print_availability(avail):
@@ -108,8 +162,9 @@ def print_leader_changes(ran, monitor):
 
 KNOWN_ISSUES = {
     "disk-full-recovery": "F1: replicas stopped by a full disk never resume",
-    "corrupt-recovery": "F4: a truncated or corrupted replica may stay out of the ISR until "
-                        "restarted",
+    "corrupt-recovery": "F8: a replica whose tail segment has a damaged entry followed by "
+                        "valid ones is never re-opened (the harness cuts it after the recovery "
+                        "timeout)",
     "fetch-out-of-range": "F5: Fetch above the high watermark of a new leader is out of range",
 }
 # Fault kinds whose recovery is its own check (with its known-issue key).
@@ -193,6 +248,16 @@ def report(o, out, producers, consumers, monitor):
 
     safety_checks(check, out.result, monitor)
     liveness_checks(check, o, out, ran, producers)
+    odd = unexplained_fatal_errors(producers)
+    check("no client fatal error other than librdkafka's known sequence desynchronization",
+          not odd, "; ".join(t[:200] for t in odd[:3]) if odd else len(odd))
+    # Consumers must actually consume: without reads the position and commit checks above
+    # hold vacuously (a group member once sat on its first assignment for a whole run).
+    with_data = {tp for tp, records in (out.final or {}).items() if records}
+    read = {tp for c in consumers for _, tp, _, _ in c.reads}
+    check("consumers read every partition that holds data", with_data <= read,
+          "unread: %s" % sorted(with_data - read) if with_data - read else
+          "%d partitions" % len(with_data))
     kl = out.availability.get("kill-leader", {}).get("inject", [])
     p99 = checker.percentile(kl, 0.99)
     check("target: kill-leader p99 from injection to next ack <= 1 s",

@@ -146,5 +146,85 @@ class CheckerTest(unittest.TestCase):
         self.assertEqual(a["missing"], 2)                             # TP1: no writes at all
 
 
+class ClientLogTest(unittest.TestCase):
+    """The report's use of librdkafka's own log (FINDINGS.md F6, F7)."""
+
+    def test_offsetless_acks_explained_by_the_client_log(self):
+        import report
+        p = FakeProducer()
+        p.no_offset_acks = [("a", TP, 100.0), ("b", TP1, 100.0), ("c", TP, 200.0)]
+        # An implicit ack for TP at 110 s explains "a" (10 s apart), not "c" (90 s) nor
+        # "b" (another partition).
+        p.offsetless_by_client = [(110.0, TP)]
+        self.assertEqual(report.explained_offsetless([p]), 1)
+
+    def test_only_the_known_client_desync_is_excused(self):
+        import report
+        p = FakeProducer()
+        p.fatal_errors = [
+            (1.0, 'KafkaError{FATAL,code=OUT_OF_ORDER_SEQUENCE_NUMBER,val=45,str="ProduceRequest '
+                  'for chaos [1] with 48 message(s) failed due to sequence desynchronization '
+                  'with broker 1"}'),
+            (2.0, "... failed with rewound sequence number on broker 2 ..."),
+            (3.0, "KafkaError{FATAL,code=INVALID_PRODUCER_EPOCH}")]
+        self.assertEqual(report.unexplained_fatal_errors([p]),
+                         ["KafkaError{FATAL,code=INVALID_PRODUCER_EPOCH}"])
+
+    def test_fatal_client_error_replaces_the_producer(self):
+        import workload
+        w = workload.ProducerWorker(0, "127.0.0.1:1", [TP], 10, True, "run")
+        first = w.producer
+        w.replace_after_fatal("sequence desynchronization (planted)")
+        self.assertIsNot(w.producer, first)
+        self.assertIsNotNone(w.producer)
+        self.assertEqual([t for _, t in w.fatal_errors], ["sequence desynchronization (planted)"])
+        self.assertFalse(w.stop_flag.is_set())
+        # Bounded: past FATAL_REPLACEMENTS_MAX the worker stops instead of looping.
+        w.FATAL_REPLACEMENTS_MAX = 3
+        for _ in range(w.FATAL_REPLACEMENTS_MAX):
+            w.replace_after_fatal("again")
+        self.assertTrue(w.stop_flag.is_set())
+
+
+class OperatorCutTest(unittest.TestCase):
+    """cluster.cut_unopenable_segments (FINDINGS.md F8): cuts exactly the segment and position
+    the broker's own error names, once."""
+
+    def test_cuts_the_named_segment_at_the_damaged_entry(self):
+        import os
+        import tempfile
+        import cluster as chaos_cluster
+        with tempfile.TemporaryDirectory() as d:
+            seg = os.path.join(d, "00000000000000000001.log")
+            other = os.path.join(d, "00000000000000000099.log")
+            for path in (seg, other):
+                with open(path, "wb") as f:
+                    f.write(b"z" * 1000)
+            log = os.path.join(d, "broker-1.log")
+            with open(log, "w") as f:
+                f.write("cluster[broker 1] cannot open chaos-2: Corruption: log chaos-2 segment "
+                        "%s position 700: entry 9 fails its checksum but a valid entry follows "
+                        "at position 800 (corruption, not a torn write)\n" % seg)
+                f.write("cluster[broker 1] cannot open chaos-2: Corruption: log chaos-2 segment "
+                        "%s position 400: entry 5 fails its checksum but a valid entry follows "
+                        "at position 500 (corruption, not a torn write)\n" % seg)
+                f.write("cluster[broker 1] chaos-3: replica stopped: NoSpace: %s\n" % other)
+
+            class B:
+                log_path = log
+            self.assertEqual(chaos_cluster.cut_unopenable_segments(B()), ["chaos-2 at 400"])
+            self.assertEqual(os.path.getsize(seg), 400)      # the latest message counts
+            self.assertEqual(os.path.getsize(other), 1000)   # other errors: untouched
+            self.assertEqual(chaos_cluster.cut_unopenable_segments(B()), [])  # already cut
+            # A later run of the broker: the segment grew again; the old message must not cut
+            # it a second time (that would remove acknowledged entries the replica got back).
+            with open(seg, "ab") as f:
+                f.write(b"y" * 600)
+            with open(log, "a") as f:
+                f.write("==== chaos: start at 12.000 ====\nraftmq serve: broker 1 up\n")
+            self.assertEqual(chaos_cluster.cut_unopenable_segments(B()), [])
+            self.assertEqual(os.path.getsize(seg), 1000)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -10,6 +10,8 @@ Two modes, chosen from what the brokers advertise in ApiVersions:
   OffsetCommit 8, OffsetFetch 9, FindCoordinator 10), else assign()-based consumers that track
   their own positions."""
 
+import os
+import re
 import threading
 import time
 
@@ -56,11 +58,24 @@ class ProducerWorker:
         }
         if idempotent:
             config["enable.idempotence"] = True
+            # librdkafka's idempotence log (debug context "eos": PID/epoch changes, sequence
+            # errors, implicit acknowledgements), low volume: its lines tell the client's own
+            # decisions from the broker's answers (FINDINGS.md F7). Kept: counts per tag and
+            # the first lines of the tags below.
+            config["debug"] = "eos"
+            config["logger"] = self.EosLog(self)
         else:
             config["enable.idempotence"] = False
             config["message.send.max.retries"] = 0
-        self.producer = Producer(config)
+        config["error_cb"] = self.on_error
         self.lock = threading.Lock()
+        self.eos_tags = {}       # librdkafka eos debug tag -> count
+        self.eos_lines = []      # first lines of the tags in EOS_KEEP
+        self.no_offset_acks = []  # (value, tp, ack time) of acknowledgements without offset
+        self.offsetless_by_client = []  # (time, tp) of IMPLICITACK/DUPSEQ client log lines
+        self.fatal_errors = []   # (time, text): the library gave up (FINDINGS.md F6)
+        self.config = config
+        self.producer = Producer(config)
         self.sent = {}
         self.acked = {}
         self.failed = {}
@@ -68,6 +83,45 @@ class ProducerWorker:
         self.errors_by_code = {}
         self.stop_flag = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True, name="producer%d" % index)
+
+    # librdkafka eos debug tags worth keeping a few lines of: an implicit acknowledgement (a
+    # message whose own request failed or timed out is reported delivered, without an offset,
+    # because a later batch of the same producer and partition was acknowledged: the broker's
+    # sequence check implies the earlier ones are in the log), a duplicate-sequence answer
+    # (also delivered without an offset), sequence errors, epoch bumps.
+    EOS_KEEP = ("IMPLICITACK", "DUPSEQ", "ERRSEQ", "REQERR", "DRAINBUMP", "FATALERR")
+    EOS_LINES_MAX = 40
+
+    class EosLog:
+        """A logging.Logger stand-in for confluent-kafka's `logger` option."""
+
+        def __init__(self, worker):
+            self.worker = worker
+
+        def log(self, level, fmt, *args):
+            del level
+            try:
+                line = fmt % args if args else fmt
+            except (TypeError, ValueError):
+                line = str(fmt)
+            # confluent-kafka calls log(level, "%s [%s] %s", facility, client name, text).
+            tag = str(args[0]) if args else "?"
+            w = self.worker
+            with w.lock:
+                w.eos_tags[tag] = w.eos_tags.get(tag, 0) + 1
+                # The tag names are librdkafka's; the text is matched too in case a version
+                # logs an implicit acknowledgement under another tag.
+                offsetless = tag in ("IMPLICITACK", "DUPSEQ") or \
+                    "implicit" in line.lower() or "duplicate sequence" in line.lower()
+                if (tag in w.EOS_KEEP or offsetless) and len(w.eos_lines) < w.EOS_LINES_MAX:
+                    w.eos_lines.append("%.3f %s" % (time.monotonic(), line[:400]))
+                if offsetless:
+                    # "... <topic> [<partition>] ...": the partition whose messages the
+                    # client reports delivered without an offset.
+                    m = re.search(r"(\S+) \[(\d+)\]", line)
+                    if m:
+                        w.offsetless_by_client.append(
+                            (time.monotonic(), (m.group(1), int(m.group(2)))))
 
     def on_delivery(self, err, msg):
         now = time.monotonic()
@@ -78,15 +132,55 @@ class ProducerWorker:
                 self.errors_by_code[err.name()] = self.errors_by_code.get(err.name(), 0) + 1
             else:
                 self.acked[value] = ((msg.topic(), msg.partition()), msg.offset(), now)
+                if msg.offset() is None or msg.offset() < 0:
+                    self.no_offset_acks.append((value, (msg.topic(), msg.partition()), now))
+
+    def on_error(self, err):
+        if err.fatal():
+            self.fatal_pending = err
+
+    fatal_pending = None
+    FATAL_REPLACEMENTS_MAX = 50
+
+    def replace_after_fatal(self, err):
+        """A fatal error of the idempotent producer (librdkafka 2.0.2's sequence
+        desynchronization after a possibly-persisted error, librdkafka PR #4438, fixed in 2.3.0:
+        FINDINGS.md F6) ends that producer instance: its queued messages get _FATAL delivery
+        errors (indeterminate). The worker records it and goes on with a new instance (a new
+        producer id), as an application would; bounded so a broker that keeps causing it
+        cannot loop the run."""
+        now = time.monotonic()
+        with self.lock:
+            self.fatal_errors.append((now, str(err)))
+        log("producer %d: fatal client error, replaced by a new producer: %s" % (self.index,
+                                                                                  err))
+        old, self.producer = self.producer, None
+        try:
+            old.flush(5)   # delivers the failure reports of what it still held
+        except KafkaException:
+            pass
+        if len(self.fatal_errors) > self.FATAL_REPLACEMENTS_MAX:
+            self.stop_flag.set()
+            return
+        self.producer = Producer(self.config)
 
     def run(self):
         seq = 0
         interval = 1.0 / self.rate
         next_at = time.monotonic()
         while not self.stop_flag.is_set():
+            if self.fatal_pending is not None:
+                err, self.fatal_pending = self.fatal_pending, None
+                self.replace_after_fatal(err)
+                continue
             now = time.monotonic()
             if now < next_at:
-                self.producer.poll(min(next_at - now, 0.05))
+                try:
+                    self.producer.poll(min(next_at - now, 0.05))
+                except KafkaException as e:
+                    if not e.args[0].fatal():
+                        raise
+                    self.fatal_pending = e.args[0]
                 continue
             next_at = max(next_at + interval, now - 1.0)  # no bursts after a stall
             topic, partition = self.partitions[seq % len(self.partitions)]
@@ -98,6 +192,9 @@ class ProducerWorker:
                 self.producer.poll(0.1)
                 continue
             except KafkaException as e:
+                if e.args[0].fatal():
+                    self.fatal_pending = e.args[0]
+                    continue
                 self.local_refusals += 1   # refused before sending: not "sent"
                 if self.local_refusals <= 3:
                     log("producer %d: produce() refused locally: %s" % (self.index, e))
@@ -106,7 +203,14 @@ class ProducerWorker:
             with self.lock:
                 self.sent[value] = ((topic, partition), now)
             seq += 1
-            self.producer.poll(0)
+            try:
+                self.producer.poll(0)
+            except KafkaException as e:
+                if not e.args[0].fatal():
+                    raise
+                self.fatal_pending = e.args[0]
+        if self.producer is None:
+            return
         remaining = self.producer.flush(30)
         if remaining:
             log("producer %d: %d messages still undelivered after flush" % (self.index,
@@ -198,6 +302,8 @@ class ConsumerWorker:
                 for m in msgs:
                     if m.error():
                         code = m.error().name()
+                        if os.environ.get("CHAOS_DEBUG_CONSUMER"):
+                            log("consumer %d: %s %s" % (self.index, code, m.error().str()))
                         if m.error().code() == KafkaError._AUTO_OFFSET_RESET:
                             tp = (m.topic(), m.partition())
                             # A group member's first assignment of a partition without a
@@ -234,8 +340,40 @@ class ConsumerWorker:
             try:
                 self.consumer.seek(TopicPartition(tp[0], tp[1], position))
                 del self.pending_seeks[tp]
-            except KafkaException:
-                self.pending_seeks[tp] = now + 0.5   # not fetching yet: retry
+                continue
+            except KafkaException as e:
+                state_error = e.args[0].code() == KafkaError._STATE
+            if state_error and self.reassign():
+                return
+            self.pending_seeks[tp] = now + 0.5   # not fetching yet: retry
+
+    def reassign(self):
+        """librdkafka stops fetching a partition after an auto.offset.reset=error answer and then
+        refuses seek() (_STATE); a group member's first assignment of a partition without a
+        committed offset gets there too. assign() (the eager protocol allows no incremental
+        change) of the whole assignment restarts it: each partition at this consumer's own
+        position, the partitions waiting for a seek without one at the beginning, the others
+        at the committed offset. A new session: positions restart from there."""
+        try:
+            current = self.consumer.assignment()
+            with self.lock:
+                parts = []
+                for p in current:
+                    tp = (p.topic, p.partition)
+                    if tp in self.positions:
+                        parts.append(TopicPartition(p.topic, p.partition, self.positions[tp]))
+                    elif tp in self.pending_seeks:
+                        parts.append(TopicPartition(p.topic, p.partition, OFFSET_BEGINNING))
+                    else:
+                        parts.append(TopicPartition(p.topic, p.partition))
+                self.consumer.assign(parts)
+                self.session += 1
+                self.pending_seeks.clear()
+            return True
+        except KafkaException as e:
+            if os.environ.get("CHAOS_DEBUG_CONSUMER"):
+                log("consumer %d: re-assign: %s" % (self.index, e))
+            return False
 
     def position_of(self, tp):
         with self.lock:

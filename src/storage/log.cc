@@ -322,14 +322,37 @@ Status Log::append(std::span<const AppendEntry> entries) {
   return Status::ok();
 }
 
-Result<bool> Log::sync_internal() {
+// all=false (the flusher): while a full half of the write-behind buffer is being written in
+// the background, wait for it without the mutex (appends continue) and sync just the entries
+// it completed, leaving the rest in the buffer to grow into the next large write (the log is
+// queued again). Only when no such write is running is the partial buffer written out. So a
+// fast producer gets large writes and one fdatasync per written half, and a slow one gets
+// everything synced at once. all=true (sync()): everything appended so far.
+Result<bool> Log::sync_internal(bool all) {
   std::unique_lock lock(mutex_);
   MQ_RETURN_IF_ERROR(check_writable_locked());
   if (synced_index_ >= last_index_ || segments_.empty()) return false;
-  // Everything appended so far goes to the file before the fdatasync that covers it.
-  Status flushed = segments_.back()->flush_buffer();
-  if (!flushed.is_ok()) return fail_locked(flushed);
   LogIndex target = last_index_;
+  bool more = false;
+  auto in_flight = segments_.back()->write_in_flight();
+  if (in_flight) {
+    lock.unlock();
+    Segment::wait_for(in_flight);
+    lock.lock();
+    MQ_RETURN_IF_ERROR(check_writable_locked());
+    if (synced_index_ >= last_index_ || segments_.empty()) return false;
+    Status finished = segments_.back()->finish_write_in_flight();
+    if (!finished.is_ok()) return fail_locked(finished);
+    target = std::max(synced_index_, segments_.back()->written_index());
+    more = target < last_index_;
+  }
+  if (all || !in_flight || target <= synced_index_) {
+    // Everything appended so far goes to the file before the fdatasync that covers it.
+    Status flushed = segments_.back()->flush_buffer();
+    if (!flushed.is_ok()) return fail_locked(flushed);
+    target = last_index_;
+    more = false;
+  }
   std::uint64_t generation = generation_;
   std::shared_ptr<File> file = segments_.back()->file();
   lock.unlock();
@@ -341,12 +364,13 @@ Result<bool> Log::sync_internal() {
   LogIndex durable = durable_index_locked();
   auto callback = options_.on_durable;
   lock.unlock();
+  if (more && flusher_ != nullptr) flusher_->enqueue(this);
   if (callback) callback(durable);
   return true;
 }
 
 Status Log::sync() {
-  auto result = sync_internal();
+  auto result = sync_internal(true);
   return result.status();
 }
 

@@ -258,8 +258,9 @@ class Log {
   void check_invariants_locked() const;
   Status check_writable_locked() const;
   LogIndex durable_index_locked() const;
-  // Sync for the flusher: returns whether an fdatasync was issued.
-  Result<bool> sync_internal();
+  // Sync for the flusher (all=false) and sync() (all=true): returns whether an fdatasync was
+  // issued.
+  Result<bool> sync_internal(bool all);
 
   FileSystem* fs_;
   Clock* clock_;

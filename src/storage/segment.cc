@@ -140,7 +140,6 @@ Segment::Segment(FileSystem* fs, std::string dir, LogIndex base_index, SegmentOp
   MQ_ASSERT(options_.index_interval_bytes > 0);
 }
 
-Segment::~Segment() = default;
 
 std::string Segment::describe_position(std::uint64_t position) const {
   return "log " + options_.log_name + " segment " + path_ + " position " +

@@ -126,6 +126,12 @@ class Segment {
   Status flush_buffer();
   // Bytes below size_bytes() that are only in the write-behind buffer.
   bool has_unwritten_bytes() const { return written_end_ < size_; }
+  // The last entry wholly on the file (the flusher may sync just those while the buffer
+  // keeps filling).
+  LogIndex written_index() const { return written_end_ < size_ ? written_index_ : last_index_; }
+  // After the write in flight is done (wait_for): takes its result. An error: the caller
+  // fails the log.
+  Status finish_write_in_flight();
   Status sync();
   // Before the tail is closed: writes the write-behind buffer out and releases it, then cuts
   // the zero padding that direct appends leave after the last entry and any reserved space
@@ -176,6 +182,11 @@ class Segment {
   std::string describe_position(std::uint64_t position) const;  // "log x segment y position z"
 
   struct TailBuffer;  // the write-behind buffer (defined in segment_write.cc)
+  struct WriteJob;    // a background write of a full half of it
+  // The background write in progress, if any (to wait for it without the log's mutex, then
+  // call flush_buffer() under it).
+  std::shared_ptr<WriteJob> write_in_flight() const;
+  static void wait_for(const std::shared_ptr<WriteJob>& job);
 
  private:
   Segment(FileSystem* fs, std::string dir, LogIndex base_index, SegmentOptions options);
@@ -209,8 +220,12 @@ class Segment {
   // changed, write at once instead (no buffer within the budget, or no space reservation).
   // kNoSpace and other errors before any write: nothing changed; *broken after a failed
   // write.
-  Status append_buffered(std::span<const BufferView> pieces, std::uint64_t bytes, bool* broken);
+  Status append_buffered(std::span<const BufferView> pieces, std::span<const EntryHeader> headers,
+                         std::uint64_t bytes, bool* broken);
   Status reserve_for(std::uint64_t end);
+  Status activate_buffer();
+  Status retire_sealed();
+  Status seal_active_half(LogIndex covered);
   void release_buffer();
   // Sets file_ and the read view over it (reader_); called once the file is open.
   void attach_file(std::shared_ptr<File> file);
@@ -238,12 +253,14 @@ class Segment {
   bool padded_ = false;
   Buffer tail_block_;
   // Write-behind buffer (segment_write.cc). Invariants: the file holds every byte below
-  // written_end_ (<= size_); when the buffer is active it holds [start, size_) with start
-  // the block-aligned position at or below written_end_. reader_ reads the file with the
+  // written_end_ (<= size_); when the buffer is allocated its halves hold [start, size_),
+  // start block-aligned and at or below written_end_ (a sealed half being written counts as
+  // not written until retired). reader_ reads the file with the
   // buffer's bytes on top, for every read of entries (also the lock-free ones).
   std::shared_ptr<TailBuffer> buffer_;
   std::shared_ptr<File> reader_;
   std::uint64_t written_end_ = 0;
+  LogIndex written_index_;  // every entry up to here is on the file (when written_end_ < size_)
   std::uint64_t reserved_end_ = 0;  // space reserved up to here (0: none known)
   bool reserve_unsupported_ = false;
 

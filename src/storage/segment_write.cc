@@ -11,9 +11,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <system_error>
+#include <thread>
 
 #include "base/crc32c.h"
 #include "storage/segment.h"
@@ -46,26 +49,61 @@ bool take_budget(std::uint64_t bytes) {
 void set_write_buffer_budget_bytes(std::uint64_t bytes) { g_buffer_budget.store(bytes); }
 std::uint64_t write_buffer_bytes_in_use() { return g_buffer_in_use.load(); }
 
-// Shared by the segment (the only writer, under the log's mutex) and its read view (any
-// thread). `mutex` guards `data` (allocation), `start` and `fill`, and every change of bytes
-// that a reader may read: bytes below `start + fill` (readers never read at or beyond the
-// size they snapshotted, and the writer only appends beyond it).
-struct Segment::TailBuffer {
+// The write of a full half of the buffer, by a thread of its own (so the appender copies
+// into the other half while the device writes this one).
+struct Segment::WriteJob {
   std::mutex mutex;
-  std::uint8_t* data = nullptr;  // null: inactive
-  std::size_t capacity = 0;
-  std::uint64_t start = 0;  // file position of data[0], block-aligned
-  std::size_t fill = 0;     // data holds the file bytes [start, start + fill)
+  std::condition_variable cv;
+  bool done = false;
+  bool direct_refused = false;
+  Status status;
+  LogIndex covered;  // the last entry wholly on the file once this write is done
+
+  void wait() {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return done; });
+  }
+};
+
+void Segment::wait_for(const std::shared_ptr<WriteJob>& job) { job->wait(); }
+
+// Two halves of `capacity` bytes. The active half holds [start, start + fill); when it is full
+// it is sealed (its write is started in the background) and the other half becomes active,
+// starting right after it. Shared by the segment (the only writer, under the log's mutex) and
+// its read view (any thread). `mutex` guards the allocation, `active`, `sealed`, each half's
+// start and fill, and every change of bytes a reader may read: bytes below the active half's
+// start + fill (readers never read at or beyond the size they snapshotted, and the writer
+// only appends beyond it). `job` is touched under the log's mutex only.
+struct Segment::TailBuffer {
+  struct Half {
+    std::uint8_t* data = nullptr;
+    std::uint64_t start = 0;  // file position of data[0], block-aligned
+    std::size_t fill = 0;
+  };
+  std::mutex mutex;
+  Half halves[2];
+  std::size_t capacity = 0;  // of each half
+  int active = 0;
+  bool sealed = false;  // halves[1 - active] holds [start, start + capacity) not yet retired
+  std::shared_ptr<WriteJob> job;
+
+  bool allocated() const { return halves[0].data != nullptr; }
+  Half& current() { return halves[active]; }
+  Half& other() { return halves[1 - active]; }
 
   ~TailBuffer() { release(); }
   void release() {
+    if (job) job->wait();  // its thread reads the sealed half
+    job.reset();
     std::lock_guard lock(mutex);
-    if (data == nullptr) return;
-    std::free(data);
-    data = nullptr;
-    g_buffer_in_use.fetch_sub(capacity);
+    if (!allocated()) return;
+    for (Half& h : halves) {
+      std::free(h.data);
+      h = Half{};
+    }
+    g_buffer_in_use.fetch_sub(2 * capacity);
     capacity = 0;
-    fill = 0;
+    sealed = false;
   }
 };
 
@@ -103,19 +141,33 @@ Result<std::size_t> TailReader::read_at(std::uint64_t offset, std::span<std::uin
   std::size_t from_buffer = 0;
   {
     std::lock_guard lock(buffer_->mutex);
-    if (buffer_->data != nullptr && end > buffer_->start) {
-      std::uint64_t lo = std::max(offset, buffer_->start);
-      std::uint64_t hi = std::min(end, buffer_->start + buffer_->fill);
-      from_file = static_cast<std::size_t>(lo - offset);
-      if (hi > lo) {
-        from_buffer = static_cast<std::size_t>(hi - lo);
-        std::memcpy(out.data() + from_file, buffer_->data + (lo - buffer_->start), from_buffer);
+    Segment::TailBuffer& b = *buffer_;
+    if (b.allocated()) {
+      const Segment::TailBuffer::Half& a = b.current();
+      std::uint64_t lowest = b.sealed ? b.other().start : a.start;
+      std::uint64_t highest = a.start + a.fill;  // the halves are contiguous
+      if (end > lowest) {
+        std::uint64_t lo = std::max(offset, lowest);
+        std::uint64_t hi = std::min(end, highest);
+        from_file = static_cast<std::size_t>(lo - offset);
+        from_buffer = hi > lo ? static_cast<std::size_t>(hi - lo) : 0;
+        const Segment::TailBuffer::Half* sealed = b.sealed ? &b.other() : nullptr;
+        for (const Segment::TailBuffer::Half* h : {sealed, &a}) {
+          if (h == nullptr) continue;
+          std::uint64_t h_end = h == &a ? highest : h->start + b.capacity;
+          std::uint64_t from = std::max(lo, h->start);
+          std::uint64_t to = std::min(hi, h_end);
+          if (to > from) {
+            std::memcpy(out.data() + (from - offset), h->data + (from - h->start),
+                        static_cast<std::size_t>(to - from));
+          }
+        }
       }
     }
   }
   if (from_file == 0) return from_buffer;
-  // Below the buffer's start the file holds the bytes (and keeps them: a cut or reset is
-  // detected by the caller's generation check).
+  // Below the buffer the file holds the bytes (and keeps them: a cut or reset is detected by
+  // the caller's generation check).
   MQ_ASSIGN_OR_RETURN(std::size_t got, file_->read_at(offset, out.first(from_file)));
   return got < from_file ? got : from_file + from_buffer;
 }
@@ -152,9 +204,9 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   bool large = options_.direct_append_min_bytes > 0 && bytes >= options_.direct_append_min_bytes;
   // The write-behind buffer takes large appends, and every append while it holds data (a
   // write at size_ would leave the buffered bytes out).
-  bool buffered = options_.write_buffer_bytes > 0 && (large || buffer_->data != nullptr);
+  bool buffered = options_.write_buffer_bytes > 0 && (large || buffer_->allocated());
   if (buffered) {
-    status = append_buffered(pieces, bytes, broken);
+    status = append_buffered(pieces, written, bytes, broken);
     if (status.code() != ErrorCode::kUnsupported) {
       if (!status.is_ok()) return status;  // nothing accepted (or *broken)
       std::uint64_t position = size_;
@@ -164,11 +216,11 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
       }
       size_ = position;
       MQ_ASSERT(size_ <= segment_format::kSegmentBytesMax);
-      MQ_ASSERT(buffer_->start + buffer_->fill == size_ && written_end_ <= size_);
+      MQ_ASSERT(buffer_->current().start + buffer_->current().fill == size_ && written_end_ <= size_);
       writeback_position_ = align_down(written_end_);  // nothing in the page cache
       return Status::ok();
     }
-    MQ_ASSERT(buffer_->data == nullptr);  // unsupported only before activation
+    MQ_ASSERT(!buffer_->allocated());  // unsupported only before activation
   }
   bool direct = large && !direct_unsupported_;
   if (direct) {
@@ -301,6 +353,12 @@ Status Segment::trim_padding() {
 
 Status Segment::sync() { return file_->sync(); }
 
+// A background write still running finishes first (its bytes land before anything that
+// follows, e.g. a simulated crash of the in-memory file system).
+Segment::~Segment() {
+  if (buffer_ && buffer_->job) buffer_->job->wait();
+}
+
 void Segment::attach_file(std::shared_ptr<File> file) {
   file_ = std::move(file);
   buffer_ = std::make_shared<TailBuffer>();
@@ -308,18 +366,20 @@ void Segment::attach_file(std::shared_ptr<File> file) {
 }
 
 void Segment::release_buffer() {
-  MQ_ASSERT(written_end_ == size_);
+  MQ_ASSERT(written_end_ == size_ && !buffer_->job);
   buffer_->release();
 }
 
+std::shared_ptr<Segment::WriteJob> Segment::write_in_flight() const { return buffer_->job; }
+
 // Space first (crash rule 6 stays true: a full disk fails the append, not a later write of
-// data already accepted): the file's space is reserved up to the end of the append plus one
-// buffer, or, if that much is not free, just to the end of the append.
+// data already accepted): the file's space is reserved up to the end of the append plus four
+// buffers, or, if that much is not free, just to the end of the append.
 Status Segment::reserve_for(std::uint64_t end) {
   std::uint64_t need = align_up(end);
   if (need <= reserved_end_) return Status::ok();
   std::uint64_t from = std::max(reserved_end_, align_down(written_end_));
-  std::uint64_t ahead = need + options_.write_buffer_bytes;
+  std::uint64_t ahead = need + 4 * options_.write_buffer_bytes;  // fewer fallocate calls
   Status status = file_->reserve(from, ahead - from);
   if (status.code() == ErrorCode::kNoSpace) {
     ahead = need;
@@ -330,111 +390,174 @@ Status Segment::reserve_for(std::uint64_t end) {
   return Status::ok();
 }
 
-Status Segment::append_buffered(std::span<const BufferView> pieces, std::uint64_t bytes,
+Status Segment::activate_buffer() {
+  TailBuffer& b = *buffer_;
+  // Activate: the buffer starts at the block holding the end of the file, with the bytes the
+  // file already has in that block (rewritten unchanged by the next write).
+  MQ_ASSERT(written_end_ == size_ && !b.job);
+  std::size_t capacity = static_cast<std::size_t>(
+      std::max(kAlign, align_down(options_.write_buffer_bytes / 2)));
+  if (!take_budget(2 * capacity)) return Status::unsupported("write buffer budget exhausted");
+  void* data[2] = {nullptr, nullptr};
+  for (void*& d : data) {
+    if (::posix_memalign(&d, kAlign, capacity) != 0) d = nullptr;
+  }
+  std::uint64_t start = align_down(size_);
+  auto head = static_cast<std::size_t>(size_ - start);
+  Status status = data[0] == nullptr || data[1] == nullptr
+                      ? Status::unsupported("write buffer: out of memory")
+                      : read_exact(*file_, start, std::span(static_cast<std::uint8_t*>(data[0]), head),
+                                   describe_position(start));
+  if (!status.is_ok()) {
+    std::free(data[0]);
+    std::free(data[1]);
+    g_buffer_in_use.fetch_sub(2 * capacity);
+    return status;
+  }
+  tail_block_valid_ = false;  // the buffer holds the partial block from now on
+  std::lock_guard lock(b.mutex);
+  b.halves[0] = {static_cast<std::uint8_t*>(data[0]), start, head};
+  b.halves[1] = {static_cast<std::uint8_t*>(data[1]), 0, 0};
+  b.capacity = capacity;
+  b.active = 0;
+  b.sealed = false;
+  return Status::ok();
+}
+
+// Waits for the sealed half's write and frees that half. An error means entries accepted
+// earlier are not on the file: the caller fails the log.
+Status Segment::finish_write_in_flight() { return retire_sealed(); }
+
+Status Segment::retire_sealed() {
+  TailBuffer& b = *buffer_;
+  if (!b.job) return Status::ok();
+  b.job->wait();
+  Status status = b.job->status;
+  LogIndex covered = b.job->covered;
+  if (b.job->direct_refused) direct_unsupported_ = true;
+  b.job.reset();
+  MQ_RETURN_IF_ERROR(status);
+  std::lock_guard lock(b.mutex);
+  b.sealed = false;
+  written_end_ = std::max(written_end_, std::min(b.current().start, size_));
+  written_index_ = std::max(written_index_, covered);
+  return Status::ok();
+}
+
+// The active half is full: seal it and start its write in the background; the other half
+// (free once its previous write is retired) continues right after it.
+Status Segment::seal_active_half(LogIndex covered) {
+  MQ_RETURN_IF_ERROR(retire_sealed());
+  TailBuffer& b = *buffer_;
+  {
+    std::lock_guard lock(b.mutex);
+    std::uint64_t next = b.current().start + b.capacity;
+    b.sealed = true;
+    b.active = 1 - b.active;
+    b.current().start = next;
+    b.current().fill = 0;
+  }
+  const TailBuffer::Half& full = b.other();
+  auto job = std::make_shared<WriteJob>();
+  job->covered = covered;
+  auto write = [job, keep = buffer_, file = file_, data = full.data, start = full.start,
+                length = b.capacity, direct = !direct_unsupported_] {
+    Status status = direct ? file->write_direct(start, BufferView(data, length))
+                           : Status::unsupported("buffered");
+    bool refused = status.code() == ErrorCode::kUnsupported;
+    if (refused) status = file->write_at(start, BufferView(data, length));
+    std::lock_guard lock(job->mutex);
+    job->status = status;
+    job->direct_refused = refused && direct;
+    job->done = true;
+    job->cv.notify_all();
+  };
+  b.job = job;
+  try {
+    std::thread(write).detach();
+  } catch (const std::system_error&) {
+    write();  // no thread to be had: write it here
+  }
+  return Status::ok();
+}
+
+Status Segment::append_buffered(std::span<const BufferView> pieces,
+                                std::span<const EntryHeader> headers, std::uint64_t bytes,
                                 bool* broken) {
   TailBuffer& b = *buffer_;
   if (reserve_unsupported_) return Status::unsupported("no space reservation");
   Status reserved = reserve_for(size_ + bytes);
-  if (reserved.code() == ErrorCode::kUnsupported && b.data == nullptr) {
+  if (reserved.code() == ErrorCode::kUnsupported && !b.allocated()) {
     reserve_unsupported_ = true;
     return reserved;
   }
   MQ_RETURN_IF_ERROR(reserved);
-  if (b.data == nullptr) {
-    // Activate: the buffer starts at the block holding the end of the file, with the bytes
-    // the file already has in that block (rewritten unchanged by the next write).
-    MQ_ASSERT(written_end_ == size_);
-    std::size_t capacity = static_cast<std::size_t>(options_.write_buffer_bytes);
-    if (!take_budget(capacity)) return Status::unsupported("write buffer budget exhausted");
-    void* data = nullptr;
-    if (::posix_memalign(&data, kAlign, capacity) != 0) {
-      g_buffer_in_use.fetch_sub(capacity);
-      return Status::unsupported("write buffer: out of memory");
-    }
-    std::uint64_t start = align_down(size_);
-    auto head = static_cast<std::size_t>(size_ - start);
-    Status read = read_exact(*file_, start, std::span(static_cast<std::uint8_t*>(data), head),
-                             describe_position(start));
-    if (!read.is_ok()) {
-      std::free(data);
-      g_buffer_in_use.fetch_sub(capacity);
-      return read;
-    }
-    tail_block_valid_ = false;  // the buffer holds the partial block from now on
-    std::lock_guard lock(b.mutex);
-    b.data = static_cast<std::uint8_t*>(data);
-    b.capacity = capacity;
-    b.start = start;
-    b.fill = head;
-  }
-  MQ_ASSERT(b.start + b.fill == size_);
+  if (!b.allocated()) MQ_RETURN_IF_ERROR(activate_buffer());
+  MQ_ASSERT(b.current().start + b.current().fill == size_);
+  // Entries wholly below the end of a sealed half are on the file once its write is done.
+  if (written_end_ == size_) written_index_ = last_index_;
+  LogIndex covered = last_index_;
+  std::uint64_t entry_end = size_;
+  std::size_t next_entry = 0;
   for (BufferView piece : pieces) {
     std::size_t at = 0;
     while (at < piece.size()) {
-      std::size_t n = std::min(piece.size() - at, b.capacity - b.fill);
+      TailBuffer::Half& half = b.current();
+      std::size_t n = std::min(piece.size() - at, b.capacity - half.fill);
       {
         std::lock_guard lock(b.mutex);
-        std::memcpy(b.data + b.fill, piece.data() + at, n);
-        b.fill += n;
+        std::memcpy(half.data + half.fill, piece.data() + at, n);
+        half.fill += n;
       }
       at += n;
-      if (b.fill < b.capacity) continue;
-      // Full: one large aligned write; the buffer then starts over after it.
-      Status status = file_->write_direct(b.start, BufferView(b.data, b.capacity));
-      if (status.code() == ErrorCode::kUnsupported) {
-        direct_unsupported_ = true;
-        status = file_->write_at(b.start, BufferView(b.data, b.capacity));
+      if (half.fill < b.capacity) continue;
+      std::uint64_t half_end = half.start + b.capacity;
+      while (next_entry < headers.size() && entry_end + headers[next_entry].stored_size() <= half_end) {
+        entry_end += headers[next_entry].stored_size();
+        covered = headers[next_entry].index;
+        ++next_entry;
       }
-      if (!status.is_ok()) {
-        // Entries accepted earlier may not be on the file: the log must fail. Keep the
-        // buffer consistent for reads meanwhile: it again ends at size_ (nothing of this
-        // append), or, if an earlier write of this append moved it past size_ (everything
-        // before this append is on the file then), it is dropped.
-        if (b.start <= size_) {
-          std::lock_guard lock(b.mutex);
-          b.fill = static_cast<std::size_t>(size_ - b.start);
-        } else {
-          written_end_ = size_;
-          b.release();
-        }
+      Status sealed = seal_active_half(covered);
+      if (!sealed.is_ok()) {
+        // An earlier half could not be written: entries accepted before this append may not
+        // be on the file, so the log must fail. Readers still see every accepted byte.
         *broken = true;
-        return status;
+        return sealed;
       }
-      std::lock_guard lock(b.mutex);
-      b.start += b.capacity;
-      b.fill = 0;
-      written_end_ = b.start;
     }
   }
   return Status::ok();
 }
 
 Status Segment::flush_buffer() {
+  MQ_RETURN_IF_ERROR(retire_sealed());
   if (written_end_ >= size_) return Status::ok();
   TailBuffer& b = *buffer_;
-  MQ_ASSERT(b.data != nullptr && b.start + b.fill == size_);
-  std::size_t used = b.fill;
+  TailBuffer::Half& half = b.current();
+  MQ_ASSERT(b.allocated() && half.start + half.fill == size_);
+  std::size_t used = half.fill;
   auto padded = static_cast<std::size_t>(align_up(used));
   {
     std::lock_guard lock(b.mutex);
-    std::memset(b.data + used, 0, padded - used);
+    std::memset(half.data + used, 0, padded - used);
   }
   Status status = direct_unsupported_ ? Status::unsupported("buffered")
-                                      : file_->write_direct(b.start, BufferView(b.data, padded));
+                                      : file_->write_direct(half.start, BufferView(half.data, padded));
   if (status.code() == ErrorCode::kUnsupported) {
     direct_unsupported_ = true;
     padded = used;
-    status = file_->write_at(b.start, BufferView(b.data, used));
+    status = file_->write_at(half.start, BufferView(half.data, used));
   }
   MQ_RETURN_IF_ERROR(status);
   written_end_ = size_;
   padded_ = padded_ || padded > used;
+  written_index_ = last_index_;
   // Keep the partial last block: the next write starts there.
   std::uint64_t start = align_down(size_);
   std::lock_guard lock(b.mutex);
-  std::memmove(b.data, b.data + (start - b.start), static_cast<std::size_t>(size_ - start));
-  b.fill = static_cast<std::size_t>(size_ - start);
-  b.start = start;
+  std::memmove(half.data, half.data + (start - half.start), static_cast<std::size_t>(size_ - start));
+  half.fill = static_cast<std::size_t>(size_ - start);
+  half.start = start;
   return Status::ok();
 }
 

@@ -7,6 +7,10 @@
 //   --only: comma-separated subset of raw,append,serial,group,read,large (default: all).
 //   --direct-min-kib: LogOptions::direct_append_min_bytes in KiB (0: never bypass the page
 //     cache; default: the product default, 128 KiB).
+//   --write-buffer-kib: LogOptions::write_buffer_bytes in KiB (0: no write-behind buffer;
+//     default: the product default, 4096 KiB).
+//   --batch-kib: comma-separated batch sizes of the pipelined append section (default
+//     16,64,256,1024).
 //
 //   1. raw sequential write bandwidth: an O_DIRECT writer (1 MiB aligned writes, then one
 //      fdatasync); falls back to buffered writes + fdatasync where O_DIRECT is refused;
@@ -58,13 +62,17 @@ struct Args {
   std::uint64_t window_mib = 64;
   std::string only = "raw,append,serial,group,read,large";  // sections to run
   std::int64_t direct_min_kib = -1;  // LogOptions::direct_append_min_bytes in KiB; -1: default
+  std::int64_t write_buffer_kib = -1;  // LogOptions::write_buffer_bytes in KiB; -1: default
+  std::vector<std::size_t> batches = {16u << 10, 64u << 10, 256u << 10, 1u << 20};
 };
 
 // Set from Args before any log is opened (the bench is single-configuration per run).
 std::int64_t g_direct_min_kib = -1;
+std::int64_t g_write_buffer_kib = -1;
 
 void apply_direct_option(LogOptions& options) {
   if (g_direct_min_kib >= 0) options.direct_append_min_bytes = static_cast<std::uint64_t>(g_direct_min_kib) << 10;
+  if (g_write_buffer_kib >= 0) options.write_buffer_bytes = static_cast<std::uint64_t>(g_write_buffer_kib) << 10;
 }
 
 bool wants(const Args& args, const std::string& section) {
@@ -384,7 +392,7 @@ int main_bench(const Args& args) {
   if (wants(args, "append")) {
     std::printf("append, mode always, pipelined (flusher thread, <= %lu MiB written but not yet "
                 "durable; MB/s of durable data; 1 KiB records):\n", args.window_mib);
-    for (std::size_t batch : {16u << 10, 64u << 10, 256u << 10, 1u << 20}) {
+    for (std::size_t batch : args.batches) {
       double syncs = 0;
       double mbps = append_pipelined_mbps(args.dir + "/append", batch, args.seconds,
                                           args.window_mib << 20, &syncs);
@@ -430,6 +438,21 @@ int main(int argc, char** argv) {
       args.window_mib = std::strtoull(value.c_str(), nullptr, 10);
     } else if (flag == "--direct-min-kib") {
       args.direct_min_kib = std::atoll(value.c_str());
+    } else if (flag == "--write-buffer-kib") {
+      args.write_buffer_kib = std::atoll(value.c_str());
+    } else if (flag == "--batch-kib") {
+      args.batches.clear();
+      for (std::size_t at = 0; at < value.size();) {
+        std::size_t comma = value.find(',', at);
+        if (comma == std::string::npos) comma = value.size();
+        std::uint64_t kib = std::strtoull(value.substr(at, comma - at).c_str(), nullptr, 10);
+        if (kib == 0 || kib > (64u << 10)) {
+          std::fprintf(stderr, "--batch-kib: sizes in 1..65536 KiB\n");
+          return 2;
+        }
+        args.batches.push_back(static_cast<std::size_t>(kib) << 10);
+        at = comma + 1;
+      }
     } else if (flag == "--only") {
       args.only = value;
     } else if (flag == "--partitions") {
@@ -443,10 +466,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: %s [--dir DIR] [--raw-mib N] [--seconds S] [--large-gib G] "
                  "[--partitions P] [--window-mib W] [--only raw,append,serial,group,read,large] "
-                 "[--direct-min-kib K]\n",
+                 "[--direct-min-kib K] [--write-buffer-kib K] [--batch-kib 16,64,256,1024]\n",
                  argv[0]);
     return 2;
   }
   mq::storage::g_direct_min_kib = args.direct_min_kib;
+  mq::storage::g_write_buffer_kib = args.write_buffer_kib;
   return mq::storage::main_bench(args);
 }

@@ -66,6 +66,11 @@ class BufferedFile final : public File {
     return write_at(offset, pieces);
   }
 
+  // Space only, no contents: straight to the real file.
+  Status reserve(std::uint64_t offset, std::uint64_t length) override {
+    return base_->reserve(offset, length);
+  }
+
   Status truncate(std::uint64_t size) override {
     std::lock_guard lock(pending_->mutex);
     pending_->ops.push_back(Pending::Op{false, size, {}});

@@ -53,6 +53,16 @@ class File {
     (void)bytes;
     return Status::unsupported("direct I/O not supported");
   }
+  // Allocates the space of [offset, offset + length) without changing the file's size or
+  // contents (fallocate FALLOC_FL_KEEP_SIZE): a later write inside the range cannot fail for
+  // lack of space. kNoSpace when the space is not there; kUnsupported when the file system
+  // cannot reserve (the caller then writes at once, where a full disk surfaces). A later
+  // truncate() releases what lies beyond the new size. Makes nothing durable.
+  virtual Status reserve(std::uint64_t offset, std::uint64_t length) {
+    (void)offset;
+    (void)length;
+    return Status::unsupported("space reservation not supported");
+  }
   // fdatasync.
   virtual Status sync() = 0;
   // Hint: start writing [offset, offset + length) back to the device now, without waiting

@@ -46,7 +46,7 @@ std::size_t Flusher::sync_batch(std::vector<Log*>& batch) {
   std::size_t syncs = 0;
   std::uint64_t errors = 0;
   for (Log* log : batch) {
-    auto synced = log->sync_internal();  // the log reports its durable index itself
+    auto synced = log->sync_internal(false);  // the log reports its durable index itself
     if (!synced.has_value()) {
       ++errors;
     } else if (*synced) {

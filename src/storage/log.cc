@@ -15,10 +15,18 @@ Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
   segment_options_.log_name = options_.name.empty() ? options_.directory : options_.name;
   segment_options_.index_interval_bytes = options_.index_interval_bytes;
   segment_options_.direct_append_min_bytes = options_.direct_append_min_bytes;
+  // kInterval counts written entries as durable at once: they must reach the OS in append().
+  if (options_.durability == DurabilityMode::kAlways) {
+    std::uint64_t align = kDirectIoAlignment;
+    segment_options_.write_buffer_bytes = (options_.write_buffer_bytes + align - 1) / align * align;
+  }
 }
 
 Log::~Log() {
   if (flusher_ != nullptr) flusher_->remove(this);
+  // Buffered entries reach the OS (not durably: like any unsynced append).
+  std::lock_guard lock(mutex_);
+  if (failed_.is_ok() && !segments_.empty()) (void)segments_.back()->flush_buffer();
 }
 
 Result<std::unique_ptr<Log>> Log::open(FileSystem* fs, Clock* clock, LogOptions options,
@@ -49,178 +57,6 @@ Status Log::write_meta_locked(const LogMetaRecord& meta) {
   MQ_RETURN_IF_ERROR(
       write_file_atomically(fs_, options_.directory, metadata_format::kLogMetaFileName, pieces));
   meta_ = meta;
-  return Status::ok();
-}
-
-// Start-up, in order: list the directory (removing *.tmp and orphan index files), read
-// log.meta, drop by name the segments of an interrupted truncation or prefix removal, open
-// the segments (validating the tail), finish the interrupted operation, sync the tail.
-Status Log::recover() {
-  std::lock_guard lock(mutex_);
-  MQ_RETURN_IF_ERROR(fs_->create_dirs(options_.directory));
-  MQ_ASSIGN_OR_RETURN(std::vector<LogIndex> bases, scan_directory_locked());
-  MQ_RETURN_IF_ERROR(load_meta_locked(!bases.empty()));
-  MQ_ASSIGN_OR_RETURN(std::vector<LogIndex> kept, drop_interrupted_by_name_locked(bases));
-  MQ_RETURN_IF_ERROR(load_segments(kept));
-  refresh_tail_state_locked();
-  MQ_RETURN_IF_ERROR(finish_interrupted_locked());
-  refresh_tail_state_locked();
-  // What was recovered may still be only in the page cache (the process, not the machine,
-  // crashed): sync it once so synced_index_ is true.
-  if (!segments_.empty()) MQ_RETURN_IF_ERROR(segments_.back()->sync());
-  synced_index_ = last_index_;
-  check_invariants_locked();
-  return Status::ok();
-}
-
-Result<std::vector<LogIndex>> Log::scan_directory_locked() {
-  const std::string& dir = options_.directory;
-  MQ_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list(dir));
-  std::vector<LogIndex> bases;
-  std::vector<std::pair<LogIndex, std::string>> index_files;
-  for (const std::string& name : names) {
-    LogIndex base;
-    if (name.size() > 4 && name.ends_with(metadata_format::kTempSuffix)) {
-      (void)fs_->remove(join_path(dir, name));  // interrupted atomic replace
-    } else if (segment_format::parse_file_name(name, segment_format::kSegmentSuffix, &base)) {
-      bases.push_back(base);
-    } else if (segment_format::parse_file_name(name, segment_format::kOffsetIndexSuffix, &base) ||
-               segment_format::parse_file_name(name, segment_format::kTimeIndexSuffix, &base)) {
-      index_files.emplace_back(base, name);
-    }
-  }
-  std::sort(bases.begin(), bases.end());
-  for (const auto& [base, name] : index_files) {  // orphan index files
-    if (!std::binary_search(bases.begin(), bases.end(), base)) {
-      (void)fs_->remove(join_path(dir, name));
-    }
-  }
-  return bases;
-}
-
-Status Log::load_meta_locked(bool segments_exist) {
-  std::string meta_path = join_path(options_.directory, metadata_format::kLogMetaFileName);
-  MQ_ASSIGN_OR_RETURN(auto meta_bytes, read_whole_file(fs_, meta_path, LogMetaRecord::kEncodedSize));
-  if (!meta_bytes) {
-    if (segments_exist) {
-      return Status::corruption("log " + segment_options_.log_name + ": " + meta_path +
-                                " is missing but segments exist");
-    }
-    return write_meta_locked(LogMetaRecord{});  // a new log
-  }
-  auto meta = LogMetaRecord::decode_from(meta_bytes->view());
-  if (!meta.has_value()) {
-    return Status(meta.error().code(), "log " + segment_options_.log_name + ": " + meta_path +
-                                           ": " + meta.error().message());
-  }
-  meta_ = *meta;
-  return Status::ok();
-}
-
-// Crash rules 3 and 4, by name first: a crash may have persisted the removals of an
-// interrupted truncation or prefix removal in any order, leaving gaps; drop every segment
-// that is wholly at/after a pending truncation or wholly below the start index.
-Result<std::vector<LogIndex>> Log::drop_interrupted_by_name_locked(
-    const std::vector<LogIndex>& bases) {
-  std::vector<LogIndex> kept;
-  bool dropped = false;
-  for (std::size_t k = 0; k < bases.size(); ++k) {
-    bool truncated = meta_.truncate_from != LogIndex(0) && bases[k] >= meta_.truncate_from;
-    bool below_start = k + 1 < bases.size() && bases[k + 1] <= meta_.start_index;
-    if (truncated || below_start) {
-      std::string stem = join_path(options_.directory, segment_format::file_stem(bases[k]));
-      (void)fs_->remove(stem + segment_format::kOffsetIndexSuffix);
-      (void)fs_->remove(stem + segment_format::kTimeIndexSuffix);
-      MQ_RETURN_IF_ERROR(fs_->remove(stem + segment_format::kSegmentSuffix));
-      dropped = true;
-    } else {
-      kept.push_back(bases[k]);
-    }
-  }
-  if (dropped) MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
-  return kept;
-}
-
-Status Log::finish_interrupted_locked() {
-  if (meta_.truncate_from != LogIndex(0)) {  // crash rule 3: redo the truncation
-    LogIndex from = std::max(meta_.truncate_from, meta_.start_index);
-    if (from <= last_index_) MQ_RETURN_IF_ERROR(physical_truncate_locked(from));
-    LogMetaRecord cleared = meta_;
-    cleared.truncate_from = LogIndex(0);
-    MQ_RETURN_IF_ERROR(write_meta_locked(cleared));
-  }
-  // Crash rule 4: remove segments wholly below the start index, and a lone empty segment at a
-  // stale place (its base is not the start index).
-  bool removed = false;
-  while (!segments_.empty() && !segments_.front()->empty() &&
-         segments_.front()->last_index() < meta_.start_index) {
-    MQ_RETURN_IF_ERROR(segments_.front()->remove_files(fs_));
-    segments_.erase(segments_.begin());
-    removed = true;
-  }
-  if (segments_.size() == 1 && segments_.front()->empty() &&
-      segments_.front()->base_index() != meta_.start_index) {
-    MQ_RETURN_IF_ERROR(segments_.front()->remove_files(fs_));
-    segments_.clear();
-    removed = true;
-  }
-  if (removed) MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
-  if (!segments_.empty() && segments_.front()->base_index() > meta_.start_index) {
-    return Status::corruption("log " + segment_options_.log_name + ": first segment starts at " +
-                              std::to_string(segments_.front()->base_index().value()) +
-                              " but the log starts at " +
-                              std::to_string(meta_.start_index.value()));
-  }
-  return Status::ok();
-}
-
-Status Log::load_segments(const std::vector<LogIndex>& bases) {
-  // The tail first: a leftover (creation never durable) is removed and the previous segment
-  // becomes the tail.
-  std::vector<LogIndex> remaining = bases;
-  std::unique_ptr<Segment> tail;
-  while (!remaining.empty() && !tail) {
-    Segment::OpenReport report;
-    MQ_ASSIGN_OR_RETURN(tail, Segment::open(fs_, options_.directory, remaining.back(), true,
-                                            segment_options_, &report));
-    if (report.leftover) {
-      MQ_RETURN_IF_ERROR(fs_->remove(join_path(options_.directory,
-                                                segment_format::file_stem(remaining.back()) +
-                                                    segment_format::kSegmentSuffix)));
-      MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
-    }
-    remaining.pop_back();
-  }
-  bool removed = false;
-  for (LogIndex base : remaining) {
-    Segment::OpenReport report;
-    MQ_ASSIGN_OR_RETURN(auto segment, Segment::open(fs_, options_.directory, base, false,
-                                                    segment_options_, &report));
-    if (report.leftover) {
-      MQ_RETURN_IF_ERROR(fs_->remove(join_path(options_.directory, segment_format::file_stem(base) +
-                                                                     segment_format::kSegmentSuffix)));
-      removed = true;
-      continue;
-    }
-    segments_.push_back(std::move(segment));
-  }
-  if (removed) MQ_RETURN_IF_ERROR(fs_->sync_dir(options_.directory));
-  if (tail) segments_.push_back(std::move(tail));
-  // Contiguity and monotonic terms and offsets across segments.
-  for (std::size_t k = 1; k < segments_.size(); ++k) {
-    Segment& a = *segments_[k - 1];
-    Segment& b = *segments_[k];
-    bool ok = !a.empty() && b.base_index() == a.last_index() + 1;
-    if (ok && !b.empty()) {
-      auto first = b.locate_index(b.base_index());
-      if (!first.has_value()) return first.error();
-      ok = first->header.term >= a.last_term() && first->header.base_offset > a.last_offset();
-    }
-    if (!ok) {
-      return Status::corruption("log " + segment_options_.log_name + ": segment " + b.path() +
-                                " does not continue " + a.path() + " (indexes, terms or offsets)");
-    }
-  }
   return Status::ok();
 }
 
@@ -486,11 +322,37 @@ Status Log::append(std::span<const AppendEntry> entries) {
   return Status::ok();
 }
 
-Result<bool> Log::sync_internal() {
+// all=false (the flusher): while a full half of the write-behind buffer is being written in
+// the background, wait for it without the mutex (appends continue) and sync just the entries
+// it completed, leaving the rest in the buffer to grow into the next large write (the log is
+// queued again). Only when no such write is running is the partial buffer written out. So a
+// fast producer gets large writes and one fdatasync per written half, and a slow one gets
+// everything synced at once. all=true (sync()): everything appended so far.
+Result<bool> Log::sync_internal(bool all) {
   std::unique_lock lock(mutex_);
   MQ_RETURN_IF_ERROR(check_writable_locked());
   if (synced_index_ >= last_index_ || segments_.empty()) return false;
   LogIndex target = last_index_;
+  bool more = false;
+  auto in_flight = segments_.back()->write_in_flight();
+  if (in_flight) {
+    lock.unlock();
+    Segment::wait_for(in_flight);
+    lock.lock();
+    MQ_RETURN_IF_ERROR(check_writable_locked());
+    if (synced_index_ >= last_index_ || segments_.empty()) return false;
+    Status finished = segments_.back()->finish_write_in_flight();
+    if (!finished.is_ok()) return fail_locked(finished);
+    target = std::max(synced_index_, segments_.back()->written_index());
+    more = target < last_index_;
+  }
+  if (all || !in_flight || target <= synced_index_) {
+    // Everything appended so far goes to the file before the fdatasync that covers it.
+    Status flushed = segments_.back()->flush_buffer();
+    if (!flushed.is_ok()) return fail_locked(flushed);
+    target = last_index_;
+    more = false;
+  }
   std::uint64_t generation = generation_;
   std::shared_ptr<File> file = segments_.back()->file();
   lock.unlock();
@@ -502,12 +364,13 @@ Result<bool> Log::sync_internal() {
   LogIndex durable = durable_index_locked();
   auto callback = options_.on_durable;
   lock.unlock();
+  if (more && flusher_ != nullptr) flusher_->enqueue(this);
   if (callback) callback(durable);
   return true;
 }
 
 Status Log::sync() {
-  auto result = sync_internal();
+  auto result = sync_internal(true);
   return result.status();
 }
 
@@ -696,108 +559,6 @@ Result<std::optional<EntryRef>> Log::lookup_timestamp(std::int64_t timestamp) {
     return std::optional(EntryRef{h.index, h.term, h.base_offset, h.last_offset(), h.max_timestamp});
   }
   return std::optional<EntryRef>();
-}
-
-namespace {
-
-struct SlicePart {
-  std::shared_ptr<Segment> segment;
-  std::uint64_t size = 0;
-  KafkaOffset first_offset;
-};
-
-// The lock-free part of file_slice: locate `offset` in the snapshot's segments, then collect
-// payload extents of that segment's entries below hi.
-Result<std::optional<FileSlice>> slice_parts(const std::vector<SlicePart>& parts,
-                                             KafkaOffset offset, LogIndex hi,
-                                             std::uint64_t bytes_max) {
-  for (const SlicePart& part : parts) {
-    Segment& segment = *part.segment;
-    MQ_ASSIGN_OR_RETURN(auto found, segment.locate_offset_within(offset, part.first_offset, part.size));
-    if (!found) continue;
-    if (found->header.index >= hi) return std::optional<FileSlice>();
-    FileSlice slice;
-    slice.file = segment.file();
-    slice.fd = slice.file->native_handle();
-    slice.first_index = found->header.index;
-    slice.first_offset = found->header.base_offset;
-    std::uint64_t position = found->position;
-    for (LogIndex index = slice.first_index; index < hi && position < part.size; ++index) {
-      MQ_ASSIGN_OR_RETURN(EntryHeader h, segment.read_header_within(position, index, part.size));
-      if (!slice.extents.empty() && slice.total_bytes + h.payload_length > bytes_max) break;
-      slice.extents.push_back({position + kEntryHeaderSize, h.payload_length});
-      slice.total_bytes += h.payload_length;
-      slice.last_index = index;
-      slice.last_offset = h.last_offset();
-      position += h.stored_size();
-    }
-    return std::optional(std::move(slice));
-  }
-  return std::optional<FileSlice>();
-}
-
-}  // namespace
-
-// Like read(): the disk I/O runs without the mutex on a snapshot, checked against the
-// truncation generation afterwards; the locked path is the fallback.
-Result<FileSlice> Log::file_slice(KafkaOffset offset, LogIndex hi, std::uint64_t bytes_max) {
-  std::vector<SlicePart> parts;
-  std::uint64_t generation;
-  {
-    std::lock_guard lock(mutex_);
-    if (offset < meta_.start_offset || offset >= next_offset_ || last_index_ < meta_.start_index) {
-      return file_slice_locked(offset, hi, bytes_max);  // the error (or none) without I/O
-    }
-    generation = generation_;
-    // Last non-empty segment whose first offset <= offset, then the ones after it.
-    std::size_t lo = 0, end = segments_.size();
-    while (end - lo > 1) {
-      std::size_t mid = lo + (end - lo) / 2;
-      if (segments_[mid]->empty() || segments_[mid]->first_offset() > offset) {
-        end = mid;
-      } else {
-        lo = mid;
-      }
-    }
-    for (std::size_t k = lo; k < segments_.size() && parts.size() < 2; ++k) {
-      if (segments_[k]->empty()) continue;
-      parts.push_back({segments_[k], segments_[k]->size_bytes(), segments_[k]->first_offset()});
-    }
-  }
-  auto result = slice_parts(parts, offset, hi, bytes_max);
-  if (result.has_value() && result->has_value()) {
-    std::lock_guard lock(mutex_);
-    if (generation == generation_) return std::move(**result);
-  }
-  std::lock_guard lock(mutex_);
-  return file_slice_locked(offset, hi, bytes_max);
-}
-
-Result<FileSlice> Log::file_slice_locked(KafkaOffset offset, LogIndex hi, std::uint64_t bytes_max) {
-  MQ_ASSIGN_OR_RETURN(auto found, locate_offset_locked(offset));
-  if (!found || found->second.header.index >= hi) {
-    return Status::out_of_range("file_slice: no entry at or after offset " +
-                                std::to_string(offset.value()) + " below index " +
-                                std::to_string(hi.value()));
-  }
-  Segment& segment = *segments_[found->first];
-  FileSlice slice;
-  slice.file = segment.file();
-  slice.fd = slice.file->native_handle();
-  slice.first_index = found->second.header.index;
-  slice.first_offset = found->second.header.base_offset;
-  std::uint64_t position = found->second.position;
-  LogIndex end = std::min(hi, segment.last_index() + 1);
-  for (LogIndex index = slice.first_index; index < end; ++index) {
-    MQ_ASSIGN_OR_RETURN(EntryHeader h, segment.read_header(position, index));
-    if (!slice.extents.empty() && slice.total_bytes + h.payload_length > bytes_max) break;
-    slice.extents.push_back({position + kEntryHeaderSize, h.payload_length});
-    slice.total_bytes += h.payload_length;
-    slice.last_index = index;
-    slice.last_offset = h.last_offset();
-    position += h.stored_size();
-  }
-  return slice;
 }
 
 Status Log::physical_truncate_locked(LogIndex from) {

@@ -11,7 +11,8 @@
 //                                     (raft_metadata_format.md)
 //   *.tmp                             leftovers of an interrupted atomic replace (removed)
 //
-// Durability. append() writes entries to the page cache; they become durable when a sync
+// Durability. append() writes entries to the page cache (or, for large appends in mode
+// kAlways, to a write-behind buffer that every sync writes out first); they become durable when a sync
 // covering them completes: Log::sync(), or a Flusher (flusher.h) that batches fdatasyncs
 // over many logs (group commit). synced_index() is the highest index known to be on disk.
 // durable_index() is what the caller may acknowledge:
@@ -37,7 +38,10 @@
 //      segments below it are removed; start-up removes any that remain.
 //   5. Index files are derived: missing or bad ones are rebuilt from the segment.
 //   6. A write error (ENOSPC, EIO) during append cuts the segment back to the last good
-//      position; the log keeps working. A failed fdatasync or a failed roll-back puts the log
+//      position; the log keeps working. Buffered appends reserve their file space first
+//      (File::reserve), so a full disk fails the append (kNoSpace, nothing accepted) and
+//      never the later write of the buffer; a failed write of the buffer (EIO) loses entries
+//      append() already accepted, so it puts the log in the failed state. A failed fdatasync or a failed roll-back puts the log
 //      in a failed state (every later write returns the error) until it is reopened, since
 //      the kernel may have dropped the dirty pages (fsyncgate). If the roll-back of a failed
 //      append could not be made durable, that append's entries may be present after a
@@ -91,6 +95,13 @@ struct LogOptions {
   // machine the page-cache copy and kernel write-back cap buffered appends far below the
   // device's bandwidth. 0 disables direct appends.
   std::uint64_t direct_append_min_bytes = 128u << 10;
+  // Write-behind buffer per log (mode kAlways only; 0 disables; rounded up to 4 KiB): direct
+  // appends are copied into it and written as large aligned writes when it fills and right
+  // before each fdatasync, so the device sees few large writes instead of one per batch
+  // (segment.h, docs/storage_testing.md). Reads see buffered entries; file_slice() writes
+  // the buffer out first when asked for entries not yet synced. All buffers of the process
+  // share a budget (set_write_buffer_budget_bytes); a log that gets none writes at once.
+  std::uint64_t write_buffer_bytes = 4u << 20;
   // Called after each sync that advanced synced_index(), with durable_index(), from the
   // thread that synced (a Flusher thread or a sync() caller), without the log's mutex held.
   std::function<void(LogIndex)> on_durable;
@@ -242,12 +253,14 @@ class Log {
   Status check_read_range_locked(LogIndex lo, LogIndex hi) const;
   Result<std::vector<ReadEntry>> read_locked(LogIndex lo, LogIndex hi, std::uint64_t bytes_max);
   Result<FileSlice> file_slice_locked(KafkaOffset offset, LogIndex hi, std::uint64_t bytes_max);
+  Status write_out_below_locked(LogIndex hi);
   Status fail_locked(Status status);
   void check_invariants_locked() const;
   Status check_writable_locked() const;
   LogIndex durable_index_locked() const;
-  // Sync for the flusher: returns whether an fdatasync was issued.
-  Result<bool> sync_internal();
+  // Sync for the flusher (all=false) and sync() (all=true): returns whether an fdatasync was
+  // issued.
+  Result<bool> sync_internal(bool all);
 
   FileSystem* fs_;
   Clock* clock_;

@@ -42,6 +42,9 @@ class Fuzzer {
     // Some runs send the larger appends through the direct-I/O path (padding, partial-block
     // rewrites, trimming at roll), others never.
     options_.direct_append_min_bytes = prng_.chance(1, 2) ? 0 : prng_.range(512, 4096);
+    // and some of those through a write-behind buffer of one to four blocks (filled and
+    // written out often: partial blocks, writes when full, flushes before syncs and cuts).
+    options_.write_buffer_bytes = prng_.chance(1, 3) ? 0 : prng_.range(1, 4) * kDirectIoAlignment;
   }
 
   void run(int steps) {

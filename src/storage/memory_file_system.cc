@@ -15,6 +15,10 @@ struct MemoryFileSystem::Inode {
   std::vector<std::uint8_t> data;     // current image
   std::vector<std::uint8_t> durable;  // crash image
   std::vector<Op> pending;            // applied to `data`, not yet to `durable`
+  // Space reserved by File::reserve (counted as used); truncate() releases what lies beyond
+  // the new size, and a crash all of it.
+  std::uint64_t reserved_end = 0;
+  std::uint64_t allocated() const { return std::max<std::uint64_t>(data.size(), reserved_end); }
 
   static void apply(std::vector<std::uint8_t>& image, const Op& op, std::size_t bytes_kept) {
     if (!op.is_write) {
@@ -79,12 +83,15 @@ class MemoryFile final : public File {
     // Capacity: the part that grows the file must fit; write what fits, then fail.
     std::uint64_t end = offset + bytes.size();
     std::uint64_t size = inode_->data.size();
-    std::uint64_t growth = end > size ? end - size : 0;
+    // Growth within the reserved space needs no room.
+    std::uint64_t allocated = inode_->allocated();
+    std::uint64_t growth = end > allocated ? end - allocated : 0;
     std::uint64_t used = fs_->used_bytes_locked();
     std::uint64_t room = fs_->capacity_bytes_ > used ? fs_->capacity_bytes_ - used : 0;
     bool short_write = growth > room;
     if (short_write) {
-      std::uint64_t keep_end = std::max<std::uint64_t>(size, offset) + room;
+      std::uint64_t keep_end = std::max<std::uint64_t>(allocated, offset) + room;
+      (void)size;
       bytes.resize(keep_end > offset ? keep_end - offset : 0);
     }
     if (!bytes.empty()) {
@@ -119,7 +126,26 @@ class MemoryFile final : public File {
     if (read_only_) return Status::io_error("truncate " + path_ + ": opened read-only");
     MemoryFileSystem::Inode::Op op{false, size, {}};
     MemoryFileSystem::Inode::apply(inode_->data, op, 0);
+    inode_->reserved_end = std::min(inode_->reserved_end, size);
     inode_->pending.push_back(std::move(op));
+    return Status::ok();
+  }
+
+  // Modelled as space accounting only: the reservation counts against the capacity.
+  Status reserve(std::uint64_t offset, std::uint64_t length) override {
+    std::lock_guard lock(fs_->mutex_);
+    MQ_RETURN_IF_ERROR(check_alive());
+    if (read_only_) return Status::io_error("reserve " + path_ + ": opened read-only");
+    std::uint64_t end = offset + length;
+    std::uint64_t allocated = inode_->allocated();
+    std::uint64_t growth = end > allocated ? end - allocated : 0;
+    std::uint64_t used = fs_->used_bytes_locked();
+    std::uint64_t room = fs_->capacity_bytes_ > used ? fs_->capacity_bytes_ - used : 0;
+    if (growth > room) {
+      return Status::no_space("reserve " + path_ + ": no space left on device (in-memory capacity " +
+                              std::to_string(fs_->capacity_bytes_) + " bytes)");
+    }
+    inode_->reserved_end = std::max(inode_->reserved_end, end);
     return Status::ok();
   }
 
@@ -161,7 +187,7 @@ std::string MemoryFileSystem::parent_of(const std::string& path) {
 
 std::uint64_t MemoryFileSystem::used_bytes_locked() const {
   std::uint64_t used = 0;
-  for (const auto& [name, inode] : names_) used += inode->data.size();
+  for (const auto& [name, inode] : names_) used += inode->allocated();
   return used;
 }
 
@@ -308,6 +334,7 @@ void MemoryFileSystem::crash(Prng* prng, bool names_in_any_order) {
     }
     inode->pending.clear();
     inode->data = inode->durable;
+    inode->reserved_end = 0;
   };
   for (auto& [name, inode] : names_) settle(inode);
   for (auto& [name, inode] : durable_names_) settle(inode);

@@ -25,7 +25,8 @@
 //   process that held it is gone.
 //
 // Faults: a capacity (writes beyond it write what fits and fail with kNoSpace, like a short
-// write at ENOSPC), failing the next N writes/syncs/reads with kIoError, read errors at a
+// write at ENOSPC; File::reserve counts against it, and writes inside reserved space need no
+// more room), failing the next N writes/syncs/reads with kIoError, read errors at a
 // position of a file, and bit flips (in both images, as on the medium).
 //
 // Deviations from POSIX, on purpose: the space of a removed file is freed at once even if a

@@ -140,7 +140,6 @@ Segment::Segment(FileSystem* fs, std::string dir, LogIndex base_index, SegmentOp
   MQ_ASSERT(options_.index_interval_bytes > 0);
 }
 
-Segment::~Segment() = default;
 
 std::string Segment::describe_position(std::uint64_t position) const {
   return "log " + options_.log_name + " segment " + path_ + " position " +
@@ -157,8 +156,8 @@ Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::stri
                                                  const SegmentOptions& options,
                                                  bool* sync_failed) {
   std::unique_ptr<Segment> segment(new Segment(fs, dir, base_index, options));
-  MQ_ASSIGN_OR_RETURN(segment->file_,
-                      fs->open(segment->path_, OpenOptions{.create = true, .exclusive = true}));
+  MQ_ASSIGN_OR_RETURN(auto file, fs->open(segment->path_, OpenOptions{.create = true, .exclusive = true}));
+  segment->attach_file(std::move(file));
   SegmentHeader header;
   header.base_index = base_index;
   header.created_ms = created_ms;
@@ -178,6 +177,7 @@ Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::stri
   }
   segment->created_ms_ = created_ms;
   segment->size_ = kSegmentHeaderSize;
+  segment->written_end_ = kSegmentHeaderSize;
   return segment;
 }
 
@@ -185,10 +185,12 @@ Result<std::unique_ptr<Segment>> Segment::open(FileSystem* fs, const std::string
                                                LogIndex base_index, bool tail,
                                                const SegmentOptions& options, OpenReport* report) {
   std::unique_ptr<Segment> segment(new Segment(fs, dir, base_index, options));
-  MQ_ASSIGN_OR_RETURN(segment->file_, fs->open(segment->path_, OpenOptions{}));
+  MQ_ASSIGN_OR_RETURN(auto file, fs->open(segment->path_, OpenOptions{}));
+  segment->attach_file(std::move(file));
   Status status = tail ? segment->load_tail(report) : segment->load_closed(report);
   if (!status.is_ok()) return status;
   if (report->leftover) return std::unique_ptr<Segment>();
+  segment->written_end_ = segment->size_;
   return segment;
 }
 
@@ -328,7 +330,7 @@ Status Segment::load_closed(OpenReport* report) {
     auto last_header = read_header(from, base_index_ + last_point->offset.relative_index);
     if (first_header.has_value() && last_header.has_value() &&
         last_header->base_offset == first_header->base_offset + last_point->offset.relative_offset) {
-      Scanner scanner(*file_, size_);
+      Scanner scanner(*reader_, size_);
       first_offset_ = first_header->base_offset;
       last_index_ = last_header->index - 1;
       max_timestamp_ = last_point->time.max_timestamp;
@@ -368,7 +370,7 @@ Status Segment::rebuild_index_by_scan(std::uint64_t end) {
   }
   last_index_ = base_index_ - 1;
   max_timestamp_ = -1;
-  Scanner scanner(*file_, end);
+  Scanner scanner(*reader_, end);
   std::uint64_t position = kSegmentHeaderSize;
   while (position < end) {
     auto entry = scanner.header_at(position);
@@ -550,7 +552,7 @@ Result<EntryHeader> Segment::read_header_within(std::uint64_t position, LogIndex
     return Status::corruption(describe_position(position) + ": entry header beyond the end");
   }
   std::uint8_t bytes[kEntryHeaderSize];
-  MQ_RETURN_IF_ERROR(read_exact(*file_, position, std::span(bytes), describe_position(position)));
+  MQ_RETURN_IF_ERROR(read_exact(*reader_, position, std::span(bytes), describe_position(position)));
   auto header = EntryHeader::decode_from(BufferView(bytes, sizeof bytes));
   if (!header.has_value()) return corruption_at(position, header.error());
   if (header->index != expected_index || position + header->stored_size() > size_limit) {
@@ -569,7 +571,7 @@ Result<ReadEntry> Segment::read_entry_within(std::uint64_t position, LogIndex ex
                                              std::uint64_t size_limit) {
   MQ_ASSIGN_OR_RETURN(EntryHeader header, read_header_within(position, expected_index, size_limit));
   Buffer payload(header.payload_length);
-  MQ_RETURN_IF_ERROR(read_exact(*file_, position + kEntryHeaderSize,
+  MQ_RETURN_IF_ERROR(read_exact(*reader_, position + kEntryHeaderSize,
                                 std::span(payload.data(), payload.size()),
                                 describe_position(position)));
   Status verified = header.verify_payload(payload);
@@ -630,7 +632,7 @@ Result<std::optional<EntryLocation>> Segment::locate_offset_within(KafkaOffset o
                                                                    KafkaOffset first_offset,
                                                                    std::uint64_t size_limit) {
   MQ_ASSIGN_OR_RETURN(std::uint64_t position, offset_floor_within(offset, first_offset, size_limit));
-  Scanner scanner(*file_, size_limit);
+  Scanner scanner(*reader_, size_limit);
   while (position < size_limit) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());
@@ -642,7 +644,7 @@ Result<std::optional<EntryLocation>> Segment::locate_offset_within(KafkaOffset o
 
 Result<EntryLocation> Segment::locate_index_within(LogIndex index, std::uint64_t size_limit) {
   MQ_ASSIGN_OR_RETURN(std::uint64_t position, index_floor_within(index, size_limit));
-  Scanner scanner(*file_, size_limit);
+  Scanner scanner(*reader_, size_limit);
   while (position < size_limit) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());
@@ -668,7 +670,7 @@ Result<EntryLocation> Segment::locate_index(LogIndex index) {
   MQ_ASSIGN_OR_RETURN(std::uint64_t position, scan_start([&](const IndexPoint& p) {
                         return base_index_ + p.offset.relative_index <= index;
                       }));
-  Scanner scanner(*file_, size_);
+  Scanner scanner(*reader_, size_);
   while (position < size_) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());
@@ -685,7 +687,7 @@ Result<std::optional<EntryLocation>> Segment::locate_offset(KafkaOffset offset) 
   MQ_ASSIGN_OR_RETURN(std::uint64_t position, scan_start([&](const IndexPoint& p) {
                         return first_offset_ + p.offset.relative_offset <= offset;
                       }));
-  Scanner scanner(*file_, size_);
+  Scanner scanner(*reader_, size_);
   while (position < size_) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());
@@ -706,7 +708,7 @@ Result<std::optional<EntryLocation>> Segment::locate_timestamp(std::int64_t time
     MQ_ASSIGN_OR_RETURN(IndexPoint point, index_point(*floor));
     position = point.time.position;
   }
-  Scanner scanner(*file_, size_);
+  Scanner scanner(*reader_, size_);
   while (position < size_) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());
@@ -715,161 +717,6 @@ Result<std::optional<EntryLocation>> Segment::locate_timestamp(std::int64_t time
   }
   return Status::corruption(describe_position(position) + ": timestamp not found below the end");
 }
-
-Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
-  MQ_ASSERT(!closed_);
-  MQ_ASSERT(!entries.empty());
-  Buffer headers(entries.size() * kEntryHeaderSize);
-  std::vector<BufferView> pieces;
-  pieces.reserve(entries.size() * 2);
-  std::vector<EntryHeader> written;
-  written.reserve(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const AppendEntry& e = entries[i];
-    EntryHeader h;
-    h.payload_crc = crc32c::value(e.payload);
-    h.payload_length = static_cast<std::uint32_t>(e.payload.size());
-    h.last_offset_delta = e.last_offset_delta;
-    h.term = e.term;
-    h.index = e.index;
-    h.base_offset = e.base_offset;
-    h.max_timestamp = e.max_timestamp;
-    h.kind = e.kind;
-    std::uint8_t* out = headers.data() + i * kEntryHeaderSize;
-    h.encode_to(out);
-    MQ_DASSERT(EntryHeader::decode_from(BufferView(out, kEntryHeaderSize)).has_value());
-    pieces.push_back(BufferView(out, kEntryHeaderSize));
-    pieces.push_back(e.payload);
-    written.push_back(h);
-  }
-  std::uint64_t bytes = headers.size();
-  for (const AppendEntry& e : entries) bytes += e.payload.size();
-  Status status = Status::unsupported("buffered");
-  bool direct = options_.direct_append_min_bytes > 0 && bytes >= options_.direct_append_min_bytes &&
-                !direct_unsupported_;
-  if (direct) {
-    status = append_direct(pieces, bytes);
-    if (status.code() == ErrorCode::kUnsupported) direct_unsupported_ = true;
-  }
-  if (status.code() == ErrorCode::kUnsupported) {
-    status = file_->write_at(size_, pieces);
-    tail_block_valid_ = false;
-  }
-  if (!status.is_ok()) {
-    // Roll the partially written tail back to the last good position, durably: otherwise a
-    // crash could bring back whole entries of an append that was reported as failed.
-    if (!file_->truncate(size_).is_ok() || !file_->sync().is_ok()) *broken = true;
-    padded_ = false;
-    tail_block_valid_ = false;
-    return status;
-  }
-  std::uint64_t position = size_;
-  for (const EntryHeader& h : written) {
-    note_entry(position, h);
-    position += h.stored_size();
-  }
-  size_ = position;
-  MQ_ASSERT(size_ <= segment_format::kSegmentBytesMax);
-  // Start write-back of every full MiB behind us so the next fdatasync finds little to do.
-  constexpr std::uint64_t kWritebackChunkBytes = 1 << 20;
-  if (direct) {
-    writeback_position_ = size_ - size_ % kWritebackChunkBytes;  // nothing in the page cache
-  } else if (size_ - writeback_position_ >= kWritebackChunkBytes) {
-    std::uint64_t end = size_ - size_ % kWritebackChunkBytes;
-    file_->start_writeback(writeback_position_, end - writeback_position_);
-    writeback_position_ = end;
-  }
-  return Status::ok();
-}
-
-namespace {
-
-// The staging buffer of direct appends: one per appending thread (not per segment, so
-// memory does not grow with the number of partitions), aligned for O_DIRECT.
-class DirectStaging {
- public:
-  static constexpr std::size_t kBytes = 1 << 20;
-  DirectStaging() {
-    MQ_ASSERT(::posix_memalign(reinterpret_cast<void**>(&data_), kDirectIoAlignment, kBytes) == 0);
-  }
-  ~DirectStaging() { std::free(data_); }
-  DirectStaging(const DirectStaging&) = delete;
-  DirectStaging& operator=(const DirectStaging&) = delete;
-  std::uint8_t* data() { return data_; }
-
- private:
-  std::uint8_t* data_ = nullptr;
-};
-
-}  // namespace
-
-// Why: on the page-cache path every byte is copied into the page cache and then written back
-// by the kernel's flusher threads, which on a busy machine caps appends well below the
-// device's bandwidth. Large appends instead stream through an aligned staging buffer
-// straight to the device (the fdatasync that follows then only commits the size and flushes
-// the device cache). The partial last block is rewritten with the same bytes it held, so a
-// torn direct write cannot damage what was already there; the zero padding after the last
-// entry is cut by recovery like any torn tail, and by trim_padding() before the segment is
-// closed (docs/formats/segment_format.md, "Direct appends").
-Status Segment::append_direct(std::span<const BufferView> pieces, std::uint64_t bytes) {
-  constexpr std::uint64_t kAlign = kDirectIoAlignment;
-  static thread_local DirectStaging staging;
-  std::uint8_t* buffer = staging.data();
-  std::uint64_t write_position = size_ - size_ % kAlign;
-  std::size_t head = static_cast<std::size_t>(size_ - write_position);
-  if (!tail_block_valid_) {
-    tail_block_.resize(kAlign);
-    MQ_RETURN_IF_ERROR(read_exact(*file_, write_position, std::span(tail_block_.data(), head),
-                                  describe_position(write_position)));
-    tail_block_valid_ = true;
-  }
-  std::memcpy(buffer, tail_block_.data(), head);
-  std::size_t fill = head;
-  bool first_write = true;
-  auto flush = [&](std::size_t length) -> Status {
-    Status status = file_->write_direct(write_position, BufferView(buffer, length));
-    if (status.code() == ErrorCode::kUnsupported && !first_write) {
-      return Status::io_error("direct I/O refused part-way: " + status.message());
-    }
-    first_write = false;
-    write_position += length;
-    return status;
-  };
-  for (BufferView piece : pieces) {
-    std::size_t at = 0;
-    while (at < piece.size()) {
-      std::size_t n = std::min(piece.size() - at, DirectStaging::kBytes - fill);
-      std::memcpy(buffer + fill, piece.data() + at, n);
-      fill += n;
-      at += n;
-      if (fill == DirectStaging::kBytes) {
-        MQ_RETURN_IF_ERROR(flush(fill));
-        fill = 0;
-      }
-    }
-  }
-  std::uint64_t end = size_ + bytes;
-  MQ_ASSERT(write_position + fill == end);
-  std::size_t tail = static_cast<std::size_t>(end % kAlign);
-  if (fill > 0) {
-    std::size_t padded = static_cast<std::size_t>((fill + kAlign - 1) / kAlign * kAlign);
-    std::memset(buffer + fill, 0, padded - fill);
-    // The new partial block, before the buffer is reused.
-    if (tail > 0) std::memcpy(tail_block_.data(), buffer + (fill - tail), tail);
-    MQ_RETURN_IF_ERROR(flush(padded));
-  }
-  padded_ = padded_ || tail > 0;
-  return Status::ok();
-}
-
-Status Segment::trim_padding() {
-  if (!padded_) return Status::ok();
-  MQ_RETURN_IF_ERROR(file_->truncate(size_));
-  padded_ = false;
-  return Status::ok();
-}
-
-Status Segment::sync() { return file_->sync(); }
 
 void Segment::close_for_append() {
   MQ_ASSERT(!closed_);
@@ -885,6 +732,10 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
     MQ_ASSIGN_OR_RETURN(EntryLocation location, locate_index(from));
     cut = location.position;
   }
+  // Whatever the write-behind buffer holds goes to the file first (simplest correct order:
+  // the cut below then applies to the file alone); the buffer is given back.
+  MQ_RETURN_IF_ERROR(flush_buffer());
+  release_buffer();
   if (!index_in_memory_) {
     // Becoming a tail again: its index moves to memory (rebuilt up to the cut).
     remove_index_files_quietly();
@@ -893,9 +744,11 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
   tail_block_valid_ = false;
   MQ_RETURN_IF_ERROR(file_->truncate(cut));
   padded_ = false;
+  reserved_end_ = 0;  // the truncation released the reserved space beyond the cut
   MQ_RETURN_IF_ERROR(file_->sync());
   closed_ = false;
   size_ = cut;
+  written_end_ = cut;
   writeback_position_ = std::min(writeback_position_, cut);
   {
     std::lock_guard lock(index_mutex_);
@@ -911,7 +764,7 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
   const IndexPoint& point = points_.back();
   last_indexed_position_ = point.offset.position;
   max_timestamp_ = point.time.max_timestamp;
-  Scanner scanner(*file_, size_);
+  Scanner scanner(*reader_, size_);
   std::uint64_t position = point.offset.position;
   while (position < size_) {
     MQ_ASSIGN_OR_RETURN(EntryHeader header, scanner.header_at(position));

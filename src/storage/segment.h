@@ -55,7 +55,18 @@ struct SegmentOptions {
   // Appends of at least this many bytes go through File::write_direct (bypassing the page
   // cache, see append_direct); 0: never.
   std::uint64_t direct_append_min_bytes = 0;
+  // Write-behind buffer of the tail (segment_write.cc), a multiple of kDirectIoAlignment; 0:
+  // none. Direct appends, and every append after one while the buffer holds data, are copied
+  // into it and written to the file in large aligned writes: when it is full, and by
+  // flush_buffer() (before every sync). The space is reserved (File::reserve) before an
+  // append is accepted, so a full disk fails the append, never the later write.
+  std::uint64_t write_buffer_bytes = 0;
 };
+
+// Process-wide cap on the memory of all write-behind buffers (default 128 MiB). A segment
+// that cannot get a buffer within it writes its direct appends at once instead.
+void set_write_buffer_budget_bytes(std::uint64_t bytes);
+std::uint64_t write_buffer_bytes_in_use();
 
 class Segment {
  public:
@@ -107,10 +118,24 @@ class Segment {
   // Appends entries (already validated by the log: contiguous, monotonic) without syncing.
   // On error nothing of this call remains: the file is cut back to its previous size. If
   // even that fails, *broken is set and the segment must not be used any more.
+  // With a write-behind buffer, appended bytes may only be in memory until flush_buffer();
+  // reads see them (reads go through a view of the file with the buffer on top).
   Status append(std::span<const AppendEntry> entries, bool* broken);
+  // Writes what the write-behind buffer holds to the file (no sync; the caller syncs after
+  // it). An error leaves the buffered entries unwritten: the caller fails the log.
+  Status flush_buffer();
+  // Bytes below size_bytes() that are only in the write-behind buffer.
+  bool has_unwritten_bytes() const { return written_end_ < size_; }
+  // The last entry wholly on the file (the flusher may sync just those while the buffer
+  // keeps filling).
+  LogIndex written_index() const { return written_end_ < size_ ? written_index_ : last_index_; }
+  // After the write in flight is done (wait_for): takes its result. An error: the caller
+  // fails the log.
+  Status finish_write_in_flight();
   Status sync();
-  // Cuts the zero padding that direct appends leave after the last entry (the file then
-  // ends at size_bytes()); the caller syncs. Called before the tail is closed.
+  // Before the tail is closed: writes the write-behind buffer out and releases it, then cuts
+  // the zero padding that direct appends leave after the last entry and any reserved space
+  // (the file then ends at size_bytes()); the caller syncs.
   Status trim_padding();
 
   // Closes the tail, which the caller has fsynced: writes and fsyncs the index files (the
@@ -156,6 +181,13 @@ class Segment {
 
   std::string describe_position(std::uint64_t position) const;  // "log x segment y position z"
 
+  struct TailBuffer;  // the write-behind buffer (defined in segment_write.cc)
+  struct WriteJob;    // a background write of a full half of it
+  // The background write in progress, if any (to wait for it without the log's mutex, then
+  // call flush_buffer() under it).
+  std::shared_ptr<WriteJob> write_in_flight() const;
+  static void wait_for(const std::shared_ptr<WriteJob>& job);
+
  private:
   Segment(FileSystem* fs, std::string dir, LogIndex base_index, SegmentOptions options);
 
@@ -184,6 +216,19 @@ class Segment {
   // Writes headers and payloads through aligned direct-I/O writes. kUnsupported: nothing
   // was written, use write_at.
   Status append_direct(std::span<const BufferView> pieces, std::uint64_t bytes);
+  // Copies into the write-behind buffer (writing it whenever it fills). kUnsupported: nothing
+  // changed, write at once instead (no buffer within the budget, or no space reservation).
+  // kNoSpace and other errors before any write: nothing changed; *broken after a failed
+  // write.
+  Status append_buffered(std::span<const BufferView> pieces, std::span<const EntryHeader> headers,
+                         std::uint64_t bytes, bool* broken);
+  Status reserve_for(std::uint64_t end);
+  Status activate_buffer();
+  Status retire_sealed();
+  Status seal_active_half(LogIndex covered);
+  void release_buffer();
+  // Sets file_ and the read view over it (reader_); called once the file is open.
+  void attach_file(std::shared_ptr<File> file);
 
   FileSystem* fs_;
   std::string dir_;
@@ -207,6 +252,17 @@ class Segment {
   bool tail_block_valid_ = false;
   bool padded_ = false;
   Buffer tail_block_;
+  // Write-behind buffer (segment_write.cc). Invariants: the file holds every byte below
+  // written_end_ (<= size_); when the buffer is allocated its halves hold [start, size_),
+  // start block-aligned and at or below written_end_ (a sealed half being written counts as
+  // not written until retired). reader_ reads the file with the
+  // buffer's bytes on top, for every read of entries (also the lock-free ones).
+  std::shared_ptr<TailBuffer> buffer_;
+  std::shared_ptr<File> reader_;
+  std::uint64_t written_end_ = 0;
+  LogIndex written_index_;  // every entry up to here is on the file (when written_end_ < size_)
+  std::uint64_t reserved_end_ = 0;  // space reserved up to here (0: none known)
+  bool reserve_unsupported_ = false;
 
   // Position of the last index point at or below `index` (the segment header's end if
   // none), for lock-free reads.

@@ -1,0 +1,252 @@
+// The write-behind buffer (segment_write.cc): appends held in memory are readable at once,
+// reach the file before every sync and before a file slice needs them, fail cleanly on a full
+// disk (space reserved up front), and are lost in a crash only while not yet synced.
+#include <gtest/gtest.h>
+
+#include "storage/log.h"
+#include "storage/memory_file_system.h"
+#include "storage/test_util.h"
+
+namespace mq::storage {
+namespace {
+
+using testing::Batch;
+using testing::make_payload;
+
+class LogWriteBufferTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam()) {
+      temp_ = std::make_unique<testing::TempDir>();
+      fs_ = posix_file_system();
+      dir_ = temp_->path() + "/log";
+    } else {
+      fs_ = &memory_fs_;
+      dir_ = "/data/log";
+    }
+    options_.directory = dir_;
+    options_.name = "buffered-0";
+    options_.segment_size_bytes_max = 64 << 10;
+    options_.index_interval_bytes = 1024;
+    options_.direct_append_min_bytes = 2000;
+    options_.write_buffer_bytes = 8 << 10;
+  }
+  void TearDown() override { set_write_buffer_budget_bytes(128ull << 20); }
+
+  std::unique_ptr<Log> open_log() {
+    auto log = Log::open(fs_, &clock_, options_);
+    EXPECT_TRUE(log.has_value()) << log.status().to_string();
+    return log.has_value() ? std::move(*log) : nullptr;
+  }
+  Status append(Log& log, std::size_t count, std::size_t size) {
+    Batch b = Batch::make(log.last_index() + 1, log.next_offset(), Term(1), count, size,
+                          1000 + static_cast<std::int64_t>(log.last_index().value()));
+    return log.append(b.entries);
+  }
+  void expect_entries(Log& log, LogIndex lo, LogIndex hi) {
+    auto entries = log.read(lo, hi, UINT64_MAX);
+    ASSERT_TRUE(entries.has_value()) << entries.status().to_string();
+    ASSERT_EQ(entries->size(), hi - lo);
+    for (std::size_t i = 0; i < entries->size(); ++i) {
+      const ReadEntry& e = (*entries)[i];
+      ASSERT_EQ(e.header.index, lo + i);
+      ASSERT_TRUE(equal_bytes(e.payload, make_payload(e.header.index, Term(1), e.payload.size())))
+          << "entry " << e.header.index;
+    }
+  }
+  std::uint64_t file_size(LogIndex base) {
+    auto file = fs_->open(join_path(dir_, segment_format::file_stem(base) + ".log"), {}).value();
+    return file->size().value();
+  }
+  // The slice of the last entry, read back from the slice's own file (what sendfile sends).
+  void expect_slice_of_last_entry(Log& log) {
+    LogIndex last = log.last_index();
+    auto ref = log.lookup_offset(log.next_offset() - 1).value();
+    ASSERT_TRUE(ref.has_value());
+    ASSERT_EQ(ref->index, last);
+    auto slice = log.file_slice(ref->base_offset, last + 1, UINT64_MAX);
+    ASSERT_TRUE(slice.has_value()) << slice.status().to_string();
+    ASSERT_EQ(slice->extents.size(), 1u);
+    Buffer bytes(slice->extents[0].length);
+    ASSERT_TRUE(read_exact(*slice->file, slice->extents[0].position,
+                           std::span(bytes.data(), bytes.size()), "slice").is_ok());
+    EXPECT_TRUE(equal_bytes(bytes, make_payload(last, Term(1), bytes.size())));
+  }
+
+  MemoryFileSystem memory_fs_;
+  std::unique_ptr<testing::TempDir> temp_;
+  FileSystem* fs_ = nullptr;
+  std::string dir_;
+  ManualClock clock_{1'000'000};
+  LogOptions options_;
+};
+
+// Random appends (small and large), truncations, rolls, syncs and slices: reads always see
+// every entry; after a sync the tail file holds all of them (plus < 4 KiB of zero padding),
+// before it possibly not (the buffer is in use); closed segments are exact; a reopen after a
+// final sync finds everything.
+TEST_P(LogWriteBufferTest, BufferedEntriesAreReadableAndReachTheFileAtSync) {
+  auto log = open_log();
+  ASSERT_NE(log, nullptr);
+  Prng prng(GetParam() ? 11 : 12);
+  bool saw_unwritten = false;
+  for (int round = 0; round < 200; ++round) {
+    std::uint64_t what = prng.uniform(20);
+    if (what < 6) {
+      ASSERT_TRUE(append(*log, 1, prng.range(1, 900)).is_ok());
+    } else if (what < 16) {
+      ASSERT_TRUE(append(*log, prng.range(1, 4), prng.range(2000, 7000)).is_ok());
+    } else if (what < 17) {
+      ASSERT_TRUE(log->roll().is_ok());
+    } else if (what < 18 && log->last_index() > log->first_index() + 2) {
+      ASSERT_TRUE(log->truncate_suffix(log->last_index() - prng.uniform(3)).is_ok());
+    } else if (log->last_index() >= log->first_index()) {
+      expect_slice_of_last_entry(*log);
+    }
+    bool synced = prng.chance(1, 4);
+    if (synced) {
+      ASSERT_TRUE(log->sync().is_ok());
+      EXPECT_EQ(log->durable_index(), log->last_index());
+    }
+    for (const SegmentSummary& s : log->segments()) {
+      std::uint64_t size = file_size(s.base_index);
+      if (s.closed) {
+        EXPECT_EQ(size, s.size_bytes) << "closed segment " << s.base_index << " round " << round;
+        continue;
+      }
+      EXPECT_LT(size, s.size_bytes + kDirectIoAlignment) << "round " << round;
+      if (synced) {
+        EXPECT_GE(size, s.size_bytes) << "round " << round;
+      }
+      saw_unwritten = saw_unwritten || size < s.size_bytes;
+    }
+    expect_entries(*log, log->first_index(), log->last_index() + 1);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  EXPECT_TRUE(saw_unwritten) << "the write-behind buffer never held unwritten entries";
+  ASSERT_GE(log->segments().size(), 3u);
+  ASSERT_TRUE(log->sync().is_ok());
+  LogIndex last = log->last_index();
+  log.reset();
+  log = open_log();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->last_index(), last);
+  expect_entries(*log, log->first_index(), log->last_index() + 1);
+}
+
+// Closing the log (no crash) writes the buffer out: nothing appended is lost on a clean
+// close, as with page-cache appends.
+TEST_P(LogWriteBufferTest, ClosingTheLogWritesTheBufferOut) {
+  auto log = open_log();
+  ASSERT_TRUE(append(*log, 3, 2500).is_ok());
+  ASSERT_TRUE(log->sync().is_ok());
+  ASSERT_TRUE(append(*log, 2, 3000).is_ok());
+  auto tail = log->segments().back();
+  EXPECT_LT(file_size(tail.base_index), tail.size_bytes);
+  log.reset();
+  log = open_log();
+  EXPECT_EQ(log->last_index(), LogIndex(5));
+  expect_entries(*log, LogIndex(1), LogIndex(6));
+}
+
+// Without a buffer from the process-wide budget, and in mode kInterval (durable once
+// written), appends reach the file at once.
+TEST_P(LogWriteBufferTest, NoBudgetOrIntervalModeWritesAtOnce) {
+  for (int variant = 0; variant < 2; ++variant) {
+    SCOPED_TRACE(variant == 0 ? "no budget" : "interval mode");
+    if (variant == 0) {
+      set_write_buffer_budget_bytes(0);
+    } else {
+      set_write_buffer_budget_bytes(128ull << 20);
+      options_.durability = DurabilityMode::kInterval;
+      options_.directory = dir_ + "-interval";
+    }
+    auto log = open_log();
+    std::uint64_t in_use = write_buffer_bytes_in_use();
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_TRUE(append(*log, 2, 3000).is_ok());
+      auto tail = log->segments().back();
+      auto file = fs_->open(join_path(options_.directory, segment_format::file_stem(tail.base_index) + ".log"), {}).value();
+      EXPECT_GE(file->size().value(), tail.size_bytes);
+    }
+    EXPECT_EQ(write_buffer_bytes_in_use(), in_use);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(FileSystems, LogWriteBufferTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Posix" : "Memory"; });
+
+// In memory (precise crash semantics and a capacity).
+class LogWriteBufferMemoryTest : public LogWriteBufferTest {};
+
+TEST_P(LogWriteBufferMemoryTest, ACrashLosesExactlyTheUnsyncedBufferedEntries) {
+  auto log = open_log();
+  ASSERT_TRUE(append(*log, 4, 3000).is_ok());
+  ASSERT_TRUE(log->sync().is_ok());
+  ASSERT_TRUE(append(*log, 4, 3000).is_ok());  // buffered (partly written when it filled)
+  ASSERT_TRUE(append(*log, 1, 100).is_ok());
+  log.reset();  // the buffer reaches the file, but not durably
+  Prng prng(5);
+  memory_fs_.crash(&prng);
+  log = open_log();
+  EXPECT_GE(log->last_index(), LogIndex(4));
+  EXPECT_LE(log->last_index(), LogIndex(9));
+  expect_entries(*log, LogIndex(1), log->last_index() + 1);
+}
+
+// The space of buffered bytes is reserved before an append is accepted: a full disk fails
+// that append with kNoSpace and the log keeps working; the sync of what was accepted never
+// fails for lack of space.
+TEST_P(LogWriteBufferMemoryTest, FullDiskFailsTheAppendNeverTheBufferedWrite) {
+  auto log = open_log();
+  ASSERT_TRUE(append(*log, 2, 3000).is_ok());
+  ASSERT_TRUE(log->sync().is_ok());
+  memory_fs_.set_capacity_bytes(memory_fs_.used_bytes() + 20'000);
+  Status status;
+  int accepted = 0;
+  for (int i = 0; i < 100 && status.is_ok(); ++i) {
+    status = append(*log, 1, 2500);
+    if (status.is_ok()) ++accepted;
+  }
+  ASSERT_EQ(status.code(), ErrorCode::kNoSpace) << status.to_string();
+  EXPECT_GT(accepted, 0);
+  EXPECT_TRUE(log->health().is_ok());
+  ASSERT_TRUE(log->sync().is_ok()) << "a sync of accepted entries failed on a full disk";
+  EXPECT_EQ(log->durable_index(), log->last_index());
+  expect_entries(*log, LogIndex(1), log->last_index() + 1);
+  memory_fs_.set_capacity_bytes(UINT64_MAX);
+  ASSERT_TRUE(append(*log, 3, 2500).is_ok());
+  ASSERT_TRUE(log->sync().is_ok());
+  LogIndex last = log->last_index();
+  log.reset();
+  memory_fs_.crash();
+  log = open_log();
+  EXPECT_EQ(log->last_index(), last);
+  expect_entries(*log, LogIndex(1), last + 1);
+}
+
+// A failed write of the buffer loses entries append() accepted: the log fails (until
+// reopened), and a restart finds at least everything synced.
+TEST_P(LogWriteBufferMemoryTest, AFailedBufferWriteFailsTheLog) {
+  auto log = open_log();
+  ASSERT_TRUE(append(*log, 2, 3000).is_ok());
+  ASSERT_TRUE(log->sync().is_ok());
+  ASSERT_TRUE(append(*log, 1, 2500).is_ok());
+  memory_fs_.fail_next_writes(1);
+  Status synced = log->sync();
+  EXPECT_EQ(synced.code(), ErrorCode::kIoError);
+  EXPECT_FALSE(log->health().is_ok());
+  EXPECT_FALSE(append(*log, 1, 2500).is_ok());
+  expect_entries(*log, LogIndex(1), log->last_index() + 1);  // reads still work
+  log.reset();
+  memory_fs_.crash();
+  log = open_log();
+  EXPECT_EQ(log->last_index(), LogIndex(2));
+  expect_entries(*log, LogIndex(1), LogIndex(3));
+}
+
+INSTANTIATE_TEST_SUITE_P(InMemory, LogWriteBufferMemoryTest, ::testing::Values(false),
+                         [](const auto&) { return "Memory"; });
+
+}  // namespace
+}  // namespace mq::storage

@@ -1,0 +1,564 @@
+// The write path of a segment: appends through the page cache, direct appends, and the
+// write-behind buffer that coalesces appends into large aligned writes (segment.h).
+//
+// Why the write-behind buffer: in mode `always` every append is followed by an fdatasync, and
+// a direct write of one batch (say 256 KiB) at a time, at queue depth 1, reaches only a
+// fraction of the device's sequential bandwidth (per-write latency). Appends therefore only
+// copy (and checksum) into an aligned per-segment buffer; the buffer goes to the file as one
+// large direct write when it fills and when the flusher is about to fdatasync, so write sizes
+// follow the buffer and the sync rate, not the batch size (docs/storage_testing.md).
+#include <sys/types.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+#include "base/crc32c.h"
+#include "storage/segment.h"
+
+namespace mq::storage {
+
+using segment_format::kEntryHeaderSize;
+
+namespace {
+
+constexpr std::uint64_t kAlign = kDirectIoAlignment;
+
+std::uint64_t align_down(std::uint64_t n) { return n - n % kAlign; }
+std::uint64_t align_up(std::uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+std::atomic<std::uint64_t> g_buffer_budget{128ull << 20};
+std::atomic<std::uint64_t> g_buffer_in_use{0};
+
+// Takes `bytes` from the process-wide budget; false when it would be exceeded.
+bool take_budget(std::uint64_t bytes) {
+  std::uint64_t used = g_buffer_in_use.load();
+  do {
+    if (used + bytes > g_buffer_budget.load()) return false;
+  } while (!g_buffer_in_use.compare_exchange_weak(used, used + bytes));
+  return true;
+}
+
+}  // namespace
+
+void set_write_buffer_budget_bytes(std::uint64_t bytes) { g_buffer_budget.store(bytes); }
+std::uint64_t write_buffer_bytes_in_use() { return g_buffer_in_use.load(); }
+
+// The write of a full half of the buffer, by a thread of its own (so the appender copies
+// into the other half while the device writes this one).
+struct Segment::WriteJob {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  bool direct_refused = false;
+  Status status;
+  LogIndex covered;  // the last entry wholly on the file once this write is done
+
+  void wait() {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return done; });
+  }
+};
+
+void Segment::wait_for(const std::shared_ptr<WriteJob>& job) { job->wait(); }
+
+// Two halves of `capacity` bytes. The active half holds [start, start + fill); when it is full
+// it is sealed (its write is started in the background) and the other half becomes active,
+// starting right after it. Shared by the segment (the only writer, under the log's mutex) and
+// its read view (any thread). `mutex` guards the allocation, `active`, `sealed`, each half's
+// start and fill, and every change of bytes a reader may read: bytes below the active half's
+// start + fill (readers never read at or beyond the size they snapshotted, and the writer
+// only appends beyond it). `job` is touched under the log's mutex only.
+struct Segment::TailBuffer {
+  struct Half {
+    std::uint8_t* data = nullptr;
+    std::uint64_t start = 0;  // file position of data[0], block-aligned
+    std::size_t fill = 0;
+  };
+  std::mutex mutex;
+  Half halves[2];
+  std::size_t capacity = 0;  // of each half
+  int active = 0;
+  bool sealed = false;  // halves[1 - active] holds [start, start + capacity) not yet retired
+  std::shared_ptr<WriteJob> job;
+
+  bool allocated() const { return halves[0].data != nullptr; }
+  Half& current() { return halves[active]; }
+  Half& other() { return halves[1 - active]; }
+
+  ~TailBuffer() { release(); }
+  void release() {
+    if (job) job->wait();  // its thread reads the sealed half
+    job.reset();
+    std::lock_guard lock(mutex);
+    if (!allocated()) return;
+    for (Half& h : halves) {
+      std::free(h.data);
+      h = Half{};
+    }
+    g_buffer_in_use.fetch_sub(2 * capacity);
+    capacity = 0;
+    sealed = false;
+  }
+};
+
+namespace {
+
+// The segment's reads: the file, with the write-behind buffer's bytes on top (they are newer
+// than, or equal to, what the file holds at the same positions).
+class TailReader final : public File {
+ public:
+  TailReader(std::shared_ptr<File> file, std::shared_ptr<void> keep, Segment::TailBuffer* buffer)
+      : file_(std::move(file)), keep_(std::move(keep)), buffer_(buffer) {}
+
+  Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override;
+  Status write_at(std::uint64_t, std::span<const BufferView>) override {
+    return Status::internal("segment read view: not writable");
+  }
+  Status sync() override { return Status::internal("segment read view: not writable"); }
+  Status truncate(std::uint64_t) override {
+    return Status::internal("segment read view: not writable");
+  }
+  Result<std::uint64_t> size() override { return file_->size(); }
+  int native_handle() const override { return -1; }
+
+ private:
+  std::shared_ptr<File> file_;
+  std::shared_ptr<void> keep_;  // keeps *buffer_ alive
+  Segment::TailBuffer* buffer_;
+};
+
+}  // namespace
+
+Result<std::size_t> TailReader::read_at(std::uint64_t offset, std::span<std::uint8_t> out) {
+  std::uint64_t end = offset + out.size();
+  std::size_t from_file = out.size();
+  std::size_t from_buffer = 0;
+  {
+    std::lock_guard lock(buffer_->mutex);
+    Segment::TailBuffer& b = *buffer_;
+    if (b.allocated()) {
+      const Segment::TailBuffer::Half& a = b.current();
+      std::uint64_t lowest = b.sealed ? b.other().start : a.start;
+      std::uint64_t highest = a.start + a.fill;  // the halves are contiguous
+      if (end > lowest) {
+        std::uint64_t lo = std::max(offset, lowest);
+        std::uint64_t hi = std::min(end, highest);
+        from_file = static_cast<std::size_t>(lo - offset);
+        from_buffer = hi > lo ? static_cast<std::size_t>(hi - lo) : 0;
+        const Segment::TailBuffer::Half* sealed = b.sealed ? &b.other() : nullptr;
+        for (const Segment::TailBuffer::Half* h : {sealed, &a}) {
+          if (h == nullptr) continue;
+          std::uint64_t h_end = h == &a ? highest : h->start + b.capacity;
+          std::uint64_t from = std::max(lo, h->start);
+          std::uint64_t to = std::min(hi, h_end);
+          if (to > from) {
+            std::memcpy(out.data() + (from - offset), h->data + (from - h->start),
+                        static_cast<std::size_t>(to - from));
+          }
+        }
+      }
+    }
+  }
+  if (from_file == 0) return from_buffer;
+  // Below the buffer the file holds the bytes (and keeps them: a cut or reset is detected by
+  // the caller's generation check).
+  MQ_ASSIGN_OR_RETURN(std::size_t got, file_->read_at(offset, out.first(from_file)));
+  return got < from_file ? got : from_file + from_buffer;
+}
+
+Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
+  MQ_ASSERT(!closed_);
+  MQ_ASSERT(!entries.empty());
+  Buffer headers(entries.size() * kEntryHeaderSize);
+  std::vector<BufferView> pieces;
+  pieces.reserve(entries.size() * 2);
+  std::vector<EntryHeader> written;
+  written.reserve(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const AppendEntry& e = entries[i];
+    EntryHeader h;
+    h.payload_crc = crc32c::value(e.payload);
+    h.payload_length = static_cast<std::uint32_t>(e.payload.size());
+    h.last_offset_delta = e.last_offset_delta;
+    h.term = e.term;
+    h.index = e.index;
+    h.base_offset = e.base_offset;
+    h.max_timestamp = e.max_timestamp;
+    h.kind = e.kind;
+    std::uint8_t* out = headers.data() + i * kEntryHeaderSize;
+    h.encode_to(out);
+    MQ_DASSERT(EntryHeader::decode_from(BufferView(out, kEntryHeaderSize)).has_value());
+    pieces.push_back(BufferView(out, kEntryHeaderSize));
+    pieces.push_back(e.payload);
+    written.push_back(h);
+  }
+  std::uint64_t bytes = headers.size();
+  for (const AppendEntry& e : entries) bytes += e.payload.size();
+  Status status = Status::unsupported("buffered");
+  bool large = options_.direct_append_min_bytes > 0 && bytes >= options_.direct_append_min_bytes;
+  // The write-behind buffer takes large appends, and every append while it holds data (a
+  // write at size_ would leave the buffered bytes out).
+  bool buffered = options_.write_buffer_bytes > 0 && (large || buffer_->allocated());
+  if (buffered) {
+    status = append_buffered(pieces, written, bytes, broken);
+    if (status.code() != ErrorCode::kUnsupported) {
+      if (!status.is_ok()) return status;  // nothing accepted (or *broken)
+      std::uint64_t position = size_;
+      for (const EntryHeader& h : written) {
+        note_entry(position, h);
+        position += h.stored_size();
+      }
+      size_ = position;
+      MQ_ASSERT(size_ <= segment_format::kSegmentBytesMax);
+      MQ_ASSERT(buffer_->current().start + buffer_->current().fill == size_ && written_end_ <= size_);
+      writeback_position_ = align_down(written_end_);  // nothing in the page cache
+      return Status::ok();
+    }
+    MQ_ASSERT(!buffer_->allocated());  // unsupported only before activation
+  }
+  bool direct = large && !direct_unsupported_;
+  if (direct) {
+    status = append_direct(pieces, bytes);
+    if (status.code() == ErrorCode::kUnsupported) direct_unsupported_ = true;
+  }
+  if (status.code() == ErrorCode::kUnsupported) {
+    status = file_->write_at(size_, pieces);
+    tail_block_valid_ = false;
+  }
+  if (!status.is_ok()) {
+    // Roll the partially written tail back to the last good position, durably: otherwise a
+    // crash could bring back whole entries of an append that was reported as failed.
+    if (!file_->truncate(size_).is_ok() || !file_->sync().is_ok()) *broken = true;
+    padded_ = false;
+    tail_block_valid_ = false;
+    return status;
+  }
+  std::uint64_t position = size_;
+  for (const EntryHeader& h : written) {
+    note_entry(position, h);
+    position += h.stored_size();
+  }
+  size_ = position;
+  written_end_ = size_;
+  MQ_ASSERT(size_ <= segment_format::kSegmentBytesMax);
+  // Start write-back of every full MiB behind us so the next fdatasync finds little to do.
+  constexpr std::uint64_t kWritebackChunkBytes = 1 << 20;
+  if (direct) {
+    writeback_position_ = size_ - size_ % kWritebackChunkBytes;  // nothing in the page cache
+  } else if (size_ - writeback_position_ >= kWritebackChunkBytes) {
+    std::uint64_t end = size_ - size_ % kWritebackChunkBytes;
+    file_->start_writeback(writeback_position_, end - writeback_position_);
+    writeback_position_ = end;
+  }
+  return Status::ok();
+}
+
+namespace {
+
+// The staging buffer of direct appends: one per appending thread (not per segment, so
+// memory does not grow with the number of partitions), aligned for O_DIRECT.
+class DirectStaging {
+ public:
+  static constexpr std::size_t kBytes = 1 << 20;
+  DirectStaging() {
+    MQ_ASSERT(::posix_memalign(reinterpret_cast<void**>(&data_), kDirectIoAlignment, kBytes) == 0);
+  }
+  ~DirectStaging() { std::free(data_); }
+  DirectStaging(const DirectStaging&) = delete;
+  DirectStaging& operator=(const DirectStaging&) = delete;
+  std::uint8_t* data() { return data_; }
+
+ private:
+  std::uint8_t* data_ = nullptr;
+};
+
+}  // namespace
+
+// Why: on the page-cache path every byte is copied into the page cache and then written back
+// by the kernel's flusher threads, which on a busy machine caps appends well below the
+// device's bandwidth. Large appends instead stream through an aligned staging buffer
+// straight to the device (the fdatasync that follows then only commits the size and flushes
+// the device cache). The partial last block is rewritten with the same bytes it held, so a
+// torn direct write cannot damage what was already there; the zero padding after the last
+// entry is cut by recovery like any torn tail, and by trim_padding() before the segment is
+// closed (docs/formats/segment_format.md, "Direct appends").
+Status Segment::append_direct(std::span<const BufferView> pieces, std::uint64_t bytes) {
+  constexpr std::uint64_t kAlign = kDirectIoAlignment;
+  static thread_local DirectStaging staging;
+  std::uint8_t* buffer = staging.data();
+  std::uint64_t write_position = size_ - size_ % kAlign;
+  std::size_t head = static_cast<std::size_t>(size_ - write_position);
+  if (!tail_block_valid_) {
+    tail_block_.resize(kAlign);
+    MQ_RETURN_IF_ERROR(read_exact(*file_, write_position, std::span(tail_block_.data(), head),
+                                  describe_position(write_position)));
+    tail_block_valid_ = true;
+  }
+  std::memcpy(buffer, tail_block_.data(), head);
+  std::size_t fill = head;
+  bool first_write = true;
+  auto flush = [&](std::size_t length) -> Status {
+    Status status = file_->write_direct(write_position, BufferView(buffer, length));
+    if (status.code() == ErrorCode::kUnsupported && !first_write) {
+      return Status::io_error("direct I/O refused part-way: " + status.message());
+    }
+    first_write = false;
+    write_position += length;
+    return status;
+  };
+  for (BufferView piece : pieces) {
+    std::size_t at = 0;
+    while (at < piece.size()) {
+      std::size_t n = std::min(piece.size() - at, DirectStaging::kBytes - fill);
+      std::memcpy(buffer + fill, piece.data() + at, n);
+      fill += n;
+      at += n;
+      if (fill == DirectStaging::kBytes) {
+        MQ_RETURN_IF_ERROR(flush(fill));
+        fill = 0;
+      }
+    }
+  }
+  std::uint64_t end = size_ + bytes;
+  MQ_ASSERT(write_position + fill == end);
+  std::size_t tail = static_cast<std::size_t>(end % kAlign);
+  if (fill > 0) {
+    std::size_t padded = static_cast<std::size_t>((fill + kAlign - 1) / kAlign * kAlign);
+    std::memset(buffer + fill, 0, padded - fill);
+    // The new partial block, before the buffer is reused.
+    if (tail > 0) std::memcpy(tail_block_.data(), buffer + (fill - tail), tail);
+    MQ_RETURN_IF_ERROR(flush(padded));
+  }
+  padded_ = padded_ || tail > 0;
+  return Status::ok();
+}
+
+Status Segment::trim_padding() {
+  MQ_RETURN_IF_ERROR(flush_buffer());
+  release_buffer();
+  if (!padded_ && reserved_end_ <= size_) return Status::ok();
+  // Also releases space reserved beyond the end (ext4 frees preallocated blocks past the new
+  // size even when the size does not change).
+  MQ_RETURN_IF_ERROR(file_->truncate(size_));
+  padded_ = false;
+  reserved_end_ = 0;
+  return Status::ok();
+}
+
+Status Segment::sync() { return file_->sync(); }
+
+// A background write still running finishes first (its bytes land before anything that
+// follows, e.g. a simulated crash of the in-memory file system).
+Segment::~Segment() {
+  if (buffer_ && buffer_->job) buffer_->job->wait();
+}
+
+void Segment::attach_file(std::shared_ptr<File> file) {
+  file_ = std::move(file);
+  buffer_ = std::make_shared<TailBuffer>();
+  reader_ = std::make_shared<TailReader>(file_, buffer_, buffer_.get());
+}
+
+void Segment::release_buffer() {
+  MQ_ASSERT(written_end_ == size_ && !buffer_->job);
+  buffer_->release();
+}
+
+std::shared_ptr<Segment::WriteJob> Segment::write_in_flight() const { return buffer_->job; }
+
+// Space first (crash rule 6 stays true: a full disk fails the append, not a later write of
+// data already accepted): the file's space is reserved up to the end of the append plus four
+// buffers, or, if that much is not free, just to the end of the append.
+Status Segment::reserve_for(std::uint64_t end) {
+  std::uint64_t need = align_up(end);
+  if (need <= reserved_end_) return Status::ok();
+  std::uint64_t from = std::max(reserved_end_, align_down(written_end_));
+  std::uint64_t ahead = need + 4 * options_.write_buffer_bytes;  // fewer fallocate calls
+  Status status = file_->reserve(from, ahead - from);
+  if (status.code() == ErrorCode::kNoSpace) {
+    ahead = need;
+    status = file_->reserve(from, ahead - from);
+  }
+  if (!status.is_ok()) return status;
+  reserved_end_ = ahead;
+  return Status::ok();
+}
+
+Status Segment::activate_buffer() {
+  TailBuffer& b = *buffer_;
+  // Activate: the buffer starts at the block holding the end of the file, with the bytes the
+  // file already has in that block (rewritten unchanged by the next write).
+  MQ_ASSERT(written_end_ == size_ && !b.job);
+  std::size_t capacity = static_cast<std::size_t>(
+      std::max(kAlign, align_down(options_.write_buffer_bytes / 2)));
+  if (!take_budget(2 * capacity)) return Status::unsupported("write buffer budget exhausted");
+  void* data[2] = {nullptr, nullptr};
+  for (void*& d : data) {
+    if (::posix_memalign(&d, kAlign, capacity) != 0) d = nullptr;
+  }
+  std::uint64_t start = align_down(size_);
+  auto head = static_cast<std::size_t>(size_ - start);
+  Status status = data[0] == nullptr || data[1] == nullptr
+                      ? Status::unsupported("write buffer: out of memory")
+                      : read_exact(*file_, start, std::span(static_cast<std::uint8_t*>(data[0]), head),
+                                   describe_position(start));
+  if (!status.is_ok()) {
+    std::free(data[0]);
+    std::free(data[1]);
+    g_buffer_in_use.fetch_sub(2 * capacity);
+    return status;
+  }
+  tail_block_valid_ = false;  // the buffer holds the partial block from now on
+  std::lock_guard lock(b.mutex);
+  b.halves[0] = {static_cast<std::uint8_t*>(data[0]), start, head};
+  b.halves[1] = {static_cast<std::uint8_t*>(data[1]), 0, 0};
+  b.capacity = capacity;
+  b.active = 0;
+  b.sealed = false;
+  return Status::ok();
+}
+
+// Waits for the sealed half's write and frees that half. An error means entries accepted
+// earlier are not on the file: the caller fails the log.
+Status Segment::finish_write_in_flight() { return retire_sealed(); }
+
+Status Segment::retire_sealed() {
+  TailBuffer& b = *buffer_;
+  if (!b.job) return Status::ok();
+  b.job->wait();
+  Status status = b.job->status;
+  LogIndex covered = b.job->covered;
+  if (b.job->direct_refused) direct_unsupported_ = true;
+  b.job.reset();
+  MQ_RETURN_IF_ERROR(status);
+  std::lock_guard lock(b.mutex);
+  b.sealed = false;
+  written_end_ = std::max(written_end_, std::min(b.current().start, size_));
+  written_index_ = std::max(written_index_, covered);
+  return Status::ok();
+}
+
+// The active half is full: seal it and start its write in the background; the other half
+// (free once its previous write is retired) continues right after it.
+Status Segment::seal_active_half(LogIndex covered) {
+  MQ_RETURN_IF_ERROR(retire_sealed());
+  TailBuffer& b = *buffer_;
+  {
+    std::lock_guard lock(b.mutex);
+    std::uint64_t next = b.current().start + b.capacity;
+    b.sealed = true;
+    b.active = 1 - b.active;
+    b.current().start = next;
+    b.current().fill = 0;
+  }
+  const TailBuffer::Half& full = b.other();
+  auto job = std::make_shared<WriteJob>();
+  job->covered = covered;
+  auto write = [job, keep = buffer_, file = file_, data = full.data, start = full.start,
+                length = b.capacity, direct = !direct_unsupported_] {
+    Status status = direct ? file->write_direct(start, BufferView(data, length))
+                           : Status::unsupported("buffered");
+    bool refused = status.code() == ErrorCode::kUnsupported;
+    if (refused) status = file->write_at(start, BufferView(data, length));
+    std::lock_guard lock(job->mutex);
+    job->status = status;
+    job->direct_refused = refused && direct;
+    job->done = true;
+    job->cv.notify_all();
+  };
+  b.job = job;
+  try {
+    std::thread(write).detach();
+  } catch (const std::system_error&) {
+    write();  // no thread to be had: write it here
+  }
+  return Status::ok();
+}
+
+Status Segment::append_buffered(std::span<const BufferView> pieces,
+                                std::span<const EntryHeader> headers, std::uint64_t bytes,
+                                bool* broken) {
+  TailBuffer& b = *buffer_;
+  if (reserve_unsupported_) return Status::unsupported("no space reservation");
+  Status reserved = reserve_for(size_ + bytes);
+  if (reserved.code() == ErrorCode::kUnsupported && !b.allocated()) {
+    reserve_unsupported_ = true;
+    return reserved;
+  }
+  MQ_RETURN_IF_ERROR(reserved);
+  if (!b.allocated()) MQ_RETURN_IF_ERROR(activate_buffer());
+  MQ_ASSERT(b.current().start + b.current().fill == size_);
+  // Entries wholly below the end of a sealed half are on the file once its write is done.
+  if (written_end_ == size_) written_index_ = last_index_;
+  LogIndex covered = last_index_;
+  std::uint64_t entry_end = size_;
+  std::size_t next_entry = 0;
+  for (BufferView piece : pieces) {
+    std::size_t at = 0;
+    while (at < piece.size()) {
+      TailBuffer::Half& half = b.current();
+      std::size_t n = std::min(piece.size() - at, b.capacity - half.fill);
+      {
+        std::lock_guard lock(b.mutex);
+        std::memcpy(half.data + half.fill, piece.data() + at, n);
+        half.fill += n;
+      }
+      at += n;
+      if (half.fill < b.capacity) continue;
+      std::uint64_t half_end = half.start + b.capacity;
+      while (next_entry < headers.size() && entry_end + headers[next_entry].stored_size() <= half_end) {
+        entry_end += headers[next_entry].stored_size();
+        covered = headers[next_entry].index;
+        ++next_entry;
+      }
+      Status sealed = seal_active_half(covered);
+      if (!sealed.is_ok()) {
+        // An earlier half could not be written: entries accepted before this append may not
+        // be on the file, so the log must fail. Readers still see every accepted byte.
+        *broken = true;
+        return sealed;
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Status Segment::flush_buffer() {
+  MQ_RETURN_IF_ERROR(retire_sealed());
+  if (written_end_ >= size_) return Status::ok();
+  TailBuffer& b = *buffer_;
+  TailBuffer::Half& half = b.current();
+  MQ_ASSERT(b.allocated() && half.start + half.fill == size_);
+  std::size_t used = half.fill;
+  auto padded = static_cast<std::size_t>(align_up(used));
+  {
+    std::lock_guard lock(b.mutex);
+    std::memset(half.data + used, 0, padded - used);
+  }
+  Status status = direct_unsupported_ ? Status::unsupported("buffered")
+                                      : file_->write_direct(half.start, BufferView(half.data, padded));
+  if (status.code() == ErrorCode::kUnsupported) {
+    direct_unsupported_ = true;
+    padded = used;
+    status = file_->write_at(half.start, BufferView(half.data, used));
+  }
+  MQ_RETURN_IF_ERROR(status);
+  written_end_ = size_;
+  padded_ = padded_ || padded > used;
+  written_index_ = last_index_;
+  // Keep the partial last block: the next write starts there.
+  std::uint64_t start = align_down(size_);
+  std::lock_guard lock(b.mutex);
+  std::memmove(half.data, half.data + (start - half.start), static_cast<std::size_t>(size_ - start));
+  half.fill = static_cast<std::size_t>(size_ - start);
+  half.start = start;
+  return Status::ok();
+}
+
+}  // namespace mq::storage

@@ -1,13 +1,15 @@
 """A 3-broker raftmq cluster on loopback for scripts/bench (Kafka ports 9601-9603, Raft RPC
-19601-19603, data in a temporary directory removed at exit)."""
+19601-19603, each shifted by $RAFTMQ_TEST_PORT_OFFSET when set, so that runs of several
+engineers on one machine do not collide; data in a temporary directory removed at exit)."""
 import os
 import subprocess
 import time
 
 import procs
 
-KAFKA_BASE = 9600
-RPC_BASE = 19600
+PORT_OFFSET = int(os.environ.get("RAFTMQ_TEST_PORT_OFFSET", "0") or 0)
+KAFKA_BASE = 9600 + PORT_OFFSET
+RPC_BASE = 19600 + PORT_OFFSET
 
 
 class RaftmqCluster:

@@ -244,6 +244,10 @@ void Node::stop() {
 bool Node::send_message(GroupId group, raft::Message message) {
   if (!transport_) return false;
   BrokerId to = broker_of(message.to);
+  if (link_blocked(to)) {
+    ++metrics_.messages_send_dropped;
+    return false;
+  }
   // Nothing is queued for a peer whose link is down (tests/chaos/FINDINGS.md F2): Raft
   // retransmits what it still needs once the link is back (§5.3), whereas a backlog of stale
   // heartbeats and appends flooded both event loops on reconnect (every queued heartbeat
@@ -271,7 +275,10 @@ RaftGroup* Node::find_group(GroupId group) {
 
 void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
   ++metrics_.inbound_messages;
+  if (!note_inbound(from)) return;
   if (group == kControlPlaneGroup) {
+    if (message.context == kQuiesceContext) return handle_quiesce(from, message);
+    if (message.context == kPingContext) return;  // note_inbound() recorded it
     if (message.context == kAdminRequestContext) return handle_admin_request(from, message);
     if (message.context == kAdminResponseContext) return handle_admin_response(from, message);
     if (message.context == kStatusRequestContext) return handle_status_request(from, message);
@@ -315,10 +322,8 @@ void Node::on_tick() {
     controller_->tick();
     controller_->pump();
   }
-  for (auto& [id, g] : partitions_) {
-    g->tick();
-    g->pump();
-  }
+  check_liveness(now);
+  tick_partitions(now);
   if (producer_ids_) producer_ids_->poll();
   if (now - last_sweep_ms_ >= 50) {
     last_sweep_ms_ = now;
@@ -327,7 +332,7 @@ void Node::on_tick() {
     for (auto& [id, g] : partitions_) g->sweep(now);
     recover_replicas(now);
   }
-  if (now - last_reconcile_ms_ >= config_.reconcile_interval_ms) {
+  if (now - last_reconcile_ms_ >= reconcile_interval_ms()) {
     last_reconcile_ms_ = now;
     register_brokers();
     reconcile();
@@ -407,6 +412,7 @@ void Node::on_peer_unreachable(BrokerId peer) {
   NodeId node = node_of(peer);
   std::int64_t now = steady_now_ms();
   peer_lost_ms_[peer] = now;
+  mark_peer_down(peer, now, "its connection failed");
   auto handle = [&](RaftGroup& g) {
     g.report_unreachable(node);
     if (!g.forget_leader_if(node)) return;

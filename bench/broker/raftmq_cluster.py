@@ -14,7 +14,9 @@ RPC_BASE = 19600 + PORT_OFFSET
 
 class RaftmqCluster:
     def __init__(self, root, data_base, brokers=3):
-        self.bin = os.path.join(root, "build", "bin", "raftmq")
+        # $RAFTMQ_BENCH_BIN (as for the harness's other binaries): e.g. another build to compare.
+        self.bin = os.path.join(os.environ.get("RAFTMQ_BENCH_BIN", os.path.join(root, "build", "bin")),
+                                "raftmq")
         self.dir = procs.make_temp_dir(data_base, "raftmq-bench-")
         self.n = brokers
         self.procs = {}

@@ -329,7 +329,7 @@ void Node::on_tick() {
     last_sweep_ms_ = now;
     if (controller_) controller_->sweep(now);
     sweep_forwards(now);
-    for (auto& [id, g] : partitions_) g->sweep(now);
+    sweep_partitions(now);
     recover_replicas(now);
   }
   if (now - last_reconcile_ms_ >= reconcile_interval_ms()) {

@@ -224,6 +224,9 @@ class Node final : public ClusterApi, public GroupHost {
   // Quiescing and per-broker-pair liveness (node_quiesce.cc).
   void on_awake(GroupId group) override;
   void tick_partitions(std::int64_t now_ms);
+  // Sweeps the partition groups with produce/fetch waiters (on_waiter), not all of them.
+  void on_waiter(GroupId group) override;
+  void sweep_partitions(std::int64_t now_ms);
   // The periodic reconciliation's interval: reconcile_interval_ms while anything may need a
   // retry (a hosted group awake: a move's next step; orphans; registrations), longer when
   // every hosted group is quiesced (a metadata change reconciles at once anyway).
@@ -242,6 +245,7 @@ class Node final : public ClusterApi, public GroupHost {
     bool down = false;
   };
   std::set<GroupId> awake_;  // partition groups to tick; quiesced or removed ones pruned lazily
+  std::set<GroupId> waiting_;  // partition groups with waiters to sweep (pruned when none)
   std::vector<PeerLiveness> liveness_;
   std::int64_t last_ping_ms_ = 0;
   std::set<BrokerId> blocked_for_test_;

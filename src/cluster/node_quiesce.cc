@@ -38,6 +38,22 @@ void Node::on_awake(GroupId group) {
   if (group != kControllerGroup) awake_.insert(group);
 }
 
+void Node::on_waiter(GroupId group) {
+  if (group != kControllerGroup) waiting_.insert(group);
+}
+
+void Node::sweep_partitions(std::int64_t now_ms) {
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    auto found = partitions_.find(*it);
+    if (found == partitions_.end()) {
+      it = waiting_.erase(it);
+      continue;
+    }
+    found->second->sweep(now_ms);
+    it = found->second->has_waiters() ? std::next(it) : waiting_.erase(it);
+  }
+}
+
 std::size_t Node::awake_partitions() const {
   std::size_t n = 0;
   for (const auto& [id, g] : partitions_) n += g->quiesced() ? 0 : 1;

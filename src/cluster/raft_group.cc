@@ -40,7 +40,8 @@ Status RaftGroup::start() {
   MQ_ASSERT(node_ == nullptr, "RaftGroup::start called twice");
   raft::Config config = options_.raft;
   config.applied = storage_->restart_applied();
-  MQ_ASSIGN_OR_RETURN(node_, raft::RawNode::create(config, storage_.get()));
+  view_ = std::make_unique<CachingStorageView>(storage_.get(), options_.entry_cache_bytes);
+  MQ_ASSIGN_OR_RETURN(node_, raft::RawNode::create(config, view_.get()));
   applied_ = config.applied;
   commit_ = config.applied;
   last_checkpoint_ = config.applied;
@@ -147,6 +148,7 @@ bool RaftGroup::maybe_quiesce_as_leader(std::span<const NodeId> down) {
   }
   if (++quiescable_ticks_ < quiesce_after_ticks(options_.raft)) return false;
   raft::NodeStatus status = node_->status();
+  view_->clear();  // everything is applied and replicated: nobody reads these entries
   quiesced_ = true;
   quiesced_term_ = status.hard_state.term;
   quiesced_index_ = status.last_index;
@@ -158,6 +160,7 @@ bool RaftGroup::quiesce_as_follower(NodeId leader, Term term, LogIndex index) {
       !node_->quiescable_as_follower(leader, term, index)) {
     return false;
   }
+  view_->clear();
   quiesced_ = true;
   quiescable_ticks_ = 0;
   quiesced_term_ = term;
@@ -205,6 +208,7 @@ void RaftGroup::process(raft::Ready rd) {
   }
   send_all(rd.messages);
   if (rd.snapshot) {
+    view_->clear();
     Status s = storage_->install_snapshot(*rd.snapshot);
     if (!s.is_ok()) return fail(std::move(s));
     on_snapshot_installed(*rd.snapshot);
@@ -214,6 +218,7 @@ void RaftGroup::process(raft::Ready rd) {
     std::vector<AppendedEntry> appended;
     Status s = storage_->append(rd.entries_to_persist, &appended);
     if (!s.is_ok()) return fail(std::move(s));
+    view_->on_appended(rd.entries_to_persist);
     on_appended(appended);
   }
   if (rd.hard_state) {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "cluster/entry_cache.h"
 #include "cluster/group_storage.h"
 #include "raft/raw_node.h"
 
@@ -45,6 +46,9 @@ class GroupHost {
   // `group` started or woke from quiescence: the host ticks it again (only awake groups are
   // ticked, so a tick costs O(awake groups), not O(all)). Default: no-op.
   virtual void on_awake(GroupId group) { (void)group; }
+  // `group` parked a produce or fetch waiter with a deadline: the host sweeps it
+  // (PartitionGroup::sweep) until it has none, whether it is awake or quiesced. Default: no-op.
+  virtual void on_waiter(GroupId group) { (void)group; }
   // A ReadIndex request of `group` was confirmed (after the Ready's entries were applied).
   virtual void on_read_state(GroupId group, const raft::ReadState& state) {
     (void)group;
@@ -59,6 +63,9 @@ struct RaftGroupOptions {
   // Checkpoint the applied index every this many applied entries (bounds re-application
   // work after a restart).
   std::uint64_t checkpoint_interval_entries = 4096;
+  // The most recent entries kept in memory for the core (entry_cache.h); cleared when the
+  // group quiesces.
+  std::uint64_t entry_cache_bytes = 2u << 20;
 };
 
 class RaftGroup {
@@ -122,6 +129,7 @@ class RaftGroup {
   LogIndex commit() const { return commit_; }
   GroupStorage& storage() { return *storage_; }
   const GroupStorage& storage() const { return *storage_; }
+  const CachingStorageView* entry_cache() const { return view_.get(); }
 
  protected:
   // Hooks, all on the loop.
@@ -151,6 +159,7 @@ class RaftGroup {
 
   RaftGroupOptions options_;
   std::unique_ptr<GroupStorage> storage_;
+  std::unique_ptr<CachingStorageView> view_;  // what the core reads; before node_
   std::unique_ptr<raft::RawNode> node_;
   raft::SoftState soft_state_;
   Term term_;

@@ -28,6 +28,14 @@ Result<std::vector<raft::Entry>> CachingStorageView::entries(LogIndex lo, LogInd
   return out;
 }
 
+Result<Term> CachingStorageView::term(LogIndex i) const {
+  if (!cache_.empty() && i >= cache_.front().index && i < cache_end() &&
+      i >= storage_->first_index()) {
+    return cache_[i - cache_.front().index].term;
+  }
+  return storage_->term(i);
+}
+
 void CachingStorageView::on_appended(const std::vector<raft::Entry>& entries) {
   if (entries.empty()) return;
   const LogIndex first = entries.front().index;

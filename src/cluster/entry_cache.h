@@ -9,7 +9,7 @@
 // kNormal entry's payload is the record batch as proposed (or received), before the storage
 // stamped its base offset and leader epoch into it; both fields lie outside the batch CRC and
 // every reader of Raft entries ignores them (a follower stamps its own; apply reads the batch
-// identity only). Everything else (terms, bounds, snapshots, entries not cached) comes from
+// identity only). Everything else (bounds, snapshots, entries and terms not cached) comes from
 // the GroupStorage. Bounded by bytes_max; cleared on a snapshot and when the group quiesces.
 // Event loop only.
 #pragma once
@@ -33,7 +33,10 @@ class CachingStorageView final : public raft::StorageView {
   }
   Result<std::vector<raft::Entry>> entries(LogIndex lo, LogIndex hi,
                                            std::uint64_t bytes_max) const override;
-  Result<Term> term(LogIndex i) const override { return storage_->term(i); }
+  // Cached indexes answer from memory: the storage finds a term by scanning the segment from
+  // its sparse index (a pread and header checksums per call), and the core asks for terms on
+  // every append and append response.
+  Result<Term> term(LogIndex i) const override;
   LogIndex first_index() const override { return storage_->first_index(); }
   LogIndex last_index() const override { return storage_->last_index(); }
   Result<raft::Snapshot> snapshot() const override { return storage_->snapshot(); }

@@ -80,6 +80,10 @@ TEST_F(EntryCache, SuffixTruncationReplacesCachedEntries) {
   ASSERT_EQ(got->size(), 4u);
   EXPECT_EQ(value_of((*got)[1]), "B");
   EXPECT_EQ((*got)[1].term, Term(2));
+  EXPECT_EQ(view.term(LogIndex(1)).value(), Term(1));
+  EXPECT_EQ(view.term(LogIndex(2)).value(), Term(2));
+  EXPECT_EQ(view.term(LogIndex(4)).value(), Term(2));
+  EXPECT_FALSE(view.term(LogIndex(5)).has_value());
   EXPECT_EQ(value_of((*got)[3]), "D");
   // The same as the storage holds.
   auto stored = storage_->entries(LogIndex(1), LogIndex(5), UINT64_MAX);

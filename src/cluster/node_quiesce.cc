@@ -18,7 +18,10 @@
 // do the groups this broker leads (CheckQuorum, thesis §6.2, must run again: a leader cut off
 // from its followers steps down). A leader does not quiesce while a quorum is down, and
 // quiesces without the followers that are down; when a peer is heard from again the groups
-// this broker leads wake, so that the returning follower is caught up by heartbeats.
+// this broker leads wake, so that the returning follower is caught up by heartbeats, and the
+// peer is asked to wake the groups it leads (a quiesce notice without entries): a peer only
+// thought down (a stalled event loop) must not leave the followers it woke here without
+// heartbeats, or they would elect a new leader although the old one is alive.
 // Safety is Raft's throughout: quiescing only stops counting time.
 #include <algorithm>
 
@@ -121,6 +124,13 @@ std::int64_t Node::reconcile_interval_ms() const {
 }
 
 void Node::handle_quiesce(BrokerId from, const raft::Message& message) {
+  if (message.entries.empty()) {
+    // A wake request: `from` had considered this broker down and woke the groups this broker
+    // leads there; their leaders here must heartbeat again, or those followers time out and
+    // elect a new leader although this one is alive.
+    wake_groups_for(BrokerId(-1));
+    return;
+  }
   if (message.entries.size() != 1) return;
   le::LeReader r(message.entries[0].payload.view());
   std::uint32_t count = 0;
@@ -144,8 +154,17 @@ bool Node::note_inbound(BrokerId from) {
     l.last_heard_ms = now;
     if (l.down) {
       l.down = false;
-      log("broker " + std::to_string(from.value()) + " is reachable again: waking the groups led here");
+      log("broker " + std::to_string(from.value()) +
+          " is reachable again: waking the groups led here and asking it to wake those it leads");
       wake_groups_for(BrokerId(-1));
+      if (transport_) {
+        raft::Message m;  // a quiesce notice without entries: a wake request (handle_quiesce)
+        m.type = raft::MessageType::kReadIndex;
+        m.from = node_of(config_.id);
+        m.to = node_of(from);
+        m.context = kQuiesceContext;
+        transport_->send(from, kControlPlaneGroup, std::move(m));
+      }
     }
     return true;
   }

@@ -276,6 +276,9 @@ def overload(c, lg, s):
     return r
 
 
+IDLE_SECS = 30  # the idle CPU window (--idle-secs)
+
+
 def idle_partitions(data_base):
     """1,000 partitions RF=3 on 3 fresh brokers, no traffic: CPU % of one core (3 brokers
     together) and RSS growth per partition replica (1,000 replicas per broker)."""
@@ -296,9 +299,9 @@ def idle_partitions(data_base):
                        capture_output=True, timeout=120)
         created_s = time.time() - t
         time.sleep(10)  # settle
-        log("[raftmq] 1,000 idle partitions: measuring CPU for 30 s")
+        log(f"[raftmq] 1,000 idle partitions: measuring CPU for {IDLE_SECS} s")
         with CpuWatch(c.pids()) as w:
-            time.sleep(30)
+            time.sleep(IDLE_SECS)
         rss1 = {n: procs.mem_kib(p, "VmRSS") for n, p in c.pids().items()}
         per = [(rss1[n] - rss0[n]) / 1000 for n in rss0]
         return {"create_s": round(created_s, 1),
@@ -307,6 +310,7 @@ def idle_partitions(data_base):
                 "rss_kib_per_replica": round(max(per), 1),
                 "rss_mib_before": {n: round(v / 1024, 1) for n, v in rss0.items()},
                 "rss_mib": {n: round(v / 1024, 1) for n, v in rss1.items()},
+                "loadavg": round(os.getloadavg()[0], 2),
                 "brokers_alive": c.alive()}
     finally:
         c.stop()
@@ -418,7 +422,9 @@ def main():
     ap = argparse.ArgumentParser(description="raftmq vs NATS JetStream vs RabbitMQ")
     ap.add_argument("--quick", action="store_true", help="about 5 minutes")
     ap.add_argument("--only", default="machine,raftmq,nats,rabbitmq",
-                    help="comma-separated subset of machine,raftmq,nats,rabbitmq")
+                    help="comma-separated subset of machine,raftmq,nats,rabbitmq; `idle` runs "
+                         "only raftmq's 1,000 idle partitions phase")
+    ap.add_argument("--idle-secs", type=int, default=30, help="idle CPU window (s)")
     ap.add_argument("--data-dir", default=os.environ.get("RAFTMQ_BENCH_DIR", "/tmp"),
                     help="where the brokers' data directories go (its file system is measured)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -428,6 +434,8 @@ def main():
     LOGS = os.path.join(a.out, "last-run-logs")
     shutil.rmtree(LOGS, ignore_errors=True)
     s = Settings(a.quick)
+    global IDLE_SECS
+    IDLE_SECS = a.idle_secs
     only = set(a.only.split(","))
     t0 = time.time()
     results = {"kind": s.kind, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -437,9 +445,15 @@ def main():
     for name, fn in (("raftmq", run_raftmq), ("nats", run_nats), ("rabbitmq", run_rabbitmq)):
         if name in only:
             results[name] = guarded(name, fn, s, a.data_dir)
+    if "idle" in only and "raftmq" not in only:
+        results["raftmq"] = {"system": "raftmq"}
+        phase(results["raftmq"], "idle_1000", idle_partitions, a.data_dir)
     results["loadavg_end"] = os.getloadavg()[0]
     results["elapsed_s"] = round(time.time() - t0, 1)
     procs.cleanup()
+    if only == {"idle"}:
+        print(json.dumps(results.get("raftmq", {}).get("idle_1000"), indent=1), flush=True)
+        return
     report.emit(results, a.out)
 
 

@@ -1,18 +1,22 @@
 """A 3-broker raftmq cluster on loopback for scripts/bench (Kafka ports 9601-9603, Raft RPC
-19601-19603, data in a temporary directory removed at exit)."""
+19601-19603, each shifted by $RAFTMQ_TEST_PORT_OFFSET when set, so that runs of several
+engineers on one machine do not collide; data in a temporary directory removed at exit)."""
 import os
 import subprocess
 import time
 
 import procs
 
-KAFKA_BASE = 9600
-RPC_BASE = 19600
+PORT_OFFSET = int(os.environ.get("RAFTMQ_TEST_PORT_OFFSET", "0") or 0)
+KAFKA_BASE = 9600 + PORT_OFFSET
+RPC_BASE = 19600 + PORT_OFFSET
 
 
 class RaftmqCluster:
     def __init__(self, root, data_base, brokers=3):
-        self.bin = os.path.join(root, "build", "bin", "raftmq")
+        # $RAFTMQ_BENCH_BIN (as for the harness's other binaries): e.g. another build to compare.
+        self.bin = os.path.join(os.environ.get("RAFTMQ_BENCH_BIN", os.path.join(root, "build", "bin")),
+                                "raftmq")
         self.dir = procs.make_temp_dir(data_base, "raftmq-bench-")
         self.n = brokers
         self.procs = {}

@@ -266,6 +266,10 @@ void Node::stop() {
 bool Node::send_message(GroupId group, raft::Message message) {
   if (!transport_) return false;
   BrokerId to = broker_of(message.to);
+  if (link_blocked(to)) {
+    ++metrics_.messages_send_dropped;
+    return false;
+  }
   // Nothing is queued for a peer whose link is down (tests/chaos/FINDINGS.md F2): Raft
   // retransmits what it still needs once the link is back (§5.3), whereas a backlog of stale
   // heartbeats and appends flooded both event loops on reconnect (every queued heartbeat
@@ -293,8 +297,11 @@ RaftGroup* Node::find_group(GroupId group) {
 
 void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
   ++metrics_.inbound_messages;
+  if (!note_inbound(from)) return;
   if (!peers_awaiting_back_.empty()) note_peer_heard(from);
   if (group == kControlPlaneGroup) {
+    if (message.context == kQuiesceContext) return handle_quiesce(from, message);
+    if (message.context == kPingContext) return;  // note_inbound() recorded it
     if (message.context == kAdminRequestContext) return handle_admin_request(from, message);
     if (message.context == kAdminResponseContext) return handle_admin_response(from, message);
     if (message.context == kStatusRequestContext) return handle_status_request(from, message);
@@ -340,19 +347,17 @@ void Node::on_tick() {
     controller_->tick();
     controller_->pump();
   }
-  for (auto& [id, g] : partitions_) {
-    g->tick();
-    g->pump();
-  }
+  check_liveness(now);
+  tick_partitions(now);
   if (producer_ids_) producer_ids_->poll();
   if (now - last_sweep_ms_ >= 50) {
     last_sweep_ms_ = now;
     if (controller_) controller_->sweep(now);
     sweep_forwards(now);
-    for (auto& [id, g] : partitions_) g->sweep(now);
+    sweep_partitions(now);
     recover_replicas(now);
   }
-  if (now - last_reconcile_ms_ >= config_.reconcile_interval_ms) {
+  if (now - last_reconcile_ms_ >= reconcile_interval_ms()) {
     last_reconcile_ms_ = now;
     register_brokers();
     reconcile();

@@ -216,6 +216,17 @@ class Node final : public ClusterApi, public GroupHost {
   std::vector<ReassignmentInfo> list_reassignments() const override;
   void cluster_view(std::int64_t timeout_ms, std::function<void(Result<Buffer>)> done) override;
 
+  // Quiescing (node_quiesce.cc; docs/cluster.md "Quiescing"): partition groups ticked
+  // (awake) and hosted groups that are quiesced; whether `peer` is considered down (silent
+  // for a liveness timeout, or its connection failed).
+  std::size_t awake_partitions() const;
+  std::size_t quiesced_partitions() const;
+  bool peer_down(BrokerId peer) const;
+  // Tests: simulates a network partition between this broker and `peers` (every message to
+  // or from them is dropped here; their connections stay up, so only the liveness pings'
+  // absence reveals it). Empty: heals.
+  void block_links_for_test(std::set<BrokerId> peers);
+
  private:
   struct Hint {
     Term term;
@@ -227,6 +238,35 @@ class Node final : public ClusterApi, public GroupHost {
   bool send_message(GroupId group, raft::Message message) override;
   void log(std::string_view line) override;
   void on_leader_changed(GroupId group, NodeId leader) override;
+
+  // Quiescing and per-broker-pair liveness (node_quiesce.cc).
+  void on_awake(GroupId group) override;
+  void tick_partitions(std::int64_t now_ms);
+  // Sweeps the partition groups with produce/fetch waiters (on_waiter), not all of them.
+  void on_waiter(GroupId group) override;
+  void sweep_partitions(std::int64_t now_ms);
+  // The periodic reconciliation's interval: reconcile_interval_ms while anything may need a
+  // retry (a hosted group awake: a move's next step; orphans; registrations), longer when
+  // every hosted group is quiesced (a metadata change reconciles at once anyway).
+  std::int64_t reconcile_interval_ms() const;
+  void handle_quiesce(BrokerId from, const raft::Message& message);
+  // Every inbound message: records that `from` is alive. False: dropped (test partition).
+  bool note_inbound(BrokerId from);
+  bool link_blocked(BrokerId peer) const;
+  void check_liveness(std::int64_t now_ms);
+  void mark_peer_down(BrokerId peer, std::int64_t now_ms, const char* why);
+  // Wakes the quiesced groups this broker leads and, if `peer` is set, those `peer` leads.
+  void wake_groups_for(BrokerId peer);
+  struct PeerLiveness {
+    BrokerId peer;
+    std::int64_t last_heard_ms = 0;
+    bool down = false;
+  };
+  std::set<GroupId> awake_;  // partition groups to tick; quiesced or removed ones pruned lazily
+  std::set<GroupId> waiting_;  // partition groups with waiters to sweep (pruned when none)
+  std::vector<PeerLiveness> liveness_;
+  std::int64_t last_ping_ms_ = 0;
+  std::set<BrokerId> blocked_for_test_;
 
   // Fast failover (node_failover.cc, docs/cluster.md "Failover"): the transport lost `peer`.
   void on_peer_unreachable(BrokerId peer);
@@ -280,6 +320,10 @@ class Node final : public ClusterApi, public GroupHost {
   };
   static constexpr std::uint64_t kStatusRequestContext = 3;
   static constexpr std::uint64_t kStatusResponseContext = 4;
+  // Control-plane contexts of node_quiesce.cc (ASCII "quiesce", "ping": apart from the small
+  // numbers above).
+  static constexpr std::uint64_t kQuiesceContext = 0x71756965736365ull;
+  static constexpr std::uint64_t kPingContext = 0x70696e67ull;
   void handle_status_request(BrokerId from, const raft::Message& message);
   void handle_status_response(BrokerId from, const raft::Message& message);
   void finish_status_gather(std::uint64_t id);

@@ -160,6 +160,7 @@ void Node::on_peer_unreachable(BrokerId peer) {
   std::int64_t now = steady_now_ms();
   peer_lost_ms_[peer] = now;
   peers_awaiting_back_.insert(peer);
+  mark_peer_down(peer, now, "its connection failed");  // wakes quiesced groups (node_quiesce.cc)
   auto handle = [&](RaftGroup& g) {
     g.report_unreachable(node);
     if (!g.forget_leader_if(node)) return;

@@ -102,6 +102,7 @@ void PartitionGroup::park_waiter(LogIndex index, Acks acks, KafkaOffset base_off
   w.deadline_ms = steady_now_ms() + options_.produce_timeout_ms;
   w.done = std::move(done);
   produce_waiters_.emplace(index, std::move(w));
+  host_->on_waiter(id());
 }
 
 // ---- Idempotent producer (KIP-98) ----
@@ -402,6 +403,7 @@ void PartitionGroup::wait_for_data(KafkaOffset offset, std::int64_t deadline_ms,
     return;
   }
   fetch_waiters_.push_back(FetchWaiter{offset, deadline_ms, std::move(ready)});
+  host_->on_waiter(id());
 }
 
 void PartitionGroup::notify_fetchers() {

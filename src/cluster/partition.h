@@ -94,6 +94,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   Status init();
   // Times out produce waiters and long-polls; call periodically.
   void sweep(std::int64_t now_ms);
+  bool has_waiters() const { return !produce_waiters_.empty() || !fetch_waiters_.empty(); }
   // Fails every waiter (the group is being removed or the broker stops).
   void abort_all(const Status& status);
   Result<bool> apply_retention(std::uint64_t bytes_max, std::int64_t age_ms_max);

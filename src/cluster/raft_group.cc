@@ -40,16 +40,18 @@ Status RaftGroup::start() {
   MQ_ASSERT(node_ == nullptr, "RaftGroup::start called twice");
   raft::Config config = options_.raft;
   config.applied = storage_->restart_applied();
-  MQ_ASSIGN_OR_RETURN(node_, raft::RawNode::create(config, storage_.get()));
+  view_ = std::make_unique<CachingStorageView>(storage_.get(), options_.entry_cache_bytes);
+  MQ_ASSIGN_OR_RETURN(node_, raft::RawNode::create(config, view_.get()));
   applied_ = config.applied;
   commit_ = config.applied;
   last_checkpoint_ = config.applied;
   term_ = storage_->hard_state().term;
+  host_->on_awake(options_.group);
   return Status::ok();
 }
 
 void RaftGroup::tick() {
-  if (node_ == nullptr || failed()) return;
+  if (node_ == nullptr || failed() || quiesced_) return;
   if (parked_) {
     // Waiting for the flusher: a failed fdatasync (ENOSPC or EIO reported at sync time, as with
     // delayed allocation) puts the log in a failed state without any durability report, so
@@ -87,6 +89,9 @@ void RaftGroup::step(const raft::Message& message) {
     last_leader_message_ms_ = now_ms();
   }
   ++loop_work.steps;
+  // A heartbeat response does not wake a quiesced leader (the last round's answers arrive
+  // after it quiesced); if it calls for an append, the Ready wakes it in pump().
+  if (quiesced_ && message.type != raft::MessageType::kHeartbeatResponse) wake();
   Status s = node_->step(message);
   if (!s.is_ok()) {
     host_->log(options_.name + ": dropped message " + raft::describe(message) + ": " + s.to_string());
@@ -102,6 +107,7 @@ bool RaftGroup::forget_leader_if(NodeId node) {
   if (node_ == nullptr || failed() || node == kNoNode) return false;
   if (soft_state_.role != raft::Role::kFollower || soft_state_.leader != node) return false;
   node_->forget_leader();
+  wake();
   return true;
 }
 
@@ -113,13 +119,60 @@ Status RaftGroup::read_index(std::uint64_t request_context) {
 void RaftGroup::campaign_if_leaderless() {
   if (node_ == nullptr || failed()) return;
   if (soft_state_.role != raft::Role::kFollower || soft_state_.leader != kNoNode) return;
+  wake();
   node_->campaign();
+}
+
+// ---- Quiescing ----
+namespace {
+// Consecutive quiescable ticks before a leader quiesces: more than a heartbeat interval, so
+// that a heartbeat carrying the final commit index has reached every follower (the followers
+// quiesce only with the whole log committed and applied).
+std::uint32_t quiesce_after_ticks(const raft::Config& config) {
+  return 2 * config.heartbeat_ticks + 2;
+}
+}  // namespace
+
+void RaftGroup::wake() {
+  quiescable_ticks_ = 0;
+  if (!quiesced_) return;
+  quiesced_ = false;
+  host_->on_awake(options_.group);
+}
+
+bool RaftGroup::maybe_quiesce_as_leader(std::span<const NodeId> down) {
+  if (node_ == nullptr || failed() || quiesced_ || parked_ || node_->has_ready() ||
+      !node_->quiescable_as_leader(down)) {
+    quiescable_ticks_ = 0;
+    return false;
+  }
+  if (++quiescable_ticks_ < quiesce_after_ticks(options_.raft)) return false;
+  raft::NodeStatus status = node_->status();
+  view_->clear();  // everything is applied and replicated: nobody reads these entries
+  quiesced_ = true;
+  quiesced_term_ = status.hard_state.term;
+  quiesced_index_ = status.last_index;
+  return true;
+}
+
+bool RaftGroup::quiesce_as_follower(NodeId leader, Term term, LogIndex index) {
+  if (node_ == nullptr || failed() || quiesced_ || parked_ || node_->has_ready() ||
+      !node_->quiescable_as_follower(leader, term, index)) {
+    return false;
+  }
+  view_->clear();
+  quiesced_ = true;
+  quiescable_ticks_ = 0;
+  quiesced_term_ = term;
+  quiesced_index_ = index;
+  return true;
 }
 
 void RaftGroup::pump() {
   // Bounded: each iteration either parks (waits for the flusher) or advances the core.
   for (int round = 0; round < 64; ++round) {
     if (node_ == nullptr || failed() || parked_ || !node_->has_ready()) return;
+    if (quiesced_) wake();  // a proposal, a read, a transfer, an answer to send
     const std::int64_t started = now_ms();
     ++loop_work.readies;
     process(node_->ready());
@@ -155,6 +208,7 @@ void RaftGroup::process(raft::Ready rd) {
   }
   send_all(rd.messages);
   if (rd.snapshot) {
+    view_->clear();
     Status s = storage_->install_snapshot(*rd.snapshot);
     if (!s.is_ok()) return fail(std::move(s));
     on_snapshot_installed(*rd.snapshot);
@@ -164,6 +218,7 @@ void RaftGroup::process(raft::Ready rd) {
     std::vector<AppendedEntry> appended;
     Status s = storage_->append(rd.entries_to_persist, &appended);
     if (!s.is_ok()) return fail(std::move(s));
+    view_->on_appended(rd.entries_to_persist);
     on_appended(appended);
   }
   if (rd.hard_state) {

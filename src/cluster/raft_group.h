@@ -20,10 +20,12 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
+#include "cluster/entry_cache.h"
 #include "cluster/group_storage.h"
 #include "raft/raw_node.h"
 
@@ -41,6 +43,12 @@ class GroupHost {
     (void)group;
     (void)leader;
   }
+  // `group` started or woke from quiescence: the host ticks it again (only awake groups are
+  // ticked, so a tick costs O(awake groups), not O(all)). Default: no-op.
+  virtual void on_awake(GroupId group) { (void)group; }
+  // `group` parked a produce or fetch waiter with a deadline: the host sweeps it
+  // (PartitionGroup::sweep) until it has none, whether it is awake or quiesced. Default: no-op.
+  virtual void on_waiter(GroupId group) { (void)group; }
   // A ReadIndex request of `group` was confirmed (after the Ready's entries were applied).
   virtual void on_read_state(GroupId group, const raft::ReadState& state) {
     (void)group;
@@ -55,6 +63,9 @@ struct RaftGroupOptions {
   // Checkpoint the applied index every this many applied entries (bounds re-application
   // work after a restart).
   std::uint64_t checkpoint_interval_entries = 4096;
+  // The most recent entries kept in memory for the core (entry_cache.h); cleared when the
+  // group quiesces.
+  std::uint64_t entry_cache_bytes = 2u << 20;
 };
 
 class RaftGroup {
@@ -86,6 +97,24 @@ class RaftGroup {
   // Checkpoints the applied index now (shutdown).
   void checkpoint_now();
 
+  // ---- Quiescing (docs/cluster.md "Quiescing"; CockroachDB's quiesced ranges) ----
+  // A quiesced group is not ticked: no heartbeats (leader), no election timer (follower).
+  // It wakes on any stepped message but a heartbeat response, on any Ready (a proposal,
+  // a read, a transfer), on campaign_if_leaderless / forget_leader_if, and on wake().
+  bool quiesced() const { return quiesced_; }
+  void wake();
+  // Leader, once per tick: quiesces after the group has been quiescable
+  // (RawNode::quiescable_as_leader, peers in `down` excepted) for kQuiesceAfterTicks
+  // consecutive ticks — long enough for a heartbeat to carry the final commit index to every
+  // follower. Returns true when it quiesced; the caller then tells the followers
+  // (quiesced_at()).
+  bool maybe_quiesce_as_leader(std::span<const NodeId> down);
+  // The (term, last index) the leader quiesced at.
+  std::pair<Term, LogIndex> quiesced_at() const { return {quiesced_term_, quiesced_index_}; }
+  // Follower: the leader's notice that it quiesced at (term, index); quiesces if this
+  // replica follows it in that term and holds exactly its log, committed and applied.
+  bool quiesce_as_follower(NodeId leader, Term term, LogIndex index);
+
   GroupId id() const { return options_.group; }
   const std::string& name() const { return options_.name; }
   raft::RawNode& node() { return *node_; }
@@ -100,6 +129,7 @@ class RaftGroup {
   LogIndex commit() const { return commit_; }
   GroupStorage& storage() { return *storage_; }
   const GroupStorage& storage() const { return *storage_; }
+  const CachingStorageView* entry_cache() const { return view_.get(); }
 
  protected:
   // Hooks, all on the loop.
@@ -129,6 +159,7 @@ class RaftGroup {
 
   RaftGroupOptions options_;
   std::unique_ptr<GroupStorage> storage_;
+  std::unique_ptr<CachingStorageView> view_;  // what the core reads; before node_
   std::unique_ptr<raft::RawNode> node_;
   raft::SoftState soft_state_;
   Term term_;
@@ -143,6 +174,10 @@ class RaftGroup {
   std::int64_t last_leader_message_ms_ = 0;  // steady clock; an Append/Heartbeat/Snapshot
   std::int64_t last_tick_ms_ = 0;
   std::int64_t max_tick_gap_ms_ = 0;  // since the last role change
+  bool quiesced_ = false;
+  std::uint32_t quiescable_ticks_ = 0;  // consecutive ticks quiescable (leader)
+  Term quiesced_term_;
+  LogIndex quiesced_index_;
 };
 
 }  // namespace mq::cluster

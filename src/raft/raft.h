@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <span>
 #include <variant>
 #include <vector>
 
@@ -89,6 +90,8 @@ class Raft {
   void report_unreachable(NodeId to);
   void forget_leader();
   bool has_ready() const;
+  bool quiescable_as_leader(std::span<const NodeId> down) const;  // quiesce.cc
+  bool quiescable_as_follower(NodeId leader, Term term, LogIndex index) const;
   Ready ready();
   void advance(const Ready& ready);
   NodeStatus status() const;

@@ -73,6 +73,14 @@ void RawNode::forget_leader() {
 
 bool RawNode::has_ready() const { return raft_->has_ready(); }
 
+bool RawNode::quiescable_as_leader(std::span<const NodeId> down) const {
+  return raft_->quiescable_as_leader(down);
+}
+
+bool RawNode::quiescable_as_follower(NodeId leader, Term term, LogIndex index) const {
+  return raft_->quiescable_as_follower(leader, term, index);
+}
+
 Ready RawNode::ready() {
   return checked(*raft_, [&] { return raft_->ready(); });
 }

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <span>
 
 #include "base/result.h"
 #include "raft/config.h"
@@ -89,6 +90,19 @@ class RawNode {
   // unless this node is a follower; refused (ignored) with lease-based reads, whose safety
   // relies on followers not voting within the lease.
   void forget_leader();
+
+  // Quiescing (hosts with many idle groups stop ticking them, as CockroachDB quiesces idle
+  // ranges; docs/cluster.md "Quiescing"). Safety never depends on it: a quiesced replica only
+  // stops counting time; the host resumes ticking it on any message, proposal or peer loss.
+  // A leader may quiesce when nothing is left to do: every entry of its log committed and
+  // applied, every peer not listed in `down` known to hold the whole log (match == last
+  // index), the peers not in `down` a quorum (else CheckQuorum must keep running), no
+  // ReadIndex, leadership transfer, joint configuration or unsent message pending.
+  bool quiescable_as_leader(std::span<const NodeId> down) const;
+  // A follower may quiesce when told so by `leader` at `term` for a log ending at `index`
+  // if it follows that leader in that term and its log ends at `index`, committed and
+  // applied (it then holds exactly the leader's log).
+  bool quiescable_as_follower(NodeId leader, Term term, LogIndex index) const;
 
   bool has_ready() const;
   Ready ready();

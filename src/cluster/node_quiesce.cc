@@ -1,0 +1,246 @@
+// Node: quiescing of idle partition groups and per-broker-pair liveness (docs/cluster.md
+// "Quiescing").
+//
+// An idle Raft group costs a heartbeat round every heartbeat interval and an election timer
+// on every replica; with thousands of partitions that is most of an idle broker's CPU. As
+// CockroachDB does for its ranges, a leader whose group has nothing left to do (everything
+// committed, applied and replicated to every live peer: RawNode::quiescable_as_leader) stops
+// ticking it and sends its followers a quiesce notice; a follower that holds exactly the
+// leader's log stops its election timer. Only awake groups are ticked, so a tick costs
+// O(awake groups). Any message (but a heartbeat response), proposal or other Ready wakes a
+// group (RaftGroup::step/pump).
+//
+// Liveness. A quiesced follower no longer notices a dead leader by its silence, so brokers
+// exchange a ping every kPingIntervalMs on every broker pair (one message per peer, whatever
+// the number of groups) and any inbound message counts as a sign of life. A peer silent for
+// one minimum election timeout, or whose connection failed (Node::on_peer_unreachable), is
+// down: the quiesced groups it leads wake (their election timers run again, thesis §5.2), as
+// do the groups this broker leads (CheckQuorum, thesis §6.2, must run again: a leader cut off
+// from its followers steps down). A leader does not quiesce while a quorum is down, and
+// quiesces without the followers that are down; when a peer is heard from again the groups
+// this broker leads wake, so that the returning follower is caught up by heartbeats, and the
+// peer is asked to wake the groups it leads (a quiesce notice without entries): a peer only
+// thought down (a stalled event loop) must not leave the followers it woke here without
+// heartbeats, or they would elect a new leader although the old one is alive.
+// Safety is Raft's throughout: quiescing only stops counting time.
+#include <algorithm>
+
+#include "base/le_codec.h"
+#include "cluster/ids.h"
+#include "cluster/node.h"
+
+namespace mq::cluster {
+namespace {
+constexpr std::int64_t kPingIntervalMs = 50;
+constexpr std::int64_t kIdleReconcileIntervalMs = 1000;
+// One notice entry: group u64 | term u64 | index u64.
+constexpr std::size_t kNoticeEntryBytes = 24;
+}  // namespace
+
+void Node::on_awake(GroupId group) {
+  if (group != kControllerGroup) awake_.insert(group);
+}
+
+void Node::on_waiter(GroupId group) {
+  if (group != kControllerGroup) waiting_.insert(group);
+}
+
+void Node::sweep_partitions(std::int64_t now_ms) {
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    auto found = partitions_.find(*it);
+    if (found == partitions_.end()) {
+      it = waiting_.erase(it);
+      continue;
+    }
+    found->second->sweep(now_ms);
+    it = found->second->has_waiters() ? std::next(it) : waiting_.erase(it);
+  }
+}
+
+std::size_t Node::awake_partitions() const {
+  std::size_t n = 0;
+  for (const auto& [id, g] : partitions_) n += g->quiesced() ? 0 : 1;
+  return n;
+}
+
+std::size_t Node::quiesced_partitions() const { return partitions_.size() - awake_partitions(); }
+
+void Node::tick_partitions(std::int64_t now_ms) {
+  (void)now_ms;
+  std::vector<NodeId> down;
+  for (const PeerLiveness& l : liveness_) {
+    if (l.down) down.push_back(node_of(l.peer));
+  }
+  // Quiesce notices, one message per follower broker: count u32, then the entries.
+  std::map<BrokerId, Buffer> notices;
+  for (auto it = awake_.begin(); it != awake_.end();) {
+    auto found = partitions_.find(*it);
+    if (found == partitions_.end() || found->second->quiesced() || found->second->failed()) {
+      it = awake_.erase(it);  // removed, quiesced as a follower, or stopped by a storage error
+      continue;
+    }
+    PartitionGroup& g = *found->second;
+    g.tick();
+    g.pump();
+    if (!g.is_raft_leader() || !g.maybe_quiesce_as_leader(down)) {
+      ++it;
+      continue;
+    }
+    auto [term, index] = g.quiesced_at();
+    raft::ConfState cs = g.node().conf_state();
+    std::vector<NodeId> members = cs.voters;
+    members.insert(members.end(), cs.learners.begin(), cs.learners.end());
+    for (NodeId n : members) {
+      BrokerId b = broker_of(n);
+      if (b == config_.id || std::find(down.begin(), down.end(), n) != down.end()) continue;
+      Buffer& body = notices[b];
+      if (body.size() == 0) le::put_u32(body, 0);
+      le::put_u64(body, g.id().value());
+      le::put_u64(body, term.value());
+      le::put_u64(body, index.value());
+    }
+    it = awake_.erase(it);
+  }
+  if (!transport_) return;
+  for (auto& [b, body] : notices) {
+    le::encode_u32(body.data(), static_cast<std::uint32_t>((body.size() - 4) / kNoticeEntryBytes));
+    if (link_blocked(b)) continue;
+    raft::Message m;
+    m.type = raft::MessageType::kReadIndex;
+    m.from = node_of(config_.id);
+    m.to = node_of(b);
+    m.context = kQuiesceContext;
+    raft::Entry e;
+    e.payload = SharedBuffer(std::move(body));
+    m.entries.push_back(std::move(e));
+    transport_->send(b, kControlPlaneGroup, std::move(m));
+  }
+}
+
+std::int64_t Node::reconcile_interval_ms() const {
+  const std::int64_t base = config_.reconcile_interval_ms;
+  if (!awake_.empty() || !orphan_since_ms_.empty() || !registering_.empty()) return base;
+  return std::max(base, kIdleReconcileIntervalMs);
+}
+
+void Node::handle_quiesce(BrokerId from, const raft::Message& message) {
+  if (message.entries.empty()) {
+    // A wake request: `from` had considered this broker down and woke the groups this broker
+    // leads there; their leaders here must heartbeat again, or those followers time out and
+    // elect a new leader although this one is alive.
+    wake_groups_for(BrokerId(-1));
+    return;
+  }
+  if (message.entries.size() != 1) return;
+  le::LeReader r(message.entries[0].payload.view());
+  std::uint32_t count = 0;
+  if (!r.read_u32(&count) || count > r.remaining() / kNoticeEntryBytes) return;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::uint64_t group = 0, term = 0, index = 0;
+    if (!r.read_u64(&group) || !r.read_u64(&term) || !r.read_u64(&index)) return;
+    auto found = partitions_.find(GroupId(group));
+    if (found == partitions_.end()) continue;
+    // Not quiescing here (a notice overtaken by newer entries, or this replica behind) is
+    // harmless: it keeps ticking, and its election timeout wakes the leader.
+    (void)found->second->quiesce_as_follower(node_of(from), Term(term), LogIndex(index));
+  }
+}
+
+bool Node::note_inbound(BrokerId from) {
+  if (link_blocked(from)) return false;
+  std::int64_t now = steady_now_ms();
+  for (PeerLiveness& l : liveness_) {
+    if (l.peer != from) continue;
+    l.last_heard_ms = now;
+    if (l.down) {
+      l.down = false;
+      log("broker " + std::to_string(from.value()) +
+          " is reachable again: waking the groups led here and asking it to wake those it leads");
+      wake_groups_for(BrokerId(-1));
+      if (transport_) {
+        raft::Message m;  // a quiesce notice without entries: a wake request (handle_quiesce)
+        m.type = raft::MessageType::kReadIndex;
+        m.from = node_of(config_.id);
+        m.to = node_of(from);
+        m.context = kQuiesceContext;
+        transport_->send(from, kControlPlaneGroup, std::move(m));
+      }
+    }
+    return true;
+  }
+  if (from != config_.id) liveness_.push_back(PeerLiveness{from, now, false});
+  return true;
+}
+
+bool Node::link_blocked(BrokerId peer) const {
+  return !blocked_for_test_.empty() && blocked_for_test_.count(peer) != 0;
+}
+
+void Node::block_links_for_test(std::set<BrokerId> peers) { blocked_for_test_ = std::move(peers); }
+
+bool Node::peer_down(BrokerId peer) const {
+  for (const PeerLiveness& l : liveness_) {
+    if (l.peer == peer) return l.down;
+  }
+  return false;
+}
+
+void Node::check_liveness(std::int64_t now_ms) {
+  auto track = [&](BrokerId id) {
+    if (id == config_.id) return;
+    bool known = std::any_of(liveness_.begin(), liveness_.end(),
+                             [&](const PeerLiveness& l) { return l.peer == id; });
+    if (!known) liveness_.push_back(PeerLiveness{id, now_ms, false});
+  };
+  for (const BrokerAddress& b : config_.brokers) track(b.id);
+  for (const auto& [id, address] : joined_peers_) track(id);  // brokers added by a join
+  // One minimum election timeout of silence (pings every kPingIntervalMs).
+  const std::int64_t timeout_ms =
+      std::max<std::int64_t>(static_cast<std::int64_t>(config_.election_ticks) * config_.tick_ms,
+                             4 * kPingIntervalMs);
+  for (PeerLiveness& l : liveness_) {
+    if (!l.down && now_ms - l.last_heard_ms > timeout_ms) {
+      mark_peer_down(l.peer, now_ms, "it was silent for the liveness timeout");
+    }
+  }
+  if (now_ms - last_ping_ms_ < kPingIntervalMs || !transport_) return;
+  last_ping_ms_ = now_ms;
+  for (const PeerLiveness& l : liveness_) {
+    if (link_blocked(l.peer)) continue;
+    raft::Message m;
+    m.type = raft::MessageType::kReadIndex;
+    m.from = node_of(config_.id);
+    m.to = node_of(l.peer);
+    m.context = kPingContext;
+    transport_->send(l.peer, kControlPlaneGroup, std::move(m));
+  }
+}
+
+void Node::mark_peer_down(BrokerId peer, std::int64_t now_ms, const char* why) {
+  (void)now_ms;
+  for (PeerLiveness& l : liveness_) {
+    if (l.peer != peer) continue;
+    if (l.down) return;
+    l.down = true;
+    log("broker " + std::to_string(peer.value()) + " considered down (" + why +
+        "): waking the groups it leads and those led here");
+    wake_groups_for(peer);
+    return;
+  }
+  if (peer != config_.id) {
+    liveness_.push_back(PeerLiveness{peer, 0, true});
+    wake_groups_for(peer);
+  }
+}
+
+void Node::wake_groups_for(BrokerId peer) {
+  const NodeId self = node_of(config_.id);
+  const NodeId other = peer.value() < 0 ? kNoNode : node_of(peer);
+  for (auto& [id, g] : partitions_) {
+    if (!g->quiesced()) continue;
+    NodeId leader = g->leader();
+    if (leader == self || (other != kNoNode && leader == other)) g->wake();
+  }
+}
+
+}  // namespace mq::cluster

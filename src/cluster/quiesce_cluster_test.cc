@@ -1,0 +1,209 @@
+// Quiescing of idle partition groups on in-process clusters (node_quiesce.cc): idle groups
+// stop ticking without elections, wake on produce, and a quiesced group whose leader dies or
+// is partitioned away still gets a new leader (liveness), the old one stepping down
+// (CheckQuorum, thesis §6.2).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cluster/test_cluster.h"
+#include "protocol/record_batch.h"
+
+namespace mq::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TestBroker;
+using testing::wait_until;
+
+Status produce(TestBroker& b, const std::string& topic, std::int32_t partition,
+               const std::string& value) {
+  return b.call_async<Status>([=](Node& n, std::function<void(Status)> reply) {
+    auto p = n.local_partition(topic, partition);
+    if (!p.has_value()) return reply(p.error());
+    std::vector<protocol::RecordInput> inputs(1);
+    inputs[0].value = Buffer(std::string_view(value));
+    inputs[0].timestamp = 1700000000000;
+    auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{}, inputs);
+    MQ_ASSERT(batch.has_value());
+    (*p)->produce(SharedBuffer(std::move(*batch)), Acks::kAll, [reply](Result<ProduceResult> r) {
+      reply(r.has_value() ? Status::ok() : r.error());
+    });
+  });
+}
+
+class ClusterQuiesce : public ::testing::Test {
+ protected:
+  void make(int n) {
+    root_ = testing::make_temp_dir("raftmq-quiesce-");
+    std::vector<BrokerAddress> addresses;
+    for (int i = 0; i < n; ++i) {
+      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
+                                        static_cast<std::uint16_t>(19192 + i)});
+    }
+    for (int i = 0; i < n; ++i) {
+      NodeConfig c;
+      c.id = BrokerId(i);
+      c.data_dir = root_ + "/broker" + std::to_string(i);
+      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
+      c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
+      c.brokers = addresses;
+      c.produce_timeout_ms = 5000;
+      brokers_.push_back(std::make_unique<TestBroker>(c));
+    }
+    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
+  }
+  void TearDown() override {
+    brokers_.clear();
+    if (!root_.empty()) std::filesystem::remove_all(root_);
+  }
+  TestBroker* controller_leader() {
+    for (auto& b : brokers_) {
+      if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
+        return b.get();
+      }
+    }
+    return nullptr;
+  }
+  void create_topic(const std::string& name, int partitions) {
+    TestBroker* c = nullptr;
+    ASSERT_TRUE(wait_until([&] { return (c = controller_leader()) != nullptr; }, 10s));
+    auto results = c->call_async<std::vector<AdminResult>>(
+        [=](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
+          TopicSpec spec;
+          spec.name = name;
+          spec.partitions = partitions;
+          spec.replication_factor = 3;
+          n.create_topics({spec}, 5000, reply);
+        });
+    ASSERT_EQ(results.size(), 1u);
+    ASSERT_TRUE(results[0].status.is_ok()) << results[0].status.to_string();
+  }
+  // The broker leading topic/p, other than `except`.
+  TestBroker* leader_of(const std::string& topic, std::int32_t p, TestBroker* except = nullptr) {
+    for (auto& b : brokers_) {
+      if (b.get() == except || !b->running()) continue;
+      if (b->call([&](Node& n) { return n.local_partition(topic, p).has_value(); })) return b.get();
+    }
+    return nullptr;
+  }
+  bool all_quiesced() {
+    for (auto& b : brokers_) {
+      if (!b->running()) continue;
+      bool idle = b->call([](Node& n) {
+        return n.awake_partitions() == 0 && n.quiesced_partitions() > 0;
+      });
+      if (!idle) return false;
+    }
+    return true;
+  }
+  // The leader epoch (from the Raft term) of topic/p on `b`; -1 if b does not lead it.
+  std::int64_t leader_epoch(TestBroker& b, const std::string& topic, std::int32_t p) {
+    return b.call([&](Node& n) -> std::int64_t {
+      auto lp = n.local_partition(topic, p);
+      return lp.has_value() ? (*lp)->leader_epoch() : -1;
+    });
+  }
+  PartitionStatus replica(TestBroker& b, const std::string& topic, std::int32_t p) {
+    ClusterStatus status = b.call([](Node& n) { return n.cluster_status(); });
+    for (const PartitionStatus& s : status.partitions) {
+      if (s.topic == topic && s.partition == p) return s;
+    }
+    return PartitionStatus{};
+  }
+  bool leads(TestBroker& b, const std::string& topic, std::int32_t p) {
+    return b.call([&](Node& n) { return n.local_partition(topic, p).has_value(); });
+  }
+
+  std::string root_;
+  std::vector<std::unique_ptr<TestBroker>> brokers_;
+};
+
+TEST_F(ClusterQuiesce, IdleGroupsQuiesceWithoutElectionsAndWakeOnProduce) {
+  make(3);
+  create_topic("q", 4);
+  for (int p = 0; p < 4; ++p) ASSERT_TRUE(wait_until([&] { return leader_of("q", p) != nullptr; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return all_quiesced(); }, 10s)) << "groups did not quiesce";
+  TestBroker* leader = leader_of("q", 0);
+  ASSERT_NE(leader, nullptr);
+  const std::int64_t epoch = leader_epoch(*leader, "q", 0);
+  ASSERT_GE(epoch, 0);
+  // Quiesced for several election timeouts: nobody campaigns.
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_TRUE(all_quiesced());
+  ASSERT_EQ(leader_of("q", 0), leader);
+  EXPECT_EQ(leader_epoch(*leader, "q", 0), epoch);
+  // A produce wakes the group; acks=all needs the (quiesced) followers.
+  ASSERT_TRUE(produce(*leader, "q", 0, "after quiescence").is_ok());
+  auto records = testing::read_committed(*leader, "q", 0);
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.back().second, "after quiescence");
+  // Every replica commits and applies it (the followers learn the commit index).
+  const LogIndex last = replica(*leader, "q", 0).last_index;
+  for (auto& b : brokers_) {
+    EXPECT_TRUE(wait_until([&] {
+      PartitionStatus s = replica(*b, "q", 0);
+      return s.commit_index == last && s.applied_index == last;
+    }, 5s)) << "broker " << b->config().id.value();
+  }
+  EXPECT_EQ(leader_epoch(*leader, "q", 0), epoch);
+  // And it quiesces again.
+  EXPECT_TRUE(wait_until([&] { return all_quiesced(); }, 10s));
+}
+
+TEST_F(ClusterQuiesce, KilledLeaderOfQuiescedGroupIsReplaced) {
+  make(3);
+  create_topic("q", 3);
+  for (int p = 0; p < 3; ++p) ASSERT_TRUE(wait_until([&] { return leader_of("q", p) != nullptr; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return all_quiesced(); }, 10s));
+  TestBroker* old_leader = leader_of("q", 0);
+  ASSERT_NE(old_leader, nullptr);
+  auto killed = std::chrono::steady_clock::now();
+  old_leader->kill();
+  TestBroker* next = nullptr;
+  // Election timeout 300-600 ms (plus the fast-failover stagger): well within 3 s.
+  ASSERT_TRUE(wait_until([&] { return (next = leader_of("q", 0, old_leader)) != nullptr; }, 3s));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - killed);
+  EXPECT_LT(took.count(), 3000);
+  EXPECT_TRUE(produce(*next, "q", 0, "after failover").is_ok());
+}
+
+TEST_F(ClusterQuiesce, PartitionedQuiescedLeaderStepsDownAndIsReplaced) {
+  make(3);
+  create_topic("q", 3);
+  for (int p = 0; p < 3; ++p) ASSERT_TRUE(wait_until([&] { return leader_of("q", p) != nullptr; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return all_quiesced(); }, 10s));
+  TestBroker* old_leader = leader_of("q", 0);
+  ASSERT_NE(old_leader, nullptr);
+  const BrokerId cut = old_leader->config().id;
+  std::set<BrokerId> others;
+  for (auto& b : brokers_) {
+    if (b.get() != old_leader) others.insert(b->config().id);
+  }
+  // Messages are dropped both ways; the TCP connections stay up, so only the absence of the
+  // liveness pings reveals the partition.
+  old_leader->call([&](Node& n) { n.block_links_for_test(others); });
+  for (auto& b : brokers_) {
+    if (b.get() != old_leader) b->call([&](Node& n) { n.block_links_for_test({cut}); });
+  }
+  // Liveness timeout (300 ms) + election timeout (300-600 ms) on the majority side.
+  TestBroker* next = nullptr;
+  EXPECT_TRUE(wait_until([&] { return (next = leader_of("q", 0, old_leader)) != nullptr; }, 5s));
+  // The minority leader steps down: CheckQuorum runs again once its peers are down.
+  EXPECT_TRUE(wait_until([&] { return !leads(*old_leader, "q", 0); }, 5s));
+  for (BrokerId other : others) {
+    EXPECT_TRUE(old_leader->call([&](Node& n) { return n.peer_down(other); }));
+  }
+  // Heal: one leader, writes go through, every replica quiesces again.
+  for (auto& b : brokers_) b->call([](Node& n) { n.block_links_for_test({}); });
+  ASSERT_NE(next, nullptr);
+  EXPECT_TRUE(wait_until([&] {
+    TestBroker* l = leader_of("q", 0);
+    return l != nullptr && produce(*l, "q", 0, "healed").is_ok();
+  }, 10s));
+  EXPECT_TRUE(wait_until([&] { return all_quiesced(); }, 10s));
+}
+
+}  // namespace
+}  // namespace mq::cluster

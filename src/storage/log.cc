@@ -15,6 +15,7 @@ Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
   segment_options_.log_name = options_.name.empty() ? options_.directory : options_.name;
   segment_options_.index_interval_bytes = options_.index_interval_bytes;
   segment_options_.direct_append_min_bytes = options_.direct_append_min_bytes;
+  segment_options_.on_damaged_tail_cut = options_.on_damaged_tail_cut;
 }
 
 Log::~Log() {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,12 +50,29 @@ struct EntryLocation {
   EntryHeader header;
 };
 
+// Recovery mode "cut at the first damaged entry" (LogOptions::on_damaged_tail_cut): what a
+// cut of a tail segment at a damaged entry that has valid entries after it removes.
+struct DamagedTailCut {
+  std::string segment;             // path of the tail segment
+  std::uint64_t position = 0;      // where the damaged entry starts: the file is cut here
+  std::uint64_t bytes_removed = 0;
+  LogIndex first_cut;              // index of the damaged entry: the first index removed
+  // The highest index a valid entry after the damage carries: the log held (and this replica
+  // may have acknowledged) entries up to here before the damage.
+  LogIndex last_index_before;
+  std::string damage;              // the kCorruption message a normal open reports
+};
+
 struct SegmentOptions {
   std::string log_name;                       // for error messages
   std::uint64_t index_interval_bytes = 4096;  // bytes of entries between two index entries
   // Appends of at least this many bytes go through File::write_direct (bypassing the page
   // cache, see append_direct); 0: never.
   std::uint64_t direct_append_min_bytes = 0;
+  // Null: a damaged tail entry followed by a valid one is kCorruption (the default). Set: it
+  // is called with what would be cut, before anything is cut; if it returns OK the tail is
+  // cut at the damaged entry (durably) and OpenReport::damaged_cut says so.
+  std::function<Status(const DamagedTailCut&)> on_damaged_tail_cut;
 };
 
 class Segment {
@@ -81,6 +99,7 @@ class Segment {
     bool leftover = false;
     std::uint64_t torn_bytes_removed = 0;
     bool index_rebuilt = false;
+    std::optional<DamagedTailCut> damaged_cut;  // SegmentOptions::on_damaged_tail_cut only
   };
   static Result<std::unique_ptr<Segment>> open(FileSystem* fs, const std::string& dir,
                                                LogIndex base_index, bool tail,
@@ -165,6 +184,10 @@ class Segment {
   };
   Status load_tail(OpenReport* report);
   Status load_closed(OpenReport* report);
+  // Cut mode of load_tail: the entry at `position` is damaged and a valid one follows at
+  // `follower`; describes the cut, asks options_.on_damaged_tail_cut, records it in `report`.
+  Status accept_damaged_tail_cut(std::uint64_t position, std::uint64_t follower,
+                                 std::uint64_t file_size, Status damage, OpenReport* report);
   Status load_index_files();
   Status rebuild_index_by_scan(std::uint64_t end);
   Status write_index_files();

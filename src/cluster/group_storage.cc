@@ -73,6 +73,7 @@ Result<std::unique_ptr<GroupStorage>> GroupStorage::open(storage::FileSystem* fs
   log_options.segment_size_bytes_max = options.segment_size_bytes_max;
   log_options.entry_payload_bytes_max = options.entry_payload_bytes_max;
   log_options.on_durable = options.on_durable;
+  log_options.on_damaged_tail_cut = options.on_damaged_tail_cut;
   std::unique_ptr<GroupStorage> gs(new GroupStorage(fs, std::move(options)));
   MQ_ASSIGN_OR_RETURN(gs->log_, storage::Log::open(fs, clock, log_options, flusher));
   MQ_RETURN_IF_ERROR(gs->load());

@@ -55,6 +55,8 @@ struct GroupStorageOptions {
   std::uint32_t entry_payload_bytes_max = 16u << 20;
   std::uint64_t snapshot_data_bytes_max = 64u << 20;
   std::function<void(LogIndex)> on_durable;  // Flusher thread
+  // Repair mode: storage::LogOptions::on_damaged_tail_cut (null: a damaged tail fails open).
+  std::function<Status(const storage::DamagedTailCut&)> on_damaged_tail_cut;
 };
 
 // Where an appended entry landed in Kafka offsets.

@@ -120,6 +120,7 @@ struct NodeMetrics {
   std::uint64_t groups_removed = 0;
   std::uint64_t leader_transfers = 0;
   std::uint64_t retention_runs = 0;
+  std::uint64_t replicas_repaired = 0;  // damaged tails cut (replica_repair.h)
 };
 
 struct BrokerStatus {
@@ -359,8 +360,11 @@ class Node final : public ClusterApi, public GroupHost {
   // A transport link to an address rather than a broker id (transport.h), for answers to a
   // broker that is not registered at that address (yet); removed after kReplyLinkIdleMs.
   BrokerId reply_link(const std::string& host, std::uint16_t port, std::int64_t now_ms);
-  Result<std::unique_ptr<PartitionGroup>> open_partition(const TopicRecord& topic,
-                                                         std::int32_t partition);
+  // `cut` non-null: the log opens in the "cut at the first damaged entry" repair mode and
+  // *cut says what was cut (replica_repair.h).
+  Result<std::unique_ptr<PartitionGroup>> open_partition(
+      const TopicRecord& topic, std::int32_t partition,
+      std::optional<storage::DamagedTailCut>* cut = nullptr);
   void deliver(BrokerId from, GroupId group, raft::Message message);
   void handle_hints(BrokerId from, const raft::Message& message);
   void broadcast_hints();
@@ -389,6 +393,12 @@ class Node final : public ClusterApi, public GroupHost {
   void recover_replicas(std::int64_t now_ms);
   void reopen_replica(GroupId group, const std::string& topic, std::int32_t partition,
                       std::int64_t now_ms);
+  // replica_repair.cc: open_partition, repairing a damaged tail (then abstaining); the
+  // abstention bound of a repaired replica is applied at every open and dropped once reached.
+  Result<std::unique_ptr<PartitionGroup>> open_partition_repairing(const TopicRecord& topic,
+                                                                   std::int32_t partition);
+  Status apply_abstention(PartitionGroup& group, const std::string& dir);
+  void finish_repairs();
 
   asio::io_context& loop_;
   NodeConfig config_;
@@ -464,6 +474,7 @@ class Node final : public ClusterApi, public GroupHost {
   bool shutting_down_ = false;
   NodeMetrics metrics_;
   ReplicaRecovery recovery_{config_.replica_recovery};
+  std::map<GroupId, LogIndex> repair_bounds_;  // hosted repaired replicas still abstaining
 };
 
 }  // namespace mq::cluster

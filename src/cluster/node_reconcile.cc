@@ -9,6 +9,7 @@
 #include "cluster/ids.h"
 #include "cluster/internal_topics.h"
 #include "cluster/node.h"
+#include "cluster/replica_repair.h"
 
 namespace mq::cluster {
 namespace {
@@ -77,8 +78,9 @@ std::string Node::partition_dir(const std::string& topic, std::int32_t partition
          std::to_string(group.value());
 }
 
-Result<std::unique_ptr<PartitionGroup>> Node::open_partition(const TopicRecord& topic,
-                                                             std::int32_t partition) {
+Result<std::unique_ptr<PartitionGroup>> Node::open_partition(
+    const TopicRecord& topic, std::int32_t partition,
+    std::optional<storage::DamagedTailCut>* cut) {
   const PartitionRecord& record = topic.partitions[static_cast<std::size_t>(partition)];
   raft::ConfState bootstrap;
   // Every replica bootstraps with the group's creation membership (etcd's static
@@ -108,6 +110,18 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(const TopicRecord& 
       if (it != partitions_.end()) it->second->on_durable(index);
     });
   };
+  if (cut != nullptr) {
+    // Repair mode (replica_repair.h): the abstention bound is durable before the cut.
+    so.on_damaged_tail_cut = [fs = partition_file_system(), dir = so.directory,
+                              cut](const storage::DamagedTailCut& c) -> Status {
+      MQ_ASSIGN_OR_RETURN(auto previous, replica_repair::load_abstention(fs, dir));
+      LogIndex until = std::max(c.last_index_before, previous.value_or(LogIndex(0)));
+      MQ_RETURN_IF_ERROR(replica_repair::save_abstention(fs, dir, until));
+      *cut = c;
+      return Status::ok();
+    };
+  }
+  const std::string dir = so.directory;
   MQ_ASSIGN_OR_RETURN(auto storage, GroupStorage::open(partition_file_system(),
                                                        storage::SystemClock::instance(),
                                                        flusher_.get(), std::move(so)));
@@ -125,6 +139,7 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(const TopicRecord& 
   po.producer_state = config_.producer_state;
   auto group = std::make_unique<PartitionGroup>(this, go, po, std::move(storage));
   MQ_RETURN_IF_ERROR(group->start());
+  MQ_RETURN_IF_ERROR(apply_abstention(*group, dir));
   MQ_RETURN_IF_ERROR(group->init());
   group->on_proposed = [this](PartitionGroup* g) { schedule_pump(g->id()); };
   return group;
@@ -151,7 +166,7 @@ void Node::reconcile() {
       }
       if (partitions_.size() >= config_.partitions_hosted_max) continue;
       if (recovery_.held(record.group)) continue;  // re-opened by recover_replicas only
-      auto group = open_partition(topic, static_cast<std::int32_t>(p));
+      auto group = open_partition_repairing(topic, static_cast<std::int32_t>(p));
       if (!group.has_value()) {
         log("cannot open " + name + "-" + std::to_string(p) + ": " + group.error().to_string());
         continue;

@@ -104,6 +104,7 @@ storage::FileSystem* Node::partition_file_system() const {
 }
 
 void Node::recover_replicas(std::int64_t now_ms) {
+  finish_repairs();  // replica_repair.cc: repaired replicas that caught up vote again
   if (!controller_ || shutting_down_ || stopped_ || !config_.replica_recovery.enabled) return;
   struct Candidate {
     GroupId group;
@@ -180,7 +181,7 @@ void Node::reopen_replica(GroupId gid, const std::string& topic, std::int32_t pa
     hosted->second->abort_all(Status::unavailable(name + ": replica re-opening"));
     partitions_.erase(hosted);  // closes the log (the flusher forgets it)
   }
-  auto group = open_partition(*t, partition);
+  auto group = open_partition_repairing(*t, partition);
   if (!group.has_value()) {
     by_name_.erase({topic, partition});
     recovery_.reopen_failed(gid, topic, partition, group.error(), now_ms);

@@ -189,7 +189,8 @@ void Raft::campaign(bool transfer) {
 
 void Raft::start_campaign(CampaignType campaign_type) {
   if (!promotable() || role() == Role::kLeader) return;
-  if (has_unapplied_conf_change()) return;  // the configuration it would run in is unsettled
+  if (has_unapplied_conf_change()) return;
+  if (abstaining()) return;  // lost entries it may have acknowledged (abstain.cc)  // the configuration it would run in is unsettled
   const bool transfer = campaign_type == CampaignType::kTransfer;
   MessageType type;
   Term vote_term;
@@ -225,8 +226,10 @@ Status Raft::step_vote_request(const Message& m) {
   const bool pre = m.type == MessageType::kPreVote;
   // §5.2: at most one vote per term, first come first served; a pre-vote for a later term
   // promises nothing.
-  const bool can_vote = vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) ||
-                        (pre && m.term > term_);
+  // A replica that lost entries it may have acknowledged abstains (abstain.cc).
+  const bool can_vote = !abstaining() &&
+                        (vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) ||
+                         (pre && m.term > term_));
   // §5.4.1 election restriction: only for candidates whose log is at least as up-to-date.
   bool up_to_date = log_.is_up_to_date(m.index, m.log_term);
   if (config_.has_bug(Bug::kVoteWithoutLogCheck)) up_to_date = true;  // BUG knob

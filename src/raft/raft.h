@@ -95,6 +95,10 @@ class Raft {
   Ready ready();
   void advance(const Ready& ready);
   NodeStatus status() const;
+  // Abstention of a repaired replica (raw_node.h set_abstain_until; abstain.cc).
+  void set_abstain_until(LogIndex index) { abstain_until_ = index; }
+  LogIndex abstain_until() const;
+  bool abstaining() const { return abstain_until() != LogIndex(0); }
 
   NodeId id() const { return id_; }
   Term term() const { return term_; }
@@ -210,6 +214,9 @@ class Raft {
   // Restarted with lease reads on: refuse votes for the first election timeout, since a
   // lease granted before the crash may still be in force (thesis §6.4.1).
   bool restart_lease_ = false;
+  // A replica whose log lost entries it may have acknowledged (a repaired damaged tail)
+  // grants no (Pre)Vote and never campaigns while its last index is below this (0: none).
+  LogIndex abstain_until_;
 
   std::vector<Message> msgs_;
   std::vector<Message> msgs_after_persist_;

@@ -71,6 +71,12 @@ void RawNode::forget_leader() {
   checked(*raft_, [&] { raft_->forget_leader(); });
 }
 
+void RawNode::set_abstain_until(LogIndex index) {
+  checked(*raft_, [&] { raft_->set_abstain_until(index); });
+}
+
+LogIndex RawNode::abstain_until() const { return raft_->abstain_until(); }
+
 bool RawNode::has_ready() const { return raft_->has_ready(); }
 
 bool RawNode::quiescable_as_leader(std::span<const NodeId> down) const {

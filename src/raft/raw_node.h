@@ -103,6 +103,15 @@ class RawNode {
   // if it follows that leader in that term and its log ends at `index`, committed and
   // applied (it then holds exactly the leader's log).
   bool quiescable_as_follower(NodeId leader, Term term, LogIndex index) const;
+  // Abstention of a replica whose log lost entries it may have acknowledged (a damaged tail
+  // cut by the host's repair, docs/cluster.md "Replica repair"): until its last index is
+  // >= `index` it grants no PreVote or vote and never campaigns (nor on TimeoutNow). Raft's
+  // commitment argument (§5.4.2/§5.4.3) needs every voter to keep what it acknowledged; a
+  // replica that lost entries could otherwise help elect a candidate lacking a committed
+  // entry. It still appends and acknowledges as a follower. LogIndex(0) clears it; the host
+  // persists it across restarts. abstain_until() is 0 once the log reached the bound.
+  void set_abstain_until(LogIndex index);
+  LogIndex abstain_until() const;
 
   bool has_ready() const;
   Ready ready();

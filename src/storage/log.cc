@@ -20,6 +20,7 @@ Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
     std::uint64_t align = kDirectIoAlignment;
     segment_options_.write_buffer_bytes = (options_.write_buffer_bytes + align - 1) / align * align;
   }
+  segment_options_.on_damaged_tail_cut = options_.on_damaged_tail_cut;
 }
 
 Log::~Log() {

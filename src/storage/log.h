@@ -105,6 +105,16 @@ struct LogOptions {
   // Called after each sync that advanced synced_index(), with durable_index(), from the
   // thread that synced (a Flusher thread or a sync() caller), without the log's mutex held.
   std::function<void(LogIndex)> on_durable;
+  // Recovery mode "cut at the first damaged entry" (an explicit repair, never the default).
+  // A tail segment whose entry fails its checks while a valid entry follows it is corruption,
+  // not a torn write: the damaged entry was complete once and may have been acknowledged, so
+  // open() fails with kCorruption. With this set, open() instead calls it with what would be
+  // cut (DamagedTailCut: the damaged entry's index and the highest index the damaged log held)
+  // before cutting anything; if it returns OK the tail is cut at the damaged entry (durably)
+  // and the log opens without it; an error aborts the open with nothing cut. The callback
+  // lets the caller first record durably what may have been lost (docs/cluster.md, "Replica
+  // repair"). Only the tail segment is repaired this way; damage elsewhere stays kCorruption.
+  std::function<Status(const DamagedTailCut&)> on_damaged_tail_cut;
 };
 
 // Kafka offset / timestamp lookups: the entry found.

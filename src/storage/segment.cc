@@ -280,10 +280,13 @@ Status Segment::load_tail(OpenReport* report) {
                                                file_size, last_index_ + 1,
                                                damaged_successor.has_value()));
     if (follower) {
-      return Status::corruption(describe_position(position) + ": entry " +
-                                std::to_string((last_index_ + 1).value()) +
-                                " fails its checksum but a valid entry follows at position " +
-                                std::to_string(*follower) + " (corruption, not a torn write)");
+      Status damage = Status::corruption(describe_position(position) + ": entry " +
+                                         std::to_string((last_index_ + 1).value()) +
+                                         " fails its checksum but a valid entry follows at position " +
+                                         std::to_string(*follower) + " (corruption, not a torn write)");
+      if (!options_.on_damaged_tail_cut) return damage;
+      // Explicit repair mode only: cut below (reported), never implicitly.
+      MQ_RETURN_IF_ERROR(accept_damaged_tail_cut(position, *follower, file_size, damage, report));
     }
   }
   if (position < file_size) {
@@ -295,6 +298,38 @@ Status Segment::load_tail(OpenReport* report) {
   }
   size_ = position;
   remove_index_files_quietly();
+  return Status::ok();
+}
+
+Status Segment::accept_damaged_tail_cut(std::uint64_t position, std::uint64_t follower,
+                                        std::uint64_t file_size, Status damage,
+                                        OpenReport* report) {
+  // The highest index any valid entry after the damage carries: walk the valid run from the
+  // follower, and after each further damaged stretch resynchronize on the next valid entry
+  // (each step advances, so this ends within the file).
+  Scanner scanner(*file_, file_size);
+  LogIndex highest = last_index_ + 1;  // the damaged entry itself was held
+  std::optional<std::uint64_t> at = follower;
+  while (at && *at < file_size) {
+    auto entry = scanner.header_at(*at);
+    Status payload = entry.has_value() ? scanner.verify_payload(*at, *entry) : entry.error();
+    if (payload.is_ok()) {
+      highest = std::max(highest, entry->index);
+      *at += entry->stored_size();
+      continue;
+    }
+    if (payload.code() != ErrorCode::kCorruption) return payload;
+    MQ_ASSIGN_OR_RETURN(at, find_valid_entry_after(*file_, *at + 1, file_size, highest, false));
+  }
+  DamagedTailCut cut;
+  cut.segment = path_;
+  cut.position = position;
+  cut.bytes_removed = file_size - position;
+  cut.first_cut = last_index_ + 1;
+  cut.last_index_before = highest;
+  cut.damage = damage.message();
+  MQ_RETURN_IF_ERROR(options_.on_damaged_tail_cut(cut));
+  report->damaged_cut = std::move(cut);
   return Status::ok();
 }
 

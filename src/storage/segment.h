@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,6 +50,19 @@ struct EntryLocation {
   EntryHeader header;
 };
 
+// Recovery mode "cut at the first damaged entry" (LogOptions::on_damaged_tail_cut): what a
+// cut of a tail segment at a damaged entry that has valid entries after it removes.
+struct DamagedTailCut {
+  std::string segment;             // path of the tail segment
+  std::uint64_t position = 0;      // where the damaged entry starts: the file is cut here
+  std::uint64_t bytes_removed = 0;
+  LogIndex first_cut;              // index of the damaged entry: the first index removed
+  // The highest index a valid entry after the damage carries: the log held (and this replica
+  // may have acknowledged) entries up to here before the damage.
+  LogIndex last_index_before;
+  std::string damage;              // the kCorruption message a normal open reports
+};
+
 struct SegmentOptions {
   std::string log_name;                       // for error messages
   std::uint64_t index_interval_bytes = 4096;  // bytes of entries between two index entries
@@ -61,6 +75,10 @@ struct SegmentOptions {
   // flush_buffer() (before every sync). The space is reserved (File::reserve) before an
   // append is accepted, so a full disk fails the append, never the later write.
   std::uint64_t write_buffer_bytes = 0;
+  // Null: a damaged tail entry followed by a valid one is kCorruption (the default). Set: it
+  // is called with what would be cut, before anything is cut; if it returns OK the tail is
+  // cut at the damaged entry (durably) and OpenReport::damaged_cut says so.
+  std::function<Status(const DamagedTailCut&)> on_damaged_tail_cut;
 };
 
 // Process-wide cap on the memory of all write-behind buffers (default 128 MiB). A segment
@@ -92,6 +110,7 @@ class Segment {
     bool leftover = false;
     std::uint64_t torn_bytes_removed = 0;
     bool index_rebuilt = false;
+    std::optional<DamagedTailCut> damaged_cut;  // SegmentOptions::on_damaged_tail_cut only
   };
   static Result<std::unique_ptr<Segment>> open(FileSystem* fs, const std::string& dir,
                                                LogIndex base_index, bool tail,
@@ -197,6 +216,10 @@ class Segment {
   };
   Status load_tail(OpenReport* report);
   Status load_closed(OpenReport* report);
+  // Cut mode of load_tail: the entry at `position` is damaged and a valid one follows at
+  // `follower`; describes the cut, asks options_.on_damaged_tail_cut, records it in `report`.
+  Status accept_damaged_tail_cut(std::uint64_t position, std::uint64_t follower,
+                                 std::uint64_t file_size, Status damage, OpenReport* report);
   Status load_index_files();
   Status rebuild_index_by_scan(std::uint64_t end);
   Status write_index_files();

@@ -113,7 +113,9 @@ class BrokerJoin : public ::testing::Test {
         b->call([&](Node& n) {
           auto p = n.local_partition("before", 0);
           auto* group = p.has_value() ? dynamic_cast<PartitionGroup*>(*p) : nullptr;
-          if (group != nullptr) (void)group->node().transfer_leader(node_of(id));
+          if (group == nullptr) return;
+          group->wake();  // a quiesced group is not ticked or pumped (docs/cluster.md)
+          (void)group->node().transfer_leader(node_of(id));
         });
       }
       std::this_thread::sleep_for(200ms);

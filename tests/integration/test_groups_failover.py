@@ -387,14 +387,23 @@ def bad_input(cluster, topic):
     time.sleep(6000 / 1000 + 1.5)  # the session timeout passes without a heartbeat
     got = heartbeat_v0(raw, "solo", generation, member)
     for _ in range(3):
-        if got != 16:  # NOT_COORDINATOR: the offsets partition changed leader meanwhile
+        if got == 16:  # NOT_COORDINATOR: the offsets partition changed leader meanwhile
+            # The new coordinator loaded the group and restarted its session timers: find it and
+            # let the session time out there.
+            harness.log("coordinator of solo moved; asking the new one after a session timeout")
+            raw.close()
+            _, port = coordinator_port(cluster, "solo")
+            raw = Raw(port)
+        elif got == 14:  # COORDINATOR_LOAD_IN_PROGRESS (retriable): it took over meanwhile
+            # Sessions restart when the load ends: wait for that (OffsetFetch does not touch the
+            # member's session, a heartbeat would), then for a session timeout.
+            harness.log("coordinator of solo still loading; waiting for it, then a session timeout")
+            deadline = time.monotonic() + 30
+            while fetch_offsets_v1(raw, "solo", topic, [0]).get(0, (0, 14))[1] == 14:
+                assert time.monotonic() < deadline, "solo's coordinator still loading after 30 s"
+                time.sleep(0.2)
+        else:
             break
-        # The new coordinator loaded the group and restarted its session timers: find it and
-        # let the session time out there.
-        harness.log("coordinator of solo moved; asking the new one after a session timeout")
-        raw.close()
-        _, port = coordinator_port(cluster, "solo")
-        raw = Raw(port)
         time.sleep(6000 / 1000 + 1.5)
         got = heartbeat_v0(raw, "solo", generation, member)
     expect("heartbeat after the session timeout", got, UNKNOWN_MEMBER_ID)

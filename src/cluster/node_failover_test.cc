@@ -32,71 +32,20 @@ Status produce_one(TestBroker& b, const std::string& topic, const std::string& v
   });
 }
 
-class ClusterFailover : public ::testing::Test {
+class ClusterFailover : public testing::ClusterFixture {
  protected:
   void make(int n) {
-    root_ = testing::make_temp_dir("raftmq-failover-");
-    std::vector<BrokerAddress> addresses;
-    for (int i = 0; i < n; ++i) {
-      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
-                                        static_cast<std::uint16_t>(19192 + i)});
-    }
-    for (int i = 0; i < n; ++i) {
-      NodeConfig c;
-      c.id = BrokerId(i);
-      c.data_dir = root_ + "/broker" + std::to_string(i);
-      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
-      c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
-      c.brokers = addresses;
-      c.produce_timeout_ms = 5000;
-      c.election_ticks = 200;  // 2-4 s: only fast failover elects within the test's bounds
-      brokers_.push_back(std::make_unique<TestBroker>(c));
-    }
-    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
-  }
-  void TearDown() override {
-    brokers_.clear();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
-  }
-  TestBroker* wait_controller() {
-    TestBroker* leader = nullptr;
-    wait_until([&] {
-      for (auto& b : brokers_) {
-        if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
-          leader = b.get();
-          return true;
-        }
-      }
-      return false;
-    }, 10s);
-    return leader;
+    // 2-4 s: only fast failover elects within the test's bounds
+    ClusterFixture::make(n, [](NodeConfig& c) { c.election_ticks = 200; });
   }
   TestBroker* wait_partition_leader(const std::string& topic,
                                     std::chrono::milliseconds timeout = 10s) {
-    TestBroker* leader = nullptr;
-    wait_until([&] {
-      for (auto& b : brokers_) {
-        if (b->running() &&
-            b->call([&](Node& n) { return n.local_partition(topic, 0).has_value(); })) {
-          leader = b.get();
-          return true;
-        }
-      }
-      return false;
-    }, timeout);
-    return leader;
+    return ClusterFixture::wait_partition_leader(topic, 0, timeout);
   }
   void create_topic(const std::string& name) {
     TestBroker* c = wait_controller();
     ASSERT_NE(c, nullptr);
-    auto results = c->call_async<std::vector<AdminResult>>(
-        [=](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
-          TopicSpec spec;
-          spec.name = name;
-          spec.partitions = 1;
-          spec.replication_factor = 3;
-          n.create_topics({spec}, 5000, reply);
-        });
+    auto results = testing::create_topic(*c, name, 1, 3);
     ASSERT_EQ(results.size(), 1u);
     ASSERT_TRUE(results[0].status.is_ok()) << results[0].status.to_string();
   }
@@ -134,8 +83,6 @@ class ClusterFailover : public ::testing::Test {
                            10s));
   }
 
-  std::string root_;
-  std::vector<std::unique_ptr<TestBroker>> brokers_;
 };
 
 // Every broker here started moments ago, so each may still be in some client's reconnect

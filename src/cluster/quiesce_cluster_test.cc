@@ -32,50 +32,12 @@ Status produce(TestBroker& b, const std::string& topic, std::int32_t partition,
   });
 }
 
-class ClusterQuiesce : public ::testing::Test {
+class ClusterQuiesce : public testing::ClusterFixture {
  protected:
-  void make(int n) {
-    root_ = testing::make_temp_dir("raftmq-quiesce-");
-    std::vector<BrokerAddress> addresses;
-    for (int i = 0; i < n; ++i) {
-      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
-                                        static_cast<std::uint16_t>(19192 + i)});
-    }
-    for (int i = 0; i < n; ++i) {
-      NodeConfig c;
-      c.id = BrokerId(i);
-      c.data_dir = root_ + "/broker" + std::to_string(i);
-      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
-      c.advertised_kafka_port = addresses[static_cast<std::size_t>(i)].kafka_port;
-      c.brokers = addresses;
-      c.produce_timeout_ms = 5000;
-      brokers_.push_back(std::make_unique<TestBroker>(c));
-    }
-    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
-  }
-  void TearDown() override {
-    brokers_.clear();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
-  }
-  TestBroker* controller_leader() {
-    for (auto& b : brokers_) {
-      if (b->running() && b->call([](Node& n) { return n.controller()->leader_ready(); })) {
-        return b.get();
-      }
-    }
-    return nullptr;
-  }
   void create_topic(const std::string& name, int partitions) {
-    TestBroker* c = nullptr;
-    ASSERT_TRUE(wait_until([&] { return (c = controller_leader()) != nullptr; }, 10s));
-    auto results = c->call_async<std::vector<AdminResult>>(
-        [=](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
-          TopicSpec spec;
-          spec.name = name;
-          spec.partitions = partitions;
-          spec.replication_factor = 3;
-          n.create_topics({spec}, 5000, reply);
-        });
+    TestBroker* c = wait_controller();
+    ASSERT_NE(c, nullptr);
+    auto results = testing::create_topic(*c, name, partitions, 3);
     ASSERT_EQ(results.size(), 1u);
     ASSERT_TRUE(results[0].status.is_ok()) << results[0].status.to_string();
   }
@@ -115,8 +77,6 @@ class ClusterQuiesce : public ::testing::Test {
     return b.call([&](Node& n) { return n.local_partition(topic, p).has_value(); });
   }
 
-  std::string root_;
-  std::vector<std::unique_ptr<TestBroker>> brokers_;
 };
 
 TEST_F(ClusterQuiesce, IdleGroupsQuiesceWithoutElectionsAndWakeOnProduce) {

@@ -17,19 +17,7 @@ using testing::TestBroker;
 using testing::wait_until;
 
 Status produce_one(TestBroker& b, const std::string& topic, const std::string& value) {
-  return b.call_async<Status>([=](Node& n, std::function<void(Status)> reply) {
-    auto p = n.local_partition(topic, 0);
-    if (!p.has_value()) return reply(p.error());
-    std::vector<protocol::RecordInput> records(1);
-    records[0].value = Buffer(std::string_view(value));
-    records[0].timestamp = 1700000000000;
-    auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{}, records);
-    MQ_ASSERT(batch.has_value());
-    (*p)->produce(SharedBuffer(std::move(*batch)), Acks::kAll,
-                  [reply](Result<ProduceResult> result) {
-                    reply(result.has_value() ? Status::ok() : result.error());
-                  });
-  });
+  return testing::produce_value(b, topic, 0, value);
 }
 
 class ClusterFailover : public testing::ClusterFixture {

@@ -18,14 +18,7 @@ using testing::metadata_leader;
 using testing::wait_until;
 
 Status produce_one(TestBroker& b, const std::string& topic, std::int32_t partition) {
-  protocol::RecordInput r;
-  r.value = Buffer(std::string_view("status-test"));
-  r.timestamp = 1700000000000;
-  auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{},
-                                            std::span<const protocol::RecordInput>(&r, 1));
-  MQ_ASSERT(batch.has_value());
-  auto res = testing::produce_batch(b, topic, partition, SharedBuffer(std::move(*batch)));
-  return res.has_value() ? Status::ok() : res.error();
+  return testing::produce_value(b, topic, partition, "status-test");
 }
 
 ClusterView gather(TestBroker& b, std::int64_t timeout_ms = 2000) {

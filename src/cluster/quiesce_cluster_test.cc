@@ -18,18 +18,7 @@ using testing::wait_until;
 
 Status produce(TestBroker& b, const std::string& topic, std::int32_t partition,
                const std::string& value) {
-  return b.call_async<Status>([=](Node& n, std::function<void(Status)> reply) {
-    auto p = n.local_partition(topic, partition);
-    if (!p.has_value()) return reply(p.error());
-    std::vector<protocol::RecordInput> inputs(1);
-    inputs[0].value = Buffer(std::string_view(value));
-    inputs[0].timestamp = 1700000000000;
-    auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{}, inputs);
-    MQ_ASSERT(batch.has_value());
-    (*p)->produce(SharedBuffer(std::move(*batch)), Acks::kAll, [reply](Result<ProduceResult> r) {
-      reply(r.has_value() ? Status::ok() : r.error());
-    });
-  });
+  return testing::produce_value(b, topic, partition, value);
 }
 
 class ClusterQuiesce : public testing::ClusterFixture {

@@ -100,20 +100,9 @@ TEST(ReplicaRecoveryPolicy, OptionsAreValidated) {
 
 // ---- A real cluster ----
 
-Buffer make_batch(const std::string& value) {
-  protocol::RecordInput r;
-  r.value = Buffer(std::string_view(value));
-  r.timestamp = 1700000000000;
-  std::vector<protocol::RecordInput> inputs;
-  inputs.push_back(std::move(r));
-  auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{}, inputs);
-  MQ_ASSERT(batch.has_value());
-  return std::move(*batch);
-}
 
 Status produce(TestBroker& b, const std::string& topic, const std::string& value) {
-  auto r = testing::produce_batch(b, topic, 0, SharedBuffer(make_batch(value)));
-  return r.has_value() ? Status::ok() : r.error();
+  return testing::produce_value(b, topic, 0, value);
 }
 
 class ReplicaRecoveryCluster : public testing::ClusterFixture {

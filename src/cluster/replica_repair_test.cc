@@ -45,25 +45,9 @@ TEST(ReplicaRepairFile, RoundTripsRejectsDamageAndRemoves) {
   EXPECT_TRUE(replica_repair::remove_abstention(&fs, "/p").is_ok());  // already gone
 }
 
-Buffer make_batch(const std::string& value) {
-  protocol::RecordInput r;
-  r.value = Buffer(std::string_view(value));
-  r.timestamp = 1700000000000;
-  std::vector<protocol::RecordInput> inputs;
-  inputs.push_back(std::move(r));
-  auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{}, inputs);
-  MQ_ASSERT(batch.has_value());
-  return std::move(*batch);
-}
 
 Status produce(TestBroker& b, const std::string& topic, const std::string& value) {
-  return b.call_async<Status>([=](Node& n, std::function<void(Status)> reply) {
-    auto p = n.local_partition(topic, 0);
-    if (!p.has_value()) return reply(p.error());
-    (*p)->produce(SharedBuffer(make_batch(value)), Acks::kAll, [reply](Result<ProduceResult> r) {
-      reply(r.has_value() ? Status::ok() : r.error());
-    });
-  });
+  return testing::produce_value(b, topic, 0, value);
 }
 
 std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic) {

@@ -130,6 +130,18 @@ Result<ProduceResult> produce_batch(TestBroker& b, const std::string& topic,
       });
 }
 
+Status produce_value(TestBroker& b, const std::string& topic, std::int32_t partition,
+                     const std::string& value) {
+  protocol::RecordInput r;
+  r.value = Buffer(std::string_view(value));
+  r.timestamp = 1700000000000;
+  auto batch = protocol::build_record_batch(protocol::RecordBatchOptions{},
+                                            std::span<const protocol::RecordInput>(&r, 1));
+  MQ_ASSERT(batch.has_value());
+  auto result = produce_batch(b, topic, partition, SharedBuffer(std::move(*batch)));
+  return result.has_value() ? Status::ok() : result.error();
+}
+
 std::vector<AdminResult> create_topic(TestBroker& b, const std::string& name, int partitions,
                                       int replication_factor,
                                       std::map<std::string, std::string> configs) {

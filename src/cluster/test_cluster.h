@@ -87,6 +87,10 @@ Result<ProduceResult> produce_batch(TestBroker& b, const std::string& topic,
                                     std::int32_t partition, SharedBuffer batch,
                                     Acks acks = Acks::kAll);
 
+// Produces one record with `value` (acks=all) to topic/partition on `b`, its leader.
+Status produce_value(TestBroker& b, const std::string& topic, std::int32_t partition,
+                     const std::string& value);
+
 // Creates one topic through `b` (the controller, or forwarded by it) and waits for the result.
 std::vector<AdminResult> create_topic(TestBroker& b, const std::string& name, int partitions,
                                       int replication_factor,

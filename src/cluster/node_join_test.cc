@@ -231,7 +231,11 @@ TEST_F(BrokerJoin, NewBrokerJoinsTakesAMovedPartitionAndRestarts) {
   ASSERT_TRUE(created.at(0).status.is_ok()) << created[0].status.to_string();
   std::string placed = controller->call([](Node& n) {
     std::string out;
-    for (const PartitionInfo& p : n.metadata().find_topic("after")->partitions) {
+    // The snapshot must outlive the loop (a temporary's member would dangle in the range-for).
+    MetadataSnapshot md = n.metadata();
+    const TopicInfo* t = md.find_topic("after");
+    if (t == nullptr) return out;
+    for (const PartitionInfo& p : t->partitions) {
       for (BrokerId r : p.replicas) out += std::to_string(r.value()) + " ";
     }
     return out;

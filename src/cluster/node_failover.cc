@@ -138,7 +138,13 @@ BrokerId Node::expected_leader(const RaftGroup& group, NodeId dead) const {
   // for one clients probably cannot reach. This broker knows whether clients reach itself
   // (this request's client does); a peer is assumed penalized while recently restarted (or
   // while this broker's own uptime is too short to know).
-  std::vector<NodeId> order = campaign_order(group.node().conf_state().voters, dead);
+  const std::vector<NodeId> voters = group.node().conf_state().voters;
+  std::vector<NodeId> order = campaign_order(voters, dead);
+  // §5.2: only a candidate with votes from a majority of the voters wins. With a majority of
+  // the replicas unreachable no survivor can be elected, so none is named: a client told a
+  // survivor would retry a broker that cannot lead, and an observer (the chaos harness's
+  // term counters) would take that survivor for the leader until the dead replicas return.
+  if (order.size() * 2 <= voters.size()) return BrokerId(-1);
   const auto penalty = static_cast<std::int64_t>(order.size()) * kCampaignStaggerMs;
   BrokerId best(-1);
   std::int64_t best_delay = 0;

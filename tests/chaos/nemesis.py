@@ -56,6 +56,7 @@ class Episode:
         self.leaders_after = {}
         self.inherited = None      # what was already wrong when the episode started
         self.extra_elections = []  # (tp, term at heal, term after)
+        self.quorumless_at_heal = set()  # partitions without a live majority at the heal
         self.check_elections = True
         self.notes = []
 
@@ -147,6 +148,19 @@ class Nemesis:
         # ... and every replica is back in its leader's ISR (caught up).
         return not self.cluster.out_of_sync(self.partitions)
 
+    def quorumless(self):
+        """Partitions whose running, unpaused replicas are no majority of their replicas
+        (kill-minority on 5 brokers kills two of an RF=3 partition's three replicas)."""
+        down = {b.id for b in self.cluster.brokers if not b.alive() or b.paused}
+        if not down:
+            return set()
+        out = set()
+        for tp, replicas in self.cluster.replicas(self.partitions).items():
+            live = [r for r in replicas if r not in down]
+            if 2 * len(live) <= len(replicas):
+                out.add(tp)
+        return out
+
     def wait_healthy(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -174,6 +188,10 @@ class Nemesis:
         self.sleep(hold_s)
         ep.leaders_at_heal = self.cluster.leaders(self.partitions)
         ep.terms_at_heal = self.monitor.terms_now()
+        ep.quorumless_at_heal = self.quorumless()
+        if ep.quorumless_at_heal:
+            ep.notes.append("no live majority at the heal for %s (their election after it is "
+                            "required, not counted as extra)" % sorted(ep.quorumless_at_heal))
         ep.t_heal = time.monotonic()
         heal()
         if not self.wait_healthy(self.recovery_timeout_s):
@@ -188,6 +206,12 @@ class Nemesis:
                     # Only partitions that had a leader when the fault was healed: their
                     # term must not move because a broker or a link came back.
                     if tp not in ep.leaders_at_heal or tp not in ep.terms_at_heal:
+                        continue
+                    # No live majority at the heal: no leader could be elected until the
+                    # dead replicas came back, so the election after the heal is required,
+                    # not extra (a broker still claiming it is a leader that has not yet
+                    # stepped down by CheckQuorum, thesis 6.2).
+                    if tp in ep.quorumless_at_heal:
                         continue
                     before, after = ep.terms_at_heal[tp], ep.terms_after.get(tp, -1)
                     if after > before:

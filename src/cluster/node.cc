@@ -344,13 +344,13 @@ void Node::drain_pumps() {
 void Node::on_tick() {
   std::int64_t now = steady_now_ms();
   if (controller_) {
-    controller_->tick();
+    for (std::uint32_t i = 0; i < tick_stride_; ++i) controller_->tick();
     controller_->pump();
   }
   check_liveness(now);
   tick_partitions(now);
   if (producer_ids_) producer_ids_->poll();
-  if (now - last_sweep_ms_ >= 50) {
+  if (now - last_sweep_ms_ >= sweep_interval_ms()) {
     last_sweep_ms_ = now;
     if (controller_) controller_->sweep(now);
     sweep_forwards(now);
@@ -373,7 +373,8 @@ void Node::on_tick() {
     last_retention_ms_ = now;
     run_retention();
   }
-  if (*alive_) arm(tick_timer_, config_.tick_ms, &Node::on_tick);
+  tick_stride_ = idle_tick_stride();  // node_quiesce.cc
+  if (*alive_) arm(tick_timer_, tick_stride_ * config_.tick_ms, &Node::on_tick);
 }
 
 void Node::on_leader_changed(GroupId group, NodeId leader) {

@@ -121,6 +121,8 @@ struct NodeMetrics {
   std::uint64_t leader_transfers = 0;
   std::uint64_t retention_runs = 0;
   std::uint64_t replicas_repaired = 0;  // damaged tails cut (replica_repair.h)
+  std::uint64_t pings_sent = 0;         // liveness pings (node_quiesce.cc)
+  std::uint64_t pings_suppressed = 0;   // not needed: other traffic reached the peer
 };
 
 struct BrokerStatus {
@@ -169,6 +171,7 @@ class Node final : public ClusterApi, public GroupHost {
   void stop();
 
   ClusterApi& api() { return *this; }
+  const NodeMetrics& metrics() const { return metrics_; }
   // ClusterApi: the Kafka listener's open client connections (fast failover's evidence that
   // clients can reach this broker, node_failover.cc).
   void client_connections_changed(std::size_t open) override;
@@ -250,6 +253,13 @@ class Node final : public ClusterApi, public GroupHost {
   // retry (a hosted group awake: a move's next step; orphans; registrations), longer when
   // every hosted group is quiesced (a metadata change reconciles at once anyway).
   std::int64_t reconcile_interval_ms() const;
+  // Idle brokers (every hosted partition quiesced, nothing waiting or due): the tick timer
+  // fires every idle_tick_stride() ticks and ticks the controller that many times (same tick
+  // rate, fewer wake-ups), and the waiter/recovery sweep runs every sweep_interval_ms().
+  std::uint32_t idle_tick_stride() const;
+  std::int64_t sweep_interval_ms() const;
+  bool idle() const;
+  std::uint32_t tick_stride_ = 1;  // ticks the controller gets at the next on_tick
   void handle_quiesce(BrokerId from, const raft::Message& message);
   // Every inbound message: records that `from` is alive. False: dropped (test partition).
   bool note_inbound(BrokerId from);
@@ -262,7 +272,14 @@ class Node final : public ClusterApi, public GroupHost {
     BrokerId peer;
     std::int64_t last_heard_ms = 0;
     bool down = false;
+    // Ping suppression (check_liveness): the peer's messages_sent counter at the last ping
+    // round, and whether that round sent a ping.
+    std::uint64_t sent_at_round = 0;
+    bool pinged = false;
   };
+  // Whether `l.peer` needs a ping this round: only when nothing else was written to it since
+  // the last round (any message is a sign of life). Updates the round's bookkeeping.
+  bool ping_needed(PeerLiveness& l);
   std::set<GroupId> awake_;  // partition groups to tick; quiesced or removed ones pruned lazily
   std::set<GroupId> waiting_;  // partition groups with waiters to sweep (pruned when none)
   std::vector<PeerLiveness> liveness_;

@@ -12,7 +12,8 @@
 //
 // Liveness. A quiesced follower no longer notices a dead leader by its silence, so brokers
 // exchange a ping every kPingIntervalMs on every broker pair (one message per peer, whatever
-// the number of groups) and any inbound message counts as a sign of life. A peer silent for
+// the number of groups; skipped when something else was written to that peer since the last
+// round) and any inbound message counts as a sign of life. A peer silent for
 // one minimum election timeout, or whose connection failed (Node::on_peer_unreachable), is
 // down: the quiesced groups it leads wake (their election timers run again, thesis §5.2), as
 // do the groups this broker leads (CheckQuorum, thesis §6.2, must run again: a leader cut off
@@ -33,6 +34,14 @@ namespace mq::cluster {
 namespace {
 constexpr std::int64_t kPingIntervalMs = 50;
 constexpr std::int64_t kIdleReconcileIntervalMs = 1000;
+// Idle brokers: one tick-timer wake-up per kIdleTickStride ticks (capped at the heartbeat
+// interval, so the controller leader still heartbeats at every wake-up), and the
+// waiter/recovery sweep every kIdleSweepIntervalMs instead of kSweepIntervalMs (controller
+// command deadlines are then met up to that late; a stopped replica's re-open waits for its
+// back-off anyway).
+constexpr std::uint32_t kIdleTickStride = 3;
+constexpr std::int64_t kSweepIntervalMs = 50;
+constexpr std::int64_t kIdleSweepIntervalMs = 250;
 // One notice entry: group u64 | term u64 | index u64.
 constexpr std::size_t kNoticeEntryBytes = 24;
 }  // namespace
@@ -123,6 +132,24 @@ std::int64_t Node::reconcile_interval_ms() const {
   return std::max(base, kIdleReconcileIntervalMs);
 }
 
+bool Node::idle() const {
+  if (!awake_.empty() || !waiting_.empty() || !forwards_.empty() || !campaign_due_ms_.empty()) {
+    return false;
+  }
+  if (!ready_ || !controller_ || controller_->leader() == kNoNode) return false;
+  return std::none_of(liveness_.begin(), liveness_.end(),
+                      [](const PeerLiveness& l) { return l.down; });
+}
+
+std::uint32_t Node::idle_tick_stride() const {
+  if (!idle()) return 1;
+  return std::max<std::uint32_t>(1, std::min(kIdleTickStride, config_.heartbeat_ticks));
+}
+
+std::int64_t Node::sweep_interval_ms() const {
+  return idle() ? kIdleSweepIntervalMs : kSweepIntervalMs;
+}
+
 void Node::handle_quiesce(BrokerId from, const raft::Message& message) {
   if (message.entries.empty()) {
     // A wake request: `from` had considered this broker down and woke the groups this broker
@@ -205,8 +232,13 @@ void Node::check_liveness(std::int64_t now_ms) {
   }
   if (now_ms - last_ping_ms_ < kPingIntervalMs || !transport_) return;
   last_ping_ms_ = now_ms;
-  for (const PeerLiveness& l : liveness_) {
+  for (PeerLiveness& l : liveness_) {
     if (link_blocked(l.peer)) continue;
+    if (!ping_needed(l)) {
+      ++metrics_.pings_suppressed;
+      continue;
+    }
+    ++metrics_.pings_sent;
     raft::Message m;
     m.type = raft::MessageType::kReadIndex;
     m.from = node_of(config_.id);
@@ -214,6 +246,23 @@ void Node::check_liveness(std::int64_t now_ms) {
     m.context = kPingContext;
     transport_->send(l.peer, kControlPlaneGroup, std::move(m));
   }
+}
+
+bool Node::ping_needed(PeerLiveness& l) {
+  // The peer's liveness check counts any inbound message, so a ping only matters on a pair
+  // with no other traffic: e.g. between two followers of the controller (leader and followers
+  // exchange heartbeats every heartbeat interval, and busy partitions their appends). The
+  // transport counts what it wrote to the peer's socket; if that grew by more than our own
+  // last ping, the peer heard from us within the last interval. Failure detection is
+  // unchanged: the peer still hears from us at least every kPingIntervalMs plus one round.
+  auto stats = transport_->peer_stats(l.peer);
+  if (!stats.has_value()) return true;  // unknown to the transport: send() reports it
+  const std::uint64_t sent = stats->messages_sent;
+  const std::uint64_t own = l.pinged ? 1 : 0;
+  const bool other_traffic = sent > l.sent_at_round + own;
+  l.sent_at_round = sent;
+  l.pinged = !other_traffic;
+  return l.pinged;
 }
 
 void Node::mark_peer_down(BrokerId peer, std::int64_t now_ms, const char* why) {

@@ -57,6 +57,7 @@ class Episode:
         self.inherited = None      # what was already wrong when the episode started
         self.extra_elections = []  # (tp, term at heal, term after)
         self.quorumless_at_heal = set()  # partitions without a live majority at the heal
+        self.unelected_at_heal = set()   # old leader down, no new term yet at the heal
         self.check_elections = True
         self.notes = []
 
@@ -161,6 +162,18 @@ class Nemesis:
                 out.add(tp)
         return out
 
+    def unelected(self, leaders_at_inject, terms_at_inject, terms_at_heal):
+        """Partitions whose leader at the injection is down at the heal while their term has
+        not risen since: no replica has been elected yet (a new leader needs a new term,
+        Raft 5.2), so what Metadata names at the heal is the survivors' expected winner
+        (node_failover.cc), not a leader, and the election that follows is the fault's own
+        failover (e.g. corrupt-then-kill-leader: the truncated follower abstains, so the
+        partition waits for its old leader)."""
+        down = {b.id for b in self.cluster.brokers if not b.alive() or b.paused}
+        return {tp for tp, leader in leaders_at_inject.items()
+                if leader in down and tp in terms_at_inject and
+                terms_at_heal.get(tp, -1) <= terms_at_inject[tp]}
+
     def wait_healthy(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -182,6 +195,8 @@ class Nemesis:
             # An earlier failure to recover: this episode's recovery is not its own.
             ep.inherited = self.cluster.out_of_sync(self.partitions) or "brokers down"
             ep.notes.append("started on an unhealthy cluster: %s" % (ep.inherited,))
+        leaders_at_inject = self.cluster.leaders(self.partitions)
+        terms_at_inject = self.monitor.terms_now()
         ep.t_inject = time.monotonic()
         heal = inject(ep)
         log("nemesis #%d %s: %s (hold %.1fs)" % (number, kind, ep.description, hold_s))
@@ -189,6 +204,12 @@ class Nemesis:
         ep.leaders_at_heal = self.cluster.leaders(self.partitions)
         ep.terms_at_heal = self.monitor.terms_now()
         ep.quorumless_at_heal = self.quorumless()
+        ep.unelected_at_heal = self.unelected(leaders_at_inject, terms_at_inject,
+                                              ep.terms_at_heal)
+        if ep.unelected_at_heal:
+            ep.notes.append("no leader elected yet at the heal for %s (old leader down, term "
+                            "unchanged: the election after it is the fault's failover)" %
+                            sorted(ep.unelected_at_heal))
         if ep.quorumless_at_heal:
             ep.notes.append("no live majority at the heal for %s (their election after it is "
                             "required, not counted as extra)" % sorted(ep.quorumless_at_heal))
@@ -211,7 +232,7 @@ class Nemesis:
                     # dead replicas came back, so the election after the heal is required,
                     # not extra (a broker still claiming it is a leader that has not yet
                     # stepped down by CheckQuorum, thesis 6.2).
-                    if tp in ep.quorumless_at_heal:
+                    if tp in ep.quorumless_at_heal or tp in ep.unelected_at_heal:
                         continue
                     before, after = ep.terms_at_heal[tp], ep.terms_after.get(tp, -1)
                     if after > before:

@@ -206,11 +206,11 @@ class Nemesis:
         ep.quorumless_at_heal = self.quorumless()
         ep.unelected_at_heal = self.unelected(leaders_at_inject, terms_at_inject,
                                               ep.terms_at_heal)
-        if ep.unelected_at_heal:
+        if ep.unelected_at_heal and ep.check_elections:
             ep.notes.append("no leader elected yet at the heal for %s (old leader down, term "
                             "unchanged: the election after it is the fault's failover)" %
                             sorted(ep.unelected_at_heal))
-        if ep.quorumless_at_heal:
+        if ep.quorumless_at_heal and ep.check_elections:
             ep.notes.append("no live majority at the heal for %s (their election after it is "
                             "required, not counted as extra)" % sorted(ep.quorumless_at_heal))
         ep.t_heal = time.monotonic()

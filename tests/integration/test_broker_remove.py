@@ -14,6 +14,8 @@ voter once caught up); a topic is written with confluent-kafka (acks=all); then
 
 Ports: 29220+ / 30220+ (plus RAFTMQ_TEST_PORT_OFFSET), apart from the other tests."""
 
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -59,6 +61,35 @@ def read_all(bootstrap, end):
             seen[msg.value().decode()] = msg.offset()
     consumer.close()
     return seen
+
+
+def unregister(port, broker_id):
+    """A raw UnregisterBroker v0 (key 64, flexible: request header v2, response header v1),
+    as `kafka-cluster.sh unregister` sends it, bypassing the CLI's own Metadata checks:
+    (error_code, error_message)."""
+    client = b"it"
+    body = struct.pack(">hhih", 64, 0, 11, len(client)) + client + b"\x00"  # header v2
+    body += struct.pack(">i", broker_id) + b"\x00"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", recv_exact(s, 4))[0]
+        payload = recv_exact(s, size)
+    correlation, = struct.unpack(">i", payload[:4])
+    assert correlation == 11 and payload[4] == 0, payload  # no tagged fields
+    _throttle, error = struct.unpack(">ih", payload[5:11])
+    length = payload[11] - 1  # compact nullable string, a one-byte uvarint here (< 127)
+    assert payload[11] < 0x80, payload
+    message = payload[12:12 + length].decode() if length >= 0 else None
+    return error, message
+
+
+def recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
 
 
 def wait_unlisted(port, broker_id, timeout=30):
@@ -139,6 +170,14 @@ def run(cluster, newcomer):
     assert b"still holds" in out.stderr and b"decommission" in out.stderr, out.stderr
     out = cli(cluster, "broker", "remove", "9")
     assert out.returncode == 1 and b"not in the cluster" in out.stderr, out.stderr
+    # The broker's own checks, through the Kafka API (asked of broker 4, a non-controller
+    # most likely: forwarded to the controller leader).
+    error, message = unregister(newcomer.kafka_port, 9)
+    harness.log("UnregisterBroker 9 ->", error, message)
+    assert error == 102, (error, message)  # BROKER_ID_NOT_REGISTERED
+    error, message = unregister(newcomer.kafka_port, leaving)
+    harness.log("UnregisterBroker", leaving, "->", error, message)
+    assert error == 42 and "still holds" in message, (error, message)  # INVALID_REQUEST
 
     out = cli(cluster, "broker", "decommission", str(leaving), "--wait")
     assert out.returncode == 0, out.stderr
@@ -158,6 +197,7 @@ def run(cluster, newcomer):
     code = wait_exit(gone)
     assert code == 1, (code, gone.tail(20))
     assert "removed from the cluster" in gone.tail(40), gone.tail(40)
+    harness.log("broker", leaving, "exited with", code, ":", gone.tail(1))
     remaining = [b for b in cluster.brokers if b.id != leaving] + [newcomer]
     for b in remaining:
         harness.log("Metadata from broker", b.id, "lists",

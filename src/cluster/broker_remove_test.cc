@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <future>
+#include <memory>
 
 #include "cluster/ids.h"
 #include "cluster/test_cluster.h"
@@ -224,6 +226,41 @@ TEST_F(BrokerRemove, RemovingAVoterIsRefusedWhenTheRestWouldHaveNoQuorum) {
   // Now two voters: removing either would leave one of two: refused.
   AdminResult last = remove(*controller, victim);
   EXPECT_EQ(last.status.code(), ErrorCode::kInvalidArgument) << last.status.to_string();
+}
+
+
+TEST_F(BrokerRemove, TwoVoterRemovalsAtOnceCannotTogetherBreakTheQuorum) {
+  make(3);
+  TestBroker* controller = wait_controller();
+  ASSERT_NE(controller, nullptr);
+  ASSERT_TRUE(wait_until([&] {
+    return controller->call([](Node& n) { return n.controller()->state().brokers().size() == 3; });
+  }, 5s));
+  int leader_id = controller->config().id.value();
+  std::vector<int> others;
+  for (int i = 0; i < 3; ++i) {
+    if (i != leader_id) others.push_back(i);
+  }
+  // Both asked in one turn of the leader's loop: each alone would keep a quorum (2 of 3), but
+  // the second must count the first as gone already.
+  auto first = std::make_shared<std::promise<AdminResult>>();
+  auto second = std::make_shared<std::promise<AdminResult>>();
+  controller->call([&](Node& n) {
+    n.remove_broker(BrokerId(others[0]), 5000, [first](AdminResult r) { first->set_value(r); });
+    n.remove_broker(BrokerId(others[1]), 5000, [second](AdminResult r) { second->set_value(r); });
+  });
+  AdminResult a = first->get_future().get();
+  AdminResult b = second->get_future().get();
+  EXPECT_TRUE(a.status.is_ok()) << a.status.to_string();
+  EXPECT_EQ(b.status.code(), ErrorCode::kInvalidArgument) << b.status.to_string();
+  EXPECT_NE(b.status.message().find("without a quorum"), std::string::npos)
+      << b.status.to_string();
+  EXPECT_TRUE(wait_until([&] {
+    raft::ConfState cs = controller_conf(*controller);
+    return cs.voters.size() == 2 && !contains(cs.voters, node_of(BrokerId(others[0])));
+  }, 10s));
+  EXPECT_TRUE(lists_broker(*controller, others[1]));
+  brokers_[others[0]]->kill();  // stopped itself; joined here so the fixture skips it
 }
 
 }  // namespace

@@ -152,7 +152,8 @@ Result<RemovedNotice> decode_removed_notice(BufferView bytes) {
   n.incarnation = r.u64();
   if (!r.ok()) return malformed("removed notice");
   if (version != kJoinVersion) {
-    return Status::corruption("join: unsupported removed notice version " + std::to_string(version));
+    return Status::corruption("join: unsupported removed notice version " +
+                              std::to_string(version));
   }
   if (!r.at_end()) return malformed("removed notice (trailing bytes)");
   return n;

@@ -222,5 +222,26 @@ TEST(JoinBrokerCommand, VersionTwoSnapshotIsStillRead) {
   EXPECT_EQ(s->brokers().at(BrokerId(1)).rpc_port, 7001);
 }
 
+
+TEST(JoinCodec, RemovedNoticeRoundTripsAndRefusesDamage) {
+  RemovedNotice notice{BrokerId(7), 0x1122334455667788ull};
+  Buffer bytes = encode_removed_notice(notice);
+  auto back = decode_removed_notice(bytes.view());
+  ASSERT_TRUE(back.has_value()) << back.error().to_string();
+  EXPECT_EQ(*back, notice);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_EQ(decode_removed_notice(bytes.view().first(n)).error().code(), ErrorCode::kCorruption)
+        << n;
+  }
+  Buffer trailing;
+  trailing.append(bytes.data(), bytes.size());
+  le::put_u8(trailing, 0);
+  EXPECT_EQ(decode_removed_notice(trailing.view()).error().code(), ErrorCode::kCorruption);
+  Buffer version;
+  version.append(bytes.data(), bytes.size());
+  version.data()[0] = 2;
+  EXPECT_EQ(decode_removed_notice(version.view()).error().code(), ErrorCode::kCorruption);
+}
+
 }  // namespace
 }  // namespace mq::cluster

@@ -70,17 +70,22 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
   joiner.join_seeds = {JoinSeed{"127.0.0.1", brokers_[0]->config().rpc_listen_port}};
   brokers_.push_back(std::make_unique<TestBroker>(joiner));
   ASSERT_TRUE(brokers_[3]->start().is_ok());
-  ASSERT_TRUE(wait_until([&] {
-    TestBroker* c = controller_leader();
-    return c != nullptr && contains(controller_conf(*c).voters, node_of(BrokerId(3))) &&
-           controller_conf(*c).voters.size() == 4;
-  }, 15s)) << "broker 3 was not promoted to controller voter";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        TestBroker* c = controller_leader();
+        return c != nullptr && contains(controller_conf(*c).voters, node_of(BrokerId(3))) &&
+               controller_conf(*c).voters.size() == 4;
+      },
+      15s))
+      << "broker 3 was not promoted to controller voter";
   // Every broker applies the promotion (its membership is that of the applied log).
-  ASSERT_TRUE(wait_until([&] {
-    return std::all_of(brokers_.begin(), brokers_.end(), [&](auto& b) {
-      return contains(controller_conf(*b).voters, node_of(BrokerId(3)));
-    });
-  }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return std::all_of(brokers_.begin(), brokers_.end(), [&](auto& b) {
+          return contains(controller_conf(*b).voters, node_of(BrokerId(3)));
+        });
+      },
+      10s));
 
   // Refusals: an unknown id; a broker still holding a replica (through a non-leader: forwarded).
   TestBroker* controller = wait_controller();
@@ -97,36 +102,49 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
   // Decommission broker 0: its replica moves to broker 3; then it is removed.
   AdminResult moved = move(*other, "t", {BrokerId(3), BrokerId(1), BrokerId(2)});
   ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
-  ASSERT_TRUE(wait_until([&] {
-    TestBroker* l = partition_leader("t", 0);
-    if (l == nullptr) return false;
-    auto st = replica_status(*l, "t", 0);
-    return st && st->voters.size() == 3 &&
-           std::find(st->voters.begin(), st->voters.end(), BrokerId(0)) == st->voters.end();
-  }, 20s)) << "the move off broker 0 did not finish";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        TestBroker* l = partition_leader("t", 0);
+        if (l == nullptr) return false;
+        auto st = replica_status(*l, "t", 0);
+        return st && st->voters.size() == 3 &&
+               std::find(st->voters.begin(), st->voters.end(), BrokerId(0)) == st->voters.end();
+      },
+      20s))
+      << "the move off broker 0 did not finish";
   AdminResult removed;
-  ASSERT_TRUE(wait_until([&] {
-    // A move's last step may still be applying on the controller leader's replica: retry.
-    removed = remove(*other, 0);
-    return removed.status.is_ok();
-  }, 10s)) << removed.status.to_string();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        // A move's last step may still be applying on the controller leader's replica: retry.
+        removed = remove(*other, 0);
+        return removed.status.is_ok();
+      },
+      10s))
+      << removed.status.to_string();
   // The answer came back even when broker 0 led the controller and stopped right after.
 
   // Everyone forgets broker 0: metadata, the controller voters; broker 0 stops itself.
   for (int i = 1; i < 4; ++i) {
     EXPECT_TRUE(wait_until([&] { return !lists_broker(*brokers_[i], 0); }, 5s)) << i;
   }
-  EXPECT_TRUE(wait_until([&] {
-    return brokers_[0]->call([](Node& n) { return n.join_failure().code() == ErrorCode::kAborted; });
-  }, 5s)) << "the removed broker did not stop";
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return brokers_[0]->call(
+            [](Node& n) { return n.join_failure().code() == ErrorCode::kAborted; });
+      },
+      5s))
+      << "the removed broker did not stop";
   brokers_[0]->kill();  // joins its (stopped) Node's thread: the fixture's helpers skip it
-  ASSERT_TRUE(wait_until([&] {
-    TestBroker* c = controller_leader();
-    if (c == nullptr || c == brokers_[0].get()) return false;
-    raft::ConfState cs = controller_conf(*c);
-    return !contains(cs.voters, node_of(BrokerId(0))) && !contains(cs.learners, node_of(BrokerId(0))) &&
-           cs.voters.size() == 3 && !cs.joint();
-  }, 15s)) << "broker 0 did not leave the controller group";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        TestBroker* c = controller_leader();
+        if (c == nullptr || c == brokers_[0].get()) return false;
+        raft::ConfState cs = controller_conf(*c);
+        return !contains(cs.voters, node_of(BrokerId(0))) &&
+               !contains(cs.learners, node_of(BrokerId(0))) && cs.voters.size() == 3 && !cs.joint();
+      },
+      15s))
+      << "broker 0 did not leave the controller group";
   EXPECT_TRUE(brokers_[1]->call([](Node& n) {
     return !n.controller()->state().brokers().count(BrokerId(0)) &&
            n.controller()->state().find_removed(BrokerId(0)) != nullptr;
@@ -134,9 +152,13 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
 
   // Its old data directory comes back: refused, it stops with the reason.
   ASSERT_TRUE(brokers_[0]->start().is_ok());
-  EXPECT_TRUE(wait_until([&] {
-    return brokers_[0]->call([](Node& n) { return n.join_failure().code() == ErrorCode::kAborted; });
-  }, 10s)) << "a removed broker's data directory was not refused";
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return brokers_[0]->call(
+            [](Node& n) { return n.join_failure().code() == ErrorCode::kAborted; });
+      },
+      10s))
+      << "a removed broker's data directory was not refused";
   std::string why = brokers_[0]->call([](Node& n) { return n.join_failure().message(); });
   EXPECT_NE(why.find("removed from the cluster"), std::string::npos) << why;
   EXPECT_NE(why.find("empty data directory and --join"), std::string::npos) << why;
@@ -146,27 +168,36 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
   // Kill broker 1: voters {1, 2, 3} keep a quorum (2, 3); a topic can still be created.
   brokers_[1]->kill();
   TestBroker* survivor = nullptr;
-  ASSERT_TRUE(wait_until([&] {
-    for (int i : {2, 3}) {
-      auto* b = brokers_[i].get();
-      if (b->call([](Node& n) { return n.controller()->leader_ready(); })) survivor = b;
-    }
-    return survivor != nullptr;
-  }, 15s)) << "no controller leader after removing broker 0 and killing broker 1";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (int i : {2, 3}) {
+          auto* b = brokers_[i].get();
+          if (b->call([](Node& n) { return n.controller()->leader_ready(); })) survivor = b;
+        }
+        return survivor != nullptr;
+      },
+      15s))
+      << "no controller leader after removing broker 0 and killing broker 1";
   std::vector<AdminResult> after;
-  ASSERT_TRUE(wait_until([&] {
-    after = testing::create_topic(*brokers_[2], "after", 1, 2);
-    return after.at(0).status.is_ok();
-  }, 15s)) << after.at(0).status.to_string();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        after = testing::create_topic(*brokers_[2], "after", 1, 2);
+        return after.at(0).status.is_ok();
+      },
+      15s))
+      << after.at(0).status.to_string();
   TestBroker* after_leader = nullptr;
-  ASSERT_TRUE(wait_until([&] {
-    for (int i : {2, 3}) {
-      if (brokers_[i]->call([](Node& n) { return n.local_partition("after", 0).has_value(); })) {
-        after_leader = brokers_[i].get();
-      }
-    }
-    return after_leader != nullptr;
-  }, 15s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (int i : {2, 3}) {
+          if (brokers_[i]->call(
+                  [](Node& n) { return n.local_partition("after", 0).has_value(); })) {
+            after_leader = brokers_[i].get();
+          }
+        }
+        return after_leader != nullptr;
+      },
+      15s));
   EXPECT_TRUE(testing::produce_value(*after_leader, "after", 0, "x").is_ok());
 
   // Restart both survivors. Broker 2's --peers still names 0, 1, 2 and broker 3's join.state
@@ -176,12 +207,16 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
   brokers_[3]->kill();
   ASSERT_TRUE(brokers_[2]->start().is_ok());
   ASSERT_TRUE(brokers_[3]->start().is_ok());
-  ASSERT_TRUE(wait_until([&] {
-    for (int i : {2, 3}) {
-      if (brokers_[i]->call([](Node& n) { return n.controller()->leader_ready(); })) return true;
-    }
-    return false;
-  }, 15s)) << "no controller leader after restarting voters 2 and 3";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (int i : {2, 3}) {
+          if (brokers_[i]->call([](Node& n) { return n.controller()->leader_ready(); }))
+            return true;
+        }
+        return false;
+      },
+      15s))
+      << "no controller leader after restarting voters 2 and 3";
   for (int i : {2, 3}) {
     raft::ConfState cs = controller_conf(*brokers_[i]);
     EXPECT_EQ(cs.voters.size(), 3u) << raft::describe(cs);
@@ -189,10 +224,13 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
     EXPECT_FALSE(lists_broker(*brokers_[i], 0));
   }
   std::vector<AdminResult> restarted;
-  ASSERT_TRUE(wait_until([&] {
-    restarted = testing::create_topic(*brokers_[3], "after-restart", 1, 2);
-    return restarted.at(0).status.is_ok();
-  }, 15s)) << restarted.at(0).status.to_string();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        restarted = testing::create_topic(*brokers_[3], "after-restart", 1, 2);
+        return restarted.at(0).status.is_ok();
+      },
+      15s))
+      << restarted.at(0).status.to_string();
 }
 
 TEST_F(BrokerRemove, RemovingAVoterIsRefusedWhenTheRestWouldHaveNoQuorum) {
@@ -201,16 +239,20 @@ TEST_F(BrokerRemove, RemovingAVoterIsRefusedWhenTheRestWouldHaveNoQuorum) {
   ASSERT_NE(controller, nullptr);
   // Kill one voter that is not the controller leader: removing another live voter would
   // leave 1 of the 2 other voters alive, 2 of 3 needed.
-  ASSERT_TRUE(wait_until([&] {
-    return controller->call([](Node& n) { return n.controller()->state().brokers().size() == 3; });
-  }, 5s)) << "the static brokers were not registered";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return controller->call(
+            [](Node& n) { return n.controller()->state().brokers().size() == 3; });
+      },
+      5s))
+      << "the static brokers were not registered";
   int leader_id = controller->config().id.value();
   int dead = leader_id == 0 ? 1 : 0;
   int victim = 3 - leader_id - dead;
   brokers_[dead]->kill();
-  ASSERT_TRUE(wait_until([&] {
-    return controller->call([dead](Node& n) { return n.peer_down(BrokerId(dead)); });
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] { return controller->call([dead](Node& n) { return n.peer_down(BrokerId(dead)); }); },
+      5s));
   AdminResult refused = remove(*controller, victim);
   EXPECT_EQ(refused.status.code(), ErrorCode::kInvalidArgument) << refused.status.to_string();
   EXPECT_NE(refused.status.message().find("without a quorum"), std::string::npos)
@@ -219,23 +261,27 @@ TEST_F(BrokerRemove, RemovingAVoterIsRefusedWhenTheRestWouldHaveNoQuorum) {
   // The dead voter itself may go: the two others form a majority of the three voters.
   AdminResult gone = remove(*controller, dead);
   EXPECT_TRUE(gone.status.is_ok()) << gone.status.to_string();
-  EXPECT_TRUE(wait_until([&] {
-    raft::ConfState cs = controller_conf(*controller);
-    return cs.voters.size() == 2 && !contains(cs.voters, node_of(BrokerId(dead)));
-  }, 10s));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        raft::ConfState cs = controller_conf(*controller);
+        return cs.voters.size() == 2 && !contains(cs.voters, node_of(BrokerId(dead)));
+      },
+      10s));
   // Now two voters: removing either would leave one of two: refused.
   AdminResult last = remove(*controller, victim);
   EXPECT_EQ(last.status.code(), ErrorCode::kInvalidArgument) << last.status.to_string();
 }
 
-
 TEST_F(BrokerRemove, TwoVoterRemovalsAtOnceCannotTogetherBreakTheQuorum) {
   make(3);
   TestBroker* controller = wait_controller();
   ASSERT_NE(controller, nullptr);
-  ASSERT_TRUE(wait_until([&] {
-    return controller->call([](Node& n) { return n.controller()->state().brokers().size() == 3; });
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return controller->call(
+            [](Node& n) { return n.controller()->state().brokers().size() == 3; });
+      },
+      5s));
   int leader_id = controller->config().id.value();
   std::vector<int> others;
   for (int i = 0; i < 3; ++i) {
@@ -253,12 +299,13 @@ TEST_F(BrokerRemove, TwoVoterRemovalsAtOnceCannotTogetherBreakTheQuorum) {
   AdminResult b = second->get_future().get();
   EXPECT_TRUE(a.status.is_ok()) << a.status.to_string();
   EXPECT_EQ(b.status.code(), ErrorCode::kInvalidArgument) << b.status.to_string();
-  EXPECT_NE(b.status.message().find("without a quorum"), std::string::npos)
-      << b.status.to_string();
-  EXPECT_TRUE(wait_until([&] {
-    raft::ConfState cs = controller_conf(*controller);
-    return cs.voters.size() == 2 && !contains(cs.voters, node_of(BrokerId(others[0])));
-  }, 10s));
+  EXPECT_NE(b.status.message().find("without a quorum"), std::string::npos) << b.status.to_string();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        raft::ConfState cs = controller_conf(*controller);
+        return cs.voters.size() == 2 && !contains(cs.voters, node_of(BrokerId(others[0])));
+      },
+      10s));
   EXPECT_TRUE(lists_broker(*controller, others[1]));
   brokers_[others[0]]->kill();  // stopped itself; joined here so the fixture skips it
 }

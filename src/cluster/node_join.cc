@@ -542,7 +542,9 @@ Status Node::check_remove(BrokerId broker) const {
   }
   const raft::ConfState& cs = controller_->node().conf_state();
   NodeId n = node_of(broker);
-  if (cs.joint()) return Status::unavailable("a controller membership change is in progress; retry");
+  if (cs.joint()) {
+    return Status::unavailable("a controller membership change is in progress; retry");
+  }
   if (!contains(cs.voters, n)) return Status::ok();
   if (cs.voters.size() == 1) {
     return Status::invalid_argument("broker " + id + " is the only controller voter");
@@ -643,6 +645,10 @@ void Node::prune_removed_brokers() {
     return state.find_removed(b.id) != nullptr ||
            (it != state.brokers().end() && it->second.incarnation != 0);
   });
+  // Nor is it pinged or tracked for liveness (a removed broker heard from again must not wake
+  // the groups led here, node_quiesce.cc).
+  std::erase_if(liveness_,
+                [&](const PeerLiveness& l) { return state.find_removed(l.peer) != nullptr; });
   for (const auto& [id, removed] : state.removed()) {
     if (id == config_.id) continue;
     bool linked = joined_peers_.erase(id) > 0;
@@ -671,9 +677,9 @@ bool Node::refuse_removed_peer(BrokerId from, GroupId group, const raft::Message
   if (link.value() == -1) return true;
   log("broker " + std::to_string(from.value()) + " was removed from the cluster and is heard "
       "from again: telling it");
+  Buffer notice = encode_removed_notice(RemovedNotice{from, removed->incarnation});
   transport_->send(link, kControlPlaneGroup,
-                   control_message(config_.id, from, kRemovedNoticeContext,
-                                   encode_removed_notice(RemovedNotice{from, removed->incarnation})));
+                   control_message(config_.id, from, kRemovedNoticeContext, std::move(notice)));
   return true;
 }
 

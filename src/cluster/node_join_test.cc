@@ -1,7 +1,7 @@
 // Dynamic broker addition with in-process brokers (docs/cluster.md "Adding a broker"): a new
 // broker joins a running 3-broker cluster through any broker, learns the metadata as a
-// member of the controller (learner, then voter), takes a moved partition's replica while writes continue, hosts
-// replicas of new topics, restarts from its data directory alone; refused joins (an id in
+// member of the controller (learner, then voter), takes a moved partition's replica while
+// writes continue, hosts replicas of new topics, restarts from its data directory alone; refused joins (an id in
 // use, unreachable seeds) fail with a clear status.
 #include <gtest/gtest.h>
 

@@ -16,14 +16,13 @@ constexpr std::int64_t kUnregisterTimeoutMs = 15000;
 
 void handle_unregister_broker(const RequestContext& ctx, protocol::UnregisterBrokerRequest request,
                               Respond respond) {
-  ctx.cluster->remove_broker(
-      BrokerId(request.broker_id), kUnregisterTimeoutMs,
-      [respond = std::move(respond)](cluster::AdminResult r) {
-        protocol::UnregisterBrokerResponse response;
-        response.error_code = code(admin_error(r));
-        if (!r.status.is_ok()) response.error_message = r.status.message();
-        respond(protocol::AnyResponse(std::move(response)));
-      });
+  ctx.cluster->remove_broker(BrokerId(request.broker_id), kUnregisterTimeoutMs,
+                             [respond = std::move(respond)](cluster::AdminResult r) {
+                               protocol::UnregisterBrokerResponse response;
+                               response.error_code = code(admin_error(r));
+                               if (!r.status.is_ok()) response.error_message = r.status.message();
+                               respond(protocol::AnyResponse(std::move(response)));
+                             });
 }
 
 }  // namespace mq::kafka

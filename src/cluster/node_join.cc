@@ -706,7 +706,7 @@ void Node::leave_removed(const Status& status) {
   // Leadership of the controller (the only group such a broker may still lead) is handed
   // over before stopping; the serve command exits non-zero.
   asio::post(loop_, [this, alive = alive_, status] {
-    if (!*alive) return;
+    if (!*alive || shutting_down_) return;  // a shutdown already under way ends it
     shutdown([this, status] {  // the Node outlives its stop (its owner destroys it)
       auto failed = std::move(join_failed_);
       if (failed) failed(status);

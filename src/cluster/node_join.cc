@@ -703,8 +703,9 @@ void Node::leave_removed(const Status& status) {
   leaving_removed_ = true;
   log("REMOVED from the cluster: " + status.message());
   join_failure_ = status;
-  // Leadership of the controller (the only group such a broker may still lead) is handed
-  // over before stopping; the serve command exits non-zero.
+  // A graceful stop (checkpoints); the others no longer accept this broker's messages, so a
+  // controller it led is taken over by an election among the remaining voters (the quorum
+  // rule of check_remove). The serve command exits non-zero.
   asio::post(loop_, [this, alive = alive_, status] {
     if (!*alive || shutting_down_) return;  // a shutdown already under way ends it
     shutdown([this, status] {  // the Node outlives its stop (its owner destroys it)

@@ -112,6 +112,21 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
       },
       20s))
       << "the move off broker 0 did not finish";
+  // The hardest case: broker 0 leads the controller when it applies its own removal (it stops,
+  // the others refuse its messages but its answer; they elect a new leader). Leadership
+  // transfer, thesis §3.10 (test-only access to the controller's Raft node).
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (int i = 0; i < 4; ++i) {
+          brokers_[i]->call([](Node& n) {
+            auto* group = const_cast<ControllerGroup*>(n.controller());
+            if (group->is_raft_leader()) (void)group->node().transfer_leader(node_of(BrokerId(0)));
+          });
+        }
+        return brokers_[0]->call([](Node& n) { return n.controller()->leader_ready(); });
+      },
+      10s))
+      << "broker 0 did not take over the controller";
   AdminResult removed;
   ASSERT_TRUE(wait_until(
       [&] {

@@ -24,6 +24,7 @@ void usage() {
       "  cluster status [--timeout-ms N]   every partition: leader, term, commit, lag\n"
       "  partition move TOPIC/PARTITION --to ID,ID,... [--wait] | partition reassignments\n"
       "  broker decommission ID [--wait]\n"
+      "  broker remove ID                              remove a drained broker from the cluster\n"
       "  group list | group describe GROUP (offsets, log end, lag per partition)\n"
       "  group reset-offsets GROUP --topic T --to-earliest|--to-latest|--to-offset N\n"
       "client commands take --bootstrap host:port (default 127.0.0.1:9092) and\n"

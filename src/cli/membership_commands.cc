@@ -297,17 +297,73 @@ int partition_command(Args& args) {
   return 2;
 }
 
-// Moves every replica off broker N: each partition hosted there gets, in its place, the live
-// broker (not already a replica) holding the fewest replicas. The partition move engine does
-// the rest (learners, catch-up, joint consensus) while the partitions keep serving.
+namespace {
+
+// raftmq broker remove N: UnregisterBroker (key 64) once Metadata shows N holds no replica.
+// The controller checks again (replicas, moves in flight, the controller quorum rule) and
+// answers with the reason of a refusal (docs/cluster.md "Removing a broker").
+int remove_broker(Args& args, std::int32_t id) {
+  KafkaHandle rk = make_client(args, RD_KAFKA_PRODUCER);
+  if (!rk) return 1;
+  ClusterView view;
+  if (!load_view(rk.get(), &view)) return 1;
+  if (view.brokers.count(id) == 0) {
+    std::fprintf(stderr, "raftmq: broker %d is not in the cluster's metadata\n", id);
+    return 1;
+  }
+  std::string held;
+  std::size_t count = 0;
+  for (const auto& [tp, p] : view.partitions) {
+    if (std::find(p.replicas.begin(), p.replicas.end(), id) == p.replicas.end()) continue;
+    if (++count <= 5) held += " " + tp.first + "/" + std::to_string(tp.second);
+  }
+  if (count > 0) {
+    std::fprintf(stderr,
+                 "raftmq: broker %d still holds %zu partition replica(s):%s%s; run `raftmq broker "
+                 "decommission %d --wait` first\n",
+                 id, count, held.c_str(), count > 5 ? " ..." : "", id);
+    return 1;
+  }
+  protocol::UnregisterBrokerRequest request;
+  request.broker_id = id;
+  auto answer = kafka_call(args.get_or("bootstrap", "127.0.0.1:9092"),
+                           protocol::AnyRequest(std::move(request)), 64);
+  if (!answer.has_value()) {
+    std::fprintf(stderr, "raftmq: %s\n", answer.error().to_string().c_str());
+    return 1;
+  }
+  const auto* response = std::get_if<protocol::UnregisterBrokerResponse>(&*answer);
+  if (response == nullptr) {
+    std::fprintf(stderr, "raftmq: unexpected answer to UnregisterBroker\n");
+    return 1;
+  }
+  if (response->error_code != 0) {
+    std::string message = response->error_message.value_or("");
+    std::fprintf(stderr, "raftmq: broker %d not removed: %s (Kafka error %d)\n", id,
+                 message.c_str(), response->error_code);
+    return 1;
+  }
+  std::printf("broker %d removed from the cluster\n", id);
+  return 0;
+}
+
+}  // namespace
+
+// decommission: moves every replica off broker N: each partition hosted there gets, in its
+// place, the live broker (not already a replica) holding the fewest replicas. The partition
+// move engine does the rest (learners, catch-up, joint consensus) while the partitions keep
+// serving. remove: see remove_broker().
 int broker_command(Args& args) {
   const auto& words = args.positional();
   std::vector<std::int32_t> ids;
-  if (words.size() != 2 || words[0] != "decommission" || !parse_ids(words[1], &ids) ||
-      ids.size() != 1) {
-    std::fprintf(stderr, "usage: raftmq broker decommission ID [--wait]\n");
+  if (words.size() != 2 || (words[0] != "decommission" && words[0] != "remove") ||
+      !parse_ids(words[1], &ids) || ids.size() != 1) {
+    std::fprintf(stderr,
+                 "usage: raftmq broker decommission ID [--wait]\n"
+                 "       raftmq broker remove ID\n");
     return 2;
   }
+  if (words[0] == "remove") return remove_broker(args, ids[0]);
   std::int32_t leaving = ids[0];
   KafkaHandle rk = make_client(args, RD_KAFKA_PRODUCER);
   if (!rk) return 1;

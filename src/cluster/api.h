@@ -208,6 +208,16 @@ class ClusterApi {
     (void)timeout_ms;
     done(AdminResult{std::move(topic), Status::unsupported("partition reassignment"), 0});
   }
+  // UnregisterBroker (`raftmq broker remove N`): removes a drained broker's record from the
+  // cluster (docs/cluster.md "Removing a broker"); `done` once the removal is committed or
+  // refused (kNotFound: not registered; kInvalidArgument: still holds replicas, or removing it
+  // would cost the controller its quorum).
+  virtual void remove_broker(BrokerId broker, std::int64_t timeout_ms,
+                             std::function<void(AdminResult)> done) {
+    (void)timeout_ms;
+    done(AdminResult{"broker " + std::to_string(broker.value()),
+                     Status::unsupported("broker removal"), 0});
+  }
   // InitProducerId for an idempotent (non-transactional) producer: a new producer id with
   // epoch 0, or — when `producer_id`/`producer_epoch` name an id this cluster allocated
   // (KIP-360, v3+) — the same id with the epoch bumped. Ids come from blocks the controller

@@ -30,54 +30,39 @@ void put_voters(Buffer& out, const std::vector<JoinVoter>& voters) {
   }
 }
 
-class Reader {
- public:
-  explicit Reader(BufferView bytes) : r_(bytes) {}
-  bool u8(std::uint8_t* v) { return r_.read_u8(v); }
-  bool u16(std::uint16_t* v) { return r_.read_u16(v); }
-  bool u32(std::uint32_t* v) { return r_.read_u32(v); }
-  bool u64(std::uint64_t* v) { return r_.read_u64(v); }
-  bool i32(std::int32_t* v) {
-    std::uint32_t u = 0;
-    if (!r_.read_u32(&u)) return false;
-    *v = static_cast<std::int32_t>(u);
-    return true;
+// Decoding helpers over le::StickyReader: a failure (truncation, a bound exceeded) sticks, and
+// each decoder checks r.ok() once.
+std::string read_string(le::StickyReader& r) {
+  std::string s = r.str16();
+  if (s.size() > kStringBytesMax) r.fail();
+  return s;
+}
+std::vector<JoinVoter> read_voters(le::StickyReader& r) {
+  // Each voter takes at least 10 bytes: checked before allocating.
+  std::uint32_t n = r.count(kJoinVotersMax);
+  if (n > r.remaining() / 10) r.fail();
+  std::vector<JoinVoter> voters;
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    JoinVoter v;
+    v.id = BrokerId(r.i32());
+    v.host = read_string(r);
+    v.rpc_port = r.u16();
+    v.kafka_port = r.u16();
+    voters.push_back(std::move(v));
   }
-  bool string(std::string* s) {
-    std::uint16_t n = 0;
-    BufferView bytes;
-    if (!r_.read_u16(&n) || n > kStringBytesMax || !r_.read_bytes(n, &bytes)) return false;
-    s->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    return true;
-  }
-  bool voters(std::vector<JoinVoter>* out) {
-    std::uint32_t n = 0;
-    // Each voter takes at least 10 bytes: check before allocating.
-    if (!u32(&n) || n > kJoinVotersMax || n > r_.remaining() / 10) return false;
-    out->resize(n);
-    for (JoinVoter& v : *out) {
-      std::int32_t id = 0;
-      if (!i32(&id) || !string(&v.host) || !u16(&v.rpc_port) || !u16(&v.kafka_port)) {
-        return false;
-      }
-      v.id = BrokerId(id);
-    }
-    return true;
-  }
-  bool broker(BrokerRecord* b) {
-    std::int32_t id = 0;
-    if (!i32(&id) || !string(&b->host) || !u16(&b->kafka_port) || !string(&b->rpc_host) ||
-        !u16(&b->rpc_port) || !string(&b->rack) || !u64(&b->incarnation)) {
-      return false;
-    }
-    b->id = BrokerId(id);
-    return true;
-  }
-  bool at_end() const { return r_.at_end(); }
-
- private:
-  le::LeReader r_;
-};
+  return voters;
+}
+BrokerRecord read_broker(le::StickyReader& r) {
+  BrokerRecord b;
+  b.id = BrokerId(r.i32());
+  b.host = read_string(r);
+  b.kafka_port = r.u16();
+  b.rpc_host = read_string(r);
+  b.rpc_port = r.u16();
+  b.rack = read_string(r);
+  b.incarnation = r.u64();
+  return b;
+}
 
 Status malformed(const std::string& what) {
   return Status::corruption("join: malformed " + what);
@@ -101,14 +86,17 @@ Buffer encode_join_request(const JoinRequest& q) {
 }
 
 Result<JoinRequest> decode_join_request(BufferView bytes) {
-  Reader r(bytes);
+  le::StickyReader r(bytes);
   JoinRequest q;
-  std::uint8_t version = 0;
-  if (!r.u8(&version)) return malformed("request");
+  std::uint8_t version = r.u8();
+  if (!r.ok()) return malformed("request");
   if (version != kJoinVersion) {
     return Status::corruption("join: unsupported request version " + std::to_string(version));
   }
-  if (!r.u64(&q.request_id) || !r.u8(&q.hops) || !r.broker(&q.broker)) return malformed("request");
+  q.request_id = r.u64();
+  q.hops = r.u8();
+  q.broker = read_broker(r);
+  if (!r.ok()) return malformed("request");
   if (!r.at_end()) return malformed("request (trailing bytes)");
   if (q.broker.id.value() < 0) return malformed("request (negative broker id)");
   if (q.broker.incarnation == 0) return malformed("request (no incarnation)");
@@ -127,17 +115,18 @@ Buffer encode_join_answer(const JoinAnswer& a) {
 }
 
 Result<JoinAnswer> decode_join_answer(BufferView bytes) {
-  Reader r(bytes);
+  le::StickyReader r(bytes);
   JoinAnswer a;
-  std::uint8_t version = 0, code = 0;
-  std::string message;
-  if (!r.u8(&version)) return malformed("answer");
+  std::uint8_t version = r.u8();
+  if (!r.ok()) return malformed("answer");
   if (version != kJoinVersion) {
     return Status::corruption("join: unsupported answer version " + std::to_string(version));
   }
-  if (!r.u64(&a.request_id) || !r.u8(&code) || !r.string(&message) || !r.voters(&a.voters)) {
-    return malformed("answer");
-  }
+  a.request_id = r.u64();
+  std::uint8_t code = r.u8();
+  std::string message = read_string(r);
+  a.voters = read_voters(r);
+  if (!r.ok()) return malformed("answer");
   if (!r.at_end()) return malformed("answer (trailing bytes)");
   if (code > static_cast<std::uint8_t>(ErrorCode::kInternal)) {
     return malformed("answer (unknown status code)");
@@ -145,6 +134,29 @@ Result<JoinAnswer> decode_join_answer(BufferView bytes) {
   auto ec = static_cast<ErrorCode>(code);
   a.status = ec == ErrorCode::kOk ? Status::ok() : Status(ec, std::move(message));
   return a;
+}
+
+Buffer encode_removed_notice(const RemovedNotice& n) {
+  Buffer out;
+  le::put_u8(out, kJoinVersion);
+  put_i32(out, n.broker.value());
+  le::put_u64(out, n.incarnation);
+  return out;
+}
+
+Result<RemovedNotice> decode_removed_notice(BufferView bytes) {
+  le::StickyReader r(bytes);
+  std::uint8_t version = r.u8();
+  RemovedNotice n;
+  n.broker = BrokerId(r.i32());
+  n.incarnation = r.u64();
+  if (!r.ok()) return malformed("removed notice");
+  if (version != kJoinVersion) {
+    return Status::corruption("join: unsupported removed notice version " +
+                              std::to_string(version));
+  }
+  if (!r.at_end()) return malformed("removed notice (trailing bytes)");
+  return n;
 }
 
 Buffer encode_join_state(const JoinState& s) {
@@ -163,17 +175,17 @@ Result<JoinState> decode_join_state(BufferView bytes) {
   if (crc32c::value(bytes.first(covered)) != le::decode_u32(bytes.data() + covered)) {
     return Status::corruption("join.state: crc mismatch");
   }
-  Reader r(bytes.first(covered));
+  le::StickyReader r(bytes.first(covered));
   JoinState s;
-  std::uint8_t version = 0;
-  std::int32_t broker = 0;
-  if (!r.u8(&version)) return malformed("join.state");
+  std::uint8_t version = r.u8();
+  if (!r.ok()) return malformed("join.state");
   if (version != kJoinStateVersion) {
     return Status::corruption("join.state: unsupported version " + std::to_string(version));
   }
-  if (!r.i32(&broker) || !r.u64(&s.incarnation) || !r.voters(&s.voters)) {
-    return malformed("join.state");
-  }
+  std::int32_t broker = r.i32();
+  s.incarnation = r.u64();
+  s.voters = read_voters(r);
+  if (!r.ok()) return malformed("join.state");
   if (!r.at_end()) return malformed("join.state (trailing bytes)");
   if (s.incarnation == 0) return malformed("join.state (no incarnation)");
   s.broker = BrokerId(broker);

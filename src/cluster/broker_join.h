@@ -34,6 +34,13 @@ namespace mq::cluster {
 
 inline constexpr std::uint64_t kJoinRequestContext = 5;
 inline constexpr std::uint64_t kJoinAnswerContext = 6;
+// "You were removed" (docs/cluster.md "Removing a broker"): sent to a broker whose record was
+// removed when it is heard from again (control-plane channel, one entry):
+//   version u8 (=1) | broker i32 | incarnation u64
+inline constexpr std::uint64_t kRemovedNoticeContext = 7;
+// The controller group's voters: joined brokers are promoted (once caught up and alive) while
+// there are fewer voters than this.
+inline constexpr std::size_t kControllerVotersMax = 5;
 inline constexpr std::uint32_t kJoinVotersMax = 1024;
 inline constexpr char kJoinStateFile[] = "join.state";
 
@@ -63,6 +70,14 @@ Buffer encode_join_request(const JoinRequest& request);
 Result<JoinRequest> decode_join_request(BufferView bytes);
 Buffer encode_join_answer(const JoinAnswer& answer);
 Result<JoinAnswer> decode_join_answer(BufferView bytes);
+
+struct RemovedNotice {
+  BrokerId broker;
+  std::uint64_t incarnation = 0;  // of the removed data directory (0: a static broker)
+  bool operator==(const RemovedNotice&) const = default;
+};
+Buffer encode_removed_notice(const RemovedNotice& notice);
+Result<RemovedNotice> decode_removed_notice(BufferView bytes);
 
 // What a joined broker keeps in its data directory.
 struct JoinState {

@@ -185,7 +185,7 @@ TEST(JoinBrokerCommand, SnapshotKeepsIncarnations) {
   ASSERT_TRUE(s.apply(RegisterBroker{static_broker(1)}).is_ok());
   ASSERT_TRUE(s.apply(JoinBroker{joined(4, 0xfeedull)}).is_ok());
   Buffer image = s.encode_snapshot();
-  EXPECT_EQ(image.data()[0], 3);  // snapshot version 3: broker incarnations
+  EXPECT_EQ(image.data()[0], 4);  // snapshot version 4: + removed brokers (3: incarnations)
   auto back = ControllerState::decode_snapshot(image.view());
   ASSERT_TRUE(back.has_value()) << back.error().to_string();
   EXPECT_EQ(*back, s);
@@ -220,6 +220,27 @@ TEST(JoinBrokerCommand, VersionTwoSnapshotIsStillRead) {
   ASSERT_EQ(s->brokers().size(), 1u);
   EXPECT_EQ(s->brokers().at(BrokerId(1)).incarnation, 0u);
   EXPECT_EQ(s->brokers().at(BrokerId(1)).rpc_port, 7001);
+}
+
+
+TEST(JoinCodec, RemovedNoticeRoundTripsAndRefusesDamage) {
+  RemovedNotice notice{BrokerId(7), 0x1122334455667788ull};
+  Buffer bytes = encode_removed_notice(notice);
+  auto back = decode_removed_notice(bytes.view());
+  ASSERT_TRUE(back.has_value()) << back.error().to_string();
+  EXPECT_EQ(*back, notice);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_EQ(decode_removed_notice(bytes.view().first(n)).error().code(), ErrorCode::kCorruption)
+        << n;
+  }
+  Buffer trailing;
+  trailing.append(bytes.data(), bytes.size());
+  le::put_u8(trailing, 0);
+  EXPECT_EQ(decode_removed_notice(trailing.view()).error().code(), ErrorCode::kCorruption);
+  Buffer version;
+  version.append(bytes.data(), bytes.size());
+  version.data()[0] = 2;
+  EXPECT_EQ(decode_removed_notice(version.view()).error().code(), ErrorCode::kCorruption);
 }
 
 }  // namespace

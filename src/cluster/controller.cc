@@ -16,6 +16,7 @@ Status ControllerGroup::init() {
   auto snapshot = storage().snapshot();
   if (!snapshot.has_value()) return snapshot.error();
   last_snapshot_ = snapshot->meta.index;
+  snapshot_conf_ = snapshot->meta.conf_state;
   if (!snapshot->data.empty()) {
     MQ_ASSIGN_OR_RETURN(state_, ControllerState::decode_snapshot(snapshot->data.view()));
   }
@@ -63,22 +64,40 @@ void ControllerGroup::on_apply(const raft::Entry& entry) {
     it = waiters_.erase(it);
     if (w.done) w.done(mine ? outcome : Status::not_leader("controller leadership changed"));
   }
+  if (entry.type == raft::EntryType::kConfChange) membership_dirty_ = true;
   if (entry.type == raft::EntryType::kNormal && on_state_changed) on_state_changed();
   maybe_compact();
 }
 
 void ControllerGroup::maybe_compact() {
-  if (applied() - last_snapshot_ < snapshot_interval_entries_) return;
-  if (applied() > storage().durable_index()) return;  // retried after the next apply
+  if (membership_dirty_ || applied() - last_snapshot_ < snapshot_interval_entries_) return;
+  take_snapshot();  // retried after the next apply if not possible now
+}
+
+void ControllerGroup::snapshot_if_membership_changed() {
+  if (failed() || applied() <= last_snapshot_) return;
+  if (!membership_dirty_ && node().conf_state() == snapshot_conf_) return;
+  if (take_snapshot()) {
+    membership_dirty_ = false;
+    host_->log("controller: snapshot at index " + std::to_string(applied().value()) +
+               " records the membership " + raft::describe(snapshot_conf_));
+  }
+}
+
+bool ControllerGroup::take_snapshot() {
+  if (applied() > storage().durable_index()) return false;
   auto t = storage().term(applied());
-  if (!t.has_value()) return;
+  if (!t.has_value()) return false;
+  raft::ConfState conf = node().conf_state();
   Buffer image = state_.encode_snapshot();
-  Status s = storage().compact(applied(), *t, node().conf_state(), SharedBuffer(std::move(image)));
+  Status s = storage().compact(applied(), *t, conf, SharedBuffer(std::move(image)));
   if (!s.is_ok()) {
     host_->log("controller: snapshot failed: " + s.to_string());
-    return;
+    return false;
   }
   last_snapshot_ = applied();
+  snapshot_conf_ = std::move(conf);
+  return true;
 }
 
 void ControllerGroup::on_soft_state(const raft::SoftState& soft_state) {
@@ -93,6 +112,8 @@ void ControllerGroup::on_snapshot_installed(const raft::Snapshot& snapshot) {
   }
   state_ = std::move(*decoded);
   last_snapshot_ = snapshot.meta.index;
+  snapshot_conf_ = snapshot.meta.conf_state;
+  membership_dirty_ = false;
   if (on_state_changed) on_state_changed();
 }
 

@@ -38,6 +38,13 @@ class ControllerGroup final : public RaftGroup {
   GroupId reserve_groups(std::size_t count);
   // True once this leader has applied an entry of its own term (its metadata is current).
   bool leader_ready() const { return is_raft_leader() && leader_ready_; }
+  // Takes a snapshot when the membership in effect differs from the last snapshot's (the Node
+  // calls it periodically). A restarted controller replica starts from its snapshot's
+  // membership, not from the membership of entries it re-applies later: without this, a
+  // replica restarted after a voter change would count votes with the bootstrap voters
+  // (--peers) until it learned the commit index, and the remaining voters could fail to elect
+  // anyone (docs/cluster.md "Controller voters").
+  void snapshot_if_membership_changed();
   // Invoked after every applied command (the Node reconciles).
   std::function<void()> on_state_changed;
   std::function<void(ControllerGroup*)> on_proposed;
@@ -55,10 +62,15 @@ class ControllerGroup final : public RaftGroup {
     Done done;
   };
   void maybe_compact();
+  bool take_snapshot();
 
   ControllerState state_;
   std::uint64_t snapshot_interval_entries_;
   LogIndex last_snapshot_;
+  raft::ConfState snapshot_conf_;  // the membership of the last snapshot (or the bootstrap)
+  // A configuration entry was applied and no snapshot records it yet. Until the Ready is
+  // advanced, node().conf_state() does not reflect it, so no snapshot is taken from on_apply.
+  bool membership_dirty_ = false;
   std::map<LogIndex, Waiter> waiters_;
   GroupId reserved_next_group_{1};
   bool leader_ready_ = false;

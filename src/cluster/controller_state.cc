@@ -10,7 +10,8 @@ namespace mq::cluster {
 namespace {
 
 constexpr std::uint8_t kCommandVersion = 1;
-constexpr std::uint8_t kSnapshotVersion = 3;  // 3: + broker incarnations
+constexpr std::uint8_t kSnapshotVersion = 4;  // 4: + removed brokers section
+constexpr std::uint8_t kSnapshotVersionWithoutRemoved = 3;  // 3: + broker incarnations
 constexpr std::uint8_t kSnapshotVersionWithoutIncarnations = 2;  // 2: + producer ids section
 constexpr std::uint8_t kSnapshotVersionWithoutProducerIds = 1;
 
@@ -22,11 +23,13 @@ enum class CommandType : std::uint8_t {
   kAlterConfigs = 5,
   kMovePartition = 6,
   kJoinBroker = 7,
+  kRemoveBroker = 8,
   kAllocateProducerIds = 32,  // far from the others: other command types may be added
 };
 
 // Tagged sections after the topics in a snapshot (older snapshots have none).
 constexpr std::uint8_t kSnapshotProducerIdsTag = 1;
+constexpr std::uint8_t kSnapshotRemovedTag = 2;
 
 // ---- writing ----
 void put_string(Buffer& out, std::string_view s) {
@@ -172,6 +175,9 @@ Buffer encode_command(const Command& command) {
           le::put_u8(out, static_cast<std::uint8_t>(CommandType::kJoinBroker));
           put_broker(out, c.broker);
           le::put_u64(out, c.broker.incarnation);
+        } else if constexpr (std::is_same_v<T, RemoveBroker>) {
+          le::put_u8(out, static_cast<std::uint8_t>(CommandType::kRemoveBroker));
+          put_i32(out, c.id.value());
         } else if constexpr (std::is_same_v<T, AllocateProducerIds>) {
           le::put_u8(out, static_cast<std::uint8_t>(CommandType::kAllocateProducerIds));
           put_i32(out, c.broker.value());
@@ -208,6 +214,14 @@ Result<Command> decode_command(BufferView bytes) {
     case CommandType::kJoinBroker: {
       JoinBroker c;
       ok = r.broker(&c.broker) && r.u64(&c.broker.incarnation);
+      command = std::move(c);
+      break;
+    }
+    case CommandType::kRemoveBroker: {
+      RemoveBroker c;
+      std::int32_t id = 0;
+      ok = r.i32(&id);
+      c.id = BrokerId(id);
       command = std::move(c);
       break;
     }
@@ -329,11 +343,9 @@ Status ControllerState::apply(const Command& command) {
       [this](const auto& c) -> Status {
         using T = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<T, RegisterBroker>) {
-          if (brokers_.size() >= kBrokersMax && brokers_.count(c.broker.id) == 0) {
-            return Status::limit_exceeded("too many brokers");
-          }
-          brokers_[c.broker.id] = c.broker;
-          return Status::ok();
+          return apply_register(c);
+        } else if constexpr (std::is_same_v<T, RemoveBroker>) {
+          return apply_remove(c);
         } else if constexpr (std::is_same_v<T, CreateTopic>) {
           return apply_create(c);
         } else if constexpr (std::is_same_v<T, DeleteTopic>) {
@@ -419,13 +431,20 @@ std::size_t ControllerState::replica_count(BrokerId broker) const {
 Status ControllerState::apply_join(const JoinBroker& c) {
   const BrokerRecord& b = c.broker;
   if (b.incarnation == 0) return Status::invalid_argument("join without an incarnation");
+  const std::string id = std::to_string(b.id.value());
   auto it = brokers_.find(b.id);
   if (it == brokers_.end()) {
+    auto gone = removed_.find(b.id);
+    if (gone != removed_.end() && gone->second.incarnation == b.incarnation) {
+      return Status::already_exists(
+          "broker " + id + " was removed from the cluster and this is its old data directory; "
+          "to add it again, start it with an empty data directory and --join");
+    }
     if (brokers_.size() >= kBrokersMax) return Status::limit_exceeded("too many brokers");
     brokers_[b.id] = b;
+    removed_.erase(b.id);  // a new data directory under a removed id: a new broker
     return Status::ok();
   }
-  const std::string id = std::to_string(b.id.value());
   if (it->second.incarnation == 0) {
     return Status::already_exists("broker " + id +
                                   " is a static broker of the cluster (a controller voter, "
@@ -444,6 +463,55 @@ Status ControllerState::apply_join(const JoinBroker& c) {
   }
   it->second = b;  // same directory (or an empty id): new addresses
   return Status::ok();
+}
+
+Status ControllerState::apply_register(const RegisterBroker& c) {
+  const std::string id = std::to_string(c.broker.id.value());
+  if (removed_.count(c.broker.id) != 0) {
+    return Status::already_exists("broker " + id +
+                                  " was removed from the cluster; it can only come back as a new "
+                                  "broker (an empty data directory and --join)");
+  }
+  auto it = brokers_.find(c.broker.id);
+  if (it != brokers_.end() && it->second.incarnation != 0) {
+    return Status::already_exists("broker " + id +
+                                  " joined the cluster (--join); a static registration cannot "
+                                  "replace its record");
+  }
+  if (brokers_.size() >= kBrokersMax && it == brokers_.end()) {
+    return Status::limit_exceeded("too many brokers");
+  }
+  brokers_[c.broker.id] = c.broker;
+  return Status::ok();
+}
+
+Status ControllerState::apply_remove(const RemoveBroker& c) {
+  const std::string id = std::to_string(c.id.value());
+  auto it = brokers_.find(c.id);
+  if (it == brokers_.end()) {
+    if (removed_.count(c.id) != 0) {
+      return Status::not_found("broker " + id + " was already removed from the cluster");
+    }
+    return Status::not_found("broker " + id + " is not registered");
+  }
+  if (brokers_.size() == 1) {
+    return Status::invalid_argument("broker " + id + " is the last broker of the cluster");
+  }
+  if (std::size_t held = replica_count(c.id); held > 0) {
+    return Status::invalid_argument("broker " + id + " still holds " + std::to_string(held) +
+                                    " partition replica(s); drain it first (raftmq broker "
+                                    "decommission " + id + " --wait)");
+  }
+  if (removed_.size() >= kRemovedBrokersMax) removed_.erase(removed_.begin());
+  removed_[c.id] = RemovedBroker{it->second.incarnation, it->second.rpc_host, it->second.rpc_port};
+  brokers_.erase(it);
+  producer_blocks_.erase(c.id);
+  return Status::ok();
+}
+
+const RemovedBroker* ControllerState::find_removed(BrokerId id) const {
+  auto it = removed_.find(id);
+  return it == removed_.end() ? nullptr : &it->second;
 }
 
 Buffer ControllerState::encode_snapshot() const {
@@ -470,6 +538,7 @@ Buffer ControllerState::encode_snapshot() const {
     }
   }
   encode_producer_ids(out);
+  encode_removed(out);
   return out;
 }
 
@@ -480,8 +549,7 @@ Result<ControllerState> ControllerState::decode_snapshot(BufferView bytes) {
   std::uint64_t next_group = 0;
   std::uint32_t brokers = 0, topics = 0;
   if (!r.u8(&version)) return malformed("snapshot");
-  if (version != kSnapshotVersion && version != kSnapshotVersionWithoutIncarnations &&
-      version != kSnapshotVersionWithoutProducerIds) {
+  if (version < kSnapshotVersionWithoutProducerIds || version > kSnapshotVersion) {
     return Status::corruption("controller snapshot: bad version");
   }
   if (!r.u64(&next_group) || !r.u32(&s.assignment_start_) || !r.u64(&s.applied_commands_) ||
@@ -492,7 +560,9 @@ Result<ControllerState> ControllerState::decode_snapshot(BufferView bytes) {
   for (std::uint32_t i = 0; i < brokers; ++i) {
     BrokerRecord b;
     if (!r.broker(&b)) return malformed("snapshot broker");
-    if (version >= kSnapshotVersion && !r.u64(&b.incarnation)) return malformed("snapshot broker");
+    if (version >= kSnapshotVersionWithoutRemoved && !r.u64(&b.incarnation)) {
+      return malformed("snapshot broker");
+    }
     s.brokers_[b.id] = b;
   }
   if (!r.u32(&topics) || topics > r.remaining()) return malformed("snapshot topics");
@@ -515,11 +585,9 @@ Result<ControllerState> ControllerState::decode_snapshot(BufferView bytes) {
     std::string name = t.name;
     s.topics_[name] = std::move(t);
   }
-  if (version >= kSnapshotVersionWithoutIncarnations) {
-    std::size_t consumed = bytes.size() - r.remaining();
-    MQ_RETURN_IF_ERROR(s.decode_producer_ids(bytes.subspan(consumed)));
-  } else if (!r.at_end()) {
-    return malformed("snapshot (trailing bytes)");
+  std::size_t consumed = bytes.size() - r.remaining();
+  if (!decode_sections(bytes.subspan(consumed), version, &s)) {
+    return malformed("snapshot sections (producer ids, removed brokers) or trailing bytes");
   }
   return s;
 }
@@ -562,28 +630,52 @@ void ControllerState::encode_producer_ids(Buffer& out) const {
   }
 }
 
-Status ControllerState::decode_producer_ids(BufferView bytes) {
-  Reader r(bytes);
-  std::uint8_t tag = 0;
-  std::uint64_t next = 0;
-  std::uint32_t count = 0;
-  if (!r.u8(&tag) || tag != kSnapshotProducerIdsTag || !r.u64(&next) || !r.u32(&count) ||
-      count > kBrokersMax || static_cast<std::int64_t>(next) < 0) {
-    return malformed("snapshot producer ids");
+// Snapshot section (version 4): tag u8 (=2) | count u32 |
+// (broker i32 | incarnation u64 | rpc_host string | rpc_port u16)*.
+void ControllerState::encode_removed(Buffer& out) const {
+  le::put_u8(out, kSnapshotRemovedTag);
+  le::put_u32(out, static_cast<std::uint32_t>(removed_.size()));
+  for (const auto& [id, r] : removed_) {
+    put_i32(out, id.value());
+    le::put_u64(out, r.incarnation);
+    put_string(out, r.rpc_host);
+    le::put_u16(out, r.rpc_port);
   }
-  next_producer_id_ = static_cast<std::int64_t>(next);
-  for (std::uint32_t i = 0; i < count; ++i) {
-    std::int32_t broker = 0;
-    ProducerIdBlock block;
-    std::uint64_t first = 0;
-    if (!r.i32(&broker) || !r.u64(&block.request_id) || !r.u64(&first) || !r.u32(&block.count)) {
-      return malformed("snapshot producer id block");
+}
+
+// The tagged sections after the topics: none before version 2, the producer ids from 2, the
+// removed brokers from 4. False on a malformed section or trailing bytes.
+bool ControllerState::decode_sections(BufferView bytes, std::uint8_t version, ControllerState* s) {
+  le::StickyReader r(bytes);
+  if (version >= kSnapshotVersionWithoutIncarnations) {
+    if (r.u8() != kSnapshotProducerIdsTag) return false;
+    std::int64_t next = r.i64();
+    std::uint32_t count = r.count(kBrokersMax);
+    if (!r.ok() || next < 0) return false;
+    s->next_producer_id_ = next;
+    for (std::uint32_t i = 0; i < count && r.ok(); ++i) {
+      BrokerId broker(r.i32());
+      ProducerIdBlock block;
+      block.request_id = r.u64();
+      block.first = r.i64();
+      block.count = r.u32();
+      if (r.ok()) s->producer_blocks_[broker] = block;
     }
-    block.first = static_cast<std::int64_t>(first);
-    producer_blocks_[BrokerId(broker)] = block;
   }
-  if (!r.at_end()) return malformed("snapshot (trailing bytes)");
-  return Status::ok();
+  if (version >= kSnapshotVersion) {
+    if (r.u8() != kSnapshotRemovedTag) return false;
+    std::uint32_t count = r.count(kRemovedBrokersMax);
+    for (std::uint32_t i = 0; i < count && r.ok(); ++i) {
+      BrokerId id(r.i32());
+      RemovedBroker removed;
+      removed.incarnation = r.u64();
+      removed.rpc_host = r.str16();
+      removed.rpc_port = r.u16();
+      if (removed.rpc_host.size() > kStringBytesMax) r.fail();
+      if (r.ok()) s->removed_[id] = std::move(removed);
+    }
+  }
+  return r.ok() && r.at_end();
 }
 
 }  // namespace mq::cluster

@@ -78,6 +78,28 @@ struct JoinBroker {
   BrokerRecord broker;
   bool operator==(const JoinBroker&) const = default;
 };
+// Removes a broker's record from the cluster (`raftmq broker remove N`, Kafka's
+// UnregisterBroker; docs/cluster.md "Removing a broker"). Refused (no change) when the id is
+// not registered or still holds partition replicas (decommission it first), or is the last
+// broker. The record is replaced by a tombstone (RemovedBroker) so that the broker's data
+// directory can never rejoin: RegisterBroker of the id is refused, and JoinBroker only with
+// another incarnation (an empty data directory). The controller quorum rule (never remove a
+// voter whose loss would leave the controller without a quorum) is the proposer's check: it
+// depends on liveness, which apply() must not.
+struct RemoveBroker {
+  BrokerId id;
+  bool operator==(const RemoveBroker&) const = default;
+};
+// What the cluster remembers of a removed broker: its data directory's incarnation (0: a
+// broker of the static list) and where to tell it that it was removed if it comes back.
+struct RemovedBroker {
+  std::uint64_t incarnation = 0;
+  std::string rpc_host;
+  std::uint16_t rpc_port = 0;
+  bool operator==(const RemovedBroker&) const = default;
+};
+inline constexpr std::uint32_t kRemovedBrokersMax = 1024;  // the oldest-id tombstone goes first
+
 struct CreateTopic {
   std::string name;
   Uuid id{};
@@ -127,7 +149,8 @@ struct ProducerIdBlock {
 };
 
 using Command = std::variant<RegisterBroker, CreateTopic, DeleteTopic, CreatePartitions,
-                             AlterConfigs, MovePartition, AllocateProducerIds, JoinBroker>;
+                             AlterConfigs, MovePartition, AllocateProducerIds, JoinBroker,
+                             RemoveBroker>;
 
 Buffer encode_command(const Command& command);
 Result<Command> decode_command(BufferView bytes);
@@ -152,6 +175,9 @@ class ControllerState {
   const std::map<BrokerId, BrokerRecord>& brokers() const { return brokers_; }
   const std::map<std::string, TopicRecord>& topics() const { return topics_; }
   const TopicRecord* find_topic(std::string_view name) const;
+  // Tombstones of removed brokers (RemoveBroker); an id that joined again is not listed.
+  const std::map<BrokerId, RemovedBroker>& removed() const { return removed_; }
+  const RemovedBroker* find_removed(BrokerId id) const;
   // Partitions whose assignment (replicas) lists `broker`.
   std::size_t replica_count(BrokerId broker) const;
   GroupId next_group() const { return next_group_; }
@@ -168,10 +194,13 @@ class ControllerState {
   Status apply_create_partitions(const CreatePartitions& c);
   Status apply_move(const MovePartition& c);
   Status apply_join(const JoinBroker& c);
+  Status apply_register(const RegisterBroker& c);
+  Status apply_remove(const RemoveBroker& c);
   Status check_assignment(const std::vector<std::vector<BrokerId>>& assignment) const;
   Status apply_allocate_producer_ids(const AllocateProducerIds& c);
   void encode_producer_ids(Buffer& out) const;
-  Status decode_producer_ids(BufferView bytes);
+  void encode_removed(Buffer& out) const;
+  static bool decode_sections(BufferView bytes, std::uint8_t version, ControllerState* s);
 
   std::map<BrokerId, BrokerRecord> brokers_;
   std::map<std::string, TopicRecord> topics_;
@@ -180,6 +209,7 @@ class ControllerState {
   std::uint64_t applied_commands_ = 0;
   std::int64_t next_producer_id_ = 0;
   std::map<BrokerId, ProducerIdBlock> producer_blocks_;
+  std::map<BrokerId, RemovedBroker> removed_;
 };
 
 // Topic name rules (Kafka): 1..249 of [a-zA-Z0-9._-], not "." or "..".

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/le_codec.h"
+
 #include "cluster/group_storage.h"
 #include "cluster/node.h"
 
@@ -214,6 +216,137 @@ TEST(ClusterProducerIds, BlocksAreDisjointAndSurviveSnapshots) {
   ASSERT_TRUE(restored.has_value()) << restored.error().to_string();
   EXPECT_EQ(*restored, s);
   EXPECT_EQ(restored->next_producer_id(), 2010);
+}
+
+
+// ---- RemoveBroker (docs/cluster.md "Removing a broker") ----
+
+BrokerRecord joined_broker(std::int32_t id, std::uint64_t incarnation) {
+  BrokerRecord b = broker(id);
+  b.incarnation = incarnation;
+  return b;
+}
+
+TEST(ClusterRemoveBroker, CommandRoundTripsAndTruncationIsRefused) {
+  Command remove = RemoveBroker{BrokerId(7)};
+  Buffer bytes = encode_command(remove);
+  auto decoded = decode_command(bytes.view());
+  ASSERT_TRUE(decoded.has_value()) << decoded.error().to_string();
+  EXPECT_EQ(*decoded, remove);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(decode_command(bytes.view(0, n)).has_value()) << n;
+  }
+  Buffer longer;
+  longer.append(bytes.data(), bytes.size());
+  le::put_u8(longer, 0);
+  EXPECT_EQ(decode_command(longer.view()).error().code(), ErrorCode::kCorruption);
+}
+
+TEST(ClusterRemoveBroker, RefusedWhileItHoldsReplicasThenLeavesATombstone) {
+  ControllerState s = with_brokers(3);
+  ASSERT_TRUE(s.apply(create("t", GroupId(1), {{BrokerId(0), BrokerId(1)}})).is_ok());
+  ASSERT_TRUE(s.apply(AllocateProducerIds{BrokerId(1), 42, 10}).is_ok());
+
+  Status unknown = s.apply(RemoveBroker{BrokerId(9)});
+  EXPECT_EQ(unknown.code(), ErrorCode::kNotFound);
+  EXPECT_NE(unknown.message().find("not registered"), std::string::npos);
+
+  Status busy = s.apply(RemoveBroker{BrokerId(1)});
+  EXPECT_EQ(busy.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(busy.message().find("still holds 1 partition replica"), std::string::npos);
+  EXPECT_NE(busy.message().find("decommission 1 --wait"), std::string::npos);
+  EXPECT_EQ(s.brokers().count(BrokerId(1)), 1u);
+
+  ASSERT_TRUE(s.apply(MovePartition{"t", 0, {BrokerId(0), BrokerId(2)}}).is_ok());
+  std::uint64_t applied = s.applied_commands();
+  ASSERT_TRUE(s.apply(RemoveBroker{BrokerId(1)}).is_ok());
+  EXPECT_EQ(s.applied_commands(), applied + 1);
+  EXPECT_EQ(s.brokers().count(BrokerId(1)), 0u);
+  EXPECT_EQ(s.producer_id_block(BrokerId(1)), nullptr);
+  const RemovedBroker* tomb = s.find_removed(BrokerId(1));
+  ASSERT_NE(tomb, nullptr);
+  EXPECT_EQ(tomb->incarnation, 0u);  // a static broker
+  EXPECT_EQ(tomb->rpc_port, 7071);
+  EXPECT_EQ(tomb->rpc_host, "127.0.0.1");
+
+  Status again = s.apply(RemoveBroker{BrokerId(1)});
+  EXPECT_EQ(again.code(), ErrorCode::kNotFound);
+  EXPECT_NE(again.message().find("already removed"), std::string::npos);
+  // Its static registration can never come back.
+  Status back = s.apply(RegisterBroker{broker(1)});
+  EXPECT_EQ(back.code(), ErrorCode::kAlreadyExists);
+  EXPECT_NE(back.message().find("removed from the cluster"), std::string::npos);
+  EXPECT_EQ(s.brokers().count(BrokerId(1)), 0u);
+  // A new data directory may join under the id: a new broker; the tombstone goes.
+  ASSERT_TRUE(s.apply(JoinBroker{joined_broker(1, 77)}).is_ok());
+  EXPECT_EQ(s.find_removed(BrokerId(1)), nullptr);
+  EXPECT_EQ(s.brokers().at(BrokerId(1)).incarnation, 77u);
+  // ... and a static registration cannot overwrite the joined record.
+  EXPECT_EQ(s.apply(RegisterBroker{broker(1)}).code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(s.brokers().at(BrokerId(1)).incarnation, 77u);
+}
+
+TEST(ClusterRemoveBroker, TheRemovedDataDirectoryCannotRejoin) {
+  ControllerState s = with_brokers(2);
+  ASSERT_TRUE(s.apply(JoinBroker{joined_broker(5, 1234)}).is_ok());
+  ASSERT_TRUE(s.apply(RemoveBroker{BrokerId(5)}).is_ok());
+  EXPECT_EQ(s.find_removed(BrokerId(5))->incarnation, 1234u);
+  Status stale = s.apply(JoinBroker{joined_broker(5, 1234)});
+  EXPECT_EQ(stale.code(), ErrorCode::kAlreadyExists);
+  EXPECT_NE(stale.message().find("empty data directory"), std::string::npos);
+  EXPECT_EQ(s.brokers().count(BrokerId(5)), 0u);
+  ASSERT_TRUE(s.apply(JoinBroker{joined_broker(5, 1235)}).is_ok());
+  EXPECT_EQ(s.brokers().at(BrokerId(5)).incarnation, 1235u);
+}
+
+TEST(ClusterRemoveBroker, TheLastBrokerStays) {
+  ControllerState s = with_brokers(1);
+  Status last = s.apply(RemoveBroker{BrokerId(0)});
+  EXPECT_EQ(last.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(last.message().find("last broker"), std::string::npos);
+  EXPECT_EQ(s.brokers().size(), 1u);
+}
+
+TEST(ClusterRemoveBroker, SnapshotVersionFourKeepsTombstonesAndVersionThreeIsStillRead) {
+  ControllerState s = with_brokers(3);
+  ASSERT_TRUE(s.apply(JoinBroker{joined_broker(4, 0xabcdefull)}).is_ok());
+  ASSERT_TRUE(s.apply(AllocateProducerIds{BrokerId(2), 9, 100}).is_ok());
+  ASSERT_TRUE(s.apply(RemoveBroker{BrokerId(4)}).is_ok());
+  ASSERT_TRUE(s.apply(RemoveBroker{BrokerId(1)}).is_ok());
+  Buffer image = s.encode_snapshot();
+  EXPECT_EQ(image.data()[0], 4);
+  auto back = ControllerState::decode_snapshot(image.view());
+  ASSERT_TRUE(back.has_value()) << back.error().to_string();
+  EXPECT_EQ(*back, s);
+  ASSERT_EQ(back->removed().size(), 2u);
+  EXPECT_EQ(back->find_removed(BrokerId(4))->incarnation, 0xabcdefull);
+  EXPECT_EQ(back->find_removed(BrokerId(1))->rpc_port, 7071);
+  for (std::size_t n = 0; n < image.size(); ++n) {
+    EXPECT_FALSE(ControllerState::decode_snapshot(image.view().first(n)).has_value()) << n;
+  }
+  Buffer trailing;
+  trailing.append(image.data(), image.size());
+  le::put_u8(trailing, 0);
+  EXPECT_FALSE(ControllerState::decode_snapshot(trailing.view()).has_value());
+
+  // A version-3 image is a version-4 one without the removed-brokers section (tag u8 and an
+  // empty count u32 for a state without tombstones).
+  ControllerState old = with_brokers(2);
+  ASSERT_TRUE(old.apply(JoinBroker{joined_broker(3, 5)}).is_ok());
+  ASSERT_TRUE(old.apply(AllocateProducerIds{BrokerId(3), 1, 10}).is_ok());
+  Buffer v4 = old.encode_snapshot();
+  Buffer v3;
+  v3.append(v4.data(), v4.size() - 5);
+  v3.data()[0] = 3;
+  auto decoded = ControllerState::decode_snapshot(v3.view());
+  ASSERT_TRUE(decoded.has_value()) << decoded.error().to_string();
+  EXPECT_EQ(*decoded, old);
+  EXPECT_TRUE(decoded->removed().empty());
+  // Version 5 is unknown.
+  Buffer v5;
+  v5.append(v4.data(), v4.size());
+  v5.data()[0] = 5;
+  EXPECT_EQ(ControllerState::decode_snapshot(v5.view()).error().code(), ErrorCode::kCorruption);
 }
 
 }  // namespace

@@ -298,6 +298,7 @@ RaftGroup* Node::find_group(GroupId group) {
 void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
   ++metrics_.inbound_messages;
   if (!note_inbound(from)) return;
+  if (refuse_removed_peer(from, group, message)) return;  // node_join.cc
   if (!peers_awaiting_back_.empty()) note_peer_heard(from);
   if (group == kControlPlaneGroup) {
     if (message.context == kQuiesceContext) return handle_quiesce(from, message);
@@ -308,6 +309,7 @@ void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
     if (message.context == kStatusResponseContext) return handle_status_response(from, message);
     if (message.context == kJoinRequestContext) return handle_join_request(from, message);
     if (message.context == kJoinAnswerContext) return handle_join_answer(from, message);
+    if (message.context == kRemovedNoticeContext) return handle_removed_notice(from, message);
     return handle_hints(from, message);
   }
   if (group == kProducerIdChannel) return handle_producer_id_request(from, message);

@@ -218,6 +218,9 @@ class Node final : public ClusterApi, public GroupHost {
                         std::int64_t timeout_ms,
                         std::function<void(Result<ProducerIdResult>)> done) override;
   std::vector<ReassignmentInfo> list_reassignments() const override;
+  // node_membership.cc (docs/cluster.md "Removing a broker").
+  void remove_broker(BrokerId broker, std::int64_t timeout_ms,
+                     std::function<void(AdminResult)> done) override;
   void cluster_view(std::int64_t timeout_ms, std::function<void(Result<Buffer>)> done) override;
 
   // Quiescing (node_quiesce.cc; docs/cluster.md "Quiescing"): partition groups ticked
@@ -370,8 +373,27 @@ class Node final : public ClusterApi, public GroupHost {
   // Adds (or re-addresses) a transport peer for every registered broker outside the static
   // list (brokers that joined); on every controller state change.
   void sync_peers();
-  // Controller leader: every registered broker that is no voter becomes a learner of group 0.
-  void reconcile_controller_learners(std::int64_t now_ms);
+  // Broker removal and controller voters (node_membership.cc, docs/cluster.md "Removing a
+  // broker", "Controller voters"). Controller leader, one configuration change per step:
+  // removed brokers leave group 0, registered brokers outside it become learners, caught-up
+  // live learners are promoted to voters up to kControllerVotersMax.
+  void reconcile_controller_membership(std::int64_t now_ms);
+  // The controller leader's checks before RemoveBroker (replicas, moves, the quorum rule).
+  Status check_remove(BrokerId broker) const;
+  // On every controller state change: removed (or re-joined) ids leave the static list and
+  // the transport; this broker stops if its own record was removed.
+  void prune_removed_brokers();
+  // A message from a removed broker: dropped, and the broker told (at most once a second).
+  // A join request (a new data directory under the removed id) is let through.
+  bool refuse_removed_peer(BrokerId from, GroupId group, const raft::Message& message);
+  void handle_removed_notice(BrokerId from, const raft::Message& message);
+  void leave_removed(const Status& status);
+  // The controller group's voters now, with their addresses (a join answer).
+  std::vector<JoinVoter> controller_voters() const;
+  std::uint64_t own_incarnation() const { return join_state_ ? join_state_->incarnation : 0; }
+  std::map<BrokerId, std::int64_t> removed_notice_ms_;
+  std::set<BrokerId> removals_in_flight_;  // controller leader: RemoveBroker proposed, not applied
+  bool leaving_removed_ = false;
   // Every broker known (static list and registered), without this one.
   std::vector<BrokerId> peer_ids() const;
   // A transport link to an address rather than a broker id (transport.h), for answers to a

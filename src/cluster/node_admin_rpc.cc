@@ -82,6 +82,9 @@ Buffer encode_admin_request(const AdminRequest& q) {
       put_i32(out, q.partition);
       put_brokers(out, q.replicas);
       break;
+    case AdminOp::kRemoveBroker:
+      put_i32(out, q.broker.value());
+      break;
   }
   return out;
 }
@@ -138,6 +141,10 @@ Result<AdminRequest> decode_admin_request(BufferView bytes) {
       q.topic = r.str();
       q.partition = r.i32();
       q.replicas = r.brokers();
+      break;
+    case static_cast<std::uint8_t>(AdminOp::kRemoveBroker):
+      q.op = AdminOp::kRemoveBroker;
+      q.broker = BrokerId(r.i32());
       break;
     default:
       return Status::unsupported("admin request op " + std::to_string(op));

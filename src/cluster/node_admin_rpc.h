@@ -31,6 +31,7 @@ enum class AdminOp : std::uint8_t {
   kCreatePartitions = 3,
   kAlterConfigs = 4,
   kMovePartition = 5,
+  kRemoveBroker = 6,  // body: broker i32 (docs/cluster.md "Removing a broker")
 };
 
 struct AdminRequest {
@@ -44,6 +45,7 @@ struct AdminRequest {
   std::map<std::string, std::string> configs;                       // kAlterConfigs
   std::int32_t partition = 0;                                       // kMovePartition
   std::vector<BrokerId> replicas;                                   // kMovePartition
+  BrokerId broker{-1};                                              // kRemoveBroker
 };
 
 Buffer encode_admin_request(const AdminRequest& request);

@@ -46,6 +46,9 @@ std::vector<std::string> request_names(const AdminRequest& q) {
     case AdminOp::kMovePartition:
       names.push_back(q.topic);
       break;
+    case AdminOp::kRemoveBroker:
+      names.push_back("broker " + std::to_string(q.broker.value()));
+      break;
   }
   return names;
 }
@@ -157,6 +160,9 @@ void Node::serve_admin(AdminRequest q, std::function<void(std::vector<AdminResul
       break;
     case AdminOp::kMovePartition:
       move_partition(std::move(q.topic), q.partition, std::move(q.replicas), q.timeout_ms, one);
+      break;
+    case AdminOp::kRemoveBroker:
+      remove_broker(q.broker, q.timeout_ms, one);
       break;
   }
   serving_forwarded_ = false;

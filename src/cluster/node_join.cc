@@ -32,7 +32,6 @@ namespace {
 constexpr std::int64_t kMembershipTickMs = 100;
 constexpr std::int64_t kJoinRetryMs = 500;        // a lost request (or no leader yet): again
 constexpr std::int64_t kReregisterRetryMs = 1000;
-constexpr std::int64_t kLearnerStepMs = 200;
 constexpr std::int64_t kReplyLinkIdleMs = 10000;
 constexpr std::int64_t kJoinProposeTimeoutMs = 5000;
 constexpr std::size_t kReplyLinksMax = 64;
@@ -46,10 +45,6 @@ std::uint64_t random_nonzero() {
   std::uint64_t v = 0;
   while (v == 0) v = (static_cast<std::uint64_t>(device()) << 32) ^ device();
   return v;
-}
-
-bool contains(const std::vector<NodeId>& nodes, NodeId n) {
-  return std::find(nodes.begin(), nodes.end(), n) != nodes.end();
 }
 
 raft::Message control_message(BrokerId from, BrokerId to, std::uint64_t context, Buffer body) {
@@ -156,7 +151,9 @@ void Node::on_membership_timer() {
     if (now - join_sent_ms_ >= kJoinRetryMs) send_join_request(now);
   } else {
     maybe_reregister(now);
-    reconcile_controller_learners(now);
+    sync_peers();  // also after a restart from a snapshot: no state change is applied then
+    reconcile_controller_membership(now);
+    if (controller_) controller_->snapshot_if_membership_changed();
   }
   for (auto it = reply_links_.begin(); it != reply_links_.end();) {
     if (now - it->second.used_ms < kReplyLinkIdleMs) {
@@ -311,9 +308,7 @@ void Node::answer_join(const JoinRequest& q, const Status& status) {
   a.request_id = q.request_id;
   a.status = status;
   if (status.is_ok()) {
-    for (const BrokerAddress& b : config_.brokers) {
-      a.voters.push_back(JoinVoter{b.id, b.host, b.rpc_port, b.kafka_port});
-    }
+    a.voters = controller_voters();
     log("broker " + std::to_string(q.broker.id.value()) + " joined (" +
         address_text(q.broker.rpc_host, q.broker.rpc_port) + ")");
   } else {
@@ -413,6 +408,8 @@ std::vector<BrokerId> Node::peer_ids() const {
 
 void Node::sync_peers() {
   if (!controller_ || !transport_) return;
+  prune_removed_brokers();  // node_membership.cc
+  if (stopped_) return;
   for (const auto& [id, b] : controller_->state().brokers()) {
     if (id == config_.id || b.rpc_port == 0) continue;
     bool listed = std::any_of(config_.brokers.begin(), config_.brokers.end(),
@@ -431,12 +428,176 @@ void Node::sync_peers() {
   }
 }
 
-void Node::reconcile_controller_learners(std::int64_t now_ms) {
-  if (!controller_ || !controller_->leader_ready() || controller_->failed()) return;
-  if (now_ms - learner_step_ms_ < kLearnerStepMs) return;
+// ---- Removing a broker; controller voters (docs/cluster.md "Removing a broker") ----
+
+namespace {
+
+constexpr std::int64_t kMembershipStepMs = 200;       // one controller configuration change
+constexpr std::int64_t kRemovedNoticeIntervalMs = 1000;  // per removed broker heard from
+constexpr std::int32_t kBrokerIdNotRegistered = 102;     // Kafka's BROKER_ID_NOT_REGISTERED
+
+bool contains(const std::vector<NodeId>& nodes, NodeId n) {
+  return std::find(nodes.begin(), nodes.end(), n) != nodes.end();
+}
+
+}  // namespace
+
+std::vector<JoinVoter> Node::controller_voters() const {
+  std::vector<JoinVoter> voters;
+  if (!controller_) return voters;
+  const auto& brokers = controller_->state().brokers();
+  for (NodeId n : controller_->node().conf_state().voters) {
+    BrokerId id = broker_of(n);
+    // A removed voter about to leave the group is no bootstrap member for a newcomer.
+    if (controller_->state().find_removed(id) != nullptr) continue;
+    auto it = brokers.find(id);
+    if (it != brokers.end() && it->second.rpc_port != 0) {
+      voters.push_back(JoinVoter{id, it->second.rpc_host, it->second.rpc_port,
+                                 it->second.kafka_port});
+      continue;
+    }
+    for (const BrokerAddress& b : config_.brokers) {
+      if (b.id == id) voters.push_back(JoinVoter{id, b.host, b.rpc_port, b.kafka_port});
+    }
+  }
+  return voters;
+}
+
+void Node::remove_broker(BrokerId broker, std::int64_t timeout_ms,
+                         std::function<void(AdminResult)> done) {
+  std::string name = "broker " + std::to_string(broker.value());
+  if (should_forward()) {
+    AdminRequest q;
+    q.op = AdminOp::kRemoveBroker;
+    q.timeout_ms = timeout_ms;
+    q.broker = broker;
+    return forward_admin(std::move(q), [done = std::move(done)](std::vector<AdminResult> r) {
+      done(r.empty() ? AdminResult{"", Status::internal("empty answer"), 0} : std::move(r[0]));
+    });
+  }
+  if (!controller_ || !controller_->leader_ready()) {
+    return done(AdminResult{name, Status::not_leader("not the controller"), 0});
+  }
+  register_brokers();  // as before every admin command: a new leader registers the static list
+  if (registering_.count(broker) != 0) {
+    return done(AdminResult{
+        name, Status::unavailable("broker " + std::to_string(broker.value()) +
+                                  " is being registered by the new controller leader; retry"),
+        0});
+  }
+  if (Status s = check_remove(broker); !s.is_ok()) {
+    log("removal of broker " + std::to_string(broker.value()) + " refused: " + s.message());
+    std::int16_t kafka = s.code() == ErrorCode::kNotFound ? kBrokerIdNotRegistered : 0;
+    return done(AdminResult{name, s, kafka});
+  }
+  log("removing broker " + std::to_string(broker.value()) + " from the cluster");
+  removals_in_flight_.insert(broker);
+  controller_->propose(RemoveBroker{broker}, timeout_ms,
+                       [this, alive = alive_, broker, done, name](Status s) {
+    if (*alive) removals_in_flight_.erase(broker);
+    std::int16_t kafka = s.code() == ErrorCode::kNotFound ? kBrokerIdNotRegistered : 0;
+    done(AdminResult{name, s, kafka});
+  });
+}
+
+// The rules (also re-checked at apply where they depend only on the state): registered, no
+// partition replica assigned, no hosted partition group still listing it (a move in flight),
+// and, for a controller voter, the quorum rule: the other voters that are alive must form a
+// majority of the current voters. The removed broker may stop at once (it applies its own
+// removal), and until its RemoveNode is applied the controller counts votes with the current
+// voters (a configuration takes effect when applied, docs/raft_driver.md), so that majority
+// is what commits the change and keeps the controller available.
+Status Node::check_remove(BrokerId broker) const {
+  const std::string id = std::to_string(broker.value());
+  const ControllerState& state = controller_->state();
+  if (state.brokers().count(broker) == 0) {
+    return Status::not_found(state.find_removed(broker) != nullptr
+                                 ? "broker " + id + " was already removed from the cluster"
+                                 : "broker " + id + " is not registered");
+  }
+  if (std::size_t held = state.replica_count(broker); held > 0) {
+    return Status::invalid_argument("broker " + id + " still holds " + std::to_string(held) +
+                                    " partition replica(s); drain it first (raftmq broker "
+                                    "decommission " + id + " --wait)");
+  }
+  // The partitions assigned here whose Raft group still lists it: a move not finished (the
+  // other brokers' partitions are the CLI's check, through Metadata).
+  for (const auto& [name, topic] : state.topics()) {
+    for (std::size_t p = 0; p < topic.partitions.size(); ++p) {
+      const PartitionRecord& record = topic.partitions[p];
+      auto hosted = partitions_.find(record.group);
+      if (hosted == partitions_.end() || !hosted->second->started() ||
+          std::find(record.replicas.begin(), record.replicas.end(), config_.id) ==
+              record.replicas.end()) {
+        continue;
+      }
+      raft::ConfState cs = hosted->second->node().conf_state();
+      NodeId n = node_of(broker);
+      if (contains(cs.voters, n) || contains(cs.voters_outgoing, n) || contains(cs.learners, n)) {
+        return Status::invalid_argument("broker " + id + " is still a replica of " + name + "/" +
+                                        std::to_string(p) + " (a move in progress); wait for it "
+                                        "(raftmq broker decommission " + id + " --wait)");
+      }
+    }
+  }
   const raft::ConfState& cs = controller_->node().conf_state();
-  if (cs.joint()) return;
-  for (const auto& [id, b] : controller_->state().brokers()) {
+  NodeId n = node_of(broker);
+  if (cs.joint()) {
+    return Status::unavailable("a controller membership change is in progress; retry");
+  }
+  if (!contains(cs.voters, n)) return Status::ok();
+  if (cs.voters.size() == 1) {
+    return Status::invalid_argument("broker " + id + " is the only controller voter");
+  }
+  // Voters already removed (or being removed) whose RemoveNode is not applied yet count as
+  // gone: two removals in a row must not each assume the other voter is still there.
+  std::size_t alive = 0;
+  for (NodeId v : cs.voters) {
+    BrokerId b = broker_of(v);
+    if (v == n || state.find_removed(b) != nullptr || removals_in_flight_.count(b) != 0) continue;
+    if (b == config_.id || (broker_alive(b) && !peer_down(b))) ++alive;
+  }
+  std::size_t need = cs.voters.size() / 2 + 1;
+  if (alive < need) {
+    return Status::invalid_argument(
+        "removing broker " + id + " (a controller voter) would leave the controller without a "
+        "quorum: " + std::to_string(alive) + " of the other " +
+        std::to_string(cs.voters.size() - 1) + " voters are alive, " + std::to_string(need) +
+        " of the " + std::to_string(cs.voters.size()) + " voters are needed (add a broker "
+        "with --join first: it is promoted to voter once caught up)");
+  }
+  return Status::ok();
+}
+
+void Node::reconcile_controller_membership(std::int64_t now_ms) {
+  if (!controller_ || !controller_->leader_ready() || controller_->failed()) return;
+  if (now_ms - learner_step_ms_ < kMembershipStepMs) return;
+  const raft::ConfState& cs = controller_->node().conf_state();
+  if (cs.joint()) return;  // single-server changes only; the core leaves a joint one itself
+  const ControllerState& state = controller_->state();
+  auto propose = [&](raft::ConfChangeType type, NodeId n, const std::string& what) {
+    raft::ConfChange change;
+    change.changes.push_back({type, n});
+    learner_step_ms_ = now_ms;
+    // One change at a time (the core refuses a second one in flight): the next on a later step.
+    if (controller_->node().propose_conf_change(change).has_value()) {
+      log("controller: " + what);
+      schedule_pump(kControllerGroup);
+    }
+  };
+  // 1. Removed brokers leave the group (thesis §4.1: one server at a time).
+  std::vector<NodeId> members = cs.voters;
+  members.insert(members.end(), cs.learners.begin(), cs.learners.end());
+  for (NodeId n : members) {
+    BrokerId id = broker_of(n);
+    if (id == config_.id || state.brokers().count(id) != 0 || state.find_removed(id) == nullptr) {
+      continue;
+    }
+    return propose(raft::ConfChangeType::kRemoveNode, n,
+                   "removing broker " + std::to_string(id.value()) + " from the controller group");
+  }
+  // 2. Registered brokers outside the group become learners (thesis §4.2.1).
+  for (const auto& [id, b] : state.brokers()) {
     NodeId n = node_of(id);
     if (contains(cs.voters, n) || contains(cs.learners, n) || contains(cs.learners_next, n)) {
       continue;
@@ -444,18 +605,114 @@ void Node::reconcile_controller_learners(std::int64_t now_ms) {
     bool listed = std::any_of(config_.brokers.begin(), config_.brokers.end(),
                               [&](const BrokerAddress& a) { return a.id == id; });
     if (listed) continue;  // voters by bootstrap
-    raft::ConfChange change;
-    change.changes.push_back({raft::ConfChangeType::kAddLearner, n});
-    learner_step_ms_ = now_ms;
-    // One change at a time (the core refuses a second one in flight): the next broker on a
-    // later step.
-    auto proposed = controller_->node().propose_conf_change(change);
-    if (proposed.has_value()) {
-      log("controller: adding broker " + std::to_string(id.value()) + " as a learner");
-      schedule_pump(kControllerGroup);
+    return propose(raft::ConfChangeType::kAddLearner, n,
+                   "adding broker " + std::to_string(id.value()) + " as a learner");
+  }
+  // 3. Caught-up, live learners become voters while there are fewer than kControllerVotersMax
+  //    (a new voter that must still catch up would stall commits, thesis §4.2.1).
+  if (cs.voters.size() >= kControllerVotersMax) return;
+  raft::NodeStatus status = controller_->node().status();
+  for (NodeId n : cs.learners) {
+    BrokerId id = broker_of(n);
+    auto p = status.progress.find(n);
+    if (state.brokers().count(id) == 0 || !broker_alive(id) || peer_down(id)) continue;
+    if (p == status.progress.end() || !p->second.recent_active ||
+        p->second.match < status.hard_state.commit) {
+      continue;
     }
+    return propose(raft::ConfChangeType::kAddNode, n,
+                   "promoting broker " + std::to_string(id.value()) +
+                       " from learner to voter (caught up at index " +
+                       std::to_string(p->second.match.value()) + ")");
+  }
+}
+
+void Node::prune_removed_brokers() {
+  if (!controller_ || leaving_removed_) return;
+  const ControllerState& state = controller_->state();
+  if (const RemovedBroker* self = state.find_removed(config_.id);
+      self != nullptr && self->incarnation == own_incarnation()) {
+    return leave_removed(Status::aborted(
+        "broker " + std::to_string(config_.id.value()) +
+        " was removed from the cluster (raftmq broker remove); this data directory cannot "
+        "rejoin: to add the machine again, start it with an empty data directory and --join"));
+  }
+  // The static list keeps only brokers still registered as static ones: a removed id (or one
+  // that joined again, with its own record) is no static voter any more.
+  std::erase_if(config_.brokers, [&](const BrokerAddress& b) {
+    if (b.id == config_.id) return false;
+    auto it = state.brokers().find(b.id);
+    return state.find_removed(b.id) != nullptr ||
+           (it != state.brokers().end() && it->second.incarnation != 0);
+  });
+  // Nor is it pinged or tracked for liveness (a removed broker heard from again must not wake
+  // the groups led here, node_quiesce.cc).
+  std::erase_if(liveness_,
+                [&](const PeerLiveness& l) { return state.find_removed(l.peer) != nullptr; });
+  for (const auto& [id, removed] : state.removed()) {
+    if (id == config_.id) continue;
+    bool linked = joined_peers_.erase(id) > 0;
+    if (transport_ && (linked || transport_->peer_stats(id).has_value())) {
+      transport_->remove_peer(id);
+      log("peer broker " + std::to_string(id.value()) + " removed from the cluster: link dropped");
+    }
+  }
+}
+
+bool Node::refuse_removed_peer(BrokerId from, GroupId group, const raft::Message& message) {
+  if (!controller_ || !transport_ || from == config_.id) return false;
+  // Let through: a join request (a new data directory under the removed id) and the answer
+  // to an admin request it served as controller leader (its own removal, typically).
+  if (group == kControlPlaneGroup && (message.context == kJoinRequestContext ||
+                                      message.context == kAdminResponseContext)) {
+    return false;
+  }
+  const RemovedBroker* removed = controller_->state().find_removed(from);
+  if (removed == nullptr) return false;
+  std::int64_t now = steady_now_ms();
+  auto& last = removed_notice_ms_[from];
+  if (now - last < kRemovedNoticeIntervalMs || removed->rpc_port == 0) return true;
+  last = now;
+  BrokerId link = reply_link(removed->rpc_host, removed->rpc_port, now);
+  if (link.value() == -1) return true;
+  log("broker " + std::to_string(from.value()) + " was removed from the cluster and is heard "
+      "from again: telling it");
+  Buffer notice = encode_removed_notice(RemovedNotice{from, removed->incarnation});
+  transport_->send(link, kControlPlaneGroup,
+                   control_message(config_.id, from, kRemovedNoticeContext, std::move(notice)));
+  return true;
+}
+
+void Node::handle_removed_notice(BrokerId from, const raft::Message& message) {
+  if (message.entries.size() != 1) return;
+  auto notice = decode_removed_notice(message.entries[0].payload.view());
+  if (!notice.has_value()) {
+    log("ignoring a bad removed notice: " + notice.error().to_string());
     return;
   }
+  // Only this data directory's own removal counts (a newer incarnation joined again).
+  if (notice->broker != config_.id || notice->incarnation != own_incarnation()) return;
+  leave_removed(Status::aborted(
+      "broker " + std::to_string(config_.id.value()) + " was removed from the cluster (broker " +
+      std::to_string(from.value()) + " says so); this data directory cannot rejoin: to add "
+      "the machine again, start it with an empty data directory and --join"));
+}
+
+void Node::leave_removed(const Status& status) {
+  if (leaving_removed_ || stopped_) return;
+  leaving_removed_ = true;
+  log("REMOVED from the cluster: " + status.message());
+  join_failure_ = status;
+  // A graceful stop (checkpoints); the others no longer accept this broker's messages, so a
+  // controller it led is taken over by an election among the remaining voters (the quorum
+  // rule of check_remove). The serve command exits non-zero.
+  asio::post(loop_, [this, alive = alive_, status] {
+    if (!*alive || shutting_down_) return;  // a shutdown already under way ends it
+    shutdown([this, status] {  // the Node outlives its stop (its owner destroys it)
+      auto failed = std::move(join_failed_);
+      if (failed) failed(status);
+    });
+  });
 }
 
 }  // namespace mq::cluster

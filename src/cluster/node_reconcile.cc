@@ -341,6 +341,9 @@ void Node::register_brokers() {
     r.rpc_port = b.id == config_.id ? rpc_port_ : b.rpc_port;
     auto it = registered.find(b.id);
     if (it != registered.end() && it->second == r) continue;
+    // Removed (node_membership.cc prunes it from config_.brokers too), or the id joined again.
+    if (controller_->state().find_removed(b.id) != nullptr) continue;
+    if (it != registered.end() && it->second.incarnation != 0) continue;
     if (!registering_.insert(b.id).second) continue;  // in flight
     controller_->propose(RegisterBroker{r}, 5000, [this, alive = alive_, id = b.id](Status s) {
       if (!*alive) return;

@@ -35,6 +35,7 @@ constexpr std::array kSupported = {
     SupportedApi{45, "AlterPartitionReassignments", 0, 0},  // KIP-455
     SupportedApi{46, "ListPartitionReassignments", 0, 0},
     SupportedApi{60, "DescribeCluster", 0, 1},
+    SupportedApi{64, "UnregisterBroker", 0, 0},  // KIP-500; `raftmq broker remove`
     SupportedApi{10000, "RaftmqClusterStatus", 0, 0},  // raftmq's own (docs/operations.md)
 };
 

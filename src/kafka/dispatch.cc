@@ -45,6 +45,8 @@ bool dispatch(const RequestContext& ctx, protocol::AnyRequest request, Respond r
           handle_list_partition_reassignments(ctx, std::move(req), std::move(r));
         } else if constexpr (std::is_same_v<T, protocol::DescribeClusterRequest>) {
           handle_describe_cluster(ctx, std::move(req), std::move(r));
+        } else if constexpr (std::is_same_v<T, protocol::UnregisterBrokerRequest>) {
+          handle_unregister_broker(ctx, std::move(req), std::move(r));
         } else if constexpr (std::is_same_v<T, protocol::RaftmqClusterStatusRequest>) {
           handle_raftmq_cluster_status(ctx, std::move(req), std::move(r));
         } else if constexpr (std::is_same_v<T, protocol::FindCoordinatorRequest>) {

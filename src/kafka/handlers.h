@@ -60,6 +60,9 @@ void handle_describe_cluster(const RequestContext& ctx, protocol::DescribeCluste
 // raftmq's own API (key 10000): every partition's Raft status (docs/operations.md).
 void handle_raftmq_cluster_status(const RequestContext& ctx,
                                   protocol::RaftmqClusterStatusRequest request, Respond respond);
+// UnregisterBroker (key 64): ClusterApi::remove_broker (handle_unregister_broker.cc).
+void handle_unregister_broker(const RequestContext& ctx, protocol::UnregisterBrokerRequest request,
+                              Respond respond);
 // Consumer groups (docs/groups.md): the coordinator is groups::Coordinator.
 void handle_find_coordinator(const RequestContext& ctx, protocol::FindCoordinatorRequest request,
                              Respond respond);

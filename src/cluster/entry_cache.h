@@ -13,8 +13,9 @@
 // the GroupStorage. Cleared on a snapshot and when the group quiesces.
 //
 // Eviction: entries above the applied index (on_applied) are pinned, because the core reads
-// every one of them once more to apply it (and the leader to send it to a follower whose
-// pipeline was not ahead of it); only applied entries are evicted to stay within bytes_max.
+// every one of them once more to apply it, and so are a leader's entries from the lowest
+// `next` of its active followers on (it reads them again to send them to a follower that is
+// behind the others); only entries below both are evicted to stay within bytes_max.
 // A librdkafka producer's batch is up to 1 MB, so a 2 MiB cache held about two entries and
 // under a produce load most committed entries were read back from the segment (pread,
 // CRC-32C, a fresh buffer) before they were applied (docs/benchmarks.md, "Produce CPU").
@@ -25,6 +26,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <vector>
 
 #include "cluster/group_storage.h"
@@ -38,7 +40,7 @@ class CachingStorageView final : public raft::StorageView {
                      std::uint64_t pinned_bytes_max = kPinnedBytesMaxDefault)
       : storage_(storage), bytes_max_(bytes_max), pinned_bytes_max_(pinned_bytes_max) {}
 
-  static constexpr std::uint64_t kPinnedBytesMaxDefault = 128u << 20;
+  static constexpr std::uint64_t kPinnedBytesMaxDefault = 64u << 20;
 
   std::pair<raft::HardState, raft::ConfState> initial_state() const override {
     return storage_->initial_state();
@@ -55,8 +57,11 @@ class CachingStorageView final : public raft::StorageView {
 
   // `entries` (contiguous) were appended to the storage (suffix truncation included).
   void on_appended(const std::vector<raft::Entry>& entries);
-  // Entries up to `index` were applied: they may be evicted from now on.
-  void on_applied(LogIndex index);
+  // Entries up to `applied` were applied and entries from `needed_from` on will be read again
+  // (a leader's lowest follower `next`; LogIndex max: none): entries below both may be
+  // evicted from now on.
+  void on_applied(LogIndex applied,
+                  LogIndex needed_from = LogIndex(std::numeric_limits<std::uint64_t>::max()));
   void clear();
 
   std::size_t cached_entries() const { return cache_.size(); }
@@ -71,7 +76,7 @@ class CachingStorageView final : public raft::StorageView {
   const GroupStorage* storage_;
   std::uint64_t bytes_max_;
   std::uint64_t pinned_bytes_max_;
-  LogIndex applied_;  // entries above it are kept (up to pinned_bytes_max_)
+  LogIndex keep_from_{1};  // entries from it on are kept (up to pinned_bytes_max_)
   std::deque<raft::Entry> cache_;  // contiguous indexes
   std::uint64_t bytes_ = 0;
   mutable std::uint64_t hits_ = 0;

@@ -145,5 +145,19 @@ TEST_F(EntryCache, KeepsUnappliedEntriesBeyondTheBoundUntilApplied) {
   EXPECT_EQ(view.misses(), 1u);
 }
 
+TEST_F(EntryCache, KeepsEntriesALaggingFollowerStillNeeds) {
+  const std::uint64_t one = entry(1, 1, "a").size_bytes();
+  CachingStorageView view(storage_.get(), one, one * 10);
+  append(view, {entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c"), entry(4, 1, "d")});
+  view.on_applied(LogIndex(4), LogIndex(3));  // all applied; a follower's next is 3
+  EXPECT_EQ(view.cached_entries(), 2u);
+  auto got = view.entries(LogIndex(3), LogIndex(5), UINT64_MAX);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->size(), 2u);
+  EXPECT_EQ(view.misses(), 0u);
+  view.on_applied(LogIndex(4));  // no follower behind: back to bytes_max
+  EXPECT_EQ(view.cached_entries(), 1u);
+}
+
 }  // namespace
 }  // namespace mq::cluster

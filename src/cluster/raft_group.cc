@@ -247,7 +247,9 @@ void RaftGroup::finish(raft::Ready rd) {
     applied_ = e.index;
     on_apply(e);
   }
-  if (!rd.committed_entries.empty()) view_->on_applied(applied_);
+  if (!rd.committed_entries.empty()) {
+    view_->on_applied(applied_, node_->lowest_active_follower_next());
+  }
   for (const raft::ReadState& rs : rd.read_states) host_->on_read_state(options_.group, rs);
   node_->advance(rd);
   conf_changed_since_checkpoint_ |= conf_changed;

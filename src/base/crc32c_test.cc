@@ -53,5 +53,28 @@ TEST(Crc32c, HardwareMatchesPortableOnRandomInput) {
   }
 }
 
+// Lengths around the hardware path's lane sizes (3 x 256 and 3 x 8192 bytes: three lanes joined
+// by the zero-append operator) and misaligned starts.
+TEST(Crc32c, HardwareMatchesPortableAcrossLaneBoundaries) {
+  Prng prng(7);
+  std::vector<std::uint8_t> buf(3 * 8192 * 2 + 1000);
+  for (auto& b : buf) b = static_cast<std::uint8_t>(prng.next());
+  for (std::size_t n : {767u, 768u, 769u, 1535u, 1536u, 2000u, 24575u, 24576u, 24577u, 49152u,
+                        50000u}) {
+    for (std::size_t offset : {0u, 1u, 3u, 7u}) {
+      EXPECT_EQ(extend_hardware(0, buf.data() + offset, n),
+                extend_portable(0, buf.data() + offset, n))
+          << "n=" << n << " offset=" << offset;
+      EXPECT_EQ(extend_hardware(0xdeadbeef, buf.data() + offset, n),
+                extend_portable(0xdeadbeef, buf.data() + offset, n));
+    }
+  }
+  for (int round = 0; round < 100; ++round) {
+    std::size_t n = prng.uniform(buf.size());
+    std::size_t offset = prng.uniform(buf.size() - n + 1);
+    EXPECT_EQ(extend_hardware(9, buf.data() + offset, n), extend_portable(9, buf.data() + offset, n));
+  }
+}
+
 }  // namespace
 }  // namespace mq::crc32c

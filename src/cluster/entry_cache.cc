@@ -1,5 +1,7 @@
 #include "cluster/entry_cache.h"
 
+#include <algorithm>
+
 namespace mq::cluster {
 
 LogIndex CachingStorageView::cache_end() const {
@@ -53,8 +55,14 @@ void CachingStorageView::on_appended(const std::vector<raft::Entry>& entries) {
   evict();
 }
 
+void CachingStorageView::on_applied(LogIndex applied, LogIndex needed_from) {
+  keep_from_ = std::min(applied + 1, needed_from);
+  evict();
+}
+
 void CachingStorageView::evict() {
-  while (!cache_.empty() && bytes_ > bytes_max_) {
+  while (!cache_.empty() && bytes_ > bytes_max_ &&
+         (cache_.front().index < keep_from_ || bytes_ > pinned_bytes_max_)) {
     bytes_ -= cache_.front().size_bytes();
     cache_.pop_front();
   }

@@ -97,6 +97,7 @@ TEST_F(EntryCache, SuffixTruncationReplacesCachedEntries) {
 TEST_F(EntryCache, EvictsOldestBeyondBoundAndFallsBackToStorage) {
   const std::uint64_t one = entry(1, 1, "a").size_bytes();
   CachingStorageView view(storage_.get(), one * 2);
+  view.on_applied(LogIndex(3));  // applied entries are not pinned
   append(view, {entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c")});
   EXPECT_EQ(view.cached_entries(), 2u);
   EXPECT_LE(view.cached_bytes(), one * 2);
@@ -113,6 +114,48 @@ TEST_F(EntryCache, EvictsOldestBeyondBoundAndFallsBackToStorage) {
   EXPECT_EQ(view.misses(), 2u);
   // A gap (entries not contiguous with the cache) starts the cache over.
   append(view, {entry(4, 1, "d")});
+  EXPECT_EQ(view.cached_entries(), 1u);
+}
+
+TEST_F(EntryCache, KeepsUnappliedEntriesBeyondTheBoundUntilApplied) {
+  const std::uint64_t one = entry(1, 1, "a").size_bytes();
+  // Room for one entry, a hard cap of three for the unapplied ones.
+  CachingStorageView view(storage_.get(), one, one * 3);
+  append(view, {entry(1, 1, "a"), entry(2, 1, "b")});
+  append(view, {entry(3, 1, "c")});
+  EXPECT_EQ(view.cached_entries(), 3u);  // nothing applied: all pinned
+  auto got = view.entries(LogIndex(1), LogIndex(4), UINT64_MAX);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->size(), 3u);
+  EXPECT_EQ(view.misses(), 0u);
+  view.on_applied(LogIndex(2));  // 1 and 2 may go now
+  EXPECT_EQ(view.cached_entries(), 1u);
+  EXPECT_EQ(view.term(LogIndex(3)).value(), Term(1));
+  // Past the hard cap even unapplied entries are evicted (oldest first).
+  append(view, {entry(4, 1, "d"), entry(5, 1, "e"), entry(6, 1, "f")});
+  EXPECT_EQ(view.cached_entries(), 3u);
+  got = view.entries(LogIndex(4), LogIndex(7), UINT64_MAX);
+  ASSERT_TRUE(got.has_value());
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ(value_of((*got)[2]), "f");
+  EXPECT_EQ(view.misses(), 0u);
+  got = view.entries(LogIndex(3), LogIndex(4), UINT64_MAX);  // evicted: from storage
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(value_of((*got)[0]), "c");
+  EXPECT_EQ(view.misses(), 1u);
+}
+
+TEST_F(EntryCache, KeepsEntriesALaggingFollowerStillNeeds) {
+  const std::uint64_t one = entry(1, 1, "a").size_bytes();
+  CachingStorageView view(storage_.get(), one, one * 10);
+  append(view, {entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "c"), entry(4, 1, "d")});
+  view.on_applied(LogIndex(4), LogIndex(3));  // all applied; a follower's next is 3
+  EXPECT_EQ(view.cached_entries(), 2u);
+  auto got = view.entries(LogIndex(3), LogIndex(5), UINT64_MAX);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->size(), 2u);
+  EXPECT_EQ(view.misses(), 0u);
+  view.on_applied(LogIndex(4));  // no follower behind: back to bytes_max
   EXPECT_EQ(view.cached_entries(), 1u);
 }
 

@@ -68,8 +68,9 @@ void PartitionGroup::produce(SharedBuffer batch, Acks acks,
                                          " bytes exceeds the limit of " +
                                          std::to_string(options_.batch_bytes_max)));
   }
-  // Re-check the shape: a batch the followers cannot store would stop every replica.
-  auto view = protocol::RecordBatchView::parse(batch.view());
+  // Re-check the shape: a batch the followers cannot store would stop every replica. The CRC
+  // was verified by the caller (the contract of LocalPartition::produce: a validated batch).
+  auto view = protocol::RecordBatchView::parse_verified_earlier(batch.view());
   if (!view.has_value()) return done(view.error());
   if (view->bytes().size() != batch.size() || view->header().is_control()) {
     return done(Status::invalid_argument("produce: exactly one non-control record batch expected"));

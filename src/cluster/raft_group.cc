@@ -41,6 +41,7 @@ Status RaftGroup::start() {
   raft::Config config = options_.raft;
   config.applied = storage_->restart_applied();
   view_ = std::make_unique<CachingStorageView>(storage_.get(), options_.entry_cache_bytes);
+  view_->on_applied(config.applied);
   MQ_ASSIGN_OR_RETURN(node_, raft::RawNode::create(config, view_.get()));
   applied_ = config.applied;
   commit_ = config.applied;
@@ -245,6 +246,9 @@ void RaftGroup::finish(raft::Ready rd) {
     conf_changed |= e.type == raft::EntryType::kConfChange;
     applied_ = e.index;
     on_apply(e);
+  }
+  if (!rd.committed_entries.empty()) {
+    view_->on_applied(applied_, node_->lowest_active_follower_next());
   }
   for (const raft::ReadState& rs : rd.read_states) host_->on_read_state(options_.group, rs);
   node_->advance(rd);

@@ -96,7 +96,7 @@ KafkaError validate_records(const std::optional<Buffer>& records,
 }
 
 void produce_partition(const RequestContext& ctx, const std::string& topic,
-                       const protocol::ProduceRequest::PartitionProduceData& data,
+                       protocol::ProduceRequest::PartitionProduceData& data,
                        cluster::Acks acks, const std::shared_ptr<ProduceState>& state,
                        PartitionResponse* out) {
   std::vector<protocol::RecordBatchView> batches;
@@ -125,8 +125,12 @@ void produce_partition(const RequestContext& ctx, const std::string& topic,
     bool failed = false;
   };
   auto outcome = std::make_shared<Outcome>(Outcome{batches.size()});
+  // One batch spanning the whole record set (what producers send): its buffer is handed
+  // over as it is, without a copy. Several batches are copied out one by one.
+  const bool whole = batches.size() == 1 && batches[0].bytes().size() == data.records->size();
   for (std::size_t i = 0; i < batches.size(); ++i) {
-    SharedBuffer bytes(batches[i].bytes());
+    SharedBuffer bytes = whole ? SharedBuffer(std::move(*data.records))
+                               : SharedBuffer(batches[i].bytes());
     (*local)->produce(std::move(bytes), acks,
                       [state, outcome, out, first = i == 0](Result<cluster::ProduceResult> r) {
                         if (!r.has_value()) {
@@ -180,7 +184,7 @@ void handle_produce(const RequestContext& ctx, protocol::ProduceRequest request,
   }
   state->pending = partitions + 1;  // +1: held until every partition was started
   for (std::size_t t = 0; t < request.topic_data.size(); ++t) {
-    const auto& topic = request.topic_data[t];
+    auto& topic = request.topic_data[t];
     auto& out = state->response.responses[t];
     for (std::size_t i = 0; i < topic.partition_data.size(); ++i) {
       if (!valid_acks) {

@@ -91,6 +91,14 @@ Status decode_record(KafkaReader& r, Record* rec) {
 }  // namespace
 
 Result<RecordBatchView> RecordBatchView::parse(BufferView bytes) {
+  return parse_checked(bytes, true);
+}
+
+Result<RecordBatchView> RecordBatchView::parse_verified_earlier(BufferView bytes) {
+  return parse_checked(bytes, false);
+}
+
+Result<RecordBatchView> RecordBatchView::parse_checked(BufferView bytes, bool verify_crc) {
   if (bytes.size() <= kRecordBatchMagicOffset) {
     return Status::out_of_range("record batch: incomplete (" + std::to_string(bytes.size()) +
                                 " bytes)");
@@ -117,7 +125,7 @@ Result<RecordBatchView> RecordBatchView::parse(BufferView bytes) {
   }
   BufferView batch = bytes.subspan(0, h.size_bytes());
   MQ_RETURN_IF_ERROR(read_header(batch, &h));
-  std::uint32_t actual = crc32c::value(batch.subspan(kCrcStart));
+  std::uint32_t actual = verify_crc ? crc32c::value(batch.subspan(kCrcStart)) : h.crc;
   if (actual != h.crc) {
     return Status::corruption("record batch: CRC-32C mismatch (stored " + std::to_string(h.crc) +
                               ", computed " + std::to_string(actual) + ")");

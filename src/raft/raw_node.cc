@@ -1,5 +1,8 @@
 #include "raft/raw_node.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "raft/raft.h"
 
 namespace mq::raft {
@@ -96,6 +99,16 @@ void RawNode::advance(const Ready& ready) {
 }
 
 NodeStatus RawNode::status() const { return raft_->status(); }
+
+LogIndex RawNode::lowest_active_follower_next() const {
+  LogIndex lowest(std::numeric_limits<std::uint64_t>::max());
+  if (raft_->role() != Role::kLeader) return lowest;
+  for (const auto& [id, pr] : raft_->tracker().progress) {
+    if (id == raft_->id() || !pr.recent_active || pr.state == ProgressState::kSnapshot) continue;
+    lowest = std::min(lowest, pr.next);
+  }
+  return lowest;
+}
 
 NodeId RawNode::id() const { return raft_->id(); }
 

@@ -99,6 +99,10 @@ class RawNode {
   // index), the peers not in `down` a quorum (else CheckQuorum must keep running), no
   // ReadIndex, leadership transfer, joint configuration or unsent message pending.
   bool quiescable_as_leader(std::span<const NodeId> down) const;
+  // Leader: the lowest `next` of the followers and learners it replicates to (recently active,
+  // not waiting for a snapshot): the host's entry cache keeps entries from there on, which the
+  // leader will read again to send. LogIndex max when not leader or no such peer.
+  LogIndex lowest_active_follower_next() const;
   // A follower may quiesce when told so by `leader` at `term` for a log ending at `index`
   // if it follows that leader in that term and its log ends at `index`, committed and
   // applied (it then holds exactly the leader's log).

@@ -7,7 +7,11 @@ namespace mq::transport::detail {
 namespace {
 
 constexpr std::size_t kReadBufferBytesInitial = 64u << 10;
-constexpr std::size_t kReadBufferBytesKeep = 1u << 20;  // shrink back when idle and above this
+// Shrink back when idle and above this. Kept above the largest usual frame plus what follows
+// it in one read (an append of a 1 MB producer batch): shrinking after every such frame made
+// the next one grow the buffer again by doubling (allocation, zero fill, copy, page faults).
+// There is one inbound connection per peer broker.
+constexpr std::size_t kReadBufferBytesKeep = 8u << 20;
 
 std::string endpoint_text(const asio::ip::tcp::socket& socket) {
   asio::error_code error;

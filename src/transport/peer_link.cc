@@ -374,10 +374,16 @@ void PeerLink::schedule_reconnect() {
 
 void PeerLink::flush() {
   if (state_ != State::kConnected || writing_) return;  // on_connected/on_write_done flush
-  Buffer out;
+  // Reuse the last write's buffer (kept by on_write_done): a fresh multi-MiB buffer per write
+  // cost an allocation and its page faults on every write under a produce load.
+  Buffer out = std::move(write_buffer_);
+  out.clear();
   std::uint64_t messages = 0;
   std::uint64_t frames = 0;
-  if (!build_write(out, &messages, &frames)) return;
+  if (!build_write(out, &messages, &frames)) {
+    write_buffer_ = std::move(out);
+    return;
+  }
   start_write(std::move(out), messages, frames);
 }
 

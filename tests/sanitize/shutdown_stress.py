@@ -11,6 +11,8 @@ Every round picks one scenario, each ending with SIGTERMed brokers that must exi
   second     SIGTERM, then a second SIGTERM 0-200 ms later (the immediate-stop path)
   move       `raftmq partition move` of a partition away from its leader, SIGTERM that leader
              at once (leadership leaving through a configuration change)
+  early      SIGTERM a broker 0.2-1.5 s after it was started (opening its logs, catching up,
+             Kafka listener not yet open), then start it again
 After the rounds every broker is SIGTERMed at once (the whole-cluster stop). Between rounds the
 stopped brokers restart on their data and the cluster must be ready again, and finally every
 message acknowledged to kcat must be consumable (nothing lost through the shutdowns).
@@ -201,6 +203,17 @@ def scenario(name, cluster, checker, acked, rng, round_no):
         sigterm(victim)
         wait_exit(victim, checker, ctx)
         return [victim]
+    if name == "early":
+        victim = rng.choice(brokers)
+        sigterm(victim)
+        wait_exit(victim, checker, ctx + " (first stop)")
+        victim.start()
+        # From 0.2 s: the process is then in main() (the sanitizer runtime's own start-up
+        # takes tens of ms; a signal before main() ends the process by its default action).
+        time.sleep(rng.uniform(0.2, 1.5))
+        sigterm(victim)
+        wait_exit(victim, checker, ctx)
+        return [victim]
     raise ValueError(name)
 
 
@@ -215,7 +228,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--max-seconds", type=int, default=900)
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--scenarios", default="plain,streaming,transfer,second,move")
+    parser.add_argument("--scenarios", default="plain,streaming,transfer,second,move,early")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     names = args.scenarios.split(",")

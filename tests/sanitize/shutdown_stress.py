@@ -11,7 +11,7 @@ Every round picks one scenario, each ending with SIGTERMed brokers that must exi
   second     SIGTERM, then a second SIGTERM 0-200 ms later (the immediate-stop path)
   move       `raftmq partition move` of a partition away from its leader, SIGTERM that leader
              at once (leadership leaving through a configuration change)
-  early      SIGTERM a broker 0.2-1.5 s after it was started (opening its logs, catching up,
+  early      SIGTERM a broker 0-1 s after its first log line (opening its logs, catching up,
              Kafka listener not yet open), then start it again
 After the rounds every broker is SIGTERMed at once (the whole-cluster stop). Between rounds the
 stopped brokers restart on their data and the cluster must be ready again, and finally every
@@ -207,10 +207,15 @@ def scenario(name, cluster, checker, acked, rng, round_no):
         victim = rng.choice(brokers)
         sigterm(victim)
         wait_exit(victim, checker, ctx + " (first stop)")
+        size = os.path.getsize(victim.log_path)
         victim.start()
-        # From 0.2 s: the process is then in main() (the sanitizer runtime's own start-up
-        # takes tens of ms; a signal before main() ends the process by its default action).
-        time.sleep(rng.uniform(0.2, 1.5))
+        # Once the process wrote its first line it is in main() (an ASan binary needs ~0.4 s
+        # on a busy machine to get there; a signal before main() ends the process by its
+        # default action, which no code of ours can change).
+        deadline = time.monotonic() + 10
+        while os.path.getsize(victim.log_path) == size and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.0))
         sigterm(victim)
         wait_exit(victim, checker, ctx)
         return [victim]

@@ -47,6 +47,10 @@ bool cluster_layer_available() { return true; }
 
 int run_serve(const BrokerConfig& config) {
   asio::io_context io(1);
+  // Catches SIGTERM/SIGINT from here on: one that arrives while Node::start opens the logs is
+  // held and handled as soon as the loop runs (a graceful shutdown), instead of killing the
+  // process by the default action before the handler existed.
+  asio::signal_set signals(io, SIGTERM, SIGINT);
   cluster::NodeConfig node_settings = node_config(config);
   Status valid = node_settings.validate();
   if (!valid.is_ok()) {
@@ -89,7 +93,6 @@ int run_serve(const BrokerConfig& config) {
                  config.rpc_host.c_str(), node.rpc_port(), config.data_dir.c_str());
   });
   asio::steady_timer deadline(io);
-  asio::signal_set signals(io, SIGTERM, SIGINT);
   std::function<void(const std::error_code&, int)> on_signal;
   on_signal = [&](const std::error_code& ec, int signal_number) {
     if (ec) return;

@@ -239,16 +239,20 @@ class Segment {
   // Writes headers and payloads through aligned direct-I/O writes. kUnsupported: nothing
   // was written, use write_at.
   Status append_direct(std::span<const BufferView> pieces, std::uint64_t bytes);
-  // Copies into the write-behind buffer (writing it whenever it fills). kUnsupported: nothing
-  // changed, write at once instead (no buffer within the budget, or no space reservation).
-  // kNoSpace and other errors before any write: nothing changed; *broken after a failed
-  // write.
-  Status append_buffered(std::span<const BufferView> pieces, std::span<const EntryHeader> headers,
+  // Copies into the write-behind buffer (writing it whenever it fills), computing the
+  // payload CRCs (headers[i].payload_crc) while copying. kUnsupported: nothing changed, write
+  // at once instead (no buffer within the budget, or no space reservation). kNoSpace and
+  // other errors before any write: nothing changed; *broken after a failed write.
+  Status append_buffered(std::span<const AppendEntry> entries, std::span<EntryHeader> headers,
                          std::uint64_t bytes, bool* broken);
+  Status put_buffered(const std::uint8_t* src, std::size_t n, std::uint32_t* crc,
+                      LogIndex covered, bool* pending);
+  void patch_buffered(std::uint64_t position, const std::uint8_t* src, std::size_t n);
   Status reserve_for(std::uint64_t end);
   Status activate_buffer();
   Status retire_sealed();
-  Status seal_active_half(LogIndex covered);
+  Status switch_halves();
+  void start_sealed_write(LogIndex covered);
   void release_buffer();
   // Sets file_ and the read view over it (reader_); called once the file is open.
   void attach_file(std::shared_ptr<File> file);

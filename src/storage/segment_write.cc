@@ -175,15 +175,11 @@ Result<std::size_t> TailReader::read_at(std::uint64_t offset, std::span<std::uin
 Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   MQ_ASSERT(!closed_);
   MQ_ASSERT(!entries.empty());
-  Buffer headers(entries.size() * kEntryHeaderSize);
-  std::vector<BufferView> pieces;
-  pieces.reserve(entries.size() * 2);
   std::vector<EntryHeader> written;
   written.reserve(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const AppendEntry& e = entries[i];
+  std::uint64_t bytes = 0;
+  for (const AppendEntry& e : entries) {
     EntryHeader h;
-    h.payload_crc = crc32c::value(e.payload);
     h.payload_length = static_cast<std::uint32_t>(e.payload.size());
     h.last_offset_delta = e.last_offset_delta;
     h.term = e.term;
@@ -191,22 +187,17 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
     h.base_offset = e.base_offset;
     h.max_timestamp = e.max_timestamp;
     h.kind = e.kind;
-    std::uint8_t* out = headers.data() + i * kEntryHeaderSize;
-    h.encode_to(out);
-    MQ_DASSERT(EntryHeader::decode_from(BufferView(out, kEntryHeaderSize)).has_value());
-    pieces.push_back(BufferView(out, kEntryHeaderSize));
-    pieces.push_back(e.payload);
+    bytes += h.stored_size();
     written.push_back(h);
   }
-  std::uint64_t bytes = headers.size();
-  for (const AppendEntry& e : entries) bytes += e.payload.size();
   Status status = Status::unsupported("buffered");
   bool large = options_.direct_append_min_bytes > 0 && bytes >= options_.direct_append_min_bytes;
   // The write-behind buffer takes large appends, and every append while it holds data (a
-  // write at size_ would leave the buffered bytes out).
+  // write at size_ would leave the buffered bytes out). It computes the payload CRCs while
+  // copying the payloads (one pass over the bytes).
   bool buffered = options_.write_buffer_bytes > 0 && (large || buffer_->allocated());
   if (buffered) {
-    status = append_buffered(pieces, written, bytes, broken);
+    status = append_buffered(entries, written, bytes, broken);
     if (status.code() != ErrorCode::kUnsupported) {
       if (!status.is_ok()) return status;  // nothing accepted (or *broken)
       std::uint64_t position = size_;
@@ -221,6 +212,18 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
       return Status::ok();
     }
     MQ_ASSERT(!buffer_->allocated());  // unsupported only before activation
+  }
+  Buffer headers(entries.size() * kEntryHeaderSize);
+  std::vector<BufferView> pieces;
+  pieces.reserve(entries.size() * 2);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    EntryHeader& h = written[i];
+    h.payload_crc = crc32c::value(entries[i].payload);
+    std::uint8_t* out = headers.data() + i * kEntryHeaderSize;
+    h.encode_to(out);
+    MQ_DASSERT(EntryHeader::decode_from(BufferView(out, kEntryHeaderSize)).has_value());
+    pieces.push_back(BufferView(out, kEntryHeaderSize));
+    pieces.push_back(entries[i].payload);
   }
   bool direct = large && !direct_unsupported_;
   if (direct) {
@@ -444,19 +447,25 @@ Status Segment::retire_sealed() {
   return Status::ok();
 }
 
-// The active half is full: seal it and start its write in the background; the other half
-// (free once its previous write is retired) continues right after it.
-Status Segment::seal_active_half(LogIndex covered) {
+// The active half is full: seal it (readers keep reading it from memory until it is
+// retired) and make the other half, free once its previous write is retired, the active one,
+// continuing right after it. The sealed half's write is started by start_sealed_write().
+Status Segment::switch_halves() {
   MQ_RETURN_IF_ERROR(retire_sealed());
   TailBuffer& b = *buffer_;
-  {
-    std::lock_guard lock(b.mutex);
-    std::uint64_t next = b.current().start + b.capacity;
-    b.sealed = true;
-    b.active = 1 - b.active;
-    b.current().start = next;
-    b.current().fill = 0;
-  }
+  std::lock_guard lock(b.mutex);
+  std::uint64_t next = b.current().start + b.capacity;
+  b.sealed = true;
+  b.active = 1 - b.active;
+  b.current().start = next;
+  b.current().fill = 0;
+  return Status::ok();
+}
+
+// Starts the background write of the sealed half; `covered`: the last entry wholly in it.
+void Segment::start_sealed_write(LogIndex covered) {
+  TailBuffer& b = *buffer_;
+  MQ_ASSERT(b.sealed && !b.job);
   const TailBuffer::Half& full = b.other();
   auto job = std::make_shared<WriteJob>();
   job->covered = covered;
@@ -478,11 +487,63 @@ Status Segment::seal_active_half(LogIndex covered) {
   } catch (const std::system_error&) {
     write();  // no thread to be had: write it here
   }
+}
+
+// Copies `n` bytes to the end of the buffered bytes, switching halves as they fill. With
+// `crc`, the bytes are checksummed while copied (*crc extended). A half that fills is written
+// at once (covered: the last entry wholly in it), unless `pending` is given: then its write
+// waits until the caller has filled in the entry header it holds (*pending set).
+Status Segment::put_buffered(const std::uint8_t* src, std::size_t n, std::uint32_t* crc,
+                             LogIndex covered, bool* pending) {
+  TailBuffer& b = *buffer_;
+  while (n > 0) {
+    if (b.current().fill == b.capacity) {
+      if (pending != nullptr) {
+        MQ_ASSERT(!*pending);  // an entry no larger than a half spans at most two
+        MQ_RETURN_IF_ERROR(switch_halves());
+        *pending = true;
+      } else {
+        MQ_RETURN_IF_ERROR(switch_halves());
+        start_sealed_write(covered);
+      }
+    }
+    TailBuffer::Half& half = b.current();
+    std::size_t k = std::min(n, b.capacity - half.fill);
+    // Beyond size_: no reader reads these bytes, so the copy needs no lock.
+    if (src == nullptr) {
+      // room for a header filled in later
+    } else if (crc != nullptr) {
+      *crc = crc32c::extend_copy(*crc, half.data + half.fill, src, k);
+    } else {
+      std::memcpy(half.data + half.fill, src, k);
+    }
+    {
+      std::lock_guard lock(b.mutex);
+      half.fill += k;
+    }
+    if (src != nullptr) src += k;
+    n -= k;
+  }
   return Status::ok();
 }
 
-Status Segment::append_buffered(std::span<const BufferView> pieces,
-                                std::span<const EntryHeader> headers, std::uint64_t bytes,
+// Writes bytes at file position `position` (>= the sealed half's start, within the bytes
+// put so far, beyond size_): the header of the entry being appended.
+void Segment::patch_buffered(std::uint64_t position, const std::uint8_t* src, std::size_t n) {
+  TailBuffer& b = *buffer_;
+  while (n > 0) {
+    TailBuffer::Half& h = position >= b.current().start ? b.current() : b.other();
+    MQ_ASSERT(position >= h.start && position < h.start + b.capacity);
+    std::size_t k = std::min<std::uint64_t>(n, h.start + b.capacity - position);
+    std::memcpy(h.data + (position - h.start), src, k);
+    position += k;
+    src += k;
+    n -= k;
+  }
+}
+
+Status Segment::append_buffered(std::span<const AppendEntry> entries,
+                                std::span<EntryHeader> headers, std::uint64_t bytes,
                                 bool* broken) {
   TailBuffer& b = *buffer_;
   if (reserve_unsupported_) return Status::unsupported("no space reservation");
@@ -496,35 +557,47 @@ Status Segment::append_buffered(std::span<const BufferView> pieces,
   MQ_ASSERT(b.current().start + b.current().fill == size_);
   // Entries wholly below the end of a sealed half are on the file once its write is done.
   if (written_end_ == size_) written_index_ = last_index_;
-  LogIndex covered = last_index_;
-  std::uint64_t entry_end = size_;
-  std::size_t next_entry = 0;
-  for (BufferView piece : pieces) {
-    std::size_t at = 0;
-    while (at < piece.size()) {
-      TailBuffer::Half& half = b.current();
-      std::size_t n = std::min(piece.size() - at, b.capacity - half.fill);
-      {
-        std::lock_guard lock(b.mutex);
-        std::memcpy(half.data + half.fill, piece.data() + at, n);
-        half.fill += n;
-      }
-      at += n;
-      if (half.fill < b.capacity) continue;
-      std::uint64_t half_end = half.start + b.capacity;
-      while (next_entry < headers.size() && entry_end + headers[next_entry].stored_size() <= half_end) {
-        entry_end += headers[next_entry].stored_size();
-        covered = headers[next_entry].index;
-        ++next_entry;
-      }
-      Status sealed = seal_active_half(covered);
-      if (!sealed.is_ok()) {
-        // An earlier half could not be written: entries accepted before this append may not
-        // be on the file, so the log must fail. Readers still see every accepted byte.
-        *broken = true;
-        return sealed;
-      }
+  LogIndex done = last_index_;  // the last entry wholly copied
+  std::uint64_t end = size_;
+  Status status;
+  for (std::size_t i = 0; i < entries.size() && status.is_ok(); ++i) {
+    EntryHeader& h = headers[i];
+    const auto* payload = entries[i].payload.data();
+    std::uint8_t header[kEntryHeaderSize];
+    if (h.stored_size() > b.capacity) {
+      // Larger than a half: checksum first, then header and payload in order.
+      h.payload_crc = crc32c::value(entries[i].payload);
+      h.encode_to(header);
+      status = put_buffered(header, kEntryHeaderSize, nullptr, done, nullptr);
+      if (status.is_ok()) status = put_buffered(payload, h.payload_length, nullptr, done, nullptr);
+    } else {
+      // The header's room first; the payload is checksummed while it is copied, then the
+      // header is filled in. A half that fills meanwhile is written after that.
+      bool pending = false;
+      std::uint32_t crc = 0;
+      status = put_buffered(nullptr, kEntryHeaderSize, nullptr, done, &pending);
+      if (status.is_ok()) status = put_buffered(payload, h.payload_length, &crc, done, &pending);
+      if (!status.is_ok()) break;
+      h.payload_crc = crc;
+      h.encode_to(header);
+      patch_buffered(end, header, kEntryHeaderSize);
+      if (pending) start_sealed_write(done);
     }
+    if (!status.is_ok()) break;
+    MQ_DASSERT(EntryHeader::decode_from(BufferView(header, kEntryHeaderSize)).has_value());
+    done = h.index;
+    end += h.stored_size();
+    // A half filled exactly by this entry is written now.
+    if (b.current().fill == b.capacity) {
+      status = switch_halves();
+      if (status.is_ok()) start_sealed_write(done);
+    }
+  }
+  if (!status.is_ok()) {
+    // An earlier half could not be written: entries accepted before this append may not be
+    // on the file, so the log must fail. Readers still see every accepted byte.
+    *broken = true;
+    return status;
   }
   return Status::ok();
 }

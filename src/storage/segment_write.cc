@@ -14,6 +14,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -44,13 +46,71 @@ bool take_budget(std::uint64_t bytes) {
   return true;
 }
 
+// The background writes of full buffer halves: a few long-lived threads shared by every
+// segment, fed through a queue. (A thread per write cost a clone, a stack and a fresh
+// scheduling per 2 MiB; a segment has at most one write in flight, so the order of writes
+// within a segment never depends on the pool.) Never destroyed: its threads may still be
+// waiting for work while the process exits.
+class WriterPool {
+ public:
+  static WriterPool& instance() {
+    static WriterPool* pool = new WriterPool;
+    return *pool;
+  }
+
+  void submit(std::function<void()> job) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(job));
+      if (idle_ > 0) {
+        cv_.notify_one();
+        return;
+      }
+      if (threads_ >= kMaxThreads) return;  // a busy thread takes it next
+      try {
+        std::thread([this] { run(); }).detach();
+        ++threads_;
+        return;
+      } catch (const std::system_error&) {
+        if (threads_ > 0) return;
+        job = std::move(queue_.back());  // no thread to be had: write it here
+        queue_.pop_back();
+      }
+    }
+    job();
+  }
+
+ private:
+  static constexpr std::size_t kMaxThreads = 4;
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      ++idle_;
+      cv_.wait(lock, [&] { return !queue_.empty(); });
+      --idle_;
+      std::function<void()> job = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  std::size_t threads_ = 0;
+  std::size_t idle_ = 0;
+};
+
 }  // namespace
 
 void set_write_buffer_budget_bytes(std::uint64_t bytes) { g_buffer_budget.store(bytes); }
 std::uint64_t write_buffer_bytes_in_use() { return g_buffer_in_use.load(); }
 
-// The write of a full half of the buffer, by a thread of its own (so the appender copies
-// into the other half while the device writes this one).
+// The write of a full half of the buffer, by a thread of the writer pool (so the appender
+// copies into the other half while the device writes this one).
 struct Segment::WriteJob {
   std::mutex mutex;
   std::condition_variable cv;
@@ -482,11 +542,7 @@ void Segment::start_sealed_write(LogIndex covered) {
     job->cv.notify_all();
   };
   b.job = job;
-  try {
-    std::thread(write).detach();
-  } catch (const std::system_error&) {
-    write();  // no thread to be had: write it here
-  }
+  WriterPool::instance().submit(std::move(write));
 }
 
 // Copies `n` bytes to the end of the buffered bytes, switching halves as they fill. With

@@ -246,13 +246,14 @@ class Segment {
   Status append_buffered(std::span<const AppendEntry> entries, std::span<EntryHeader> headers,
                          std::uint64_t bytes, bool* broken);
   Status put_buffered(const std::uint8_t* src, std::size_t n, std::uint32_t* crc,
-                      LogIndex covered, bool* pending);
+                      LogIndex covered, std::size_t* pending);
   void patch_buffered(std::uint64_t position, const std::uint8_t* src, std::size_t n);
   Status reserve_for(std::uint64_t end);
   Status activate_buffer();
   Status retire_sealed();
-  Status switch_halves();
-  void start_sealed_write(LogIndex covered);
+  Status retire_oldest();
+  Status switch_parts();
+  void start_write(std::size_t k, LogIndex covered);
   void release_buffer();
   // Sets file_ and the read view over it (reader_); called once the file is open.
   void attach_file(std::shared_ptr<File> file);

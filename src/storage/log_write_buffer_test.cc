@@ -245,6 +245,28 @@ TEST_P(LogWriteBufferMemoryTest, AFailedBufferWriteFailsTheLog) {
   expect_entries(*log, LogIndex(1), LogIndex(3));
 }
 
+// Several full parts queued, the first write fails: the later ones are not written either
+// (the file stays a prefix of what was appended; a hole followed by later entries would be
+// reported as corruption at the next open, or survive a power loss that keeps later writes).
+TEST_P(LogWriteBufferMemoryTest, AFailedPartWriteSkipsTheLaterQueuedWrites) {
+  options_.write_buffer_bytes = 16 << 10;  // four parts of 4 KiB
+  auto log = open_log();
+  ASSERT_TRUE(append(*log, 2, 3000).is_ok());
+  ASSERT_TRUE(log->sync().is_ok());
+  std::uint64_t synced_size = file_size(LogIndex(1));
+  memory_fs_.fail_next_writes(1);
+  Status status = append(*log, 4, 2500);  // fills and queues parts; the first write fails
+  if (status.is_ok()) status = log->sync();
+  EXPECT_FALSE(status.is_ok());
+  EXPECT_FALSE(log->health().is_ok());
+  log.reset();
+  EXPECT_EQ(file_size(LogIndex(1)), synced_size) << "a write after the failed one reached the file";
+  log = open_log();  // no crash: the file as written
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->last_index(), LogIndex(2));
+  expect_entries(*log, LogIndex(1), LogIndex(3));
+}
+
 INSTANTIATE_TEST_SUITE_P(InMemory, LogWriteBufferMemoryTest, ::testing::Values(false),
                          [](const auto&) { return "Memory"; });
 

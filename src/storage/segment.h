@@ -148,8 +148,8 @@ class Segment {
   // The last entry wholly on the file (the flusher may sync just those while the buffer
   // keeps filling).
   LogIndex written_index() const { return written_end_ < size_ ? written_index_ : last_index_; }
-  // After the write in flight is done (wait_for): takes its result. An error: the caller
-  // fails the log.
+  // After the write in flight is done (wait_for): takes the results of every queued write
+  // (waiting for any still running). An error: the caller fails the log.
   Status finish_write_in_flight();
   Status sync();
   // Before the tail is closed: writes the write-behind buffer out and releases it, then cuts
@@ -201,9 +201,9 @@ class Segment {
   std::string describe_position(std::uint64_t position) const;  // "log x segment y position z"
 
   struct TailBuffer;  // the write-behind buffer (defined in segment_write.cc)
-  struct WriteJob;    // a background write of a full half of it
-  // The background write in progress, if any (to wait for it without the log's mutex, then
-  // call flush_buffer() under it).
+  struct WriteJob;    // a background write of a full part of it
+  // The newest queued background write, if any (to wait for it without the log's mutex,
+  // then call finish_write_in_flight() or flush_buffer() under it).
   std::shared_ptr<WriteJob> write_in_flight() const;
   static void wait_for(const std::shared_ptr<WriteJob>& job);
 
@@ -281,8 +281,8 @@ class Segment {
   bool padded_ = false;
   Buffer tail_block_;
   // Write-behind buffer (segment_write.cc). Invariants: the file holds every byte below
-  // written_end_ (<= size_); when the buffer is allocated its halves hold [start, size_),
-  // start block-aligned and at or below written_end_ (a sealed half being written counts as
+  // written_end_ (<= size_); when the buffer is allocated its parts hold [start, size_),
+  // start block-aligned and at or below written_end_ (a sealed part being written counts as
   // not written until retired). reader_ reads the file with the
   // buffer's bytes on top, for every read of entries (also the lock-free ones).
   std::shared_ptr<TailBuffer> buffer_;

@@ -106,7 +106,9 @@ class WriterPool {
 
 // The writes of one segment, run one after the other in order on the pool (a crash must find
 // the file written as a prefix of what was issued, as with one write at a time; and ext4
-// serializes writes that extend a file anyway).
+// serializes writes that extend a file anyway). One write per turn: after it, the queue goes
+// to the back of the pool's queue, so a log that keeps its queue full cannot hold a thread
+// while other logs' writes wait.
 class WriteQueue : public std::enable_shared_from_this<WriteQueue> {
  public:
   void submit(std::function<void()> job) {
@@ -116,24 +118,29 @@ class WriteQueue : public std::enable_shared_from_this<WriteQueue> {
       if (running_) return;
       running_ = true;
     }
-    WriterPool::instance().submit([self = shared_from_this()] { self->drain(); });
+    schedule();
   }
 
  private:
-  void drain() {
-    while (true) {
-      std::function<void()> job;
-      {
-        std::lock_guard lock(mutex_);
-        if (jobs_.empty()) {
-          running_ = false;
-          return;
-        }
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
+  void schedule() {
+    WriterPool::instance().submit([self = shared_from_this()] { self->run_one(); });
+  }
+  void run_one() {
+    std::function<void()> job;
+    {
+      std::lock_guard lock(mutex_);
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
     }
+    job();
+    {
+      std::lock_guard lock(mutex_);
+      if (jobs_.empty()) {
+        running_ = false;
+        return;
+      }
+    }
+    schedule();
   }
 
   std::mutex mutex_;

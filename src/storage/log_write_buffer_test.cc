@@ -3,6 +3,10 @@
 // disk (space reserved up front), and are lost in a crash only while not yet synced.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "storage/log.h"
 #include "storage/memory_file_system.h"
 #include "storage/test_util.h"
@@ -170,6 +174,38 @@ TEST_P(LogWriteBufferTest, NoBudgetOrIntervalModeWritesAtOnce) {
       EXPECT_GE(file->size().value(), tail.size_bytes);
     }
     EXPECT_EQ(write_buffer_bytes_in_use(), in_use);
+  }
+}
+
+// More logs appending at once than the pool has writer threads (four), each queueing parts
+// faster than they are written: every log's writes get their turn (no log waits forever
+// behind others that keep their queues full), and every entry reads back after a sync.
+TEST_P(LogWriteBufferTest, MoreBusyLogsThanWriterThreadsAllMakeProgress) {
+  constexpr int kLogs = 6;
+  options_.write_buffer_bytes = 16 << 10;  // four parts of 4 KiB
+  std::vector<std::unique_ptr<Log>> logs;
+  for (int i = 0; i < kLogs; ++i) {
+    options_.directory = dir_ + "-" + std::to_string(i);
+    logs.push_back(open_log());
+    ASSERT_NE(logs.back(), nullptr);
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kLogs; ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < 60; ++k) {
+        if (!append(*logs[static_cast<std::size_t>(i)], 2, 2500 + 100 * static_cast<std::size_t>(i)).is_ok()) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (auto& log : logs) {
+    ASSERT_TRUE(log->sync().is_ok());
+    EXPECT_EQ(log->last_index(), LogIndex(120));
+    expect_entries(*log, LogIndex(1), LogIndex(121));
   }
 }
 

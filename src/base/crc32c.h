@@ -19,9 +19,20 @@ inline std::uint32_t extend(std::uint32_t crc, BufferView bytes) {
   return extend(crc, bytes.data(), bytes.size());
 }
 
+// Copies n bytes from src to dst (which must not overlap) and returns the CRC-32C of
+// concat(A, src[0, n)) where init_crc is the CRC-32C of A: one pass over the bytes instead of
+// a memcpy and a checksum pass (the append path's copy into its write buffer).
+std::uint32_t extend_copy(std::uint32_t init_crc, void* dst, const void* src, std::size_t n);
+
 // The two implementations, exposed for tests and benchmarks.
 std::uint32_t extend_portable(std::uint32_t init_crc, const void* data, std::size_t n);
 std::uint32_t extend_hardware(std::uint32_t init_crc, const void* data, std::size_t n);
 bool hardware_available();
+// The hardware implementation of extend_copy (with the portable fallback when the CPU lacks
+// SSE4.2), and the portable one (memcpy, then extend_portable).
+std::uint32_t extend_copy_hardware(std::uint32_t init_crc, void* dst, const void* src,
+                                   std::size_t n);
+std::uint32_t extend_copy_portable(std::uint32_t init_crc, void* dst, const void* src,
+                                   std::size_t n);
 
 }  // namespace mq::crc32c

@@ -1,5 +1,6 @@
 #include "base/crc32c.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,49 @@ TEST(Crc32c, HardwareMatchesPortableAcrossLaneBoundaries) {
     std::size_t offset = prng.uniform(buf.size() - n + 1);
     EXPECT_EQ(extend_hardware(9, buf.data() + offset, n), extend_portable(9, buf.data() + offset, n));
   }
+}
+
+// Lengths around the three-way runs (768 bytes and 24 KiB) and beyond, at unaligned offsets:
+// the interleaved hardware path and the fused copy must equal the portable table code.
+TEST(Crc32c, LongInputsAndCopyMatchPortable) {
+  Prng prng(7);
+  std::vector<std::uint8_t> src(100'000);
+  for (auto& b : src) b = static_cast<std::uint8_t>(prng.next());
+  std::vector<std::size_t> lengths = {0, 1, 7, 8, 767, 768, 769, 3 * 8192 - 1, 3 * 8192,
+                                      3 * 8192 + 768 + 9, 2 * 3 * 8192 + 5, 99'000};
+  for (int i = 0; i < 40; ++i) lengths.push_back(prng.uniform(99'000));
+  for (std::size_t n : lengths) {
+    std::size_t offset = prng.uniform(8);
+    const std::uint8_t* p = src.data() + offset;
+    auto init = static_cast<std::uint32_t>(prng.next());
+    std::uint32_t expected = extend_portable(init, p, n);
+    EXPECT_EQ(extend_hardware(init, p, n), expected) << n;
+    EXPECT_EQ(extend(init, p, n), expected) << n;
+    for (auto fn : {&extend_copy, &extend_copy_hardware, &extend_copy_portable}) {
+      // Destination at an unaligned offset, with guard bytes on both sides left untouched.
+      std::vector<std::uint8_t> dst(n + 16, 0xee);
+      std::size_t at = 1 + prng.uniform(7);
+      EXPECT_EQ(fn(init, dst.data() + at, p, n), expected) << n;
+      EXPECT_TRUE(std::equal(p, p + n, dst.begin() + static_cast<std::ptrdiff_t>(at))) << n;
+      for (std::size_t k = 0; k < at; ++k) EXPECT_EQ(dst[k], 0xee);
+      for (std::size_t k = at + n; k < dst.size(); ++k) EXPECT_EQ(dst[k], 0xee);
+    }
+  }
+}
+
+// A copy in pieces chains like extend: the CRC of the whole.
+TEST(Crc32c, CopyInPiecesEqualsWhole) {
+  std::vector<std::uint8_t> src(70'000);
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<std::uint8_t>(i * 131 + 17);
+  std::vector<std::uint8_t> dst(src.size());
+  std::uint32_t crc = 0;
+  for (std::size_t at = 0, step = 1; at < src.size(); step = step * 3 + 1) {
+    std::size_t n = std::min(step, src.size() - at);
+    crc = extend_copy(crc, dst.data() + at, src.data() + at, n);
+    at += n;
+  }
+  EXPECT_EQ(crc, value(src.data(), src.size()));
+  EXPECT_EQ(dst, src);
 }
 
 }  // namespace

@@ -323,12 +323,13 @@ Status Log::append(std::span<const AppendEntry> entries) {
   return Status::ok();
 }
 
-// all=false (the flusher): while a full half of the write-behind buffer is being written in
-// the background, wait for it without the mutex (appends continue) and sync just the entries
-// it completed, leaving the rest in the buffer to grow into the next large write (the log is
-// queued again). Only when no such write is running is the partial buffer written out. So a
-// fast producer gets large writes and one fdatasync per written half, and a slow one gets
-// everything synced at once. all=true (sync()): everything appended so far.
+// all=false (the flusher): while full parts of the write-behind buffer are being written in
+// the background, wait for the newest without the mutex (appends continue) and sync just the
+// entries they completed, leaving the rest in the buffer to grow into the next large write
+// (the log is queued again). Only when no such write is queued is the partial buffer written
+// out. So a fast producer gets large writes and one fdatasync per round of written parts,
+// and a slow one gets everything synced at once. all=true (sync()): everything appended so
+// far.
 Result<bool> Log::sync_internal(bool all) {
   std::unique_lock lock(mutex_);
   MQ_RETURN_IF_ERROR(check_writable_locked());

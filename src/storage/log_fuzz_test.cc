@@ -105,7 +105,11 @@ class Fuzzer {
     KafkaOffset offset = next_offset_ + prng_.uniform(2);
     for (std::size_t i = 0; i < count; ++i) {
       LogIndex index = last() + 1 + i;
-      std::size_t size = prng_.uniform(4) == 0 ? prng_.range(1000, 3000) : prng_.uniform(400);
+      // Sizes up to 9000 bytes: entries larger than a half of the write buffer (4 or 8 KiB)
+      // take its checksum-first path, the others its copy-and-checksum path.
+      std::size_t size = prng_.uniform(12) == 0  ? prng_.range(3000, 9000)
+                         : prng_.uniform(4) == 0 ? prng_.range(1000, 3000)
+                                                 : prng_.uniform(400);
       auto kind = static_cast<EntryKind>(prng_.uniform(10) == 0 ? 1 : 0);
       auto delta = static_cast<std::uint32_t>(prng_.uniform(4));
       std::int64_t ts = clock_.now_ms() - static_cast<std::int64_t>(prng_.uniform(5000));

@@ -148,8 +148,8 @@ class Segment {
   // The last entry wholly on the file (the flusher may sync just those while the buffer
   // keeps filling).
   LogIndex written_index() const { return written_end_ < size_ ? written_index_ : last_index_; }
-  // After the write in flight is done (wait_for): takes its result. An error: the caller
-  // fails the log.
+  // After the write in flight is done (wait_for): takes the results of every queued write
+  // (waiting for any still running). An error: the caller fails the log.
   Status finish_write_in_flight();
   Status sync();
   // Before the tail is closed: writes the write-behind buffer out and releases it, then cuts
@@ -201,9 +201,9 @@ class Segment {
   std::string describe_position(std::uint64_t position) const;  // "log x segment y position z"
 
   struct TailBuffer;  // the write-behind buffer (defined in segment_write.cc)
-  struct WriteJob;    // a background write of a full half of it
-  // The background write in progress, if any (to wait for it without the log's mutex, then
-  // call flush_buffer() under it).
+  struct WriteJob;    // a background write of a full part of it
+  // The newest queued background write, if any (to wait for it without the log's mutex,
+  // then call finish_write_in_flight() or flush_buffer() under it).
   std::shared_ptr<WriteJob> write_in_flight() const;
   static void wait_for(const std::shared_ptr<WriteJob>& job);
 
@@ -239,16 +239,21 @@ class Segment {
   // Writes headers and payloads through aligned direct-I/O writes. kUnsupported: nothing
   // was written, use write_at.
   Status append_direct(std::span<const BufferView> pieces, std::uint64_t bytes);
-  // Copies into the write-behind buffer (writing it whenever it fills). kUnsupported: nothing
-  // changed, write at once instead (no buffer within the budget, or no space reservation).
-  // kNoSpace and other errors before any write: nothing changed; *broken after a failed
-  // write.
-  Status append_buffered(std::span<const BufferView> pieces, std::span<const EntryHeader> headers,
+  // Copies into the write-behind buffer (writing it whenever it fills), computing the
+  // payload CRCs (headers[i].payload_crc) while copying. kUnsupported: nothing changed, write
+  // at once instead (no buffer within the budget, or no space reservation). kNoSpace and
+  // other errors before any write: nothing changed; *broken after a failed write.
+  Status append_buffered(std::span<const AppendEntry> entries, std::span<EntryHeader> headers,
                          std::uint64_t bytes, bool* broken);
+  Status put_buffered(const std::uint8_t* src, std::size_t n, std::uint32_t* crc,
+                      LogIndex covered, std::size_t* pending);
+  void patch_buffered(std::uint64_t position, const std::uint8_t* src, std::size_t n);
   Status reserve_for(std::uint64_t end);
   Status activate_buffer();
   Status retire_sealed();
-  Status seal_active_half(LogIndex covered);
+  Status retire_oldest();
+  Status switch_parts();
+  void start_write(std::size_t k, LogIndex covered);
   void release_buffer();
   // Sets file_ and the read view over it (reader_); called once the file is open.
   void attach_file(std::shared_ptr<File> file);
@@ -276,8 +281,8 @@ class Segment {
   bool padded_ = false;
   Buffer tail_block_;
   // Write-behind buffer (segment_write.cc). Invariants: the file holds every byte below
-  // written_end_ (<= size_); when the buffer is allocated its halves hold [start, size_),
-  // start block-aligned and at or below written_end_ (a sealed half being written counts as
+  // written_end_ (<= size_); when the buffer is allocated its parts hold [start, size_),
+  // start block-aligned and at or below written_end_ (a sealed part being written counts as
   // not written until retired). reader_ reads the file with the
   // buffer's bytes on top, for every read of entries (also the lock-free ones).
   std::shared_ptr<TailBuffer> buffer_;

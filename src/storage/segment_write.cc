@@ -14,6 +14,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -44,13 +46,115 @@ bool take_budget(std::uint64_t bytes) {
   return true;
 }
 
+// The background writes of full buffer parts: a few long-lived threads shared by every
+// segment, fed through a queue. (A thread per write cost a clone, a stack and a fresh
+// scheduling per 2 MiB; a segment has at most one write in flight, so the order of writes
+// within a segment never depends on the pool.) Never destroyed: its threads may still be
+// waiting for work while the process exits.
+class WriterPool {
+ public:
+  static WriterPool& instance() {
+    static WriterPool* pool = new WriterPool;
+    return *pool;
+  }
+
+  void submit(std::function<void()> job) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(job));
+      if (idle_ > 0) {
+        cv_.notify_one();
+        return;
+      }
+      if (threads_ >= kMaxThreads) return;  // a busy thread takes it next
+      try {
+        std::thread([this] { run(); }).detach();
+        ++threads_;
+        return;
+      } catch (const std::system_error&) {
+        if (threads_ > 0) return;
+        job = std::move(queue_.back());  // no thread to be had: write it here
+        queue_.pop_back();
+      }
+    }
+    job();
+  }
+
+ private:
+  static constexpr std::size_t kMaxThreads = 4;
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      ++idle_;
+      cv_.wait(lock, [&] { return !queue_.empty(); });
+      --idle_;
+      std::function<void()> job = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  std::size_t threads_ = 0;
+  std::size_t idle_ = 0;
+};
+
+// The writes of one segment, run one after the other in order on the pool (a crash must find
+// the file written as a prefix of what was issued, as with one write at a time; and ext4
+// serializes writes that extend a file anyway). One write per turn: after it, the queue goes
+// to the back of the pool's queue, so a log that keeps its queue full cannot hold a thread
+// while other logs' writes wait.
+class WriteQueue : public std::enable_shared_from_this<WriteQueue> {
+ public:
+  void submit(std::function<void()> job) {
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back(std::move(job));
+      if (running_) return;
+      running_ = true;
+    }
+    schedule();
+  }
+
+ private:
+  void schedule() {
+    WriterPool::instance().submit([self = shared_from_this()] { self->run_one(); });
+  }
+  void run_one() {
+    std::function<void()> job;
+    {
+      std::lock_guard lock(mutex_);
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    job();
+    {
+      std::lock_guard lock(mutex_);
+      if (jobs_.empty()) {
+        running_ = false;
+        return;
+      }
+    }
+    schedule();
+  }
+
+  std::mutex mutex_;
+  std::deque<std::function<void()>> jobs_;
+  bool running_ = false;
+};
+
 }  // namespace
 
 void set_write_buffer_budget_bytes(std::uint64_t bytes) { g_buffer_budget.store(bytes); }
 std::uint64_t write_buffer_bytes_in_use() { return g_buffer_in_use.load(); }
 
-// The write of a full half of the buffer, by a thread of its own (so the appender copies
-// into the other half while the device writes this one).
+// The write of a full part of the buffer, by a thread of the writer pool (so the appender
+// copies into the next part while the device writes this one).
 struct Segment::WriteJob {
   std::mutex mutex;
   std::condition_variable cv;
@@ -67,43 +171,62 @@ struct Segment::WriteJob {
 
 void Segment::wait_for(const std::shared_ptr<WriteJob>& job) { job->wait(); }
 
-// Two halves of `capacity` bytes. The active half holds [start, start + fill); when it is full
-// it is sealed (its write is started in the background) and the other half becomes active,
-// starting right after it. Shared by the segment (the only writer, under the log's mutex) and
-// its read view (any thread). `mutex` guards the allocation, `active`, `sealed`, each half's
-// start and fill, and every change of bytes a reader may read: bytes below the active half's
-// start + fill (readers never read at or beyond the size they snapshotted, and the writer
-// only appends beyond it). `job` is touched under the log's mutex only.
+// A ring of kParts parts of `capacity` bytes each, in one aligned allocation. The active part
+// holds [start, start + fill); when it is full it is sealed (its write is queued to the
+// writer pool) and the next part becomes active, starting right after it; the parts sealed
+// before it hold older bytes until their writes are retired, oldest first. So up to
+// kParts - 1 full parts can be queued for the device while the appender fills the next one:
+// the writer threads go from one write to the next without waiting for the appender to be
+// scheduled (on a busy machine that wait left the device idle between writes).
+// Shared by the segment (the only writer, under the log's mutex) and its read view (any
+// thread). `mutex` guards the allocation, `active`, `sealed`, each part's start and fill, and
+// every change of bytes a reader may read: bytes below the active part's start + fill
+// (readers never read at or beyond the size they snapshotted, and the writer only appends
+// beyond it). `jobs` is touched under the log's mutex only.
 struct Segment::TailBuffer {
-  struct Half {
+  static constexpr std::size_t kParts = 4;
+  struct Part {
     std::uint8_t* data = nullptr;
     std::uint64_t start = 0;  // file position of data[0], block-aligned
     std::size_t fill = 0;
   };
   std::mutex mutex;
-  Half halves[2];
-  std::size_t capacity = 0;  // of each half
-  int active = 0;
-  bool sealed = false;  // halves[1 - active] holds [start, start + capacity) not yet retired
-  std::shared_ptr<WriteJob> job;
+  std::uint8_t* memory = nullptr;  // kParts * capacity bytes
+  Part parts[kParts];
+  std::size_t capacity = 0;  // of each part
+  std::size_t active = 0;
+  // The `sealed` parts before the active one (ring order) hold bytes not yet retired. The
+  // oldest of them have their writes in `jobs` (oldest first); the newest may have none yet
+  // while append_buffered fills in the header of the entry that spans them.
+  std::size_t sealed = 0;
+  std::deque<std::shared_ptr<WriteJob>> jobs;
+  std::shared_ptr<WriteQueue> queue = std::make_shared<WriteQueue>();  // runs `jobs` in order
+  std::atomic<bool> write_failed{false};  // a queued write failed: the later ones are skipped
 
-  bool allocated() const { return halves[0].data != nullptr; }
-  Half& current() { return halves[active]; }
-  Half& other() { return halves[1 - active]; }
+  bool allocated() const { return memory != nullptr; }
+  Part& current() { return parts[active]; }
+  const Part& current() const { return parts[active]; }
+  // back(1): the newest sealed part; back(sealed): the oldest; back(0): the active one.
+  Part& back(std::size_t k) { return parts[(active + kParts - k) % kParts]; }
+  const Part& back(std::size_t k) const { return parts[(active + kParts - k) % kParts]; }
 
   ~TailBuffer() { release(); }
+  void wait_all() {
+    for (const auto& job : jobs) job->wait();  // their threads read the sealed parts
+  }
   void release() {
-    if (job) job->wait();  // its thread reads the sealed half
-    job.reset();
+    wait_all();
+    jobs.clear();
+    write_failed.store(false);
     std::lock_guard lock(mutex);
     if (!allocated()) return;
-    for (Half& h : halves) {
-      std::free(h.data);
-      h = Half{};
-    }
-    g_buffer_in_use.fetch_sub(2 * capacity);
+    std::free(memory);
+    memory = nullptr;
+    for (Part& p : parts) p = Part{};
+    g_buffer_in_use.fetch_sub(kParts * capacity);
     capacity = 0;
-    sealed = false;
+    active = 0;
+    sealed = 0;
   }
 };
 
@@ -143,22 +266,20 @@ Result<std::size_t> TailReader::read_at(std::uint64_t offset, std::span<std::uin
     std::lock_guard lock(buffer_->mutex);
     Segment::TailBuffer& b = *buffer_;
     if (b.allocated()) {
-      const Segment::TailBuffer::Half& a = b.current();
-      std::uint64_t lowest = b.sealed ? b.other().start : a.start;
-      std::uint64_t highest = a.start + a.fill;  // the halves are contiguous
+      const Segment::TailBuffer::Part& a = b.current();
+      std::uint64_t lowest = b.back(b.sealed).start;
+      std::uint64_t highest = a.start + a.fill;  // the parts are contiguous
       if (end > lowest) {
         std::uint64_t lo = std::max(offset, lowest);
         std::uint64_t hi = std::min(end, highest);
         from_file = static_cast<std::size_t>(lo - offset);
         from_buffer = hi > lo ? static_cast<std::size_t>(hi - lo) : 0;
-        const Segment::TailBuffer::Half* sealed = b.sealed ? &b.other() : nullptr;
-        for (const Segment::TailBuffer::Half* h : {sealed, &a}) {
-          if (h == nullptr) continue;
-          std::uint64_t h_end = h == &a ? highest : h->start + b.capacity;
-          std::uint64_t from = std::max(lo, h->start);
-          std::uint64_t to = std::min(hi, h_end);
+        for (std::size_t k = 0; k <= b.sealed; ++k) {
+          const Segment::TailBuffer::Part& h = b.back(k);
+          std::uint64_t from = std::max(lo, h.start);
+          std::uint64_t to = std::min(hi, h.start + h.fill);
           if (to > from) {
-            std::memcpy(out.data() + (from - offset), h->data + (from - h->start),
+            std::memcpy(out.data() + (from - offset), h.data + (from - h.start),
                         static_cast<std::size_t>(to - from));
           }
         }
@@ -175,15 +296,11 @@ Result<std::size_t> TailReader::read_at(std::uint64_t offset, std::span<std::uin
 Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   MQ_ASSERT(!closed_);
   MQ_ASSERT(!entries.empty());
-  Buffer headers(entries.size() * kEntryHeaderSize);
-  std::vector<BufferView> pieces;
-  pieces.reserve(entries.size() * 2);
   std::vector<EntryHeader> written;
   written.reserve(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const AppendEntry& e = entries[i];
+  std::uint64_t bytes = 0;
+  for (const AppendEntry& e : entries) {
     EntryHeader h;
-    h.payload_crc = crc32c::value(e.payload);
     h.payload_length = static_cast<std::uint32_t>(e.payload.size());
     h.last_offset_delta = e.last_offset_delta;
     h.term = e.term;
@@ -191,22 +308,17 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
     h.base_offset = e.base_offset;
     h.max_timestamp = e.max_timestamp;
     h.kind = e.kind;
-    std::uint8_t* out = headers.data() + i * kEntryHeaderSize;
-    h.encode_to(out);
-    MQ_DASSERT(EntryHeader::decode_from(BufferView(out, kEntryHeaderSize)).has_value());
-    pieces.push_back(BufferView(out, kEntryHeaderSize));
-    pieces.push_back(e.payload);
+    bytes += h.stored_size();
     written.push_back(h);
   }
-  std::uint64_t bytes = headers.size();
-  for (const AppendEntry& e : entries) bytes += e.payload.size();
   Status status = Status::unsupported("buffered");
   bool large = options_.direct_append_min_bytes > 0 && bytes >= options_.direct_append_min_bytes;
   // The write-behind buffer takes large appends, and every append while it holds data (a
-  // write at size_ would leave the buffered bytes out).
+  // write at size_ would leave the buffered bytes out). It computes the payload CRCs while
+  // copying the payloads (one pass over the bytes).
   bool buffered = options_.write_buffer_bytes > 0 && (large || buffer_->allocated());
   if (buffered) {
-    status = append_buffered(pieces, written, bytes, broken);
+    status = append_buffered(entries, written, bytes, broken);
     if (status.code() != ErrorCode::kUnsupported) {
       if (!status.is_ok()) return status;  // nothing accepted (or *broken)
       std::uint64_t position = size_;
@@ -221,6 +333,18 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
       return Status::ok();
     }
     MQ_ASSERT(!buffer_->allocated());  // unsupported only before activation
+  }
+  Buffer headers(entries.size() * kEntryHeaderSize);
+  std::vector<BufferView> pieces;
+  pieces.reserve(entries.size() * 2);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    EntryHeader& h = written[i];
+    h.payload_crc = crc32c::value(entries[i].payload);
+    std::uint8_t* out = headers.data() + i * kEntryHeaderSize;
+    h.encode_to(out);
+    MQ_DASSERT(EntryHeader::decode_from(BufferView(out, kEntryHeaderSize)).has_value());
+    pieces.push_back(BufferView(out, kEntryHeaderSize));
+    pieces.push_back(entries[i].payload);
   }
   bool direct = large && !direct_unsupported_;
   if (direct) {
@@ -356,7 +480,7 @@ Status Segment::sync() { return file_->sync(); }
 // A background write still running finishes first (its bytes land before anything that
 // follows, e.g. a simulated crash of the in-memory file system).
 Segment::~Segment() {
-  if (buffer_ && buffer_->job) buffer_->job->wait();
+  if (buffer_) buffer_->wait_all();
 }
 
 void Segment::attach_file(std::shared_ptr<File> file) {
@@ -366,11 +490,13 @@ void Segment::attach_file(std::shared_ptr<File> file) {
 }
 
 void Segment::release_buffer() {
-  MQ_ASSERT(written_end_ == size_ && !buffer_->job);
+  MQ_ASSERT(written_end_ == size_ && buffer_->jobs.empty());
   buffer_->release();
 }
 
-std::shared_ptr<Segment::WriteJob> Segment::write_in_flight() const { return buffer_->job; }
+std::shared_ptr<Segment::WriteJob> Segment::write_in_flight() const {
+  return buffer_->jobs.empty() ? nullptr : buffer_->jobs.back();
+}
 
 // Space first (crash rule 6 stays true: a full disk fails the append, not a later write of
 // data already accepted): the file's space is reserved up to the end of the append plus four
@@ -394,95 +520,164 @@ Status Segment::activate_buffer() {
   TailBuffer& b = *buffer_;
   // Activate: the buffer starts at the block holding the end of the file, with the bytes the
   // file already has in that block (rewritten unchanged by the next write).
-  MQ_ASSERT(written_end_ == size_ && !b.job);
+  MQ_ASSERT(written_end_ == size_ && b.jobs.empty());
+  constexpr std::size_t kParts = TailBuffer::kParts;
   std::size_t capacity = static_cast<std::size_t>(
-      std::max(kAlign, align_down(options_.write_buffer_bytes / 2)));
-  if (!take_budget(2 * capacity)) return Status::unsupported("write buffer budget exhausted");
-  void* data[2] = {nullptr, nullptr};
-  for (void*& d : data) {
-    if (::posix_memalign(&d, kAlign, capacity) != 0) d = nullptr;
-  }
+      std::max(kAlign, align_down(options_.write_buffer_bytes / kParts)));
+  if (!take_budget(kParts * capacity)) return Status::unsupported("write buffer budget exhausted");
+  void* memory = nullptr;
+  if (::posix_memalign(&memory, kAlign, kParts * capacity) != 0) memory = nullptr;
   std::uint64_t start = align_down(size_);
   auto head = static_cast<std::size_t>(size_ - start);
-  Status status = data[0] == nullptr || data[1] == nullptr
+  Status status = memory == nullptr
                       ? Status::unsupported("write buffer: out of memory")
-                      : read_exact(*file_, start, std::span(static_cast<std::uint8_t*>(data[0]), head),
+                      : read_exact(*file_, start, std::span(static_cast<std::uint8_t*>(memory), head),
                                    describe_position(start));
   if (!status.is_ok()) {
-    std::free(data[0]);
-    std::free(data[1]);
-    g_buffer_in_use.fetch_sub(2 * capacity);
+    std::free(memory);
+    g_buffer_in_use.fetch_sub(kParts * capacity);
     return status;
   }
   tail_block_valid_ = false;  // the buffer holds the partial block from now on
   std::lock_guard lock(b.mutex);
-  b.halves[0] = {static_cast<std::uint8_t*>(data[0]), start, head};
-  b.halves[1] = {static_cast<std::uint8_t*>(data[1]), 0, 0};
+  b.memory = static_cast<std::uint8_t*>(memory);
+  for (std::size_t i = 0; i < kParts; ++i) b.parts[i] = {b.memory + i * capacity, 0, 0};
+  b.parts[0].start = start;
+  b.parts[0].fill = head;
   b.capacity = capacity;
   b.active = 0;
-  b.sealed = false;
+  b.sealed = 0;
   return Status::ok();
 }
 
-// Waits for the sealed half's write and frees that half. An error means entries accepted
+// Waits for every queued write and frees those parts. An error means entries accepted
 // earlier are not on the file: the caller fails the log.
 Status Segment::finish_write_in_flight() { return retire_sealed(); }
 
 Status Segment::retire_sealed() {
-  TailBuffer& b = *buffer_;
-  if (!b.job) return Status::ok();
-  b.job->wait();
-  Status status = b.job->status;
-  LogIndex covered = b.job->covered;
-  if (b.job->direct_refused) direct_unsupported_ = true;
-  b.job.reset();
-  MQ_RETURN_IF_ERROR(status);
-  std::lock_guard lock(b.mutex);
-  b.sealed = false;
-  written_end_ = std::max(written_end_, std::min(b.current().start, size_));
-  written_index_ = std::max(written_index_, covered);
+  while (!buffer_->jobs.empty()) MQ_RETURN_IF_ERROR(retire_oldest());
   return Status::ok();
 }
 
-// The active half is full: seal it and start its write in the background; the other half
-// (free once its previous write is retired) continues right after it.
-Status Segment::seal_active_half(LogIndex covered) {
-  MQ_RETURN_IF_ERROR(retire_sealed());
+// Waits for the oldest queued write and frees its part.
+Status Segment::retire_oldest() {
   TailBuffer& b = *buffer_;
-  {
-    std::lock_guard lock(b.mutex);
-    std::uint64_t next = b.current().start + b.capacity;
-    b.sealed = true;
-    b.active = 1 - b.active;
-    b.current().start = next;
-    b.current().fill = 0;
-  }
-  const TailBuffer::Half& full = b.other();
+  MQ_ASSERT(!b.jobs.empty() && b.sealed > 0);
+  std::shared_ptr<WriteJob> job = std::move(b.jobs.front());
+  b.jobs.pop_front();
+  job->wait();
+  if (job->direct_refused) direct_unsupported_ = true;
+  MQ_RETURN_IF_ERROR(job->status);
+  std::lock_guard lock(b.mutex);
+  const TailBuffer::Part& oldest = b.back(b.sealed);
+  written_end_ = std::max(written_end_, std::min(oldest.start + oldest.fill, size_));
+  written_index_ = std::max(written_index_, job->covered);
+  --b.sealed;
+  return Status::ok();
+}
+
+// The active part is full: seal it (readers keep reading it from memory until it is
+// retired) and make the next part, retiring its previous bytes first if the ring is full,
+// the active one, continuing right after it. The sealed part's write is queued by
+// start_write().
+Status Segment::switch_parts() {
+  TailBuffer& b = *buffer_;
+  if (b.sealed == TailBuffer::kParts - 1) MQ_RETURN_IF_ERROR(retire_oldest());
+  std::lock_guard lock(b.mutex);
+  MQ_ASSERT(b.current().fill == b.capacity);
+  std::uint64_t next = b.current().start + b.capacity;
+  ++b.sealed;
+  b.active = (b.active + 1) % TailBuffer::kParts;
+  b.current().start = next;
+  b.current().fill = 0;
+  return Status::ok();
+}
+
+// Queues the write of the sealed part back(k); `covered`: the last entry wholly on the file
+// once it (and every older part) is written.
+void Segment::start_write(std::size_t k, LogIndex covered) {
+  TailBuffer& b = *buffer_;
+  MQ_ASSERT(k >= 1 && k <= b.sealed && b.jobs.size() == b.sealed - k);
+  const TailBuffer::Part& full = b.back(k);
   auto job = std::make_shared<WriteJob>();
   job->covered = covered;
   auto write = [job, keep = buffer_, file = file_, data = full.data, start = full.start,
-                length = b.capacity, direct = !direct_unsupported_] {
-    Status status = direct ? file->write_direct(start, BufferView(data, length))
-                           : Status::unsupported("buffered");
+                length = full.fill, direct = !direct_unsupported_] {
+    // After a failed write nothing later is written: the file must stay a prefix of what
+    // was appended (a crash must not find later entries after a hole).
+    Status status = keep->write_failed.load()
+                        ? Status::io_error("an earlier write of the write-behind buffer failed")
+                    : direct ? file->write_direct(start, BufferView(data, length))
+                             : Status::unsupported("buffered");
     bool refused = status.code() == ErrorCode::kUnsupported;
     if (refused) status = file->write_at(start, BufferView(data, length));
+    if (!status.is_ok()) keep->write_failed.store(true);
     std::lock_guard lock(job->mutex);
     job->status = status;
     job->direct_refused = refused && direct;
     job->done = true;
     job->cv.notify_all();
   };
-  b.job = job;
-  try {
-    std::thread(write).detach();
-  } catch (const std::system_error&) {
-    write();  // no thread to be had: write it here
+  b.jobs.push_back(job);
+  b.queue->submit(std::move(write));
+}
+
+// Copies `n` bytes to the end of the buffered bytes, moving to the next part as parts fill.
+// With `crc`, the bytes are checksummed while copied (*crc extended). A part that fills is
+// queued for writing at once (covered: the last entry wholly on the file after it), unless
+// `pending` is given: then its write waits until the caller has filled in the entry header
+// (*pending counts such parts).
+Status Segment::put_buffered(const std::uint8_t* src, std::size_t n, std::uint32_t* crc,
+                             LogIndex covered, std::size_t* pending) {
+  TailBuffer& b = *buffer_;
+  while (n > 0) {
+    if (b.current().fill == b.capacity) {
+      MQ_RETURN_IF_ERROR(switch_parts());
+      if (pending != nullptr) {
+        ++*pending;
+      } else {
+        start_write(1, covered);
+      }
+    }
+    TailBuffer::Part& part = b.current();
+    std::size_t k = std::min(n, b.capacity - part.fill);
+    // Beyond size_: no reader reads these bytes, so the copy needs no lock.
+    if (src == nullptr) {
+      // room for a header filled in later
+    } else if (crc != nullptr) {
+      *crc = crc32c::extend_copy(*crc, part.data + part.fill, src, k);
+    } else {
+      std::memcpy(part.data + part.fill, src, k);
+    }
+    {
+      std::lock_guard lock(b.mutex);
+      part.fill += k;
+    }
+    if (src != nullptr) src += k;
+    n -= k;
   }
   return Status::ok();
 }
 
-Status Segment::append_buffered(std::span<const BufferView> pieces,
-                                std::span<const EntryHeader> headers, std::uint64_t bytes,
+// Writes bytes at file position `position` (in the active part or a sealed one whose write
+// is not queued yet, beyond size_): the header of the entry being appended.
+void Segment::patch_buffered(std::uint64_t position, const std::uint8_t* src, std::size_t n) {
+  TailBuffer& b = *buffer_;
+  while (n > 0) {
+    std::size_t k = 0;
+    while (position < b.back(k).start) ++k;
+    TailBuffer::Part& h = b.back(k);
+    MQ_ASSERT(k <= b.sealed - b.jobs.size() && position < h.start + h.fill);
+    std::size_t m = std::min<std::uint64_t>(n, h.start + h.fill - position);
+    std::memcpy(h.data + (position - h.start), src, m);
+    position += m;
+    src += m;
+    n -= m;
+  }
+}
+
+Status Segment::append_buffered(std::span<const AppendEntry> entries,
+                                std::span<EntryHeader> headers, std::uint64_t bytes,
                                 bool* broken) {
   TailBuffer& b = *buffer_;
   if (reserve_unsupported_) return Status::unsupported("no space reservation");
@@ -494,37 +689,50 @@ Status Segment::append_buffered(std::span<const BufferView> pieces,
   MQ_RETURN_IF_ERROR(reserved);
   if (!b.allocated()) MQ_RETURN_IF_ERROR(activate_buffer());
   MQ_ASSERT(b.current().start + b.current().fill == size_);
-  // Entries wholly below the end of a sealed half are on the file once its write is done.
+  // Entries wholly below the end of a sealed part are on the file once its write is done.
   if (written_end_ == size_) written_index_ = last_index_;
-  LogIndex covered = last_index_;
-  std::uint64_t entry_end = size_;
-  std::size_t next_entry = 0;
-  for (BufferView piece : pieces) {
-    std::size_t at = 0;
-    while (at < piece.size()) {
-      TailBuffer::Half& half = b.current();
-      std::size_t n = std::min(piece.size() - at, b.capacity - half.fill);
-      {
-        std::lock_guard lock(b.mutex);
-        std::memcpy(half.data + half.fill, piece.data() + at, n);
-        half.fill += n;
-      }
-      at += n;
-      if (half.fill < b.capacity) continue;
-      std::uint64_t half_end = half.start + b.capacity;
-      while (next_entry < headers.size() && entry_end + headers[next_entry].stored_size() <= half_end) {
-        entry_end += headers[next_entry].stored_size();
-        covered = headers[next_entry].index;
-        ++next_entry;
-      }
-      Status sealed = seal_active_half(covered);
-      if (!sealed.is_ok()) {
-        // An earlier half could not be written: entries accepted before this append may not
-        // be on the file, so the log must fail. Readers still see every accepted byte.
-        *broken = true;
-        return sealed;
-      }
+  LogIndex done = last_index_;  // the last entry wholly copied
+  std::uint64_t end = size_;
+  Status status;
+  for (std::size_t i = 0; i < entries.size() && status.is_ok(); ++i) {
+    EntryHeader& h = headers[i];
+    const auto* payload = entries[i].payload.data();
+    std::uint8_t header[kEntryHeaderSize];
+    if (h.stored_size() > (TailBuffer::kParts - 2) * b.capacity) {
+      // Too large to hold back the writes of every part it spans until its header is filled
+      // in: checksum first, then header and payload in order.
+      h.payload_crc = crc32c::value(entries[i].payload);
+      h.encode_to(header);
+      status = put_buffered(header, kEntryHeaderSize, nullptr, done, nullptr);
+      if (status.is_ok()) status = put_buffered(payload, h.payload_length, nullptr, done, nullptr);
+    } else {
+      // The header's room first; the payload is checksummed while it is copied, then the
+      // header is filled in. Parts that fill meanwhile are queued for writing after that.
+      std::size_t pending = 0;
+      std::uint32_t crc = 0;
+      status = put_buffered(nullptr, kEntryHeaderSize, nullptr, done, &pending);
+      if (status.is_ok()) status = put_buffered(payload, h.payload_length, &crc, done, &pending);
+      if (!status.is_ok()) break;
+      h.payload_crc = crc;
+      h.encode_to(header);
+      patch_buffered(end, header, kEntryHeaderSize);
+      for (std::size_t k = pending; k >= 1; --k) start_write(k, done);
     }
+    if (!status.is_ok()) break;
+    MQ_DASSERT(EntryHeader::decode_from(BufferView(header, kEntryHeaderSize)).has_value());
+    done = h.index;
+    end += h.stored_size();
+    // A part filled exactly by this entry is queued now.
+    if (b.current().fill == b.capacity) {
+      status = switch_parts();
+      if (status.is_ok()) start_write(1, done);
+    }
+  }
+  if (!status.is_ok()) {
+    // An earlier part could not be written: entries accepted before this append may not be
+    // on the file, so the log must fail. Readers still see every accepted byte.
+    *broken = true;
+    return status;
   }
   return Status::ok();
 }
@@ -533,20 +741,20 @@ Status Segment::flush_buffer() {
   MQ_RETURN_IF_ERROR(retire_sealed());
   if (written_end_ >= size_) return Status::ok();
   TailBuffer& b = *buffer_;
-  TailBuffer::Half& half = b.current();
-  MQ_ASSERT(b.allocated() && half.start + half.fill == size_);
-  std::size_t used = half.fill;
+  TailBuffer::Part& part = b.current();
+  MQ_ASSERT(b.allocated() && b.sealed == 0 && part.start + part.fill == size_);
+  std::size_t used = part.fill;
   auto padded = static_cast<std::size_t>(align_up(used));
   {
     std::lock_guard lock(b.mutex);
-    std::memset(half.data + used, 0, padded - used);
+    std::memset(part.data + used, 0, padded - used);
   }
   Status status = direct_unsupported_ ? Status::unsupported("buffered")
-                                      : file_->write_direct(half.start, BufferView(half.data, padded));
+                                      : file_->write_direct(part.start, BufferView(part.data, padded));
   if (status.code() == ErrorCode::kUnsupported) {
     direct_unsupported_ = true;
     padded = used;
-    status = file_->write_at(half.start, BufferView(half.data, used));
+    status = file_->write_at(part.start, BufferView(part.data, used));
   }
   MQ_RETURN_IF_ERROR(status);
   written_end_ = size_;
@@ -555,9 +763,9 @@ Status Segment::flush_buffer() {
   // Keep the partial last block: the next write starts there.
   std::uint64_t start = align_down(size_);
   std::lock_guard lock(b.mutex);
-  std::memmove(half.data, half.data + (start - half.start), static_cast<std::size_t>(size_ - start));
-  half.fill = static_cast<std::size_t>(size_ - start);
-  half.start = start;
+  std::memmove(part.data, part.data + (start - part.start), static_cast<std::size_t>(size_ - start));
+  part.fill = static_cast<std::size_t>(size_ - start);
+  part.start = start;
   return Status::ok();
 }
 

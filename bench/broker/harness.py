@@ -244,6 +244,15 @@ def run_raftmq(s, data_base):
                 r = {"failed": str(e), "rate": rate}
             r["load_pct"] = pct
             res["e2e"].append(r)
+        if peak and "e2e" in want:
+            # Information (no target): the 50% load with librdkafka's default linger.ms=5
+            # instead of 1 — larger batches, fewer Raft entries per message.
+            rate = max(1, int(peak * 50 / 100))
+            log(f"[raftmq] end-to-end latency at 50% of max ({rate} msgs/s), linger.ms=5")
+            phase(res, "e2e_linger5", procs.run_client,
+                  [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
+                   "--rate", str(rate), "--producers", str(s.producers), "--seconds",
+                   str(s.e2e_secs), "--linger-ms", "5"], s.e2e_secs + 90)
         if s.overload:
             phase(res, "overload", overload, c, lg, s)
         res["brokers"] = {n: {"cpu_s": round(procs.cpu_seconds(p), 2),

@@ -234,9 +234,16 @@ class PartitionReader {
     for (int p = 0; p < partitions_; ++p) {
       int64_t start = offset;
       if (offset == RD_KAFKA_OFFSET_END) {
+        // Retried for up to 30 s: a partition may be between leaders (NOT_LEADER while an
+        // election settles on a loaded machine).
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(rk_.get(), o.topic.c_str(), p, &lo, &hi, 10000);
+        int64_t deadline = now_ns() + 30'000'000'000LL;
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_query_watermark_offsets(rk_.get(), o.topic.c_str(), p, &lo, &hi,
+                                                     10000)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+               now_ns() < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
         if (e) die(std::string("watermarks: ") + rd_kafka_err2str(e));
         start = hi;
       }

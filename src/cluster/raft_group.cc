@@ -251,24 +251,30 @@ void RaftGroup::process(raft::Ready rd) {
 // before (they take effect there). finish() skips what was applied here.
 void RaftGroup::apply_durable_prefix(const raft::Ready& rd) {
   const LogIndex durable = storage_->durable_index();
+  bool any = false;
   for (const raft::Entry& e : rd.committed_entries) {
     if (e.index <= applied_) continue;
-    if (e.index > durable || e.type == raft::EntryType::kConfChange) return;
+    if (e.index > durable || e.type == raft::EntryType::kConfChange) break;
     applied_ = e.index;
     on_apply(e);
+    any = true;
     if (failed()) return;
   }
+  if (any) on_applied();
 }
 
 void RaftGroup::finish(raft::Ready rd) {
   send_all(rd.messages_after_persist);
   bool conf_changed = rd.snapshot.has_value();
+  bool any = false;
   for (const raft::Entry& e : rd.committed_entries) {
     if (e.index <= applied_) continue;  // applied before the fsync wait (apply_durable_prefix)
     conf_changed |= e.type == raft::EntryType::kConfChange;
     applied_ = e.index;
     on_apply(e);
+    any = true;
   }
+  if (any && !failed()) on_applied();
   for (const raft::ReadState& rs : rd.read_states) host_->on_read_state(options_.group, rs);
   node_->advance(rd);
   conf_changed_since_checkpoint_ |= conf_changed;

@@ -135,6 +135,9 @@ class RaftGroup {
   // Hooks, all on the loop.
   virtual void on_appended(const std::vector<AppendedEntry>& appended) { (void)appended; }
   virtual void on_apply(const raft::Entry& entry) = 0;
+  // After a run of on_apply() calls (the committed entries of one Ready, or its durable
+  // prefix): work that wants all of them at once (waking parked fetches).
+  virtual void on_applied() {}
   virtual void on_local_durable(LogIndex index) { (void)index; }
   virtual void on_soft_state(const raft::SoftState& soft_state) { (void)soft_state; }
   virtual void on_snapshot_installed(const raft::Snapshot& snapshot) { (void)snapshot; }

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 
 #include <asio/buffer.hpp>
+#include <asio/post.hpp>
 #include <cerrno>
 #include <cstdio>
 
@@ -204,8 +205,19 @@ void Connection::flush() {
     slots_.pop_front();
     ++first_sequence_;
   }
-  if (!writing_ && !write_queue_.empty()) write_queued();
-  if (closed_ || writing_ || !write_queue_.empty()) return;
+  if (!writing_ && !write_pass_posted_ && !write_queue_.empty()) {
+    write_queued();
+    // Responses completed later in this loop turn (the other produce acks of one Raft Ready,
+    // say) go out together in one write at the end of it, not one syscall each.
+    if (!closed_) {
+      write_pass_posted_ = true;
+      asio::post(io_, [self = shared_from_this()] {
+        self->write_pass_posted_ = false;
+        self->flush();
+      });
+    }
+  }
+  if (closed_ || writing_ || write_pass_posted_ || !write_queue_.empty()) return;
   // Everything due is written: frames left buffered while the request slots were full (or
   // the response bytes above their bound) can go now.
   if (process_frames()) read_more();

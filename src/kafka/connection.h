@@ -84,6 +84,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t write_piece_ = 0;       // first unwritten piece of the front frame
   std::uint64_t write_offset_ = 0;    // bytes of that piece already written
   bool corked_ = false;               // TCP_CORK while file pieces are sent
+  bool write_pass_posted_ = false;    // a flush() at the end of this loop turn is posted
   std::size_t response_bytes_ = 0;    // bytes in slots_ and write_queue_
   Stats stats_;
 };

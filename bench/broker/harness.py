@@ -40,6 +40,8 @@ class Settings:
         self.machine_secs = 3 if quick else 10
         self.idle = not quick                    # 1,000 idle partitions
         self.overload = not quick
+        self.phases = list(RAFTMQ_PHASES)        # --phases
+        self.e2e_max_rate = 0                    # --e2e-max-rate (0: the measured 1 KiB rate)
 
 
 def keep_logs(src_dir, prefix, top_only=False):
@@ -166,6 +168,9 @@ def phase(res, key, fn, *args):
     return res[key]
 
 
+RAFTMQ_PHASES = ("produce", "latency", "consume", "e2e")
+
+
 def run_raftmq(s, data_base):
     res = {"system": "raftmq", "durability": "acks=all, RF=3, fsync before ack (default)"}
     c = RaftmqCluster(ROOT, data_base)
@@ -186,37 +191,47 @@ def run_raftmq(s, data_base):
                 r = procs.run_client(argv, secs + 120)
             return with_cpu(r, w)
 
-        log("[raftmq] produce 1 KiB, no keys")
-        phase(res, "produce_1KiB", produce, "t1k", 1024, False)
-        log("[raftmq] produce 100 B, no keys")
-        phase(res, "produce_100B", produce, "t100", 100, False)
-        log("[raftmq] produce 1 KiB, keyed")
-        phase(res, "produce_1KiB_keys", produce, "t1k", 1024, True)
-        if s.kind == "full":
+        want = s.phases
+        # The consume phase reads what produce 1 KiB wrote; e2e takes its rates from it
+        # (or from --e2e-max-rate).
+        if "produce" in want or "consume" in want or ("e2e" in want and not s.e2e_max_rate):
+            log("[raftmq] produce 1 KiB, no keys")
+            phase(res, "produce_1KiB", produce, "t1k", 1024, False)
+        if "produce" in want:
+            log("[raftmq] produce 100 B, no keys")
+            phase(res, "produce_100B", produce, "t100", 100, False)
+            log("[raftmq] produce 1 KiB, keyed")
+            phase(res, "produce_1KiB_keys", produce, "t1k", 1024, True)
+        if s.kind == "full" and "produce" in want:
             log("[raftmq] produce 100 B, keyed")
             phase(res, "produce_100B_keys", produce, "t100", 100, True)
-        log("[raftmq] fdatasync probe next to the latency run (the disk is shared and varies)")
-        phase(res, "fsync_adjacent", procs.run_client,
-              [bin_path("raftmq-bench-machine"), "fsync", "--dir", c.dir, "--seconds", "2"], 60)
-        log("[raftmq] single in-flight produce latency (1 KiB)")
-        phase(res, "latency", procs.run_client,
-              [lg, "latency", "--bootstrap", base[0], "--topic", "lat", "--size", "1024",
-               "--seconds", str(s.lat_secs)], s.lat_secs + 60)
+        if "latency" in want:
+            log("[raftmq] fdatasync probe next to the latency run (the disk is shared and varies)")
+            phase(res, "fsync_adjacent", procs.run_client,
+                  [bin_path("raftmq-bench-machine"), "fsync", "--dir", c.dir, "--seconds", "2"],
+                  60)
+            log("[raftmq] single in-flight produce latency (1 KiB)")
+            phase(res, "latency", procs.run_client,
+                  [lg, "latency", "--bootstrap", base[0], "--topic", "lat", "--size", "1024",
+                   "--seconds", str(s.lat_secs)], s.lat_secs + 60)
 
         def consume():
             with CpuWatch(c.pids()) as w:
                 r = procs.run_client([lg, "consume", "--bootstrap", base[0], "--topic", "t1k",
                                       "--seconds", "60"], 120)
             return with_cpu(r, w, "msgs")
-        log("[raftmq] consume t1k from the beginning")
-        phase(res, "consume", consume)
-        log("[raftmq] end-to-end latency at a light 200 msgs/s (the fetch path without load)")
-        phase(res, "e2e_light", procs.run_client,
-              [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024", "--rate",
-               "200", "--producers", "1", "--seconds", str(s.e2e_secs)], s.e2e_secs + 90)
-        peak = _get_rate(res, "produce_1KiB")
+        if "consume" in want:
+            log("[raftmq] consume t1k from the beginning")
+            phase(res, "consume", consume)
+        if "e2e" in want:
+            log("[raftmq] end-to-end latency at a light 200 msgs/s (the fetch path without load)")
+            phase(res, "e2e_light", procs.run_client,
+                  [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
+                   "--rate", "200", "--producers", "1", "--seconds", str(s.e2e_secs)],
+                  s.e2e_secs + 90)
+        peak = s.e2e_max_rate or _get_rate(res, "produce_1KiB")
         res["e2e"] = []
-        for pct in (25, 50, 75) if peak else ():
+        for pct in (25, 50, 75) if peak and "e2e" in want else ():
             rate = max(1, int(peak * pct / 100))
             log(f"[raftmq] end-to-end latency at {pct}% of max ({rate} msgs/s)")
             try:
@@ -229,6 +244,15 @@ def run_raftmq(s, data_base):
                 r = {"failed": str(e), "rate": rate}
             r["load_pct"] = pct
             res["e2e"].append(r)
+        if peak and "e2e" in want:
+            # Information (no target): the 50% load with librdkafka's default linger.ms=5
+            # instead of 1 — larger batches, fewer Raft entries per message.
+            rate = max(1, int(peak * 50 / 100))
+            log(f"[raftmq] end-to-end latency at 50% of max ({rate} msgs/s), linger.ms=5")
+            phase(res, "e2e_linger5", procs.run_client,
+                  [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
+                   "--rate", str(rate), "--producers", str(s.producers), "--seconds",
+                   str(s.e2e_secs), "--linger-ms", "5"], s.e2e_secs + 90)
         if s.overload:
             phase(res, "overload", overload, c, lg, s)
         res["brokers"] = {n: {"cpu_s": round(procs.cpu_seconds(p), 2),
@@ -425,6 +449,12 @@ def main():
                     help="comma-separated subset of machine,raftmq,nats,rabbitmq; `idle` runs "
                          "only raftmq's 1,000 idle partitions phase")
     ap.add_argument("--idle-secs", type=int, default=30, help="idle CPU window (s)")
+    ap.add_argument("--phases", default=",".join(RAFTMQ_PHASES),
+                    help="raftmq phases to run, a subset of " + ",".join(RAFTMQ_PHASES) +
+                         " (consume and e2e run produce 1 KiB first for their data and rates)")
+    ap.add_argument("--e2e-max-rate", type=int, default=0,
+                    help="msgs/s taken as 100%% for the e2e loads instead of the measured "
+                         "produce 1 KiB rate (e.g. a quiet machine's figure)")
     ap.add_argument("--data-dir", default=os.environ.get("RAFTMQ_BENCH_DIR", "/tmp"),
                     help="where the brokers' data directories go (its file system is measured)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -434,6 +464,11 @@ def main():
     LOGS = os.path.join(a.out, "last-run-logs")
     shutil.rmtree(LOGS, ignore_errors=True)
     s = Settings(a.quick)
+    s.phases = sorted(set(a.phases.split(",")))  # a list: the settings go into the JSON
+    unknown = set(s.phases) - set(RAFTMQ_PHASES)
+    if unknown:
+        ap.error("unknown --phases: " + ",".join(sorted(unknown)))
+    s.e2e_max_rate = a.e2e_max_rate
     global IDLE_SECS
     IDLE_SECS = a.idle_secs
     only = set(a.only.split(","))

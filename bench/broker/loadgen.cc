@@ -27,6 +27,8 @@ struct Opts {
   std::string bootstrap, topic;
   int64_t size = 1024, producers = 1, seconds = 5, warmup_ms = 1000, rate = 1000, count = 0,
           idle_ms = 2000;
+  int64_t linger_ms = 1;            // e2e senders' linger.ms
+  int64_t fetch_wait_max_ms = 100;  // consumers' fetch.wait.max.ms
   bool keys = false;
 };
 
@@ -61,7 +63,7 @@ KafkaPtr make_client(rd_kafka_type_t type, const Opts& o, int64_t linger_ms, voi
     // No group.id: partitions are assigned explicitly (consumer groups are not needed to read).
     set(conf, "enable.auto.commit", "false");
     set(conf, "enable.partition.eof", "false");
-    set(conf, "fetch.wait.max.ms", "100");
+    set(conf, "fetch.wait.max.ms", std::to_string(o.fetch_wait_max_ms));
     set(conf, "queued.max.messages.kbytes", "262144");
   }
   char err[512];
@@ -232,9 +234,16 @@ class PartitionReader {
     for (int p = 0; p < partitions_; ++p) {
       int64_t start = offset;
       if (offset == RD_KAFKA_OFFSET_END) {
+        // Retried for up to 30 s: a partition may be between leaders (NOT_LEADER while an
+        // election settles on a loaded machine).
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(rk_.get(), o.topic.c_str(), p, &lo, &hi, 10000);
+        int64_t deadline = now_ns() + 30'000'000'000LL;
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_query_watermark_offsets(rk_.get(), o.topic.c_str(), p, &lo, &hi,
+                                                     10000)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+               now_ns() < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
         if (e) die(std::string("watermarks: ") + rd_kafka_err2str(e));
         start = hi;
       }
@@ -285,12 +294,29 @@ int run_consume(const Opts& o) {
 
 // ---- e2e (open loop) ----
 
+// Where an end-to-end latency goes, from the same intended send time: the sender's own
+// lateness (producev called after the due time: a CPU-starved client) and the acks=all
+// acknowledgement (delivery report). Consumed minus acknowledged is the fetch side.
+struct E2eBreakdown {
+  ProduceState* st = nullptr;
+  int64_t warm_end = 0;
+  Samples send_lag, acked;
+};
+
+void on_e2e_delivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) {
+  auto* b = static_cast<E2eBreakdown*>(opaque);
+  on_delivery(rk, m, b->st);
+  if (m->err) return;
+  int64_t sent = read_stamp(m->payload, m->len);
+  if (sent >= b->warm_end) b->acked.add(now_ns() - sent);
+}
+
 // One open-loop sender of run_e2e: message i of this sender is due at t0 + i * interval.
 struct E2eSender {
   std::atomic<int64_t> sent_measured{0}, queue_full{0};
-  void run(const Opts& o, ProduceState* st, int64_t t0, int64_t warm_end, int64_t send_end,
+  void run(const Opts& o, E2eBreakdown* bd, int64_t t0, int64_t warm_end, int64_t send_end,
            double interval, int index) {
-    KafkaPtr producer = make_client(RD_KAFKA_PRODUCER, o, 1, st, on_delivery);
+    KafkaPtr producer = make_client(RD_KAFKA_PRODUCER, o, o.linger_ms, bd, on_e2e_delivery);
     partition_count(producer.get(), o.topic);
     std::string payload = random_payload(static_cast<size_t>(o.size), 11 + index);
     for (int64_t i = 0;; ++i) {
@@ -298,6 +324,7 @@ struct E2eSender {
       if (t >= send_end) break;
       sleep_until_ns(t);
       stamp(payload, t);  // the intended send time: lateness of the sender counts as latency
+      if (t >= warm_end) bd->send_lag.add(now_ns() - t);
       rd_kafka_resp_err_t e;
       while ((e = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(o.topic.c_str()),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -320,11 +347,14 @@ int run_e2e(const Opts& o) {
   ProduceState st;
   st.size = o.size;
   Samples samples;
+  E2eBreakdown breakdown;
+  breakdown.st = &st;
   std::atomic<bool> stop_consumer{false};
   std::atomic<int64_t> received{0};
   int64_t t0 = now_ns() + 500'000'000;  // senders connected, the first fetch under way
   int64_t warm_end = t0 + o.warmup_ms * 1'000'000;
   int64_t send_end = warm_end + o.seconds * 1'000'000'000;
+  breakdown.warm_end = warm_end;
   std::thread reader_thread([&] {
     while (!stop_consumer) {
       rd_kafka_message_t* m = consumer.poll(50);
@@ -345,7 +375,7 @@ int run_e2e(const Opts& o) {
   for (int i = 0; i < o.producers; ++i) {
     int64_t start = t0 + static_cast<int64_t>(interval * i / static_cast<double>(o.producers));
     threads.emplace_back([&, i, start] {
-      senders[static_cast<size_t>(i)].run(o, &st, start, warm_end, send_end, interval, i);
+      senders[static_cast<size_t>(i)].run(o, &breakdown, start, warm_end, send_end, interval, i);
     });
   }
   for (auto& t : threads) t.join();
@@ -361,13 +391,23 @@ int run_e2e(const Opts& o) {
   stop_consumer = true;
   reader_thread.join();
   samples.finish();
+  breakdown.send_lag.finish();
+  breakdown.acked.finish();
   // sent/received: messages due after the warm-up; acked_total: every acknowledgement (warm-up
   // included); messages neither acked nor failed were still in flight when the flush gave up.
+  // send_lag_*: producev called late (client CPU); acked_*: intended send to acks=all
+  // acknowledgement (delivery report).
   std::printf("{\"mode\":\"e2e\",\"size\":%" PRId64 ",\"rate\":%" PRId64 ",\"producers\":%" PRId64
+              ",\"linger_ms\":%" PRId64 ",\"fetch_wait_max_ms\":%" PRId64
               ",\"sent\":%" PRId64 ",\"received\":%" PRId64 ",\"acked_total\":%" PRId64
-              ",\"errors\":%" PRId64 ",\"queue_full_waits\":%" PRId64 ",%s}\n",
-              o.size, o.rate, o.producers, sent_measured, received.load(), st.counter.total.load(),
-              st.counter.errors.load(), queue_full, samples.json_fields().c_str());
+              ",\"errors\":%" PRId64 ",\"queue_full_waits\":%" PRId64
+              ",\"send_lag_p50_us\":%.1f,\"send_lag_p99_us\":%.1f"
+              ",\"acked_p50_us\":%.1f,\"acked_p99_us\":%.1f,\"acked_p999_us\":%.1f,%s}\n",
+              o.size, o.rate, o.producers, o.linger_ms, o.fetch_wait_max_ms, sent_measured,
+              received.load(), st.counter.total.load(), st.counter.errors.load(), queue_full,
+              breakdown.send_lag.quantile_us(0.5), breakdown.send_lag.quantile_us(0.99),
+              breakdown.acked.quantile_us(0.5), breakdown.acked.quantile_us(0.99),
+              breakdown.acked.quantile_us(0.999), samples.json_fields().c_str());
   return 0;
 }
 
@@ -376,14 +416,15 @@ int run(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: raftmq-loadgen produce|latency|e2e|consume --bootstrap HOST:PORT "
                  "--topic T [--size B] [--producers P] [--keys] [--seconds S] [--warmup-ms MS] "
-                 "[--rate R] [--count N] [--idle-ms MS]\n");
+                 "[--rate R] [--count N] [--idle-ms MS] [--linger-ms MS] [--fetch-wait-max-ms MS]\n");
     return 2;
   }
   std::string mode = argv[1];
   Flags f(argc, argv, 2,
           {{"bootstrap", "127.0.0.1:9600"}, {"topic", "bench"}, {"size", "1024"},
            {"producers", "1"}, {"keys", "false"}, {"seconds", "5"}, {"warmup-ms", "1000"},
-           {"rate", "1000"}, {"count", "0"}, {"idle-ms", "2000"}});
+           {"rate", "1000"}, {"count", "0"}, {"idle-ms", "2000"}, {"linger-ms", "1"},
+           {"fetch-wait-max-ms", "100"}});
   Opts o;
   o.bootstrap = f.str("bootstrap");
   o.topic = f.str("topic");
@@ -395,6 +436,8 @@ int run(int argc, char** argv) {
   o.rate = f.num("rate", 1, 10'000'000);
   o.count = f.num("count", 0, 1'000'000'000);
   o.idle_ms = f.num("idle-ms", 100, 60000);
+  o.linger_ms = f.num("linger-ms", 0, 1000);
+  o.fetch_wait_max_ms = f.num("fetch-wait-max-ms", 1, 30000);
   if (mode == "produce") return run_produce(o);
   if (mode == "latency") return run_latency(o);
   if (mode == "e2e") return run_e2e(o);

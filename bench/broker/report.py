@@ -71,19 +71,31 @@ def table_rows(res):
             return "—"
         return ", ".join(f"{v['cpu_s']:.1f} s / {v['peak_rss_mib']:.0f} MiB" for v in s.values())
     row("CPU s / peak RSS per server (whole run)", servers)
+    def e2e_cell(e):
+        cell = (f"{e['p50_us']:,.0f} / {e['p99_us']:,.0f} / {e['p999_us']:,.0f}"
+                f" ({e['received']:,}/{e['sent']:,} received)")
+        # Where it goes (loadgen e2e): the acks=all acknowledgement from the same intended send
+        # time, and the client's own lateness (a CPU-starved sender).
+        if e.get("acked_p99_us") is not None:
+            cell += (f"; acked p50/p99 {e['acked_p50_us']:,.0f} / {e['acked_p99_us']:,.0f}"
+                     f", sender late p99 {e['send_lag_p99_us']:,.0f}")
+        return cell
     light = _get(res, "raftmq", "e2e_light")
     if light and "p50_us" in light:
         rows.append(["end-to-end p50 / p99 / p99.9 µs at 200 msgs/s (light load)",
-                     f"{light['p50_us']:,.0f} / {light['p99_us']:,.0f} / {light['p999_us']:,.0f}"
-                     f" ({light['received']:,}/{light['sent']:,} received)", "", ""])
+                     e2e_cell(light), "", ""])
     for e in _get(res, "raftmq", "e2e") or []:
         if "p50_us" not in e:
             rows.append([f"end-to-end at {e['load_pct']}% ({e.get('rate', 0):,} msgs/s)",
                          "FAILED", "", ""])
             continue
         rows.append([f"end-to-end p50 / p99 / p99.9 µs at {e['load_pct']}% ({e['rate']:,} msgs/s)",
-                     f"{e['p50_us']:,.0f} / {e['p99_us']:,.0f} / {e['p999_us']:,.0f}"
-                     f" ({e['received']:,}/{e['sent']:,} received)", "", ""])
+                     e2e_cell(e), "", ""])
+    l5 = _get(res, "raftmq", "e2e_linger5")
+    if l5 and "p50_us" in l5:
+        rows.append([f"end-to-end p50 / p99 / p99.9 µs at 50% ({l5['rate']:,} msgs/s), "
+                     "producers linger.ms=5 (librdkafka's default; information)",
+                     e2e_cell(l5), "", ""])
     return rows
 
 
@@ -187,6 +199,12 @@ def notes(res):
         e2e = [(f"{e['load_pct']}% of max", e) for e in (r or {}).get("e2e") or []]
         if (r or {}).get("e2e_light"):
             e2e.append(("200 msgs/s", r["e2e_light"]))
+        settings = [e for _, e in e2e if "linger_ms" in e]
+        if settings:
+            out.append(f"{label}: e2e client settings (librdkafka): producers linger.ms="
+                       f"{settings[0]['linger_ms']}, acks=all; consumer fetch.wait.max.ms="
+                       f"{settings[0]['fetch_wait_max_ms']}, fetch.min.bytes=1 (defaults "
+                       "otherwise)")
         for what, e in e2e:
             if e.get("sent") and e.get("received", 0) < e["sent"]:
                 out.append(f"{label}: e2e at {what}: {e['sent'] - e['received']:,} of "

@@ -339,8 +339,12 @@ void PartitionGroup::on_apply(const raft::Entry& entry) {
     }
     it = next;
   }
-  notify_fetchers();
 }
+
+// Parked fetches wake once per Ready's applied entries, not per entry: a long-poll woken by
+// the first of several entries committed together would answer with that one alone and the
+// consumer would need another round trip for the rest.
+void PartitionGroup::on_applied() { notify_fetchers(); }
 
 void PartitionGroup::on_soft_state(const raft::SoftState& soft_state) {
   if (soft_state.role != raft::Role::kLeader) {

@@ -124,6 +124,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
  protected:
   void on_appended(const std::vector<AppendedEntry>& appended) override;
   void on_apply(const raft::Entry& entry) override;
+  void on_applied() override;
   void on_local_durable(LogIndex index) override;
   void on_soft_state(const raft::SoftState& soft_state) override;
   void on_snapshot_installed(const raft::Snapshot& snapshot) override;

@@ -135,6 +135,9 @@ class RaftGroup {
   // Hooks, all on the loop.
   virtual void on_appended(const std::vector<AppendedEntry>& appended) { (void)appended; }
   virtual void on_apply(const raft::Entry& entry) = 0;
+  // After a run of on_apply() calls (the committed entries of one Ready, or its durable
+  // prefix): work that wants all of them at once (waking parked fetches).
+  virtual void on_applied() {}
   virtual void on_local_durable(LogIndex index) { (void)index; }
   virtual void on_soft_state(const raft::SoftState& soft_state) { (void)soft_state; }
   virtual void on_snapshot_installed(const raft::Snapshot& snapshot) { (void)snapshot; }
@@ -151,6 +154,9 @@ class RaftGroup {
  private:
   void process(raft::Ready ready);
   void finish(raft::Ready ready);
+  // Applies the committed entries of `ready` that are locally durable before its new entries
+  // are (so that a commit does not wait for the next fsync); finish() applies the rest.
+  void apply_durable_prefix(const raft::Ready& ready);
   void fail(Status status);
   void send_all(std::vector<raft::Message>& messages);
   // One log line per role change, with what explains an election (FINDINGS.md F2): how long

@@ -1,7 +1,14 @@
 #include "kafka/connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <asio/buffer.hpp>
-#include <asio/write.hpp>
+#include <asio/post.hpp>
+#include <cerrno>
 #include <cstdio>
 
 #include "kafka/api_table.h"
@@ -25,6 +32,12 @@ Connection::Connection(asio::ip::tcp::socket socket, const ServerConfig& config,
 void Connection::start() {
   std::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  std::error_code ec;
+  socket_.non_blocking(true, ec);  // write_queued() writes with plain syscalls
+  if (ec) {
+    close("cannot make the socket non-blocking");
+    return;
+  }
   read_more();
 }
 
@@ -36,6 +49,7 @@ void Connection::close(const char* reason) {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   slots_.clear();
+  write_queue_.clear();  // releases the segment files of unsent Fetch responses
   if (on_closed_) {
     auto callback = std::move(on_closed_);
     callback(this);
@@ -117,7 +131,7 @@ void Connection::handle_frame(BufferView payload) {
     Status st = protocol::encode_response_frame(
         correlation_id, 0, protocol::AnyResponse(unsupported_api_versions_response()), &frame);
     MQ_ASSERT(st.is_ok(), "encoding the ApiVersions fallback: %s", st.to_string().c_str());
-    complete(sequence, std::move(frame));
+    complete(sequence, OutFrame(std::move(frame)));
     return;
   }
   if (api == nullptr || version < api->min_version || version > api->max_version) {
@@ -151,14 +165,26 @@ void Connection::handle_frame(BufferView payload) {
       self->close("response encoding failed");
       return;
     }
-    self->complete(sequence, std::move(frame));
+    self->complete(sequence, OutFrame(std::move(frame)));
+  };
+  ctx.correlation_id = correlation_id;
+  ctx.respond_frame = [weak, sequence](Result<OutFrame> frame) {
+    std::shared_ptr<Connection> self = weak.lock();
+    if (!self || self->closed_) return;
+    if (!frame.has_value()) {
+      std::fprintf(stderr, "kafka: cannot encode a response: %s\n",
+                   frame.error().to_string().c_str());
+      self->close("response encoding failed");
+      return;
+    }
+    self->complete(sequence, std::move(*frame));
   };
   if (!dispatch(ctx, std::move(decoded->body), std::move(respond))) {
     close("api not served");
   }
 }
 
-void Connection::complete(std::uint64_t sequence, std::optional<Buffer> frame) {
+void Connection::complete(std::uint64_t sequence, std::optional<OutFrame> frame) {
   if (closed_) return;
   MQ_ASSERT(sequence >= first_sequence_ && sequence < first_sequence_ + slots_.size(),
             "response for an unknown request slot");
@@ -171,7 +197,7 @@ void Connection::complete(std::uint64_t sequence, std::optional<Buffer> frame) {
 }
 
 void Connection::flush() {
-  if (closed_ || writing_) return;
+  if (closed_) return;
   // Strict request order: only the finished prefix of the queue goes out.
   while (!slots_.empty() && slots_.front().done) {
     if (slots_.front().frame.has_value()) write_queue_.push_back(std::move(*slots_.front().frame));
@@ -179,30 +205,128 @@ void Connection::flush() {
     slots_.pop_front();
     ++first_sequence_;
   }
-  if (write_queue_.empty()) {
-    // Frames left buffered while the request slots were full can go now.
-    if (process_frames()) read_more();
-    return;
+  if (!writing_ && !write_pass_posted_ && !write_queue_.empty()) {
+    write_queued();
+    // Responses completed later in this loop turn (the other produce acks of one Raft Ready,
+    // say) go out together in one write at the end of it, not one syscall each.
+    if (!closed_) {
+      write_pass_posted_ = true;
+      asio::post(io_, [self = shared_from_this()] {
+        self->write_pass_posted_ = false;
+        self->flush();
+      });
+    }
   }
-  writing_ = true;
-  std::vector<asio::const_buffer> buffers;
-  buffers.reserve(write_queue_.size());
-  for (const Buffer& b : write_queue_) buffers.emplace_back(b.data(), b.size());
-  asio::async_write(socket_, buffers,
-                    [self = shared_from_this()](const std::error_code& ec, std::size_t) {
-                      self->writing_ = false;
-                      if (self->closed_) return;
-                      if (ec) {
-                        self->close("write failed");
-                        return;
-                      }
-                      for (const Buffer& b : self->write_queue_) {
-                        self->response_bytes_ -= b.size();
-                        ++self->stats_.responses;
-                      }
-                      self->write_queue_.clear();
-                      self->flush();  // also resumes reading and buffered frames
-                    });
+  if (closed_ || writing_ || write_pass_posted_ || !write_queue_.empty()) return;
+  // Everything due is written: frames left buffered while the request slots were full (or
+  // the response bytes above their bound) can go now.
+  if (process_frames()) read_more();
+}
+
+namespace {
+constexpr int kIovMax = 64;
+}
+
+void Connection::write_queued() {
+  const int fd = socket_.native_handle();
+  while (!write_queue_.empty() && !closed_) {
+    const OutFrame& front = write_queue_.front();
+    if (write_piece_ >= front.pieces().size()) {  // a frame without bytes
+      consume_written(0);
+      continue;
+    }
+    const OutFrame::Piece& piece = front.pieces()[write_piece_];
+    ssize_t n = 0;
+    if (piece.source == OutFrame::Source::kFile) {
+      // Record batches straight from the page cache; the frame's bytes around them are
+      // coalesced with them into full segments while corked.
+      if (!corked_) set_cork(true);
+      off_t offset = static_cast<off_t>(piece.offset + write_offset_);
+      std::size_t length = static_cast<std::size_t>(
+          std::min<std::uint64_t>(piece.length - write_offset_, 1u << 30));
+      n = ::sendfile(fd, piece.fd, &offset, length);
+      if (n == 0) {
+        // The frame's size prefix is out: nothing else can be sent on this connection.
+        std::fprintf(stderr, "kafka: fetch: a segment file is shorter than its index says\n");
+        close("segment shorter than expected");
+        return;
+      }
+    } else {
+      // Gather the memory pieces up to the next file piece, across frames.
+      iovec iov[kIovMax];
+      int count = 0;
+      bool stop = false;
+      for (auto it = write_queue_.begin(); it != write_queue_.end() && !stop; ++it) {
+        const bool is_front = it == write_queue_.begin();
+        const auto& pieces = it->pieces();
+        for (std::size_t i = is_front ? write_piece_ : 0; i < pieces.size(); ++i) {
+          if (pieces[i].source == OutFrame::Source::kFile || count == kIovMax) {
+            stop = true;
+            break;
+          }
+          std::uint64_t skip = is_front && i == write_piece_ ? write_offset_ : 0;
+          iov[count].iov_base = const_cast<std::uint8_t*>(it->data_of(pieces[i]) + skip);
+          iov[count].iov_len = static_cast<std::size_t>(pieces[i].length - skip);
+          ++count;
+        }
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<std::size_t>(count);
+      n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        writing_ = true;
+        socket_.async_wait(asio::ip::tcp::socket::wait_write,
+                           [self = shared_from_this()](const std::error_code& ec) {
+                             self->writing_ = false;
+                             if (self->closed_) return;
+                             if (ec) {
+                               self->close("write failed");
+                               return;
+                             }
+                             self->flush();  // writes on, then resumes reading
+                           });
+        return;
+      }
+      close("write failed");
+      return;
+    }
+    consume_written(static_cast<std::uint64_t>(n));
+  }
+  if (corked_ && !closed_) set_cork(false);
+}
+
+void Connection::consume_written(std::uint64_t n) {
+  while (!write_queue_.empty()) {
+    OutFrame& front = write_queue_.front();
+    const auto& pieces = front.pieces();
+    while (write_piece_ < pieces.size()) {
+      std::uint64_t left = pieces[write_piece_].length - write_offset_;
+      if (n < left) {
+        write_offset_ += n;
+        return;
+      }
+      n -= left;
+      ++write_piece_;
+      write_offset_ = 0;
+    }
+    response_bytes_ -= front.size();
+    ++stats_.responses;
+    write_queue_.pop_front();
+    write_piece_ = 0;
+    write_offset_ = 0;
+  }
+  MQ_ASSERT(n == 0, "more bytes written than queued");
+}
+
+void Connection::set_cork(bool on) {
+  int value = on ? 1 : 0;
+  // Best effort: without it the pieces still go out, in smaller segments.
+  (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
+  corked_ = on;
 }
 
 }  // namespace mq::kafka

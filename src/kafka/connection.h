@@ -8,6 +8,11 @@
 // buffered_response_bytes_per_connection_max response bytes not yet written, the connection
 // stops reading until it drains (back-pressure through TCP). A malformed frame closes this
 // connection only. Single-threaded: everything runs on the server's io_context thread.
+//
+// Writing: responses are OutFrames (out_frame.h) written with non-blocking sendmsg(2) (the
+// frames' own bytes and shared buffers, gathered) and sendfile(2) (a Fetch response's record
+// batches, straight from the segment files: no copy in the broker), as soon as they are due;
+// when the socket is full the connection waits for it to be writable.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +26,7 @@
 
 #include "base/buffer.h"
 #include "kafka/handlers.h"
+#include "kafka/out_frame.h"
 #include "kafka/server_config.h"
 
 namespace mq::kafka {
@@ -44,7 +50,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   struct Slot {
     bool done = false;
-    std::optional<Buffer> frame;  // nullopt when done: no response (Produce acks=0)
+    std::optional<OutFrame> frame;  // nullopt when done: no response (Produce acks=0)
   };
   bool may_read() const;
   void read_more();
@@ -52,8 +58,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Handles every complete frame in the read buffer; false when the connection was closed.
   bool process_frames();
   void handle_frame(BufferView payload);
-  void complete(std::uint64_t sequence, std::optional<Buffer> frame);
+  void complete(std::uint64_t sequence, std::optional<OutFrame> frame);
   void flush();
+  // Writes queued frames until done or the socket is full (then waits for it to be writable).
+  void write_queued();
+  // Consumes `n` written bytes from the front of the queue; counts finished frames.
+  void consume_written(std::uint64_t n);
+  void set_cork(bool on);
 
   asio::ip::tcp::socket socket_;
   const ServerConfig& config_;
@@ -69,8 +80,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Requests in arrival order; front() has sequence first_sequence_.
   std::deque<Slot> slots_;
   std::uint64_t first_sequence_ = 0;
-  std::vector<Buffer> write_queue_;  // frames being written by the current async_write
-  std::size_t response_bytes_ = 0;   // bytes in slots_ and write_queue_
+  std::deque<OutFrame> write_queue_;  // due frames, in order; the front is being written
+  std::size_t write_piece_ = 0;       // first unwritten piece of the front frame
+  std::uint64_t write_offset_ = 0;    // bytes of that piece already written
+  bool corked_ = false;               // TCP_CORK while file pieces are sent
+  bool write_pass_posted_ = false;    // a flush() at the end of this loop turn is posted
+  std::size_t response_bytes_ = 0;    // bytes in slots_ and write_queue_
   Stats stats_;
 };
 

@@ -7,12 +7,17 @@
 // (KIP-227) are not kept: session_id is always 0, so clients send full requests. v0-v3 expect
 // legacy message sets: those partitions answer UNSUPPORTED_FOR_MESSAGE_FORMAT (no
 // down-conversion). v13+ name topics by id.
+//
+// Zero copy: on a connection (ctx.respond_frame set) the record batches are not read: the
+// partitions' file extents go into the frame (fetch_frame.h) and out with sendfile(2). Called
+// directly (tests), the handler reads them into the response as before.
 #include <unistd.h>
 
 #include <asio/steady_timer.hpp>
 #include <memory>
 
 #include "kafka/error_codes.h"
+#include "kafka/fetch_frame.h"
 #include "kafka/handlers.h"
 
 namespace mq::kafka {
@@ -32,6 +37,8 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
   std::vector<std::string> topic_names;  // resolved (v13+: from topic ids); empty = unknown
   std::int64_t deadline_ms = 0;
   std::uint64_t response_bytes_max = 0;
+  bool zero_copy = false;     // records go out as chunks (ctx.respond_frame)
+  FetchRecordChunks chunks;   // of the last read_all(), when zero_copy
   bool done = false;
   bool in_wake = false;  // inside wake(): a waiter answered synchronously is not re-armed
   std::unique_ptr<asio::steady_timer> timer;
@@ -42,7 +49,8 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
   // Reads every partition once. Returns the response and sets *bytes / *has_error.
   Response read_all(std::uint64_t* bytes, bool* has_error);
   void read_partition(const std::string& topic, const protocol::FetchRequest::FetchPartition& in,
-                      std::uint64_t budget, Response::PartitionData* out, std::uint64_t* bytes);
+                      std::uint64_t budget, Response::PartitionData* out,
+                      std::vector<cluster::RecordsChunk>* chunks_out, std::uint64_t* bytes);
   void arm_waits();
   // Parks one waiter on partition (t, i) until its high watermark passes what was read.
   void arm(std::size_t t, std::size_t i);
@@ -77,6 +85,7 @@ Status append_chunk(const cluster::RecordsChunk& chunk, Buffer* out) {
 void FetchState::read_partition(const std::string& topic,
                                 const protocol::FetchRequest::FetchPartition& in,
                                 std::uint64_t budget, Response::PartitionData* out,
+                                std::vector<cluster::RecordsChunk>* chunks_out,
                                 std::uint64_t* bytes) {
   out->partition_index = in.partition;
   if (topic.empty()) {
@@ -120,6 +129,11 @@ void FetchState::read_partition(const std::string& topic,
   out->high_watermark = fetched->high_watermark.value();
   out->last_stable_offset = fetched->last_stable_offset.value();
   out->log_start_offset = fetched->log_start_offset.value();
+  if (zero_copy) {
+    *bytes += fetched->bytes;
+    *chunks_out = std::move(fetched->records);
+    return;
+  }
   Buffer records;
   for (const cluster::RecordsChunk& chunk : fetched->records) {
     Status appended = append_chunk(chunk, &records);
@@ -136,17 +150,20 @@ Response FetchState::read_all(std::uint64_t* bytes, bool* has_error) {
   Response response;
   *bytes = 0;
   *has_error = false;
+  chunks.assign(request.topics.size(), {});
   for (std::size_t t = 0; t < request.topics.size(); ++t) {
     const auto& topic = request.topics[t];
     Response::FetchableTopicResponse& out = response.responses.emplace_back();
     out.topic = topic.topic;
     out.topic_id = topic.topic_id;
-    for (const auto& partition : topic.partitions) {
+    chunks[t].resize(topic.partitions.size());
+    for (std::size_t i = 0; i < topic.partitions.size(); ++i) {
+      const auto& partition = topic.partitions[i];
       Response::PartitionData& part = out.partitions.emplace_back();
       std::uint64_t budget = response_bytes_max > *bytes ? response_bytes_max - *bytes : 0;
       // The first partition with data may exceed the response limit by one batch (KIP-74).
       if (*bytes == 0 && budget == 0) budget = 1;
-      read_partition(topic_names[t], partition, budget, &part, bytes);
+      read_partition(topic_names[t], partition, budget, &part, &chunks[t][i], bytes);
       if (part.error_code != 0) *has_error = true;
     }
   }
@@ -204,6 +221,12 @@ void FetchState::wake(std::size_t t, std::size_t i) {
 void FetchState::finish(Response response) {
   done = true;
   if (timer) timer->cancel();
+  if (zero_copy) {
+    ctx.respond_frame(
+        encode_fetch_frame(ctx.correlation_id, ctx.api_version, std::move(response), chunks));
+    chunks.clear();
+    return;
+  }
   respond(protocol::AnyResponse(std::move(response)));
 }
 
@@ -211,6 +234,7 @@ void FetchState::finish(Response response) {
 
 void handle_fetch(const RequestContext& ctx, protocol::FetchRequest request, Respond respond) {
   auto state = std::make_shared<FetchState>(ctx, std::move(request), std::move(respond));
+  state->zero_copy = static_cast<bool>(ctx.respond_frame);
   // v13+: topics by id.
   cluster::MetadataSnapshot metadata;
   bool by_id = ctx.api_version >= 13;

@@ -12,7 +12,9 @@
 
 #include <asio/io_context.hpp>
 
+#include "base/result.h"
 #include "cluster/api.h"
+#include "kafka/out_frame.h"
 #include "kafka/server_config.h"
 #include "protocol/gen/messages.h"
 
@@ -24,6 +26,11 @@ struct RequestContext {
   asio::io_context* io = nullptr;
   std::int16_t api_version = 0;
   std::string client_id;
+  std::int32_t correlation_id = 0;
+  // Set by a connection: a handler may answer with a whole frame it encoded itself instead of
+  // through `respond` (exactly one of the two, once). Fetch does, to send record batches
+  // without copying them (fetch_frame.h). Unset when a handler is called directly (tests).
+  std::function<void(Result<OutFrame>)> respond_frame;
 };
 
 using Respond = std::function<void(std::optional<protocol::AnyResponse>)>;

@@ -1,5 +1,7 @@
 #include "kafka/server.h"
 
+#include <csignal>
+
 #include <asio/ip/address.hpp>
 
 namespace mq::kafka {
@@ -10,6 +12,9 @@ Server::Server(asio::io_context& io, cluster::ClusterApi& cluster, ServerConfig 
 Server::~Server() { stop(); }
 
 Status Server::start() {
+  // sendfile(2) to a socket the client closed raises SIGPIPE (there is no MSG_NOSIGNAL for
+  // it): the connection sees EPIPE and closes instead of the process dying.
+  std::signal(SIGPIPE, SIG_IGN);
   std::error_code ec;
   asio::ip::address address = asio::ip::make_address(config_.listen_host, ec);
   if (ec) return Status::invalid_argument("kafka: bad listen host " + config_.listen_host);

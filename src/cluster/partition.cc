@@ -233,6 +233,7 @@ Status PartitionGroup::load_producer_state() {
       host_->log(name() + ": " + decoded.error().to_string() + "; rebuilding from the log");
     }
   }
+  discard_producer_state_ahead_of_log();
   // Re-apply the committed entries above the table (up to the restart point; Raft applies
   // the rest). Entries below the log start are gone: their producers are forgotten, as
   // Kafka forgets producers whose batches were all removed.
@@ -253,6 +254,25 @@ Status PartitionGroup::load_producer_state() {
     }
   }
   return Status::ok();
+}
+
+// The table covers the committed prefix up to its applied index, and Raft re-applies from its
+// restart point, min(persisted commit, log end) (GroupStorage::restart_applied). A table
+// applied beyond that point was computed from entries this log no longer holds (its tail was
+// lost: a damaged or truncated segment) or holds but Raft will deliver again: apply() would
+// skip the re-delivered indexes, whose content may differ (a new leader that never had the
+// lost entries fills those indexes with others, e.g. a client's retry of a batch), so the
+// table would miss batches the log holds and accept their retries as new (issue 6, chaos
+// F9). Such a table is not trusted: it is rebuilt from the whole log below the restart point.
+// A Ready is applied only once its entries are durable (RaftGroup parks it), so the persisted
+// table never runs ahead of the durable log: this only happens when the disk lost entries.
+void PartitionGroup::discard_producer_state_ahead_of_log() {
+  if (producers_.applied_index() <= applied()) return;
+  host_->log(name() + ": producer state is as of entry " +
+             std::to_string(producers_.applied_index().value()) +
+             " but the log restarts at entry " + std::to_string(applied().value()) +
+             " (entries were lost); rebuilding it from the log");
+  producers_ = ProducerStateTable(options_.producer_state);
 }
 
 Status PartitionGroup::on_checkpoint(LogIndex applied_index) {

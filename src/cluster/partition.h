@@ -165,6 +165,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   void forget_pending(LogIndex up_to);
   void clear_pending();
   Status load_producer_state();
+  void discard_producer_state_ahead_of_log();
   void notify_fetchers();
   Status append_chunks(const storage::FileSlice& slice, FetchResult* out);
 

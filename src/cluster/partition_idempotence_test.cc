@@ -240,7 +240,8 @@ TEST_F(ClusterPartitionIdempotence, NonIdempotentBatchesAreNotTracked) {
 // trace, and a snapshot install (log-start snapshot, §7) restarts the table at its index.
 class ClusterPartitionFollower : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { open(); }
+  void open() {
     GroupStorageOptions o;
     o.directory = "/f";
     o.name = "t-0";
@@ -306,6 +307,43 @@ TEST_F(ClusterPartitionFollower, ReplacedUncommittedEntriesNeverEnterTheState) {
   EXPECT_EQ(p_->producer_state().find(7)->batches.back().base_offset, KafkaOffset(2));
   EXPECT_EQ(check_sequence(e, BatchIdentity{kProducer, 0, 2, 4, 2, 5000}).verdict,
             SequenceVerdict::kAppend);
+}
+
+// Issue 6 (chaos F9): a replica whose log lost committed entries (a truncated segment) came
+// back with a producer.state written before the loss, i.e. a table "applied" beyond its log.
+// Raft re-applies the refilled indexes (the restart point is clamped to the log's end), but
+// the table ignored every index at or below its own applied index: a new leader's different
+// entries there (here the producer's next batches, a client retry among them) never entered
+// it. Once this replica led, a retry of such a batch looked new and was stored twice.
+TEST_F(ClusterPartitionFollower, TableAheadOfATruncatedLogIsRebuiltNotTrusted) {
+  constexpr std::int64_t kOther = 77;
+  append(1, 0, 0, {{1, idempotent_batch(kProducer, 0, 0, 2)}}, 1);
+  append(1, 1, 1, {{1, idempotent_batch(kOther, 0, 0, 1)},
+                   {1, idempotent_batch(kOther, 0, 1, 1)}}, 3);
+  ASSERT_EQ(p_->applied(), LogIndex(3));
+  p_->checkpoint_now();  // producer.state as of index 3
+  ASSERT_EQ(p_->producer_state().applied_index(), LogIndex(3));
+  // The disk loses entries 2-3 (the nemesis truncates the segment), then the broker restarts.
+  ASSERT_TRUE(p_->storage().log().truncate_suffix(LogIndex(2)).is_ok());
+  ASSERT_TRUE(p_->storage().log().sync().is_ok());
+  p_.reset();
+  open();
+  ASSERT_EQ(p_->storage().log().last_index(), LogIndex(1));
+  EXPECT_EQ(p_->producer_state().applied_index(), LogIndex(1));
+  EXPECT_EQ(p_->producer_state().find(kOther), nullptr);  // only in the lost entries
+  // A leader of term 2 that never had entries 2-3 fills them with kProducer's next batches.
+  append(2, 1, 1, {{2, idempotent_batch(kProducer, 0, 2, 2)},
+                   {2, idempotent_batch(kProducer, 0, 4, 1)}}, 3);
+  ASSERT_EQ(p_->applied(), LogIndex(3));
+  const ProducerEntry* e = p_->producer_state().find(kProducer);
+  ASSERT_NE(e, nullptr);
+  ASSERT_EQ(e->batches.size(), 3u);
+  EXPECT_EQ(e->batches.back().last_seq, 4);
+  EXPECT_EQ(e->batches.back().index, LogIndex(3));
+  // Were this replica to lead now, the retry of sequence 2-3 is a duplicate, not a new batch.
+  EXPECT_EQ(check_sequence(e, BatchIdentity{kProducer, 0, 2, 3, 1, 5000}).verdict,
+            SequenceVerdict::kDuplicate);
+  EXPECT_EQ(p_->producer_state().find(kOther), nullptr);
 }
 
 TEST_F(ClusterPartitionFollower, SnapshotInstallRestartsTheTableAtTheSnapshot) {

@@ -48,6 +48,18 @@ class BrokerRemove : public testing::ClusterFixture {
                          [id](const BrokerInfo& i) { return i.id == BrokerId(id); });
     });
   }
+  // The controller leader of a fresh 3-broker cluster, once it registered the three brokers.
+  TestBroker* wait_controller_with_three_brokers() {
+    TestBroker* controller = wait_controller();
+    if (controller == nullptr) return nullptr;
+    bool registered = wait_until(
+        [&] {
+          return controller->call(
+              [](Node& n) { return n.controller()->state().brokers().size() == 3; });
+        },
+        std::chrono::seconds(5));
+    return registered ? controller : nullptr;
+  }
 };
 
 TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSurvivesAKill) {
@@ -250,17 +262,10 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
 
 TEST_F(BrokerRemove, RemovingAVoterIsRefusedWhenTheRestWouldHaveNoQuorum) {
   make(3);
-  TestBroker* controller = wait_controller();
-  ASSERT_NE(controller, nullptr);
+  TestBroker* controller = wait_controller_with_three_brokers();
+  ASSERT_NE(controller, nullptr) << "no controller leader with the static brokers registered";
   // Kill one voter that is not the controller leader: removing another live voter would
   // leave 1 of the 2 other voters alive, 2 of 3 needed.
-  ASSERT_TRUE(wait_until(
-      [&] {
-        return controller->call(
-            [](Node& n) { return n.controller()->state().brokers().size() == 3; });
-      },
-      5s))
-      << "the static brokers were not registered";
   int leader_id = controller->config().id.value();
   int dead = leader_id == 0 ? 1 : 0;
   int victim = 3 - leader_id - dead;
@@ -289,14 +294,8 @@ TEST_F(BrokerRemove, RemovingAVoterIsRefusedWhenTheRestWouldHaveNoQuorum) {
 
 TEST_F(BrokerRemove, TwoVoterRemovalsAtOnceCannotTogetherBreakTheQuorum) {
   make(3);
-  TestBroker* controller = wait_controller();
-  ASSERT_NE(controller, nullptr);
-  ASSERT_TRUE(wait_until(
-      [&] {
-        return controller->call(
-            [](Node& n) { return n.controller()->state().brokers().size() == 3; });
-      },
-      5s));
+  TestBroker* controller = wait_controller_with_three_brokers();
+  ASSERT_NE(controller, nullptr) << "no controller leader with the static brokers registered";
   int leader_id = controller->config().id.value();
   std::vector<int> others;
   for (int i = 0; i < 3; ++i) {

@@ -96,16 +96,22 @@ def check_bad_joins(cluster, spare_dir):
                           "--join", "127.0.0.1:%d" % rpc] + base, 1, "static broker")
 
 
-def main():
-    with harness.Cluster(size=3, kafka_base=29180, rpc_base=30180) as cluster:
-        newcomer = JoiningBroker(cluster, 4, seed=cluster.broker(2))
+def with_joining_broker(kafka_base, rpc_base, seed_id, body):
+    """A 3-broker cluster plus broker 4 (joining through broker seed_id): body(cluster,
+    newcomer); broker 4 must end with exit 0 (or already gone)."""
+    with harness.Cluster(size=3, kafka_base=kafka_base, rpc_base=rpc_base) as cluster:
+        newcomer = JoiningBroker(cluster, 4, seed=cluster.broker(seed_id))
         try:
-            run(cluster, newcomer)
+            body(cluster, newcomer)
         finally:
             code = newcomer.stop()
             if code not in (0, None):
                 print("---- broker 4 log tail ----\n%s" % newcomer.tail(60), flush=True)
                 raise AssertionError("broker 4 exited with %s" % code)
+
+
+def main():
+    with_joining_broker(29180, 30180, 2, run)
     print("PASS test_broker_join")
 
 

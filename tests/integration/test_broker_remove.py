@@ -23,7 +23,7 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import harness
-from test_broker_join import JoiningBroker, wait_listed
+from test_broker_join import wait_listed, with_joining_broker
 from test_membership import cli
 
 TOPIC = "removing"
@@ -126,15 +126,7 @@ def wait_exit(broker, timeout=30):
 
 
 def main():
-    with harness.Cluster(size=3, kafka_base=29220, rpc_base=30220) as cluster:
-        newcomer = JoiningBroker(cluster, 4, seed=cluster.broker(1))
-        try:
-            run(cluster, newcomer)
-        finally:
-            code = newcomer.stop()
-            if code not in (0, None):
-                print("---- broker 4 log tail ----\n%s" % newcomer.tail(60), flush=True)
-                raise AssertionError("broker 4 exited with %s" % code)
+    with_joining_broker(29220, 30220, 1, run)
     print("PASS test_broker_remove")
 
 

@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "storage/log_fixture.h"
 #include "storage/memory_file_system.h"
 #include "storage/test_util.h"
 
@@ -14,26 +15,13 @@ namespace {
 using testing::Batch;
 using testing::make_payload;
 
-class LogTest : public ::testing::TestWithParam<bool> {
+class LogTest : public testing::LogFixture {
  protected:
   void SetUp() override {
-    if (GetParam()) {
-      temp_ = std::make_unique<testing::TempDir>();
-      fs_ = posix_file_system();
-      dir_ = temp_->path() + "/log";
-    } else {
-      fs_ = &memory_fs_;
-      dir_ = "/data/log";
-    }
-    options_.directory = dir_;
+    LogFixture::SetUp();
     options_.name = "topic-0";
     options_.segment_size_bytes_max = 16 << 10;
     options_.index_interval_bytes = 1024;
-  }
-  std::unique_ptr<Log> open_log() {
-    auto log = Log::open(fs_, &clock_, options_);
-    EXPECT_TRUE(log.has_value()) << log.status().to_string();
-    return log.has_value() ? std::move(*log) : nullptr;
   }
   // Appends count entries of `size` bytes after the log's end, with `records` records each.
   void append(Log& log, std::size_t count, std::size_t size, Term term = Term(1),
@@ -42,26 +30,6 @@ class LogTest : public ::testing::TestWithParam<bool> {
                           1000 + static_cast<std::int64_t>(log.last_index().value()), records);
     ASSERT_TRUE(log.append(b.entries).is_ok());
   }
-  void expect_entries(Log& log, LogIndex lo, LogIndex hi, Term term = Term(1)) {
-    auto entries = log.read(lo, hi, UINT64_MAX);
-    ASSERT_TRUE(entries.has_value()) << entries.status().to_string();
-    ASSERT_EQ(entries->size(), hi - lo);
-    for (std::size_t i = 0; i < entries->size(); ++i) {
-      const ReadEntry& e = (*entries)[i];
-      EXPECT_EQ(e.header.index, lo + i);
-      if (term != Term(0)) {
-        EXPECT_EQ(e.header.term, term);
-        EXPECT_TRUE(equal_bytes(e.payload, make_payload(e.header.index, term, e.payload.size())));
-      }
-    }
-  }
-
-  MemoryFileSystem memory_fs_;
-  std::unique_ptr<testing::TempDir> temp_;
-  FileSystem* fs_ = nullptr;
-  std::string dir_;
-  ManualClock clock_{1'000'000};
-  LogOptions options_;
 };
 
 TEST_P(LogTest, FreshLogIsEmpty) {

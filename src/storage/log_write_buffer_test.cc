@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "storage/log.h"
+#include "storage/log_fixture.h"
 #include "storage/memory_file_system.h"
 #include "storage/test_util.h"
 
@@ -17,18 +18,10 @@ namespace {
 using testing::Batch;
 using testing::make_payload;
 
-class LogWriteBufferTest : public ::testing::TestWithParam<bool> {
+class LogWriteBufferTest : public testing::LogFixture {
  protected:
   void SetUp() override {
-    if (GetParam()) {
-      temp_ = std::make_unique<testing::TempDir>();
-      fs_ = posix_file_system();
-      dir_ = temp_->path() + "/log";
-    } else {
-      fs_ = &memory_fs_;
-      dir_ = "/data/log";
-    }
-    options_.directory = dir_;
+    LogFixture::SetUp();
     options_.name = "buffered-0";
     options_.segment_size_bytes_max = 64 << 10;
     options_.index_interval_bytes = 1024;
@@ -37,26 +30,10 @@ class LogWriteBufferTest : public ::testing::TestWithParam<bool> {
   }
   void TearDown() override { set_write_buffer_budget_bytes(128ull << 20); }
 
-  std::unique_ptr<Log> open_log() {
-    auto log = Log::open(fs_, &clock_, options_);
-    EXPECT_TRUE(log.has_value()) << log.status().to_string();
-    return log.has_value() ? std::move(*log) : nullptr;
-  }
   Status append(Log& log, std::size_t count, std::size_t size) {
     Batch b = Batch::make(log.last_index() + 1, log.next_offset(), Term(1), count, size,
                           1000 + static_cast<std::int64_t>(log.last_index().value()));
     return log.append(b.entries);
-  }
-  void expect_entries(Log& log, LogIndex lo, LogIndex hi) {
-    auto entries = log.read(lo, hi, UINT64_MAX);
-    ASSERT_TRUE(entries.has_value()) << entries.status().to_string();
-    ASSERT_EQ(entries->size(), hi - lo);
-    for (std::size_t i = 0; i < entries->size(); ++i) {
-      const ReadEntry& e = (*entries)[i];
-      ASSERT_EQ(e.header.index, lo + i);
-      ASSERT_TRUE(equal_bytes(e.payload, make_payload(e.header.index, Term(1), e.payload.size())))
-          << "entry " << e.header.index;
-    }
   }
   std::uint64_t file_size(LogIndex base) {
     auto file = fs_->open(join_path(dir_, segment_format::file_stem(base) + ".log"), {}).value();
@@ -77,12 +54,6 @@ class LogWriteBufferTest : public ::testing::TestWithParam<bool> {
     EXPECT_TRUE(equal_bytes(bytes, make_payload(last, Term(1), bytes.size())));
   }
 
-  MemoryFileSystem memory_fs_;
-  std::unique_ptr<testing::TempDir> temp_;
-  FileSystem* fs_ = nullptr;
-  std::string dir_;
-  ManualClock clock_{1'000'000};
-  LogOptions options_;
 };
 
 // Random appends (small and large), truncations, rolls, syncs and slices: reads always see

@@ -89,17 +89,7 @@ class BrokerJoin : public ::testing::Test {
     return leader;
   }
   TestBroker* wait_partition_leader(const std::string& topic) {
-    TestBroker* leader = nullptr;
-    wait_until([&] {
-      for (auto& b : brokers_) {
-        if (b->running() && b->call([&](Node& n) { return n.local_partition(topic, 0).has_value(); })) {
-          leader = b.get();
-          return true;
-        }
-      }
-      return false;
-    }, 10s);
-    return leader;
+    return testing::wait_partition_leader(brokers_, topic, 0, 10s);
   }
   // Makes `target` lead "before"/0 (leadership transfer, thesis §3.10) and reads it there.
   std::vector<std::pair<std::int64_t, std::string>> lead_and_read(TestBroker& target) {

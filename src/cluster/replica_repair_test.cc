@@ -87,17 +87,7 @@ class ReplicaRepairCluster : public ::testing::Test {
     if (!root_.empty()) std::filesystem::remove_all(root_);
   }
   TestBroker* leader_of(const std::string& topic) {
-    TestBroker* leader = nullptr;
-    wait_until([&] {
-      for (auto& b : brokers_) {
-        if (b->running() && b->call([&](Node& n) { return n.local_partition(topic, 0).has_value(); })) {
-          leader = b.get();
-          return true;
-        }
-      }
-      return false;
-    }, 10s);
-    return leader;
+    return testing::wait_partition_leader(brokers_, topic, 0, 10s);
   }
   void create_topic(const std::string& name) {
     TestBroker* controller = nullptr;

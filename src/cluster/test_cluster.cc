@@ -210,8 +210,10 @@ TestBroker* ClusterFixture::wait_controller(std::chrono::milliseconds timeout) {
   return leader;
 }
 
-TestBroker* ClusterFixture::partition_leader(const std::string& topic, std::int32_t p) {
-  for (auto& b : brokers_) {
+namespace {
+TestBroker* partition_leader_among(const std::vector<std::unique_ptr<TestBroker>>& brokers,
+                                   const std::string& topic, std::int32_t p) {
+  for (const auto& b : brokers) {
     if (b->running() &&
         b->call([&](Node& n) { return n.local_partition(topic, p).has_value(); })) {
       return b.get();
@@ -219,12 +221,24 @@ TestBroker* ClusterFixture::partition_leader(const std::string& topic, std::int3
   }
   return nullptr;
 }
+}  // namespace
+
+TestBroker* wait_partition_leader(const std::vector<std::unique_ptr<TestBroker>>& brokers,
+                                  const std::string& topic, std::int32_t p,
+                                  std::chrono::milliseconds timeout) {
+  TestBroker* leader = nullptr;
+  wait_until([&] { return (leader = partition_leader_among(brokers, topic, p)) != nullptr; },
+             timeout);
+  return leader;
+}
+
+TestBroker* ClusterFixture::partition_leader(const std::string& topic, std::int32_t p) {
+  return partition_leader_among(brokers_, topic, p);
+}
 
 TestBroker* ClusterFixture::wait_partition_leader(const std::string& topic, std::int32_t p,
                                                   std::chrono::milliseconds timeout) {
-  TestBroker* leader = nullptr;
-  wait_until([&] { return (leader = partition_leader(topic, p)) != nullptr; }, timeout);
-  return leader;
+  return testing::wait_partition_leader(brokers_, topic, p, timeout);
 }
 
 std::optional<PartitionStatus> ClusterFixture::replica_status(TestBroker& b,

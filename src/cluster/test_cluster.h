@@ -76,6 +76,12 @@ class TestBroker {
 // Polls `predicate` every 10 ms until it holds or `timeout` passes.
 bool wait_until(std::function<bool()> predicate, std::chrono::milliseconds timeout);
 
+// The running broker among `brokers` that hosts the ready leader of topic/p, waiting up to
+// `timeout` for one; nullptr if none by then.
+TestBroker* wait_partition_leader(const std::vector<std::unique_ptr<TestBroker>>& brokers,
+                                  const std::string& topic, std::int32_t p,
+                                  std::chrono::milliseconds timeout);
+
 // Every committed, non-control record of topic/partition, read from this broker's replica
 // (its leader's, for a leader): (offset, value) pairs in offset order.
 std::vector<std::pair<std::int64_t, std::string>> read_committed(TestBroker& b,

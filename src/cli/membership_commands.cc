@@ -186,24 +186,34 @@ bool any_reported(const ClusterView& view,
 }
 
 // Waits until every moved partition's replicas are exactly the target, all are in sync and no
-// broker reports the move as in progress.
+// broker reports the move as in progress. `progress` non-empty: prints "<progress>: k of n
+// partitions moved" whenever k changes.
 int wait_moves(rd_kafka_t* rk, const std::map<std::pair<std::string, std::int32_t>,
                                               std::vector<std::int32_t>>& moves,
-               int timeout_s) {
+               int timeout_s, const std::string& progress = "") {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  std::size_t last_finished = moves.size() + 1;
   while (std::chrono::steady_clock::now() < deadline) {
     ClusterView view;
     if (load_view(rk, &view)) {
-      bool done = true;
+      std::size_t finished = 0;
       for (const auto& [tp, target] : moves) {
         auto it = view.partitions.find(tp);
-        if (it == view.partitions.end()) continue;
+        if (it == view.partitions.end()) {
+          ++finished;  // deleted meanwhile
+          continue;
+        }
         std::set<std::int32_t> want(target.begin(), target.end());
         std::set<std::int32_t> have(it->second.replicas.begin(), it->second.replicas.end());
         std::set<std::int32_t> isr(it->second.isr.begin(), it->second.isr.end());
-        done &= want == have && isr == want && it->second.leader >= 0;
+        if (want == have && isr == want && it->second.leader >= 0) ++finished;
       }
-      if (done && !any_reported(view, moves)) {
+      if (!progress.empty() && finished != last_finished) {
+        std::printf("%s: %zu of %zu partitions moved\n", progress.c_str(), finished, moves.size());
+        std::fflush(stdout);
+      }
+      last_finished = finished;
+      if (finished == moves.size() && !any_reported(view, moves)) {
         std::printf("all moves finished\n");
         return 0;
       }
@@ -299,76 +309,13 @@ int partition_command(Args& args) {
 
 namespace {
 
-// raftmq broker remove N: UnregisterBroker (key 64) once Metadata shows N holds no replica.
-// The controller checks again (replicas, moves in flight, the controller quorum rule) and
-// answers with the reason of a refusal (docs/cluster.md "Removing a broker").
-int remove_broker(Args& args, std::int32_t id) {
-  KafkaHandle rk = make_client(args, RD_KAFKA_PRODUCER);
-  if (!rk) return 1;
-  ClusterView view;
-  if (!load_view(rk.get(), &view)) return 1;
-  if (view.brokers.count(id) == 0) {
-    std::fprintf(stderr, "raftmq: broker %d is not in the cluster's metadata\n", id);
-    return 1;
-  }
-  std::string held;
-  std::size_t count = 0;
-  for (const auto& [tp, p] : view.partitions) {
-    if (std::find(p.replicas.begin(), p.replicas.end(), id) == p.replicas.end()) continue;
-    if (++count <= 5) held += " " + tp.first + "/" + std::to_string(tp.second);
-  }
-  if (count > 0) {
-    std::fprintf(stderr,
-                 "raftmq: broker %d still holds %zu partition replica(s):%s%s; run `raftmq broker "
-                 "decommission %d --wait` first\n",
-                 id, count, held.c_str(), count > 5 ? " ..." : "", id);
-    return 1;
-  }
-  protocol::UnregisterBrokerRequest request;
-  request.broker_id = id;
-  auto answer = kafka_call(args.get_or("bootstrap", "127.0.0.1:9092"),
-                           protocol::AnyRequest(std::move(request)), 64);
-  if (!answer.has_value()) {
-    std::fprintf(stderr, "raftmq: %s\n", answer.error().to_string().c_str());
-    return 1;
-  }
-  const auto* response = std::get_if<protocol::UnregisterBrokerResponse>(&*answer);
-  if (response == nullptr) {
-    std::fprintf(stderr, "raftmq: unexpected answer to UnregisterBroker\n");
-    return 1;
-  }
-  if (response->error_code != 0) {
-    std::string message = response->error_message.value_or("");
-    std::fprintf(stderr, "raftmq: broker %d not removed: %s (Kafka error %d)\n", id,
-                 message.c_str(), response->error_code);
-    return 1;
-  }
-  std::printf("broker %d removed from the cluster\n", id);
-  return 0;
-}
+using Moves = std::map<std::pair<std::string, std::int32_t>, std::vector<std::int32_t>>;
 
-}  // namespace
-
-// decommission: moves every replica off broker N: each partition hosted there gets, in its
-// place, the live broker (not already a replica) holding the fewest replicas. The partition
-// move engine does the rest (learners, catch-up, joint consensus) while the partitions keep
-// serving. remove: see remove_broker().
-int broker_command(Args& args) {
-  const auto& words = args.positional();
-  std::vector<std::int32_t> ids;
-  if (words.size() != 2 || (words[0] != "decommission" && words[0] != "remove") ||
-      !parse_ids(words[1], &ids) || ids.size() != 1) {
-    std::fprintf(stderr,
-                 "usage: raftmq broker decommission ID [--wait]\n"
-                 "       raftmq broker remove ID\n");
-    return 2;
-  }
-  if (words[0] == "remove") return remove_broker(args, ids[0]);
-  std::int32_t leaving = ids[0];
-  KafkaHandle rk = make_client(args, RD_KAFKA_PRODUCER);
-  if (!rk) return 1;
-  ClusterView view;
-  if (!load_view(rk.get(), &view)) return 1;
+// The moves that take every replica off broker `leaving`: each partition hosted there gets,
+// in its place, the live broker (not already a replica) holding the fewest replicas. Fails
+// (nothing proposed) when a partition has no such broker: its replication factor needs more
+// brokers than remain.
+Result<Moves> plan_drain(const ClusterView& view, std::int32_t leaving) {
   std::map<std::int32_t, int> load;
   for (std::int32_t b : view.brokers) {
     if (b != leaving) load[b] = 0;
@@ -378,7 +325,7 @@ int broker_command(Args& args) {
       if (load.count(r) != 0) ++load[r];
     }
   }
-  std::map<std::pair<std::string, std::int32_t>, std::vector<std::int32_t>> moves;
+  Moves moves;
   for (const auto& [tp, p] : view.partitions) {
     if (std::find(p.replicas.begin(), p.replicas.end(), leaving) == p.replicas.end()) continue;
     std::int32_t best = -1;
@@ -387,22 +334,134 @@ int broker_command(Args& args) {
       if (best < 0 || n < load[best]) best = b;
     }
     if (best < 0) {
-      std::fprintf(stderr, "raftmq: %s/%d: no live broker to take over from broker %d\n",
-                   tp.first.c_str(), tp.second, leaving);
-      return 1;
+      return Status::invalid_argument(
+          tp.first + "/" + std::to_string(tp.second) + " has " +
+          std::to_string(p.replicas.size()) + " replicas and no other broker can take over from "
+          "broker " + std::to_string(leaving) + " (" + std::to_string(load.size()) +
+          " broker(s) would remain); add a broker or lower the topic's replication first");
     }
     ++load[best];
     std::vector<std::int32_t> target = p.replicas;
     std::replace(target.begin(), target.end(), leaving, best);
     moves[tp] = target;
   }
-  if (moves.empty()) {
+  return moves;
+}
+
+// One UnregisterBroker (key 64). kInvalidArgument carries a refusal the controller may lift
+// soon (a move's last step still applying), kNotFound an unknown id.
+Status unregister_broker(Args& args, std::int32_t id) {
+  protocol::UnregisterBrokerRequest request;
+  request.broker_id = id;
+  auto answer = kafka_call(args.get_or("bootstrap", "127.0.0.1:9092"),
+                           protocol::AnyRequest(std::move(request)), 64);
+  if (!answer.has_value()) return answer.error();
+  const auto* response = std::get_if<protocol::UnregisterBrokerResponse>(&*answer);
+  if (response == nullptr) return Status::internal("unexpected answer to UnregisterBroker");
+  if (response->error_code == 0) return Status::ok();
+  std::string message = response->error_message.value_or("") + " (Kafka error " +
+                        std::to_string(response->error_code) + ")";
+  if (response->error_code == 102) return Status::not_found(message);  // BROKER_ID_NOT_REGISTERED
+  if (response->error_code == 42) return Status::invalid_argument(message);  // INVALID_REQUEST
+  return Status::unavailable(message);
+}
+
+// raftmq broker remove N [--timeout S]: drains N (the decommission moves, waited for with
+// progress output, at most S seconds, default 300), then removes its record with
+// UnregisterBroker (docs/cluster.md "Removing a broker"). Nothing is proposed when the drain
+// cannot be planned (a partition would lack a broker); the record is not removed when the
+// moves do not finish in time (they keep going; re-running the command resumes).
+int remove_broker(Args& args, std::int32_t id, int timeout_s) {
+  KafkaHandle rk = make_client(args, RD_KAFKA_PRODUCER);
+  if (!rk) return 1;
+  ClusterView view;
+  if (!load_view(rk.get(), &view)) return 1;
+  if (view.brokers.count(id) == 0) {
+    std::fprintf(stderr, "raftmq: broker %d is not in the cluster's metadata\n", id);
+    return 1;
+  }
+  Result<Moves> moves = plan_drain(view, id);
+  if (!moves.has_value()) {
+    std::fprintf(stderr, "raftmq: cannot drain broker %d: %s; nothing was changed\n", id,
+                 moves.error().message().c_str());
+    return 1;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  if (!moves->empty()) {
+    std::printf("draining broker %d: moving %zu partition replica(s)\n", id, moves->size());
+    std::fflush(stdout);
+    if (reassign(args, *moves) != 0) {
+      std::fprintf(stderr, "raftmq: broker %d not removed: the drain was refused\n", id);
+      return 1;
+    }
+    if (wait_moves(rk.get(), *moves, timeout_s, "draining broker " + std::to_string(id)) != 0) {
+      std::fprintf(stderr,
+                   "raftmq: broker %d not removed: its replicas did not all move within %d s "
+                   "(the moves continue; see `raftmq partition reassignments`, then run `raftmq "
+                   "broker remove %d` again)\n", id, timeout_s, id);
+      return 1;
+    }
+  }
+  // The controller re-checks: a move's last step (the replica leaving the Raft group) may
+  // still be applying, which is refused for a moment: retried until the deadline.
+  Status s = unregister_broker(args, id);
+  while (s.code() == ErrorCode::kInvalidArgument &&
+         std::chrono::steady_clock::now() + std::chrono::milliseconds(500) < deadline &&
+         s.message().find("still") != std::string::npos) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    s = unregister_broker(args, id);
+  }
+  if (!s.is_ok()) {
+    std::fprintf(stderr, "raftmq: broker %d not removed: %s\n", id, s.message().c_str());
+    return 1;
+  }
+  std::printf("broker %d removed from the cluster\n", id);
+  return 0;
+}
+
+}  // namespace
+
+// decommission: moves every replica off broker N (plan_drain); the partition move engine does
+// the rest (learners, catch-up, joint consensus) while the partitions keep serving. The broker
+// stays registered. remove: drain, then unregister (remove_broker()).
+int broker_command(Args& args) {
+  const auto& words = args.positional();
+  std::vector<std::int32_t> ids;
+  int timeout_s = 300;
+  if (auto t = args.get("timeout")) {
+    try {
+      std::size_t used = 0;
+      timeout_s = std::stoi(*t, &used);
+      if (used != t->size()) timeout_s = -1;
+    } catch (...) {
+      timeout_s = -1;
+    }
+  }
+  if (words.size() != 2 || (words[0] != "decommission" && words[0] != "remove") ||
+      !parse_ids(words[1], &ids) || ids.size() != 1 || timeout_s < 1 || timeout_s > 86400) {
+    std::fprintf(stderr,
+                 "usage: raftmq broker decommission ID [--wait] [--timeout SECONDS]\n"
+                 "       raftmq broker remove ID [--timeout SECONDS]   (drains, then removes)\n");
+    return 2;
+  }
+  if (words[0] == "remove") return remove_broker(args, ids[0], timeout_s);
+  std::int32_t leaving = ids[0];
+  KafkaHandle rk = make_client(args, RD_KAFKA_PRODUCER);
+  if (!rk) return 1;
+  ClusterView view;
+  if (!load_view(rk.get(), &view)) return 1;
+  Result<Moves> moves = plan_drain(view, leaving);
+  if (!moves.has_value()) {
+    std::fprintf(stderr, "raftmq: %s\n", moves.error().message().c_str());
+    return 1;
+  }
+  if (moves->empty()) {
     std::printf("broker %d holds no replicas\n", leaving);
     return 0;
   }
-  int rc = reassign(args, moves);
+  int rc = reassign(args, *moves);
   if (rc != 0 || !args.has("wait")) return rc;
-  return wait_moves(rk.get(), moves, 300);
+  return wait_moves(rk.get(), *moves, timeout_s, "draining broker " + std::to_string(leaving));
 }
 
 }  // namespace mq::cli

@@ -215,6 +215,7 @@ Status Node::open_controller() {
   MQ_RETURN_IF_ERROR(controller_->init());
   controller_->on_state_changed = [this] {
     sync_peers();  // node_join.cc: brokers that joined
+    answer_applied_queries();  // node_propagation.cc
     // Reconcile soon (not from inside the controller's apply): a new topic's replicas then
     // start within one loop turn instead of up to reconcile_interval_ms later.
     metadata_changed_ = true;
@@ -248,6 +249,7 @@ void Node::stop() {
   if (transport_) transport_->stop();
   if (auto ids = std::move(producer_ids_)) ids->abort_all(Status::unavailable("broker stopped"));
   fail_forwards(Status::unavailable("broker stopped"));
+  fail_propagations();
   fail_status_gathers();
   // Groups go before the flusher: a Log deregisters itself from its flusher when destroyed.
   // They are detached first: destroying a group fails its waiters, whose callbacks may call
@@ -310,9 +312,15 @@ void Node::deliver(BrokerId from, GroupId group, raft::Message message) {
     if (message.context == kJoinRequestContext) return handle_join_request(from, message);
     if (message.context == kJoinAnswerContext) return handle_join_answer(from, message);
     if (message.context == kRemovedNoticeContext) return handle_removed_notice(from, message);
+    if (message.context == kAppliedQueryContext) return handle_applied_query(from, message);
+    if (message.context == kAppliedAckContext) return handle_applied_ack(from, message);
     return handle_hints(from, message);
   }
   if (group == kProducerIdChannel) return handle_producer_id_request(from, message);
+  if (group == kControllerGroup && controller_hold_until_ms_ != 0 &&
+      steady_now_ms() < controller_hold_until_ms_) {
+    return;  // hold_controller_for_test
+  }
   RaftGroup* g = find_group(group);
   if (g == nullptr) {
     // Not (yet) hosted here: reconciliation creates it once the metadata says so; the
@@ -356,6 +364,7 @@ void Node::on_tick() {
     last_sweep_ms_ = now;
     if (controller_) controller_->sweep(now);
     sweep_forwards(now);
+    sweep_propagations(now);  // node_propagation.cc
     sweep_partitions(now);
     recover_replicas(now);
   }

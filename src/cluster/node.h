@@ -233,6 +233,9 @@ class Node final : public ClusterApi, public GroupHost {
   // or from them is dropped here; their connections stay up, so only the liveness pings'
   // absence reveals it). Empty: heals.
   void block_links_for_test(std::set<BrokerId> peers);
+  // Tests: drops every inbound controller-group (Raft group 0) message for `ms` from now, so
+  // this broker applies controller entries late (its links stay up: it is still live).
+  void hold_controller_for_test(std::int64_t ms);
 
  private:
   struct Hint {
@@ -288,6 +291,7 @@ class Node final : public ClusterApi, public GroupHost {
   std::vector<PeerLiveness> liveness_;
   std::int64_t last_ping_ms_ = 0;
   std::set<BrokerId> blocked_for_test_;
+  std::int64_t controller_hold_until_ms_ = 0;  // hold_controller_for_test
 
   // Fast failover (node_failover.cc, docs/cluster.md "Failover"): the transport lost `peer`.
   void on_peer_unreachable(BrokerId peer);
@@ -331,6 +335,41 @@ class Node final : public ClusterApi, public GroupHost {
   void serve_admin(AdminRequest request, std::function<void(std::vector<AdminResult>)> done);
   void handle_admin_request(BrokerId from, const raft::Message& message);
   void handle_admin_response(BrokerId from, const raft::Message& message);
+  // Admin read-your-writes (node_propagation.cc, docs/cluster.md "Admin answers wait for the
+  // live brokers"): the controller leader asks every live broker to confirm it applied a
+  // controller entry (query: context kAppliedQueryContext, id in `index`, the entry's index
+  // in `commit`; the ack echoes the id and carries the broker's applied index in `commit`).
+  static constexpr std::uint64_t kAppliedQueryContext = 0x61707071ull;  // "apq"
+  static constexpr std::uint64_t kAppliedAckContext = 0x61706161ull;    // "apaa"
+  struct Propagation {
+    LogIndex index;
+    std::set<BrokerId> waiting;
+    std::int64_t deadline_ms = 0;
+    std::int64_t sent_ms = 0;
+    std::function<void(std::set<BrokerId>)> done;  // the live brokers not confirmed (or none)
+  };
+  struct AppliedQuery {
+    BrokerId from;
+    std::uint64_t id = 0;
+    LogIndex index;
+    std::int64_t received_ms = 0;
+  };
+  // Wraps an admin command's completion: a committed command (timeout_ms > 0) completes once
+  // every live broker applied it, or at now + timeout_ms with kTimeout if `timeout_is_error`
+  // (the Kafka APIs with a timeout_ms field), else with the command's own outcome.
+  std::function<void(Status)> after_propagation(std::int64_t timeout_ms, bool timeout_is_error,
+                                                std::function<void(Status)> done);
+  void await_propagation(LogIndex index, std::int64_t deadline_ms,
+                         std::function<void(std::set<BrokerId>)> done);
+  void send_applied_query(BrokerId to, std::uint64_t id, LogIndex index);
+  void handle_applied_query(BrokerId from, const raft::Message& message);
+  void handle_applied_ack(BrokerId from, const raft::Message& message);
+  void answer_applied_queries();
+  void sweep_propagations(std::int64_t now_ms);
+  void fail_propagations();
+  std::map<std::uint64_t, Propagation> propagations_;
+  std::uint64_t next_propagation_id_ = 1;
+  std::vector<AppliedQuery> applied_queries_;
   // Cluster status gathering (node_status.cc).
   struct StatusGather {
     ClusterView view;
@@ -425,8 +464,9 @@ class Node final : public ClusterApi, public GroupHost {
   std::int16_t default_replication_factor() const;
   void start_producer_ids();  // node_producer_ids.cc
   void handle_producer_id_request(BrokerId from, const raft::Message& message);
+  // `timeout_is_error`: see after_propagation (node_propagation.cc).
   void propose_admin(Command command, std::string name, std::int64_t timeout_ms,
-                     std::function<void(AdminResult)> done);
+                     std::function<void(AdminResult)> done, bool timeout_is_error = true);
   // replica_recovery.cc
   storage::FileSystem* partition_file_system() const;
   void recover_replicas(std::int64_t now_ms);

@@ -209,13 +209,17 @@ Result<LocalPartition*> Node::local_partition(std::string_view topic, std::int32
 }
 
 void Node::propose_admin(Command command, std::string name, std::int64_t timeout_ms,
-                         std::function<void(AdminResult)> done) {
+                         std::function<void(AdminResult)> done, bool timeout_is_error) {
   if (!controller_ || !controller_->leader_ready()) {
     return done(AdminResult{std::move(name), Status::not_leader("not the controller"), 0});
   }
   register_brokers();
+  // Answered once every live broker applied it (node_propagation.cc).
   controller_->propose(command, timeout_ms,
-                       [name, done = std::move(done)](Status s) { done(AdminResult{name, s, 0}); });
+                       after_propagation(timeout_ms, timeout_is_error,
+                                         [name, done = std::move(done)](Status s) {
+                                           done(AdminResult{name, s, 0});
+                                         }));
 }
 
 // Collects n results, then calls done once (the results are in request order).
@@ -324,10 +328,12 @@ void Node::create_topics(std::vector<TopicSpec> topics, std::int64_t timeout_ms,
     c.assignment = std::move(assignment);
     c.configs = spec.configs;
     std::string name = spec.name;
-    controller_->propose(c, timeout_ms, [gather, i, name](Status s) {
+    // Answered once every live broker applied it, REQUEST_TIMED_OUT after timeout_ms
+    // (node_propagation.cc; Kafka's CreateTopics, KIP-4).
+    controller_->propose(c, timeout_ms, after_propagation(timeout_ms, true, [gather, i, name](Status s) {
       std::int16_t code = s.code() == ErrorCode::kInvalidArgument ? kInvalidReplicaAssignment : 0;
       gather->set(i, AdminResult{name, s, code});
-    });
+    }));
   }
 }
 
@@ -408,9 +414,10 @@ void Node::create_partitions(std::vector<std::pair<std::string, std::int32_t>> n
       continue;
     }
     CreatePartitions c{name, controller_->reserve_groups(a->size()), std::move(*a)};
-    controller_->propose(c, timeout_ms, [gather, i, name = name](Status s) {
-      gather->set(i, AdminResult{name, s, 0});
-    });
+    controller_->propose(c, timeout_ms,
+                         after_propagation(timeout_ms, true, [gather, i, name = name](Status s) {
+                           gather->set(i, AdminResult{name, s, 0});
+                         }));
   }
 }
 
@@ -429,7 +436,10 @@ void Node::alter_topic_configs(std::string topic, std::map<std::string, std::str
       done(r.empty() ? AdminResult{"", Status::internal("empty answer"), 0} : std::move(r[0]));
     });
   }
-  propose_admin(AlterConfigs{topic, std::move(configs)}, topic, timeout_ms, std::move(done));
+  // Kafka's AlterConfigs has no timeout_ms: waiting for the brokers is bounded by ours, and
+  // its expiry is no error (the change is committed).
+  propose_admin(AlterConfigs{topic, std::move(configs)}, topic, timeout_ms, std::move(done),
+                false);
 }
 
 void Node::move_partition(std::string topic, std::int32_t partition,

@@ -492,11 +492,16 @@ void Node::remove_broker(BrokerId broker, std::int64_t timeout_ms,
   }
   log("removing broker " + std::to_string(broker.value()) + " from the cluster");
   removals_in_flight_.insert(broker);
-  controller_->propose(RemoveBroker{broker}, timeout_ms,
-                       [this, alive = alive_, broker, done, name](Status s) {
-    if (*alive) removals_in_flight_.erase(broker);
+  // Answered once every live broker applied it (node_propagation.cc); UnregisterBroker has
+  // no timeout_ms, so the wait's expiry is no error.
+  auto answer = after_propagation(timeout_ms, false, [done, name](Status s) {
     std::int16_t kafka = s.code() == ErrorCode::kNotFound ? kBrokerIdNotRegistered : 0;
     done(AdminResult{name, s, kafka});
+  });
+  controller_->propose(RemoveBroker{broker}, timeout_ms,
+                       [this, alive = alive_, broker, answer](Status s) {
+    if (*alive) removals_in_flight_.erase(broker);
+    answer(s);
   });
 }
 

@@ -5,6 +5,10 @@
 // makes the answer REQUEST_TIMED_OUT (the change itself stays committed).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
 #include "cluster/test_cluster.h"
 
 namespace mq::cluster {
@@ -94,6 +98,27 @@ TEST_F(AdminPropagation, AnswersAfterEveryLiveBrokerAppliedTheChange) {
   for (auto& b : brokers_) EXPECT_EQ(partitions_seen(*b, "ryw"), -1) << b->config().id.value();
 }
 
+// Without a late broker the wait costs one commit-index round to the followers: CreateTopics
+// and DeleteTopics each answer well within 500 ms (median printed for the record).
+TEST_F(AdminPropagation, AnswerLatencyWithAllBrokersPrompt) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  std::vector<double> ms;
+  for (int i = 0; i < 10; ++i) {
+    std::string name = "quick" + std::to_string(i);
+    auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(create(*c, name, 1, 3, 10000)[0].status.is_ok());
+    ASSERT_TRUE(delete_topic(*c, name, 10000)[0].status.is_ok());
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count() / 2);
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("admin answer (create+delete)/2: median %.1f ms, max %.1f ms\n", ms[ms.size() / 2],
+              ms.back());
+  EXPECT_LT(ms[ms.size() / 2], 500.0);
+}
+
 // A live broker that does not apply the entry within the request's timeout: the answer is
 // kTimeout (REQUEST_TIMED_OUT) at about the timeout, and the topic is created anyway.
 TEST_F(AdminPropagation, LateBrokerMakesTheAnswerTimeOutButTheTopicIsCreated) {
@@ -114,6 +139,35 @@ TEST_F(AdminPropagation, LateBrokerMakesTheAnswerTimeOutButTheTopicIsCreated) {
   // Creating it again is refused: the first command was committed.
   hold(*late, 0);
   EXPECT_EQ(create(*c, "slow", 1, 3, 5000)[0].status.code(), ErrorCode::kAlreadyExists);
+}
+
+// A broker cut off by a network partition (its connections stay up, messages are dropped)
+// holds the answer at most until the timeout, or until the liveness pings call it down.
+TEST_F(AdminPropagation, PartitionedBrokerDoesNotHoldTheAnswerBeyondTheTimeout) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  TestBroker* cut = others(c)[0];
+  BrokerId cut_id = cut->config().id;
+  std::set<BrokerId> rest;
+  for (auto& b : brokers_) {
+    if (b.get() != cut) rest.insert(b->config().id);
+  }
+  cut->call([&](Node& n) { n.block_links_for_test(rest); });
+  for (auto& b : brokers_) {
+    if (b.get() != cut) b->call([&](Node& n) { n.block_links_for_test({cut_id}); });
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto created = create(*c, "cutoff", 1, 2, 1500);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(created.size(), 1u);
+  EXPECT_TRUE(created[0].status.is_ok() || created[0].status.code() == ErrorCode::kTimeout)
+      << created[0].status.to_string();
+  EXPECT_LT(elapsed, 2500ms);
+  std::printf("partitioned broker: answer %s after %lld ms\n", created[0].status.to_string().c_str(),
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()));
+  EXPECT_EQ(partitions_seen(*c, "cutoff"), 1);
+  for (auto& b : brokers_) b->call([](Node& n) { n.block_links_for_test({}); });
 }
 
 // A stopped broker is not live: it is not waited for, the answer comes at once.

@@ -2,10 +2,10 @@
 // drained broker's record from the cluster (ClusterApi::remove_broker, docs/cluster.md
 // "Removing a broker"; `raftmq broker remove N`, like Kafka's `kafka-cluster.sh unregister`).
 // Answered once the removal is committed and applied by every live broker (at most
-// kUnregisterTimeoutMs; docs/cluster.md "Admin answers wait for the live brokers"), or refused: BROKER_ID_NOT_REGISTERED for an unknown
-// (or already removed) id, INVALID_REQUEST with the reason when it still holds replicas or
-// its removal would cost the controller its quorum, NOT_CONTROLLER / REQUEST_TIMED_OUT when
-// no controller leader answered.
+// kUnregisterTimeoutMs; docs/cluster.md "Admin answers wait for the live brokers"), or
+// refused: BROKER_ID_NOT_REGISTERED for an unknown (or already removed) id, INVALID_REQUEST
+// with the reason when it still holds replicas or its removal would cost the controller its
+// quorum, NOT_CONTROLLER / REQUEST_TIMED_OUT when no controller leader answered.
 #include "kafka/error_codes.h"
 #include "kafka/handlers.h"
 

@@ -12,6 +12,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 
@@ -153,6 +154,76 @@ class MachineProbeTest(unittest.TestCase):
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("--seconds must be an integer", r.stderr)
+
+
+def rdkafka_report(in_window, brokers, batchcnt=None):
+    """One line of loadgen e2e --stats-file: librdkafka's statistics JSON, reduced to the
+    fields the summary reads (the real one has many more)."""
+    stats = {"name": "rdkafka#producer-1", "brokers": {}, "topics": {}}
+    for name, (nodeid, waitresp, hists) in brokers.items():
+        b = {"nodeid": nodeid, "waitresp_cnt": waitresp}
+        for k, (cnt, p50, p99) in hists.items():
+            b[k] = {"cnt": cnt, "p50": p50, "p99": p99, "avg": p50}
+        stats["brokers"][name] = b
+    if batchcnt:
+        stats["topics"]["e2e"] = {"batchcnt": {"cnt": batchcnt[0], "avg": batchcnt[1]}}
+    return json.dumps({"t_ms": 1000, "in_window": in_window, "stats": stats})
+
+
+class RdkafkaStatsTest(unittest.TestCase):
+    def test_summary_of_the_reports_inside_the_window(self):
+        lines = [
+            # warm-up: ignored, whatever it says
+            rdkafka_report(False, {"a/1": (1, 900, {"rtt": (10, 99999, 99999)})}, (5, 100)),
+            rdkafka_report(True, {
+                "a/1": (1, 3, {"rtt": (100, 1000, 5000), "int_latency": (100, 800, 1500),
+                               "outbuf_latency": (100, 10, 50)}),
+                "b/2": (2, 7, {"rtt": (300, 2000, 9000), "int_latency": (0, 0, 0)}),
+                "a/bootstrap": (-1, 50, {"rtt": (1000, 1, 1)}),  # placeholder: ignored
+            }, (10, 4.0)),
+            rdkafka_report(True, {"a/1": (1, 5, {"rtt": (100, 3000, 7000)})}, (30, 8.0)),
+            '{"t_ms": 5000, "in_window": true, "stats": {"brok',  # cut short at exit
+        ]
+        s = harness.summarise_rdkafka_stats(lines)
+        self.assertEqual(s["intervals"], 2)
+        self.assertEqual(s["waitresp_max"], 7)
+        # cnt-weighted mean of the p50s: (100*1000 + 300*2000 + 100*3000) / 500
+        self.assertAlmostEqual(s["rtt_p50_us"], 2000.0)
+        self.assertEqual(s["rtt_p99_us"], 9000)
+        self.assertAlmostEqual(s["int_latency_p50_us"], 800.0)  # the empty histogram not counted
+        self.assertEqual(s["int_latency_p99_us"], 1500)
+        self.assertAlmostEqual(s["outbuf_latency_p50_us"], 10.0)
+        self.assertAlmostEqual(s["batch_msgs_avg"], (10 * 4.0 + 30 * 8.0) / 40)
+
+    def test_no_report_in_the_window(self):
+        s = harness.summarise_rdkafka_stats(
+            [rdkafka_report(False, {"a/1": (1, 3, {"rtt": (1, 2, 3)})})])
+        self.assertEqual(s["intervals"], 0)
+        self.assertIsNone(s["rtt_p50_us"])
+        self.assertIsNone(s["batch_msgs_avg"])
+
+    def test_loadgen_stats_flags_go_together(self):
+        r = subprocess.run([os.path.join(BIN, "raftmq-loadgen"), "e2e", "--stats-ms", "1000"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--stats-ms and --stats-file go together", r.stderr)
+
+
+class SchedWatchTest(unittest.TestCase):
+    def test_cpu_of_a_busy_process(self):
+        p = subprocess.Popen(["/usr/bin/python3", "-c", "import time\n"
+                              "t = time.time()\nwhile time.time() - t < 3: pass"])
+        try:
+            with harness.SchedWatch({"busy": p.pid}) as w:
+                import time
+                time.sleep(0.5)
+            self.assertGreater(w.cpu_pct["busy"], 5.0)   # it spins: on CPU or waiting for it
+            self.assertLessEqual(w.cpu_pct["busy"], 110.0)
+            self.assertGreaterEqual(w.wait_pct["busy"], 0.0)
+        finally:
+            p.kill()
+            p.wait()
+        self.assertEqual(harness.sched_ns(p.pid), (0, 0))  # gone: nothing to read
 
 
 if __name__ == "__main__":

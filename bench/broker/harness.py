@@ -7,6 +7,7 @@ bench/results/<stamp>-<quick|full>.{md,json,png}."""
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -183,7 +184,8 @@ class SchedWatch:
         return self
 
     def __exit__(self, *exc):
-        wall_ns = max(1.0, (time.time() - self.t0) * 1e9)
+        self.wall = max(1e-9, time.time() - self.t0)
+        wall_ns = self.wall * 1e9
         self.cpu_pct, self.wait_pct = {}, {}
         for n, p in self.pids.items():
             r1, w1 = sched_ns(p)
@@ -256,18 +258,33 @@ def summarise_rdkafka_stats(lines):
     return out
 
 
-def run_e2e(argv, timeout, data_dir):
+def run_e2e(argv, timeout, data_dir, pids):
     """One loadgen e2e run with librdkafka statistics every second, summarised into
-    result["rdkafka"] (the raw reports are not kept)."""
+    result["rdkafka"] (the raw reports are not kept), and where the CPU went over the whole
+    run (warm-up and drain included): each broker's % of one core on CPU and % of the wall
+    time its threads waited runnable for a CPU (run-queue delay), the loadgen's CPU seconds,
+    and the brokers' and the loadgen's CPU µs per acknowledged message."""
     path = os.path.join(data_dir, f"rdkafka-stats-{os.getpid()}.jsonl")
     try:
-        r = procs.run_client(argv + ["--stats-ms", "1000", "--stats-file", path], timeout)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with SchedWatch(pids) as w:
+            r = procs.run_client(argv + ["--stats-ms", "1000", "--stats-file", path], timeout)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open(path, errors="replace") as f:
             r["rdkafka"] = summarise_rdkafka_stats(f)
-        return r
     finally:
         if os.path.exists(path):
             os.unlink(path)
+    r["broker_cpu_pct"] = w.cpu_pct
+    r["broker_runq_wait_pct"] = w.wait_pct
+    client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    r["loadgen_cpu_s"] = round(client_s, 2)
+    n = r.get("acked_total") or 0
+    if n:
+        r["broker_cpu_us_per_msg"] = round(sum(w.cpu_pct.values()) / 100 * w.wall / n * 1e6, 1)
+        r["loadgen_cpu_us_per_msg"] = round(client_s / n * 1e6, 1)
+    r["loadavg"] = round(os.getloadavg()[0], 2)
+    return r
 
 
 def run_raftmq(s, data_base):
@@ -327,22 +344,17 @@ def run_raftmq(s, data_base):
             phase(res, "e2e_light", run_e2e,
                   [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
                    "--rate", "200", "--producers", "1", "--seconds", str(s.e2e_secs)],
-                  s.e2e_secs + 90, c.dir)
+                  s.e2e_secs + 90, c.dir, c.pids())
         peak = s.e2e_max_rate or _get_rate(res, "produce_1KiB")
         res["e2e"] = []
         for pct in (25, 50, 75) if peak and "e2e" in want else ():
             rate = max(1, int(peak * pct / 100))
             log(f"[raftmq] end-to-end latency at {pct}% of max ({rate} msgs/s)")
             try:
-                with SchedWatch(c.pids()) as w:
-                    r = run_e2e([lg, "e2e", "--bootstrap", base[0], "--topic", "e2e",
-                                 "--size", "1024", "--rate", str(rate), "--producers",
-                                 str(s.producers), "--seconds", str(s.e2e_secs)],
-                                s.e2e_secs + 90, c.dir)
-                # Brokers' CPU and run-queue delay over the whole run (warm-up included).
-                r["broker_cpu_pct"] = w.cpu_pct
-                r["broker_runq_wait_pct"] = w.wait_pct
-                r["loadavg"] = round(os.getloadavg()[0], 2)
+                r = run_e2e([lg, "e2e", "--bootstrap", base[0], "--topic", "e2e",
+                             "--size", "1024", "--rate", str(rate), "--producers",
+                             str(s.producers), "--seconds", str(s.e2e_secs)],
+                            s.e2e_secs + 90, c.dir, c.pids())
             except RuntimeError as e:
                 log(f"[raftmq] e2e at {pct}% FAILED: {e}")
                 r = {"failed": str(e), "rate": rate}
@@ -356,7 +368,7 @@ def run_raftmq(s, data_base):
             phase(res, "e2e_linger5", run_e2e,
                   [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
                    "--rate", str(rate), "--producers", str(s.producers), "--seconds",
-                   str(s.e2e_secs), "--linger-ms", "5"], s.e2e_secs + 90, c.dir)
+                   str(s.e2e_secs), "--linger-ms", "5"], s.e2e_secs + 90, c.dir, c.pids())
         if s.overload:
             phase(res, "overload", overload, c, lg, s)
         res["brokers"] = {n: {"cpu_s": round(procs.cpu_seconds(p), 2),

@@ -39,6 +39,12 @@ def results():
                    "latency": lat(450.0, 1000.0, 2000.0),
                    "e2e_light": {"rate": 200, "sent": 5, "received": 4, **lat(2000.0, 3000.0)},
                    "e2e": [{"load_pct": 50, "rate": 50000, "sent": 12, "received": 10,
+                            "acked_p50_us": 2900.0, "acked_p99_us": 4900.0,
+                            "send_lag_p99_us": 100.0,
+                            "rdkafka": {"rtt_p50_us": 2500.0, "rtt_p99_us": 4000,
+                                        "waitresp_max": 7, "batch_msgs_avg": 4.25},
+                            "broker_cpu_us_per_msg": 12.5, "loadgen_cpu_us_per_msg": 9.0,
+                            "broker_runq_wait_pct": {"a": 20.0, "b": 61.0},
                             **lat(3000.0, 5000.0, 9000.0)},
                            {"load_pct": 75, "failed": "boom", "rate": 75000}]},
         "nats": {"system": "nats", "produce_1KiB": {"msgs_per_s": 20000.0, "mb_per_s": 20.5,
@@ -94,6 +100,9 @@ class RatioTest(unittest.TestCase):
             self.assertIn("end-to-end p50 / p99 / p99.9 µs at 200 msgs/s (light load)", text)
             self.assertIn("produce_100B: 1,234 messages still unacknowledged", text)
             self.assertIn("e2e at 50% of max: 2 of 12 messages not consumed", text)
+            self.assertIn("; Produce rtt p50/p99 2,500 / 4,000, ≤7 in flight, 4.2 msgs/batch"
+                          "; CPU µs/msg brokers 12.5, loadgen 9.0; brokers' run-queue wait 61% "
+                          "max", text)
             names = sorted(os.listdir(d))
             # The chart needs python3-matplotlib (scripts/deps --bench); scripts/test does not
             # install it, and the report says "no chart" without it.

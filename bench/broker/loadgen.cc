@@ -339,6 +339,18 @@ void on_e2e_delivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) 
   if (sent >= b->warm_end) b->acked.add(now_ns() - sent);
 }
 
+// Waits until `due_ns` while serving delivery reports as they arrive. A sender that slept
+// instead and polled only between sends saw an acknowledgement up to one send interval late
+// (5 ms at 200 msgs/s), and that wait was counted as acknowledgement latency (acked p50
+// 5.1 ms against a consumed p50 of 1.8 ms). rd_kafka_poll's timeout is in whole ms and it
+// returns as soon as it served an event, so the last fraction of a ms is slept.
+void wait_serving_reports(rd_kafka_t* rk, int64_t due_ns) {
+  for (int64_t left = due_ns - now_ns(); left >= 1'000'000; left = due_ns - now_ns()) {
+    rd_kafka_poll(rk, static_cast<int>(left / 1'000'000));
+  }
+  sleep_until_ns(due_ns);
+}
+
 // One open-loop sender of run_e2e: message i of this sender is due at t0 + i * interval.
 struct E2eSender {
   std::atomic<int64_t> sent_measured{0}, queue_full{0};
@@ -348,17 +360,10 @@ struct E2eSender {
         make_client(RD_KAFKA_PRODUCER, o, o.linger_ms, bd, on_e2e_delivery, on_e2e_stats);
     partition_count(producer.get(), o.topic);
     std::string payload = random_payload(static_cast<size_t>(o.size), 11 + index);
-    // Delivery reports are served by their own thread as they arrive: polled only between
-    // sends, an acknowledgement would wait for the next send (up to one send interval: 5 ms
-    // at 200 msgs/s), and that wait would be counted as acknowledgement latency.
-    std::atomic<bool> stop_polling{false};
-    std::thread poller([&] {
-      while (!stop_polling.load(std::memory_order_relaxed)) rd_kafka_poll(producer.get(), 20);
-    });
     for (int64_t i = 0;; ++i) {
       int64_t t = t0 + static_cast<int64_t>(static_cast<double>(i) * interval);
       if (t >= send_end) break;
-      sleep_until_ns(t);
+      wait_serving_reports(producer.get(), t);
       stamp(payload, t);  // the intended send time: lateness of the sender counts as latency
       if (t >= warm_end) bd->send_lag.add(now_ns() - t);
       rd_kafka_resp_err_t e;
@@ -371,9 +376,8 @@ struct E2eSender {
       }
       if (e) die(std::string("produce: ") + rd_kafka_err2str(e));
       if (t >= warm_end) sent_measured.fetch_add(1);
+      rd_kafka_poll(producer.get(), 0);
     }
-    stop_polling = true;
-    poller.join();
     rd_kafka_flush(producer.get(), 15000);
   }
 };

@@ -177,6 +177,45 @@ TEST_F(ServerTest, PipelinedProducesAreAllProposedBeforeTheFirstCommits) {
   }
 }
 
+// ServerConfig::produce_timings_log_ms: each Produce request is timed from its read to its
+// answer, with the requests its connection had unanswered when it was read.
+TEST_F(ServerTest, ProduceTimingsSeeRequestsInFlightAndTheWaitForTheirCommit) {
+  ServerConfig config;
+  config.produce_timings_log_ms = 600'000;  // recorded; no log line during the test
+  start_server(config);
+  add_topic("events", 1);
+  on_loop([this] { cluster_->hold_acks = true; });
+  auto client = connect();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(client->send(7, 200 + i, AnyRequest(produce_one("events", make_batch({"x"}))))
+                    .is_ok());
+  }
+  std::size_t held = 0;
+  for (int wait = 0; wait < 200 && held < 3; ++wait) {
+    held = on_loop([this] { return cluster_->held_acks(); });
+    if (held < 3) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(held, 3u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));  // the "commit" takes 40 ms
+  on_loop([this] { cluster_->release_acks(); });
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->read_response(0, 7, 200 + i).has_value());
+  // A request that is not Produce is not counted.
+  ASSERT_TRUE(client->call(3, AnyRequest(protocol::ApiVersionsRequest{})).has_value());
+  ProduceTimings::Summary s = on_loop([this] { return server_->produce_timings()->take(); });
+  EXPECT_EQ(s.requests, 3u);
+  EXPECT_EQ(s.answered, 3u);
+  EXPECT_EQ(s.inflight_max, 3u);
+  EXPECT_DOUBLE_EQ(s.inflight_avg, 2.0);  // 1, 2, 3 unanswered as each was read
+  EXPECT_GE(s.answer_p50_us, 40'000);
+  EXPECT_EQ(on_loop([this] { return server_->produce_timings()->take(); }).requests, 0u);
+}
+
+TEST_F(ServerTest, ProduceTimingsAreOffByDefault) {
+  if (std::getenv("RAFTMQ_LOG_PRODUCE_TIMINGS_MS") != nullptr) GTEST_SKIP() << "set in the environment";
+  start_server();
+  EXPECT_EQ(server_->produce_timings(), nullptr);
+}
+
 TEST_F(ServerTest, ManyPipelinedRequestsUnderInflightLimitAllAnsweredInOrder) {
   ServerConfig config;
   config.inflight_requests_per_connection_max = 2;

@@ -7,6 +7,7 @@ bench/results/<stamp>-<quick|full>.{md,json,png}."""
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -151,6 +152,48 @@ class CpuWatch:
         self.total = sum(self.per.values())
 
 
+def sched_ns(pid):
+    """(on-CPU ns, runnable-but-waiting ns) of all threads of `pid` (/proc/PID/task/*/schedstat;
+    threads that exited are missing: (0, 0) when unreadable)."""
+    run = wait = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0, 0
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                fields = f.read().split()
+            run += int(fields[0])
+            wait += int(fields[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return run, wait
+
+
+class SchedWatch:
+    """Per server process between enter and exit: % of one core on CPU and % of wall time its
+    threads spent runnable but waiting for a CPU (run-queue delay: CPU contention)."""
+
+    def __init__(self, pids):
+        self.pids = pids
+
+    def __enter__(self):
+        self.t0 = time.time()
+        self.s0 = {n: sched_ns(p) for n, p in self.pids.items()}
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = max(1e-9, time.time() - self.t0)
+        wall_ns = self.wall * 1e9
+        self.cpu_pct, self.wait_pct = {}, {}
+        for n, p in self.pids.items():
+            r1, w1 = sched_ns(p)
+            r0, w0 = self.s0[n]
+            self.cpu_pct[n] = round((r1 - r0) / wall_ns * 100, 1)
+            self.wait_pct[n] = round((w1 - w0) / wall_ns * 100, 1)
+
+
 def with_cpu(result, watch, count_key="acked_total"):
     result["server_cpu_s"] = round(watch.total, 3)
     n = result.get(count_key) or 0
@@ -169,6 +212,79 @@ def phase(res, key, fn, *args):
 
 
 RAFTMQ_PHASES = ("produce", "latency", "consume", "e2e")
+
+
+def summarise_rdkafka_stats(lines):
+    """librdkafka's statistics (loadgen e2e --stats-file: one JSON line per sender and
+    interval) inside the measurement window, per broker connection with traffic:
+    int_latency (message enqueued to batched into a request: linger and queueing),
+    outbuf_latency (request ready to written to the socket), rtt (written to the response:
+    the broker's produce path) in µs, as the cnt-weighted mean of the intervals' p50s and the
+    largest interval p99; waitresp_max: the most requests one connection had in flight at a
+    report; batch_msgs_avg: messages per partition batch."""
+    hist = {k: {"w": 0, "p50": 0.0, "p99": 0.0} for k in ("int_latency", "outbuf_latency", "rtt")}
+    waitresp, batch_cnt, batch_w, intervals = 0, 0.0, 0, 0
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a report cut short when the run ended
+        if not rec.get("in_window"):
+            continue
+        intervals += 1
+        st = rec.get("stats") or {}
+        for b in (st.get("brokers") or {}).values():
+            if b.get("nodeid", -1) < 0:
+                continue  # bootstrap placeholder connections
+            waitresp = max(waitresp, b.get("waitresp_cnt", 0))
+            for k, acc in hist.items():
+                h = b.get(k) or {}
+                cnt = h.get("cnt", 0)
+                if cnt <= 0:
+                    continue
+                acc["w"] += cnt
+                acc["p50"] += h.get("p50", 0) * cnt
+                acc["p99"] = max(acc["p99"], h.get("p99", 0))
+        for t in (st.get("topics") or {}).values():
+            h = t.get("batchcnt") or {}
+            if h.get("cnt", 0) > 0:
+                batch_cnt += h.get("avg", 0) * h["cnt"]
+                batch_w += h["cnt"]
+    out = {"intervals": intervals, "waitresp_max": waitresp,
+           "batch_msgs_avg": round(batch_cnt / batch_w, 2) if batch_w else None}
+    for k, acc in hist.items():
+        out[f"{k}_p50_us"] = round(acc["p50"] / acc["w"], 1) if acc["w"] else None
+        out[f"{k}_p99_us"] = acc["p99"] if acc["w"] else None
+    return out
+
+
+def run_e2e(argv, timeout, data_dir, pids):
+    """One loadgen e2e run with librdkafka statistics every second, summarised into
+    result["rdkafka"] (the raw reports are not kept), and where the CPU went over the whole
+    run (warm-up and drain included): each broker's % of one core on CPU and % of the wall
+    time its threads waited runnable for a CPU (run-queue delay), the loadgen's CPU seconds,
+    and the brokers' and the loadgen's CPU µs per acknowledged message."""
+    path = os.path.join(data_dir, f"rdkafka-stats-{os.getpid()}.jsonl")
+    try:
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with SchedWatch(pids) as w:
+            r = procs.run_client(argv + ["--stats-ms", "1000", "--stats-file", path], timeout)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with open(path, errors="replace") as f:
+            r["rdkafka"] = summarise_rdkafka_stats(f)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    r["broker_cpu_pct"] = w.cpu_pct
+    r["broker_runq_wait_pct"] = w.wait_pct
+    client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    r["loadgen_cpu_s"] = round(client_s, 2)
+    n = r.get("acked_total") or 0
+    if n:
+        r["broker_cpu_us_per_msg"] = round(sum(w.cpu_pct.values()) / 100 * w.wall / n * 1e6, 1)
+        r["loadgen_cpu_us_per_msg"] = round(client_s / n * 1e6, 1)
+    r["loadavg"] = round(os.getloadavg()[0], 2)
+    return r
 
 
 def run_raftmq(s, data_base):
@@ -225,20 +341,20 @@ def run_raftmq(s, data_base):
             phase(res, "consume", consume)
         if "e2e" in want:
             log("[raftmq] end-to-end latency at a light 200 msgs/s (the fetch path without load)")
-            phase(res, "e2e_light", procs.run_client,
+            phase(res, "e2e_light", run_e2e,
                   [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
                    "--rate", "200", "--producers", "1", "--seconds", str(s.e2e_secs)],
-                  s.e2e_secs + 90)
+                  s.e2e_secs + 90, c.dir, c.pids())
         peak = s.e2e_max_rate or _get_rate(res, "produce_1KiB")
         res["e2e"] = []
         for pct in (25, 50, 75) if peak and "e2e" in want else ():
             rate = max(1, int(peak * pct / 100))
             log(f"[raftmq] end-to-end latency at {pct}% of max ({rate} msgs/s)")
             try:
-                r = procs.run_client([lg, "e2e", "--bootstrap", base[0], "--topic", "e2e",
-                                      "--size", "1024", "--rate", str(rate), "--producers",
-                                      str(s.producers), "--seconds", str(s.e2e_secs)],
-                                     s.e2e_secs + 90)
+                r = run_e2e([lg, "e2e", "--bootstrap", base[0], "--topic", "e2e",
+                             "--size", "1024", "--rate", str(rate), "--producers",
+                             str(s.producers), "--seconds", str(s.e2e_secs)],
+                            s.e2e_secs + 90, c.dir, c.pids())
             except RuntimeError as e:
                 log(f"[raftmq] e2e at {pct}% FAILED: {e}")
                 r = {"failed": str(e), "rate": rate}
@@ -249,10 +365,10 @@ def run_raftmq(s, data_base):
             # instead of 1 — larger batches, fewer Raft entries per message.
             rate = max(1, int(peak * 50 / 100))
             log(f"[raftmq] end-to-end latency at 50% of max ({rate} msgs/s), linger.ms=5")
-            phase(res, "e2e_linger5", procs.run_client,
+            phase(res, "e2e_linger5", run_e2e,
                   [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
                    "--rate", str(rate), "--producers", str(s.producers), "--seconds",
-                   str(s.e2e_secs), "--linger-ms", "5"], s.e2e_secs + 90)
+                   str(s.e2e_secs), "--linger-ms", "5"], s.e2e_secs + 90, c.dir, c.pids())
         if s.overload:
             phase(res, "overload", overload, c, lg, s)
         res["brokers"] = {n: {"cpu_s": round(procs.cpu_seconds(p), 2),

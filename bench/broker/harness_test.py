@@ -12,6 +12,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 
@@ -38,6 +39,12 @@ def results():
                    "latency": lat(450.0, 1000.0, 2000.0),
                    "e2e_light": {"rate": 200, "sent": 5, "received": 4, **lat(2000.0, 3000.0)},
                    "e2e": [{"load_pct": 50, "rate": 50000, "sent": 12, "received": 10,
+                            "acked_p50_us": 2900.0, "acked_p99_us": 4900.0,
+                            "send_lag_p99_us": 100.0,
+                            "rdkafka": {"rtt_p50_us": 2500.0, "rtt_p99_us": 4000,
+                                        "waitresp_max": 7, "batch_msgs_avg": 4.25},
+                            "broker_cpu_us_per_msg": 12.5, "loadgen_cpu_us_per_msg": 9.0,
+                            "broker_runq_wait_pct": {"a": 20.0, "b": 61.0},
                             **lat(3000.0, 5000.0, 9000.0)},
                            {"load_pct": 75, "failed": "boom", "rate": 75000}]},
         "nats": {"system": "nats", "produce_1KiB": {"msgs_per_s": 20000.0, "mb_per_s": 20.5,
@@ -93,6 +100,9 @@ class RatioTest(unittest.TestCase):
             self.assertIn("end-to-end p50 / p99 / p99.9 µs at 200 msgs/s (light load)", text)
             self.assertIn("produce_100B: 1,234 messages still unacknowledged", text)
             self.assertIn("e2e at 50% of max: 2 of 12 messages not consumed", text)
+            self.assertIn("; Produce rtt p50/p99 2,500 / 4,000, ≤7 in flight, 4.2 msgs/batch"
+                          "; CPU µs/msg brokers 12.5, loadgen 9.0; brokers' run-queue wait 61% "
+                          "max", text)
             names = sorted(os.listdir(d))
             # The chart needs python3-matplotlib (scripts/deps --bench); scripts/test does not
             # install it, and the report says "no chart" without it.
@@ -153,6 +163,76 @@ class MachineProbeTest(unittest.TestCase):
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("--seconds must be an integer", r.stderr)
+
+
+def rdkafka_report(in_window, brokers, batchcnt=None):
+    """One line of loadgen e2e --stats-file: librdkafka's statistics JSON, reduced to the
+    fields the summary reads (the real one has many more)."""
+    stats = {"name": "rdkafka#producer-1", "brokers": {}, "topics": {}}
+    for name, (nodeid, waitresp, hists) in brokers.items():
+        b = {"nodeid": nodeid, "waitresp_cnt": waitresp}
+        for k, (cnt, p50, p99) in hists.items():
+            b[k] = {"cnt": cnt, "p50": p50, "p99": p99, "avg": p50}
+        stats["brokers"][name] = b
+    if batchcnt:
+        stats["topics"]["e2e"] = {"batchcnt": {"cnt": batchcnt[0], "avg": batchcnt[1]}}
+    return json.dumps({"t_ms": 1000, "in_window": in_window, "stats": stats})
+
+
+class RdkafkaStatsTest(unittest.TestCase):
+    def test_summary_of_the_reports_inside_the_window(self):
+        lines = [
+            # warm-up: ignored, whatever it says
+            rdkafka_report(False, {"a/1": (1, 900, {"rtt": (10, 99999, 99999)})}, (5, 100)),
+            rdkafka_report(True, {
+                "a/1": (1, 3, {"rtt": (100, 1000, 5000), "int_latency": (100, 800, 1500),
+                               "outbuf_latency": (100, 10, 50)}),
+                "b/2": (2, 7, {"rtt": (300, 2000, 9000), "int_latency": (0, 0, 0)}),
+                "a/bootstrap": (-1, 50, {"rtt": (1000, 1, 1)}),  # placeholder: ignored
+            }, (10, 4.0)),
+            rdkafka_report(True, {"a/1": (1, 5, {"rtt": (100, 3000, 7000)})}, (30, 8.0)),
+            '{"t_ms": 5000, "in_window": true, "stats": {"brok',  # cut short at exit
+        ]
+        s = harness.summarise_rdkafka_stats(lines)
+        self.assertEqual(s["intervals"], 2)
+        self.assertEqual(s["waitresp_max"], 7)
+        # cnt-weighted mean of the p50s: (100*1000 + 300*2000 + 100*3000) / 500
+        self.assertAlmostEqual(s["rtt_p50_us"], 2000.0)
+        self.assertEqual(s["rtt_p99_us"], 9000)
+        self.assertAlmostEqual(s["int_latency_p50_us"], 800.0)  # the empty histogram not counted
+        self.assertEqual(s["int_latency_p99_us"], 1500)
+        self.assertAlmostEqual(s["outbuf_latency_p50_us"], 10.0)
+        self.assertAlmostEqual(s["batch_msgs_avg"], (10 * 4.0 + 30 * 8.0) / 40)
+
+    def test_no_report_in_the_window(self):
+        s = harness.summarise_rdkafka_stats(
+            [rdkafka_report(False, {"a/1": (1, 3, {"rtt": (1, 2, 3)})})])
+        self.assertEqual(s["intervals"], 0)
+        self.assertIsNone(s["rtt_p50_us"])
+        self.assertIsNone(s["batch_msgs_avg"])
+
+    def test_loadgen_stats_flags_go_together(self):
+        r = subprocess.run([os.path.join(BIN, "raftmq-loadgen"), "e2e", "--stats-ms", "1000"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--stats-ms and --stats-file go together", r.stderr)
+
+
+class SchedWatchTest(unittest.TestCase):
+    def test_cpu_of_a_busy_process(self):
+        p = subprocess.Popen(["/usr/bin/python3", "-c", "import time\n"
+                              "t = time.time()\nwhile time.time() - t < 3: pass"])
+        try:
+            with harness.SchedWatch({"busy": p.pid}) as w:
+                import time
+                time.sleep(0.5)
+            self.assertGreater(w.cpu_pct["busy"], 5.0)   # it spins: on CPU or waiting for it
+            self.assertLessEqual(w.cpu_pct["busy"], 110.0)
+            self.assertGreaterEqual(w.wait_pct["busy"], 0.0)
+        finally:
+            p.kill()
+            p.wait()
+        self.assertEqual(harness.sched_ns(p.pid), (0, 0))  # gone: nothing to read
 
 
 if __name__ == "__main__":

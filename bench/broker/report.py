@@ -79,6 +79,17 @@ def table_rows(res):
         if e.get("acked_p99_us") is not None:
             cell += (f"; acked p50/p99 {e['acked_p50_us']:,.0f} / {e['acked_p99_us']:,.0f}"
                      f", sender late p99 {e['send_lag_p99_us']:,.0f}")
+        # librdkafka's view (harness.run_e2e): the broker round trip of a Produce request,
+        # requests in flight on one connection, messages per batch; the CPU the brokers got.
+        rk = e.get("rdkafka") or {}
+        if rk.get("rtt_p50_us") is not None:
+            cell += (f"; Produce rtt p50/p99 {rk['rtt_p50_us']:,.0f} / {rk['rtt_p99_us']:,.0f}"
+                     f", ≤{rk['waitresp_max']} in flight, {rk['batch_msgs_avg'] or 0:.1f} msgs"
+                     f"/batch")
+        if e.get("broker_cpu_us_per_msg") is not None:
+            cell += (f"; CPU µs/msg brokers {e['broker_cpu_us_per_msg']:.1f}, loadgen "
+                     f"{e['loadgen_cpu_us_per_msg']:.1f}; brokers' run-queue wait "
+                     f"{max(e['broker_runq_wait_pct'].values()):.0f}% max")
         return cell
     light = _get(res, "raftmq", "e2e_light")
     if light and "p50_us" in light:

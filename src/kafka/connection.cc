@@ -9,22 +9,33 @@
 #include <asio/buffer.hpp>
 #include <asio/post.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 
 #include "kafka/api_table.h"
 #include "protocol/headers.h"
 
 namespace mq::kafka {
+namespace {
+constexpr std::int16_t kProduceApiKey = 0;  // Kafka protocol: Produce
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
 
 Connection::Connection(asio::ip::tcp::socket socket, const ServerConfig& config,
                        cluster::ClusterApi& cluster, asio::io_context& io,
-                       std::function<void(Connection*)> on_closed)
+                       std::function<void(Connection*)> on_closed, ProduceTimings* timings)
     : socket_(std::move(socket)),
       config_(config),
       cluster_(cluster),
       io_(io),
       on_closed_(std::move(on_closed)),
-      chunk_(config.read_chunk_bytes) {
+      chunk_(config.read_chunk_bytes),
+      timings_(timings) {
   MQ_ASSERT(config.read_chunk_bytes > 0);
   MQ_ASSERT(config.inflight_requests_per_connection_max > 0);
 }
@@ -121,6 +132,10 @@ void Connection::handle_frame(BufferView payload) {
   const std::int32_t correlation_id = header->correlation_id;
   const std::uint64_t sequence = first_sequence_ + slots_.size();
   slots_.emplace_back();
+  if (timings_ != nullptr && api_key == kProduceApiKey) {
+    slots_.back().read_ns = steady_ns();
+    timings_->on_read(slots_.size());
+  }
 
   const SupportedApi* api = find_supported_api(api_key);
   if (api_key == protocol::kApiVersionsKey && api != nullptr &&
@@ -191,6 +206,10 @@ void Connection::complete(std::uint64_t sequence, std::optional<OutFrame> frame)
   Slot& slot = slots_[sequence - first_sequence_];
   MQ_ASSERT(!slot.done, "a request answered twice");
   slot.done = true;
+  if (slot.read_ns != 0) {
+    slot.answered_ns = steady_ns();
+    timings_->on_answered(slot.answered_ns - slot.read_ns);
+  }
   if (frame.has_value()) response_bytes_ += frame->size();
   slot.frame = std::move(frame);
   flush();
@@ -200,6 +219,7 @@ void Connection::flush() {
   if (closed_) return;
   // Strict request order: only the finished prefix of the queue goes out.
   while (!slots_.empty() && slots_.front().done) {
+    if (slots_.front().answered_ns != 0) timings_->on_queued(steady_ns() - slots_.front().answered_ns);
     if (slots_.front().frame.has_value()) write_queue_.push_back(std::move(*slots_.front().frame));
     else ++stats_.responses;  // acks=0: answered by not answering
     slots_.pop_front();

@@ -27,6 +27,7 @@
 #include "base/buffer.h"
 #include "kafka/handlers.h"
 #include "kafka/out_frame.h"
+#include "kafka/produce_timings.h"
 #include "kafka/server_config.h"
 
 namespace mq::kafka {
@@ -39,7 +40,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   Connection(asio::ip::tcp::socket socket, const ServerConfig& config,
              cluster::ClusterApi& cluster, asio::io_context& io,
-             std::function<void(Connection*)> on_closed);
+             std::function<void(Connection*)> on_closed, ProduceTimings* timings = nullptr);
   void start();
   // Closes the socket; pending handler callbacks find the connection gone and drop their
   // responses.
@@ -51,6 +52,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct Slot {
     bool done = false;
     std::optional<OutFrame> frame;  // nullopt when done: no response (Produce acks=0)
+    // Produce requests, when timings_ is set (steady clock, ns): read, answer complete.
+    std::int64_t read_ns = 0;
+    std::int64_t answered_ns = 0;
   };
   bool may_read() const;
   void read_more();
@@ -87,6 +91,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool write_pass_posted_ = false;    // a flush() at the end of this loop turn is posted
   std::size_t response_bytes_ = 0;    // bytes in slots_ and write_queue_
   Stats stats_;
+  ProduceTimings* timings_;  // nullptr: not recorded (ServerConfig::produce_timings_log_ms)
 };
 
 }  // namespace mq::kafka

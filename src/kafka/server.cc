@@ -1,13 +1,23 @@
 #include "kafka/server.h"
 
+#include <algorithm>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 
 #include <asio/ip/address.hpp>
 
 namespace mq::kafka {
 
 Server::Server(asio::io_context& io, cluster::ClusterApi& cluster, ServerConfig config)
-    : io_(io), cluster_(cluster), config_(std::move(config)), acceptor_(io) {}
+    : io_(io), cluster_(cluster), config_(std::move(config)), acceptor_(io), timings_timer_(io) {
+  if (config_.produce_timings_log_ms == 0) {
+    if (const char* env = std::getenv("RAFTMQ_LOG_PRODUCE_TIMINGS_MS")) {
+      config_.produce_timings_log_ms = std::max<long long>(0, std::atoll(env));
+    }
+  }
+  if (config_.produce_timings_log_ms > 0) timings_ = std::make_unique<ProduceTimings>();
+}
 
 Server::~Server() { stop(); }
 
@@ -29,7 +39,21 @@ Status Server::start() {
   }
   port_ = acceptor_.local_endpoint().port();
   accept();
+  if (timings_) log_timings_later();
   return Status::ok();
+}
+
+void Server::log_timings_later() {
+  timings_timer_.expires_after(std::chrono::milliseconds(config_.produce_timings_log_ms));
+  timings_timer_.async_wait([this](const std::error_code& ec) {
+    if (ec || stopped_) return;
+    ProduceTimings::Summary s = timings_->take();
+    if (s.requests > 0 || s.answered > 0) {
+      std::fprintf(stderr, "kafka:%u %s\n", static_cast<unsigned>(port_),
+                   ProduceTimings::format(s).c_str());
+    }
+    log_timings_later();
+  });
 }
 
 void Server::stop() {
@@ -37,6 +61,7 @@ void Server::stop() {
   stopped_ = true;
   std::error_code ignored;
   acceptor_.close(ignored);
+  timings_timer_.cancel();
   auto connections = std::move(connections_);
   connections_.clear();
   for (auto& [raw, connection] : connections) connection->close("server stopping");
@@ -52,10 +77,12 @@ void Server::accept() {
         socket.close(ignored);
       } else {
         auto connection = std::make_shared<Connection>(
-            std::move(socket), config_, cluster_, io_, [this](Connection* closed) {
+            std::move(socket), config_, cluster_, io_,
+            [this](Connection* closed) {
               connections_.erase(closed);
               if (!stopped_) cluster_.client_connections_changed(connections_.size());
-            });
+            },
+            timings_.get());
         connections_.emplace(connection.get(), connection);
         cluster_.client_connections_changed(connections_.size());
         connection->start();

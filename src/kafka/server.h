@@ -10,6 +10,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "base/result.h"
 #include "cluster/api.h"
@@ -31,9 +32,12 @@ class Server {
   std::uint16_t port() const { return port_; }
   std::size_t connection_count() const { return connections_.size(); }
   std::uint64_t refused_connections() const { return refused_connections_; }
+  // Produce timings of the current interval (nullptr when produce_timings_log_ms is 0).
+  ProduceTimings* produce_timings() { return timings_.get(); }
 
  private:
   void accept();
+  void log_timings_later();
 
   asio::io_context& io_;
   cluster::ClusterApi& cluster_;
@@ -43,6 +47,8 @@ class Server {
   bool stopped_ = false;
   std::map<Connection*, std::shared_ptr<Connection>> connections_;
   std::uint64_t refused_connections_ = 0;
+  std::unique_ptr<ProduceTimings> timings_;
+  asio::steady_timer timings_timer_;
 };
 
 }  // namespace mq::kafka

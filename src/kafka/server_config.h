@@ -31,6 +31,10 @@ struct ServerConfig {
   std::int32_t fetch_wait_ms_max = 30'000;
   // Metadata for an unknown topic creates it (Kafka's auto.create.topics.enable). Off by default.
   bool auto_create_topics = false;
+  // > 0: the server times every Produce request (kafka/produce_timings.h) and logs a summary
+  // on stderr every this many ms; 0: off. The environment variable
+  // RAFTMQ_LOG_PRODUCE_TIMINGS_MS sets it when this is 0 (a diagnostic for benchmark runs).
+  std::int64_t produce_timings_log_ms = 0;
 };
 
 }  // namespace mq::kafka

@@ -128,6 +128,94 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInRequestOrder) {
   ASSERT_TRUE(third.has_value()) << third.error().to_string();
 }
 
+protocol::ProduceRequest produce_one(const std::string& topic, Buffer records) {
+  protocol::ProduceRequest request;
+  request.acks = -1;
+  request.timeout_ms = 5000;
+  auto& t = request.topic_data.emplace_back();
+  t.name = topic;
+  auto& p = t.partition_data.emplace_back();
+  p.index = 0;
+  p.records = std::move(records);
+  return request;
+}
+
+// librdkafka keeps several Produce requests in flight on one connection (up to
+// max.in.flight; 5 with idempotence): each must reach the partition (be proposed to Raft) as
+// soon as it is read, not after the previous request's commit, or each request would wait one
+// more replication round per request ahead of it. Answers still go out in request order.
+TEST_F(ServerTest, PipelinedProducesAreAllProposedBeforeTheFirstCommits) {
+  start_server();
+  add_topic("events", 1);
+  on_loop([this] { cluster_->hold_acks = true; });
+  auto client = connect();
+  constexpr int kRequests = 5;
+  for (int i = 0; i < kRequests; ++i) {
+    Buffer batch = make_batch({"a" + std::to_string(i), "b" + std::to_string(i)});
+    ASSERT_TRUE(client->send(7, 100 + i, AnyRequest(produce_one("events", std::move(batch))))
+                    .is_ok());
+  }
+  std::size_t proposed = 0;
+  for (int wait = 0; wait < 200 && proposed < kRequests; ++wait) {
+    proposed = on_loop([this] { return cluster_->held_acks(); });
+    if (proposed < kRequests) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(proposed, static_cast<std::size_t>(kRequests));  // all in flight at once
+  Result<Buffer> early = client->read_frame(100);
+  EXPECT_FALSE(early.has_value()) << "answered before its entry committed";
+  on_loop([this] {
+    EXPECT_EQ(cluster_->partition("events", 0)->batch_count(), static_cast<std::size_t>(kRequests));
+    cluster_->release_acks();
+  });
+  for (int i = 0; i < kRequests; ++i) {
+    Result<protocol::AnyResponse> r = client->read_response(0, 7, 100 + i);
+    const auto& response = as<protocol::ProduceResponse>(r);
+    ASSERT_EQ(response.responses.size(), 1u);
+    ASSERT_EQ(response.responses[0].partition_responses.size(), 1u);
+    EXPECT_EQ(response.responses[0].partition_responses[0].error_code, 0);
+    EXPECT_EQ(response.responses[0].partition_responses[0].base_offset, 2 * i);
+  }
+}
+
+// ServerConfig::produce_timings_log_ms: each Produce request is timed from its read to its
+// answer, with the requests its connection had unanswered when it was read.
+TEST_F(ServerTest, ProduceTimingsSeeRequestsInFlightAndTheWaitForTheirCommit) {
+  ServerConfig config;
+  config.produce_timings_log_ms = 600'000;  // recorded; no log line during the test
+  start_server(config);
+  add_topic("events", 1);
+  on_loop([this] { cluster_->hold_acks = true; });
+  auto client = connect();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(client->send(7, 200 + i, AnyRequest(produce_one("events", make_batch({"x"}))))
+                    .is_ok());
+  }
+  std::size_t held = 0;
+  for (int wait = 0; wait < 200 && held < 3; ++wait) {
+    held = on_loop([this] { return cluster_->held_acks(); });
+    if (held < 3) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(held, 3u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));  // the "commit" takes 40 ms
+  on_loop([this] { cluster_->release_acks(); });
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->read_response(0, 7, 200 + i).has_value());
+  // A request that is not Produce is not counted.
+  ASSERT_TRUE(client->call(3, AnyRequest(protocol::ApiVersionsRequest{})).has_value());
+  ProduceTimings::Summary s = on_loop([this] { return server_->produce_timings()->take(); });
+  EXPECT_EQ(s.requests, 3u);
+  EXPECT_EQ(s.answered, 3u);
+  EXPECT_EQ(s.inflight_max, 3u);
+  EXPECT_DOUBLE_EQ(s.inflight_avg, 2.0);  // 1, 2, 3 unanswered as each was read
+  EXPECT_GE(s.answer_p50_us, 40'000);
+  EXPECT_EQ(on_loop([this] { return server_->produce_timings()->take(); }).requests, 0u);
+}
+
+TEST_F(ServerTest, ProduceTimingsAreOffByDefault) {
+  if (std::getenv("RAFTMQ_LOG_PRODUCE_TIMINGS_MS") != nullptr) GTEST_SKIP() << "set in the environment";
+  start_server();
+  EXPECT_EQ(server_->produce_timings(), nullptr);
+}
+
 TEST_F(ServerTest, ManyPipelinedRequestsUnderInflightLimitAllAnsweredInOrder) {
   ServerConfig config;
   config.inflight_requests_per_connection_max = 2;

@@ -48,9 +48,20 @@ void FakePartition::produce(SharedBuffer batch, cluster::Acks /*acks*/,
   cluster::ProduceResult result;
   result.base_offset = KafkaOffset(base);
   result.log_start_offset = KafkaOffset(0);
+  if (cluster_->hold_acks) {
+    cluster_->hold_ack([done = std::move(done), result] { done(result); });
+    if (!cluster_->hold_commits) commit_all();
+    return;
+  }
   // Completes on a later turn of the loop, as a real replicated append does.
   asio::post(cluster_->io(), [done = std::move(done), result] { done(result); });
   if (!cluster_->hold_commits) commit_all();
+}
+
+void FakeCluster::release_acks() {
+  std::vector<std::function<void()>> acks;
+  acks.swap(held_acks_);
+  for (auto& ack : acks) ack();
 }
 
 void FakePartition::commit_all() {

@@ -87,8 +87,15 @@ class FakeCluster : public cluster::ClusterApi {
   asio::io_context& io() { return io_; }
   void set_kafka_port(std::uint16_t port) { kafka_port_ = port; }
   bool hold_commits = false;
+  // Produce acknowledgements are kept until release_acks() (an entry proposed but not yet
+  // committed), in the order of the appends.
+  bool hold_acks = false;
+  std::size_t held_acks() const { return held_acks_.size(); }
+  void release_acks();
+  void hold_ack(std::function<void()> ack) { held_acks_.push_back(std::move(ack)); }
 
  private:
+  std::vector<std::function<void()>> held_acks_;
   struct Topic {
     cluster::Uuid id{};
     std::map<std::string, std::string> configs;

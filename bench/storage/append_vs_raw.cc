@@ -155,7 +155,7 @@ double raw_fdatasync_rate(const std::string& dir, double seconds) {
 }
 
 struct Sample {
-  double raw = 0, append = 0, raw_sync = 0;
+  double raw = 0, append = 0, raw_sync = 0, append_b = 0;
   double append_syncs_per_s = 0, raw_sync_rate = 0;
 };
 
@@ -171,6 +171,17 @@ void print_summary(const AppendVsRawOptions& o, const std::vector<std::vector<Sa
       raw.push_back(s.raw);
       syncs.push_back(s.append_syncs_per_s);
       sync_rate.push_back(s.raw_sync_rate);
+    }
+    if (o.configure_b) {
+      std::vector<double> ratio_b, ab;
+      for (const Sample& s : samples[b]) {
+        ratio_b.push_back(s.append_b / s.raw);
+        ab.push_back(s.append_b / s.append);
+      }
+      auto [lo_b, hi_b] = std::minmax_element(ratio_b.begin(), ratio_b.end());
+      std::printf("ratio append(%s)/raw batch %zu KiB: median %.2f [%.2f..%.2f]; B/A per round: "
+                  "median %.2f\n", o.label_b.c_str(), o.batches[b] >> 10, median(ratio_b), *lo_b,
+                  *hi_b, median(ab));
     }
     auto [lo, hi] = std::minmax_element(ratio.begin(), ratio.end());
     std::printf("ratio append/raw batch %zu KiB: median %.2f [%.2f..%.2f] over %zu rounds (append "
@@ -205,10 +216,21 @@ void run_append_vs_raw(const AppendVsRawOptions& o) {
         every = std::max(kMiB, every / kMiB * kMiB);
         s.raw_sync = raw_run(o.dir + "/raw", total, o.segment_mib * kMiB, every).mbps;
       };
+      auto append_b = [&] {
+        if (!o.configure_b) return;
+        auto both = [&](LogOptions& options) {
+          o.configure(options);
+          o.configure_b(options);
+        };
+        s.append_b = append_run(o.dir + "/log", o.batches[b], total, o.segment_mib * kMiB,
+                                o.window_mib * kMiB, both).mbps;
+      };
       if (round % 2 == 0) {
         raw();
         append_and_cadence();
+        append_b();
       } else {
+        append_b();
         append_and_cadence();
         raw();
       }
@@ -221,6 +243,11 @@ void run_append_vs_raw(const AppendVsRawOptions& o) {
                   round + 1, o.batches[b] >> 10, s.raw, s.append, s.append / s.raw,
                   appended.fdatasyncs, s.raw_sync, s.append / s.raw_sync, s.append_syncs_per_s,
                   sync_rate, load_average());
+      if (o.configure_b) {
+        std::printf("  round %d batch %5zu KiB: append(%s) %5.0f MB/s  ratio %.2f  B/A %.2f\n",
+                    round + 1, o.batches[b] >> 10, o.label_b.c_str(), s.append_b,
+                    s.append_b / s.raw, s.append_b / s.append);
+      }
       std::fflush(stdout);
       samples[b].push_back(s);
     }

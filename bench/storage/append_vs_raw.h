@@ -20,6 +20,10 @@ struct AppendVsRawOptions {
   double max_seconds = 0;           // stop after the round that crosses it (0: no bound)
   std::vector<std::size_t> batches;
   std::function<void(LogOptions&)> configure;  // command-line overrides of the log options
+  // When set, every round also runs the append with these options on top ("B"), next to the
+  // default ("A"): an A/B comparison under the same disk conditions.
+  std::function<void(LogOptions&)> configure_b;
+  std::string label_b;
 };
 
 void run_append_vs_raw(const AppendVsRawOptions& options);

@@ -10,6 +10,10 @@
 //     cache; default: the product default, 128 KiB).
 //   --write-buffer-kib: LogOptions::write_buffer_bytes in KiB (0: no write-behind buffer;
 //     default: the product default, 4096 KiB).
+//   --sync-coalesce-kib, --sync-coalesce-us: LogOptions::sync_coalesce_bytes (in KiB; 0: off)
+//     and sync_coalesce_us_max (default: the product defaults).
+//   --ab-sync-coalesce-kib K: the ratio section also runs every append with
+//     sync_coalesce_bytes = K KiB (B) next to the configured one (A), for an in-run A/B.
 //   --batch-kib: comma-separated batch sizes of the ratio and append sections (default
 //     16,64,256,1024).
 //   --rounds, --round-mib, --ratio-max-seconds: the ratio section's rounds (default 5), bytes
@@ -80,10 +84,15 @@ struct Args {
 // Set from Args before any log is opened (the bench is single-configuration per run).
 std::int64_t g_direct_min_kib = -1;
 std::int64_t g_write_buffer_kib = -1;
+std::int64_t g_sync_coalesce_kib = -1;
+std::int64_t g_sync_coalesce_us = -1;
+std::int64_t g_ab_sync_coalesce_kib = -1;
 
 void apply_direct_option(LogOptions& options) {
   if (g_direct_min_kib >= 0) options.direct_append_min_bytes = static_cast<std::uint64_t>(g_direct_min_kib) << 10;
   if (g_write_buffer_kib >= 0) options.write_buffer_bytes = static_cast<std::uint64_t>(g_write_buffer_kib) << 10;
+  if (g_sync_coalesce_kib >= 0) options.sync_coalesce_bytes = static_cast<std::uint64_t>(g_sync_coalesce_kib) << 10;
+  if (g_sync_coalesce_us >= 0) options.sync_coalesce_us_max = g_sync_coalesce_us;
 }
 
 bool wants(const Args& args, const std::string& section) {
@@ -389,6 +398,12 @@ int main_bench(const Args& args) {
     o.max_seconds = args.ratio_max_seconds;
     o.batches = args.batches;
     o.configure = apply_direct_option;
+    if (g_ab_sync_coalesce_kib >= 0) {
+      o.configure_b = [](LogOptions& options) {
+        options.sync_coalesce_bytes = static_cast<std::uint64_t>(g_ab_sync_coalesce_kib) << 10;
+      };
+      o.label_b = "coalesce " + std::to_string(g_ab_sync_coalesce_kib) + " KiB";
+    }
     bench::run_append_vs_raw(o);
   }
   double raw = 0, raw_buffered = 0, raw_sync = 0;
@@ -479,6 +494,12 @@ int main(int argc, char** argv) {
         args.batches.push_back(static_cast<std::size_t>(kib) << 10);
         at = comma + 1;
       }
+    } else if (flag == "--sync-coalesce-kib") {
+      mq::storage::g_sync_coalesce_kib = std::atoll(value.c_str());
+    } else if (flag == "--ab-sync-coalesce-kib") {
+      mq::storage::g_ab_sync_coalesce_kib = std::atoll(value.c_str());
+    } else if (flag == "--sync-coalesce-us") {
+      mq::storage::g_sync_coalesce_us = std::atoll(value.c_str());
     } else if (flag == "--rounds") {
       args.rounds = std::atoi(value.c_str());
       if (args.rounds < 1 || args.rounds > 100) {
@@ -509,6 +530,7 @@ int main(int argc, char** argv) {
                  "usage: %s [--dir DIR] [--raw-mib N] [--seconds S] [--large-gib G] "
                  "[--partitions P] [--window-mib W] [--only ratio,raw,append,serial,group,read,large] "
                  "[--rounds N] [--round-mib M] [--ratio-max-seconds S] [--large-max-seconds S] "
+                 "[--sync-coalesce-kib K] [--sync-coalesce-us U] "
                  "[--direct-min-kib K] [--write-buffer-kib K] [--batch-kib 16,64,256,1024]\n",
                  argv[0]);
     return 2;

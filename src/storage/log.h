@@ -108,7 +108,8 @@ struct LogOptions {
   // writes for at most sync_coalesce_us_max. A log whose writes stop is synced at once, so
   // this costs latency only to a log that is streaming at the device's bandwidth, where each
   // fdatasync (a device cache flush) otherwise costs a large share of that bandwidth
-  // (docs/benchmarks.md, "Storage"). 0 (the default) disables it: on the shared development
+  // (docs/benchmarks.md, "Storage"). The flusher's round waits meanwhile, so other logs'
+  // syncs in the same round wait too. 0 (the default) disables it: on the shared development
   // VM, paired runs showed no consistent throughput gain from halving the fdatasyncs
   // (docs/benchmarks.md), so the latency it may add is not spent by default.
   std::uint64_t sync_coalesce_bytes = 0;

@@ -2,30 +2,42 @@
 // measured in the same run on the same file system (DESIGN.md principle 6).
 //
 //   storage_bench [--dir DIR] [--raw-mib N] [--seconds S] [--large-gib G] [--partitions P]
-//                 [--window-mib W] [--only SECTIONS]
+//                 [--window-mib W] [--only SECTIONS] [--rounds N] [--round-mib M]
 //
-//   --only: comma-separated subset of raw,append,serial,group,read,large (default: all).
+//   --only: comma-separated subset of ratio,raw,append,serial,group,read,large (default:
+//     ratio,raw,group,read,large).
 //   --direct-min-kib: LogOptions::direct_append_min_bytes in KiB (0: never bypass the page
 //     cache; default: the product default, 128 KiB).
 //   --write-buffer-kib: LogOptions::write_buffer_bytes in KiB (0: no write-behind buffer;
 //     default: the product default, 4096 KiB).
-//   --batch-kib: comma-separated batch sizes of the pipelined append section (default
+//   --sync-coalesce-kib, --sync-coalesce-us: LogOptions::sync_coalesce_bytes (in KiB; 0: off)
+//     and sync_coalesce_us_max (default: the product defaults).
+//   --ab-sync-coalesce-kib K: the ratio section also runs every append with
+//     sync_coalesce_bytes = K KiB (B) next to the configured one (A), for an in-run A/B.
+//   --batch-kib: comma-separated batch sizes of the ratio and append sections (default
 //     16,64,256,1024).
+//   --rounds, --round-mib, --ratio-max-seconds: the ratio section's rounds (default 5), bytes
+//     per run (default 1024 MiB) and time bound (no new round after 600 s).
+//   --large-max-seconds: the large section stops writing after this (default 300 s).
 //
+//   0. ratio (the headline, append_vs_raw.cc): raw O_DIRECT and durable appends interleaved
+//      over N rounds, same bytes, same file sizes; per-round ratios and their median; also
+//      against raw writes with the append run's fdatasync cadence, and fdatasyncs/s;
 //   1. raw sequential write bandwidth: an O_DIRECT writer (1 MiB aligned writes, then one
 //      fdatasync); falls back to buffered writes + fdatasync where O_DIRECT is refused;
 //   2. raw fdatasync rate: 4 KiB write + fdatasync in a loop;
-//   3. append throughput, mode `always`, 1 KiB records in batches of 16 KiB .. 1 MiB, and the
-//      ratio to (1): pipelined (a flusher thread syncs while appends continue, at most W MiB
-//      written but not yet durable; bytes count once reported durable), and one batch at a
-//      time (append, fdatasync, next: latency-bound);
+//   3. append throughput (time-bounded, one run per batch size: prefer `ratio`), mode
+//      `always`, 1 KiB records in batches of 16 KiB .. 1 MiB, and the ratio to (1):
+//      pipelined (a flusher thread syncs while appends continue, at most W MiB written but
+//      not yet durable; bytes count once reported durable), and one batch at a time (append,
+//      fdatasync, next: latency-bound);
 //   4. group commit: P partitions (logs), one appending thread each, one Flusher: appends/s
 //      and fdatasyncs/s achieved vs (2);
 //   5. read throughput by Kafka offset (lookup_offset + read) and by file slice + sendfile;
 //   6. large log: writes G GiB (default 1; `--only large --large-gib 10` for the 10 GiB run,
-//      about a minute on a fast disk, needs 10 GiB free), reads it all back by offset, reports
-//      peak RSS (VmHWM) and both throughputs, deletes its files: memory must stay bounded
-//      regardless of log size.
+//      bounded by --large-max-seconds, needs 10 GiB free), reads it all back by offset,
+//      reports peak RSS (VmHWM) and both throughputs, deletes its files: memory must stay
+//      bounded regardless of log size.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -42,17 +54,15 @@
 #include <thread>
 #include <vector>
 
+#include "append_vs_raw.h"
+#include "bench_common.h"
 #include "storage/flusher.h"
 #include "storage/log.h"
 
 namespace mq::storage {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using namespace bench;  // NOLINT: the bench's own helpers
 
 struct Args {
   std::string dir = "storage-bench-data";
@@ -61,7 +71,11 @@ struct Args {
   double large_gib = 1.0;
   int partitions = 8;
   std::uint64_t window_mib = 64;
-  std::string only = "raw,append,serial,group,read,large";  // sections to run
+  std::string only = "ratio,raw,group,read,large";  // sections to run
+  int rounds = 5;                  // ratio: interleaved rounds
+  std::uint64_t round_mib = 1024;  // ratio: bytes per run
+  double ratio_max_seconds = 600;  // ratio: no new round after this
+  double large_max_seconds = 300;  // large: stop writing after this
   std::int64_t direct_min_kib = -1;  // LogOptions::direct_append_min_bytes in KiB; -1: default
   std::int64_t write_buffer_kib = -1;  // LogOptions::write_buffer_bytes in KiB; -1: default
   std::vector<std::size_t> batches = {16u << 10, 64u << 10, 256u << 10, 1u << 20};
@@ -70,55 +84,20 @@ struct Args {
 // Set from Args before any log is opened (the bench is single-configuration per run).
 std::int64_t g_direct_min_kib = -1;
 std::int64_t g_write_buffer_kib = -1;
+std::int64_t g_sync_coalesce_kib = -1;
+std::int64_t g_sync_coalesce_us = -1;
+std::int64_t g_ab_sync_coalesce_kib = -1;
 
 void apply_direct_option(LogOptions& options) {
   if (g_direct_min_kib >= 0) options.direct_append_min_bytes = static_cast<std::uint64_t>(g_direct_min_kib) << 10;
   if (g_write_buffer_kib >= 0) options.write_buffer_bytes = static_cast<std::uint64_t>(g_write_buffer_kib) << 10;
+  if (g_sync_coalesce_kib >= 0) options.sync_coalesce_bytes = static_cast<std::uint64_t>(g_sync_coalesce_kib) << 10;
+  if (g_sync_coalesce_us >= 0) options.sync_coalesce_us_max = g_sync_coalesce_us;
 }
 
 bool wants(const Args& args, const std::string& section) {
   std::string list = "," + args.only + ",";
   return list.find("," + section + ",") != std::string::npos;
-}
-
-long rss_kib() {
-  FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  long kib = -1;
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "VmRSS:", 6) == 0) kib = std::atol(line + 6);
-  }
-  std::fclose(f);
-  return kib;
-}
-
-long peak_rss_kib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss;
-}
-
-// The calling thread's CPU time and, where Linux reports it (/proc/thread-self/schedstat),
-// its time spent runnable but waiting for a CPU (-1 if unknown), in seconds.
-struct ThreadTimes {
-  double cpu_s = 0;
-  double runqueue_s = -1;
-};
-ThreadTimes thread_times() {
-  ThreadTimes t;
-  timespec ts{};
-  if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) {
-    t.cpu_s = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-  }
-  if (FILE* f = std::fopen("/proc/thread-self/schedstat", "r")) {
-    unsigned long long run_ns = 0, wait_ns = 0;
-    if (std::fscanf(f, "%llu %llu", &run_ns, &wait_ns) == 2) {
-      t.runqueue_s = static_cast<double>(wait_ns) * 1e-9;
-    }
-    std::fclose(f);
-  }
-  return t;
 }
 
 // (1) Raw sequential bandwidth in MB/s.
@@ -132,7 +111,7 @@ double raw_sequential_mbps(const std::string& dir, std::uint64_t mib, bool* dire
   void* buffer = nullptr;
   MQ_ASSERT(::posix_memalign(&buffer, 4096, kChunk) == 0);
   std::memset(buffer, 0x5a, kChunk);
-  auto start = Clock::now();
+  auto start = BenchClock::now();
   for (std::uint64_t i = 0; i < mib; ++i) {
     MQ_ASSERT(::pwrite(fd, buffer, kChunk, static_cast<off_t>(i * kChunk)) == static_cast<ssize_t>(kChunk),
               "raw write: %s", std::strerror(errno));
@@ -153,7 +132,7 @@ double raw_fdatasync_rate(const std::string& dir, double seconds) {
   char block[4096];
   std::memset(block, 1, sizeof block);
   std::uint64_t n = 0;
-  auto start = Clock::now();
+  auto start = BenchClock::now();
   while (seconds_since(start) < seconds) {
     MQ_ASSERT(::pwrite(fd, block, sizeof block, static_cast<off_t>(n * sizeof block)) == sizeof block);
     MQ_ASSERT(::fdatasync(fd) == 0);
@@ -176,12 +155,6 @@ std::unique_ptr<Log> fresh_log(const std::string& dir, Flusher* flusher = nullpt
   return std::move(*log);
 }
 
-AppendEntry batch_entry(Log& log, const Buffer& payload, std::uint32_t records) {
-  return AppendEntry{Term(1), log.last_index() + 1, EntryKind::kRecordBatch, log.next_offset(),
-                     records - 1, 1'700'000'000'000 + static_cast<std::int64_t>(log.last_index().value()),
-                     payload.view()};
-}
-
 // (3) One producer, mode always: append a batch, sync, repeat.
 double append_always_mbps(const std::string& dir, std::size_t batch_bytes, double seconds,
                           std::uint64_t* batches_out) {
@@ -190,7 +163,7 @@ double append_always_mbps(const std::string& dir, std::size_t batch_bytes, doubl
   std::memset(payload.data(), 0x42, payload.size());
   auto records = static_cast<std::uint32_t>(batch_bytes / 1024);
   std::uint64_t bytes = 0, batches = 0;
-  auto start = Clock::now();
+  auto start = BenchClock::now();
   while (seconds_since(start) < seconds) {
     AppendEntry e = batch_entry(*log, payload, records);
     MQ_ASSERT(log->append(std::span(&e, 1)).is_ok());
@@ -224,17 +197,17 @@ double append_pipelined_mbps(const std::string& dir, std::size_t batch_bytes, do
   std::uint64_t window_batches = std::max<std::uint64_t>(1, window_bytes / batch_bytes);
   double window_wait = 0, in_append = 0;  // seconds
   ThreadTimes before = thread_times();
-  auto start = Clock::now();
+  auto start = BenchClock::now();
   while (seconds_since(start) < seconds) {
     if (log->last_index().value() - durable.load() >= window_batches) {
-      auto waited = Clock::now();
+      auto waited = BenchClock::now();
       while (log->last_index().value() - durable.load() >= window_batches) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));
       }
       window_wait += seconds_since(waited);
     }
     AppendEntry e = batch_entry(*log, payload, records);
-    auto appending = Clock::now();
+    auto appending = BenchClock::now();
     MQ_ASSERT(log->append(std::span(&e, 1)).is_ok());
     in_append += seconds_since(appending);
   }
@@ -280,7 +253,7 @@ void group_commit(const std::string& dir, int partitions, double seconds, double
   std::atomic<std::uint64_t> appends{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
-  auto start = Clock::now();
+  auto start = BenchClock::now();
   for (int p = 0; p < partitions; ++p) {
     threads.emplace_back([&, p] {
       Log& log = *logs[static_cast<std::size_t>(p)];
@@ -325,7 +298,7 @@ void read_throughput(const std::string& dir, std::uint64_t total_mib) {
   }
   MQ_ASSERT(log->sync().is_ok());
   std::uint64_t bytes = 0;
-  auto start = Clock::now();
+  auto start = BenchClock::now();
   KafkaOffset offset = log->start_offset();
   while (offset < log->next_offset()) {
     auto ref = log->lookup_offset(offset).value();
@@ -336,7 +309,7 @@ void read_throughput(const std::string& dir, std::uint64_t total_mib) {
   double read_mbps = static_cast<double>(bytes) / seconds_since(start) / 1e6;
   int devnull = ::open("/dev/null", O_WRONLY);
   std::uint64_t sent = 0;
-  start = Clock::now();
+  start = BenchClock::now();
   offset = log->start_offset();
   while (offset < log->next_offset()) {
     FileSlice slice = log->file_slice(offset, log->last_index() + 1, 1 << 20).value();
@@ -355,24 +328,11 @@ void read_throughput(const std::string& dir, std::uint64_t total_mib) {
               total_mib, read_mbps, sendfile_mbps);
 }
 
-// VmHWM (peak resident set) from /proc/self/status, in KiB; -1 if unavailable.
-long vm_hwm_kib() {
-  FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  long kib = -1;
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::atol(line + 6);
-  }
-  std::fclose(f);
-  return kib;
-}
-
 // (6) Peak RSS while writing a large log of 256 KiB batches (1 KiB records) in mode always
 // (one fdatasync per 16 MiB), then reading all of it back by Kafka offset; the files are
 // deleted at the end. Memory must stay flat regardless of the log's size: the sparse indexes
 // of closed segments live in their index files, reads stream through bounded buffers.
-void large_log_rss(const std::string& dir, double gib) {
+void large_log_rss(const std::string& dir, double gib, double max_seconds) {
   long rss_before = rss_kib();
   auto log = fresh_log(dir);
   constexpr std::size_t kBatch = 256 << 10;
@@ -382,8 +342,14 @@ void large_log_rss(const std::string& dir, double gib) {
   std::uint64_t report_every = std::max<std::uint64_t>(1, batches / 8);
   std::printf("large log: %.2f GiB in %lu batches of 256 KiB (1 KiB records), fdatasync every "
               "16 MiB; RSS before %ld KiB\n", gib, batches, rss_before);
-  auto start = Clock::now();
+  auto start = BenchClock::now();
   for (std::uint64_t i = 1; i <= batches; ++i) {
+    if (i % 64 == 0 && seconds_since(start) > max_seconds) {
+      std::printf("  time bound of %.0f s reached: stopping at %lu MiB of %lu\n", max_seconds,
+                  (i - 1) / 4, batches / 4);
+      batches = i - 1;
+      break;
+    }
     AppendEntry e = batch_entry(*log, payload, kBatch / 1024);
     Status appended = log->append(std::span(&e, 1));
     MQ_ASSERT(appended.is_ok(), "%s", appended.to_string().c_str());
@@ -397,7 +363,7 @@ void large_log_rss(const std::string& dir, double gib) {
   double write_s = seconds_since(start);
   long hwm_after_write = vm_hwm_kib();
   std::uint64_t bytes = 0, reads = 0;
-  start = Clock::now();
+  start = BenchClock::now();
   KafkaOffset offset = log->start_offset();
   while (offset < log->next_offset()) {
     auto ref = log->lookup_offset(offset).value();
@@ -410,7 +376,8 @@ void large_log_rss(const std::string& dir, double gib) {
   MQ_ASSERT(bytes == batches * kBatch, "read back %lu of %lu bytes", bytes, batches * kBatch);
   std::printf("  wrote %.2f GiB at %.0f MB/s; read it all by offset (%lu lookup_offset+read of "
               "<= 1 MiB, CRC verified) at %.0f MB/s\n",
-              gib, static_cast<double>(batches * kBatch) / write_s / 1e6, reads,
+              static_cast<double>(batches * kBatch) / (1 << 30),
+              static_cast<double>(batches * kBatch) / write_s / 1e6, reads,
               static_cast<double>(bytes) / read_s / 1e6);
   std::printf("  peak RSS (VmHWM): after writing %ld KiB, after reading %ld KiB (getrusage "
               "maxrss %ld KiB)\n", hwm_after_write, vm_hwm_kib(), peak_rss_kib());
@@ -420,7 +387,25 @@ void large_log_rss(const std::string& dir, double gib) {
 
 int main_bench(const Args& args) {
   std::filesystem::create_directories(args.dir);
-  std::printf("storage_bench in %s\n", std::filesystem::absolute(args.dir).c_str());
+  std::printf("storage_bench in %s (load average %.2f)\n",
+              std::filesystem::absolute(args.dir).c_str(), load_average());
+  if (wants(args, "ratio")) {
+    bench::AppendVsRawOptions o;
+    o.dir = args.dir + "/ratio";
+    o.rounds = args.rounds;
+    o.round_mib = args.round_mib;
+    o.window_mib = args.window_mib;
+    o.max_seconds = args.ratio_max_seconds;
+    o.batches = args.batches;
+    o.configure = apply_direct_option;
+    if (g_ab_sync_coalesce_kib >= 0) {
+      o.configure_b = [](LogOptions& options) {
+        options.sync_coalesce_bytes = static_cast<std::uint64_t>(g_ab_sync_coalesce_kib) << 10;
+      };
+      o.label_b = "coalesce " + std::to_string(g_ab_sync_coalesce_kib) + " KiB";
+    }
+    bench::run_append_vs_raw(o);
+  }
   double raw = 0, raw_buffered = 0, raw_sync = 0;
   bool raw_direct = false;
   if (wants(args, "raw") || wants(args, "append") || wants(args, "serial") || wants(args, "group")) {
@@ -469,7 +454,7 @@ int main_bench(const Args& args) {
   }
   if (wants(args, "group")) group_commit(args.dir + "/group", args.partitions, args.seconds, raw_sync);
   if (wants(args, "read")) read_throughput(args.dir + "/read", 256);
-  if (wants(args, "large")) large_log_rss(args.dir + "/large", args.large_gib);
+  if (wants(args, "large")) large_log_rss(args.dir + "/large", args.large_gib, args.large_max_seconds);
   std::filesystem::remove_all(args.dir);
   return 0;
 }
@@ -509,6 +494,28 @@ int main(int argc, char** argv) {
         args.batches.push_back(static_cast<std::size_t>(kib) << 10);
         at = comma + 1;
       }
+    } else if (flag == "--sync-coalesce-kib") {
+      mq::storage::g_sync_coalesce_kib = std::atoll(value.c_str());
+    } else if (flag == "--ab-sync-coalesce-kib") {
+      mq::storage::g_ab_sync_coalesce_kib = std::atoll(value.c_str());
+    } else if (flag == "--sync-coalesce-us") {
+      mq::storage::g_sync_coalesce_us = std::atoll(value.c_str());
+    } else if (flag == "--rounds") {
+      args.rounds = std::atoi(value.c_str());
+      if (args.rounds < 1 || args.rounds > 100) {
+        std::fprintf(stderr, "--rounds: 1..100\n");
+        return 2;
+      }
+    } else if (flag == "--round-mib") {
+      args.round_mib = std::strtoull(value.c_str(), nullptr, 10);
+      if (args.round_mib < 1) {
+        std::fprintf(stderr, "--round-mib: at least 1\n");
+        return 2;
+      }
+    } else if (flag == "--ratio-max-seconds") {
+      args.ratio_max_seconds = std::atof(value.c_str());
+    } else if (flag == "--large-max-seconds") {
+      args.large_max_seconds = std::atof(value.c_str());
     } else if (flag == "--only") {
       args.only = value;
     } else if (flag == "--partitions") {
@@ -521,7 +528,9 @@ int main(int argc, char** argv) {
   if (argc % 2 == 0) {
     std::fprintf(stderr,
                  "usage: %s [--dir DIR] [--raw-mib N] [--seconds S] [--large-gib G] "
-                 "[--partitions P] [--window-mib W] [--only raw,append,serial,group,read,large] "
+                 "[--partitions P] [--window-mib W] [--only ratio,raw,append,serial,group,read,large] "
+                 "[--rounds N] [--round-mib M] [--ratio-max-seconds S] [--large-max-seconds S] "
+                 "[--sync-coalesce-kib K] [--sync-coalesce-us U] "
                  "[--direct-min-kib K] [--write-buffer-kib K] [--batch-kib 16,64,256,1024]\n",
                  argv[0]);
     return 2;

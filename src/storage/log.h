@@ -102,6 +102,18 @@ struct LogOptions {
   // the buffer out first when asked for entries not yet synced. All buffers of the process
   // share a budget (set_write_buffer_budget_bytes); a log that gets none writes at once.
   std::uint64_t write_buffer_bytes = 4u << 20;
+  // Sync coalescing (mode kAlways, write-behind buffer): while a log's buffer parts stream to
+  // the file back to back (a producer faster than the device), the flusher lets one
+  // fdatasync cover at least this many appended bytes, waiting for further queued part
+  // writes for at most sync_coalesce_us_max. A log whose writes stop is synced at once, so
+  // this costs latency only to a log that is streaming at the device's bandwidth, where each
+  // fdatasync (a device cache flush) otherwise costs a large share of that bandwidth
+  // (docs/benchmarks.md, "Storage"). The flusher's round waits meanwhile, so other logs'
+  // syncs in the same round wait too. 0 (the default) disables it: on the shared development
+  // VM, paired runs showed no consistent throughput gain from halving the fdatasyncs
+  // (docs/benchmarks.md), so the latency it may add is not spent by default.
+  std::uint64_t sync_coalesce_bytes = 0;
+  std::int64_t sync_coalesce_us_max = 20'000;
   // Called after each sync that advanced synced_index(), with durable_index(), from the
   // thread that synced (a Flusher thread or a sync() caller), without the log's mutex held.
   std::function<void(LogIndex)> on_durable;
@@ -292,6 +304,10 @@ class Log {
   KafkaOffset next_offset_;
   LogIndex synced_index_;
   std::uint64_t generation_ = 0;  // bumped by truncation/reset: a sync in flight is stale
+  // Bytes appended since open (entry headers included), and their count when the newest
+  // completed fdatasync was taken: sync coalescing (LogOptions::sync_coalesce_bytes).
+  std::uint64_t appended_bytes_ = 0;
+  std::uint64_t synced_bytes_mark_ = 0;
   Status failed_;
 };
 

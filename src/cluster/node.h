@@ -96,6 +96,10 @@ struct NodeConfig {
   std::uint64_t controller_snapshot_interval_entries = 4096;
   std::uint32_t partitions_hosted_max = 10000;
 
+  // The event loop's stall detector (loop_watch.h): handlers holding the loop at least this
+  // long are logged and counted (NodeMetrics::loop_stalls*); 0 turns the detector off.
+  std::int64_t loop_stall_threshold_ms = 100;
+
   // Replicas stopped by a storage error are re-opened (replica_recovery.h).
   ReplicaRecoveryOptions replica_recovery;
   // The file system of the partition replicas; nullptr: POSIX (tests pass an in-memory one).
@@ -123,6 +127,12 @@ struct NodeMetrics {
   std::uint64_t replicas_repaired = 0;  // damaged tails cut (replica_repair.h)
   std::uint64_t pings_sent = 0;         // liveness pings (node_quiesce.cc)
   std::uint64_t pings_suppressed = 0;   // not needed: other traffic reached the peer
+  // Event-loop stalls (loop_watch.h): handlers that held the loop >= loop_stall_threshold_ms,
+  // those >= 400 ms (a leader's followers may time out), the longest and what it was.
+  std::uint64_t loop_stalls = 0;
+  std::uint64_t loop_stalls_severe = 0;
+  std::int64_t loop_stall_longest_ms = 0;
+  std::string loop_stall_longest;
 };
 
 struct BrokerStatus {
@@ -171,7 +181,8 @@ class Node final : public ClusterApi, public GroupHost {
   void stop();
 
   ClusterApi& api() { return *this; }
-  const NodeMetrics& metrics() const { return metrics_; }
+  // The counters, with the loop stall figures filled in (loop thread).
+  NodeMetrics metrics() const;
   // ClusterApi: the Kafka listener's open client connections (fast failover's evidence that
   // clients can reach this broker, node_failover.cc).
   void client_connections_changed(std::size_t open) override;
@@ -308,6 +319,7 @@ class Node final : public ClusterApi, public GroupHost {
   // `leader` is a peer whose connection the kernel reports closed or reset right now.
   bool leader_connection_lost_now(BrokerId leader) const;
   void on_read_state(GroupId group, const raft::ReadState& state) override;
+  LoopWatch* loop_watch() override { return loop_watch_.get(); }
   void check_ready(std::int64_t now_ms);
 
   // Admin forwarding to the controller leader (node_forward.cc).
@@ -442,6 +454,7 @@ class Node final : public ClusterApi, public GroupHost {
   asio::io_context& loop_;
   NodeConfig config_;
   std::shared_ptr<bool> alive_;  // false once stopped; checked by posted handlers (loop only)
+  std::unique_ptr<LoopWatch> loop_watch_;  // nullptr: off (loop_stall_threshold_ms 0)
   std::shared_ptr<std::atomic<std::uint32_t>> inbound_pending_;
   std::unique_ptr<storage::Flusher> flusher_;
   std::unique_ptr<transport::Transport> transport_;

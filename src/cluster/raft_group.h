@@ -27,6 +27,7 @@
 #include "base/result.h"
 #include "cluster/entry_cache.h"
 #include "cluster/group_storage.h"
+#include "cluster/loop_watch.h"
 #include "raft/raw_node.h"
 
 namespace mq::cluster {
@@ -54,6 +55,8 @@ class GroupHost {
     (void)group;
     (void)state;
   }
+  // The stall detector of the loop the group runs on (loop_watch.h); nullptr: none.
+  virtual LoopWatch* loop_watch() { return nullptr; }
 };
 
 struct RaftGroupOptions {
@@ -162,6 +165,7 @@ class RaftGroup {
   // One log line per role change, with what explains an election (FINDINGS.md F2): how long
   // ago a leader was last heard from and the longest gap between two ticks since.
   void log_role_change(const raft::SoftState& before, const raft::SoftState& after);
+  std::string explain_gap(std::int64_t gap_ms);
 
   RaftGroupOptions options_;
   std::unique_ptr<GroupStorage> storage_;

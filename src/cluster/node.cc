@@ -351,10 +351,28 @@ void Node::drain_pumps() {
   pump_scheduled_ = false;
   std::set<GroupId> dirty;
   dirty.swap(dirty_);
-  for (GroupId id : dirty) {
-    if (RaftGroup* g = find_group(id)) g->pump();
+  // Bounded in time like each pump (RaftGroupOptions::pump_budget_ms): the groups left over
+  // go to a later turn of the loop, behind the inbound messages and the tick queued
+  // meanwhile. Starting after the last group pumped keeps that fair.
+  const std::int64_t started = steady_now_ms();
+  auto first = dirty.upper_bound(drain_cursor_);
+  if (first == dirty.end()) first = dirty.begin();
+  auto it = first;
+  for (std::size_t done = 0; done < dirty.size(); ++done) {
+    if (done > 0 && steady_now_ms() - started >= kDrainBudgetMs) {
+      for (; done < dirty.size(); ++done) {
+        schedule_pump(*it);
+        if (++it == dirty.end()) it = dirty.begin();
+      }
+      return;
+    }
+    drain_cursor_ = *it;
+    if (RaftGroup* g = find_group(*it)) g->pump();
+    if (++it == dirty.end()) it = dirty.begin();
   }
 }
+
+void Node::on_ready_pending(GroupId group) { schedule_pump(group); }
 
 void Node::on_tick() {
   LoopWatch* watch = loop_watch();

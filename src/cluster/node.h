@@ -84,7 +84,9 @@ struct NodeConfig {
   // (x every group) stalled the loop past the election timeout (FINDINGS.md F2).
   std::uint64_t max_inflight_bytes = 4u << 20;
   std::uint64_t max_uncommitted_bytes = 64u << 20;   // per group; beyond: back-pressure
-  std::uint64_t max_committed_bytes_per_ready = 8u << 20;
+  // Committed entries handed (and applied) per Ready: one Ready is one uninterrupted stretch
+  // of the loop, and a catch-up's 8 MiB Readies took 60-200 ms of CPU to apply (FINDINGS.md F2).
+  std::uint64_t max_committed_bytes_per_ready = 1u << 20;
   std::uint32_t max_batch_bytes = 16u << 20;         // one produced record batch
   std::uint32_t inbound_queue_messages_max = 65536;  // transport -> loop posts in flight
   std::uint32_t produce_waiters_max = 16384;         // per partition
@@ -320,6 +322,7 @@ class Node final : public ClusterApi, public GroupHost {
   bool leader_connection_lost_now(BrokerId leader) const;
   void on_read_state(GroupId group, const raft::ReadState& state) override;
   LoopWatch* loop_watch() override { return loop_watch_.get(); }
+  void on_ready_pending(GroupId group) override;
   void check_ready(std::int64_t now_ms);
 
   // Admin forwarding to the controller leader (node_forward.cc).
@@ -455,6 +458,9 @@ class Node final : public ClusterApi, public GroupHost {
   NodeConfig config_;
   std::shared_ptr<bool> alive_;  // false once stopped; checked by posted handlers (loop only)
   std::unique_ptr<LoopWatch> loop_watch_;  // nullptr: off (loop_stall_threshold_ms 0)
+  // drain_pumps() and the tick's pumps stop after this long; the rest go to a later turn.
+  static constexpr std::int64_t kDrainBudgetMs = 20;
+  GroupId drain_cursor_{0};  // the last group drain_pumps() pumped (fair restarts)
   std::shared_ptr<std::atomic<std::uint32_t>> inbound_pending_;
   std::unique_ptr<storage::Flusher> flusher_;
   std::unique_ptr<transport::Transport> transport_;

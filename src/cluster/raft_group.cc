@@ -186,15 +186,25 @@ bool RaftGroup::quiesce_as_follower(NodeId leader, Term term, LogIndex index) {
 }
 
 void RaftGroup::pump() {
-  // Bounded: each iteration either parks (waits for the flusher) or advances the core.
+  // Bounded in rounds (each either parks, waiting for the flusher, or advances the core) and
+  // in time: a returning follower's catch-up (megabytes to append and apply per Ready, on
+  // either side) held the loop for hundreds of milliseconds in one go.
+  const std::int64_t started = now_ms();
   for (int round = 0; round < 64; ++round) {
     if (node_ == nullptr || failed() || parked_ || !node_->has_ready()) return;
+    if (round > 0 && options_.pump_budget_ms > 0 &&
+        now_ms() - started >= options_.pump_budget_ms) {
+      break;
+    }
     if (quiesced_) wake();  // a proposal, a read, a transfer, an answer to send
     ++loop_work.readies;
     // A Ready that holds the loop is reported by the loop's stall detector, with the step
     // of the contract that took the time (loop_watch.h).
     LoopWatch::Section section(host_->loop_watch(), "ready", options_.name);
     process(node_->ready());
+  }
+  if (node_ != nullptr && !failed() && !parked_ && node_->has_ready()) {
+    host_->on_ready_pending(options_.group);
   }
 }
 

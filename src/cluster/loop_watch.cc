@@ -180,6 +180,7 @@ void LoopWatch::enter(const char* what, std::string_view detail) {
   f.children = 0;
   f.start_ns = now_ns();
   if (depth_ == 0 && tid_ != 0) {
+    labels_used_ = 0;
     serial_.fetch_add(1, std::memory_order_relaxed);
     section_start_ns_.store(f.start_ns, std::memory_order_release);
   }
@@ -199,7 +200,15 @@ void LoopWatch::leave() {
   if (depth_ >= kDepthMax) return;
   Frame& f = frames_[depth_];
   const std::int64_t took = now_ns() - f.start_ns;
+  if (options_.count_sections) ++section_counts_[f.what];
   if (depth_ > 0) {
+    int slot = 0;
+    while (slot < labels_used_ && labels_[slot].what != f.what) ++slot;
+    if (slot == labels_used_ && labels_used_ < kLabelsMax) labels_[labels_used_++] = {f.what, 0, 0};
+    if (slot < labels_used_) {
+      labels_[slot].ns += took;
+      ++labels_[slot].count;
+    }
     Frame& parent = frames_[depth_ - 1];
     ++parent.children;
     if (took > parent.longest_child_ns) {
@@ -245,6 +254,14 @@ void LoopWatch::report(const Frame& f, std::int64_t took_ns) {
     line += " (" + std::to_string(f.children) + " parts, longest " +
             std::to_string(f.longest_child_ns / kNsPerMs) + " ms)";
   }
+  std::string inside;
+  for (int i = 0; i < labels_used_; ++i) {
+    if (labels_[i].ns < kChainMinNs) continue;
+    if (!inside.empty()) inside += ", ";
+    inside += std::string(labels_[i].what) + " " + std::to_string(labels_[i].ns / kNsPerMs) +
+              " ms x" + std::to_string(labels_[i].count);
+  }
+  if (!inside.empty()) line += "; inside " + inside;
   line += "; " + split(f.start_ns, tally).to_string();
   options_.log(line);
 }

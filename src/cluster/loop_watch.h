@@ -33,6 +33,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -50,6 +51,8 @@ struct LoopWatchOptions {
   std::int64_t sample_interval_ms = 10;
   // Receives one line per stall (on the loop thread).
   std::function<void(std::string_view)> log;
+  // Tests: count every section by label (sections()); off in brokers (a map update each).
+  bool count_sections = false;
 };
 
 struct LoopStallStats {
@@ -107,6 +110,11 @@ class LoopWatch {
   // history, ~5 s), with the states/syscalls sampled while the loop went without a tick.
   LoopTimeSplit explain_since(std::int64_t since_ns);
   LoopStallStats stats() const { return stats_; }
+  // Sections labelled `what` left so far (LoopWatchOptions::count_sections; else 0).
+  std::uint64_t sections(const std::string& what) const {
+    auto it = section_counts_.find(what);
+    return it == section_counts_.end() ? 0 : it->second;
+  }
 
   static std::int64_t now_ns();
 
@@ -121,6 +129,14 @@ class LoopWatch {
     std::string longest_child;  // the chain below this frame that took longest
     std::uint32_t children = 0;
   };
+  // Time inside each label nested in the current outermost section (all depths, so a parent
+  // includes its children): many short sections add up where no single one stands out.
+  struct LabelTotal {
+    const char* what = nullptr;
+    std::int64_t ns = 0;
+    std::uint32_t count = 0;
+  };
+  static constexpr int kLabelsMax = 12;
   struct Sample {
     std::int64_t at_ns = 0;
     std::int64_t cpu_ns = 0;
@@ -147,6 +163,9 @@ class LoopWatch {
   // Loop thread only.
   Frame frames_[kDepthMax];
   int depth_ = 0;
+  std::map<std::string, std::uint64_t> section_counts_;
+  LabelTotal labels_[kLabelsMax];
+  int labels_used_ = 0;
   LoopStallStats stats_;
   // Published for the sampler.
   std::atomic<std::uint64_t> serial_{0};         // outermost sections entered

@@ -64,6 +64,8 @@ TEST(LoopWatch, ABlockedSectionIsReportedWithItsLongestPartAndTheSleep) {
   const std::string& line = c.lines[0];
   EXPECT_NE(line.find("loop stall: ready chaos-2 held the loop"), std::string::npos) << line;
   EXPECT_NE(line.find("most in append"), std::string::npos) << line;
+  EXPECT_NE(line.find("inside append "), std::string::npos) << line;
+  EXPECT_NE(line.find(" ms x1"), std::string::npos) << line;
   // The thread slept: not computing, and the sampler saw it in nanosleep ("blocked", or
   // "starved" if waking up waited long for a CPU on a loaded machine).
   EXPECT_EQ(line.find("busy:"), std::string::npos) << line;
@@ -90,6 +92,25 @@ TEST(LoopWatch, AComputingSectionIsNotCalledBlocked) {
               c.lines[0].find("starved:") != std::string::npos ||
               c.lines[0].find("mixed:") != std::string::npos)
       << c.lines[0];
+}
+
+TEST(LoopWatch, ManyShortPartsAreSummedPerLabel) {
+  Captured c;
+  LoopWatch w(options(&c));
+  w.attach();
+  {
+    LoopWatch::Section outer(&w, "ready", "g");
+    for (int i = 0; i < 20; ++i) {
+      LoopWatch::Section part(&w, "answer_produce");
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    }
+  }
+  ASSERT_EQ(c.lines.size(), 1u);
+  // No single part stands out (3 ms each), but together they took the stall.
+  EXPECT_EQ(c.lines[0].find("most in"), std::string::npos) << c.lines[0];
+  EXPECT_NE(c.lines[0].find("20 parts"), std::string::npos) << c.lines[0];
+  EXPECT_NE(c.lines[0].find("inside answer_produce"), std::string::npos) << c.lines[0];
+  EXPECT_NE(c.lines[0].find(" ms x20"), std::string::npos) << c.lines[0];
 }
 
 TEST(LoopWatch, ExplainsATickGap) {

@@ -293,6 +293,7 @@ void RaftGroup::apply_durable_prefix(const raft::Ready& rd) {
     any = true;
     if (failed()) return;
   }
+  LoopWatch::Section hook(host_->loop_watch(), "on_applied");
   if (any) on_applied();
 }
 
@@ -316,6 +317,7 @@ void RaftGroup::finish(raft::Ready rd) {
     if (!rd.committed_entries.empty()) {
       view_->on_applied(applied_, node_->lowest_active_follower_next());
     }
+    LoopWatch::Section hook(watch, "on_applied");
     if (any && !failed()) on_applied();
   }
   for (const raft::ReadState& rs : rd.read_states) host_->on_read_state(options_.group, rs);

@@ -85,6 +85,12 @@ Node::Node(asio::io_context& loop, NodeConfig config)
       alive_(std::make_shared<bool>(true)),
       inbound_pending_(std::make_shared<std::atomic<std::uint32_t>>(0)),
       tick_timer_(loop) {
+  if (config_.loop_stall_threshold_ms > 0) {
+    LoopWatchOptions watch;
+    watch.stall_threshold_ms = config_.loop_stall_threshold_ms;
+    watch.log = [this](std::string_view line) { log(line); };
+    loop_watch_ = std::make_unique<LoopWatch>(std::move(watch));
+  }
   if (config_.brokers.empty() && config_.join_seeds.empty()) {
     config_.brokers.push_back(BrokerAddress{config_.id, config_.rpc_listen_host,
                                             config_.rpc_listen_port, config_.advertised_kafka_port});
@@ -149,12 +155,16 @@ Status Node::start() {
     }
     asio::post(loop_, [this, alive, pending, from, group, m = std::move(message)]() mutable {
       pending->fetch_sub(1);
-      if (*alive) deliver(from, group, std::move(m));
+      if (!*alive) return;
+      LoopWatch::Section section(loop_watch(), "deliver");
+      deliver(from, group, std::move(m));
     });
   };
   callbacks.on_unreachable = [this, alive](BrokerId peer) {
     asio::post(loop_, [this, alive, peer] {
-      if (*alive) on_peer_unreachable(peer);
+      if (!*alive) return;
+      LoopWatch::Section section(loop_watch(), "peer_unreachable");
+      on_peer_unreachable(peer);
     });
   };
   // RAFTMQ_LOG_TRANSPORT_INFO=1 also logs connections made and closed (tracing a failover).
@@ -224,6 +234,7 @@ Status Node::open_controller() {
     asio::post(loop_, [this, alive = alive_] {
       if (!*alive) return;
       reconcile_posted_ = false;
+      LoopWatch::Section section(loop_watch(), "reconcile");
       reconcile();
     });
   };
@@ -338,7 +349,9 @@ void Node::schedule_pump(GroupId group) {
   pump_scheduled_ = true;
   auto alive = alive_;
   asio::post(loop_, [this, alive] {
-    if (*alive) drain_pumps();
+    if (!*alive) return;
+    LoopWatch::Section section(loop_watch(), "drain_pumps");
+    drain_pumps();
   });
 }
 
@@ -346,30 +359,58 @@ void Node::drain_pumps() {
   pump_scheduled_ = false;
   std::set<GroupId> dirty;
   dirty.swap(dirty_);
-  for (GroupId id : dirty) {
-    if (RaftGroup* g = find_group(id)) g->pump();
+  // Bounded in time like each pump (RaftGroupOptions::pump_budget_ms): the groups left over
+  // go to a later turn of the loop, behind the inbound messages and the tick queued
+  // meanwhile. Starting after the last group pumped keeps that fair.
+  const std::int64_t started = steady_now_ms();
+  auto first = dirty.upper_bound(drain_cursor_);
+  if (first == dirty.end()) first = dirty.begin();
+  auto it = first;
+  for (std::size_t done = 0; done < dirty.size(); ++done) {
+    if (done > 0 && steady_now_ms() - started >= kDrainBudgetMs) {
+      for (; done < dirty.size(); ++done) {
+        schedule_pump(*it);
+        if (++it == dirty.end()) it = dirty.begin();
+      }
+      return;
+    }
+    drain_cursor_ = *it;
+    if (RaftGroup* g = find_group(*it)) g->pump();
+    if (++it == dirty.end()) it = dirty.begin();
   }
 }
 
+void Node::on_ready_pending(GroupId group) { schedule_pump(group); }
+
 void Node::on_tick() {
+  LoopWatch* watch = loop_watch();
+  if (watch != nullptr) watch->attach();  // the tick runs on the loop thread (idempotent)
+  LoopWatch::Section section(watch, "on_tick");
   std::int64_t now = steady_now_ms();
   if (controller_) {
+    LoopWatch::Section part(watch, "controller_tick");
     for (std::uint32_t i = 0; i < tick_stride_; ++i) controller_->tick();
     controller_->pump();
   }
-  check_liveness(now);
-  tick_partitions(now);
+  {
+    LoopWatch::Section part(watch, "tick_partitions");
+    check_liveness(now);
+    tick_partitions(now);
+  }
   if (producer_ids_) producer_ids_->poll();
   if (now - last_sweep_ms_ >= sweep_interval_ms()) {
     last_sweep_ms_ = now;
+    LoopWatch::Section part(watch, "sweep");
     if (controller_) controller_->sweep(now);
     sweep_forwards(now);
     sweep_propagations(now);  // node_propagation.cc
     sweep_partitions(now);
+    LoopWatch::Section recover(watch, "recover_replicas");
     recover_replicas(now);
   }
   if (now - last_reconcile_ms_ >= reconcile_interval_ms()) {
     last_reconcile_ms_ = now;
+    LoopWatch::Section part(watch, "reconcile");
     register_brokers();
     reconcile();
   }
@@ -378,14 +419,29 @@ void Node::on_tick() {
   if (hints_due_ || now - last_hint_ms_ >= config_.leader_hint_interval_ms) {
     last_hint_ms_ = now;
     hints_due_ = false;
+    LoopWatch::Section part(watch, "broadcast_hints");
     broadcast_hints();
   }
   if (now - last_retention_ms_ >= config_.retention_check_interval_ms) {
     last_retention_ms_ = now;
+    LoopWatch::Section part(watch, "retention");
     run_retention();
   }
   tick_stride_ = idle_tick_stride();  // node_quiesce.cc
+  if (watch != nullptr) watch->mark_tick();
   if (*alive_) arm(tick_timer_, tick_stride_ * config_.tick_ms, &Node::on_tick);
+}
+
+NodeMetrics Node::metrics() const {
+  NodeMetrics m = metrics_;
+  if (loop_watch_ != nullptr) {
+    const LoopStallStats stalls = loop_watch_->stats();
+    m.loop_stalls = stalls.stalls;
+    m.loop_stalls_severe = stalls.severe_stalls;
+    m.loop_stall_longest_ms = stalls.longest_ms;
+    m.loop_stall_longest = stalls.longest;
+  }
+  return m;
 }
 
 void Node::on_leader_changed(GroupId group, NodeId leader) {

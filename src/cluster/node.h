@@ -84,7 +84,9 @@ struct NodeConfig {
   // (x every group) stalled the loop past the election timeout (FINDINGS.md F2).
   std::uint64_t max_inflight_bytes = 4u << 20;
   std::uint64_t max_uncommitted_bytes = 64u << 20;   // per group; beyond: back-pressure
-  std::uint64_t max_committed_bytes_per_ready = 8u << 20;
+  // Committed entries handed (and applied) per Ready: one Ready is one uninterrupted stretch
+  // of the loop, and a catch-up's 8 MiB Readies took 60-200 ms of CPU to apply (FINDINGS.md F2).
+  std::uint64_t max_committed_bytes_per_ready = 1u << 20;
   std::uint32_t max_batch_bytes = 16u << 20;         // one produced record batch
   std::uint32_t inbound_queue_messages_max = 65536;  // transport -> loop posts in flight
   std::uint32_t produce_waiters_max = 16384;         // per partition
@@ -95,6 +97,10 @@ struct NodeConfig {
   ProducerStateOptions producer_state;  // idempotent producers per partition, expiration
   std::uint64_t controller_snapshot_interval_entries = 4096;
   std::uint32_t partitions_hosted_max = 10000;
+
+  // The event loop's stall detector (loop_watch.h): handlers holding the loop at least this
+  // long are logged and counted (NodeMetrics::loop_stalls*); 0 turns the detector off.
+  std::int64_t loop_stall_threshold_ms = 100;
 
   // Replicas stopped by a storage error are re-opened (replica_recovery.h).
   ReplicaRecoveryOptions replica_recovery;
@@ -123,6 +129,12 @@ struct NodeMetrics {
   std::uint64_t replicas_repaired = 0;  // damaged tails cut (replica_repair.h)
   std::uint64_t pings_sent = 0;         // liveness pings (node_quiesce.cc)
   std::uint64_t pings_suppressed = 0;   // not needed: other traffic reached the peer
+  // Event-loop stalls (loop_watch.h): handlers that held the loop >= loop_stall_threshold_ms,
+  // those >= 400 ms (a leader's followers may time out), the longest and what it was.
+  std::uint64_t loop_stalls = 0;
+  std::uint64_t loop_stalls_severe = 0;
+  std::int64_t loop_stall_longest_ms = 0;
+  std::string loop_stall_longest;
 };
 
 struct BrokerStatus {
@@ -171,7 +183,8 @@ class Node final : public ClusterApi, public GroupHost {
   void stop();
 
   ClusterApi& api() { return *this; }
-  const NodeMetrics& metrics() const { return metrics_; }
+  // The counters, with the loop stall figures filled in (loop thread).
+  NodeMetrics metrics() const;
   // ClusterApi: the Kafka listener's open client connections (fast failover's evidence that
   // clients can reach this broker, node_failover.cc).
   void client_connections_changed(std::size_t open) override;
@@ -312,6 +325,8 @@ class Node final : public ClusterApi, public GroupHost {
   // `leader` is a peer whose connection the kernel reports closed or reset right now.
   bool leader_connection_lost_now(BrokerId leader) const;
   void on_read_state(GroupId group, const raft::ReadState& state) override;
+  LoopWatch* loop_watch() override { return loop_watch_.get(); }
+  void on_ready_pending(GroupId group) override;
   void check_ready(std::int64_t now_ms);
 
   // Admin forwarding to the controller leader (node_forward.cc).
@@ -482,6 +497,10 @@ class Node final : public ClusterApi, public GroupHost {
   asio::io_context& loop_;
   NodeConfig config_;
   std::shared_ptr<bool> alive_;  // false once stopped; checked by posted handlers (loop only)
+  std::unique_ptr<LoopWatch> loop_watch_;  // nullptr: off (loop_stall_threshold_ms 0)
+  // drain_pumps() and the tick's pumps stop after this long; the rest go to a later turn.
+  static constexpr std::int64_t kDrainBudgetMs = 20;
+  GroupId drain_cursor_{0};  // the last group drain_pumps() pumped (fair restarts)
   std::shared_ptr<std::atomic<std::uint32_t>> inbound_pending_;
   std::unique_ptr<storage::Flusher> flusher_;
   std::unique_ptr<transport::Transport> transport_;

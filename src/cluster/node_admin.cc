@@ -532,7 +532,7 @@ ClusterStatus Node::cluster_status() const {
     s.brokers.push_back(BrokerStatus{b.id, b.host, b.kafka_port, b.alive});
   }
   for (const auto& [id, g] : partitions_) s.partitions.push_back(g->status());
-  s.metrics = metrics_;
+  s.metrics = metrics();
   return s;
 }
 

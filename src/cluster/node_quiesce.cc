@@ -82,6 +82,7 @@ void Node::tick_partitions(std::int64_t now_ms) {
   }
   // Quiesce notices, one message per follower broker: count u32, then the entries.
   std::map<BrokerId, Buffer> notices;
+  const std::int64_t started = steady_now_ms();
   for (auto it = awake_.begin(); it != awake_.end();) {
     auto found = partitions_.find(*it);
     if (found == partitions_.end() || found->second->quiesced() || found->second->failed()) {
@@ -90,7 +91,13 @@ void Node::tick_partitions(std::int64_t now_ms) {
     }
     PartitionGroup& g = *found->second;
     g.tick();
-    g.pump();
+    // Past the tick's budget the Readies wait for a later turn of the loop (loop stalls,
+    // tests/chaos/FINDINGS.md F2): every group is still ticked.
+    if (steady_now_ms() - started < kDrainBudgetMs) {
+      g.pump();
+    } else {
+      schedule_pump(g.id());
+    }
     if (!g.is_raft_leader() || !g.maybe_quiesce_as_leader(down)) {
       ++it;
       continue;

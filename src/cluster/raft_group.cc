@@ -51,6 +51,14 @@ Status RaftGroup::start() {
   return Status::ok();
 }
 
+// The loop thread's time split over the gap between two ticks (loop_watch.h): whether the
+// loop computed, waited for a CPU (starved) or slept (blocked), and in which system call.
+std::string RaftGroup::explain_gap(std::int64_t gap_ms) {
+  LoopWatch* watch = host_->loop_watch();
+  if (watch == nullptr || !watch->attached()) return "";
+  return "; " + watch->explain_since(LoopWatch::now_ns() - gap_ms * 1'000'000).to_string();
+}
+
 void RaftGroup::tick() {
   if (node_ == nullptr || failed() || quiesced_) return;
   if (parked_) {
@@ -66,15 +74,22 @@ void RaftGroup::tick() {
     max_tick_gap_ms_ = std::max(max_tick_gap_ms_, gap);
     // Half the minimum election timeout without a tick: the event loop was blocked or the
     // process starved; followers elsewhere may time out meanwhile.
-    if (gap >= kLongTickGapMs && now - loop_work.last_tick_ms >= kLongTickGapMs) {
+    // The loop's own tick (LoopWatch::mark_tick, Node::on_tick) decides whether the loop went
+    // without ticks: without it, a stopped controller and quiesced partitions (no group
+    // ticked) looked like a stalled loop.
+    LoopWatch* watch = host_->loop_watch();
+    const bool watched = watch != nullptr && watch->attached();
+    const std::int64_t loop_gap = watched ? watch->ms_since_tick() : gap;
+    if (gap >= kLongTickGapMs && now - loop_work.last_tick_ms >= kLongTickGapMs &&
+        loop_gap >= kLongTickGapMs) {
       // First group to notice: the whole loop went without ticks.
-      host_->log(options_.name + ": no tick for " + std::to_string(gap) + " ms (until " +
+      host_->log(options_.name + ": no tick for " + std::to_string(loop_gap) + " ms (until " +
                  steady_seconds(now) + "); meanwhile on this loop " +
                  std::to_string(loop_work.steps - loop_work_at_tick.steps) + " messages stepped, " +
                  std::to_string(loop_work.readies - loop_work_at_tick.readies) + " Readies, " +
                  std::to_string(loop_work.sent - loop_work_at_tick.sent) + " messages sent (" +
                  std::to_string(loop_work.entries_sent - loop_work_at_tick.entries_sent) +
-                 " entries)");
+                 " entries)" + explain_gap(loop_gap));
     }
     loop_work.last_tick_ms = now;
     loop_work_at_tick = loop_work;
@@ -90,6 +105,7 @@ void RaftGroup::step(const raft::Message& message) {
     last_leader_message_ms_ = now_ms();
   }
   ++loop_work.steps;
+  LoopWatch::Section section(host_->loop_watch(), "step", options_.name);
   // A heartbeat response does not wake a quiesced leader (the last round's answers arrive
   // after it quiesced); if it calls for an append, the Ready wakes it in pump().
   if (quiesced_ && message.type != raft::MessageType::kHeartbeatResponse) wake();
@@ -170,17 +186,25 @@ bool RaftGroup::quiesce_as_follower(NodeId leader, Term term, LogIndex index) {
 }
 
 void RaftGroup::pump() {
-  // Bounded: each iteration either parks (waits for the flusher) or advances the core.
+  // Bounded in rounds (each either parks, waiting for the flusher, or advances the core) and
+  // in time: a returning follower's catch-up (megabytes to append and apply per Ready, on
+  // either side) held the loop for hundreds of milliseconds in one go.
+  const std::int64_t started = now_ms();
   for (int round = 0; round < 64; ++round) {
     if (node_ == nullptr || failed() || parked_ || !node_->has_ready()) return;
-    if (quiesced_) wake();  // a proposal, a read, a transfer, an answer to send
-    const std::int64_t started = now_ms();
-    ++loop_work.readies;
-    process(node_->ready());
-    const std::int64_t spent = now_ms() - started;
-    if (spent >= kLongTickGapMs) {
-      host_->log(options_.name + ": handling one Ready took " + std::to_string(spent) + " ms");
+    if (round > 0 && options_.pump_budget_ms > 0 &&
+        now_ms() - started >= options_.pump_budget_ms) {
+      break;
     }
+    if (quiesced_) wake();  // a proposal, a read, a transfer, an answer to send
+    ++loop_work.readies;
+    // A Ready that holds the loop is reported by the loop's stall detector, with the step
+    // of the contract that took the time (loop_watch.h).
+    LoopWatch::Section section(host_->loop_watch(), "ready", options_.name);
+    process(node_->ready());
+  }
+  if (node_ != nullptr && !failed() && !parked_ && node_->has_ready()) {
+    host_->on_ready_pending(options_.group);
   }
 }
 
@@ -207,8 +231,13 @@ void RaftGroup::process(raft::Ready rd) {
     on_soft_state(soft_state_);
     if (leader_changed) host_->on_leader_changed(options_.group, soft_state_.leader);
   }
-  send_all(rd.messages);
+  LoopWatch* watch = host_->loop_watch();
+  {
+    LoopWatch::Section section(watch, "send");
+    send_all(rd.messages);
+  }
   if (rd.snapshot) {
+    LoopWatch::Section section(watch, "install_snapshot");
     view_->clear();
     Status s = storage_->install_snapshot(*rd.snapshot);
     if (!s.is_ok()) return fail(std::move(s));
@@ -216,6 +245,7 @@ void RaftGroup::process(raft::Ready rd) {
     applied_ = std::max(applied_, rd.snapshot->meta.index);
   }
   if (!rd.entries_to_persist.empty()) {
+    LoopWatch::Section section(watch, "append");
     std::vector<AppendedEntry> appended;
     Status s = storage_->append(rd.entries_to_persist, &appended);
     if (!s.is_ok()) return fail(std::move(s));
@@ -223,6 +253,7 @@ void RaftGroup::process(raft::Ready rd) {
     on_appended(appended);
   }
   if (rd.hard_state) {
+    LoopWatch::Section section(watch, "save_hard_state");
     auto written = storage_->save_hard_state(*rd.hard_state);
     if (!written.has_value()) return fail(written.error());
     term_ = rd.hard_state->term;
@@ -231,6 +262,7 @@ void RaftGroup::process(raft::Ready rd) {
   if (!rd.entries_to_persist.empty()) {
     LogIndex need = rd.entries_to_persist.back().index;
     if (storage_->durable_index() < need) {
+      LoopWatch::Section section(watch, "apply_durable_prefix");
       apply_durable_prefix(rd);
       if (failed()) return;
       parked_until_ = need;
@@ -261,29 +293,42 @@ void RaftGroup::apply_durable_prefix(const raft::Ready& rd) {
     any = true;
     if (failed()) return;
   }
+  LoopWatch::Section hook(host_->loop_watch(), "on_applied");
   if (any) on_applied();
 }
 
 void RaftGroup::finish(raft::Ready rd) {
-  send_all(rd.messages_after_persist);
+  LoopWatch* watch = host_->loop_watch();
+  {
+    LoopWatch::Section section(watch, "send_after_persist");
+    send_all(rd.messages_after_persist);
+  }
   bool conf_changed = rd.snapshot.has_value();
-  bool any = false;
-  for (const raft::Entry& e : rd.committed_entries) {
-    if (e.index <= applied_) continue;  // applied before the fsync wait (apply_durable_prefix)
-    conf_changed |= e.type == raft::EntryType::kConfChange;
-    applied_ = e.index;
-    on_apply(e);
-    any = true;
+  {
+    LoopWatch::Section section(watch, "apply");
+    bool any = false;
+    for (const raft::Entry& e : rd.committed_entries) {
+      if (e.index <= applied_) continue;  // applied before the fsync wait (apply_durable_prefix)
+      conf_changed |= e.type == raft::EntryType::kConfChange;
+      applied_ = e.index;
+      on_apply(e);
+      any = true;
+    }
+    if (!rd.committed_entries.empty()) {
+      view_->on_applied(applied_, node_->lowest_active_follower_next());
+    }
+    LoopWatch::Section hook(watch, "on_applied");
+    if (any && !failed()) on_applied();
   }
-  if (!rd.committed_entries.empty()) {
-    view_->on_applied(applied_, node_->lowest_active_follower_next());
-  }
-  if (any && !failed()) on_applied();
   for (const raft::ReadState& rs : rd.read_states) host_->on_read_state(options_.group, rs);
-  node_->advance(rd);
+  {
+    LoopWatch::Section section(watch, "advance");
+    node_->advance(rd);
+  }
   conf_changed_since_checkpoint_ |= conf_changed;
   if (conf_changed_since_checkpoint_ ||
       applied_ - last_checkpoint_ >= options_.checkpoint_interval_entries) {
+    LoopWatch::Section section(watch, "checkpoint");
     checkpoint_now();
   }
 }
@@ -299,6 +344,7 @@ void RaftGroup::checkpoint_now() {
 
 void RaftGroup::on_durable(LogIndex index) {
   if (node_ == nullptr || failed()) return;
+  LoopWatch::Section section(host_->loop_watch(), "durable", options_.name);
   // A report posted by an earlier incarnation of this replica's log (closed and re-opened,
   // replica_recovery.h) must not vouch for entries of this one.
   index = std::min(index, storage_->durable_index());

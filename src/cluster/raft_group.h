@@ -27,6 +27,7 @@
 #include "base/result.h"
 #include "cluster/entry_cache.h"
 #include "cluster/group_storage.h"
+#include "cluster/loop_watch.h"
 #include "raft/raw_node.h"
 
 namespace mq::cluster {
@@ -54,6 +55,11 @@ class GroupHost {
     (void)group;
     (void)state;
   }
+  // pump() stopped at its time budget with Readies left: pump `group` again soon, after the
+  // loop's other handlers (a later turn of the loop). Default: no-op (the next tick pumps).
+  virtual void on_ready_pending(GroupId group) { (void)group; }
+  // The stall detector of the loop the group runs on (loop_watch.h); nullptr: none.
+  virtual LoopWatch* loop_watch() { return nullptr; }
 };
 
 struct RaftGroupOptions {
@@ -66,6 +72,11 @@ struct RaftGroupOptions {
   // The most recent entries kept in memory for the core (entry_cache.h); cleared when the
   // group quiesces.
   std::uint64_t entry_cache_bytes = 2u << 20;
+  // One pump() handles Readies for at most about this long (plus the one in progress), then
+  // leaves the rest for a later turn of the loop (GroupHost::on_ready_pending), so that the
+  // loop's heartbeats, ticks and acknowledgements are not held behind a catch-up backlog
+  // (tests/chaos/FINDINGS.md F2, "Remaining"). 0: no limit but the round count.
+  std::int64_t pump_budget_ms = 20;
 };
 
 class RaftGroup {
@@ -80,7 +91,8 @@ class RaftGroup {
 
   void tick();
   void step(const raft::Message& message);
-  // Processes Readies until none is pending or one waits for durability.
+  // Processes Readies until none is pending, one waits for durability, or the time budget
+  // (RaftGroupOptions::pump_budget_ms) is spent; then GroupHost::on_ready_pending.
   void pump();
   // The Flusher made the log durable up to `index` (posted to the loop).
   void on_durable(LogIndex index);
@@ -162,6 +174,7 @@ class RaftGroup {
   // One log line per role change, with what explains an election (FINDINGS.md F2): how long
   // ago a leader was last heard from and the longest gap between two ticks since.
   void log_role_change(const raft::SoftState& before, const raft::SoftState& after);
+  std::string explain_gap(std::int64_t gap_ms);
 
   RaftGroupOptions options_;
   std::unique_ptr<GroupStorage> storage_;

@@ -74,7 +74,6 @@ Status SyncLedger::load() {
                               " (record size " + std::to_string(record_bytes) + ")");
   }
   const std::size_t count = (size - fmt::kHeaderBytes) / fmt::kRecordBytes;
-  const bool partial_tail = (size - fmt::kHeaderBytes) % fmt::kRecordBytes != 0;
   // Records after the last valid one were being written when the broker stopped (torn: they
   // described entries not yet acknowledged) unless damaged later; both are ignored.
   std::size_t last_valid = count;  // count: none
@@ -89,7 +88,12 @@ Status SyncLedger::load() {
     }
   }
   const std::size_t valid_end = last_valid == count ? 0 : last_valid + 1;
-  stats_.torn_records = (count - valid_end) + (partial_tail ? 1 : 0);
+  // Zero bytes after it are free space (kPreallocateBytes); anything else is a torn append.
+  bool torn = false;
+  for (std::size_t at = fmt::kHeaderBytes + valid_end * fmt::kRecordBytes; at < size && !torn; ++at) {
+    torn = p[at] != 0;
+  }
+  stats_.torn_records = torn ? 1 : 0;
   for (std::size_t i = 0; i < valid_end; ++i) {
     const std::uint8_t* r = p + fmt::kHeaderBytes + i * fmt::kRecordBytes;
     const std::uint32_t kind = le::decode_u32(r + fmt::kRecordKindAt);
@@ -120,6 +124,13 @@ std::optional<LogIndex> SyncLedger::synced_end(std::uint64_t key) const {
 Status SyncLedger::append_locked(std::uint64_t key, std::uint64_t synced_end, std::uint32_t kind) {
   std::uint8_t record[fmt::kRecordBytes];
   encode_sync_ledger_record(record, key, synced_end, kind);
+  if (file_ && size_ + fmt::kRecordBytes > allocated_) {
+    // Extend the zero-filled space (changes the size: this one sync commits the journal).
+    static const std::vector<std::uint8_t> zeros(fmt::kPreallocateBytes, 0);
+    if (file_->write_at(allocated_, BufferView(zeros.data(), zeros.size())).is_ok()) {
+      allocated_ += fmt::kPreallocateBytes;
+    }
+  }
   if (kind == fmt::kKindForget) {
     ends_.erase(key);
   } else {
@@ -172,7 +183,8 @@ Status SyncLedger::forget(std::uint64_t key) {
 }
 
 Status SyncLedger::compact_locked() {
-  std::vector<std::uint8_t> bytes(fmt::kHeaderBytes + ends_.size() * fmt::kRecordBytes);
+  const std::size_t used = fmt::kHeaderBytes + ends_.size() * fmt::kRecordBytes;
+  std::vector<std::uint8_t> bytes(used + fmt::kPreallocateBytes, 0);  // zeros: free space
   encode_sync_ledger_header(bytes.data());
   std::size_t at = fmt::kHeaderBytes;
   for (const auto& [key, end] : ends_) {
@@ -185,7 +197,8 @@ Status SyncLedger::compact_locked() {
     auto file = fs_->open(path(), OpenOptions{});
     if (file.has_value()) {
       file_ = std::move(*file);
-      size_ = bytes.size();
+      size_ = used;
+      allocated_ = bytes.size();
       rewrite_ = false;
       dirty_ = false;  // the rewrite was synced
       ++stats_.compactions;

@@ -63,7 +63,7 @@ struct SyncLedgerStats {
   std::uint64_t syncs = 0;
   std::uint64_t compactions = 0;
   std::uint64_t write_errors = 0;  // a failed write or sync: the next compaction rewrites all
-  std::uint64_t torn_records = 0;     // at open: an incomplete or failing last record
+  std::uint64_t torn_records = 0;     // at open: 1 if non-zero bytes followed the last valid record
   std::uint64_t damaged_records = 0;  // at open: a record failing its CRC before valid ones
 };
 
@@ -110,7 +110,8 @@ class SyncLedger {
   mutable std::mutex mutex_;
   std::condition_variable dirty_cv_;
   std::shared_ptr<File> file_;
-  std::uint64_t size_ = 0;
+  std::uint64_t size_ = 0;       // header and records: where the next record goes
+  std::uint64_t allocated_ = 0;  // the file's size (zero-filled beyond size_)
   std::map<std::uint64_t, std::uint64_t> ends_;  // key -> synced end (live keys only)
   bool dirty_ = false;
   bool rewrite_ = false;  // a write or sync failed: compaction rewrites every record

@@ -1,7 +1,7 @@
 // On-disk format of the sync ledger (docs/formats/sync_ledger_format.md): constants shared by
 // the writer and the reader (sync_ledger.cc) and by the tests. Little-endian.
 //
-//   file   = header record*
+//   file   = header record* zero*      (zero: free space, see kPreallocateBytes)
 //   header = magic:u32 version:u16 record_bytes:u16 reserved:u32 crc:u32      (16 bytes)
 //            crc = CRC-32C of the 12 bytes before it
 //   record = key:u64 synced_end:u64 kind:u32 crc:u32                          (24 bytes)
@@ -35,6 +35,12 @@ inline constexpr std::size_t kRecordCrcAt = 20;  // covers [0, 20)
 inline constexpr std::uint32_t kKindSyncedEnd = 1;
 inline constexpr std::uint32_t kKindForget = 2;
 
+// The file is kept zero-filled this far ahead of its last record (written at every rewrite,
+// then extended by this much when the records reach the end): appends then overwrite
+// allocated bytes without changing the file's size, so the ledger's fdatasync writes data
+// only and does not force a journal commit on ext4/xfs, which the segments' fdatasyncs would
+// otherwise queue behind. Zero bytes after the last valid record are free space.
+inline constexpr std::uint64_t kPreallocateBytes = 64u << 10;
 // A ledger larger than this (bytes) is compacted: rewritten with one record per key.
 inline constexpr std::uint64_t kDefaultCompactBytes = 1u << 20;
 // Bounds what open() reads (a damaged size field cannot make it allocate without bound).

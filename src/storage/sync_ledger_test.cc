@@ -102,9 +102,10 @@ TEST_P(SyncLedgerTest, ATornLastRecordIsIgnoredAndTheKeyKeepsItsPreviousValue) {
     ASSERT_TRUE(ledger->sync().is_ok());
   }
   Buffer bytes = read_all();
-  ASSERT_EQ(bytes.size(), fmt::kHeaderBytes + 2 * fmt::kRecordBytes);
+  const std::size_t used = fmt::kHeaderBytes + 2 * fmt::kRecordBytes;
+  ASSERT_EQ(bytes.size(), fmt::kHeaderBytes + fmt::kPreallocateBytes);  // records written in place
   // Half of the last record made it.
-  Buffer torn(bytes.view(0, bytes.size() - fmt::kRecordBytes / 2));
+  Buffer torn(bytes.view(0, used - fmt::kRecordBytes / 2));
   replace(torn);
   {
     auto ledger = open();
@@ -119,11 +120,37 @@ TEST_P(SyncLedgerTest, ATornLastRecordIsIgnoredAndTheKeyKeepsItsPreviousValue) {
   EXPECT_EQ(open()->synced_end(1), LogIndex(6));
   // A complete last record failing its CRC (its sectors reached the disk in part).
   bytes = read_all();
-  bytes[bytes.size() - 3] ^= 0x40;
+  bytes[fmt::kHeaderBytes + fmt::kRecordBytes - 3] ^= 0x40;  // the compacted file's one record
   replace(bytes);
   auto ledger = open();
   EXPECT_EQ(ledger->stats().torn_records, 1u);
   EXPECT_FALSE(ledger->synced_end(1).has_value());  // the compacted file held one record
+}
+
+TEST_P(SyncLedgerTest, TheZeroFilledSpaceIsNotTornAndAppendsNeverChangeTheSizeUntilItIsFull) {
+  auto ledger = open();
+  ASSERT_TRUE(ledger->record_synced(1, LogIndex(1)).is_ok());
+  ASSERT_TRUE(ledger->sync().is_ok());
+  auto file = fs_->open(path(), OpenOptions{.read_only = true});
+  ASSERT_TRUE(file.has_value());
+  const std::uint64_t allocated = (*file)->size().value();
+  EXPECT_EQ(allocated, fmt::kHeaderBytes + fmt::kPreallocateBytes);
+  const std::uint64_t fit = fmt::kPreallocateBytes / fmt::kRecordBytes;
+  for (std::uint64_t i = 2; i < fit; ++i) {
+    ASSERT_TRUE(ledger->record_synced(1, LogIndex(i)).is_ok());
+  }
+  EXPECT_EQ((*file)->size().value(), allocated);
+  for (std::uint64_t i = fit; i < fit + 3; ++i) {
+    ASSERT_TRUE(ledger->record_synced(1, LogIndex(i)).is_ok());
+  }
+  EXPECT_EQ((*file)->size().value(), allocated + fmt::kPreallocateBytes);
+  ASSERT_TRUE(ledger->sync().is_ok());
+  file->reset();
+  ledger.reset();
+  ledger = open();
+  EXPECT_EQ(ledger->synced_end(1), LogIndex(fit + 2));
+  EXPECT_EQ(ledger->stats().torn_records, 0u);
+  EXPECT_EQ(ledger->stats().damaged_records, 0u);
 }
 
 TEST_P(SyncLedgerTest, ABitFlipInAMiddleRecordIsSkippedAndReported) {

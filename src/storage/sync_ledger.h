@@ -4,8 +4,9 @@
 // can tell at its next open and abstain from voting until it has them back (docs/cluster.md
 // "Replica repair", "Lost synced entries"; the format: docs/formats/sync_ledger_format.md).
 //
-// One append-only file "<dir>/sync.ledger" of fixed-size records (key, synced end, CRC-32C);
-// the last valid record of a key wins (its synced end may go down: a §5.3 suffix truncation
+// One append-only file "<dir>/sync.ledger" of fixed-size records (key, synced end, CRC-32C),
+// kept zero-filled 64 KiB ahead so that appends do not change its size (its fdatasync then
+// writes data only, no journal commit); the last valid record of a key wins (its synced end may go down: a §5.3 suffix truncation
 // removes entries the replica no longer holds nor acknowledges).
 //
 // When a record is written (the rule that makes the bound both safe and never too high):

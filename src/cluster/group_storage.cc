@@ -66,18 +66,54 @@ Result<std::unique_ptr<GroupStorage>> GroupStorage::open(storage::FileSystem* fs
                                                          storage::Clock* clock,
                                                          storage::Flusher* flusher,
                                                          GroupStorageOptions options) {
+  MQ_ASSIGN_OR_RETURN(bool existed, fs->exists(options.directory));
   MQ_RETURN_IF_ERROR(fs->create_dirs(options.directory));
   storage::LogOptions log_options;
   log_options.directory = options.directory;
   log_options.name = options.name;
   log_options.segment_size_bytes_max = options.segment_size_bytes_max;
   log_options.entry_payload_bytes_max = options.entry_payload_bytes_max;
-  log_options.on_durable = options.on_durable;
   log_options.on_damaged_tail_cut = options.on_damaged_tail_cut;
   std::unique_ptr<GroupStorage> gs(new GroupStorage(fs, std::move(options)));
+  if (gs->options_.sync_ledger == nullptr) {
+    log_options.on_durable = gs->options_.on_durable;
+  } else {
+    // Flusher thread, after the fdatasync and before the host (and so the Raft core) learns
+    // the new durable index: the ledger's record is in the page cache before any
+    // acknowledgement can leave (storage/sync_ledger.h). A failed ledger write is counted by
+    // the ledger and does not hold the acknowledgement back (it only weakens the check).
+    log_options.on_durable = [self = gs.get()](LogIndex durable) {
+      (void)self->record_synced_end(false);
+      if (self->options_.on_durable) self->options_.on_durable(durable);
+    };
+  }
   MQ_ASSIGN_OR_RETURN(gs->log_, storage::Log::open(fs, clock, log_options, flusher));
   MQ_RETURN_IF_ERROR(gs->load());
+  MQ_RETURN_IF_ERROR(gs->check_sync_ledger(!existed));
   return gs;
+}
+
+Status GroupStorage::record_synced_end(bool durable) {
+  if (options_.sync_ledger == nullptr) return Status::ok();
+  return options_.sync_ledger->record_synced(
+      options_.sync_ledger_key,
+      [this] { return std::min(log_->synced_index(), LogIndex(ledger_clamp_.load())); },
+      durable);
+}
+
+Status GroupStorage::check_sync_ledger(bool fresh_directory) {
+  storage::SyncLedger* ledger = options_.sync_ledger;
+  if (ledger == nullptr) return Status::ok();
+  if (fresh_directory) {
+    // A brand-new replica (e.g. moved back to this broker after its directory was deleted):
+    // a record left from the group's earlier replica here says nothing about this log.
+    return ledger->forget(options_.sync_ledger_key);
+  }
+  auto recorded = ledger->synced_end(options_.sync_ledger_key);
+  // Below the recorded value the log lost entries it had synced: only a fault does that (a
+  // crash loses unsynced entries only, and the ledger never records unsynced ones).
+  if (recorded && last_index() < *recorded) lost_synced_end_ = *recorded;
+  return Status::ok();
 }
 
 // GCC 12 reports a false -Wmaybe-uninitialized on std::optional<StoredSnapshot> (vectors
@@ -267,7 +303,18 @@ Status GroupStorage::append(const std::vector<raft::Entry>& entries,
   if (first <= snapshot_index_) {
     return Status::invalid_argument(options_.name + ": append below the snapshot");
   }
-  if (first <= log_->last_index()) MQ_RETURN_IF_ERROR(log_->truncate_suffix(first));
+  if (first <= log_->last_index()) {
+    // The lower synced end goes to the ledger durably BEFORE the truncation (and no higher
+    // one is written meanwhile): otherwise a crash could leave the higher one with the cut
+    // log, and the replica would abstain for entries it rightly dropped (they conflict with
+    // the leader's log, so they were never committed, §5.3/§5.4). A failure is counted by the
+    // ledger (write_errors) and never fails the append.
+    ledger_clamp_.store(first.value() - 1);
+    (void)record_synced_end(true);
+    Status truncated = log_->truncate_suffix(first);
+    ledger_clamp_.store(kNoClamp);
+    MQ_RETURN_IF_ERROR(truncated);
+  }
   KafkaOffset next = log_->next_offset();
   // The stamped copies of the record batches go into one buffer reused from call to call (the
   // log copies the payloads before append returns): a fresh buffer per batch of up to 1 MB
@@ -359,7 +406,12 @@ Status GroupStorage::install_snapshot(const raft::Snapshot& snapshot) {
     next_offset = KafkaOffset(static_cast<std::int64_t>(le::decode_u64(snapshot.data.data())));
   }
   MQ_RETURN_IF_ERROR(save_snapshot_file(meta.index, meta.term, meta.conf_state, snapshot.data));
-  MQ_RETURN_IF_ERROR(log_->reset(meta.index + 1, next_offset));
+  // As for a truncation (append): a log longer than the snapshot loses its entries after it.
+  ledger_clamp_.store(meta.index.value());
+  (void)record_synced_end(true);
+  Status reset = log_->reset(meta.index + 1, next_offset);
+  ledger_clamp_.store(kNoClamp);
+  MQ_RETURN_IF_ERROR(reset);
   snapshot_index_ = meta.index;
   snapshot_term_ = meta.term;
   snapshot_conf_ = meta.conf_state;

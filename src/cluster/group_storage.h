@@ -29,8 +29,10 @@
 // the flusher).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,7 @@
 #include "storage/file_system.h"
 #include "storage/flusher.h"
 #include "storage/log.h"
+#include "storage/sync_ledger.h"
 
 namespace mq::cluster {
 
@@ -57,6 +60,12 @@ struct GroupStorageOptions {
   std::function<void(LogIndex)> on_durable;  // Flusher thread
   // Repair mode: storage::LogOptions::on_damaged_tail_cut (null: a damaged tail fails open).
   std::function<Status(const storage::DamagedTailCut&)> on_damaged_tail_cut;
+  // The broker's sync ledger (storage/sync_ledger.h) and this group's key in it (its group
+  // id); null: none. Each sync that advances the log's synced index records it there before
+  // on_durable runs, and open() compares the log's end with the recorded value
+  // (lost_synced_end()).
+  storage::SyncLedger* sync_ledger = nullptr;
+  std::uint64_t sync_ledger_key = 0;
 };
 
 // Where an appended entry landed in Kafka offsets.
@@ -116,6 +125,10 @@ class GroupStorage final : public raft::StorageView {
   const storage::Log& log() const { return *log_; }
   LogIndex durable_index() const { return log_->durable_index(); }
   const raft::HardState& hard_state() const { return hard_state_; }
+  // Set by open() when the sync ledger records a synced end beyond the log's last index: the
+  // log lost entries it had synced (and may have acknowledged); the caller makes the replica
+  // abstain until its log reaches this index again (replica_repair.h).
+  std::optional<LogIndex> lost_synced_end() const { return lost_synced_end_; }
   const GroupStorageOptions& options() const { return options_; }
   storage::FileSystem* file_system() const { return fs_; }
 
@@ -127,6 +140,10 @@ class GroupStorage final : public raft::StorageView {
   Status save_snapshot_file(LogIndex index, Term term, const raft::ConfState& conf_state,
                             BufferView data);
   Result<raft::Entry> to_raft_entry(storage::ReadEntry entry) const;
+  // Records the log's synced index in the sync ledger (no-op without one). durable: after a
+  // truncation or reset lowered it (fdatasync of the ledger before returning).
+  Status record_synced_end(bool durable);
+  Status check_sync_ledger(bool fresh_directory);
   Result<Buffer> to_stored_payload(const raft::Entry& entry, KafkaOffset base_offset,
                                    storage::AppendEntry* out) const;
   Status stamp_record_batch(const raft::Entry& entry, KafkaOffset base_offset,
@@ -143,6 +160,11 @@ class GroupStorage final : public raft::StorageView {
   Term snapshot_term_;
   raft::ConfState snapshot_conf_;
   SharedBuffer snapshot_data_;  // kRaw: the controller image; kKafkaBatches: unused
+  std::optional<LogIndex> lost_synced_end_;
+  // While a truncation or reset runs: the highest synced end the ledger may record (the
+  // flusher thread reads it in record_synced_end).
+  static constexpr std::uint64_t kNoClamp = UINT64_MAX;
+  std::atomic<std::uint64_t> ledger_clamp_{kNoClamp};
 };
 
 }  // namespace mq::cluster

@@ -136,6 +136,7 @@ Status Node::start() {
   flusher_ = std::make_unique<storage::Flusher>(storage::FlusherOptions{},
                                                 storage::SystemClock::instance());
   flusher_->start();
+  MQ_RETURN_IF_ERROR(open_sync_ledger());  // replica_repair.cc
 
   transport::TransportOptions topts;
   topts.self = config_.id;
@@ -274,6 +275,7 @@ void Node::stop() {
   controller.reset();
   if (flusher_) flusher_->stop();
   flusher_.reset();
+  sync_ledger_.reset();  // after the logs and the flusher (a last fdatasync of the ledger)
 }
 
 bool Node::send_message(GroupId group, raft::Message message) {

@@ -127,6 +127,7 @@ struct NodeMetrics {
   std::uint64_t leader_transfers = 0;
   std::uint64_t retention_runs = 0;
   std::uint64_t replicas_repaired = 0;  // damaged tails cut (replica_repair.h)
+  std::uint64_t replicas_lost_synced = 0;  // opened below their sync ledger record (abstain)
   std::uint64_t pings_sent = 0;         // liveness pings (node_quiesce.cc)
   std::uint64_t pings_suppressed = 0;   // not needed: other traffic reached the peer
   // Event-loop stalls (loop_watch.h): handlers that held the loop >= loop_stall_threshold_ms,
@@ -493,6 +494,10 @@ class Node final : public ClusterApi, public GroupHost {
                                                                    std::int32_t partition);
   Status apply_abstention(PartitionGroup& group, const std::string& dir);
   void finish_repairs();
+  // replica_repair.cc: a replica whose log ends below its sync ledger record (it lost synced
+  // entries) gets the abstention file (then apply_abstention applies it).
+  Status abstain_for_lost_synced_entries(PartitionGroup& group, const std::string& dir);
+  Status open_sync_ledger();
 
   asio::io_context& loop_;
   NodeConfig config_;
@@ -502,6 +507,8 @@ class Node final : public ClusterApi, public GroupHost {
   static constexpr std::int64_t kDrainBudgetMs = 20;
   GroupId drain_cursor_{0};  // the last group drain_pumps() pumped (fair restarts)
   std::shared_ptr<std::atomic<std::uint32_t>> inbound_pending_;
+  // Outlives the flusher and the logs (their on_durable callbacks write to it).
+  std::unique_ptr<storage::SyncLedger> sync_ledger_;  // replica_repair.cc
   std::unique_ptr<storage::Flusher> flusher_;
   std::unique_ptr<transport::Transport> transport_;
   std::unique_ptr<ControllerGroup> controller_;

@@ -102,6 +102,8 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(
       config_number(topic.configs, "segment.bytes", static_cast<std::int64_t>(config_.segment_size_bytes)));
   so.entry_payload_bytes_max = config_.max_batch_bytes + 4096;  // room for a control batch
   GroupId gid = record.group;
+  so.sync_ledger = sync_ledger_.get();  // replica_repair.cc: lost synced entries
+  so.sync_ledger_key = gid.value();
   auto alive = alive_;
   so.on_durable = [this, alive, gid](LogIndex index) {
     asio::post(loop_, [this, alive, gid, index] {
@@ -139,6 +141,7 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(
   po.producer_state = config_.producer_state;
   auto group = std::make_unique<PartitionGroup>(this, go, po, std::move(storage));
   MQ_RETURN_IF_ERROR(group->start());
+  MQ_RETURN_IF_ERROR(abstain_for_lost_synced_entries(*group, dir));
   MQ_RETURN_IF_ERROR(apply_abstention(*group, dir));
   MQ_RETURN_IF_ERROR(group->init());
   group->on_proposed = [this](PartitionGroup* g) { schedule_pump(g->id()); };

@@ -2,6 +2,7 @@
 #include "cluster/replica_repair.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "base/crc32c.h"
 #include "base/le_codec.h"
@@ -58,6 +59,44 @@ Status Node::apply_abstention(PartitionGroup& group, const std::string& dir) {
   repair_bounds_[group.id()] = *until;
   log(group.name() + ": replica abstains (no vote, no campaign) until its log reaches index " +
       std::to_string(until->value()) + " again (it was repaired after losing entries)");
+  return Status::ok();
+}
+
+Status Node::open_sync_ledger() {
+  // RAFTMQ_SYNC_LEDGER=off runs without it (A/B measurements of its cost only: a replica
+  // that lost synced entries then cannot tell, as before the ledger existed).
+  const char* env = std::getenv("RAFTMQ_SYNC_LEDGER");
+  if (env != nullptr && std::string(env) == "off") {
+    log("sync ledger DISABLED (RAFTMQ_SYNC_LEDGER=off): lost synced entries go undetected");
+    return Status::ok();
+  }
+  storage::SyncLedgerOptions options;
+  options.directory = config_.data_dir + "/partitions";
+  auto ledger = storage::SyncLedger::open(partition_file_system(), options);
+  if (!ledger.has_value()) {
+    return Status(ledger.error().code(), "sync ledger: " + ledger.error().message());
+  }
+  for (const std::string& warning : (*ledger)->open_warnings()) {
+    log("sync ledger: " + warning + " (replicas with a lost record open without the check)");
+  }
+  sync_ledger_ = std::move(*ledger);
+  return Status::ok();
+}
+
+Status Node::abstain_for_lost_synced_entries(PartitionGroup& group, const std::string& dir) {
+  auto lost = group.storage().lost_synced_end();
+  if (!lost) return Status::ok();
+  // The bound is durable before the replica takes part in anything (it has not run yet).
+  storage::FileSystem* fs = partition_file_system();
+  MQ_ASSIGN_OR_RETURN(auto previous, replica_repair::load_abstention(fs, dir));
+  LogIndex until = std::max(*lost, previous.value_or(LogIndex(0)));
+  MQ_RETURN_IF_ERROR(replica_repair::save_abstention(fs, dir, until));
+  ++metrics_.replicas_lost_synced;
+  log(group.name() + ": LOST SYNCED ENTRIES: its log ends at index " +
+      std::to_string(group.storage().last_index().value()) +
+      " but the sync ledger records it synced up to index " + std::to_string(lost->value()) +
+      " (it may have acknowledged them: a truncated segment?); the leader re-sends them, and "
+      "the replica abstains until it holds index " + std::to_string(until.value()) + " again");
   return Status::ok();
 }
 

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include "base/le_codec.h"
+#include "base/trace.h"
 
 namespace mq::transport::detail {
 
@@ -65,6 +69,7 @@ PeerLink::PeerLink(Context& context, BrokerId peer, std::string host, std::uint1
       backoff_(context.options.backoff_initial) {}
 
 bool PeerLink::enqueue(GroupId group, raft::Message message, std::uint64_t size_bytes) {
+  trace::point(trace::Stage::kTransportEnqueue, group.value(), static_cast<std::uint64_t>(message.type));
   const TransportOptions& o = context_.options;
   std::uint64_t evicted = 0;
   bool refused = false;
@@ -82,6 +87,9 @@ bool PeerLink::enqueue(GroupId group, raft::Message message, std::uint64_t size_
     }
     if (queue_bytes_ + size_bytes > o.queue_bytes_max) {
       refused = true;  // the chunk streams being written hold the room
+    } else if (direct_idle_ && queue_.empty() && size_bytes <= o.chunk_bytes &&
+               !coalescable(message) && try_write_direct(group, message, &post)) {
+      // written (or its tail left to the transport thread)
     } else {
       queue_.push_back(Outbound{group, std::move(message), size_bytes});
       queue_bytes_ += size_bytes;
@@ -99,6 +107,39 @@ bool PeerLink::enqueue(GroupId group, raft::Message message, std::uint64_t size_
   }
   if (post) post_flush();
   return !refused;
+}
+
+bool PeerLink::try_write_direct(GroupId group, const raft::Message& message, bool* post) {
+  if (connected_fd_ < 0) return false;
+  thread_local Buffer out;
+  out.clear();
+  {
+    FrameSequence batch(out, FrameType::kMessageBatch, context_.options.frame_bytes_max);
+    batch.before_item(kBatchItemHeaderSize + encoded_message_size(message));
+    append_batch_item(out, group, message);
+  }
+  ssize_t n = ::send(connected_fd_, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n < 0 && errno == EINTR) n = ::send(connected_fd_, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n <= 0) return false;  // would block or failed: the transport thread writes (and sees errors)
+  trace::point(trace::Stage::kTransportWrite, 1, out.size());
+  const auto written = static_cast<std::size_t>(n);
+  // The rest of a partial write must go out before anything else on this connection.
+  if (written < out.size()) direct_tail_.append(out.data() + written, out.size() - written);
+  // One direct write per idle period: what follows before the transport thread has looked
+  // again is queued and batched by it as before (under load the sending thread must not pay
+  // a syscall per message). Its flush re-opens the direct path once nothing is left.
+  direct_idle_ = false;
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    *post = true;
+  }
+  ++messages_sent_;
+  Counters& c = context_.counters;
+  c.add(c.direct_writes);
+  c.add(c.bytes_sent, written);
+  c.add(c.frames_sent);
+  c.add(c.messages_sent);
+  return true;
 }
 
 void PeerLink::post_flush() {
@@ -138,6 +179,8 @@ void PeerLink::close() {
     state_closed_ = true;
     connected_ = false;
     connected_fd_ = -1;
+    direct_idle_ = false;
+    direct_tail_.clear();
     queue_.clear();
     queue_bytes_ = 0;
   }
@@ -330,6 +373,9 @@ void PeerLink::fail(const std::string& reason) {
     std::lock_guard lock(queue_mu_);  // before the socket closes: see connection_lost_now()
     connected_ = false;
     connected_fd_ = -1;
+    // A partial frame must not start the next connection; Raft retransmits what it needs.
+    direct_idle_ = false;
+    direct_tail_.clear();
   }
   asio::error_code ignored;
   resolver_.cancel();
@@ -391,9 +437,14 @@ void PeerLink::start_write(Buffer bytes, std::uint64_t messages, std::uint64_t f
   MQ_ASSERT(!writing_);
   MQ_ASSERT(state_ == State::kConnected);
   writing_ = true;
+  {
+    std::lock_guard lock(queue_mu_);  // no direct write while this one is in progress
+    direct_idle_ = false;
+  }
   write_messages_ = messages;
   write_buffer_ = std::move(bytes);
   arm_deadline(context_.options.write_timeout, "write");
+  trace::point(trace::Stage::kTransportWrite, messages, write_buffer_.size());
   asio::async_write(socket_, asio::buffer(write_buffer_.data(), write_buffer_.size()),
                     [self = shared_from_this(), generation = generation_, messages, frames](
                         const asio::error_code& error, std::size_t bytes) {
@@ -433,6 +484,11 @@ bool PeerLink::build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* 
   {
     std::lock_guard lock(queue_mu_);
     flush_posted_ = false;
+    // The rest of a partial direct write goes first.
+    if (!direct_tail_.empty()) {
+      out.append(direct_tail_.data(), direct_tail_.size());
+      direct_tail_.clear();
+    }
     std::uint64_t taken = 0;
     while (!queue_.empty() &&
            (taken == 0 || taken + queue_.front().size_bytes <= o.write_bytes_max)) {
@@ -448,7 +504,9 @@ bool PeerLink::build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* 
       }
       queue_.pop_front();
     }
-    // More left: on_write_done() will flush again.
+    // More left: on_write_done() will flush again. Nothing at all: until the next write the
+    // enqueuing threads may write directly (flush() runs only connected and not writing).
+    direct_idle_ = out.empty() && items.empty() && chunk_streams_.empty();
   }
   // One allocation for the whole write: items plus per-item and per-frame overheads.
   std::size_t estimate = 256;

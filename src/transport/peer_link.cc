@@ -13,6 +13,16 @@ namespace mq::transport::detail {
 
 namespace {
 
+// Shorter than any gap between two single in-flight produces (a client round trip), longer
+// than the gaps between writes of a loaded link.
+constexpr std::int64_t kDirectWriteQuietNs = 50'000;
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // Appends items to frames of one type, starting a new frame whenever the next item would take
 // the body past body_bytes_max. Bodies start with a u32 item count.
 class FrameSequence {
@@ -111,6 +121,8 @@ bool PeerLink::enqueue(GroupId group, raft::Message message, std::uint64_t size_
 
 bool PeerLink::try_write_direct(GroupId group, const raft::Message& message, bool* post) {
   if (connected_fd_ < 0) return false;
+  const std::int64_t now = steady_ns();
+  if (now - last_write_ns_ < kDirectWriteQuietNs) return false;
   thread_local Buffer out;
   out.clear();
   {
@@ -123,6 +135,7 @@ bool PeerLink::try_write_direct(GroupId group, const raft::Message& message, boo
   if (n <= 0) return false;  // would block or failed: the transport thread writes (and sees errors)
   trace::point(trace::Stage::kTransportWrite, 1, out.size());
   const auto written = static_cast<std::size_t>(n);
+  last_write_ns_ = now;
   // The rest of a partial write must go out before anything else on this connection.
   if (written < out.size()) direct_tail_.append(out.data() + written, out.size() - written);
   // One direct write per idle period: what follows before the transport thread has looked
@@ -440,6 +453,7 @@ void PeerLink::start_write(Buffer bytes, std::uint64_t messages, std::uint64_t f
   {
     std::lock_guard lock(queue_mu_);  // no direct write while this one is in progress
     direct_idle_ = false;
+    last_write_ns_ = steady_ns();
   }
   write_messages_ = messages;
   write_buffer_ = std::move(bytes);

@@ -79,7 +79,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   std::uint64_t append_chunk_frame(Buffer& out);
   void start_write(Buffer bytes, std::uint64_t messages, std::uint64_t frames);
   // With queue_mu_ held, direct_idle_ and the queue empty: encodes `message` as a one-item
-  // MessageBatch frame and writes it to the socket without blocking. Returns false if
+  // MessageBatch frame and writes it to the socket without blocking (only if nothing was
+  // written on the link for kDirectWriteQuietNs). Returns false if
   // nothing was written (the caller queues the message); a partial write leaves the rest in
   // direct_tail_ for the transport thread (a flush is then posted).
   bool try_write_direct(GroupId group, const raft::Message& message, bool* post);
@@ -110,6 +111,10 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   // period: the next messages queue until the transport thread's flush finds nothing left.
   bool direct_idle_ = false;
   Buffer direct_tail_;
+  // Steady-clock ns of the last write started on this connection (either path). A direct
+  // write also needs the link quiet for kDirectWriteQuietNs: a link written to more often
+  // (a steady load) keeps its writes, and their syscalls, on the transport thread, batched.
+  std::int64_t last_write_ns_ = 0;
   bool connected_ = false;     // mirror of state_ == kConnected for stats()
   int connected_fd_ = -1;      // the connected socket's descriptor, for connection_lost_now()
   bool state_closed_ = false;  // mirror of state_ == kClosed for enqueue()

@@ -136,16 +136,19 @@ bool PeerLink::try_write_direct(GroupId group, const raft::Message& message, boo
   trace::point(trace::Stage::kTransportWrite, 1, out.size());
   const auto written = static_cast<std::size_t>(n);
   last_write_ns_ = now;
-  // The rest of a partial write must go out before anything else on this connection.
-  if (written < out.size()) direct_tail_.append(out.data() + written, out.size() - written);
-  // One direct write per idle period: what follows before the transport thread has looked
-  // again is queued and batched by it as before (under load the sending thread must not pay
-  // a syscall per message). Its flush re-opens the direct path once nothing is left.
-  direct_idle_ = false;
-  if (!flush_posted_) {
-    flush_posted_ = true;
-    *post = true;
+  if (written < out.size()) {
+    // The rest of this frame must go out before anything else on this connection: the
+    // transport thread writes it (and re-opens the direct path once nothing is left).
+    direct_tail_.append(out.data() + written, out.size() - written);
+    direct_idle_ = false;
+    if (!flush_posted_) {
+      flush_posted_ = true;
+      *post = true;
+    }
   }
+  // Written whole: the transport thread is not woken at all (a wake-up on two busy cores
+  // competes with the receiver for the CPU). The next message within kDirectWriteQuietNs
+  // is queued and batched by the transport thread as before.
   ++messages_sent_;
   Counters& c = context_.counters;
   c.add(c.direct_writes);

@@ -107,8 +107,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   // thread writes the message to the socket itself (non-blocking, under queue_mu_), saving
   // the hand-over to the transport thread and its wake-up on the path of every acks=all
   // produce (docs/benchmarks.md). Bytes a direct write could not send wait in direct_tail_,
-  // which the transport thread writes before anything else. One direct write per idle
-  // period: the next messages queue until the transport thread's flush finds nothing left.
+  // which the transport thread writes before anything else. A message within
+  // kDirectWriteQuietNs of the previous write is queued for the transport thread.
   bool direct_idle_ = false;
   Buffer direct_tail_;
   // Steady-clock ns of the last write started on this connection (either path). A direct

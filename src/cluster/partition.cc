@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "base/trace.h"
 #include "cluster/ids.h"
 #include "protocol/gen/error_codes.h"
 #include "protocol/record_batch.h"
@@ -98,6 +99,7 @@ void PartitionGroup::produce(SharedBuffer batch, Acks acks,
   if (idempotent && check_producer(*identity, acks, done)) return;
   Result<LogIndex> index = node().propose(std::move(batch));
   if (!index.has_value()) return done(index.error());
+  trace::point(trace::Stage::kPropose, index->value());
   if (on_proposed) on_proposed(this);
   if (idempotent) {
     pending_[identity->producer_id].push_back(PendingBatch{*index, term(), *identity});
@@ -352,6 +354,7 @@ void PartitionGroup::on_local_durable(LogIndex index) {
 }
 
 void PartitionGroup::on_apply(const raft::Entry& entry) {
+  trace::point(trace::Stage::kApply, entry.index.value());
   auto hw = next_offset_after(entry.index);
   if (hw.has_value()) {
     high_watermark_ = std::max(high_watermark_, *hw);

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "base/trace.h"
+
 namespace mq::cluster {
 namespace {
 std::int64_t now_ms() {
@@ -106,6 +108,7 @@ void RaftGroup::step(const raft::Message& message) {
   }
   ++loop_work.steps;
   LoopWatch::Section section(host_->loop_watch(), "step", options_.name);
+  trace::point(trace::Stage::kStep, options_.group.value(), static_cast<std::uint64_t>(message.type));
   // A heartbeat response does not wake a quiesced leader (the last round's answers arrive
   // after it quiesced); if it calls for an append, the Ready wakes it in pump().
   if (quiesced_ && message.type != raft::MessageType::kHeartbeatResponse) wake();
@@ -191,7 +194,13 @@ void RaftGroup::pump() {
   // either side) held the loop for hundreds of milliseconds in one go.
   const std::int64_t started = now_ms();
   for (int round = 0; round < 64; ++round) {
-    if (node_ == nullptr || failed() || parked_ || !node_->has_ready()) return;
+    if (parked_ && !failed()) {
+      // Entries the followers' acknowledgements committed while the leader's own fsync runs
+      // are applied (and answered) now; the rest of the Ready waits for the flusher.
+      LoopWatch::Section section(host_->loop_watch(), "apply_parked", options_.name);
+      return apply_committed_while_parked();
+    }
+    if (node_ == nullptr || failed() || !node_->has_ready()) return;
     if (round > 0 && options_.pump_budget_ms > 0 &&
         now_ms() - started >= options_.pump_budget_ms) {
       break;
@@ -224,6 +233,8 @@ void RaftGroup::send_all(std::vector<raft::Message>& messages) {
 }
 
 void RaftGroup::process(raft::Ready rd) {
+  trace::point(trace::Stage::kReady, options_.group.value(),
+               rd.entries_to_persist.empty() ? 0 : rd.entries_to_persist.back().index.value());
   if (rd.soft_state) {
     log_role_change(soft_state_, *rd.soft_state);
     bool leader_changed = soft_state_.leader != rd.soft_state->leader;
@@ -234,6 +245,9 @@ void RaftGroup::process(raft::Ready rd) {
   LoopWatch* watch = host_->loop_watch();
   {
     LoopWatch::Section section(watch, "send");
+    if (!rd.messages.empty()) {
+      trace::point(trace::Stage::kMessagesSent, options_.group.value(), rd.messages.size());
+    }
     send_all(rd.messages);
   }
   if (rd.snapshot) {
@@ -250,6 +264,8 @@ void RaftGroup::process(raft::Ready rd) {
     Status s = storage_->append(rd.entries_to_persist, &appended);
     if (!s.is_ok()) return fail(std::move(s));
     view_->on_appended(rd.entries_to_persist);
+    trace::point(trace::Stage::kAppended, options_.group.value(),
+                 rd.entries_to_persist.back().index.value());
     on_appended(appended);
   }
   if (rd.hard_state) {
@@ -266,7 +282,9 @@ void RaftGroup::process(raft::Ready rd) {
       apply_durable_prefix(rd);
       if (failed()) return;
       parked_until_ = need;
+      trace::point(trace::Stage::kParked, options_.group.value(), need.value());
       parked_ = std::move(rd);
+      apply_committed_while_parked();
       return;
     }
   }
@@ -297,10 +315,48 @@ void RaftGroup::apply_durable_prefix(const raft::Ready& rd) {
   if (any) on_applied();
 }
 
+// The Ready contract orders applying after step 2 only for entries that rely on this replica's
+// copy to be committed; an entry the core reports committed is durable on a majority already
+// (§5.3, §5.4: the leader counts its own log only after advance(), so a commit reached while
+// its fsync runs was reached on followers' fsynced acknowledgements alone; acks=all keeps its
+// meaning). Applying needs the entry written locally (the state machine reads it back from the
+// log: fetches, offsets), which every entry of the parked Ready is. Without this, an
+// acknowledgement that arrives while the leader's own fsync runs waited for that fsync, for
+// the flusher's report to cross back to the loop, and for one more Ready: on a disk where the
+// leader's fdatasync takes as long as a follower's round trip, that was most produces.
+// Configuration changes still wait for advance() (they take effect there). The applied index
+// is checkpointed only up to what is locally durable (GroupStorage::checkpoint).
+void RaftGroup::apply_committed_while_parked() {
+  const LogIndex commit = node_->committed();
+  if (commit <= applied_) return;
+  bool any = false;
+  auto apply_from = [&](const std::vector<raft::Entry>& entries) {
+    for (const raft::Entry& e : entries) {
+      if (e.index <= applied_) continue;
+      if (e.index != applied_ + 1 || e.index > commit || e.type == raft::EntryType::kConfChange) {
+        return false;
+      }
+      applied_ = e.index;
+      on_apply(e);
+      any = true;
+      if (failed()) return false;
+    }
+    return true;
+  };
+  if (apply_from(parked_->committed_entries) && !failed()) apply_from(parked_->entries_to_persist);
+  if (!any || failed()) return;
+  trace::point(trace::Stage::kCommit, options_.group.value(), applied_.value());
+  on_applied();
+}
+
 void RaftGroup::finish(raft::Ready rd) {
   LoopWatch* watch = host_->loop_watch();
   {
     LoopWatch::Section section(watch, "send_after_persist");
+    if (!rd.messages_after_persist.empty()) {
+      trace::point(trace::Stage::kAfterPersistSent, options_.group.value(),
+                   rd.messages_after_persist.size());
+    }
     send_all(rd.messages_after_persist);
   }
   bool conf_changed = rd.snapshot.has_value();
@@ -348,6 +404,7 @@ void RaftGroup::on_durable(LogIndex index) {
   // A report posted by an earlier incarnation of this replica's log (closed and re-opened,
   // replica_recovery.h) must not vouch for entries of this one.
   index = std::min(index, storage_->durable_index());
+  trace::point(trace::Stage::kOnDurable, options_.group.value(), index.value());
   on_local_durable(index);
   if (parked_ && index >= parked_until_) {
     raft::Ready rd = std::move(*parked_);

@@ -169,6 +169,11 @@ class RaftGroup {
   // Applies the committed entries of `ready` that are locally durable before its new entries
   // are (so that a commit does not wait for the next fsync); finish() applies the rest.
   void apply_durable_prefix(const raft::Ready& ready);
+  // While a Ready is parked for the local fsync: applies the entries it carries (committed or
+  // to persist) that the core has meanwhile seen committed by a majority of *other* replicas'
+  // acknowledgements, so that a produce is answered without waiting for the leader's own
+  // fsync and the Ready cycle after it. finish() skips what was applied here.
+  void apply_committed_while_parked();
   void fail(Status status);
   void send_all(std::vector<raft::Message>& messages);
   // One log line per role change, with what explains an election (FINDINGS.md F2): how long

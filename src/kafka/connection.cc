@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "base/trace.h"
 #include "kafka/api_table.h"
 #include "protocol/headers.h"
 
@@ -121,6 +122,7 @@ bool Connection::process_frames() {
 
 void Connection::handle_frame(BufferView payload) {
   ++stats_.requests;
+  trace::point(trace::Stage::kKafkaRead, payload.size());
   KafkaReader reader(payload);
   Result<protocol::RequestHeader> header = protocol::decode_request_header(reader);
   if (!header.has_value()) {
@@ -294,6 +296,7 @@ void Connection::write_queued() {
       msg.msg_iov = iov;
       msg.msg_iovlen = static_cast<std::size_t>(count);
       n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+      trace::point(trace::Stage::kKafkaWritten, static_cast<std::uint64_t>(n));
     }
     if (n < 0) {
       if (errno == EINTR) continue;

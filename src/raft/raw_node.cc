@@ -99,6 +99,7 @@ void RawNode::advance(const Ready& ready) {
 }
 
 NodeStatus RawNode::status() const { return raft_->status(); }
+LogIndex RawNode::committed() const { return raft_->log().committed(); }
 
 LogIndex RawNode::lowest_active_follower_next() const {
   LogIndex lowest(std::numeric_limits<std::uint64_t>::max());

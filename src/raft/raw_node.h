@@ -123,6 +123,11 @@ class RawNode {
 
   NodeStatus status() const;
   NodeId id() const;
+  // The commit index as the core knows it now (cheap; status() copies the progress map). It
+  // may run ahead of the last Ready's hard state: a host waiting for its own persistence
+  // while followers' acknowledgements arrive sees the entries commit here (§5.3: committed
+  // once a majority stored them; the leader counts itself only after advance()).
+  LogIndex committed() const;
   // The membership in effect. It changes when advance() acknowledges the application of a
   // kConfChange entry (or when a snapshot is installed); a host persisting its applied index
   // persists this alongside (MemoryStorage::set_conf_state), since initial_state() must

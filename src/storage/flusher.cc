@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "base/trace.h"
+
 namespace mq::storage {
 
 Flusher::Flusher(FlusherOptions options, Clock* clock) : options_(options), clock_(clock) {
@@ -33,6 +35,7 @@ void Flusher::enqueue(Log* log) {
     if (!queued_.insert(log).second) return;
     queue_.push_back(log);
   }
+  trace::point(trace::Stage::kFlushEnqueue);
   work_.notify_one();
 }
 
@@ -46,7 +49,9 @@ std::size_t Flusher::sync_batch(std::vector<Log*>& batch) {
   std::size_t syncs = 0;
   std::uint64_t errors = 0;
   for (Log* log : batch) {
+    trace::point(trace::Stage::kSyncStart);
     auto synced = log->sync_internal(false);  // the log reports its durable index itself
+    trace::point(trace::Stage::kSyncEnd);
     if (!synced.has_value()) {
       ++errors;
     } else if (*synced) {
@@ -78,6 +83,7 @@ void Flusher::thread_main() {
   while (true) {
     work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (stopping_ && queue_.empty()) return;
+    trace::point(trace::Stage::kFlusherWake);
     if (options_.mode == DurabilityMode::kInterval) {
       // At most one round every interval_ms (a stop request ends the wait early).
       std::int64_t due = last_round_ms_ + options_.interval_ms;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/trace.h"
+
 namespace mq::transport::detail {
 
 namespace {
@@ -242,6 +244,8 @@ Status InboundConnection::process(const FrameView& frame) {
 void InboundConnection::deliver(GroupMessage& message) {
   if (context_.stopping.load(std::memory_order_relaxed)) return;
   context_.counters.add(context_.counters.messages_received);
+  trace::point(trace::Stage::kTransportRecv, message.group.value(),
+               static_cast<std::uint64_t>(message.message.type));
   if (context_.callbacks.on_message) {
     context_.callbacks.on_message(source_, message.group, std::move(message.message));
   }

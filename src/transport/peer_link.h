@@ -78,6 +78,12 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   bool build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* frames);
   std::uint64_t append_chunk_frame(Buffer& out);
   void start_write(Buffer bytes, std::uint64_t messages, std::uint64_t frames);
+  // With queue_mu_ held, direct_idle_ and the queue empty: encodes `message` as a one-item
+  // MessageBatch frame and writes it to the socket without blocking (only if nothing was
+  // written on the link for kDirectWriteQuietNs). Returns false if
+  // nothing was written (the caller queues the message); a partial write leaves the rest in
+  // direct_tail_ for the transport thread (a flush is then posted).
+  bool try_write_direct(GroupId group, const raft::Message& message, bool* post);
   void on_write_done(std::size_t bytes, std::uint64_t messages, std::uint64_t frames);
   bool current(std::uint64_t generation) const {
     return generation == generation_ && state_ != State::kClosed;
@@ -96,6 +102,19 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   std::uint64_t dropped_ = 0;
   std::uint64_t messages_sent_ = 0;
   std::uint64_t connects_succeeded_ = 0;
+  // Direct writes (try_write_direct): true while the transport thread is connected and has
+  // nothing to write (not writing, queue, tail and chunk streams empty). Then the enqueuing
+  // thread writes the message to the socket itself (non-blocking, under queue_mu_), saving
+  // the hand-over to the transport thread and its wake-up on the path of every acks=all
+  // produce (docs/benchmarks.md). Bytes a direct write could not send wait in direct_tail_,
+  // which the transport thread writes before anything else. A message within
+  // kDirectWriteQuietNs of the previous write is queued for the transport thread.
+  bool direct_idle_ = false;
+  Buffer direct_tail_;
+  // Steady-clock ns of the last write started on this connection (either path). A direct
+  // write also needs the link quiet for kDirectWriteQuietNs: a link written to more often
+  // (a steady load) keeps its writes, and their syscalls, on the transport thread, batched.
+  std::int64_t last_write_ns_ = 0;
   bool connected_ = false;     // mirror of state_ == kConnected for stats()
   int connected_fd_ = -1;      // the connected socket's descriptor, for connection_lost_now()
   bool state_closed_ = false;  // mirror of state_ == kClosed for enqueue()

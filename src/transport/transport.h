@@ -113,6 +113,7 @@ struct TransportStats {
   std::uint64_t decode_errors = 0;          // inbound connections closed for bad bytes
   std::uint64_t idle_timeouts = 0;
   std::uint64_t write_timeouts = 0;
+  std::uint64_t direct_writes = 0;  // messages written by the sending thread itself (idle link)
 };
 
 struct PeerStats {

@@ -19,7 +19,7 @@ namespace mq::transport::detail {
   X(dropped_unknown_peer) X(dropped_connection_lost) X(connects_attempted)                  \
   X(connects_succeeded) X(reconnects) X(connect_failures) X(disconnects)                    \
   X(unreachable_reports) X(inbound_accepted) X(inbound_refused) X(decode_errors)            \
-  X(idle_timeouts) X(write_timeouts)
+  X(idle_timeouts) X(write_timeouts) X(direct_writes)
 
 struct Counters {
 #define MQ_TRANSPORT_COUNTER_FIELD(name) std::atomic<std::uint64_t> name{0};

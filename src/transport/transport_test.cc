@@ -737,3 +737,45 @@ TEST(Transport, PeerThatConnectsToUsCutsOurReconnectBackoffShort) {
 
 }  // namespace
 }  // namespace mq::transport
+
+namespace mq::transport {
+namespace {
+
+// An idle link: the sending thread writes the message to the socket itself (no hand-over to
+// the transport thread on the path of a single produce); a burst right after is queued and
+// batched by the transport thread as before, and the peer sees every message once, in order.
+TEST(Transport, IdleLinkWritesDirectlyAndBurstsStayBatchedAndOrdered) {
+  Node a(BrokerId(1)), b(BrokerId(2));
+  a.connect_to(b);
+  ASSERT_TRUE(eventually([&] { return a.transport().peer_stats(b.id())->connected; }));
+  // The transport thread opens the direct path after its first flush on the new connection.
+  std::uint64_t sequence = 0;
+  ASSERT_TRUE(eventually([&] {
+    EXPECT_TRUE(a.transport().send(b.id(), GroupId(7), append_message(1, 2, sequence++)));
+    std::this_thread::sleep_for(5ms);
+    return a.transport().stats().direct_writes >= 1;
+  }));
+  ASSERT_TRUE(b.wait_received(sequence));
+  const TransportStats before = a.transport().stats();
+  constexpr std::uint64_t kBurst = 2000;
+  for (std::uint64_t i = 0; i < kBurst; ++i) {
+    ASSERT_TRUE(a.transport().send(b.id(), GroupId(7), append_message(1, 2, sequence++)));
+  }
+  ASSERT_TRUE(b.wait_received(sequence));
+  std::uint64_t expect = 0;
+  for (const Received& r : b.received()) {
+    EXPECT_EQ(r.message.context, expect);
+    EXPECT_EQ(r.message, append_message(1, 2, expect));
+    ++expect;
+  }
+  EXPECT_EQ(expect, sequence);
+  ASSERT_TRUE(eventually([&] { return a.transport().stats().messages_sent == sequence; }));
+  const TransportStats after = a.transport().stats();
+  // At most one direct write per transport-thread flush: the burst is mostly batched.
+  EXPECT_LT(after.direct_writes - before.direct_writes, kBurst / 2);
+  EXPECT_LT(after.frames_sent - before.frames_sent, kBurst);
+  EXPECT_EQ(after.decode_errors, 0u);
+}
+
+}  // namespace
+}  // namespace mq::transport

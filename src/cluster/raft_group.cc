@@ -329,11 +329,20 @@ void RaftGroup::apply_durable_prefix(const raft::Ready& rd) {
 void RaftGroup::apply_committed_while_parked() {
   const LogIndex commit = node_->committed();
   if (commit <= applied_) return;
+  // Bounded in time like a pump (pump_budget_ms): a follower's catch-up commits megabytes at
+  // once, and applying them here in one go held the loop as before the budget. What is left
+  // is applied on a later turn (the host pumps again).
+  const std::int64_t started = now_ms();
   bool any = false;
+  bool out_of_budget = false;
   auto apply_from = [&](const std::vector<raft::Entry>& entries) {
     for (const raft::Entry& e : entries) {
       if (e.index <= applied_) continue;
       if (e.index != applied_ + 1 || e.index > commit || e.type == raft::EntryType::kConfChange) {
+        return false;
+      }
+      if (any && options_.pump_budget_ms > 0 && now_ms() - started >= options_.pump_budget_ms) {
+        out_of_budget = true;
         return false;
       }
       applied_ = e.index;
@@ -345,6 +354,7 @@ void RaftGroup::apply_committed_while_parked() {
   };
   if (apply_from(parked_->committed_entries) && !failed()) apply_from(parked_->entries_to_persist);
   if (!any || failed()) return;
+  if (out_of_budget) host_->on_ready_pending(options_.group);
   trace::point(trace::Stage::kCommit, options_.group.value(), applied_.value());
   on_applied();
 }

@@ -3,78 +3,23 @@
 // entry is known to be gone, not when some later write happens to be applied at its index.
 #include <gtest/gtest.h>
 
-#include "cluster/group_storage.h"
-#include "cluster/partition.h"
-#include "protocol/record_batch.h"
-#include "storage/memory_file_system.h"
+#include "cluster/partition_test_util.h"
 #include "storage/metadata.h"
 
 namespace mq::cluster {
 namespace {
 
-SharedBuffer plain_batch(const std::string& value) {
-  protocol::RecordInput r;
-  r.value = Buffer(std::string_view(value));
-  r.timestamp = 5000;
-  std::vector<protocol::RecordInput> inputs;
-  inputs.push_back(std::move(r));
-  return SharedBuffer(*protocol::build_record_batch(protocol::RecordBatchOptions{}, inputs));
-}
-
-// Keeps what the group sends so that the test can answer as node 2 would.
-class RecordingHost : public GroupHost {
- public:
-  bool send_message(GroupId, raft::Message m) override {
-    sent.push_back(std::move(m));
-    return true;
-  }
-  void log(std::string_view) override {}
-  std::vector<raft::Message> sent;
-};
-
-struct Outcome {
-  bool done = false;
-  Result<ProduceResult> result = Status::internal("not answered");
-};
+using testing::campaign_with_votes_of_node2;
+using testing::plain_batch;
+using testing::RecordingHost;
+using Outcome = testing::ProduceOutcome;
 
 // Node 1 of a two-voter group, made leader of term 1 by a hand-made vote from node 2.
 class ClusterPartitionWaiters : public ::testing::Test {
  protected:
   void SetUp() override {
-    GroupStorageOptions o;
-    o.directory = "/w";
-    o.name = "t-0";
-    o.bootstrap.voters = {NodeId(1), NodeId(2)};
-    auto s = GroupStorage::open(&fs_, &clock_, nullptr, o);
-    ASSERT_TRUE(s.has_value()) << s.error().to_string();
-    RaftGroupOptions go;
-    go.group = GroupId(1);
-    go.name = "t-0";
-    go.raft.id = NodeId(1);
-    go.raft.election_ticks = 1000;  // no elections but the ones the test starts
-    go.raft.heartbeat_ticks = 1;
-    p_ = std::make_unique<PartitionGroup>(&host_, go, PartitionOptions{}, std::move(*s));
-    ASSERT_TRUE(p_->start().is_ok());
-    ASSERT_TRUE(p_->init().is_ok());
-    p_->node().campaign();
-    // Grant whatever (pre-)vote node 1 asks for; bounded rounds.
-    for (int round = 0; round < 6 && !p_->is_raft_leader(); ++round) {
-      settle();
-      std::vector<raft::Message> sent;
-      sent.swap(host_.sent);
-      for (const raft::Message& m : sent) {
-        if (m.type != raft::MessageType::kVote && m.type != raft::MessageType::kPreVote) continue;
-        raft::Message r;
-        r.type = m.type == raft::MessageType::kVote ? raft::MessageType::kVoteResponse
-                                                    : raft::MessageType::kPreVoteResponse;
-        r.from = NodeId(2);
-        r.to = NodeId(1);
-        r.term = m.term;
-        p_->step(r);
-      }
-    }
-    settle();
-    ASSERT_TRUE(p_->is_raft_leader());
+    p_ = testing::open_partition_node1(&fs_, &clock_, &host_, "/w", {NodeId(1), NodeId(2)});
+    ASSERT_TRUE(campaign_with_votes_of_node2(*p_, host_, [this] { settle(); }));
     ASSERT_EQ(p_->term(), Term(1));
     ack_all();  // commits the leader's empty entry: the partition serves produce from now on
     ASSERT_TRUE(p_->is_leader());

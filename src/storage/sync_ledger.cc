@@ -253,6 +253,12 @@ void SyncLedger::thread_main() {
       std::unique_lock lock(mutex_);
       dirty_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
       if (stopping_) return;
+    } else if (options_.sync_interval_ms > 0) {
+      // At most one fdatasync per interval (SyncLedgerOptions::sync_interval_ms); a stop
+      // still ends with a last sync of whatever was written meanwhile (the loop above).
+      std::unique_lock lock(mutex_);
+      dirty_cv_.wait_for(lock, std::chrono::milliseconds(options_.sync_interval_ms),
+                         [&] { return stopping_ || rewrite_; });
     }
   }
 }

@@ -16,10 +16,10 @@
 //     (one write of 24 bytes): a process crash keeps it, like every write. It never describes
 //     an entry that is not already on disk, so a crash or power loss can never leave the
 //     ledger ahead of the log: no false abstention.
-//   - The ledger's own fdatasync runs on its own thread, in parallel with the next round of
-//     segment syncs (no latency in series). Power loss before it completes loses the latest
-//     records: the replica then misses an abstention only if the same event ALSO lost synced
-//     entries of its log (two faults at once); see the format document.
+//   - The ledger's own fdatasync runs on its own thread, never in series with an
+//     acknowledgement, at most once per sync_interval_ms (1 s). Power loss loses the records
+//     written since the last one: the replica then misses an abstention only if the same
+//     event ALSO lost synced entries of its log (two faults at once); see the format document.
 //   - before a suffix truncation or a reset the caller writes the lower value and syncs it
 //     (durable=true; rare) and writes no higher one until it is done, so that a crash cannot
 //     leave a higher, stale bound with the cut log (GroupStorage::append).
@@ -57,6 +57,12 @@ struct SyncLedgerOptions {
   // true: a thread fdatasyncs the file whenever records were written (and compacts);
   // false: only sync() does (deterministic tests).
   bool sync_thread = true;
+  // The sync thread's pause after each fdatasync: at most one ledger fdatasync per interval.
+  // A ledger fdatasync per flusher round competed with the segments' own fdatasyncs for the
+  // device (single in-flight produce p50 ~690 us with it, ~540 us without, same machine); at
+  // one a second its cost is nil. Only power loss is exposed: it may take the records of
+  // the last interval (see the file comment).
+  std::int64_t sync_interval_ms = 1000;
 };
 
 struct SyncLedgerStats {

@@ -245,6 +245,39 @@ TEST_P(SyncLedgerTest, TheSyncThreadMakesRecordsDurable) {
   }
 }
 
+TEST_P(SyncLedgerTest, TheSyncThreadSyncsAtMostOncePerInterval) {
+  SyncLedgerOptions o;
+  o.directory = dir_;
+  o.sync_thread = true;
+  o.sync_interval_ms = 400;
+  auto ledger = SyncLedger::open(fs_, o);
+  ASSERT_TRUE(ledger.has_value());
+  ASSERT_TRUE((*ledger)->record_synced(4, LogIndex(11)).is_ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((*ledger)->stats().syncs == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ((*ledger)->stats().syncs, 1u);  // the first record is synced at once
+  const auto first_sync = std::chrono::steady_clock::now();
+  // Records written right after it wait for the interval: one more fdatasync covers them all.
+  for (std::uint64_t i = 12; i < 40; ++i) {
+    ASSERT_TRUE((*ledger)->record_synced(4, LogIndex(i)).is_ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  while ((*ledger)->stats().syncs < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ((*ledger)->stats().syncs, 2u);
+  EXPECT_GE(std::chrono::steady_clock::now() - first_sync, std::chrono::milliseconds(390));
+  // Closing syncs what was written since.
+  ASSERT_TRUE((*ledger)->record_synced(4, LogIndex(50)).is_ok());
+  ledger->reset();
+  if (!GetParam()) {
+    memory_fs_.crash();
+    EXPECT_EQ(open()->synced_end(4), LogIndex(50));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(FileSystems, SyncLedgerTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Posix" : "Memory"; });
 

@@ -13,7 +13,7 @@
 namespace mq::cluster {
 namespace {
 
-constexpr std::size_t kRing = 512;              // samples kept: ~5 s at 10 ms
+constexpr std::size_t kRing = 512;              // samples kept: ~25 s at 50 ms
 constexpr std::int64_t kChainMinNs = 5'000'000;  // nested sections shorter than this: no text
 constexpr std::int64_t kNsPerMs = 1'000'000;
 

@@ -48,7 +48,7 @@ struct LoopWatchOptions {
   // Stalls at least this long are counted separately (they can cost a leader its lease).
   std::int64_t severe_threshold_ms = 400;
   // Sampler period; 0: no sampler thread (no cpu/run-queue split, no syscall evidence).
-  std::int64_t sample_interval_ms = 10;
+  std::int64_t sample_interval_ms = 50;
   // Receives one line per stall (on the loop thread).
   std::function<void(std::string_view)> log;
   // Tests: count every section by label (sections()); off in brokers (a map update each).

@@ -24,10 +24,8 @@ using namespace std::chrono_literals;
 using testing::TestBroker;
 using testing::wait_until;
 
-// Kafka ports of this test (docs: each real-cluster test has its own range).
-constexpr std::uint16_t kKafkaPortBase = 19292 + 600 + 20;
 
-std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic) {
+std::optional<PartitionStatus> partition0_status(TestBroker& b, const std::string& topic) {
   return b.call([&](Node& n) -> std::optional<PartitionStatus> {
     for (const PartitionStatus& s : n.cluster_status().partitions) {
       if (s.topic == topic && s.partition == 0) return s;
@@ -38,7 +36,7 @@ std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& 
 
 bool leads(TestBroker& b, const std::string& topic) {
   if (!b.running()) return false;
-  auto s = replica_status(b, topic);
+  auto s = partition0_status(b, topic);
   return s && s->is_leader;
 }
 
@@ -58,41 +56,17 @@ std::optional<std::uint64_t> entry_position(storage::MemoryFileSystem& fs,
   return std::nullopt;
 }
 
-class LostSyncedEntriesCluster : public ::testing::Test {
+class LostSyncedEntriesCluster : public testing::ClusterFixture {
  protected:
   void SetUp() override {
-    root_ = testing::make_temp_dir("raftmq-lostsync-");
-    std::vector<BrokerAddress> addresses;
-    for (int i = 0; i < 3; ++i) {
-      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
-                                        static_cast<std::uint16_t>(kKafkaPortBase + i)});
-      fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
-    }
-    for (int i = 0; i < 3; ++i) {
-      NodeConfig c;
-      c.id = BrokerId(i);
-      c.data_dir = root_ + "/broker" + std::to_string(i);
-      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
-      c.brokers = addresses;
-      c.produce_timeout_ms = 5000;
-      c.file_system = fs_[static_cast<std::size_t>(i)].get();
-      brokers_.push_back(std::make_unique<TestBroker>(c));
-    }
-    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
-  }
-  void TearDown() override {
-    brokers_.clear();
-    fs_.clear();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
+    for (int i = 0; i < 3; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
+    make(3, [this](NodeConfig& c) {
+      c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
+    });
   }
   void create_topic(const std::string& name) {
-    TestBroker* controller = nullptr;
-    ASSERT_TRUE(wait_until([&] {
-      for (auto& b : brokers_) {
-        if (b->call([](Node& n) { return n.controller()->leader_ready(); })) controller = b.get();
-      }
-      return controller != nullptr;
-    }, 10s));
+    TestBroker* controller = wait_controller();
+    ASSERT_NE(controller, nullptr);
     auto created = controller->call_async<std::vector<AdminResult>>(
         [name](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
           TopicSpec spec;
@@ -122,9 +96,8 @@ class LostSyncedEntriesCluster : public ::testing::Test {
     }
   }
 
-  std::string root_;
-  std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;  // outlive the brokers
-  std::vector<std::unique_ptr<TestBroker>> brokers_;
+  // Outlive the brokers: ClusterFixture::TearDown stops them first.
+  std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;
   std::vector<std::string> written_;
 };
 
@@ -139,18 +112,18 @@ TEST_F(LostSyncedEntriesCluster, AFollowerThatLostAcknowledgedEntriesAbstainsUnt
 
   produce_n(*a, "a", 20);  // on all three
   ASSERT_TRUE(wait_until([&] {
-    auto s = replica_status(c, "lost");
-    auto l = replica_status(*a, "lost");
+    auto s = partition0_status(c, "lost");
+    auto l = partition0_status(*a, "lost");
     return s && l && s->last_index == l->last_index;
   }, 5s));
-  const LogIndex c_last = replica_status(c, "lost")->last_index;
+  const LogIndex c_last = partition0_status(c, "lost")->last_index;
   c.kill();
   // Committed by a and b alone: b synced and acknowledged every one of them.
   produce_n(*a, "b", 10);
-  const auto a_status = replica_status(*a, "lost");
+  const auto a_status = partition0_status(*a, "lost");
   ASSERT_TRUE(a_status.has_value());
   ASSERT_TRUE(wait_until([&] {
-    auto s = replica_status(b, "lost");
+    auto s = partition0_status(b, "lost");
     return s && s->last_index == a_status->last_index;
   }, 5s));
   const GroupId group = a_status->group;
@@ -179,10 +152,10 @@ TEST_F(LostSyncedEntriesCluster, AFollowerThatLostAcknowledgedEntriesAbstainsUnt
   // so no leader (the group waits for a, as if b were down).
   ASSERT_TRUE(b.start().is_ok());
   ASSERT_TRUE(c.start().is_ok());
-  ASSERT_TRUE(wait_until([&] { return replica_status(b, "lost").has_value(); }, 10s));
+  ASSERT_TRUE(wait_until([&] { return partition0_status(b, "lost").has_value(); }, 10s));
   EXPECT_EQ(b.call([](Node& n) { return n.cluster_status().metrics.replicas_lost_synced; }), 1u);
   EXPECT_TRUE(b_fs.exists(dir + "/abstain").value());
-  auto b_open = replica_status(b, "lost");
+  auto b_open = partition0_status(b, "lost");
   ASSERT_TRUE(b_open.has_value());
   EXPECT_EQ(b_open->last_index, c_last);
   const auto quiet_until = std::chrono::steady_clock::now() + 3s;
@@ -197,8 +170,8 @@ TEST_F(LostSyncedEntriesCluster, AFollowerThatLostAcknowledgedEntriesAbstainsUnt
   TestBroker* leader = testing::wait_partition_leader(brokers_, "lost", 0, 10s);
   ASSERT_EQ(leader, a);
   ASSERT_TRUE(wait_until([&] {
-    auto s = replica_status(b, "lost");
-    auto l = replica_status(*a, "lost");
+    auto s = partition0_status(b, "lost");
+    auto l = partition0_status(*a, "lost");
     return s && l && s->last_index >= a_status->last_index && s->last_index == l->last_index;
   }, 10s)) << "b did not catch up";
   EXPECT_TRUE(wait_until([&] { return !b_fs.exists(dir + "/abstain").value(); }, 5s))
@@ -207,8 +180,8 @@ TEST_F(LostSyncedEntriesCluster, AFollowerThatLostAcknowledgedEntriesAbstainsUnt
 
   // b votes normally again: with a down, b and c elect a leader, and nothing committed is lost.
   ASSERT_TRUE(wait_until([&] {
-    auto s = replica_status(c, "lost");
-    auto l = replica_status(*a, "lost");
+    auto s = partition0_status(c, "lost");
+    auto l = partition0_status(*a, "lost");
     return s && l && s->last_index == l->last_index;
   }, 10s));
   a->kill();

@@ -50,7 +50,7 @@ Status produce(TestBroker& b, const std::string& topic, const std::string& value
   return testing::produce_value(b, topic, 0, value);
 }
 
-std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic) {
+std::optional<PartitionStatus> partition0_status(TestBroker& b, const std::string& topic) {
   return b.call([&](Node& n) -> std::optional<PartitionStatus> {
     for (const PartitionStatus& s : n.cluster_status().partitions) {
       if (s.topic == topic && s.partition == 0) return s;
@@ -59,44 +59,20 @@ std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& 
   });
 }
 
-class ReplicaRepairCluster : public ::testing::Test {
+class ReplicaRepairCluster : public testing::ClusterFixture {
  protected:
   void SetUp() override {
-    root_ = testing::make_temp_dir("raftmq-repair-");
-    std::vector<BrokerAddress> addresses;
-    for (int i = 0; i < 3; ++i) {
-      addresses.push_back(BrokerAddress{BrokerId(i), "127.0.0.1", testing::free_port(),
-                                        static_cast<std::uint16_t>(19292 + i)});
-      fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
-    }
-    for (int i = 0; i < 3; ++i) {
-      NodeConfig c;
-      c.id = BrokerId(i);
-      c.data_dir = root_ + "/broker" + std::to_string(i);
-      c.rpc_listen_port = addresses[static_cast<std::size_t>(i)].rpc_port;
-      c.brokers = addresses;
-      c.produce_timeout_ms = 5000;
-      c.file_system = fs_[static_cast<std::size_t>(i)].get();
-      brokers_.push_back(std::make_unique<TestBroker>(c));
-    }
-    for (auto& b : brokers_) ASSERT_TRUE(b->start().is_ok());
-  }
-  void TearDown() override {
-    brokers_.clear();
-    fs_.clear();
-    if (!root_.empty()) std::filesystem::remove_all(root_);
+    for (int i = 0; i < 3; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
+    make(3, [this](NodeConfig& c) {
+      c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
+    });
   }
   TestBroker* leader_of(const std::string& topic) {
     return testing::wait_partition_leader(brokers_, topic, 0, 10s);
   }
   void create_topic(const std::string& name) {
-    TestBroker* controller = nullptr;
-    ASSERT_TRUE(wait_until([&] {
-      for (auto& b : brokers_) {
-        if (b->call([](Node& n) { return n.controller()->leader_ready(); })) controller = b.get();
-      }
-      return controller != nullptr;
-    }, 10s));
+    TestBroker* controller = wait_controller();
+    ASSERT_NE(controller, nullptr);
     auto created = controller->call_async<std::vector<AdminResult>>(
         [name](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
           TopicSpec spec;
@@ -108,9 +84,8 @@ class ReplicaRepairCluster : public ::testing::Test {
     ASSERT_TRUE(created[0].status.is_ok()) << created[0].status.to_string();
   }
 
-  std::string root_;
-  std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;  // outlive the brokers
-  std::vector<std::unique_ptr<TestBroker>> brokers_;
+  // Outlive the brokers: ClusterFixture::TearDown stops them first.
+  std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;
 };
 
 TEST_F(ReplicaRepairCluster, FollowerWithADamagedMidTailEntryRepairsItselfFromTheLeader) {
@@ -127,11 +102,11 @@ TEST_F(ReplicaRepairCluster, FollowerWithADamagedMidTailEntryRepairsItselfFromTh
   TestBroker& victim = *brokers_[vi];
   TestBroker& other = *brokers_[oi];
   ASSERT_TRUE(wait_until([&] {
-    auto s = replica_status(victim, "rep");
-    auto l = replica_status(*leader, "rep");
+    auto s = partition0_status(victim, "rep");
+    auto l = partition0_status(*leader, "rep");
     return s && l && s->last_index == l->last_index;
   }, 5s));
-  auto before = replica_status(victim, "rep");
+  auto before = partition0_status(victim, "rep");
   ASSERT_TRUE(before.has_value());
   const std::string dir = victim.config().data_dir + "/partitions/rep-0-g" +
                           std::to_string(before->group.value());
@@ -160,10 +135,10 @@ TEST_F(ReplicaRepairCluster, FollowerWithADamagedMidTailEntryRepairsItselfFromTh
   }
 
   ASSERT_TRUE(victim.start().is_ok());
-  auto leader_status = replica_status(*leader, "rep");
+  auto leader_status = partition0_status(*leader, "rep");
   ASSERT_TRUE(leader_status.has_value());
   EXPECT_TRUE(wait_until([&] {
-    auto s = replica_status(victim, "rep");
+    auto s = partition0_status(victim, "rep");
     return s && !s->failed && s->last_index >= leader_status->last_index &&
            s->log_end_offset == leader_status->high_watermark;
   }, 10s)) << "the damaged replica did not come back in sync";
@@ -183,8 +158,8 @@ TEST_F(ReplicaRepairCluster, FollowerWithADamagedMidTailEntryRepairsItselfFromTh
   }
   ASSERT_TRUE(other.start().is_ok());
   ASSERT_TRUE(wait_until([&] {
-    auto s = replica_status(other, "rep");
-    auto l = replica_status(*leader, "rep");
+    auto s = partition0_status(other, "rep");
+    auto l = partition0_status(*leader, "rep");
     return s && l && s->log_end_offset == l->high_watermark;
   }, 10s));
   leader->kill();
@@ -208,10 +183,10 @@ TEST_F(ReplicaRepairCluster, FollowerWithADamagedMidTailEntryRepairsItselfFromTh
       EXPECT_GT(records[i].first, records[i - 1].first);
     }
   }
-  auto final_leader = replica_status(*next, "rep");
+  auto final_leader = partition0_status(*next, "rep");
   ASSERT_TRUE(final_leader.has_value());
   EXPECT_TRUE(wait_until([&] {
-    auto s = replica_status(victim, "rep");
+    auto s = partition0_status(victim, "rep");
     return s && s->log_end_offset == final_leader->high_watermark;
   }, 5s));
 }

@@ -67,14 +67,7 @@ class LostSyncedEntriesCluster : public testing::ClusterFixture {
   void create_topic(const std::string& name) {
     TestBroker* controller = wait_controller();
     ASSERT_NE(controller, nullptr);
-    auto created = controller->call_async<std::vector<AdminResult>>(
-        [name](Node& n, std::function<void(std::vector<AdminResult>)> reply) {
-          TopicSpec spec;
-          spec.name = name;
-          spec.partitions = 1;
-          spec.replication_factor = 3;
-          n.create_topics({spec}, 5000, reply);
-        });
+    auto created = testing::create_topic(*controller, name, /*partitions=*/1, /*rf=*/3);
     ASSERT_TRUE(created[0].status.is_ok()) << created[0].status.to_string();
   }
   void produce_n(TestBroker& leader, const std::string& prefix, int n) {

@@ -133,26 +133,6 @@ RunResult append_run(const std::string& dir, std::size_t batch, std::uint64_t to
   return result;
 }
 
-// 4 KiB write + fdatasync in a loop for `seconds`: fdatasyncs per second.
-double raw_fdatasync_rate(const std::string& dir, double seconds) {
-  std::filesystem::create_directories(dir);
-  std::string path = dir + "/sync.bin";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  MQ_ASSERT(fd >= 0);
-  char block[4096];
-  std::memset(block, 1, sizeof block);
-  std::uint64_t n = 0;
-  auto start = BenchClock::now();
-  while (seconds_since(start) < seconds) {
-    MQ_ASSERT(::pwrite(fd, block, sizeof block, static_cast<off_t>(n * sizeof block)) == sizeof block);
-    MQ_ASSERT(::fdatasync(fd) == 0);
-    ++n;
-  }
-  double rate = static_cast<double>(n) / seconds_since(start);
-  ::close(fd);
-  ::unlink(path.c_str());
-  return rate;
-}
 
 struct Sample {
   double raw = 0, append = 0, raw_sync = 0, append_b = 0;
@@ -194,6 +174,26 @@ void print_summary(const AppendVsRawOptions& o, const std::vector<std::vector<Sa
 }
 
 }  // namespace
+
+double raw_fdatasync_rate(const std::string& dir, double seconds) {
+  std::filesystem::create_directories(dir);
+  std::string path = dir + "/sync.bin";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  MQ_ASSERT(fd >= 0);
+  char block[4096];
+  std::memset(block, 1, sizeof block);
+  std::uint64_t n = 0;
+  auto start = BenchClock::now();
+  while (seconds_since(start) < seconds) {
+    MQ_ASSERT(::pwrite(fd, block, sizeof block, static_cast<off_t>(n * sizeof block)) == sizeof block);
+    MQ_ASSERT(::fdatasync(fd) == 0);
+    ++n;
+  }
+  double rate = static_cast<double>(n) / seconds_since(start);
+  ::close(fd);
+  ::unlink(path.c_str());
+  return rate;
+}
 
 void run_append_vs_raw(const AppendVsRawOptions& o) {
   std::uint64_t total = o.round_mib * kMiB;

@@ -28,4 +28,8 @@ struct AppendVsRawOptions {
 
 void run_append_vs_raw(const AppendVsRawOptions& options);
 
+// 4 KiB appended + fdatasync in a loop for `seconds` in `dir` (created if missing): the raw
+// fdatasync rate per second. Also storage_bench's "sync" figure.
+double raw_fdatasync_rate(const std::string& dir, double seconds);
+
 }  // namespace mq::storage::bench

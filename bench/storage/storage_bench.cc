@@ -124,25 +124,7 @@ double raw_sequential_mbps(const std::string& dir, std::uint64_t mib, bool* dire
   return static_cast<double>(mib * kChunk) / elapsed / 1e6;
 }
 
-// (2) Raw fdatasyncs per second (4 KiB appended before each).
-double raw_fdatasync_rate(const std::string& dir, double seconds) {
-  std::string path = dir + "/sync.bin";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  MQ_ASSERT(fd >= 0);
-  char block[4096];
-  std::memset(block, 1, sizeof block);
-  std::uint64_t n = 0;
-  auto start = BenchClock::now();
-  while (seconds_since(start) < seconds) {
-    MQ_ASSERT(::pwrite(fd, block, sizeof block, static_cast<off_t>(n * sizeof block)) == sizeof block);
-    MQ_ASSERT(::fdatasync(fd) == 0);
-    ++n;
-  }
-  double rate = static_cast<double>(n) / seconds_since(start);
-  ::close(fd);
-  ::unlink(path.c_str());
-  return rate;
-}
+// (2) Raw fdatasyncs per second (4 KiB appended before each): bench::raw_fdatasync_rate.
 
 std::unique_ptr<Log> fresh_log(const std::string& dir, Flusher* flusher = nullptr) {
   std::filesystem::remove_all(dir);
@@ -418,7 +400,7 @@ int main_bench(const Args& args) {
     raw_buffered = raw_sequential_mbps(args.dir, args.raw_mib, &buffered);
     std::printf("raw sequential write (buffered 1 MiB writes + one fdatasync at the end): "
                 "%.0f MB/s\n", raw_buffered);
-    raw_sync = raw_fdatasync_rate(args.dir, std::min(args.seconds, 2.0));
+    raw_sync = bench::raw_fdatasync_rate(args.dir, std::min(args.seconds, 2.0));
     std::printf("raw fdatasync rate (4 KiB + fdatasync): %.0f /s\n", raw_sync);
   }
   if (wants(args, "append")) {

@@ -5,23 +5,13 @@
 // "loop stalls"). Counted with the loop's stall detector (LoopWatch, section "read_offsets").
 #include <gtest/gtest.h>
 
-#include "cluster/group_storage.h"
-#include "cluster/partition.h"
-#include "protocol/record_batch.h"
-#include "storage/memory_file_system.h"
+#include "cluster/partition_test_util.h"
 #include "storage/metadata.h"
 
 namespace mq::cluster {
 namespace {
 
-SharedBuffer one_record_batch(int i) {
-  protocol::RecordInput r;
-  r.value = Buffer(std::string_view("value-" + std::to_string(i)));
-  r.timestamp = 5000;
-  std::vector<protocol::RecordInput> inputs;
-  inputs.push_back(std::move(r));
-  return SharedBuffer(*protocol::build_record_batch(protocol::RecordBatchOptions{}, inputs));
-}
+using testing::plain_batch;
 
 class WatchedHost : public GroupHost {
  public:
@@ -82,7 +72,7 @@ class PartitionReopenApply : public ::testing::Test {
     m.log_term = after_term;
     for (int i = 0; i < count; ++i) {
       m.entries.push_back(raft::Entry{Term(1), after + static_cast<std::uint64_t>(i + 1),
-                                      raft::EntryType::kNormal, one_record_batch(i)});
+                                      raft::EntryType::kNormal, plain_batch("value-" + std::to_string(i))});
     }
     m.commit = commit;
     return m;

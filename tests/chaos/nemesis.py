@@ -81,7 +81,6 @@ class Nemesis:
         self.skipped = {}      # kind -> reason
         self.crashes = []      # (broker id, exit code, log tail) of exits nobody caused
         self.can_move = chaos_cluster.binary_supports_partition_move(cluster.binary)
-        n = len(cluster.brokers)
         if not cluster.disks_mounted:
             self.skipped["disk-full"] = ("no size-limited tmpfs per broker (mount failed): "
                                          "disk-full skipped")
@@ -91,9 +90,6 @@ class Nemesis:
         if not self.can_move:
             self.skipped["move"] = ("this raftmq has no `partition move` command: "
                                     "membership changes skipped")
-        elif all(len(r) >= n for r in self.replicas.values()):
-            self.skipped["move"] = ("every partition already has a replica on every broker: "
-                                    "membership changes need more brokers (--brokers 5)")
 
     # ---- helpers ----
 
@@ -444,23 +440,39 @@ class Nemesis:
         return leader.start
 
     def inject_move(self, ep):
+        """A membership change (joint consensus, thesis §4.3) of one partition. Where a broker
+        holds no replica of it, one replica moves there; where every broker already holds one
+        (RF 3 on 3 brokers), one replica is removed and then added back, so that the re-added
+        replica catches up from the others (both steps are `partition move`)."""
         n = len(self.cluster.brokers)
         candidates = [tp for tp in self.partitions if len(self.replicas.get(tp, [])) < n]
-        tp = self.rng.choice(candidates)
-        old = self.replicas[tp]
-        outside = [b.id for b in self.cluster.brokers if b.id not in old]
-        new = list(old)
-        new[self.rng.randrange(len(new))] = self.rng.choice(outside)
-        args = [self.cluster.binary, "partition", "move", "%s/%d" % tp, "--to",
-                ",".join(map(str, new)), "--bootstrap", self.cluster.bootstrap]
-        r = subprocess.run(args, capture_output=True, timeout=60)
-        ep.description = "move %s/%d from %s to %s: exit %d" % (tp[0], tp[1], old, new,
-                                                                r.returncode)
-        if r.returncode == 0:
-            self.replicas[tp] = new
+        if candidates:
+            tp = self.rng.choice(candidates)
+            old = self.replicas[tp]
+            outside = [b.id for b in self.cluster.brokers if b.id not in old]
+            new = list(old)
+            new[self.rng.randrange(len(new))] = self.rng.choice(outside)
+            steps = [new]
         else:
-            ep.notes.append("move failed: %s" % (r.stdout + r.stderr).decode(
-                errors="replace").strip()[:300])
-        ep.brokers = sorted(set(old) | set(new))
+            tp = self.rng.choice(self.partitions)
+            old = self.replicas[tp]
+            dropped = self.rng.choice(old)
+            steps = [[b for b in old if b != dropped], list(old)]
+        done, codes = list(old), []
+        for target in steps:
+            args = [self.cluster.binary, "partition", "move", "%s/%d" % tp, "--to",
+                    ",".join(map(str, target)), "--bootstrap", self.cluster.bootstrap]
+            r = subprocess.run(args, capture_output=True, timeout=60)
+            codes.append(r.returncode)
+            if r.returncode != 0:
+                ep.notes.append("move to %s failed: %s" % (target, (r.stdout + r.stderr).decode(
+                    errors="replace").strip()[:300]))
+                break
+            done = target
+        self.replicas[tp] = done
+        ep.description = "move %s/%d from %s %s: exit %s" % (
+            tp[0], tp[1], old, " then ".join("to %s" % t for t in steps),
+            ",".join(map(str, codes)))
+        ep.brokers = sorted(set(old) | {b for t in steps for b in t})
         ep.partitions = [tp]
         return lambda: None

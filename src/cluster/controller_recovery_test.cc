@@ -125,7 +125,17 @@ TEST_F(ControllerRecoveryCluster, DiskFullControllerReplicaIsReopenedCatchesUpAn
   std::size_t vi = (li + 1) % 3, oi = (li + 2) % 3;  // victim (a follower) and the other one
   TestBroker& victim = *brokers_[vi];
   TestBroker& other = *brokers_[oi];
+  // A partition hosted by the victim (its only replica), with a record: the re-open must not
+  // make the victim's metadata go back in time, or reconciliation would remove it.
+  ASSERT_TRUE(create_topic_on(*leader, "v0", victim.config().id, 5000).is_ok());
+  TestBroker* v0_leader = wait_partition_leader("v0", 0);
+  ASSERT_EQ(v0_leader, &victim);
+  ASSERT_TRUE(testing::produce_value(victim, "v0", 0, "kept").is_ok());
   ASSERT_TRUE(wait_until([&] { return caught_up(victim, *leader); }, 5s));
+  auto removed = [&] {
+    return victim.call([](Node& n) { return n.cluster_status().metrics.groups_removed; });
+  };
+  const std::uint64_t removed_before = removed();
 
   // The victim's disk is full: its next controller append fails with kNoSpace and stops its
   // controller replica; the leader and the other replica commit without it.
@@ -150,7 +160,11 @@ TEST_F(ControllerRecoveryCluster, DiskFullControllerReplicaIsReopenedCatchesUpAn
   ControllerView back = controller_view(victim);
   EXPECT_FALSE(back.failed);
   EXPECT_EQ(back.topics, controller_view(*leader).topics);
-  EXPECT_EQ(back.topics.size(), 5u);
+  EXPECT_EQ(back.topics.size(), 6u);
+  EXPECT_EQ(removed(), removed_before) << "a hosted replica was removed after the re-open";
+  auto kept = testing::read_committed(victim, "v0", 0);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].second, "kept");
 
   // It is a working voter again: with the other replica down, a controller command commits
   // only with the victim's acknowledgement (2 of 3).

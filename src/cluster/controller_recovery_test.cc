@@ -181,6 +181,60 @@ TEST_F(ControllerRecoveryCluster, DiskFullControllerReplicaIsReopenedCatchesUpAn
   EXPECT_TRUE(has_topic(victim, "t6"));
 }
 
+// The leader compacts its controller log (a snapshot every 4 commands) while the victim's
+// replica is stopped: the re-opened replica is behind the leader's first index and receives
+// the leader's snapshot (Raft §7), which is newer than the state it carried over and
+// replaces it; it then applies from there and snapshots again itself.
+class ControllerRecoverySnapshotCluster : public ControllerRecoveryCluster {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
+    make(3, [this](NodeConfig& c) {
+      c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
+      c.controller_snapshot_interval_entries = 4;
+      c.replica_recovery.backoff_initial_ms = 100;
+      c.replica_recovery.backoff_max_ms = 400;
+      c.replica_recovery.free_bytes_min = 1u << 20;
+    });
+  }
+};
+
+TEST_F(ControllerRecoverySnapshotCluster, ReopenedReplicaBehindTheLeadersSnapshotInstallsIt) {
+  TestBroker* leader = wait_controller();
+  ASSERT_NE(leader, nullptr);
+  const BrokerId lid = leader->config().id;
+  ASSERT_TRUE(create_topic_on(*leader, "s0", lid, 5000).is_ok());
+  std::size_t li = static_cast<std::size_t>(lid.value());
+  std::size_t vi = (li + 1) % 3, oi = (li + 2) % 3;
+  TestBroker& victim = *brokers_[vi];
+  TestBroker& other = *brokers_[oi];
+  ASSERT_TRUE(wait_until([&] { return caught_up(victim, *leader); }, 5s));
+  fs_[vi]->set_capacity_bytes(fs_[vi]->used_bytes());
+  (void)create_topic_on(*leader, "s1", lid, 300);
+  ASSERT_TRUE(wait_until([&] { return controller_view(victim).failed; }, 5s));
+  const LogIndex victim_end = controller_view(victim).last_index;
+  for (int i = 2; i <= 12; ++i) {
+    (void)create_topic_on(*leader, "s" + std::to_string(i), lid, 300);
+    ASSERT_TRUE(has_topic(*leader, "s" + std::to_string(i)));
+  }
+  const LogIndex leader_first = leader->call([](Node& n) {
+    return n.controller()->storage().first_index();
+  });
+  ASSERT_GT(leader_first, victim_end + 1) << "the leader did not compact past the victim's log";
+  fs_[vi]->set_capacity_bytes(UINT64_MAX);
+  ASSERT_TRUE(wait_until([&] { return caught_up(victim, *leader); }, 10s));
+  EXPECT_EQ(controller_view(victim).topics, controller_view(*leader).topics);
+  EXPECT_EQ(controller_view(victim).topics.size(), 13u);
+  const LogIndex victim_first = victim.call([](Node& n) {
+    return n.controller()->storage().first_index();
+  });
+  EXPECT_GT(victim_first, victim_end + 1) << "the victim did not install the leader's snapshot";
+  // Still a working voter: with the other replica down, commands commit with its ack.
+  other.kill();
+  EXPECT_TRUE(create_topic_on(*leader, "s13", lid, 5000).is_ok());
+  EXPECT_TRUE(has_topic(victim, "s13"));
+}
+
 TEST_F(ControllerRecoveryCluster, ControllerReplicaThatLostSyncedEntriesAbstainsUntilItHasThemBack) {
   TestBroker* a = wait_controller();
   ASSERT_NE(a, nullptr);

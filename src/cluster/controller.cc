@@ -1,5 +1,7 @@
 #include "cluster/controller.h"
 
+#include <algorithm>
+
 #include "cluster/partition.h"  // steady_now_ms
 
 namespace mq::cluster {
@@ -21,6 +23,27 @@ Status ControllerGroup::init() {
     MQ_ASSIGN_OR_RETURN(state_, ControllerState::decode_snapshot(snapshot->data.view()));
   }
   return Status::ok();
+}
+
+ControllerGroup::Carry ControllerGroup::take_carry() {
+  Carry carry;
+  carry.applied = std::max(applied(), carried_applied_);
+  carry.state = std::move(state_);
+  carry.reserved_next_group = reserved_next_group_;
+  state_ = ControllerState();
+  return carry;
+}
+
+void ControllerGroup::adopt_carry(Carry carry) {
+  if (carry.reserved_next_group > reserved_next_group_) {
+    reserved_next_group_ = carry.reserved_next_group;
+  }
+  // The snapshot on disk is never newer than what the stopped replica had applied (it took
+  // its snapshots at its applied index, or installed one and applied from there): this is
+  // for a directory that changed behind our back.
+  if (carry.applied <= applied()) return;
+  state_ = std::move(carry.state);
+  carried_applied_ = carry.applied;
 }
 
 GroupId ControllerGroup::reserve_groups(std::size_t count) {
@@ -45,7 +68,9 @@ void ControllerGroup::propose(const Command& command, std::int64_t timeout_ms, D
 
 void ControllerGroup::on_apply(const raft::Entry& entry) {
   Status outcome;
-  if (entry.type == raft::EntryType::kNormal) {
+  // Already in the carried state (adopt_carry): applying it again would apply it twice.
+  const bool carried = entry.index <= carried_applied_;
+  if (entry.type == raft::EntryType::kNormal && !carried) {
     Result<Command> command = decode_command(entry.payload.view());
     if (!command.has_value()) {
       // Only a leader's encoder writes these bytes; a bad one is skipped on every replica
@@ -65,7 +90,8 @@ void ControllerGroup::on_apply(const raft::Entry& entry) {
     if (w.done) w.done(mine ? outcome : Status::not_leader("controller leadership changed"));
   }
   if (entry.type == raft::EntryType::kConfChange) membership_dirty_ = true;
-  if (entry.type == raft::EntryType::kNormal && on_state_changed) on_state_changed();
+  if (entry.type == raft::EntryType::kNormal && !carried && on_state_changed) on_state_changed();
+  if (carried && entry.index == carried_applied_) carried_applied_ = LogIndex(0);
   maybe_compact();
 }
 
@@ -86,6 +112,8 @@ void ControllerGroup::snapshot_if_membership_changed() {
 
 bool ControllerGroup::take_snapshot() {
   if (applied() > storage().durable_index()) return false;
+  // The carried state is ahead of applied(): an image of it is not the state at applied().
+  if (applied() < carried_applied_) return false;
   auto t = storage().term(applied());
   if (!t.has_value()) return false;
   raft::ConfState conf = node().conf_state();
@@ -105,6 +133,17 @@ void ControllerGroup::on_soft_state(const raft::SoftState& soft_state) {
 }
 
 void ControllerGroup::on_snapshot_installed(const raft::Snapshot& snapshot) {
+  if (snapshot.meta.index <= carried_applied_) {
+    // A snapshot older than the carried state (the leader's compaction point, sent to a
+    // re-opened replica whose log lost entries): the carried state already contains it
+    // (both are states of the one committed prefix); keep it and go on skipping.
+    last_snapshot_ = snapshot.meta.index;
+    snapshot_conf_ = snapshot.meta.conf_state;
+    membership_dirty_ = false;
+    if (snapshot.meta.index == carried_applied_) carried_applied_ = LogIndex(0);
+    return;
+  }
+  carried_applied_ = LogIndex(0);
   auto decoded = ControllerState::decode_snapshot(snapshot.data.view());
   if (!decoded.has_value()) {
     host_->log("controller: bad snapshot from the leader: " + decoded.error().to_string());

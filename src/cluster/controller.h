@@ -27,6 +27,27 @@ class ControllerGroup final : public RaftGroup {
 
   // Loads the latest snapshot into the state (after RaftGroup::start()).
   Status init();
+
+  // Re-opening a replica stopped by a storage error (controller_recovery.cc,
+  // replica_recovery.h): the state machine of the stopped replica, carried into the one
+  // re-opened from disk. A re-opened controller replica restarts from its snapshot and
+  // re-applies the log only as the leader tells it the commit index again; until then its
+  // state would go BACK in time, and the broker's reconciliation would take the topics
+  // created since the snapshot for deleted ones and remove their replicas. So the new replica
+  // keeps the state as of `applied` and skips re-applying entries up to it: the committed
+  // prefix up to `applied` is the same on every replica (Log Matching, Leader Completeness,
+  // Raft §5.3/§5.4), so those entries are exactly the ones already applied.
+  struct Carry {
+    ControllerState state;
+    LogIndex applied;
+    GroupId reserved_next_group{1};
+  };
+  // Moves the state out (the group is stopped and about to be destroyed).
+  Carry take_carry();
+  // After init(): adopts `carry` unless the snapshot loaded from disk is newer.
+  void adopt_carry(Carry carry);
+  // Entries up to this index are already in the state (adopt_carry); 0 when none.
+  LogIndex carried_applied() const { return carried_applied_; }
   // Proposes a command; `done` gets apply()'s outcome once committed, kNotLeader, or
   // kTimeout after timeout_ms (checked by sweep()).
   void propose(const Command& command, std::int64_t timeout_ms, Done done);
@@ -74,6 +95,7 @@ class ControllerGroup final : public RaftGroup {
   std::map<LogIndex, Waiter> waiters_;
   GroupId reserved_next_group_{1};
   bool leader_ready_ = false;
+  LogIndex carried_applied_;  // adopt_carry: applied() below it => state_ is ahead of applied()
 };
 
 }  // namespace mq::cluster

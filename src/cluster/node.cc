@@ -197,51 +197,7 @@ Status Node::open_cluster() {
   return Status::ok();
 }
 
-Status Node::open_controller() {
-  raft::ConfState bootstrap;
-  for (const BrokerAddress& b : config_.brokers) bootstrap.voters.push_back(node_of(b.id));
-  std::sort(bootstrap.voters.begin(), bootstrap.voters.end());
-  GroupStorageOptions so;
-  so.directory = config_.data_dir + "/controller";
-  so.name = "controller";
-  so.format = PayloadFormat::kRaw;
-  so.bootstrap = bootstrap;
-  so.segment_size_bytes_max = 64u << 20;
-  auto alive = alive_;
-  so.on_durable = [this, alive](LogIndex index) {
-    asio::post(loop_, [this, alive, index] {
-      if (*alive && controller_) controller_->on_durable(index);
-    });
-  };
-  MQ_ASSIGN_OR_RETURN(auto storage, GroupStorage::open(storage::posix_file_system(),
-                                                       storage::SystemClock::instance(),
-                                                       flusher_.get(), std::move(so)));
-  RaftGroupOptions go;
-  go.group = kControllerGroup;
-  go.name = "controller";
-  go.raft = raft_config(bootstrap.voters);
-  controller_ = std::make_unique<ControllerGroup>(this, go, std::move(storage),
-                                                  config_.controller_snapshot_interval_entries);
-  MQ_RETURN_IF_ERROR(controller_->start());
-  MQ_RETURN_IF_ERROR(controller_->init());
-  controller_->on_state_changed = [this] {
-    sync_peers();  // node_join.cc: brokers that joined
-    answer_applied_queries();  // node_propagation.cc
-    // Reconcile soon (not from inside the controller's apply): a new topic's replicas then
-    // start within one loop turn instead of up to reconcile_interval_ms later.
-    metadata_changed_ = true;
-    if (reconcile_posted_) return;
-    reconcile_posted_ = true;
-    asio::post(loop_, [this, alive = alive_] {
-      if (!*alive) return;
-      reconcile_posted_ = false;
-      LoopWatch::Section section(loop_watch(), "reconcile");
-      reconcile();
-    });
-  };
-  controller_->on_proposed = [this](ControllerGroup*) { schedule_pump(kControllerGroup); };
-  return Status::ok();
-}
+// Node::open_controller: controller_recovery.cc.
 
 void Node::arm(asio::steady_timer& timer, std::uint32_t ms, void (Node::*handler)()) {
   timer.expires_after(std::chrono::milliseconds(ms));

@@ -104,7 +104,8 @@ struct NodeConfig {
 
   // Replicas stopped by a storage error are re-opened (replica_recovery.h).
   ReplicaRecoveryOptions replica_recovery;
-  // The file system of the partition replicas; nullptr: POSIX (tests pass an in-memory one).
+  // The file system of the replicas (partitions, the controller, the sync ledger); nullptr:
+  // POSIX (tests pass an in-memory one).
   storage::FileSystem* file_system = nullptr;
 
   // Topic defaults.
@@ -498,6 +499,14 @@ class Node final : public ClusterApi, public GroupHost {
   // entries) gets the abstention file (then apply_abstention applies it).
   Status abstain_for_lost_synced_entries(PartitionGroup& group, const std::string& dir);
   Status open_sync_ledger();
+  // controller_recovery.cc: the controller replica (Raft group 0) and storage errors: opened
+  // with the sync ledger (key 0) and its abstention file; re-opened from its directory by
+  // replica_recovery.h's policy once stopped by a storage error, carrying its state over.
+  Result<std::unique_ptr<ControllerGroup>> open_controller_group();
+  Status apply_controller_abstention(ControllerGroup& group);
+  void recover_controller(std::int64_t now_ms);
+  void reopen_controller(std::int64_t now_ms);
+  void finish_controller_repair();
 
   asio::io_context& loop_;
   NodeConfig config_;
@@ -512,6 +521,11 @@ class Node final : public ClusterApi, public GroupHost {
   std::unique_ptr<storage::Flusher> flusher_;
   std::unique_ptr<transport::Transport> transport_;
   std::unique_ptr<ControllerGroup> controller_;
+  // controller_recovery.cc: a controller replica whose re-open failed is closed (controller_
+  // null, as before a join) and its state kept here for the next attempt.
+  std::optional<ControllerGroup::Carry> controller_held_;
+  Status controller_held_error_;
+  LogIndex controller_repair_bound_;  // abstains until its log reaches it (0: none)
   std::unique_ptr<ProducerIdAllocator> producer_ids_;
   std::map<GroupId, std::unique_ptr<PartitionGroup>> partitions_;
   std::map<std::pair<std::string, std::int32_t>, GroupId> by_name_;

@@ -85,7 +85,8 @@ void Node::try_forward(std::uint64_t id, std::int64_t now_ms) {
   }
   BrokerId leader{-1};
   if (controller_ && controller_->leader() != kNoNode) leader = broker_of(controller_->leader());
-  bool refused_before = leader == f.failed_leader && controller_->term() <= f.failed_term;
+  bool refused_before =
+      controller_ && leader == f.failed_leader && controller_->term() <= f.failed_term;
   if (leader.value() < 0 || leader == config_.id || !broker_alive(leader) || refused_before) {
     if (now_ms >= f.locate_deadline_ms) {
       Forward gone = std::move(f);

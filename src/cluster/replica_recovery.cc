@@ -105,6 +105,7 @@ storage::FileSystem* Node::partition_file_system() const {
 
 void Node::recover_replicas(std::int64_t now_ms) {
   finish_repairs();  // replica_repair.cc: repaired replicas that caught up vote again
+  recover_controller(now_ms);  // controller_recovery.cc: the same policy for group 0
   if (!controller_ || shutting_down_ || stopped_ || !config_.replica_recovery.enabled) return;
   struct Candidate {
     GroupId group;
@@ -125,6 +126,7 @@ void Node::recover_replicas(std::int64_t now_ms) {
   }
   std::vector<GroupId> stale;
   recovery_.for_each([&](GroupId gid, bool held) {
+    if (gid == kControllerGroup) return;  // recover_controller's
     if (held) {
       const auto* where = recovery_.held_partition(gid);
       const TopicRecord* t = controller_->state().find_topic(where->first);

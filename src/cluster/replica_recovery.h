@@ -9,7 +9,9 @@
 // truncates a torn tail. Raft then treats it as a restarted follower (§5.3 log repair: the
 // leader overwrites or appends what is missing).
 //
-// This class is the policy; Node::recover_replicas (replica_recovery.cc) applies it:
+// This class is the policy; Node::recover_replicas (replica_recovery.cc) applies it to the
+// partition replicas and Node::recover_controller (controller_recovery.cc) to the controller
+// replica (group 0: it keeps its state machine across the re-open, see ControllerGroup::Carry):
 //   - kNoSpace: re-open once the data directory has at least `free_bytes_min` free again,
 //     never more often than the back-off allows (doubling from backoff_initial_ms up to
 //     backoff_max_ms while re-opened replicas keep failing). No attempt limit: space may come

@@ -110,6 +110,17 @@ def metadata_epochs(port, timeout=1.0):
     return out
 
 
+def metadata_controller(port, timeout=1.0):
+    """The controller id of one broker's Metadata v7 (no topics asked): the controller leader
+    its controller replica knows, or its own id when it knows none, e.g. while its controller
+    replica is stopped by a storage error (src/cluster/node_admin.cc, Node::metadata)."""
+    r = _Reader(_request(port, 3, 7, struct.pack(">ib", 0, 0), timeout))
+    r.take(">i")  # throttle
+    r.array(lambda: (r.take(">i"), r.string(), r.take(">i"), r.string()))
+    r.string()
+    return r.take(">i")
+
+
 # ---- the cluster ----
 
 class Broker:
@@ -326,6 +337,29 @@ class ChaosCluster:
             elif not set(best[2]) <= set(best[3]):
                 out[tp] = sorted(set(best[2]) - set(best[3]))
         return out
+
+    def controllers(self):
+        """{broker id: the controller it names} for the live brokers (None: no answer)."""
+        views = {}
+        for b in self.live():
+            try:
+                views[b.id] = metadata_controller(b.kafka_port, timeout=1.0)
+            except (OSError, struct.error):
+                views[b.id] = None
+        return views
+
+    def controller_out_of_sync(self):
+        """{} when the controller group looks healthy: every live broker names the same
+        controller, a live broker that names itself. Otherwise {broker id: the controller it
+        names} (a broker whose controller replica is stopped knows no leader and names
+        itself; FINDINGS.md F1)."""
+        views = self.controllers()
+        named = set(views.values())
+        if len(named) == 1:
+            c = next(iter(named))
+            if c is not None and views.get(c) == c:
+                return {}
+        return views
 
     def replicas(self, topics):
         for view in self.epochs().values():

@@ -142,8 +142,24 @@ class Nemesis:
         if len(views) < len(self.cluster.brokers) or not all(
                 tp in v for v in views.values() for tp in self.partitions):
             return False
-        # ... and every replica is back in its leader's ISR (caught up).
-        return not self.cluster.out_of_sync(self.partitions)
+        # ... and every replica is back in its leader's ISR (caught up) ...
+        if self.cluster.out_of_sync(self.partitions):
+            return False
+        # ... and every broker's controller replica runs and follows the one controller
+        # leader (a replica stopped by a storage error would leave the controller quorum
+        # short of a member without any partition showing it).
+        return not self.cluster.controller_out_of_sync()
+
+    def controller_laggards(self):
+        """Brokers whose Metadata names another controller than most brokers do."""
+        views = self.cluster.controller_out_of_sync()
+        if not views:
+            return set()
+        counts = {}
+        for c in views.values():
+            counts[c] = counts.get(c, 0) + 1
+        usual = max(counts, key=lambda c: (counts[c], c is not None))
+        return {b for b, c in views.items() if c != usual}
 
     def quorumless(self):
         """Partitions whose running, unpaused replicas are no majority of their replicas
@@ -189,7 +205,9 @@ class Nemesis:
         inject = getattr(self, "inject_" + kind.replace("-", "_"))
         if not self.healthy():
             # An earlier failure to recover: this episode's recovery is not its own.
-            ep.inherited = self.cluster.out_of_sync(self.partitions) or "brokers down"
+            ctrl = self.cluster.controller_out_of_sync()
+            ep.inherited = self.cluster.out_of_sync(self.partitions) or \
+                ({"controller named per broker": ctrl} if ctrl else "brokers down")
             ep.notes.append("started on an unhealthy cluster: %s" % (ep.inherited,))
         leaders_at_inject = self.cluster.leaders(self.partitions)
         terms_at_inject = self.monitor.terms_now()
@@ -244,8 +262,13 @@ class Nemesis:
         lagging = self.cluster.out_of_sync(self.partitions)
         bad = {b for missing in lagging.values() for b in missing if isinstance(b, int)}
         bad |= {b.id for b in self.cluster.brokers if not b.alive() or b.paused}
-        ep.notes.append("NOT RECOVERED within %ds (out of sync: %s); repaired by restarting "
-                        "brokers %s" % (self.recovery_timeout_s, lagging, sorted(bad)))
+        controllers = self.cluster.controller_out_of_sync()
+        ctrl_bad = self.controller_laggards()
+        bad |= ctrl_bad
+        ctrl_note = ("; controller named per broker: %s (restarting %s)" % (
+            controllers, sorted(ctrl_bad))) if controllers else ""
+        ep.notes.append("NOT RECOVERED within %ds (out of sync: %s%s); repaired by restarting "
+                        "brokers %s" % (self.recovery_timeout_s, lagging, ctrl_note, sorted(bad)))
         log("episode #%d did not recover: %s" % (ep.number, ep.notes[-1]))
         for bid in sorted(bad):
             b = self.cluster.broker(bid)
@@ -272,8 +295,10 @@ class Nemesis:
             b.kill()
             b.start()
         if not self.wait_healthy(self.recovery_timeout_s):
-            ep.notes.append("STILL NOT RECOVERED: %s" % self.cluster.out_of_sync(
-                self.partitions))
+            ep.notes.append("STILL NOT RECOVERED: %s%s" % (
+                self.cluster.out_of_sync(self.partitions),
+                "; controller named per broker: %s" % self.cluster.controller_out_of_sync()
+                if self.cluster.controller_out_of_sync() else ""))
 
     def inject_kill_leader(self, ep):
         victim, tp = self.random_leader()

@@ -164,18 +164,26 @@ class ConsumeMeter {
   }
   void on_timeout() { now_ = now_ns(); }
   void on_message(size_t len) { on_messages(1, len); }
-  // `count` messages of `len` bytes together, taken by one receive call.
+  // `count` messages of `len` bytes in all, taken by one receive call.
   void on_messages(int64_t count, size_t len) {
     now_ = now_ns();
-    if (msgs_ == 0) first_ = now_;
+    if (msgs_ == 0) {
+      first_ = now_;
+      first_count_ = count;
+      first_bytes_ = static_cast<int64_t>(len);
+    }
     msgs_ += count;
     bytes_ += static_cast<int64_t>(len);
     last_ = now_;
   }
   int64_t msgs() const { return msgs_; }
-  // Rates over first to last message (the connection set-up and the idle tail are not counted).
-  double msgs_per_s() const { return per_s(static_cast<double>(msgs_)); }
-  double mb_per_s() const { return per_s(static_cast<double>(bytes_) / 1e6); }
+  // Rates between the first and the last receive call: what arrived after the first call over
+  // that time (the connection set-up and the idle tail are not counted; nor is the first
+  // call's batch, which arrived before the interval began).
+  double msgs_per_s() const { return per_s(static_cast<double>(msgs_ - first_count_)); }
+  double mb_per_s() const {
+    return per_s(static_cast<double>(bytes_ - first_bytes_) / 1e6);
+  }
 
  private:
   double per_s(double x) const {
@@ -183,7 +191,7 @@ class ConsumeMeter {
     return secs > 0 ? x / secs : 0;
   }
   int64_t now_, deadline_, idle_ns_, count_;
-  int64_t first_ = 0, last_ = 0, msgs_ = 0, bytes_ = 0;
+  int64_t first_ = 0, last_ = 0, msgs_ = 0, bytes_ = 0, first_count_ = 0, first_bytes_ = 0;
 };
 
 // Called by every client's consume mode (the same for each system). glibc gives a thread

@@ -297,7 +297,9 @@ int run_consume(const Opts& o) {
   constexpr size_t kBatch = 1024;
   std::vector<rd_kafka_message_t*> batch(kBatch);
   while (meter.more()) {
-    int n = reader.poll_ready(batch.data(), kBatch);
+    size_t want = kBatch;  // --count is exact: never take more than is still wanted
+    if (o.count > 0) want = std::min(want, static_cast<size_t>(o.count - meter.msgs()));
+    int n = reader.poll_ready(batch.data(), want);
     if (n == 0) {
       batch[0] = reader.poll(100);
       if (batch[0] == nullptr) {

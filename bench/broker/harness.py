@@ -201,6 +201,24 @@ def with_cpu(result, watch, count_key="acked_total"):
     return result
 
 
+def run_consumer(argv, timeout, pids):
+    """One consume client run (raftmq-loadgen, nats-bench): the servers' CPU per message
+    (cpu_us_per_msg) and the client's own (client_cpu_us_per_msg, utime+stime of the client
+    process, from RUSAGE_CHILDREN), so that a report shows which side a consume rate is
+    limited by; and the load average at its end."""
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with CpuWatch(pids) as w:
+        r = procs.run_client(argv, timeout)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    with_cpu(r, w, "msgs")
+    n = r.get("msgs") or 0
+    r["client_cpu_s"] = round(client_s, 3)
+    r["client_cpu_us_per_msg"] = round(client_s / n * 1e6, 2) if n else None
+    r["loadavg"] = round(os.getloadavg()[0], 2)
+    return r
+
+
 def phase(res, key, fn, *args):
     """Runs one measurement; a failure is recorded under `key` and the run goes on."""
     try:
@@ -332,10 +350,8 @@ def run_raftmq(s, data_base):
                    "--seconds", str(s.lat_secs)], s.lat_secs + 60)
 
         def consume():
-            with CpuWatch(c.pids()) as w:
-                r = procs.run_client([lg, "consume", "--bootstrap", base[0], "--topic", "t1k",
-                                      "--seconds", "60"], 120)
-            return with_cpu(r, w, "msgs")
+            return run_consumer([lg, "consume", "--bootstrap", base[0], "--topic", "t1k",
+                                 "--seconds", "60"], 120, c.pids())
         if "consume" in want:
             log("[raftmq] consume t1k from the beginning")
             phase(res, "consume", consume)
@@ -488,9 +504,8 @@ def run_nats(s, data_base):
         log("[nats] async publish 1 KiB")
         res["produce_1KiB"] = publish(1024)  # the stream keeps these for the consume run
         log("[nats] consume (ordered push consumer from the start)")
-        with CpuWatch(c.pids()) as w:
-            res["consume"] = procs.run_client(nb + ["consume"] + url + ["--seconds", "60"], 120)
-        with_cpu(res["consume"], w, "msgs")
+        res["consume"] = run_consumer(nb + ["consume"] + url + ["--seconds", "60"], 120,
+                                      c.pids())
         log("[nats] sync publish latency (1 KiB)")
         res["latency"] = procs.run_client(nb + ["latency"] + url + [
             "--size", "1024", "--seconds", str(s.lat_secs)], s.lat_secs + 60)

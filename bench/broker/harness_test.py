@@ -218,6 +218,33 @@ class RdkafkaStatsTest(unittest.TestCase):
         self.assertIn("--stats-ms and --stats-file go together", r.stderr)
 
 
+class ConsumerCpuTest(unittest.TestCase):
+    def test_client_cpu_per_message(self):
+        # A "client" that burns about 0.3 s of CPU and reports 100,000 messages: the client's
+        # CPU per message comes from its own rusage (3 µs, not the servers' 0).
+        client = ["/usr/bin/python3", "-c", "import time\nwhile time.process_time() < 0.3: pass\n"
+                  "print('{\"mode\":\"consume\",\"msgs\":100000,\"msgs_per_s\":1.0}')"]
+        idle = subprocess.Popen(["/bin/sleep", "30"])
+        try:
+            r = harness.run_consumer(client, 30, {"idle": idle.pid})
+        finally:
+            idle.kill()
+            idle.wait()
+        self.assertEqual(r["msgs"], 100000)
+        self.assertGreaterEqual(r["client_cpu_s"], 0.29)
+        self.assertLess(r["client_cpu_s"], 5.0)
+        self.assertAlmostEqual(r["client_cpu_us_per_msg"], r["client_cpu_s"] / 100000 * 1e6,
+                               places=1)
+        self.assertLess(r["cpu_us_per_msg"], 0.5)  # the sleeping "server"
+        self.assertIn("loadavg", r)
+
+    def test_loadgen_consume_flags(self):
+        r = subprocess.run([os.path.join(BIN, "raftmq-loadgen"), "consume", "--idle-ms", "5"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--idle-ms must be an integer in [100", r.stderr)
+
+
 class SchedWatchTest(unittest.TestCase):
     def test_cpu_of_a_busy_process(self):
         p = subprocess.Popen(["/usr/bin/python3", "-c", "import time\n"

@@ -166,6 +166,7 @@ int run_latency(const Opts& o) {
 }
 
 int run_consume(const Opts& o) {
+  keep_freed_memory();
   Conn c;
   connect(c, o, nullptr);
   jsSubOptions so;
@@ -176,26 +177,22 @@ int run_consume(const Opts& o) {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   check(js_SubscribeSync(&sub, c.js, o.subject.c_str(), nullptr, &so, &jerr), "js_SubscribeSync");
   check(natsSubscription_SetPendingLimits(sub, 1'000'000, 1 << 30), "SetPendingLimits");
-  int64_t deadline = now_ns() + o.seconds * 1'000'000'000;
-  int64_t first = 0, last = 0, msgs = 0, bytes = 0;
-  while (now_ns() < deadline && (o.count == 0 || msgs < o.count)) {
-    if (msgs > 0 && now_ns() - last > o.idle_ms * 1'000'000) break;  // caught up with the end
+  ConsumeMeter meter(o.seconds, o.idle_ms, o.count);
+  while (meter.more()) {
     natsMsg* m = nullptr;
     natsStatus s = natsSubscription_NextMsg(&m, sub, 100);
-    if (s == NATS_TIMEOUT) continue;
+    if (s == NATS_TIMEOUT) {
+      meter.on_timeout();
+      continue;
+    }
     check(s, "natsSubscription_NextMsg");
-    if (msgs == 0) first = now_ns();
-    ++msgs;
-    bytes += natsMsg_GetDataLength(m);
-    last = now_ns();
+    meter.on_message(static_cast<size_t>(natsMsg_GetDataLength(m)));
     natsMsg_Destroy(m);
   }
   natsSubscription_Unsubscribe(sub);
   natsSubscription_Destroy(sub);
-  double secs = static_cast<double>(last - first) / 1e9;
   std::printf("{\"mode\":\"consume\",\"msgs\":%" PRId64 ",\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f}\n",
-              msgs, secs > 0 ? static_cast<double>(msgs) / secs : 0,
-              secs > 0 ? static_cast<double>(bytes) / 1e6 / secs : 0);
+              meter.msgs(), meter.msgs_per_s(), meter.mb_per_s());
   return 0;
 }
 

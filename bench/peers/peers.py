@@ -2,7 +2,8 @@
 started and stopped by the harness (temporary directories removed at exit).
 
 Ports (documented in docs/benchmarks.md):
-  NATS      clients 4601-4603, cluster routes 4611-4613
+  NATS      clients 4601-4603, cluster routes 4611-4613 (NATS ports shifted by
+            $RAFTMQ_TEST_PORT_OFFSET when set)
   RabbitMQ  AMQP 5601-5603, Erlang distribution 25601-25603, a private epmd on 4669
 """
 import os
@@ -12,8 +13,11 @@ import time
 
 import procs
 
-NATS_CLIENT_BASE = 4600
-NATS_ROUTE_BASE = 4610
+# Shifted by $RAFTMQ_TEST_PORT_OFFSET like raftmq's ports (raftmq_cluster.py), so that runs of
+# several engineers on one machine do not collide.
+PORT_OFFSET = int(os.environ.get("RAFTMQ_TEST_PORT_OFFSET", "0") or 0)
+NATS_CLIENT_BASE = 4600 + PORT_OFFSET
+NATS_ROUTE_BASE = 4610 + PORT_OFFSET
 RABBIT_AMQP_BASE = 5600
 RABBIT_DIST_BASE = 25600
 EPMD_PORT = 4669

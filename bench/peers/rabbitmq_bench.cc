@@ -203,38 +203,34 @@ int run_publish(const Opts& o, bool latency_mode) {
 }
 
 int run_consume(const Opts& o) {
+  keep_freed_memory();
   Conn c(o);
   amqp_basic_qos(c.get(), kChannel, 0, static_cast<uint16_t>(o.prefetch), 0);
   check_reply(amqp_get_rpc_reply(c.get()), "basic.qos");
   amqp_basic_consume(c.get(), kChannel, amqp_cstring_bytes(o.queue.c_str()), amqp_empty_bytes, 0,
                      /*no_ack=*/0, 0, amqp_empty_table);
   check_reply(amqp_get_rpc_reply(c.get()), "basic.consume");
-  int64_t deadline = now_ns() + o.seconds * 1'000'000'000;
-  int64_t first = 0, last = 0, msgs = 0, bytes = 0;
+  ConsumeMeter meter(o.seconds, o.idle_ms, o.count);
   uint64_t unacked_from = 0;
-  while (now_ns() < deadline && (o.count == 0 || msgs < o.count)) {
-    if (msgs > 0 && now_ns() - last > o.idle_ms * 1'000'000) break;
+  while (meter.more()) {
     amqp_envelope_t env;
     amqp_maybe_release_buffers(c.get());
     timeval tv{0, 100'000};
     amqp_rpc_reply_t r = amqp_consume_message(c.get(), &env, &tv, 0);
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
+      meter.on_timeout();
       continue;
+    }
     check_reply(r, "consume");
-    if (msgs == 0) first = now_ns();
-    ++msgs;
-    bytes += static_cast<int64_t>(env.message.body.len);
-    last = now_ns();
+    meter.on_message(env.message.body.len);
     if (++unacked_from >= static_cast<uint64_t>(std::max<int64_t>(1, o.prefetch / 2))) {
       amqp_basic_ack(c.get(), kChannel, env.delivery_tag, /*multiple=*/1);
       unacked_from = 0;
     }
     amqp_destroy_envelope(&env);
   }
-  double secs = static_cast<double>(last - first) / 1e9;
   std::printf("{\"mode\":\"consume\",\"msgs\":%" PRId64 ",\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f}\n",
-              msgs, secs > 0 ? static_cast<double>(msgs) / secs : 0,
-              secs > 0 ? static_cast<double>(bytes) / 1e6 / secs : 0);
+              meter.msgs(), meter.msgs_per_s(), meter.mb_per_s());
   return 0;
 }
 

@@ -33,6 +33,8 @@ constexpr std::uint32_t kFillBackoffSyncs = 256;
 // The bytes-per-sync average that disables fills (LogOptions::zero_fill_sync_bytes_max) is an
 // exponentially weighted average with weight 1/kAverageWeight for the newest sync.
 constexpr std::uint64_t kAverageWeight = 8;
+// No fills before a quarter of the window was appended to the log since it was opened.
+constexpr std::uint64_t kWarmupFraction = 4;
 
 std::uint64_t align_up(std::uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
@@ -158,8 +160,13 @@ void Log::fill_zero_window(std::uint64_t bytes_synced) {
   {
     std::lock_guard lock(mutex_);
     sync_bytes_average_ = (sync_bytes_average_ * (kAverageWeight - 1) + bytes_synced) / kAverageWeight;
-    if (segment_options_.zero_fill_window_bytes == 0 || !failed_.is_ok() || segments_.empty()) return;
+    const std::uint64_t window = segment_options_.zero_fill_window_bytes;
+    if (window == 0 || !failed_.is_ok() || segments_.empty()) return;
     if (sync_bytes_average_ > options_.zero_fill_sync_bytes_max) return;
+    // Only a log that has been written to since it was opened: a broker holds many idle
+    // partitions (a Raft no-op each after an election), and zeros for each would cost
+    // window bytes of disk writes and page cache per partition for nothing.
+    if (appended_bytes_ < window / kWarmupFraction) return;
     tail = segments_.back();
     std::uint64_t end_max = options_.segment_size_bytes_max;
     std::uint64_t needed = tail->fill_bytes_needed(end_max);

@@ -66,9 +66,12 @@ class ZeroFillTest : public LogFixture {
 TEST_P(ZeroFillTest, FillsAheadAfterASyncAndKeepsTheZerosOnReopen) {
   auto log = open_log();
   ASSERT_TRUE(log);
-  append_synced(*log, LogIndex(1), 10, 100);
+  // No zeros before a quarter of the window (16 KiB) was appended since the log was opened.
+  append_synced(*log, LogIndex(1), 1, 100);
+  EXPECT_EQ(file_size(LogIndex(1)), log->segments().back().size_bytes);
+  append_synced(*log, LogIndex(2), 9, 2000);
   std::uint64_t end = log->segments().back().size_bytes;
-  EXPECT_EQ(end, kSegmentHeaderSize + 10 * (kEntryHeaderSize + 100));
+  EXPECT_EQ(end, kSegmentHeaderSize + 10 * kEntryHeaderSize + 100 + 9 * 2000);
   EXPECT_EQ(file_size(LogIndex(1)), align_up(end + (64 << 10)));
   // More appends go into the zeros: no refill while more than half the window is left.
   append_synced(*log, LogIndex(11), 5, 100);
@@ -79,7 +82,8 @@ TEST_P(ZeroFillTest, FillsAheadAfterASyncAndKeepsTheZerosOnReopen) {
   EXPECT_EQ(log->last_index(), LogIndex(15));
   expect_entries(*log, LogIndex(1), LogIndex(16));
   EXPECT_EQ(file_size(LogIndex(1)), align_up(end + (64 << 10)));  // kept, not cut
-  // Fill until a refill: appends of 40 KiB take the window below half.
+  // Fill until a refill: appends of 40 KiB take the window below half (and are more than
+  // a quarter of it since the reopen).
   append_synced(*log, LogIndex(16), 10, 4000);
   std::uint64_t end2 = log->segments().back().size_bytes;
   EXPECT_EQ(file_size(LogIndex(1)), align_up(end2 + (64 << 10)));
@@ -129,7 +133,7 @@ TEST_P(ZeroFillTest, TornLastEntryInTheWindowIsCutAtEveryByte) {
   options_.zero_fill_window_bytes = 8192;
   auto log = open_log();
   ASSERT_TRUE(log);
-  append_synced(*log, LogIndex(1), 3, 100);
+  append_synced(*log, LogIndex(1), 3, 1000);  // more than a quarter of the window: filled
   std::uint64_t p = log->segments().back().size_bytes;
   append_synced(*log, LogIndex(4), 1, 150);
   std::uint64_t q = log->segments().back().size_bytes;
@@ -158,12 +162,14 @@ TEST_P(ZeroFillTest, TornLastEntryInTheWindowIsCutAtEveryByte) {
 }
 
 TEST_P(ZeroFillTest, BitFlipBeforeAValidEntryIsCorruptionInTheLastEntryATornTail) {
+  options_.zero_fill_window_bytes = 4096;
   auto log = open_log();
   ASSERT_TRUE(log);
   append_synced(*log, LogIndex(1), 4, 200);
   log.reset();
   const std::string path = segment_path(LogIndex(1));
   Buffer original = read_all(path);
+  ASSERT_GT(original.size(), kSegmentHeaderSize + 4 * (kEntryHeaderSize + 200));  // zeros follow
   const std::uint64_t entry = kEntryHeaderSize + 200;
   // A payload byte of entry 2 (entries 3 and 4 follow): corruption, never cut.
   Buffer bytes(original.view());
@@ -310,7 +316,7 @@ TEST_F(ZeroFillMemoryTest, CrashAtEveryStepOfAFillKeepsWhatWasDurable) {
 TEST_F(ZeroFillMemoryTest, FailedFillWriteIsCutBackAndAppendsGoOn) {
   auto log = open_log();
   ASSERT_TRUE(log);
-  Batch first = Batch::make(LogIndex(1), KafkaOffset(0), Term(1), 1, 100);
+  Batch first = Batch::make(LogIndex(1), KafkaOffset(0), Term(1), 1, 2100);  // > window / 4
   ASSERT_TRUE(log->append(first.entries).is_ok());
   fs_->fail_next_writes(1);  // the fill's write after this sync
   ASSERT_TRUE(log->sync().is_ok());

@@ -83,6 +83,8 @@ enum class DurabilityMode : std::uint8_t { kAlways, kInterval };
 // (RAFTMQ_ZERO_FILL_BYTES overrides it).
 inline constexpr std::uint64_t kZeroFillWindowDefault = 0;
 std::uint64_t default_zero_fill_window_bytes();
+// LogOptions::zero_fill_sync_bytes_max's default (zero_fill.cc).
+std::uint64_t default_zero_fill_sync_bytes_max();
 
 struct LogOptions {
   std::string directory;
@@ -129,8 +131,9 @@ struct LogOptions {
   std::uint64_t zero_fill_window_bytes = default_zero_fill_window_bytes();
   // Fills stop while the syncs cover more than this many appended bytes each (a moving
   // average): for a streaming producer the journal commit is a small share of each
-  // fdatasync, and the zeros would double the bytes written.
-  std::uint64_t zero_fill_sync_bytes_max = 256u << 10;
+  // fdatasync, and the zeros would double the bytes written (and each fill holds up the
+  // flusher's round). Default: RAFTMQ_ZERO_FILL_SYNC_BYTES_MAX when set, else 8 KiB (zero_fill.cc).
+  std::uint64_t zero_fill_sync_bytes_max = default_zero_fill_sync_bytes_max();
   // Called after each sync that advanced synced_index(), with durable_index(), from the
   // thread that synced (a Flusher thread or a sync() caller), without the log's mutex held.
   std::function<void(LogIndex)> on_durable;

@@ -40,17 +40,31 @@ std::uint64_t align_up(std::uint64_t n) { return (n + kAlign - 1) / kAlign * kAl
 
 }  // namespace
 
+namespace {
+
+// A byte count from the environment; `fallback` when unset, not a plain number, or > 1 GiB.
+std::uint64_t env_bytes(const char* name, std::uint64_t fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return fallback;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long value = std::strtoull(env, &end, 10);
+  if (errno != 0 || *end != '\0' || value > (1ull << 30)) return fallback;
+  return static_cast<std::uint64_t>(value);
+}
+
+}  // namespace
+
 std::uint64_t default_zero_fill_window_bytes() {
-  static const std::uint64_t bytes = [] {
-    const char* env = std::getenv("RAFTMQ_ZERO_FILL_BYTES");
-    if (env == nullptr || *env == '\0') return kZeroFillWindowDefault;
-    char* end = nullptr;
-    errno = 0;
-    unsigned long long value = std::strtoull(env, &end, 10);
-    // Not a plain number (or absurdly large): the built-in default.
-    if (errno != 0 || *end != '\0' || value > (1ull << 30)) return kZeroFillWindowDefault;
-    return static_cast<std::uint64_t>(value);
-  }();
+  static const std::uint64_t bytes = env_bytes("RAFTMQ_ZERO_FILL_BYTES", kZeroFillWindowDefault);
+  return bytes;
+}
+
+std::uint64_t default_zero_fill_sync_bytes_max() {
+  // 8 KiB: a single in-flight produce of small batches (1-4 KiB per sync) fills; a loaded
+  // broker (tens of KiB per sync) does not: the paired produce runs lost 12-33 % of
+  // throughput with fills up to 256 KiB per sync (docs/storage_testing.md).
+  static const std::uint64_t bytes = env_bytes("RAFTMQ_ZERO_FILL_SYNC_BYTES_MAX", 8u << 10);
   return bytes;
 }
 

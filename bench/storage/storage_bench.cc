@@ -19,6 +19,12 @@
 //   --rounds, --round-mib, --ratio-max-seconds: the ratio section's rounds (default 5), bytes
 //     per run (default 1024 MiB) and time bound (no new round after 600 s).
 //   --large-max-seconds: the large section stops writing after this (default 300 s).
+//   --zero-fill-kib: LogOptions::zero_fill_window_bytes in KiB (0: off; default: the product
+//     default); --ab-zero-fill-kib K: the ratio section also runs every append with a
+//     window of K KiB (B) next to the configured one (A).
+//   synclat (not in the default set): one small append + fdatasync at a time, window off vs
+//     on (--synclat-window-kib, default 2048; --synclat-bytes, default 4000; --synclat-appends,
+//     default 2000; --rounds pairs), interleaved (sync_latency.cc).
 //
 //   0. ratio (the headline, append_vs_raw.cc): raw O_DIRECT and durable appends interleaved
 //      over N rounds, same bytes, same file sizes; per-round ratios and their median; also
@@ -44,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -55,6 +62,7 @@
 #include <vector>
 
 #include "append_vs_raw.h"
+#include "sync_latency.h"
 #include "bench_common.h"
 #include "storage/flusher.h"
 #include "storage/log.h"
@@ -87,12 +95,18 @@ std::int64_t g_write_buffer_kib = -1;
 std::int64_t g_sync_coalesce_kib = -1;
 std::int64_t g_sync_coalesce_us = -1;
 std::int64_t g_ab_sync_coalesce_kib = -1;
+std::int64_t g_zero_fill_kib = -1;
+std::int64_t g_ab_zero_fill_kib = -1;
+std::int64_t g_synclat_window_kib = 2048;
+std::int64_t g_synclat_bytes = 4000;
+std::int64_t g_synclat_appends = 2000;
 
 void apply_direct_option(LogOptions& options) {
   if (g_direct_min_kib >= 0) options.direct_append_min_bytes = static_cast<std::uint64_t>(g_direct_min_kib) << 10;
   if (g_write_buffer_kib >= 0) options.write_buffer_bytes = static_cast<std::uint64_t>(g_write_buffer_kib) << 10;
   if (g_sync_coalesce_kib >= 0) options.sync_coalesce_bytes = static_cast<std::uint64_t>(g_sync_coalesce_kib) << 10;
   if (g_sync_coalesce_us >= 0) options.sync_coalesce_us_max = g_sync_coalesce_us;
+  if (g_zero_fill_kib >= 0) options.zero_fill_window_bytes = static_cast<std::uint64_t>(g_zero_fill_kib) << 10;
 }
 
 bool wants(const Args& args, const std::string& section) {
@@ -385,8 +399,23 @@ int main_bench(const Args& args) {
         options.sync_coalesce_bytes = static_cast<std::uint64_t>(g_ab_sync_coalesce_kib) << 10;
       };
       o.label_b = "coalesce " + std::to_string(g_ab_sync_coalesce_kib) + " KiB";
+    } else if (g_ab_zero_fill_kib >= 0) {
+      o.configure_b = [](LogOptions& options) {
+        options.zero_fill_window_bytes = static_cast<std::uint64_t>(g_ab_zero_fill_kib) << 10;
+      };
+      o.label_b = "zero fill " + std::to_string(g_ab_zero_fill_kib) + " KiB";
     }
     bench::run_append_vs_raw(o);
+  }
+  if (wants(args, "synclat")) {
+    bench::SyncLatencyOptions o;
+    o.dir = args.dir;
+    o.rounds = args.rounds;
+    o.appends = static_cast<int>(g_synclat_appends);
+    o.entry_bytes = static_cast<std::size_t>(g_synclat_bytes);
+    o.window_bytes = static_cast<std::uint64_t>(g_synclat_window_kib) << 10;
+    o.configure = apply_direct_option;
+    bench::run_sync_latency(o);
   }
   double raw = 0, raw_buffered = 0, raw_sync = 0;
   bool raw_direct = false;
@@ -480,6 +509,16 @@ int main(int argc, char** argv) {
       mq::storage::g_sync_coalesce_kib = std::atoll(value.c_str());
     } else if (flag == "--ab-sync-coalesce-kib") {
       mq::storage::g_ab_sync_coalesce_kib = std::atoll(value.c_str());
+    } else if (flag == "--zero-fill-kib") {
+      mq::storage::g_zero_fill_kib = std::atoll(value.c_str());
+    } else if (flag == "--ab-zero-fill-kib") {
+      mq::storage::g_ab_zero_fill_kib = std::atoll(value.c_str());
+    } else if (flag == "--synclat-window-kib") {
+      mq::storage::g_synclat_window_kib = std::max(1ll, std::atoll(value.c_str()));
+    } else if (flag == "--synclat-bytes") {
+      mq::storage::g_synclat_bytes = std::clamp(std::atoll(value.c_str()), 1ll, 16ll << 20);
+    } else if (flag == "--synclat-appends") {
+      mq::storage::g_synclat_appends = std::clamp(std::atoll(value.c_str()), 10ll, 1000000ll);
     } else if (flag == "--sync-coalesce-us") {
       mq::storage::g_sync_coalesce_us = std::atoll(value.c_str());
     } else if (flag == "--rounds") {
@@ -513,7 +552,9 @@ int main(int argc, char** argv) {
                  "[--partitions P] [--window-mib W] [--only ratio,raw,append,serial,group,read,large] "
                  "[--rounds N] [--round-mib M] [--ratio-max-seconds S] [--large-max-seconds S] "
                  "[--sync-coalesce-kib K] [--sync-coalesce-us U] "
-                 "[--direct-min-kib K] [--write-buffer-kib K] [--batch-kib 16,64,256,1024]\n",
+                 "[--direct-min-kib K] [--write-buffer-kib K] [--batch-kib 16,64,256,1024] "
+                 "[--zero-fill-kib K] [--ab-zero-fill-kib K] [--synclat-window-kib K] "
+                 "[--synclat-bytes B] [--synclat-appends N]\n",
                  argv[0]);
     return 2;
   }

@@ -22,6 +22,9 @@ Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
     segment_options_.write_buffer_bytes = (options_.write_buffer_bytes + align - 1) / align * align;
   }
   segment_options_.on_damaged_tail_cut = options_.on_damaged_tail_cut;
+  if (options_.durability == DurabilityMode::kAlways) {
+    segment_options_.zero_fill_window_bytes = options_.zero_fill_window_bytes;
+  }
 }
 
 Log::~Log() {
@@ -216,6 +219,8 @@ Status Log::validate_append_locked(std::span<const AppendEntry> entries) const {
   }
   if (options_.free_space_reserve_bytes > 0) {
     MQ_ASSIGN_OR_RETURN(std::uint64_t free, fs_->free_bytes(options_.directory));
+    // Pre-written zeros of the tail are already allocated: appends into them need no space.
+    if (!segments_.empty()) bytes -= std::min(bytes, segments_.back()->zero_window_bytes());
     if (free < options_.free_space_reserve_bytes + bytes) {
       return Status::no_space("log " + segment_options_.log_name + ": " + std::to_string(free) +
                               " bytes free, reserve is " +
@@ -386,12 +391,15 @@ Result<bool> Log::sync_internal(bool all) {
   if (!status.is_ok()) return fail_locked(status);
   if (generation != generation_) return true;  // truncated meanwhile: the truncation synced
   synced_index_ = std::max(synced_index_, target);
+  std::uint64_t bytes_synced = mark > synced_bytes_mark_ ? mark - synced_bytes_mark_ : 0;
   synced_bytes_mark_ = std::max(synced_bytes_mark_, mark);
   LogIndex durable = durable_index_locked();
   auto callback = options_.on_durable;
   lock.unlock();
   if (more && flusher_ != nullptr) flusher_->enqueue(this);
   if (callback) callback(durable);
+  // Off the acknowledgement's path: the durable index is already reported.
+  if (segment_options_.zero_fill_window_bytes > 0) fill_zero_window(bytes_synced);
   return true;
 }
 

@@ -79,6 +79,13 @@ class Flusher;
 
 enum class DurabilityMode : std::uint8_t { kAlways, kInterval };
 
+// LogOptions::zero_fill_window_bytes: the built-in default, and the default in effect
+// (RAFTMQ_ZERO_FILL_BYTES overrides it).
+inline constexpr std::uint64_t kZeroFillWindowDefault = 0;
+std::uint64_t default_zero_fill_window_bytes();
+// LogOptions::zero_fill_sync_bytes_max's default (zero_fill.cc).
+std::uint64_t default_zero_fill_sync_bytes_max();
+
 struct LogOptions {
   std::string directory;
   std::string name;  // for error messages, e.g. "orders-3"
@@ -114,6 +121,19 @@ struct LogOptions {
   // (docs/benchmarks.md), so the latency it may add is not spent by default.
   std::uint64_t sync_coalesce_bytes = 0;
   std::int64_t sync_coalesce_us_max = 20'000;
+  // Pre-written segment space (mode kAlways only; 0 disables; src/storage/zero_fill.cc):
+  // after a sync, when fewer than half this many bytes of written zeros are left after the
+  // tail's last entry, zeros are written (and fdatasynced) up to this far ahead, so that
+  // appends overwrite allocated, written blocks and their fdatasync needs no journal commit
+  // on ext4 (docs/storage_testing.md, "Pre-written space"). The default comes from the
+  // environment variable RAFTMQ_ZERO_FILL_BYTES when set (bytes; 0 disables), else
+  // kZeroFillWindowDefault.
+  std::uint64_t zero_fill_window_bytes = default_zero_fill_window_bytes();
+  // Fills stop while the syncs cover more than this many appended bytes each (a moving
+  // average): for a streaming producer the journal commit is a small share of each
+  // fdatasync, and the zeros would double the bytes written (and each fill holds up the
+  // flusher's round). Default: RAFTMQ_ZERO_FILL_SYNC_BYTES_MAX when set, else 8 KiB (zero_fill.cc).
+  std::uint64_t zero_fill_sync_bytes_max = default_zero_fill_sync_bytes_max();
   // Called after each sync that advanced synced_index(), with durable_index(), from the
   // thread that synced (a Flusher thread or a sync() caller), without the log's mutex held.
   std::function<void(LogIndex)> on_durable;
@@ -283,6 +303,9 @@ class Log {
   // Sync for the flusher (all=false) and sync() (all=true): returns whether an fdatasync was
   // issued.
   Result<bool> sync_internal(bool all);
+  // After a sync that covered `bytes_synced` appended bytes: refills the tail's pre-written
+  // zeros if needed (zero_fill.cc).
+  void fill_zero_window(std::uint64_t bytes_synced);
 
   FileSystem* fs_;
   Clock* clock_;
@@ -308,6 +331,7 @@ class Log {
   // completed fdatasync was taken: sync coalescing (LogOptions::sync_coalesce_bytes).
   std::uint64_t appended_bytes_ = 0;
   std::uint64_t synced_bytes_mark_ = 0;
+  std::uint64_t sync_bytes_average_ = 0;  // appended bytes per sync, moving average
   Status failed_;
 };
 

@@ -127,6 +127,19 @@ bool all_zero(BufferView bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; });
 }
 
+// Whether [from, end) of the file holds only zeros.
+Result<bool> all_zero_range(File& file, std::uint64_t from, std::uint64_t end) {
+  Buffer chunk(kScanBufferBytes);
+  for (std::uint64_t at = from; at < end;) {
+    auto want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), end - at));
+    MQ_ASSIGN_OR_RETURN(std::size_t got, file.read_at(at, std::span(chunk.data(), want)));
+    if (got == 0) return false;  // shorter than its size: not ours to keep
+    if (!all_zero(BufferView(chunk.data(), got))) return false;
+    at += got;
+  }
+  return true;
+}
+
 }  // namespace
 
 Segment::Segment(FileSystem* fs, std::string dir, LogIndex base_index, SegmentOptions options)
@@ -270,6 +283,18 @@ Status Segment::load_tail(OpenReport* report) {
     }
     note_entry(position, *entry);
     position += entry->stored_size();
+  }
+  if (damaged && options_.zero_fill_window_bytes > 0) {
+    // Only zeros after the last entry: pre-written space (zero_fill.cc), a clean end of the
+    // log. Kept, to be appended over.
+    MQ_ASSIGN_OR_RETURN(bool zeros, all_zero_range(*file_, position, file_size));
+    if (zeros) {
+      report->zero_tail_bytes = file_size - position;
+      filled_end_ = file_size;
+      size_ = position;
+      remove_index_files_quietly();
+      return Status::ok();
+    }
   }
   if (damaged) {
     // A torn write damages only the end of what was being written: the damaged entry is the
@@ -768,7 +793,9 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
     cut = location.position;
   }
   // Whatever the write-behind buffer holds goes to the file first (simplest correct order:
-  // the cut below then applies to the file alone); the buffer is given back.
+  // the cut below then applies to the file alone); the buffer is given back. A fill job
+  // finishes first too (the cut removes its zeros).
+  MQ_RETURN_IF_ERROR(wait_fill());
   MQ_RETURN_IF_ERROR(flush_buffer());
   release_buffer();
   if (!index_in_memory_) {
@@ -780,6 +807,7 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
   MQ_RETURN_IF_ERROR(file_->truncate(cut));
   padded_ = false;
   reserved_end_ = 0;  // the truncation released the reserved space beyond the cut
+  drop_fill_window();
   MQ_RETURN_IF_ERROR(file_->sync());
   closed_ = false;
   size_ = cut;
@@ -814,6 +842,7 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
 
 Status Segment::remove_files(FileSystem* fs) {
   MQ_ASSERT(fs == fs_);
+  (void)wait_fill();  // its zeros go with the file
   remove_index_files_quietly();
   Status status = fs_->remove(path_);
   if (status.code() == ErrorCode::kNotFound) return Status::ok();

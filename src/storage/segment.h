@@ -75,6 +75,11 @@ struct SegmentOptions {
   // flush_buffer() (before every sync). The space is reserved (File::reserve) before an
   // append is accepted, so a full disk fails the append, never the later write.
   std::uint64_t write_buffer_bytes = 0;
+  // Pre-written space (segment_fill.cc): keep about this many bytes of zeros, written and
+  // fdatasynced, after the last entry of the tail, so that page-cache appends overwrite
+  // allocated, written blocks and their fdatasync needs no journal commit. 0: none. The
+  // zeros are written by fill jobs (plan_fill/run_fill), off the append path.
+  std::uint64_t zero_fill_window_bytes = 0;
   // Null: a damaged tail entry followed by a valid one is kCorruption (the default). Set: it
   // is called with what would be cut, before anything is cut; if it returns OK the tail is
   // cut at the damaged entry (durably) and OpenReport::damaged_cut says so.
@@ -110,6 +115,9 @@ class Segment {
     bool leftover = false;
     std::uint64_t torn_bytes_removed = 0;
     bool index_rebuilt = false;
+    // zero_fill_window_bytes > 0 only: zeros after the last entry kept as pre-written space
+    // (a clean end of the log, not a torn tail; without a window they are cut as torn).
+    std::uint64_t zero_tail_bytes = 0;
     std::optional<DamagedTailCut> damaged_cut;  // SegmentOptions::on_damaged_tail_cut only
   };
   static Result<std::unique_ptr<Segment>> open(FileSystem* fs, const std::string& dir,
@@ -200,6 +208,28 @@ class Segment {
 
   std::string describe_position(std::uint64_t position) const;  // "log x segment y position z"
 
+  // Pre-written space (segment_fill.cc). A fill job writes zeros over [from, to) of the
+  // file and fdatasyncs them, without the log's mutex; meanwhile appends stay below `from`
+  // (an append that would reach it waits for the job first).
+  struct FillJob;
+  // Under the log's mutex: takes the result of a finished fill job (an error: the fill's
+  // fdatasync failed, the log must fail), then, when the tail's zero window has shrunk
+  // below half and at most `bytes_allowed` bytes are needed, starts a new job (null if none)
+  // filling up to about window bytes past the last entry (never past end_max).
+  Result<std::shared_ptr<FillJob>> plan_fill(std::uint64_t end_max, std::uint64_t bytes_allowed);
+  // The bytes plan_fill would fill now (0: none).
+  std::uint64_t fill_bytes_needed(std::uint64_t end_max) const;
+  // Without the log's mutex: writes the zeros and syncs them. A failed write is cut back.
+  static void run_fill(const std::shared_ptr<FillJob>& job);
+  // Under the log's mutex, after run_fill: takes the job's result (see plan_fill).
+  Status collect_fill(const std::shared_ptr<FillJob>& job);
+  // Zeros known to be written after the last entry (what appends can use without growing
+  // the file).
+  std::uint64_t zero_window_bytes() const { return filled_end_ > size_ ? filled_end_ - size_ : 0; }
+  // The file's length as written (entries plus pre-written zeros): for tests and the
+  // dump tool's checks.
+  std::uint64_t filled_end() const { return filled_end_; }
+
   struct TailBuffer;  // the write-behind buffer (defined in segment_write.cc)
   struct WriteJob;    // a background write of a full part of it
   // The newest queued background write, if any (to wait for it without the log's mutex,
@@ -249,6 +279,11 @@ class Segment {
                       LogIndex covered, std::size_t* pending);
   void patch_buffered(std::uint64_t position, const std::uint8_t* src, std::size_t n);
   Status reserve_for(std::uint64_t end);
+  // Waits for the fill job in flight, if any, and takes its result.
+  Status wait_fill();
+  // The file was cut at or below size_: no zeros are known after it any more.
+  void drop_fill_window() { filled_end_ = 0; }
+  bool buffer_active() const;  // the write-behind buffer is allocated
   Status activate_buffer();
   Status retire_sealed();
   Status retire_oldest();
@@ -291,6 +326,12 @@ class Segment {
   LogIndex written_index_;  // every entry up to here is on the file (when written_end_ < size_)
   std::uint64_t reserved_end_ = 0;  // space reserved up to here (0: none known)
   bool reserve_unsupported_ = false;
+  // Pre-written zeros: the file holds zeros (written; synced once the fill job that wrote
+  // them completed) over [size_, filled_end_) when filled_end_ > size_.
+  std::uint64_t filled_end_ = 0;
+  std::shared_ptr<FillJob> fill_job_;  // in flight (or finished, not yet collected)
+  std::uint64_t fill_from_ = 0;        // where fill_job_'s zeros start
+  std::uint32_t fill_backoff_ = 0;     // plans to skip after a fill failed for lack of space
 
   // Position of the last index point at or below `index` (the segment header's end if
   // none), for lock-free reads.

@@ -325,6 +325,16 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   }
   Status status = Status::unsupported("buffered");
   bool large = options_.direct_append_min_bytes > 0 && bytes >= options_.direct_append_min_bytes;
+  // A fill job in flight writes zeros from fill_from_ on: an append that would reach it (or
+  // that goes through direct or buffered writes) waits for it first.
+  if (fill_job_ != nullptr &&
+      (large || buffer_->allocated() || align_up(size_ + bytes) > fill_from_)) {
+    Status filled = wait_fill();
+    if (!filled.is_ok()) {
+      *broken = true;
+      return filled;
+    }
+  }
   // The write-behind buffer takes large appends, and every append while it holds data (a
   // write at size_ would leave the buffered bytes out). It computes the payload CRCs while
   // copying the payloads (one pass over the bytes).
@@ -369,8 +379,12 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   }
   if (!status.is_ok()) {
     // Roll the partially written tail back to the last good position, durably: otherwise a
-    // crash could bring back whole entries of an append that was reported as failed.
-    if (!file_->truncate(size_).is_ok() || !file_->sync().is_ok()) *broken = true;
+    // crash could bring back whole entries of an append that was reported as failed. (The
+    // cut also removes pre-written zeros: none are in flight, see above.)
+    if (!wait_fill().is_ok() || !file_->truncate(size_).is_ok() || !file_->sync().is_ok()) {
+      *broken = true;
+    }
+    drop_fill_window();
     padded_ = false;
     tail_block_valid_ = false;
     return status;
@@ -476,14 +490,16 @@ Status Segment::append_direct(std::span<const BufferView> pieces, std::uint64_t 
 }
 
 Status Segment::trim_padding() {
+  MQ_RETURN_IF_ERROR(wait_fill());
   MQ_RETURN_IF_ERROR(flush_buffer());
   release_buffer();
-  if (!padded_ && reserved_end_ <= size_) return Status::ok();
+  if (!padded_ && reserved_end_ <= size_ && filled_end_ <= size_) return Status::ok();
   // Also releases space reserved beyond the end (ext4 frees preallocated blocks past the new
   // size even when the size does not change).
   MQ_RETURN_IF_ERROR(file_->truncate(size_));
   padded_ = false;
   reserved_end_ = 0;
+  drop_fill_window();
   return Status::ok();
 }
 
@@ -493,7 +509,10 @@ Status Segment::sync() { return file_->sync(); }
 // follows, e.g. a simulated crash of the in-memory file system).
 Segment::~Segment() {
   if (buffer_) buffer_->wait_all();
+  (void)wait_fill();
 }
+
+bool Segment::buffer_active() const { return buffer_->allocated(); }
 
 void Segment::attach_file(std::shared_ptr<File> file) {
   file_ = std::move(file);

@@ -44,6 +44,18 @@ bool has_suffix(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// Whether [from, end) of the file holds only zeros (the pre-written space after the last
+// entry of a tail segment, docs/formats/segment_format.md; also direct appends' padding).
+bool zeros_to_end(File& file, std::uint64_t from, std::uint64_t end, Buffer& chunk) {
+  for (std::uint64_t at = from; at < end;) {
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), end - at));
+    if (!read_exact(file, at, std::span(chunk.data(), n), "segment").is_ok()) return false;
+    if (std::any_of(chunk.data(), chunk.data() + n, [](std::uint8_t b) { return b != 0; })) return false;
+    at += n;
+  }
+  return true;
+}
+
 void dump_segment(const std::string& path) {
   auto opened = posix_file_system()->open(path, OpenOptions{.read_only = true});
   if (!opened.has_value()) return problem(2, path, opened.error().to_string());
@@ -59,8 +71,16 @@ void dump_segment(const std::string& path) {
   LogIndex expected = header->base_index;
   std::uint64_t count = 0;
   Buffer chunk(256 << 10);
+  std::uint64_t zero_tail = 0;
   while (position < size) {
     std::uint8_t bytes[EntryHeader::kEncodedSize];
+    // An all-zero entry header never verifies: a run of zeros to the end of the file is the
+    // clean end of a tail segment, not a torn entry.
+    if (zeros_to_end(file, position, std::min(size, position + sizeof bytes), chunk) &&
+        zeros_to_end(file, position, size, chunk)) {
+      zero_tail = size - position;
+      break;
+    }
     if (position + sizeof bytes > size) {
       return problem(1, path, "partial entry header at position " + std::to_string(position) +
                                   " (" + std::to_string(size - position) + " bytes: torn tail)");
@@ -101,6 +121,11 @@ void dump_segment(const std::string& path) {
     ++count;
   }
   std::printf("  %" PRIu64 " entries, last index %" PRIu64 "\n", count, (expected - 1).value());
+  if (zero_tail > 0) {
+    std::printf("  %" PRIu64 " zero bytes after the last entry at position %" PRIu64
+                " (pre-written space or direct-append padding: the clean end of a tail segment)\n",
+                zero_tail, position);
+  }
 }
 
 void dump_index(const std::string& path, bool time) {

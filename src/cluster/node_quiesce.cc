@@ -31,7 +31,9 @@
 // its leader, typically a returning peer's PreVote (which it refuses: in lease), kept ticking
 // while its quiesced leader sent nothing; its election timer ran out, it pre-voted, the
 // returning peer (leaderless) granted, and it won one term more: an extra leader change after
-// every heal that reached the follower before the leader (tests/chaos/FINDINGS.md F2).
+// every heal that reached the follower before the leader (tests/chaos/FINDINGS.md F2). For the
+// same reason a follower that cannot honour its leader's quiesce notice (behind, or a Ready not
+// yet handled) answers it with a wake request: it keeps ticking, so its leader must too.
 // Safety is Raft's throughout: quiescing only stops counting time.
 #include <algorithm>
 
@@ -53,6 +55,22 @@ constexpr std::int64_t kSweepIntervalMs = 50;
 constexpr std::int64_t kIdleSweepIntervalMs = 250;
 // One notice entry: group u64 | term u64 | index u64.
 constexpr std::size_t kNoticeEntryBytes = 24;
+
+// A quiesce notice from `self` to `to` whose entries (group, term 0, index 0) in `body` (count
+// u32 placeholder first) are wake requests (Node::ask_leaders_to_wake, Node::handle_quiesce).
+raft::Message wake_request_message(BrokerId self, BrokerId to, Buffer body,
+                                   std::uint64_t context) {
+  le::encode_u32(body.data(), static_cast<std::uint32_t>((body.size() - 4) / kNoticeEntryBytes));
+  raft::Message m;
+  m.type = raft::MessageType::kReadIndex;
+  m.from = node_of(self);
+  m.to = node_of(to);
+  m.context = context;
+  raft::Entry e;
+  e.payload = SharedBuffer(std::move(body));
+  m.entries.push_back(std::move(e));
+  return m;
+}
 }  // namespace
 
 void Node::on_awake(GroupId group) {
@@ -85,19 +103,11 @@ void Node::ask_leaders_to_wake(const std::vector<NodeId>& down) {
   woken_.clear();
   if (!transport_) return;
   for (auto& [b, body] : requests) {
-    le::encode_u32(body.data(), static_cast<std::uint32_t>((body.size() - 4) / kNoticeEntryBytes));
-    raft::Message m;
-    m.type = raft::MessageType::kReadIndex;
-    m.from = node_of(config_.id);
-    m.to = node_of(b);
-    m.context = kQuiesceContext;
-    raft::Entry e;
-    e.payload = SharedBuffer(std::move(body));
-    m.entries.push_back(std::move(e));
     ++metrics_.wake_requests_sent;
-    transport_->send(b, kControlPlaneGroup, std::move(m));
+    transport_->send(b, kControlPlaneGroup, wake_request_message(config_.id, b, std::move(body), kQuiesceContext));
   }
 }
+
 
 void Node::on_waiter(GroupId group) {
   if (group != kControllerGroup) waiting_.insert(group);
@@ -219,6 +229,7 @@ void Node::handle_quiesce(BrokerId from, const raft::Message& message) {
   le::LeReader r(message.entries[0].payload.view());
   std::uint32_t count = 0;
   if (!r.read_u32(&count) || count > r.remaining() / kNoticeEntryBytes) return;
+  Buffer refused;  // wake requests for the notices a follower here could not honour
   for (std::uint32_t i = 0; i < count; ++i) {
     std::uint64_t group = 0, term = 0, index = 0;
     if (!r.read_u64(&group) || !r.read_u64(&term) || !r.read_u64(&index)) return;
@@ -233,9 +244,25 @@ void Node::handle_quiesce(BrokerId from, const raft::Message& message) {
       }
       continue;
     }
-    // Not quiescing here (a notice overtaken by newer entries, or this replica behind) is
-    // harmless: it keeps ticking, and its election timeout wakes the leader.
-    (void)found->second->quiesce_as_follower(node_of(from), Term(term), LogIndex(index));
+    // Not quiescing here (a notice overtaken by newer entries, this replica behind, a Ready
+    // not yet handled) while following `from`: it keeps ticking while its leader sends
+    // nothing, and its election timeout would run out; its PreVote wakes the leader, which
+    // ignores it (in lease), but a leaderless third replica (one coming back) grants it
+    // (tests/chaos/FINDINGS.md F2). So the leader is asked to wake again at once; it
+    // quiesces again once this replica can follow.
+    PartitionGroup& g = *found->second;
+    if (!g.quiesce_as_follower(node_of(from), Term(term), LogIndex(index)) && !g.quiesced() &&
+        !g.failed() && !g.is_raft_leader() && g.leader() == node_of(from)) {
+      if (refused.size() == 0) le::put_u32(refused, 0);
+      le::put_u64(refused, group);
+      le::put_u64(refused, 0);
+      le::put_u64(refused, 0);
+    }
+  }
+  if (refused.size() != 0 && transport_ && !link_blocked(from)) {
+    ++metrics_.wake_requests_sent;
+    transport_->send(from, kControlPlaneGroup,
+                     wake_request_message(config_.id, from, std::move(refused), kQuiesceContext));
   }
 }
 

@@ -104,10 +104,10 @@ void Node::ask_leaders_to_wake(const std::vector<NodeId>& down) {
   if (!transport_) return;
   for (auto& [b, body] : requests) {
     ++metrics_.wake_requests_sent;
-    transport_->send(b, kControlPlaneGroup, wake_request_message(config_.id, b, std::move(body), kQuiesceContext));
+    transport_->send(b, kControlPlaneGroup,
+                     wake_request_message(config_.id, b, std::move(body), kQuiesceContext));
   }
 }
-
 
 void Node::on_waiter(GroupId group) {
   if (group != kControllerGroup) waiting_.insert(group);

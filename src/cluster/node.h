@@ -131,6 +131,8 @@ struct NodeMetrics {
   std::uint64_t replicas_lost_synced = 0;  // opened below their sync ledger record (abstain)
   std::uint64_t pings_sent = 0;         // liveness pings (node_quiesce.cc)
   std::uint64_t pings_suppressed = 0;   // not needed: other traffic reached the peer
+  std::uint64_t wake_requests_sent = 0;      // woken followers asking their leaders to wake
+  std::uint64_t wake_requests_honoured = 0;  // quiesced groups led here woken by one
   // Event-loop stalls (loop_watch.h): handlers that held the loop >= loop_stall_threshold_ms,
   // those >= 400 ms (a leader's followers may time out), the longest and what it was.
   std::uint64_t loop_stalls = 0;
@@ -289,6 +291,12 @@ class Node final : public ClusterApi, public GroupHost {
   void mark_peer_down(BrokerId peer, std::int64_t now_ms, const char* why);
   // Wakes the quiesced groups this broker leads and, if `peer` is set, those `peer` leads.
   void wake_groups_for(BrokerId peer);
+  // Followers woken from quiescence since the last tick (on_awake): each asks its leader's
+  // broker to wake the group there too (tests/chaos/FINDINGS.md F2: a returning peer's PreVote
+  // woke a follower while its quiesced leader, still cut off from that peer, sent nothing; the
+  // follower's election timer ran out and it was elected with the returning peer's vote).
+  void ask_leaders_to_wake(const std::vector<NodeId>& down);
+  std::set<GroupId> woken_;
   struct PeerLiveness {
     BrokerId peer;
     std::int64_t last_heard_ms = 0;

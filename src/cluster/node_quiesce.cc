@@ -23,6 +23,17 @@
 // peer is asked to wake the groups it leads (a quiesce notice without entries): a peer only
 // thought down (a stalled event loop) must not leave the followers it woke here without
 // heartbeats, or they would elect a new leader although the old one is alive.
+//
+// Waking. A quiesced follower woken by anything (a message, a proposal, a peer's loss) restarts
+// its election timer (RawNode::unquiesce: in its lease for a full election timeout) and, at the
+// next tick, asks its leader's broker to wake the group there (a wake request: a notice entry
+// with term 0), unless that broker is down. Otherwise a follower woken by a message not from
+// its leader, typically a returning peer's PreVote (which it refuses: in lease), kept ticking
+// while its quiesced leader sent nothing; its election timer ran out, it pre-voted, the
+// returning peer (leaderless) granted, and it won one term more: an extra leader change after
+// every heal that reached the follower before the leader (tests/chaos/FINDINGS.md F2). For the
+// same reason a follower that cannot honour its leader's quiesce notice (behind, or a Ready not
+// yet handled) answers it with a wake request: it keeps ticking, so its leader must too.
 // Safety is Raft's throughout: quiescing only stops counting time.
 #include <algorithm>
 
@@ -44,10 +55,58 @@ constexpr std::int64_t kSweepIntervalMs = 50;
 constexpr std::int64_t kIdleSweepIntervalMs = 250;
 // One notice entry: group u64 | term u64 | index u64.
 constexpr std::size_t kNoticeEntryBytes = 24;
+
+// A quiesce notice from `self` to `to` whose entries (group, term 0, index 0) in `body` (count
+// u32 placeholder first) are wake requests (Node::ask_leaders_to_wake, Node::handle_quiesce).
+raft::Message wake_request_message(BrokerId self, BrokerId to, Buffer body,
+                                   std::uint64_t context) {
+  le::encode_u32(body.data(), static_cast<std::uint32_t>((body.size() - 4) / kNoticeEntryBytes));
+  raft::Message m;
+  m.type = raft::MessageType::kReadIndex;
+  m.from = node_of(self);
+  m.to = node_of(to);
+  m.context = context;
+  raft::Entry e;
+  e.payload = SharedBuffer(std::move(body));
+  m.entries.push_back(std::move(e));
+  return m;
+}
 }  // namespace
 
 void Node::on_awake(GroupId group) {
-  if (group != kControllerGroup) awake_.insert(group);
+  if (group == kControllerGroup) return;
+  awake_.insert(group);
+  woken_.insert(group);  // ask_leaders_to_wake, at the next tick
+}
+
+void Node::ask_leaders_to_wake(const std::vector<NodeId>& down) {
+  if (woken_.empty()) return;
+  const NodeId self = node_of(config_.id);
+  std::map<BrokerId, Buffer> requests;  // count u32, then (group, term 0, index 0) entries
+  for (GroupId id : woken_) {
+    auto found = partitions_.find(id);
+    if (found == partitions_.end()) continue;
+    PartitionGroup& g = *found->second;
+    // Quiesced again (its leader quiesced it meanwhile), or no leader to wake: nothing to ask.
+    if (!g.started() || g.failed() || g.quiesced() || g.is_raft_leader()) continue;
+    const NodeId leader = g.leader();
+    if (leader == kNoNode || leader == self) continue;
+    if (std::find(down.begin(), down.end(), leader) != down.end()) continue;
+    const BrokerId b = broker_of(leader);
+    if (link_blocked(b)) continue;
+    Buffer& body = requests[b];
+    if (body.size() == 0) le::put_u32(body, 0);
+    le::put_u64(body, id.value());
+    le::put_u64(body, 0);
+    le::put_u64(body, 0);
+  }
+  woken_.clear();
+  if (!transport_) return;
+  for (auto& [b, body] : requests) {
+    ++metrics_.wake_requests_sent;
+    transport_->send(b, kControlPlaneGroup,
+                     wake_request_message(config_.id, b, std::move(body), kQuiesceContext));
+  }
 }
 
 void Node::on_waiter(GroupId group) {
@@ -80,6 +139,7 @@ void Node::tick_partitions(std::int64_t now_ms) {
   for (const PeerLiveness& l : liveness_) {
     if (l.down) down.push_back(node_of(l.peer));
   }
+  ask_leaders_to_wake(down);
   // Quiesce notices, one message per follower broker: count u32, then the entries.
   std::map<BrokerId, Buffer> notices;
   const std::int64_t started = steady_now_ms();
@@ -169,14 +229,40 @@ void Node::handle_quiesce(BrokerId from, const raft::Message& message) {
   le::LeReader r(message.entries[0].payload.view());
   std::uint32_t count = 0;
   if (!r.read_u32(&count) || count > r.remaining() / kNoticeEntryBytes) return;
+  Buffer refused;  // wake requests for the notices a follower here could not honour
   for (std::uint32_t i = 0; i < count; ++i) {
     std::uint64_t group = 0, term = 0, index = 0;
     if (!r.read_u64(&group) || !r.read_u64(&term) || !r.read_u64(&index)) return;
     auto found = partitions_.find(GroupId(group));
     if (found == partitions_.end()) continue;
-    // Not quiescing here (a notice overtaken by newer entries, or this replica behind) is
-    // harmless: it keeps ticking, and its election timeout wakes the leader.
-    (void)found->second->quiesce_as_follower(node_of(from), Term(term), LogIndex(index));
+    if (term == 0) {
+      // A wake request (ask_leaders_to_wake): a follower of a group led here woke; heartbeats
+      // must resume before its election timer runs out. Not for a group no longer led here.
+      if (found->second->quiesced() && found->second->is_raft_leader()) {
+        ++metrics_.wake_requests_honoured;
+        found->second->wake();
+      }
+      continue;
+    }
+    // Not quiescing here (a notice overtaken by newer entries, this replica behind, a Ready
+    // not yet handled) while following `from`: it keeps ticking while its leader sends
+    // nothing, and its election timeout would run out; its PreVote wakes the leader, which
+    // ignores it (in lease), but a leaderless third replica (one coming back) grants it
+    // (tests/chaos/FINDINGS.md F2). So the leader is asked to wake again at once; it
+    // quiesces again once this replica can follow.
+    PartitionGroup& g = *found->second;
+    if (!g.quiesce_as_follower(node_of(from), Term(term), LogIndex(index)) && !g.quiesced() &&
+        !g.failed() && !g.is_raft_leader() && g.leader() == node_of(from)) {
+      if (refused.size() == 0) le::put_u32(refused, 0);
+      le::put_u64(refused, group);
+      le::put_u64(refused, 0);
+      le::put_u64(refused, 0);
+    }
+  }
+  if (refused.size() != 0 && transport_ && !link_blocked(from)) {
+    ++metrics_.wake_requests_sent;
+    transport_->send(from, kControlPlaneGroup,
+                     wake_request_message(config_.id, from, std::move(refused), kQuiesceContext));
   }
 }
 

@@ -156,6 +156,88 @@ TEST_F(ClusterQuiesce, PartitionedQuiescedLeaderStepsDownAndIsReplaced) {
   EXPECT_TRUE(wait_until([&] { return all_quiesced(); }, 10s));
 }
 
+// tests/chaos/FINDINGS.md F2, "Extra leader changes that are not stalls": a broker cut off
+// from both others comes back to one of them first (its links heal at different moments:
+// reconnect back-offs). Its PreVotes (it has no leader: it is out of its lease) wake the
+// quiesced followers on that broker, which refuse them (in lease); but their leader, quiesced
+// too and still unreachable from the returning broker, hears nothing and sends nothing. Unless
+// the woken follower asks its leader to wake, its election timer runs out, it pre-votes, the
+// returning broker grants, and it wins one term more although its leader never failed.
+TEST_F(ClusterQuiesce, PartialHealDoesNotDeposeAQuiescedLeader) {
+  make(3);
+  constexpr int kPartitions = 4;
+  create_topic("h", kPartitions);
+  for (int p = 0; p < kPartitions; ++p) {
+    ASSERT_TRUE(wait_until([&] { return leader_of("h", p) != nullptr; }, 10s));
+  }
+  ASSERT_TRUE(wait_until([&] { return all_quiesced(); }, 10s));
+  // Cut broker `ret` off (messages dropped both ways, connections kept: a blackhole).
+  TestBroker* ret = brokers_[2].get();
+  TestBroker* x = brokers_[0].get();
+  TestBroker* y = brokers_[1].get();
+  const BrokerId ret_id = ret->config().id, x_id = x->config().id, y_id = y->config().id;
+  ret->call([&](Node& n) { n.block_links_for_test({x_id, y_id}); });
+  x->call([&](Node& n) { n.block_links_for_test({ret_id}); });
+  y->call([&](Node& n) { n.block_links_for_test({ret_id}); });
+  // The majority side: every partition led there (those `ret` led fail over), then idle again.
+  auto led_by_majority = [&] {
+    for (int p = 0; p < kPartitions; ++p) {
+      TestBroker* l = leader_of("h", p, ret);
+      if (l == nullptr) return false;  // (`ret`'s replicas are not counted: it steps down)
+    }
+    return true;
+  };
+  ASSERT_TRUE(wait_until(led_by_majority, 10s));
+  auto majority_quiesced = [&] {
+    for (TestBroker* b : {x, y}) {
+      if (b->call([](Node& n) { return n.awake_partitions(); }) != 0) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(wait_until(majority_quiesced, 10s)) << "the majority side did not quiesce";
+  // Heal `ret` with the broker that follows more partitions; the other one leads them.
+  auto leads_count = [&](TestBroker* b) {
+    int n = 0;
+    for (int p = 0; p < kPartitions; ++p) n += leads(*b, "h", p) ? 1 : 0;
+    return n;
+  };
+  TestBroker* follower = leads_count(x) <= leads_count(y) ? x : y;
+  TestBroker* leader = follower == x ? y : x;
+  ASSERT_GT(leads_count(leader), 0);
+  std::map<int, std::pair<TestBroker*, Term>> before;
+  for (int p = 0; p < kPartitions; ++p) {
+    TestBroker* l = leader_of("h", p, ret);
+    ASSERT_NE(l, nullptr);
+    before[p] = {l, replica(*l, "h", p).term};
+  }
+  const BrokerId leader_id = leader->config().id, follower_id = follower->config().id;
+  ret->call([&](Node& n) { n.block_links_for_test({leader_id}); });
+  follower->call([&](Node& n) { n.block_links_for_test({}); });
+  // Several of `ret`'s election timeouts (300-600 ms): its PreVotes reach `follower` only.
+  std::this_thread::sleep_for(2000ms);
+  auto check_unchanged = [&](const char* when) {
+    for (int p = 0; p < kPartitions; ++p) {
+      auto [l, term] = before[p];
+      EXPECT_TRUE(leads(*l, "h", p)) << when << ": partition " << p << " changed leader";
+      EXPECT_EQ(replica(*l, "h", p).term, term) << when << ": partition " << p;
+      EXPECT_EQ(replica(*follower, "h", p).term, term) << when << ": partition " << p
+                                                       << " on broker " << follower_id.value();
+    }
+  };
+  check_unchanged("after the partial heal");
+  // The woken followers asked their leader to wake (node_quiesce.cc ask_leaders_to_wake).
+  EXPECT_GT(leader->call([](Node& n) { return n.metrics().wake_requests_honoured; }), 0u);
+  // Full heal: `ret` catches up under the same leaders, in the same terms.
+  for (auto& b : brokers_) b->call([](Node& n) { n.block_links_for_test({}); });
+  std::this_thread::sleep_for(1500ms);
+  check_unchanged("after the full heal");
+  for (int p = 0; p < kPartitions; ++p) {
+    EXPECT_TRUE(wait_until([&] {
+      return replica(*ret, "h", p).term == before[p].second;
+    }, 5s)) << "broker " << ret_id.value() << " did not rejoin partition " << p;
+  }
+}
+
 // Liveness pings only go where nothing else does (node_quiesce.cc): the controller leader and
 // its followers exchange heartbeats every heartbeat interval, so the leader pings no one and a
 // follower pings only the other follower; the failure detection of the other tests here

@@ -157,6 +157,7 @@ void RaftGroup::wake() {
   quiescable_ticks_ = 0;
   if (!quiesced_) return;
   quiesced_ = false;
+  if (node_ != nullptr) node_->unquiesce();  // fresh election timer; a leader heartbeats
   host_->on_awake(options_.group);
 }
 

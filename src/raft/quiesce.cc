@@ -51,4 +51,19 @@ bool Raft::quiescable_as_follower(NodeId leader, Term term, LogIndex index) cons
   return log_.last_index() == index && log_.committed() == index && log_.applied() == index;
 }
 
+void Raft::unquiesce() {
+  if (role() == Role::kLeader) {
+    // Its followers may have woken without it (a returning peer's PreVote): they hear from it
+    // again at the next tick rather than up to a heartbeat interval later.
+    heartbeat_elapsed_ = config_.heartbeat_ticks;
+    return;
+  }
+  if (role() != Role::kFollower) return;
+  // §5.2: the election timer restarts with a fresh random timeout. Without it a follower woken
+  // by a message not from its leader kept the time it had counted before quiescing; either way
+  // its quiesced leader, sending nothing, must be woken by the host within this timeout.
+  election_elapsed_ = 0;
+  reset_randomized_election_timeout();
+}
+
 }  // namespace mq::raft

@@ -92,6 +92,7 @@ class Raft {
   bool has_ready() const;
   bool quiescable_as_leader(std::span<const NodeId> down) const;  // quiesce.cc
   bool quiescable_as_follower(NodeId leader, Term term, LogIndex index) const;
+  void unquiesce();  // quiesce.cc
   Ready ready();
   void advance(const Ready& ready);
   NodeStatus status() const;

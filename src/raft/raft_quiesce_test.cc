@@ -2,6 +2,7 @@
 // ticking an idle group.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <vector>
 
 #include "raft/testing/cluster.h"
@@ -98,6 +99,79 @@ TEST(RaftQuiesce, FollowerWithUncommittedTailIsNotQuiescable) {
   EXPECT_FALSE(c.node(2).quiescable_as_follower(NodeId(1), term_of(c, 1), last_index(c, 1)));
   c.stabilize();  // the leader commits and tells 2
   EXPECT_TRUE(c.node(2).quiescable_as_follower(NodeId(1), term_of(c, 1), last_index(c, 1)));
+}
+
+
+// RawNode::unquiesce (tests/chaos/FINDINGS.md F2). A follower's election timer counts ticks;
+// a host that stops ticking it while quiesced and resumes later must not leave it with the
+// time it had counted before: it restarts the timer and stays in its lease (thesis §4.2.3) for
+// a full minimum election timeout.
+std::optional<Message> pre_vote_answer(Cluster& c, std::uint64_t voter) {
+  for (const Message& m : c.queue()) {
+    if (m.type == MessageType::kPreVoteResponse && m.from == NodeId(voter)) return m;
+  }
+  return std::nullopt;
+}
+
+TEST(RaftQuiesce, UnquiescedFollowerRestartsItsElectionTimerAndKeepsItsLease) {
+  Cluster c(3);
+  c.elect(NodeId(1));
+  c.stabilize();
+  const Term term = term_of(c, 1);
+  const std::uint32_t election = Config{}.election_ticks;
+  // Follower 2 counted election - 1 ticks without its leader before it quiesced.
+  c.tick(NodeId(2), election - 1);
+  c.node(2).unquiesce();
+  c.tick(NodeId(2), election - 1);
+  ASSERT_EQ(c.node(2).status().soft_state.role, Role::kFollower) << "campaigned after waking";
+  // Node 3 pre-votes: 2 heard from its leader within the minimum election timeout (counted
+  // from its wake-up): it ignores the request (no answer), as does the leader.
+  c.node(3).campaign();
+  ASSERT_TRUE(c.process_ready(NodeId(3)));
+  c.deliver_queued();
+  c.process_ready(NodeId(2));
+  auto answer = pre_vote_answer(c, 2);
+  EXPECT_FALSE(answer.has_value() && !answer->reject) << "granted a PreVote within its lease";
+  c.stabilize();
+  EXPECT_EQ(term_of(c, 2), term);
+  EXPECT_EQ(c.node(2).status().soft_state.leader, NodeId(1));
+}
+
+// The chaos mechanism itself, with ticks standing for the host: leader 1 and follower 2
+// quiesced (not ticked), 3 cut off and leaderless. The link 3-2 heals first; 3's PreVote wakes
+// 2. If only 2 resumes ticking, 1 sends nothing, 2's timer runs out and it is elected with 3's
+// vote: one term more although 1 never failed. If the host wakes 1 too (node_quiesce.cc: the
+// woken follower asks its leader's broker), 1's heartbeats keep 2 in its lease.
+Term partial_heal(bool wake_leader) {
+  Cluster c(3);
+  c.elect(NodeId(1));
+  c.stabilize();
+  c.isolate(NodeId(3));
+  const std::uint32_t election = Config{}.election_ticks;
+  c.tick(NodeId(3), 2 * election);  // 3 times out and pre-votes into the void
+  c.stabilize();
+  c.heal();
+  c.cut(NodeId(1), NodeId(3));
+  // 3's next PreVote reaches 2, which ignores it (in lease) and wakes.
+  c.tick(NodeId(3), 2 * election);
+  c.stabilize();
+  c.node(2).unquiesce();
+  if (wake_leader) c.node(1).unquiesce();
+  for (std::uint32_t i = 0; i < 4 * election; ++i) {
+    c.tick(NodeId(2));
+    c.tick(NodeId(3));
+    if (wake_leader) c.tick(NodeId(1));
+    c.stabilize();
+  }
+  return term_of(c, 2);
+}
+
+TEST(RaftQuiesce, FollowerWokenWithoutItsLeaderDeposesIt) {
+  EXPECT_GT(partial_heal(/*wake_leader=*/false), Term(1));
+}
+
+TEST(RaftQuiesce, FollowerWokenWithItsLeaderKeepsIt) {
+  EXPECT_EQ(partial_heal(/*wake_leader=*/true), Term(1));
 }
 
 }  // namespace

@@ -90,6 +90,8 @@ bool RawNode::quiescable_as_follower(NodeId leader, Term term, LogIndex index) c
   return raft_->quiescable_as_follower(leader, term, index);
 }
 
+void RawNode::unquiesce() { raft_->unquiesce(); }
+
 Ready RawNode::ready() {
   return checked(*raft_, [&] { return raft_->ready(); });
 }

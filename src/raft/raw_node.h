@@ -107,6 +107,14 @@ class RawNode {
   // if it follows that leader in that term and its log ends at `index`, committed and
   // applied (it then holds exactly the leader's log).
   bool quiescable_as_follower(NodeId leader, Term term, LogIndex index) const;
+  // The host resumes ticking this replica after it was quiesced. A follower restarts its
+  // election timer with a fresh randomized timeout: the time it spent quiesced was not its
+  // leader's silence (the host's liveness checks stood in for heartbeats, and wake it when the
+  // leader's broker is lost), so it stays in its lease (thesis §4.2.3: it refuses PreVotes
+  // and votes) for a full minimum election timeout, which gives the host time to wake the
+  // leader too (tests/chaos/FINDINGS.md F2). A leader heartbeats at its next tick. Safety does
+  // not depend on it: it only moves timers.
+  void unquiesce();
   // Abstention of a replica whose log lost entries it may have acknowledged (a damaged tail
   // cut by the host's repair, docs/cluster.md "Replica repair"): until its last index is
   // >= `index` it grants no PreVote or vote and never campaigns (nor on TimeoutNow). Raft's

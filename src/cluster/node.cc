@@ -143,13 +143,18 @@ Status Node::start() {
   topts.cluster_id = config_.cluster_id;
   topts.queue_messages_max = config_.peer_queue_messages_max;
   topts.queue_bytes_max = config_.peer_queue_bytes_max;
+  const char* own_thread = std::getenv("RAFTMQ_TRANSPORT_THREAD");
+  if (config_.transport_on_loop && (own_thread == nullptr || std::string_view(own_thread) != "1")) {
+    topts.io = &loop_;
+  }
   transport::TransportCallbacks callbacks;
   auto alive = alive_;
   auto pending = inbound_pending_;
   const std::uint32_t pending_max = config_.inbound_queue_messages_max;
   callbacks.on_message = [this, alive, pending, pending_max](BrokerId from, GroupId group,
                                                                raft::Message message) {
-    // Transport thread: hand over to the loop, bounded.
+    // Transport thread (or the loop itself, TransportOptions::io): hand over to the loop,
+    // bounded.
     if (pending->fetch_add(1) >= pending_max) {
       pending->fetch_sub(1);
       return;  // dropped: Raft retransmits

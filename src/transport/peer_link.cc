@@ -68,6 +68,7 @@ class FrameSequence {
 
 PeerLink::PeerLink(Context& context, BrokerId peer, std::string host, std::uint16_t port)
     : context_(context),
+      keep_context_(context.options.io != nullptr ? context.shared_from_this() : nullptr),
       peer_(peer),
       host_(std::move(host)),
       port_(port),

@@ -90,6 +90,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   }
 
   Context& context_;
+  // On a caller's io_context (TransportOptions::io) the context must outlive this object's
+  // cancelled handlers, which may run after the Transport is gone; null otherwise.
+  const std::shared_ptr<Context> keep_context_;
   const BrokerId peer_;
   const std::string host_;
   const std::uint16_t port_;

@@ -309,6 +309,10 @@ bool Node::send_message(GroupId group, raft::Message message) {
   return sent;
 }
 
+void Node::flush_messages() {
+  if (transport_) transport_->flush_on_caller();
+}
+
 RaftGroup* Node::find_group(GroupId group) {
   if (group == kControllerGroup) return controller_.get();
   auto it = partitions_.find(group);

@@ -265,6 +265,7 @@ class Node final : public ClusterApi, public GroupHost {
 
   // GroupHost.
   bool send_message(GroupId group, raft::Message message) override;
+  void flush_messages() override;
   void log(std::string_view line) override;
   void on_leader_changed(GroupId group, NodeId leader) override;
 

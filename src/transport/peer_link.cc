@@ -163,6 +163,14 @@ void PeerLink::post_flush() {
   asio::post(context_.io, [self = shared_from_this()] { self->flush(); });
 }
 
+void PeerLink::flush_if_posted() {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (!flush_posted_) return;
+  }
+  flush();  // the posted flush then finds nothing (or a write in progress) and returns
+}
+
 PeerStats PeerLink::stats() const {
   std::lock_guard lock(queue_mu_);
   PeerStats s;

@@ -43,6 +43,10 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   // in reconnect back-off, connect now with the back-off reset (see Transport::on_handshake).
   void retry_now();
 
+  // Transport thread (the caller's io_context thread, TransportOptions::io): writes now if a
+  // flush was posted and not run yet (Transport::flush_on_caller).
+  void flush_if_posted();
+
   PeerStats stats() const;  // any thread
   // Any thread: the established connection was closed or reset by the peer, as the kernel
   // knows right now (a poll, no read), possibly before the transport thread has handled it.

@@ -69,6 +69,7 @@ class Transport::Impl : public detail::InboundRegistry {
   Status add_peer(BrokerId peer, const std::string& host, std::uint16_t port);
   void remove_peer(BrokerId peer);
   bool send(BrokerId to, GroupId group, raft::Message message);
+  void flush_on_caller();
   void stop();
   TransportStats stats() const { return context_.counters.snapshot(); }
   std::optional<PeerStats> peer_stats(BrokerId peer) const;
@@ -268,6 +269,12 @@ bool Transport::Impl::send(BrokerId to, GroupId group, raft::Message message) {
   return link->enqueue(group, std::move(message), size);
 }
 
+void Transport::Impl::flush_on_caller() {
+  if (!external_io_ || !running_) return;
+  std::shared_lock lock(peers_mu_);
+  for (auto& [id, link] : peers_) link->flush_if_posted();
+}
+
 std::optional<PeerStats> Transport::Impl::peer_stats(BrokerId peer) const {
   std::shared_lock lock(peers_mu_);
   auto it = peers_.find(peer);
@@ -344,6 +351,7 @@ void Transport::remove_peer(BrokerId peer) { impl_->remove_peer(peer); }
 bool Transport::send(BrokerId to, GroupId group, raft::Message message) {
   return impl_->send(to, group, std::move(message));
 }
+void Transport::flush_on_caller() { impl_->flush_on_caller(); }
 void Transport::stop() { impl_->stop(); }
 TransportStats Transport::stats() const { return impl_->stats(); }
 std::optional<PeerStats> Transport::peer_stats(BrokerId peer) const {

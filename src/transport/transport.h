@@ -161,6 +161,11 @@ class Transport {
   // Queues `message` for `group` on `to`'s connection. Returns false if it was dropped at
   // once (unknown peer, stopped, too large, no room); never blocks.
   bool send(BrokerId to, GroupId group, raft::Message message);
+  // With TransportOptions::io, on its thread: writes what send() queued for every peer now
+  // (what the calling handler sent is coalesced per peer, then written before it goes on),
+  // instead of in a handler posted to the io_context, which runs after whatever the loop has
+  // queued meanwhile. Without TransportOptions::io: nothing (the transport thread writes).
+  void flush_on_caller();
   // Closes every socket, joins the thread. Idempotent. Callbacks are not invoked afterwards.
   void stop();
 

@@ -143,10 +143,11 @@ Status Node::start() {
   topts.cluster_id = config_.cluster_id;
   topts.queue_messages_max = config_.peer_queue_messages_max;
   topts.queue_bytes_max = config_.peer_queue_bytes_max;
-  const char* own_thread = std::getenv("RAFTMQ_TRANSPORT_THREAD");
-  if (config_.transport_on_loop && (own_thread == nullptr || std::string_view(own_thread) != "1")) {
-    topts.io = &loop_;
+  bool on_loop = config_.transport_on_loop;
+  if (const char* env = std::getenv("RAFTMQ_TRANSPORT_ON_LOOP"); env != nullptr) {
+    on_loop = std::string_view(env) == "1";
   }
+  if (on_loop) topts.io = &loop_;
   transport::TransportCallbacks callbacks;
   auto alive = alive_;
   auto pending = inbound_pending_;

@@ -143,13 +143,19 @@ Status Node::start() {
   topts.cluster_id = config_.cluster_id;
   topts.queue_messages_max = config_.peer_queue_messages_max;
   topts.queue_bytes_max = config_.peer_queue_bytes_max;
+  bool on_loop = config_.transport_on_loop;
+  if (const char* env = std::getenv("RAFTMQ_TRANSPORT_ON_LOOP"); env != nullptr) {
+    on_loop = std::string_view(env) == "1";
+  }
+  if (on_loop) topts.io = &loop_;
   transport::TransportCallbacks callbacks;
   auto alive = alive_;
   auto pending = inbound_pending_;
   const std::uint32_t pending_max = config_.inbound_queue_messages_max;
   callbacks.on_message = [this, alive, pending, pending_max](BrokerId from, GroupId group,
                                                                raft::Message message) {
-    // Transport thread: hand over to the loop, bounded.
+    // Transport thread (or the loop itself, TransportOptions::io): hand over to the loop,
+    // bounded.
     if (pending->fetch_add(1) >= pending_max) {
       pending->fetch_sub(1);
       return;  // dropped: Raft retransmits
@@ -258,6 +264,10 @@ bool Node::send_message(GroupId group, raft::Message message) {
     ++metrics_.messages_send_dropped;
   }
   return sent;
+}
+
+void Node::flush_messages() {
+  if (transport_) transport_->flush_on_caller();
 }
 
 RaftGroup* Node::find_group(GroupId group) {

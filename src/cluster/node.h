@@ -93,6 +93,13 @@ struct NodeConfig {
   std::uint32_t fetch_waiters_max = 4096;            // per partition
   std::uint32_t peer_queue_messages_max = 16384;     // transport, per peer
   std::uint64_t peer_queue_bytes_max = 128u << 20;   // transport, per peer
+  // The transport runs on this Node's event loop (TransportOptions::io) instead of a thread of
+  // its own: a received Raft message then costs no wake-up of a transport thread and no
+  // hand-over to the loop. Lower latency at small batches, but at full produce load the loop
+  // also does the transport's socket work and copies, and throughput fell (docs/benchmarks.md,
+  // "Cost per Raft entry"): off by default. The environment variable RAFTMQ_TRANSPORT_ON_LOOP
+  // (1 or 0) overrides this field.
+  bool transport_on_loop = false;
   std::uint64_t segment_size_bytes = 128u << 20;
   ProducerStateOptions producer_state;  // idempotent producers per partition, expiration
   std::uint64_t controller_snapshot_interval_entries = 4096;
@@ -263,6 +270,7 @@ class Node final : public ClusterApi, public GroupHost {
 
   // GroupHost.
   bool send_message(GroupId group, raft::Message message) override;
+  void flush_messages() override;
   void log(std::string_view line) override;
   void on_leader_changed(GroupId group, NodeId leader) override;
 

@@ -230,6 +230,7 @@ void RaftGroup::send_all(std::vector<raft::Message>& messages) {
     // ReportSnapshot semantics).
     if (is_snapshot) node_->report_snapshot(to, sent);
   }
+  if (!messages.empty()) host_->flush_messages();
   messages.clear();
 }
 

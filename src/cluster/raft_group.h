@@ -38,6 +38,10 @@ class GroupHost {
   virtual ~GroupHost() = default;
   // Sends a Raft message of `group` to node `to` (never blocks; may drop).
   virtual bool send_message(GroupId group, raft::Message message) = 0;
+  // The messages of one step of the Ready contract were handed to send_message(): write them
+  // out now, before the step that follows (the leader's own log write), so that replication
+  // runs in parallel with it (thesis §10.2.1). Default: no-op (the transport flushes itself).
+  virtual void flush_messages() {}
   virtual void log(std::string_view line) = 0;
   // The group's leader changed (as this replica sees it; kNoNode: none known). Default: no-op.
   virtual void on_leader_changed(GroupId group, NodeId leader) {

@@ -28,6 +28,7 @@ InboundConnection::InboundConnection(Context& context, InboundRegistry& registry
                                      asio::ip::tcp::socket socket, std::uint64_t id,
                                      bool over_limit)
     : context_(context),
+      keep_context_(context.options.io != nullptr ? context.shared_from_this() : nullptr),
       registry_(registry),
       socket_(std::move(socket)),
       idle_(context.io),

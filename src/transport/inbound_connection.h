@@ -58,6 +58,9 @@ class InboundConnection : public std::enable_shared_from_this<InboundConnection>
   std::string who() const;  // "broker 3 (127.0.0.1:51234)" or "127.0.0.1:51234"
 
   Context& context_;
+  // On a caller's io_context (TransportOptions::io) the context must outlive this object's
+  // cancelled handlers, which may run after the Transport is gone; null otherwise.
+  const std::shared_ptr<Context> keep_context_;
   InboundRegistry& registry_;
   asio::ip::tcp::socket socket_;
   asio::steady_timer idle_;

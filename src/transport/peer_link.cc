@@ -68,6 +68,7 @@ class FrameSequence {
 
 PeerLink::PeerLink(Context& context, BrokerId peer, std::string host, std::uint16_t port)
     : context_(context),
+      keep_context_(context.options.io != nullptr ? context.shared_from_this() : nullptr),
       peer_(peer),
       host_(std::move(host)),
       port_(port),
@@ -160,6 +161,14 @@ bool PeerLink::try_write_direct(GroupId group, const raft::Message& message, boo
 
 void PeerLink::post_flush() {
   asio::post(context_.io, [self = shared_from_this()] { self->flush(); });
+}
+
+void PeerLink::flush_if_posted() {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (!flush_posted_) return;
+  }
+  flush();  // the posted flush then finds nothing (or a write in progress) and returns
 }
 
 PeerStats PeerLink::stats() const {

@@ -43,6 +43,10 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   // in reconnect back-off, connect now with the back-off reset (see Transport::on_handshake).
   void retry_now();
 
+  // Transport thread (the caller's io_context thread, TransportOptions::io): writes now if a
+  // flush was posted and not run yet (Transport::flush_on_caller).
+  void flush_if_posted();
+
   PeerStats stats() const;  // any thread
   // Any thread: the established connection was closed or reset by the peer, as the kernel
   // knows right now (a poll, no read), possibly before the transport thread has handled it.
@@ -90,6 +94,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   }
 
   Context& context_;
+  // On a caller's io_context (TransportOptions::io) the context must outlive this object's
+  // cancelled handlers, which may run after the Transport is gone; null otherwise.
+  const std::shared_ptr<Context> keep_context_;
   const BrokerId peer_;
   const std::string host_;
   const std::uint16_t port_;

@@ -59,7 +59,9 @@ Status TransportOptions::validate() const {
 class Transport::Impl : public detail::InboundRegistry {
  public:
   Impl(TransportOptions options, TransportCallbacks callbacks)
-      : context_(std::move(options), std::move(callbacks)) {}
+      : context_holder_(std::make_shared<detail::Context>(std::move(options), std::move(callbacks))),
+        context_(*context_holder_),
+        external_io_(context_.options.io != nullptr) {}
   ~Impl() override { stop(); }
 
   Status start();
@@ -67,6 +69,7 @@ class Transport::Impl : public detail::InboundRegistry {
   Status add_peer(BrokerId peer, const std::string& host, std::uint16_t port);
   void remove_peer(BrokerId peer);
   bool send(BrokerId to, GroupId group, raft::Message message);
+  void flush_on_caller();
   void stop();
   TransportStats stats() const { return context_.counters.snapshot(); }
   std::optional<PeerStats> peer_stats(BrokerId peer) const;
@@ -82,7 +85,9 @@ class Transport::Impl : public detail::InboundRegistry {
   void shutdown_on_io();
 
   // Declared first so it is destroyed last: sockets and timers below belong to its io_context.
-  detail::Context context_;
+  std::shared_ptr<detail::Context> context_holder_;
+  detail::Context& context_;
+  const bool external_io_;  // TransportOptions::io: no thread of our own
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::atomic<bool> running_{false};
@@ -100,6 +105,8 @@ class Transport::Impl : public detail::InboundRegistry {
 
 template <typename F>
 auto Transport::Impl::run_on_io(F&& function) -> decltype(function()) {
+  // The caller's io_context: we are on its thread (or it is not running), as transport.h asks.
+  if (external_io_) return function();
   MQ_ASSERT(thread_.get_id() != std::this_thread::get_id(),
             "blocking transport call from the transport thread (a callback)");
   std::packaged_task<decltype(function())()> task(std::forward<F>(function));
@@ -112,8 +119,10 @@ Status Transport::Impl::start() {
   MQ_RETURN_IF_ERROR(context_.options.validate());
   std::lock_guard lock(lifecycle_mu_);
   if (running_ || context_.stopping) return Status::invalid_argument("transport: start() twice");
-  work_.emplace(context_.io.get_executor());
-  thread_ = std::thread([this] { context_.io.run(); });
+  if (!external_io_) {
+    work_.emplace(context_.io.get_executor());
+    thread_ = std::thread([this] { context_.io.run(); });
+  }
   running_ = true;
   return Status::ok();
 }
@@ -142,9 +151,11 @@ Result<std::uint16_t> Transport::Impl::listen(const std::string& host, std::uint
 }
 
 void Transport::Impl::accept(asio::ip::tcp::acceptor& acceptor) {
-  acceptor.async_accept([this, &acceptor](const asio::error_code& error,
-                                          asio::ip::tcp::socket socket) {
-    if (context_.stopping) return;
+  // `context` first: on a caller's io_context this handler may run (cancelled) after the
+  // Transport is gone, and then must not touch `this`.
+  acceptor.async_accept([this, &acceptor, context = context_holder_](
+                            const asio::error_code& error, asio::ip::tcp::socket socket) {
+    if (context->stopping) return;
     if (error) {
       if (error == asio::error::operation_aborted) return;
       context_.log(LogLevel::kWarning, "accept failed: %s", error.message().c_str());
@@ -258,6 +269,12 @@ bool Transport::Impl::send(BrokerId to, GroupId group, raft::Message message) {
   return link->enqueue(group, std::move(message), size);
 }
 
+void Transport::Impl::flush_on_caller() {
+  if (!external_io_ || !running_) return;
+  std::shared_lock lock(peers_mu_);
+  for (auto& [id, link] : peers_) link->flush_if_posted();
+}
+
 std::optional<PeerStats> Transport::Impl::peer_stats(BrokerId peer) const {
   std::shared_lock lock(peers_mu_);
   auto it = peers_.find(peer);
@@ -292,6 +309,17 @@ void Transport::Impl::stop() {
   if (!running_) return;
   context_.stopping = true;
   running_ = false;
+  if (external_io_) {
+    // On the io_context's thread (or with it not running): close everything now. The handlers
+    // of the cancelled operations run later and return at once (closed links and connections).
+    shutdown_on_io();
+    acceptors_.clear();
+    inbound_.clear();
+    inbound_by_source_.clear();
+    std::unique_lock peers_lock(peers_mu_);
+    peers_.clear();
+    return;
+  }
   // Posted directly (not run_on_io): stop() may be called from any thread but the transport's.
   std::promise<void> done;
   asio::post(context_.io, [this, &done] {
@@ -323,6 +351,7 @@ void Transport::remove_peer(BrokerId peer) { impl_->remove_peer(peer); }
 bool Transport::send(BrokerId to, GroupId group, raft::Message message) {
   return impl_->send(to, group, std::move(message));
 }
+void Transport::flush_on_caller() { impl_->flush_on_caller(); }
 void Transport::stop() { impl_->stop(); }
 TransportStats Transport::stats() const { return impl_->stats(); }
 std::optional<PeerStats> Transport::peer_stats(BrokerId peer) const {

@@ -41,10 +41,23 @@
 #include "raft/types.h"
 #include "transport/raft_rpc_format.h"
 
+namespace asio {
+class io_context;
+}  // namespace asio
+
 namespace mq::transport {
 
 struct TransportOptions {
   BrokerId self;           // this broker; sent in the handshake
+  // The io_context to run on. nullptr (default): the Transport owns one and runs it on a thread
+  // of its own (see "Threads" above). Set: no thread of its own; sockets and timers live on
+  // this io_context, which the caller runs on one thread (the broker's event loop), and every
+  // callback is invoked on that thread. Received messages then reach the loop without a
+  // hand-over between threads (no wake-up of a transport thread, none of the loop), and a
+  // flush queued by the loop runs at the end of its turn. listen() and stop() must then be
+  // called on that thread or while the io_context is not running; it must outlive the
+  // Transport (handlers it still holds are cancelled and touch nothing of the Transport).
+  asio::io_context* io = nullptr;
   std::string cluster_id;  // peers with another cluster id are refused (at most 255 bytes)
 
   // Wire limits (docs/formats/raft_rpc_format.md).
@@ -148,6 +161,11 @@ class Transport {
   // Queues `message` for `group` on `to`'s connection. Returns false if it was dropped at
   // once (unknown peer, stopped, too large, no room); never blocks.
   bool send(BrokerId to, GroupId group, raft::Message message);
+  // With TransportOptions::io, on its thread: writes what send() queued for every peer now
+  // (what the calling handler sent is coalesced per peer, then written before it goes on),
+  // instead of in a handler posted to the io_context, which runs after whatever the loop has
+  // queued meanwhile. Without TransportOptions::io: nothing (the transport thread writes).
+  void flush_on_caller();
   // Closes every socket, joins the thread. Idempotent. Callbacks are not invoked afterwards.
   void stop();
 

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "base/prng.h"
@@ -44,11 +46,14 @@ static_assert(sizeof(TransportStats) ==
 #undef MQ_TRANSPORT_COUNTER_ONE
 
 // State every connection object reaches: immutable options and callbacks, shared counters,
-// and io-thread-only helpers.
-struct Context {
+// and io-thread-only helpers. Owned by a shared_ptr that every PeerLink and InboundConnection
+// also holds: on a caller's io_context (TransportOptions::io) their handlers may run after the
+// Transport is gone (cancelled, they only look at their own state and this).
+struct Context : std::enable_shared_from_this<Context> {
   Context(TransportOptions o, TransportCallbacks c)
       : options(std::move(o)),
         callbacks(std::move(c)),
+        io(options.io != nullptr ? *options.io : own_io.emplace()),
         prng(options.jitter_seed != 0 ? options.jitter_seed
                                        : 0x9e3779b97f4a7c15ull ^ static_cast<std::uint64_t>(
                                                                       options.self.value())) {}
@@ -56,7 +61,8 @@ struct Context {
   const TransportOptions options;
   const TransportCallbacks callbacks;
   Counters counters;
-  asio::io_context io;
+  std::optional<asio::io_context> own_io;  // unless TransportOptions::io
+  asio::io_context& io;
   std::atomic<bool> stopping{false};
   Prng prng;  // io thread only: reconnect jitter
 

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "base/le_codec.h"
 #include "base/trace.h"
@@ -141,11 +142,16 @@ bool PeerLink::try_write_direct(GroupId group, const raft::Message& message, boo
     // The rest of this frame must go out before anything else on this connection: the
     // transport thread writes it (and re-opens the direct path once nothing is left).
     direct_tail_.append(out.data() + written, out.size() - written);
+    direct_tail_messages_ = 1;  // sent (or lost with the connection) with the tail's write
     direct_idle_ = false;
     if (!flush_posted_) {
       flush_posted_ = true;
       *post = true;
     }
+    Counters& c = context_.counters;
+    c.add(c.direct_writes);
+    c.add(c.bytes_sent, written);
+    return true;
   }
   // Written whole: the transport thread is not woken at all (a wake-up on two busy cores
   // competes with the receiver for the CPU). The next message within kDirectWriteQuietNs
@@ -206,6 +212,7 @@ void PeerLink::close() {
     connected_fd_ = -1;
     direct_idle_ = false;
     direct_tail_.clear();
+    direct_tail_messages_ = 0;
     queue_.clear();
     queue_bytes_ = 0;
   }
@@ -394,6 +401,7 @@ void PeerLink::fail(const std::string& reason) {
     writing_ = false;
   }
   ++generation_;
+  std::uint64_t tail_lost = 0;
   {
     std::lock_guard lock(queue_mu_);  // before the socket closes: see connection_lost_now()
     connected_ = false;
@@ -401,7 +409,9 @@ void PeerLink::fail(const std::string& reason) {
     // A partial frame must not start the next connection; Raft retransmits what it needs.
     direct_idle_ = false;
     direct_tail_.clear();
+    tail_lost = std::exchange(direct_tail_messages_, 0);
   }
+  if (tail_lost > 0) context_.counters.add(context_.counters.dropped_connection_lost, tail_lost);
   asio::error_code ignored;
   resolver_.cancel();
   socket_.close(ignored);
@@ -507,6 +517,7 @@ void PeerLink::on_write_done(std::size_t bytes, std::uint64_t messages, std::uin
 bool PeerLink::build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* frames) {
   const TransportOptions& o = context_.options;
   std::vector<Outbound> items;
+  std::uint64_t tail_messages = 0;  // the message whose direct write left this tail
   {
     std::lock_guard lock(queue_mu_);
     flush_posted_ = false;
@@ -514,6 +525,7 @@ bool PeerLink::build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* 
     if (!direct_tail_.empty()) {
       out.append(direct_tail_.data(), direct_tail_.size());
       direct_tail_.clear();
+      tail_messages = std::exchange(direct_tail_messages_, 0);
     }
     std::uint64_t taken = 0;
     while (!queue_.empty() &&
@@ -564,7 +576,7 @@ bool PeerLink::build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* 
     append_batch_item(out, item.group, item.message);
   }
   batch.close();
-  *messages = items.size();
+  *messages = items.size() + tail_messages;
   *frames = heartbeat_frames + batch.frames();
   Counters& c = context_.counters;
   c.add(c.heartbeats_coalesced, heartbeats);

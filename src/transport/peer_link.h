@@ -118,6 +118,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   // kDirectWriteQuietNs of the previous write is queued for the transport thread.
   bool direct_idle_ = false;
   Buffer direct_tail_;
+  // 1 while direct_tail_ holds the rest of a message: that message counts as sent when the
+  // write carrying the tail completes, as dropped if the connection is lost first.
+  std::uint64_t direct_tail_messages_ = 0;
   // Steady-clock ns of the last write started on this connection (either path). A direct
   // write also needs the link quiet for kDirectWriteQuietNs: a link written to more often
   // (a steady load) keeps its writes, and their syscalls, on the transport thread, batched.

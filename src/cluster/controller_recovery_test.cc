@@ -72,37 +72,9 @@ Status create_topic_on(TestBroker& b, const std::string& name, BrokerId on,
   return results.empty() ? Status::internal("no result") : results[0].status;
 }
 
-// Position of entry `index` in a segment file (walking the entry headers).
-std::optional<std::uint64_t> entry_position(storage::MemoryFileSystem& fs,
-                                            const std::string& segment, LogIndex index) {
-  auto bytes = fs.read_file(segment);
-  if (!bytes.has_value()) return std::nullopt;
-  std::uint64_t at = storage::segment_format::kSegmentHeaderSize;
-  while (at + storage::segment_format::kEntryHeaderSize <= bytes->size()) {
-    auto h = storage::EntryHeader::decode_from(
-        bytes->view(at, storage::segment_format::kEntryHeaderSize));
-    if (!h.has_value()) return std::nullopt;
-    if (h->index == index) return at;
-    at += h->stored_size();
-  }
-  return std::nullopt;
-}
-
-class ControllerRecoveryCluster : public testing::ClusterFixture {
+class ControllerRecoveryCluster : public testing::MemoryFsClusterFixture {
  protected:
-  void SetUp() override {
-    for (int i = 0; i < 3; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
-    make(3, [this](NodeConfig& c) {
-      c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
-      c.replica_recovery.backoff_initial_ms = 100;
-      c.replica_recovery.backoff_max_ms = 400;
-      c.replica_recovery.free_bytes_min = 1u << 20;
-    });
-  }
-  void TearDown() override {
-    ClusterFixture::TearDown();  // the brokers go before their file systems
-    fs_.clear();
-  }
+  void SetUp() override { make_on_memory(3, fast_replica_recovery); }
   // The topic is in `b`'s controller state (waiting up to `timeout`).
   bool has_topic(TestBroker& b, const std::string& name, std::chrono::milliseconds timeout = 5s) {
     return wait_until([&] { return controller_view(b).topics.count(name) != 0; }, timeout);
@@ -112,8 +84,6 @@ class ControllerRecoveryCluster : public testing::ClusterFixture {
     ControllerView f = controller_view(follower);
     return f.hosted && !f.failed && f.applied >= l.commit && f.last_index == l.last_index;
   }
-
-  std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;  // outlive the brokers
 };
 
 TEST_F(ControllerRecoveryCluster, DiskFullControllerReplicaIsReopenedCatchesUpAndKeepsTheQuorum) {
@@ -188,13 +158,9 @@ TEST_F(ControllerRecoveryCluster, DiskFullControllerReplicaIsReopenedCatchesUpAn
 class ControllerRecoverySnapshotCluster : public ControllerRecoveryCluster {
  protected:
   void SetUp() override {
-    for (int i = 0; i < 3; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
-    make(3, [this](NodeConfig& c) {
-      c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
+    make_on_memory(3, [](NodeConfig& c) {
+      fast_replica_recovery(c);
       c.controller_snapshot_interval_entries = 4;
-      c.replica_recovery.backoff_initial_ms = 100;
-      c.replica_recovery.backoff_max_ms = 400;
-      c.replica_recovery.free_bytes_min = 1u << 20;
     });
   }
 };
@@ -271,7 +237,7 @@ TEST_F(ControllerRecoveryCluster, ControllerReplicaThatLostSyncedEntriesAbstains
   // ... then its controller segment loses, at an entry boundary, every entry c lacks.
   const std::string dir = b.config().data_dir + "/controller";
   const std::string segment = dir + "/00000000000000000001.log";
-  auto cut_at = entry_position(b_fs, segment, c_last + 1);
+  auto cut_at = testing::entry_position(b_fs, segment, c_last + 1);
   ASSERT_TRUE(cut_at.has_value());
   ASSERT_TRUE(b_fs.truncate_file(segment, *cut_at).is_ok());
 

@@ -40,30 +40,9 @@ bool leads(TestBroker& b, const std::string& topic) {
   return s && s->is_leader;
 }
 
-// Position of entry `index` in the segment file (walking the entry headers).
-std::optional<std::uint64_t> entry_position(storage::MemoryFileSystem& fs,
-                                            const std::string& segment, LogIndex index) {
-  auto bytes = fs.read_file(segment);
-  if (!bytes.has_value()) return std::nullopt;
-  std::uint64_t at = storage::segment_format::kSegmentHeaderSize;
-  while (at + storage::segment_format::kEntryHeaderSize <= bytes->size()) {
-    auto h = storage::EntryHeader::decode_from(
-        bytes->view(at, storage::segment_format::kEntryHeaderSize));
-    if (!h.has_value()) return std::nullopt;
-    if (h->index == index) return at;
-    at += h->stored_size();
-  }
-  return std::nullopt;
-}
-
-class LostSyncedEntriesCluster : public testing::ClusterFixture {
+class LostSyncedEntriesCluster : public testing::MemoryFsClusterFixture {
  protected:
-  void SetUp() override {
-    for (int i = 0; i < 3; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
-    make(3, [this](NodeConfig& c) {
-      c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
-    });
-  }
+  void SetUp() override { make_on_memory(3); }
   void create_topic(const std::string& name) {
     TestBroker* controller = wait_controller();
     ASSERT_NE(controller, nullptr);
@@ -89,8 +68,6 @@ class LostSyncedEntriesCluster : public testing::ClusterFixture {
     }
   }
 
-  // Outlive the brokers: ClusterFixture::TearDown stops them first.
-  std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;
   std::vector<std::string> written_;
 };
 
@@ -137,7 +114,7 @@ TEST_F(LostSyncedEntriesCluster, AFollowerThatLostAcknowledgedEntriesAbstainsUnt
     EXPECT_EQ(*end, a_status->last_index);
   }
   const std::string segment = dir + "/00000000000000000001.log";
-  auto cut_at = entry_position(b_fs, segment, c_last + 1);
+  auto cut_at = testing::entry_position(b_fs, segment, c_last + 1);
   ASSERT_TRUE(cut_at.has_value());
   ASSERT_TRUE(b_fs.truncate_file(segment, *cut_at).is_ok());
 

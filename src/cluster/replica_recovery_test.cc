@@ -105,21 +105,9 @@ Status produce(TestBroker& b, const std::string& topic, const std::string& value
   return testing::produce_value(b, topic, 0, value);
 }
 
-class ReplicaRecoveryCluster : public testing::ClusterFixture {
+class ReplicaRecoveryCluster : public testing::MemoryFsClusterFixture {
  protected:
-  void SetUp() override {
-    for (int i = 0; i < 3; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
-    make(3, [this](NodeConfig& c) {
-      c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
-      c.replica_recovery.backoff_initial_ms = 100;
-      c.replica_recovery.backoff_max_ms = 400;
-      c.replica_recovery.free_bytes_min = 1u << 20;
-    });
-  }
-  void TearDown() override {
-    ClusterFixture::TearDown();  // the brokers go before their file systems
-    fs_.clear();
-  }
+  void SetUp() override { make_on_memory(3, fast_replica_recovery); }
   TestBroker* leader_of(const std::string& topic) { return wait_partition_leader(topic, 0); }
   static std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic) {
     return ClusterFixture::replica_status(b, topic, 0);
@@ -127,8 +115,6 @@ class ReplicaRecoveryCluster : public testing::ClusterFixture {
   static BrokerId metadata_leader(TestBroker& b, const std::string& topic) {
     return testing::metadata_leader(b, topic, 0);
   }
-
-  std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;  // outlive the brokers
 };
 
 TEST_F(ReplicaRecoveryCluster, DiskFullFollowerStopsThenRejoinsAndCatchesUpWhenSpaceReturns) {

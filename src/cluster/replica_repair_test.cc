@@ -59,14 +59,9 @@ std::optional<PartitionStatus> partition0_status(TestBroker& b, const std::strin
   });
 }
 
-class ReplicaRepairCluster : public testing::ClusterFixture {
+class ReplicaRepairCluster : public testing::MemoryFsClusterFixture {
  protected:
-  void SetUp() override {
-    for (int i = 0; i < 3; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
-    make(3, [this](NodeConfig& c) {
-      c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
-    });
-  }
+  void SetUp() override { make_on_memory(3); }
   TestBroker* leader_of(const std::string& topic) {
     return testing::wait_partition_leader(brokers_, topic, 0, 10s);
   }
@@ -76,9 +71,6 @@ class ReplicaRepairCluster : public testing::ClusterFixture {
     auto created = testing::create_topic(*controller, name, /*partitions=*/1, /*rf=*/3);
     ASSERT_TRUE(created[0].status.is_ok()) << created[0].status.to_string();
   }
-
-  // Outlive the brokers: ClusterFixture::TearDown stops them first.
-  std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;
 };
 
 TEST_F(ReplicaRepairCluster, FollowerWithADamagedMidTailEntryRepairsItselfFromTheLeader) {

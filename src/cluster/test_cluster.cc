@@ -10,6 +10,7 @@
 
 #include "base/assert.h"
 #include "protocol/record_batch.h"
+#include "storage/segment_format.h"
 
 namespace mq::cluster::testing {
 
@@ -193,6 +194,40 @@ void ClusterFixture::make(int n, std::function<void(NodeConfig&)> tweak) {
 void ClusterFixture::TearDown() {
   brokers_.clear();
   if (!root_.empty()) std::filesystem::remove_all(root_);
+}
+
+void MemoryFsClusterFixture::make_on_memory(int n, std::function<void(NodeConfig&)> tweak) {
+  for (int i = 0; i < n; ++i) fs_.push_back(std::make_unique<storage::MemoryFileSystem>());
+  make(n, [this, tweak = std::move(tweak)](NodeConfig& c) {
+    c.file_system = fs_[static_cast<std::size_t>(c.id.value())].get();
+    if (tweak) tweak(c);
+  });
+}
+
+void MemoryFsClusterFixture::TearDown() {
+  ClusterFixture::TearDown();  // the brokers go before their file systems
+  fs_.clear();
+}
+
+void MemoryFsClusterFixture::fast_replica_recovery(NodeConfig& c) {
+  c.replica_recovery.backoff_initial_ms = 100;
+  c.replica_recovery.backoff_max_ms = 400;
+  c.replica_recovery.free_bytes_min = 1u << 20;
+}
+
+std::optional<std::uint64_t> entry_position(storage::MemoryFileSystem& fs,
+                                            const std::string& segment, LogIndex index) {
+  auto bytes = fs.read_file(segment);
+  if (!bytes.has_value()) return std::nullopt;
+  std::uint64_t at = storage::segment_format::kSegmentHeaderSize;
+  while (at + storage::segment_format::kEntryHeaderSize <= bytes->size()) {
+    auto h = storage::EntryHeader::decode_from(
+        bytes->view(at, storage::segment_format::kEntryHeaderSize));
+    if (!h.has_value()) return std::nullopt;
+    if (h->index == index) return at;
+    at += h->stored_size();
+  }
+  return std::nullopt;
 }
 
 TestBroker* ClusterFixture::controller_leader() {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cluster/node.h"
+#include "storage/memory_file_system.h"
 
 namespace mq::cluster::testing {
 
@@ -127,5 +128,21 @@ class ClusterFixture : public ::testing::Test {
   std::string root_;
   std::vector<std::unique_ptr<TestBroker>> brokers_;
 };
+
+// A ClusterFixture whose brokers keep their data (logs, controller, ledger) in in-memory file
+// systems the test can fill, damage or crash: fs_[id] is broker id's. They outlive the brokers.
+class MemoryFsClusterFixture : public ClusterFixture {
+ protected:
+  void make_on_memory(int n, std::function<void(NodeConfig&)> tweak = {});
+  void TearDown() override;
+  // Re-open stopped replicas quickly (100-400 ms back-off, 1 MiB free-space gate).
+  static void fast_replica_recovery(NodeConfig& c);
+
+  std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;
+};
+
+// Position of entry `index` in a segment file of `fs` (walking the entry headers), if there.
+std::optional<std::uint64_t> entry_position(storage::MemoryFileSystem& fs,
+                                            const std::string& segment, LogIndex index);
 
 }  // namespace mq::cluster::testing

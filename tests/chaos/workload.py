@@ -164,6 +164,17 @@ class ProducerWorker:
             return
         self.producer = Producer(self.config)
 
+    def poll(self, timeout):
+        """producer.poll(); a fatal client error it raises is replaced by a new producer at the
+        top of the loop (every poll: a fatal error raised by the one after a full queue once
+        ended the producer thread of a 2 h run)."""
+        try:
+            self.producer.poll(timeout)
+        except KafkaException as e:
+            if not e.args[0].fatal():
+                raise
+            self.fatal_pending = e.args[0]
+
     def run(self):
         seq = 0
         interval = 1.0 / self.rate
@@ -175,12 +186,7 @@ class ProducerWorker:
                 continue
             now = time.monotonic()
             if now < next_at:
-                try:
-                    self.producer.poll(min(next_at - now, 0.05))
-                except KafkaException as e:
-                    if not e.args[0].fatal():
-                        raise
-                    self.fatal_pending = e.args[0]
+                self.poll(min(next_at - now, 0.05))
                 continue
             next_at = max(next_at + interval, now - 1.0)  # no bursts after a stall
             topic, partition = self.partitions[seq % len(self.partitions)]
@@ -189,7 +195,7 @@ class ProducerWorker:
                 self.producer.produce(topic, value=value.encode(), partition=partition,
                                       on_delivery=self.on_delivery)
             except BufferError:
-                self.producer.poll(0.1)
+                self.poll(0.1)
                 continue
             except KafkaException as e:
                 if e.args[0].fatal():
@@ -198,17 +204,12 @@ class ProducerWorker:
                 self.local_refusals += 1   # refused before sending: not "sent"
                 if self.local_refusals <= 3:
                     log("producer %d: produce() refused locally: %s" % (self.index, e))
-                self.producer.poll(0.1)
+                self.poll(0.1)
                 continue
             with self.lock:
                 self.sent[value] = ((topic, partition), now)
             seq += 1
-            try:
-                self.producer.poll(0)
-            except KafkaException as e:
-                if not e.args[0].fatal():
-                    raise
-                self.fatal_pending = e.args[0]
+            self.poll(0)
         if self.producer is None:
             return
         remaining = self.producer.flush(30)

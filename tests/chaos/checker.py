@@ -152,12 +152,21 @@ def check_commits(r, consumers, monitor, final):
                 tp, offset, highest[tp]))
         highest[tp] = max(highest.get(tp, -1), offset)
     # Acknowledged commits must never be undone by a later OffsetFetch answer.
+    # Per partition: the OffsetFetch answers in time order and the minimum of every suffix,
+    # so that each acknowledged commit costs one bisection (a 2 h run has ~10^5 of each).
+    times, suffix_min = {}, {}
+    for t, tp, offset in sorted(log):
+        times.setdefault(tp, []).append(t)
+        suffix_min.setdefault(tp, []).append(offset)
+    for tp, mins in suffix_min.items():
+        for i in range(len(mins) - 2, -1, -1):
+            mins[i] = min(mins[i], mins[i + 1])
     acked_commits = sorted((t, tp, o) for c in consumers for t, tp, o in c.commits)
     for t, tp, offset in acked_commits:
-        later = [o for tl, tpl, o in log if tpl == tp and tl > t + 1.0]
-        if later and min(later) < offset:
+        i = bisect.bisect_right(times.get(tp, []), t + 1.0)
+        if i < len(times.get(tp, [])) and suffix_min[tp][i] < offset:
             r.add("committed offsets backwards", "%s: commit of %d acknowledged, later "
-                  "OffsetFetch %d" % (tp, offset, min(later)))
+                  "OffsetFetch %d" % (tp, offset, suffix_min[tp][i]))
     # At-least-once: every data offset below the final committed offset was read by a member.
     read_by_group = {}
     for c in consumers:

@@ -225,14 +225,10 @@ TEST_F(ControllerRecoveryCluster, ControllerReplicaThatLostSyncedEntriesAbstains
 
   // b's ledger records what its controller log synced (key 0, the controller group) ...
   {
-    storage::SyncLedgerOptions o;
-    o.directory = b.config().data_dir + "/partitions";
-    o.sync_thread = false;
-    auto ledger = storage::SyncLedger::open(&b_fs, o);
-    ASSERT_TRUE(ledger.has_value()) << ledger.status().to_string();
-    auto end = (*ledger)->synced_end(kControllerGroup.value());
-    ASSERT_TRUE(end.has_value()) << "the sync ledger has no record of the controller group";
-    EXPECT_EQ(*end, a_last);
+    auto end = testing::ledger_synced_end(b_fs, b.config().data_dir, kControllerGroup.value());
+    ASSERT_TRUE(end.has_value()) << end.status().to_string();
+    ASSERT_TRUE(end->has_value()) << "the sync ledger has no record of the controller group";
+    EXPECT_EQ(**end, a_last);
   }
   // ... then its controller segment loses, at an entry boundary, every entry c lacks.
   const std::string dir = b.config().data_dir + "/controller";

@@ -104,14 +104,10 @@ TEST_F(LostSyncedEntriesCluster, AFollowerThatLostAcknowledgedEntriesAbstainsUnt
   // b's ledger records what it synced; then its tail segment loses, at an entry boundary,
   // every entry c lacks (a clean cut: Log::open sees nothing wrong with the shorter file).
   {
-    storage::SyncLedgerOptions o;
-    o.directory = b.config().data_dir + "/partitions";
-    o.sync_thread = false;
-    auto ledger = storage::SyncLedger::open(&b_fs, o);
-    ASSERT_TRUE(ledger.has_value()) << ledger.status().to_string();
-    auto end = (*ledger)->synced_end(group.value());
-    ASSERT_TRUE(end.has_value());
-    EXPECT_EQ(*end, a_status->last_index);
+    auto end = testing::ledger_synced_end(b_fs, b.config().data_dir, group.value());
+    ASSERT_TRUE(end.has_value()) << end.status().to_string();
+    ASSERT_TRUE(end->has_value());
+    EXPECT_EQ(**end, a_status->last_index);
   }
   const std::string segment = dir + "/00000000000000000001.log";
   auto cut_at = testing::entry_position(b_fs, segment, c_last + 1);

@@ -11,6 +11,7 @@
 #include "base/assert.h"
 #include "protocol/record_batch.h"
 #include "storage/segment_format.h"
+#include "storage/sync_ledger.h"
 
 namespace mq::cluster::testing {
 
@@ -213,6 +214,15 @@ void MemoryFsClusterFixture::fast_replica_recovery(NodeConfig& c) {
   c.replica_recovery.backoff_initial_ms = 100;
   c.replica_recovery.backoff_max_ms = 400;
   c.replica_recovery.free_bytes_min = 1u << 20;
+}
+
+Result<std::optional<LogIndex>> ledger_synced_end(storage::FileSystem& fs,
+                                                  const std::string& data_dir, std::uint64_t key) {
+  storage::SyncLedgerOptions o;
+  o.directory = data_dir + "/partitions";
+  o.sync_thread = false;
+  MQ_ASSIGN_OR_RETURN(auto ledger, storage::SyncLedger::open(&fs, o));
+  return ledger->synced_end(key);
 }
 
 std::optional<std::uint64_t> entry_position(storage::MemoryFileSystem& fs,

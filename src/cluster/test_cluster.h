@@ -141,6 +141,11 @@ class MemoryFsClusterFixture : public ClusterFixture {
   std::vector<std::unique_ptr<storage::MemoryFileSystem>> fs_;
 };
 
+// The synced end the sync ledger of the broker whose data directory is `data_dir` records for
+// `key` (a group id; 0 the controller group), read from `fs` with the broker stopped.
+Result<std::optional<LogIndex>> ledger_synced_end(storage::FileSystem& fs,
+                                                  const std::string& data_dir, std::uint64_t key);
+
 // Position of entry `index` in a segment file of `fs` (walking the entry headers), if there.
 std::optional<std::uint64_t> entry_position(storage::MemoryFileSystem& fs,
                                             const std::string& segment, LogIndex index);

@@ -233,7 +233,7 @@ class Run:
         print("chaos: seed %d, %d brokers, nemeses %s, duration %.0fs, %d producers x %.0f "
               "msg/s, %d consumers" % (o.seed, o.brokers, ",".join(o.kinds), o.duration,
                                        o.producers, o.rate, o.consumers), flush=True)
-        failed = True
+        failed, keep_data = True, False
         try:
             self.setup()
             self.fault_phase()
@@ -243,9 +243,30 @@ class Run:
                                        self.partitions)
             out.availability = checker.availability(out.episodes, self.producers)
             failed = report.report(o, out, self.producers, self.consumers, self.monitor)
+            counts = out.result.counts
+            keep_data = any(counts.get(k, 0) for k in ("lost", "inconsistent offsets",
+                                                       "unexpected"))
+            if keep_data:
+                self.save_history(out.final)
             return 1 if failed else 0
         finally:
-            self.cluster.cleanup(failed or o.keep_logs)
+            self.cluster.cleanup(failed or o.keep_logs, keep_data)
+
+    def save_history(self, final):
+        """For a safety failure: every acknowledgement (value, partition, offset, send and
+        acknowledgement times) and the final read, next to the kept logs."""
+        keep_dir = self.cluster.workdir + "-logs"
+        os.makedirs(keep_dir, exist_ok=True)
+        with open(os.path.join(keep_dir, "history.txt"), "w") as f:
+            for p in self.producers:
+                with p.lock:
+                    for value, (tp, offset, at) in p.acked.items():
+                        f.write("ack %s %s/%d %s %.3f %.3f\n" % (value, tp[0], tp[1], offset,
+                                                                p.sent[value][1], at))
+            for tp, records in final.items():
+                for offset, value in records:
+                    f.write("final %s/%d %d %s\n" % (tp[0], tp[1], offset, value))
+        log("history (acknowledgements and the final read) kept in", keep_dir)
 
 
 def main():

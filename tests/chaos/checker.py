@@ -85,10 +85,17 @@ def check(producers, consumers, final, monitor, partitions):
     # loss and duplication, not for its offset; how many there were is reported.
     r.counts["acknowledged without offset"] = sum(
         1 for (_, offset, _) in acked.values() if offset is None or offset < 0)
-    for value, (tp, offset, _) in acked.items():
+    final_at = {(tp, offset): value for tp, records in final.items() for offset, value in records}
+    final_end = {tp: (records[-1][0] + 1 if records else 0) for tp, records in final.items()}
+    for value, (tp, offset, acked_at) in acked.items():
         if value not in final_values:
-            r.add("lost", "%s acknowledged at %s offset %s, not in the final read" % (
-                value, tp, offset))
+            r.add("lost", "%s acknowledged at %s offset %s, not in the final read (%s)" % (
+                value, tp, offset, lost_detail(value, tp, offset, acked_at, sent, acked,
+                                               final_at, final_end)))
+            other = final_at.get((tp, offset)) if offset is not None else None
+            if other is not None:
+                r.add("inconsistent offsets", "%s acknowledged at %s offset %d, which holds %s" % (
+                    value, tp, offset, other))
         elif offset is None or offset < 0:
             continue
         elif (tp, offset) not in final_values[value]:
@@ -115,6 +122,30 @@ def check(producers, consumers, final, monitor, partitions):
     check_positions(r, consumers, final)
     check_commits(r, consumers, monitor, final)
     return r
+
+
+def lost_detail(value, tp, offset, acked_at, sent, acked, final_at, final_end):
+    """Where and when a lost write was: its send and acknowledgement times (time.monotonic, the
+    clock of the harness lines and of the brokers' bracketed log times) and what the final read
+    holds at its offset (another value, acknowledged or not, or nothing)."""
+    parts = []
+    if value in sent:
+        parts.append("sent at %.3f" % sent[value][1])
+    parts.append("acknowledged at %.3f" % acked_at)
+    if offset is None or offset < 0:
+        return ", ".join(parts)
+    other = final_at.get((tp, offset))
+    if other is None:
+        parts.append("the final read has no record at that offset (it ends at %d)" %
+                     final_end.get(tp, 0))
+    else:
+        where = acked.get(other)
+        if where is None:
+            parts.append("the final read holds the unacknowledged %s there" % other)
+        else:
+            parts.append("the final read holds %s there, acknowledged at offset %s at %.3f" % (
+                other, where[1], where[2]))
+    return ", ".join(parts)
 
 
 def check_positions(r, consumers, final):

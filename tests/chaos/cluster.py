@@ -431,7 +431,9 @@ class ChaosCluster:
                 codes[b.id] = None
         return codes
 
-    def cleanup(self, failed):
+    def cleanup(self, failed, keep_data=False):
+        """keep_data: also copy every broker's partition directories (segments, indexes, hard
+        state, sync ledger) next to the logs, for a post-mortem of a safety failure."""
         for b in self.brokers:
             if b.alive():
                 b.kill()
@@ -449,7 +451,11 @@ class ChaosCluster:
             for b in self.brokers:
                 if os.path.exists(b.log_path):
                     shutil.copy(b.log_path, keep_dir)
-            log("broker logs kept in", keep_dir)
+                if keep_data and os.path.isdir(b.data_dir):
+                    shutil.copytree(b.data_dir, os.path.join(keep_dir, "data-%d" % b.id),
+                                    ignore=shutil.ignore_patterns("chaos-filler"),
+                                    dirs_exist_ok=True)
+            log("broker logs%s kept in" % (" and data" if keep_data else ""), keep_dir)
         for m in self.mounted:
             subprocess.run(["umount", "-l", m], capture_output=True, timeout=30)
         shutil.rmtree(self.workdir, ignore_errors=True)

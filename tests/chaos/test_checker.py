@@ -90,6 +90,27 @@ class CheckerTest(unittest.TestCase):
         c = self.counts([p], [FakeConsumer(0, reads)], final)
         self.assertEqual(c["inconsistent offsets"], 2)
 
+    def test_lost_write_whose_offset_holds_another_value(self):
+        # v3 acknowledged at offset 6, but the final log holds another acknowledged value there
+        # (a committed entry overwritten): lost AND inconsistent, and the example says what is
+        # there and when each was acknowledged.
+        p, final = clean_history()
+        p.send("w", at=20.0)
+        p.ack("w", 6, 20.5)
+        final[TP] = [(o, "w" if o == 6 else v) for o, v in final[TP]]
+        r = checker.check([p], [], final, FakeMonitor(), [TP])
+        self.assertEqual((r.counts["lost"], r.counts["inconsistent offsets"]), (1, 1))
+        example = r.examples["lost"][0]
+        self.assertIn("sent at 3.000", example)
+        self.assertIn("acknowledged at 3.500", example)
+        self.assertIn("holds w there, acknowledged at offset 6 at 20.500", example)
+        # Beyond the end of the final read: nothing there.
+        p2, final2 = clean_history()
+        final2[TP] = final2[TP][:-1]   # v9 at offset 18 lost with the tail
+        r2 = checker.check([p2], [], final2, FakeMonitor(), [TP])
+        self.assertEqual((r2.counts["lost"], r2.counts["inconsistent offsets"]), (1, 0))
+        self.assertIn("no record at that offset (it ends at 17)", r2.examples["lost"][0])
+
     def test_indeterminate_may_appear(self):
         p, final = clean_history()
         p.send("x")

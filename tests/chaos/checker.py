@@ -91,7 +91,7 @@ def check(producers, consumers, final, monitor, partitions):
         if value not in final_values:
             r.add("lost", "%s acknowledged at %s offset %s, not in the final read (%s)" % (
                 value, tp, offset, lost_detail(value, tp, offset, acked_at, sent, acked,
-                                               final_at, final_end)))
+                                               final_at, final_end, where, at_offset)))
             other = final_at.get((tp, offset)) if offset is not None else None
             if other is not None:
                 r.add("inconsistent offsets", "%s acknowledged at %s offset %d, which holds %s" % (
@@ -124,11 +124,18 @@ def check(producers, consumers, final, monitor, partitions):
     return r
 
 
-def lost_detail(value, tp, offset, acked_at, sent, acked, final_at, final_end):
+def lost_detail(value, tp, offset, acked_at, sent, acked, final_at, final_end, where, at_offset):
     """Where and when a lost write was: its send and acknowledgement times (time.monotonic, the
-    clock of the harness lines and of the brokers' bracketed log times) and what the final read
-    holds at its offset (another value, acknowledged or not, or nothing)."""
+    clock of the harness lines and of the brokers' bracketed log times), whether a consumer read
+    it during the run (then the log lost it later, or the final read skipped it), and what the
+    final read holds at its offset (another value, acknowledged or not, or nothing)."""
     parts = []
+    seen = sorted(where.get(value, ()))
+    if seen:
+        parts.append("read during the run at %s by %s" % (
+            seen, sorted({at_offset[place][value] for place in seen})))
+    else:
+        parts.append("never read by a consumer")
     if value in sent:
         parts.append("sent at %.3f" % sent[value][1])
     parts.append("acknowledged at %.3f" % acked_at)

@@ -104,11 +104,15 @@ class CheckerTest(unittest.TestCase):
         self.assertIn("sent at 3.000", example)
         self.assertIn("acknowledged at 3.500", example)
         self.assertIn("holds w there, acknowledged at offset 6 at 20.500", example)
+        self.assertIn("never read by a consumer", example)
         # Beyond the end of the final read: nothing there.
         p2, final2 = clean_history()
         final2[TP] = final2[TP][:-1]   # v9 at offset 18 lost with the tail
-        r2 = checker.check([p2], [], final2, FakeMonitor(), [TP])
+        reads = [(1, TP, 18, "v9")]   # a consumer read it during the run
+        r2 = checker.check([p2], [FakeConsumer(0, reads)], final2, FakeMonitor(), [TP])
         self.assertEqual((r2.counts["lost"], r2.counts["inconsistent offsets"]), (1, 0))
+        self.assertIn("read during the run at [(('t', 0), 18)] by ['consumer 0']",
+                      r2.examples["lost"][0])
         self.assertIn("no record at that offset (it ends at 17)", r2.examples["lost"][0])
 
     def test_indeterminate_may_appear(self):

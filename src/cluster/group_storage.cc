@@ -66,7 +66,6 @@ Result<std::unique_ptr<GroupStorage>> GroupStorage::open(storage::FileSystem* fs
                                                          storage::Clock* clock,
                                                          storage::Flusher* flusher,
                                                          GroupStorageOptions options) {
-  MQ_ASSIGN_OR_RETURN(bool existed, fs->exists(options.directory));
   MQ_RETURN_IF_ERROR(fs->create_dirs(options.directory));
   storage::LogOptions log_options;
   log_options.directory = options.directory;
@@ -89,7 +88,7 @@ Result<std::unique_ptr<GroupStorage>> GroupStorage::open(storage::FileSystem* fs
   }
   MQ_ASSIGN_OR_RETURN(gs->log_, storage::Log::open(fs, clock, log_options, flusher));
   MQ_RETURN_IF_ERROR(gs->load());
-  MQ_RETURN_IF_ERROR(gs->check_sync_ledger(!existed));
+  MQ_RETURN_IF_ERROR(gs->check_sync_ledger());
   return gs;
 }
 
@@ -101,14 +100,14 @@ Status GroupStorage::record_synced_end(bool durable) {
       durable);
 }
 
-Status GroupStorage::check_sync_ledger(bool fresh_directory) {
+Status GroupStorage::check_sync_ledger() {
   storage::SyncLedger* ledger = options_.sync_ledger;
   if (ledger == nullptr) return Status::ok();
-  if (fresh_directory) {
-    // A brand-new replica (e.g. moved back to this broker after its directory was deleted):
-    // a record left from the group's earlier replica here says nothing about this log.
-    return ledger->forget(options_.sync_ledger_key);
-  }
+  // A record also counts for a brand-new directory: the group's earlier replica on this
+  // broker (moved away and back, or deleted while the group still counted it as a voter) may
+  // have acknowledged entries up to it, and an empty replica voting before it holds them again
+  // could elect a candidate that lacks a committed entry (§5.4.3). The record goes
+  // only with the group (a deleted topic's group id is never reused).
   auto recorded = ledger->synced_end(options_.sync_ledger_key);
   // Below the recorded value the log lost entries it had synced: only a fault does that (a
   // crash loses unsynced entries only, and the ledger never records unsynced ones).

@@ -143,7 +143,7 @@ class GroupStorage final : public raft::StorageView {
   // Records the log's synced index in the sync ledger (no-op without one). durable: after a
   // truncation or reset lowered it (fdatasync of the ledger before returning).
   Status record_synced_end(bool durable);
-  Status check_sync_ledger(bool fresh_directory);
+  Status check_sync_ledger();
   Result<Buffer> to_stored_payload(const raft::Entry& entry, KafkaOffset base_offset,
                                    storage::AppendEntry* out) const;
   Status stamp_record_batch(const raft::Entry& entry, KafkaOffset base_offset,

@@ -1,7 +1,7 @@
 // GroupStorage and the sync ledger (storage/sync_ledger.h): each sync records the synced end,
 // a log that comes back shorter than its record is reported (lost_synced_end), a §5.3 suffix
 // truncation lowers the record durably before it cuts, and a brand-new replica directory
-// forgets a stale record.
+// keeps the record of the group's earlier replica on this broker.
 #include <gtest/gtest.h>
 
 #include "cluster/group_storage.h"
@@ -28,14 +28,15 @@ class GroupStorageLedger : public ::testing::Test {
     ASSERT_TRUE(l.has_value()) << l.status().to_string();
     ledger_ = std::move(*l);
   }
-  std::unique_ptr<GroupStorage> open(const std::string& dir = "/data/partitions/t-0-g5") {
+  std::unique_ptr<GroupStorage> open(const std::string& dir = "/data/partitions/t-0-g5",
+                                     std::uint64_t key = kKey) {
     GroupStorageOptions o;
     o.directory = dir;
     o.name = "t-0";
     o.format = PayloadFormat::kRaw;
     o.bootstrap.voters = {NodeId(1)};
     o.sync_ledger = ledger_.get();
-    o.sync_ledger_key = kKey;
+    o.sync_ledger_key = key;
     auto s = GroupStorage::open(&fs_, &clock_, nullptr, o);
     EXPECT_TRUE(s.has_value()) << s.status().to_string();
     return s.has_value() ? std::move(*s) : nullptr;
@@ -96,18 +97,19 @@ TEST_F(GroupStorageLedger, ASuffixTruncationLowersTheRecordDurablyBeforeCutting)
   EXPECT_FALSE(s->lost_synced_end().has_value());
 }
 
-TEST_F(GroupStorageLedger, ABrandNewReplicaDirectoryForgetsAStaleRecord) {
+TEST_F(GroupStorageLedger, ABrandNewReplicaDirectoryKeepsTheRecordOfTheEarlierReplica) {
+  // The group's earlier replica on this broker synced up to 40 (and may have acknowledged
+  // it), then its directory went (moved away and back, or deleted while still counted as a
+  // voter): the new, empty replica must hold 40 again before it may vote.
   ASSERT_TRUE(ledger_->record_synced(kKey, LogIndex(40)).is_ok());
   auto s = open("/data/partitions/t-0-g5");  // the directory does not exist yet
   ASSERT_TRUE(s);
-  EXPECT_FALSE(s->lost_synced_end().has_value());
-  EXPECT_FALSE(ledger_->synced_end(kKey).has_value());
-  // The same key with an existing, shorter directory is a loss.
-  ASSERT_TRUE(ledger_->record_synced(kKey, LogIndex(40)).is_ok());
-  s.reset();
-  s = open("/data/partitions/t-0-g5");
-  ASSERT_TRUE(s);
   EXPECT_EQ(s->lost_synced_end(), LogIndex(40));
+  EXPECT_EQ(ledger_->synced_end(kKey), LogIndex(40));
+  // A group never seen here (no record) opens as a new replica.
+  auto other = open("/data/partitions/t-1-g6", kKey + 1);
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(other->lost_synced_end().has_value());
 }
 
 }  // namespace

@@ -68,6 +68,9 @@ struct NodeConfig {
   std::uint32_t election_ticks = 30;   // election timeout in [30, 60) ticks = 300-600 ms
   std::uint32_t heartbeat_ticks = 3;
   std::uint32_t reconcile_interval_ms = 100;
+  // A replica moved away that never hears of its removal (removed while it was down) is
+  // deleted after this long, unless the group still counts it (node_reconcile.cc).
+  std::int64_t orphan_grace_ms = 10000;
   std::uint32_t leader_hint_interval_ms = 300;
   std::uint32_t retention_check_interval_ms = 60000;
   std::int64_t produce_timeout_ms = 30000;

@@ -15,7 +15,6 @@ namespace mq::cluster {
 namespace {
 
 constexpr const char* kDeletedSuffix = ".deleted";
-constexpr std::int64_t kOrphanGraceMs = 10000;
 constexpr std::int64_t kMoveStepIntervalMs = 200;
 
 bool contains(const std::vector<BrokerId>& v, BrokerId b) {
@@ -182,6 +181,7 @@ void Node::reconcile() {
   }
   // Hosted groups no longer assigned here.
   std::vector<GroupId> remove;
+  std::vector<GroupId> gone;
   for (auto& [gid, g] : partitions_) {
     if (desired.count(gid) != 0) {
       orphan_since_ms_.erase(gid);
@@ -192,15 +192,31 @@ void Node::reconcile() {
     auto index = static_cast<std::size_t>(g->partition_options().partition);
     bool deleted = t == nullptr || index >= t->partitions.size() || t->partitions[index].group != gid;
     // Moved away: wait until the group's membership no longer has us (we applied our own
-    // removal), or a grace period (we may never learn it once removed).
+    // removal), or a grace period (we may never learn it once removed: a replica removed
+    // while it was down hears from no leader afterwards).
     auto [it, fresh] = orphan_since_ms_.emplace(gid, now);
     raft::ConfState cs = g->node().conf_state();
     NodeId me = node_of(config_.id);
-    bool member = contains_node(cs.voters, me) || contains_node(cs.learners, me) ||
-                  contains_node(cs.voters_outgoing, me);
-    if (deleted || !member || now - it->second >= kOrphanGraceMs) remove.push_back(gid);
+    bool voter = contains_node(cs.voters, me) || contains_node(cs.voters_outgoing, me);
+    bool member = voter || contains_node(cs.learners, me);
+    // A voter the group still counts (it leads, or a leader replicated to it within the grace
+    // period: the move removing it is still in flight) keeps its log: its acknowledgements may
+    // be part of a committed entry's majority, and deleting it would leave that entry on fewer
+    // replicas than Raft assumes (and a voter re-created empty here could grant votes to a
+    // candidate lacking it; GroupStorage keeps the sync-ledger record for that case).
+    bool counted = voter && (g->is_raft_leader() ||
+                             (g->last_leader_message_ms() > 0 &&
+                              now - g->last_leader_message_ms() < config_.orphan_grace_ms));
+    bool grace_over = now - it->second >= config_.orphan_grace_ms;
+    if (deleted || !member || (grace_over && !counted)) remove.push_back(gid);
+    if (deleted) gone.push_back(gid);
   }
   for (GroupId gid : remove) remove_partition(gid);
+  // A deleted group's sync-ledger record goes with it (a moved-away replica's stays:
+  // GroupStorage::check_sync_ledger).
+  for (GroupId gid : gone) {
+    if (sync_ledger_) (void)sync_ledger_->forget(gid.value());
+  }
   if (metadata_changed_) {
     metadata_changed_ = false;
     remove_stray_directories();

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "cluster/ids.h"
 #include "cluster/test_cluster.h"
@@ -393,6 +394,61 @@ TEST_F(ClusterNode, MovePartitionSwapsAReplicaWithJointConsensus) {
       return replica_dirs(brokers_[static_cast<std::size_t>(b.value())]->config().data_dir) == 0;
     }, 15s));
   }
+}
+
+// A move whose newcomer cannot catch up (its broker is down) leaves the departing replica a
+// voter: the leader keeps counting its acknowledgements, so the grace period that deletes
+// replicas never told of their removal must not delete it (its copy is part of committed
+// entries' majorities; an empty replica re-created there would vote). Once the move completes
+// it is deleted as usual.
+TEST_F(ClusterNode, AMovedAwayVoterTheGroupStillCountsOutlivesTheGracePeriod) {
+  make(3, [](NodeConfig& config) { config.orphan_grace_ms = 400; });
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "stuck", 1, 2)[0].status.is_ok());
+  TestBroker* leader = wait_partition_leader("stuck", 0);
+  ASSERT_NE(leader, nullptr);
+  std::vector<BrokerId> replicas = c->call([](Node& n) {
+    return n.metadata().find_topic("stuck")->partitions[0].replicas;
+  });
+  BrokerId leader_id = leader->config().id;
+  BrokerId departing{-1};
+  BrokerId outsider{-1};
+  for (int i = 0; i < 3; ++i) {
+    bool hosts = std::find(replicas.begin(), replicas.end(), BrokerId(i)) != replicas.end();
+    if (!hosts) outsider = BrokerId(i);
+    if (hosts && BrokerId(i) != leader_id) departing = BrokerId(i);
+  }
+  ASSERT_NE(outsider, BrokerId(-1));
+  ASSERT_NE(departing, BrokerId(-1));
+  TestBroker& newcomer = *brokers_[static_cast<std::size_t>(outsider.value())];
+  TestBroker& leaving = *brokers_[static_cast<std::size_t>(departing.value())];
+  newcomer.kill();
+  c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  std::vector<BrokerId> target = {leader_id, outsider};
+  auto moved = c->call_async<AdminResult>([&](Node& n, std::function<void(AdminResult)> reply) {
+    n.move_partition("stuck", 0, target, 5000, reply);
+  });
+  ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
+  // Five grace periods of writes, each needing the departing voter's acknowledgement (the
+  // newcomer is a learner that cannot catch up): its replica stays.
+  auto until = std::chrono::steady_clock::now() + 2s;
+  int written = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_TRUE(produce(*leader, "stuck", 0, "during" + std::to_string(written)).status.is_ok());
+    ++written;
+    ASSERT_EQ(replica_dirs(leaving.config().data_dir), 1u) << "after " << written << " writes";
+    std::this_thread::sleep_for(50ms);
+  }
+  // The newcomer back: the move completes and the departing replica applies its removal.
+  ASSERT_TRUE(newcomer.start().is_ok());
+  EXPECT_TRUE(wait_until([&] { return replica_dirs(leaving.config().data_dir) == 0; }, 15s));
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(newcomer, "stuck", 0);
+    auto l = replica_status(*leader, "stuck", 0);
+    return s && l && s->applied_index >= l->commit_index;
+  }, 10s));
 }
 
 TEST_F(ClusterNode, PipelinedProducesCommitInOrderAndBackPressureIsAnError) {

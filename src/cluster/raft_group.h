@@ -139,6 +139,8 @@ class RaftGroup {
   bool failed() const { return !failed_.is_ok(); }
   const Status& failure() const { return failed_; }
   bool is_raft_leader() const { return soft_state_.role == raft::Role::kLeader; }
+  // Steady-clock ms of the last Append, Heartbeat or Snapshot received from a leader (0: never).
+  std::int64_t last_leader_message_ms() const { return last_leader_message_ms_; }
   NodeId leader() const { return soft_state_.leader; }
   Term term() const { return term_; }
   LogIndex applied() const { return applied_; }

@@ -43,6 +43,8 @@ class Settings:
         self.overload = not quick
         self.phases = list(RAFTMQ_PHASES)        # --phases
         self.e2e_max_rate = 0                    # --e2e-max-rate (0: the measured 1 KiB rate)
+        self.e2e_loads = [25, 50, 75]            # --e2e-loads (% of max)
+        self.e2e_extra = True                    # the light and the linger.ms=5 rows
 
 
 def keep_logs(src_dir, prefix, top_only=False):
@@ -301,6 +303,12 @@ def run_e2e(argv, timeout, data_dir, pids):
     if n:
         r["broker_cpu_us_per_msg"] = round(sum(w.cpu_pct.values()) / 100 * w.wall / n * 1e6, 1)
         r["loadgen_cpu_us_per_msg"] = round(client_s / n * 1e6, 1)
+        # Is "X% of max" really X% of the machine? The CPU this load needs at the cost per
+        # message measured in this run (brokers + load generator, producers and consumer), in
+        # % of all the machine's CPUs: near 100 the run measures CPU queueing, not the broker.
+        rate = r.get("rate") or 0
+        per_msg = r["broker_cpu_us_per_msg"] + r["loadgen_cpu_us_per_msg"]
+        r["cpu_demand_pct"] = round(per_msg * rate / 1e6 / (os.cpu_count() or 1) * 100, 1)
     r["loadavg"] = round(os.getloadavg()[0], 2)
     return r
 
@@ -355,7 +363,7 @@ def run_raftmq(s, data_base):
         if "consume" in want:
             log("[raftmq] consume t1k from the beginning")
             phase(res, "consume", consume)
-        if "e2e" in want:
+        if "e2e" in want and s.e2e_extra:
             log("[raftmq] end-to-end latency at a light 200 msgs/s (the fetch path without load)")
             phase(res, "e2e_light", run_e2e,
                   [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
@@ -363,7 +371,7 @@ def run_raftmq(s, data_base):
                   s.e2e_secs + 90, c.dir, c.pids())
         peak = s.e2e_max_rate or _get_rate(res, "produce_1KiB")
         res["e2e"] = []
-        for pct in (25, 50, 75) if peak and "e2e" in want else ():
+        for pct in s.e2e_loads if peak and "e2e" in want else ():
             rate = max(1, int(peak * pct / 100))
             log(f"[raftmq] end-to-end latency at {pct}% of max ({rate} msgs/s)")
             try:
@@ -376,7 +384,7 @@ def run_raftmq(s, data_base):
                 r = {"failed": str(e), "rate": rate}
             r["load_pct"] = pct
             res["e2e"].append(r)
-        if peak and "e2e" in want:
+        if peak and "e2e" in want and s.e2e_extra:
             # Information (no target): the 50% load with librdkafka's default linger.ms=5
             # instead of 1 — larger batches, fewer Raft entries per message.
             rate = max(1, int(peak * 50 / 100))
@@ -586,6 +594,10 @@ def main():
     ap.add_argument("--e2e-max-rate", type=int, default=0,
                     help="msgs/s taken as 100%% for the e2e loads instead of the measured "
                          "produce 1 KiB rate (e.g. a quiet machine's figure)")
+    ap.add_argument("--e2e-loads", default="",
+                    help="comma-separated %% of max to run e2e at, only those (e.g. 50 for the "
+                         "e2e_p99_at_50pct row alone, for A/B runs); default 25,50,75 plus the "
+                         "light and linger.ms=5 rows")
     ap.add_argument("--data-dir", default=os.environ.get("RAFTMQ_BENCH_DIR", "/tmp"),
                     help="where the brokers' data directories go (its file system is measured)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -600,6 +612,14 @@ def main():
     if unknown:
         ap.error("unknown --phases: " + ",".join(sorted(unknown)))
     s.e2e_max_rate = a.e2e_max_rate
+    if a.e2e_loads:
+        try:
+            s.e2e_loads = [int(x) for x in a.e2e_loads.split(",")]
+        except ValueError:
+            ap.error("--e2e-loads: comma-separated integers expected")
+        if any(not 0 < x <= 200 for x in s.e2e_loads):
+            ap.error("--e2e-loads: each load must be in 1..200 (% of max)")
+        s.e2e_extra = False
     global IDLE_SECS
     IDLE_SECS = a.idle_secs
     only = set(a.only.split(","))

@@ -45,6 +45,7 @@ def results():
                                         "waitresp_max": 7, "batch_msgs_avg": 4.25},
                             "broker_cpu_us_per_msg": 12.5, "loadgen_cpu_us_per_msg": 9.0,
                             "broker_runq_wait_pct": {"a": 20.0, "b": 61.0},
+                            "cpu_demand_pct": 53.8,
                             **lat(3000.0, 5000.0, 9000.0)},
                            {"load_pct": 75, "failed": "boom", "rate": 75000}]},
         "nats": {"system": "nats", "produce_1KiB": {"msgs_per_s": 20000.0, "mb_per_s": 20.5,
@@ -102,7 +103,7 @@ class RatioTest(unittest.TestCase):
             self.assertIn("e2e at 50% of max: 2 of 12 messages not consumed", text)
             self.assertIn("; Produce rtt p50/p99 2,500 / 4,000, ≤7 in flight, 4.2 msgs/batch"
                           "; CPU µs/msg brokers 12.5, loadgen 9.0; brokers' run-queue wait 61% "
-                          "max", text)
+                          "max; the load needs 54% of the machine's CPUs", text)
             names = sorted(os.listdir(d))
             # The chart needs python3-matplotlib (scripts/deps --bench); scripts/test does not
             # install it, and the report says "no chart" without it.

@@ -90,6 +90,8 @@ def table_rows(res):
             cell += (f"; CPU µs/msg brokers {e['broker_cpu_us_per_msg']:.1f}, loadgen "
                      f"{e['loadgen_cpu_us_per_msg']:.1f}; brokers' run-queue wait "
                      f"{max(e['broker_runq_wait_pct'].values()):.0f}% max")
+        if e.get("cpu_demand_pct") is not None:
+            cell += f"; the load needs {e['cpu_demand_pct']:.0f}% of the machine's CPUs"
         return cell
     light = _get(res, "raftmq", "e2e_light")
     if light and "p50_us" in light:

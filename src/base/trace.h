@@ -7,6 +7,11 @@
 //
 // Cost when off: one relaxed atomic load and a not-taken branch per point; no allocation, no
 // clock read, no output.
+//
+// Under load the buffer fills within seconds: RAFTMQ_TRACE_EVENTS=<n> sets its capacity
+// (default 1 Mi events of 32 bytes) and RAFTMQ_TRACE_DELAY_MS=<ms> drops the events of the
+// first <ms> after start (cluster start-up, warm-up), so a window of a loaded run fits
+// (bench/broker/trace_stages.py reads such traces).
 #pragma once
 
 #include <time.h>
@@ -23,7 +28,7 @@ namespace mq::trace {
 // Stages, in the order a produce meets them. The numbers are the file format.
 enum class Stage : std::uint8_t {
   kKafkaRead = 1,        // a Kafka request frame is being handled (loop)
-  kPropose = 2,          // PartitionGroup::produce proposed: a = index
+  kPropose = 2,          // PartitionGroup::produce proposed: a = index, b = group
   kReady = 3,            // RaftGroup::process: a = group, b = last entry index to persist (0: none)
   kMessagesSent = 4,     // step-1 messages handed to the transport: a = group, b = count
   kAppended = 5,         // entries appended to the log (page cache): a = group, b = last index
@@ -41,7 +46,7 @@ enum class Stage : std::uint8_t {
   kApply = 17,           // PartitionGroup::on_apply: a = index
   kProduceDone = 18,     // a produce waiter completed: a = index
   kKafkaWritten = 19,    // a Kafka response was written to the socket (loop): a = bytes
-  kCommit = 20,          // RaftGroup: the commit index moved: a = group, b = commit
+  kCommit = 20,          // RaftGroup applied entries: a = group, b = applied index
 };
 
 struct Event {
@@ -57,6 +62,8 @@ struct State {
   std::atomic<bool> on{false};
   std::atomic<std::size_t> next{0};
   Event* events = nullptr;
+  std::size_t capacity = 0;
+  std::int64_t start_ns = 0;  // events before this time are dropped
   char path[512] = {};
 };
 
@@ -76,7 +83,7 @@ inline void dump() {
   if (!s.on.exchange(false)) return;
   std::FILE* f = std::fopen(s.path, "w");
   if (f == nullptr) return;
-  const std::size_t n = std::min(s.next.load(), kCapacity);
+  const std::size_t n = std::min(s.next.load(), s.capacity);
   for (std::size_t i = 0; i < n; ++i) {
     const Event& e = s.events[i];
     std::fprintf(f, "%lld %u %llu %llu\n", static_cast<long long>(e.ns), e.stage,
@@ -90,7 +97,14 @@ inline bool init_from_env() {
   if (prefix == nullptr || *prefix == '\0') return false;
   State& s = state();
   std::snprintf(s.path, sizeof s.path, "%s.%d", prefix, static_cast<int>(::getpid()));
-  s.events = new Event[kCapacity]();  // lives until exit
+  s.capacity = kCapacity;
+  if (const char* n = std::getenv("RAFTMQ_TRACE_EVENTS"); n != nullptr && std::atoll(n) > 0) {
+    s.capacity = static_cast<std::size_t>(std::atoll(n));
+  }
+  if (const char* d = std::getenv("RAFTMQ_TRACE_DELAY_MS"); d != nullptr && std::atoll(d) > 0) {
+    s.start_ns = now_ns() + std::atoll(d) * 1000000;
+  }
+  s.events = new Event[s.capacity]();  // lives until exit
   std::atexit(dump);
   s.on.store(true);
   return true;
@@ -101,9 +115,11 @@ inline const bool kInitialized = init_from_env();
 
 inline void record(Stage stage, std::uint64_t a, std::uint64_t b) {
   State& s = state();
+  const std::int64_t ns = now_ns();
+  if (ns < s.start_ns) return;
   const std::size_t i = s.next.fetch_add(1, std::memory_order_relaxed);
-  if (i >= kCapacity) return;
-  s.events[i] = Event{now_ns(), a, b, static_cast<std::uint8_t>(stage)};
+  if (i >= s.capacity) return;
+  s.events[i] = Event{ns, a, b, static_cast<std::uint8_t>(stage)};
 }
 
 inline void point(Stage stage, std::uint64_t a = 0, std::uint64_t b = 0) {

@@ -99,7 +99,7 @@ void PartitionGroup::produce(SharedBuffer batch, Acks acks,
   if (idempotent && check_producer(*identity, acks, done)) return;
   Result<LogIndex> index = node().propose(std::move(batch));
   if (!index.has_value()) return done(index.error());
-  trace::point(trace::Stage::kPropose, index->value());
+  trace::point(trace::Stage::kPropose, index->value(), id().value());
   if (on_proposed) on_proposed(this);
   if (idempotent) {
     pending_[identity->producer_id].push_back(PendingBatch{*index, term(), *identity});

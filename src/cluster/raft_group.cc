@@ -314,6 +314,7 @@ void RaftGroup::apply_durable_prefix(const raft::Ready& rd) {
     if (failed()) return;
   }
   LoopWatch::Section hook(host_->loop_watch(), "on_applied");
+  if (any) trace::point(trace::Stage::kCommit, options_.group.value(), applied_.value());
   if (any) on_applied();
 }
 
@@ -386,6 +387,7 @@ void RaftGroup::finish(raft::Ready rd) {
       view_->on_applied(applied_, node_->lowest_active_follower_next());
     }
     LoopWatch::Section hook(watch, "on_applied");
+    if (any) trace::point(trace::Stage::kCommit, options_.group.value(), applied_.value());
     if (any && !failed()) on_applied();
   }
   for (const raft::ReadState& rs : rd.read_states) host_->on_read_state(options_.group, rs);

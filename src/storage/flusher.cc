@@ -1,14 +1,31 @@
 #include "storage/flusher.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <tuple>
 
 #include "base/trace.h"
 
 namespace mq::storage {
 
+namespace {
+constexpr int kSyncThreadsMax = 16;
+}  // namespace
+
+int flusher_sync_threads_from_env() {
+  if (const char* env = std::getenv("RAFTMQ_FLUSHER_THREADS"); env != nullptr) {
+    long n = std::strtol(env, nullptr, 10);
+    if (n >= 1 && n <= kSyncThreadsMax) return static_cast<int>(n);
+  }
+  return kFlusherSyncThreadsDefault;
+}
+
 Flusher::Flusher(FlusherOptions options, Clock* clock) : options_(options), clock_(clock) {
   MQ_ASSERT(clock != nullptr);
   MQ_ASSERT(options.interval_ms >= 0);
+  MQ_ASSERT(options.sync_threads >= 1 && options.sync_threads <= kSyncThreadsMax,
+            "FlusherOptions::sync_threads out of range");
 }
 
 Flusher::~Flusher() { stop(); }
@@ -17,6 +34,13 @@ void Flusher::start() {
   std::lock_guard lock(mutex_);
   MQ_ASSERT(!thread_.joinable(), "flusher started twice");
   stopping_ = false;
+  // Interval mode batches on purpose (at most a round per interval): one thread is enough.
+  // The helpers exist before the flusher thread reads helpers_.
+  if (options_.mode == DurabilityMode::kAlways) {
+    for (int i = 1; i < options_.sync_threads; ++i) {
+      helpers_.emplace_back([this, i] { helper_main(i); });
+    }
+  }
   thread_ = std::thread([this] { thread_main(); });
 }
 
@@ -26,7 +50,11 @@ void Flusher::stop() {
     stopping_ = true;
   }
   work_.notify_all();
+  helper_work_.notify_all();
+  // The flusher thread finishes its round first (the helpers take what is left of it).
   if (thread_.joinable()) thread_.join();
+  for (std::thread& t : helpers_) t.join();
+  helpers_.clear();
 }
 
 void Flusher::enqueue(Log* log) {
@@ -45,17 +73,69 @@ void Flusher::remove(Log* log) {
   idle_.wait(lock, [&] { return in_round_.count(log) == 0; });
 }
 
-std::size_t Flusher::sync_batch(std::vector<Log*>& batch) {
+int Flusher::sync_one(Log* log, int thread_id) {
+  trace::point(trace::Stage::kSyncStart, static_cast<std::uint64_t>(thread_id));
+  auto synced = log->sync_internal(false);  // the log reports its durable index itself
+  trace::point(trace::Stage::kSyncEnd, static_cast<std::uint64_t>(thread_id));
+  if (!synced.has_value()) return -1;
+  return *synced ? 1 : 0;
+}
+
+std::pair<std::size_t, std::uint64_t> Flusher::sync_parallel(const std::vector<Log*>& batch) {
+  std::unique_lock lock(mutex_);
+  round_logs_ = &batch;
+  round_next_ = 0;
+  round_pending_ = batch.size();
+  round_syncs_ = 0;
+  round_errors_ = 0;
+  // One helper per log beyond the one this thread takes.
+  const std::size_t wake = std::min(batch.size() - 1, helpers_.size());
+  for (std::size_t i = 0; i < wake; ++i) helper_work_.notify_one();
+  while (round_next_ < batch.size()) {
+    Log* log = batch[round_next_++];
+    lock.unlock();
+    int r = sync_one(log, 0);
+    lock.lock();
+    round_syncs_ += r > 0 ? 1 : 0;
+    round_errors_ += r < 0 ? 1 : 0;
+    --round_pending_;
+  }
+  round_done_.wait(lock, [&] { return round_pending_ == 0; });
+  round_logs_ = nullptr;
+  stats_.parallel_rounds += 1;
+  return {round_syncs_, round_errors_};
+}
+
+void Flusher::helper_main(int id) {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    helper_work_.wait(lock, [&] {
+      return stopping_ || (round_logs_ != nullptr && round_next_ < round_logs_->size());
+    });
+    if (round_logs_ == nullptr || round_next_ >= round_logs_->size()) {
+      if (stopping_) return;
+      continue;
+    }
+    Log* log = (*round_logs_)[round_next_++];
+    lock.unlock();
+    int r = sync_one(log, id);
+    lock.lock();
+    round_syncs_ += r > 0 ? 1 : 0;
+    round_errors_ += r < 0 ? 1 : 0;
+    if (--round_pending_ == 0) round_done_.notify_one();
+  }
+}
+
+std::size_t Flusher::sync_batch(std::vector<Log*>& batch, bool parallel) {
   std::size_t syncs = 0;
   std::uint64_t errors = 0;
-  for (Log* log : batch) {
-    trace::point(trace::Stage::kSyncStart);
-    auto synced = log->sync_internal(false);  // the log reports its durable index itself
-    trace::point(trace::Stage::kSyncEnd);
-    if (!synced.has_value()) {
-      ++errors;
-    } else if (*synced) {
-      ++syncs;
+  if (parallel && batch.size() > 1 && !helpers_.empty()) {
+    std::tie(syncs, errors) = sync_parallel(batch);
+  } else {
+    for (Log* log : batch) {
+      int r = sync_one(log, 0);
+      syncs += r > 0 ? 1 : 0;
+      errors += r < 0 ? 1 : 0;
     }
   }
   std::lock_guard lock(mutex_);
@@ -75,7 +155,7 @@ std::size_t Flusher::run_once() {
     queued_.clear();
     for (Log* log : batch) in_round_.insert(log);
   }
-  return sync_batch(batch);
+  return sync_batch(batch, false);  // the caller's thread: no round of the helpers
 }
 
 void Flusher::thread_main() {
@@ -99,7 +179,7 @@ void Flusher::thread_main() {
     queued_.clear();
     for (Log* log : batch) in_round_.insert(log);
     lock.unlock();
-    sync_batch(batch);
+    sync_batch(batch, true);
     lock.lock();
   }
 }

@@ -5,6 +5,14 @@
 // arrive while a sync runs are covered by the next round, so under load many appends share
 // one fdatasync (the batch grows with the sync latency, as in leveldb/Kafka group commit).
 //
+// Parallel syncs (FlusherOptions::sync_threads > 1): the logs of one round are synced by up
+// to sync_threads threads at once (the flusher thread and sync_threads - 1 helpers) instead
+// of one after the other. Each log is still synced by one thread at a time and a round still
+// ends when every log of it is synced; what changes is that a round over k dirty logs takes
+// about one fdatasync instead of k (ext4's journal commits concurrent fdatasyncs together,
+// jbd2 group commit), so an append that just missed a round waits less for the next one.
+// Each log reports its own durable index as soon as its own sync ends.
+//
 // Modes (FlusherOptions::mode):
 //   kAlways   (default) a round starts as soon as a log is queued;
 //   kInterval (opt-in)  rounds start at most every interval_ms (time from the injected
@@ -20,6 +28,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "storage/clock.h"
@@ -27,15 +36,25 @@
 
 namespace mq::storage {
 
+// Threads that sync the logs of one round at once when the environment does not say
+// (RAFTMQ_FLUSHER_THREADS=<n>, 1..16; docs/benchmarks.md "e2e tail").
+inline constexpr int kFlusherSyncThreadsDefault = 1;
+
+// RAFTMQ_FLUSHER_THREADS when set to 1..16, else kFlusherSyncThreadsDefault.
+int flusher_sync_threads_from_env();
+
 struct FlusherOptions {
   DurabilityMode mode = DurabilityMode::kAlways;
   std::int64_t interval_ms = 0;  // kInterval: minimum time between two rounds
+  // Logs of one round synced at once (kAlways; 1: one after the other). See above.
+  int sync_threads = flusher_sync_threads_from_env();
 };
 
 struct FlusherStats {
   std::uint64_t rounds = 0;
   std::uint64_t fdatasyncs = 0;     // syncs issued (one per dirty log per round)
   std::uint64_t sync_errors = 0;
+  std::uint64_t parallel_rounds = 0;  // rounds whose logs were synced by several threads
 };
 
 class Flusher {
@@ -59,7 +78,13 @@ class Flusher {
 
  private:
   void thread_main();
-  std::size_t sync_batch(std::vector<Log*>& batch);
+  void helper_main(int id);
+  // parallel: the flusher thread's rounds only (run_once() syncs in the caller's thread).
+  std::size_t sync_batch(std::vector<Log*>& batch, bool parallel);
+  // Syncs the logs of a round with the helpers; returns {syncs issued, errors}.
+  std::pair<std::size_t, std::uint64_t> sync_parallel(const std::vector<Log*>& batch);
+  // One log's sync; returns 1 if an fdatasync was issued, 0 if none was needed, -1 on error.
+  static int sync_one(Log* log, int thread_id);
 
   FlusherOptions options_;
   Clock* clock_;
@@ -71,6 +96,16 @@ class Flusher {
   std::unordered_set<Log*> in_round_;
   bool stopping_ = false;
   std::thread thread_;
+  // Parallel rounds (under mutex_): the round's logs, the next one to take, how many are not
+  // yet synced, and the counts of the syncs done by the helpers.
+  std::vector<std::thread> helpers_;
+  std::condition_variable helper_work_;  // a round has logs left to take, or stopping
+  std::condition_variable round_done_;   // round_pending_ reached 0
+  const std::vector<Log*>* round_logs_ = nullptr;
+  std::size_t round_next_ = 0;
+  std::size_t round_pending_ = 0;
+  std::size_t round_syncs_ = 0;
+  std::uint64_t round_errors_ = 0;
   std::int64_t last_round_ms_ = INT64_MIN / 2;
   FlusherStats stats_;
 };

@@ -116,8 +116,11 @@ struct LogOptions {
   // O_DIRECT writes concurrently (it serializes writes that extend a file). The durable
   // index still only covers bytes whose every earlier write completed OK; a crash can leave
   // a hole of unwritten parts before written ones, which recovery cuts like a torn tail
-  // (docs/formats/segment_format.md, "Concurrent writes"). 1: one write at a time.
-  std::uint32_t direct_write_depth = 2;
+  // (docs/formats/segment_format.md, "Concurrent-write hole"; only a log opened with depth
+  // > 1 accepts such a hole at recovery: with 1 it stays kCorruption, as before). 1 (the
+  // default): one write at a time. Opt-in because interleaved runs on the development VM
+  // showed no throughput gain from 2 (docs/storage_testing.md, "Round 5").
+  std::uint32_t direct_write_depth = 1;
   // Sync coalescing (mode kAlways, write-behind buffer): while a log's buffer parts stream to
   // the file back to back (a producer faster than the device), the flusher lets one
   // fdatasync cover at least this many appended bytes, waiting for further queued part

@@ -353,7 +353,7 @@ Status Segment::load_tail(OpenReport* report) {
                                                damaged_successor.has_value()));
     std::uint64_t entry_end = damaged_successor.value_or(position + kEntryHeaderSize);
     bool hole = false;
-    if (follower) {
+    if (follower && options_.direct_write_depth > 1) {
       MQ_ASSIGN_OR_RETURN(hole, concurrent_write_hole(*file_, position, entry_end, file_size));
       report->concurrent_write_hole = hole;
     }

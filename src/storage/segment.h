@@ -77,7 +77,7 @@ struct SegmentOptions {
   std::uint64_t write_buffer_bytes = 0;
   // Part writes of the write-behind buffer in flight at once (1..3, LogOptions). Above 1,
   // space is allocated with File::allocate (the file size moves ahead of the entries) where
-  // the file system offers it.
+  // the file system offers it, and load_tail cuts a concurrent-write hole as a torn tail.
   std::uint32_t direct_write_depth = 1;
   // Pre-written space (segment_fill.cc): keep about this many bytes of zeros, written and
   // fdatasynced, after the last entry of the tail, so that page-cache appends overwrite

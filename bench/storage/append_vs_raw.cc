@@ -17,6 +17,12 @@
 //            per fdatasync (serially: write, write, ..., fdatasync). Diagnostic only: it shows
 //            what the durability cadence itself costs on this device; appends can beat it,
 //            since their fdatasyncs overlap the writes.
+//   raw QDn  (--raw-depth n, optional) the same bytes written by n threads at once, 1 MiB
+//            O_DIRECT writes in file order, each file first allocated with its size
+//            (fallocate mode 0, as the log allocates ahead with several writes in flight: ext4
+//            runs O_DIRECT writes that extend a file one at a time), fdatasync per file.
+//            Reported next to the headline, so that a log with several writes in flight is
+//            also compared with raw writes at the same queue depth.
 // Per-round ratios, then the median, minimum and maximum over the rounds.
 #include "append_vs_raw.h"
 
@@ -90,6 +96,46 @@ RunResult raw_run(const std::string& dir, std::uint64_t total, std::uint64_t fil
   return result;
 }
 
+// raw_run with `depth` threads writing each file (allocated first) in 1 MiB O_DIRECT writes
+// taken in file order, an fdatasync per file.
+RunResult raw_depth_run(const std::string& dir, std::uint64_t total, std::uint64_t file_bytes,
+                        int depth) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  RunResult result;
+  auto start = BenchClock::now();
+  for (std::uint64_t done = 0, file = 0; done < total; ++file) {
+    std::uint64_t bytes = std::min(file_bytes, total - done);
+    std::string path = dir + "/rawq" + std::to_string(file) + ".bin";
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0644);
+    MQ_ASSERT(fd >= 0, "open %s with O_DIRECT: %s", path.c_str(), std::strerror(errno));
+    MQ_ASSERT(::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) == 0, "fallocate: %s",
+              std::strerror(errno));
+    std::atomic<std::uint64_t> next{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < depth; ++t) {
+      threads.emplace_back([&] {
+        void* buffer = nullptr;
+        MQ_ASSERT(::posix_memalign(&buffer, 4096, kMiB) == 0);
+        std::memset(buffer, 0x5a, kMiB);
+        for (std::uint64_t at = next.fetch_add(kMiB); at < bytes; at = next.fetch_add(kMiB)) {
+          MQ_ASSERT(::pwrite(fd, buffer, kMiB, static_cast<off_t>(at)) == static_cast<ssize_t>(kMiB),
+                    "raw write: %s", std::strerror(errno));
+        }
+        ::free(buffer);
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    MQ_ASSERT(::fdatasync(fd) == 0);
+    ++result.fdatasyncs;
+    ::close(fd);
+    done += bytes;
+  }
+  result.mbps = static_cast<double>(total) / seconds_since(start) / 1e6;
+  std::filesystem::remove_all(dir);
+  return result;
+}
+
 // `total` payload bytes appended in batches of `batch` (1 KiB records), mode always, with a
 // Flusher thread; at most `window` bytes appended but not yet durable. MB/s of payload
 // reported durable, from the first append to the last durable report.
@@ -135,7 +181,7 @@ RunResult append_run(const std::string& dir, std::size_t batch, std::uint64_t to
 
 
 struct Sample {
-  double raw = 0, append = 0, raw_sync = 0, append_b = 0;
+  double raw = 0, append = 0, raw_sync = 0, append_b = 0, raw_depth = 0;
   double append_syncs_per_s = 0, raw_sync_rate = 0;
 };
 
@@ -162,6 +208,17 @@ void print_summary(const AppendVsRawOptions& o, const std::vector<std::vector<Sa
       std::printf("ratio append(%s)/raw batch %zu KiB: median %.2f [%.2f..%.2f]; B/A per round: "
                   "median %.2f\n", o.label_b.c_str(), o.batches[b] >> 10, median(ratio_b), *lo_b,
                   *hi_b, median(ab));
+    }
+    if (o.raw_depth > 0) {
+      std::vector<double> ratio_q, raw_q;
+      for (const Sample& s : samples[b]) {
+        ratio_q.push_back(s.append / s.raw_depth);
+        raw_q.push_back(s.raw_depth);
+      }
+      auto [lo_q, hi_q] = std::minmax_element(ratio_q.begin(), ratio_q.end());
+      std::printf("ratio append/raw QD%d batch %zu KiB: median %.2f [%.2f..%.2f] (raw QD%d median "
+                  "%.0f MB/s, allocated files, %d threads)\n", o.raw_depth, o.batches[b] >> 10,
+                  median(ratio_q), *lo_q, *hi_q, o.raw_depth, median(raw_q), o.raw_depth);
     }
     auto [lo, hi] = std::minmax_element(ratio.begin(), ratio.end());
     std::printf("ratio append/raw batch %zu KiB: median %.2f [%.2f..%.2f] over %zu rounds (append "
@@ -207,7 +264,12 @@ void run_append_vs_raw(const AppendVsRawOptions& o) {
     for (std::size_t b = 0; b < o.batches.size(); ++b) {
       Sample s;
       s.raw_sync_rate = sync_rate;
-      auto raw = [&] { s.raw = raw_run(o.dir + "/raw", total, o.segment_mib * kMiB, 0).mbps; };
+      auto raw = [&] {
+        s.raw = raw_run(o.dir + "/raw", total, o.segment_mib * kMiB, 0).mbps;
+        if (o.raw_depth > 0) {
+          s.raw_depth = raw_depth_run(o.dir + "/raw", total, o.segment_mib * kMiB, o.raw_depth).mbps;
+        }
+      };
       RunResult appended;
       auto append_and_cadence = [&] {
         appended = append_run(o.dir + "/log", o.batches[b], total, o.segment_mib * kMiB,
@@ -243,6 +305,11 @@ void run_append_vs_raw(const AppendVsRawOptions& o) {
                   round + 1, o.batches[b] >> 10, s.raw, s.append, s.append / s.raw,
                   appended.fdatasyncs, s.raw_sync, s.append / s.raw_sync, s.append_syncs_per_s,
                   sync_rate, load_average());
+      if (o.raw_depth > 0) {
+        std::printf("  round %d batch %5zu KiB: raw QD%d %5.0f MB/s  append / raw QD%d %.2f\n",
+                    round + 1, o.batches[b] >> 10, o.raw_depth, s.raw_depth, o.raw_depth,
+                    s.append / s.raw_depth);
+      }
       if (o.configure_b) {
         std::printf("  round %d batch %5zu KiB: append(%s) %5.0f MB/s  ratio %.2f  B/A %.2f\n",
                     round + 1, o.batches[b] >> 10, o.label_b.c_str(), s.append_b,

@@ -24,6 +24,8 @@ struct AppendVsRawOptions {
   // default ("A"): an A/B comparison under the same disk conditions.
   std::function<void(LogOptions&)> configure_b;
   std::string label_b;
+  // > 0: each round also measures raw writes with this many in flight (raw_depth_run).
+  int raw_depth = 0;
 };
 
 void run_append_vs_raw(const AppendVsRawOptions& options);

@@ -14,6 +14,10 @@
 //     and sync_coalesce_us_max (default: the product defaults).
 //   --ab-sync-coalesce-kib K: the ratio section also runs every append with
 //     sync_coalesce_bytes = K KiB (B) next to the configured one (A), for an in-run A/B.
+//   --write-depth N: LogOptions::direct_write_depth (default: the product default, 2);
+//     --ab-write-depth N: the ratio section also runs every append with depth N (B) next to
+//     the configured one (A). --raw-depth N: the ratio section also measures raw O_DIRECT
+//     writes with N in flight (N threads, allocated files) next to the QD1 headline.
 //   --batch-kib: comma-separated batch sizes of the ratio and append sections (default
 //     16,64,256,1024).
 //   --rounds, --round-mib, --ratio-max-seconds: the ratio section's rounds (default 5), bytes
@@ -97,6 +101,9 @@ std::int64_t g_sync_coalesce_us = -1;
 std::int64_t g_ab_sync_coalesce_kib = -1;
 std::int64_t g_zero_fill_kib = -1;
 std::int64_t g_ab_zero_fill_kib = -1;
+std::int64_t g_write_depth = -1;
+std::int64_t g_ab_write_depth = -1;
+int g_raw_depth = 0;
 std::int64_t g_synclat_window_kib = 2048;
 std::int64_t g_synclat_bytes = 4000;
 std::int64_t g_synclat_appends = 2000;
@@ -106,6 +113,7 @@ void apply_direct_option(LogOptions& options) {
   if (g_write_buffer_kib >= 0) options.write_buffer_bytes = static_cast<std::uint64_t>(g_write_buffer_kib) << 10;
   if (g_sync_coalesce_kib >= 0) options.sync_coalesce_bytes = static_cast<std::uint64_t>(g_sync_coalesce_kib) << 10;
   if (g_sync_coalesce_us >= 0) options.sync_coalesce_us_max = g_sync_coalesce_us;
+  if (g_write_depth >= 0) options.direct_write_depth = static_cast<std::uint32_t>(g_write_depth);
   if (g_zero_fill_kib >= 0) options.zero_fill_window_bytes = static_cast<std::uint64_t>(g_zero_fill_kib) << 10;
 }
 
@@ -394,7 +402,13 @@ int main_bench(const Args& args) {
     o.max_seconds = args.ratio_max_seconds;
     o.batches = args.batches;
     o.configure = apply_direct_option;
-    if (g_ab_sync_coalesce_kib >= 0) {
+    o.raw_depth = g_raw_depth;
+    if (g_ab_write_depth >= 0) {
+      o.configure_b = [](LogOptions& options) {
+        options.direct_write_depth = static_cast<std::uint32_t>(g_ab_write_depth);
+      };
+      o.label_b = "write depth " + std::to_string(g_ab_write_depth);
+    } else if (g_ab_sync_coalesce_kib >= 0) {
       o.configure_b = [](LogOptions& options) {
         options.sync_coalesce_bytes = static_cast<std::uint64_t>(g_ab_sync_coalesce_kib) << 10;
       };
@@ -509,6 +523,12 @@ int main(int argc, char** argv) {
       mq::storage::g_sync_coalesce_kib = std::atoll(value.c_str());
     } else if (flag == "--ab-sync-coalesce-kib") {
       mq::storage::g_ab_sync_coalesce_kib = std::atoll(value.c_str());
+    } else if (flag == "--write-depth") {
+      mq::storage::g_write_depth = std::clamp(std::atoll(value.c_str()), 1ll, 3ll);
+    } else if (flag == "--ab-write-depth") {
+      mq::storage::g_ab_write_depth = std::clamp(std::atoll(value.c_str()), 1ll, 3ll);
+    } else if (flag == "--raw-depth") {
+      mq::storage::g_raw_depth = static_cast<int>(std::clamp(std::atoll(value.c_str()), 0ll, 16ll));
     } else if (flag == "--zero-fill-kib") {
       mq::storage::g_zero_fill_kib = std::atoll(value.c_str());
     } else if (flag == "--ab-zero-fill-kib") {
@@ -554,7 +574,8 @@ int main(int argc, char** argv) {
                  "[--sync-coalesce-kib K] [--sync-coalesce-us U] "
                  "[--direct-min-kib K] [--write-buffer-kib K] [--batch-kib 16,64,256,1024] "
                  "[--zero-fill-kib K] [--ab-zero-fill-kib K] [--synclat-window-kib K] "
-                 "[--synclat-bytes B] [--synclat-appends N]\n",
+                 "[--synclat-bytes B] [--synclat-appends N] [--write-depth N] [--ab-write-depth N] "
+                 "[--raw-depth N]\n",
                  argv[0]);
     return 2;
   }

@@ -63,6 +63,17 @@ class File {
     (void)length;
     return Status::unsupported("space reservation not supported");
   }
+  // Allocates the space of [offset, offset + length) and extends the file's size to at least
+  // offset + length (fallocate mode 0): the new range reads as zeros, a later write inside it
+  // cannot fail for lack of space, and it does not extend the file (on ext4, O_DIRECT writes
+  // that extend a file are serialized; writes inside its size can run concurrently).
+  // kNoSpace / kUnsupported as for reserve(). Makes nothing durable (after a crash the file
+  // may or may not have the new size; the range reads as zeros either way).
+  virtual Status allocate(std::uint64_t offset, std::uint64_t length) {
+    (void)offset;
+    (void)length;
+    return Status::unsupported("allocation not supported");
+  }
   // fdatasync.
   virtual Status sync() = 0;
   // Hint: start writing [offset, offset + length) back to the device now, without waiting

@@ -20,6 +20,12 @@ Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
   if (options_.durability == DurabilityMode::kAlways) {
     std::uint64_t align = kDirectIoAlignment;
     segment_options_.write_buffer_bytes = (options_.write_buffer_bytes + align - 1) / align * align;
+    // Writes in flight stay within kConcurrentWriteSpanMax (what recovery accepts as a hole).
+    std::uint64_t part = std::max<std::uint64_t>(align, segment_options_.write_buffer_bytes / 4);
+    auto span_depth = static_cast<std::uint32_t>(
+        std::max<std::uint64_t>(1, segment_format::kConcurrentWriteSpanMax / part));
+    segment_options_.direct_write_depth =
+        std::clamp<std::uint32_t>(options_.direct_write_depth, 1, std::min<std::uint32_t>(3, span_depth));
   }
   segment_options_.on_damaged_tail_cut = options_.on_damaged_tail_cut;
   if (options_.durability == DurabilityMode::kAlways) {

@@ -109,6 +109,18 @@ struct LogOptions {
   // the buffer out first when asked for entries not yet synced. All buffers of the process
   // share a budget (set_write_buffer_budget_bytes); a log that gets none writes at once.
   std::uint64_t write_buffer_bytes = 4u << 20;
+  // Writes of the write-behind buffer's parts (1 MiB each by default) that may be in flight
+  // at once for this log (1..3; the ring has four parts). With more than one, the next part
+  // is already queued at the device when one completes, and the segment's space is
+  // allocated with the file size extended ahead (File::allocate) so that ext4 runs the
+  // O_DIRECT writes concurrently (it serializes writes that extend a file). The durable
+  // index still only covers bytes whose every earlier write completed OK; a crash can leave
+  // a hole of unwritten parts before written ones, which recovery cuts like a torn tail
+  // (docs/formats/segment_format.md, "Concurrent-write hole"; only a log opened with depth
+  // > 1 accepts such a hole at recovery: with 1 it stays kCorruption, as before). 1 (the
+  // default): one write at a time. Opt-in because interleaved runs on the development VM
+  // showed no throughput gain from 2 (docs/storage_testing.md, "Round 5").
+  std::uint32_t direct_write_depth = 1;
   // Sync coalescing (mode kAlways, write-behind buffer): while a log's buffer parts stream to
   // the file back to back (a producer faster than the device), the flusher lets one
   // fdatasync cover at least this many appended bytes, waiting for further queued part

@@ -138,6 +138,15 @@ class PosixFile final : public File {
     return Status::ok();
   }
 
+  Status allocate(std::uint64_t offset, std::uint64_t length) override {
+    while (::fallocate(fd_, 0, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EOPNOTSUPP) return Status::unsupported("fallocate " + path_ + ": not supported");
+      return Status::from_errno(errno, "fallocate " + path_);
+    }
+    return Status::ok();
+  }
+
   void start_writeback(std::uint64_t offset, std::uint64_t length) override {
     (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
                             SYNC_FILE_RANGE_WRITE);  // a hint: errors surface at sync()

@@ -127,6 +127,53 @@ bool all_zero(BufferView bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0; });
 }
 
+// Whether the damage of a tail whose first damaged entry starts at `position` (known to
+// reach at least `entry_end`) and is followed by a valid entry is a hole left by concurrent
+// part writes (segment_format.md, "Concurrent writes") rather than corruption: an aligned
+// block of zeros (a part whose write never completed reads as zeros; in the block holding
+// `position`, the bytes from `position` on) overlaps the damaged entry, and every non-zero
+// byte after that block lies within kConcurrentWriteSpanMax of it (no later write can have
+// been issued before the hole's write completed). Conservative where it cannot tell: the
+// first zero block is taken, which may be zeros inside a payload before the real hole, so a
+// legitimate hole can still be reported as corruption, as before concurrent writes. What
+// it cannot tell from a hole: a damaged entry with an aligned block of zeros in its payload,
+// in the last kConcurrentWriteSpanMax bytes of the tail; the sync ledger (cluster layer)
+// still tells a replica that lost synced entries.
+Result<bool> concurrent_write_hole(File& file, std::uint64_t position, std::uint64_t entry_end,
+                                   std::uint64_t file_size) {
+  constexpr std::uint64_t kBlock = kDirectIoAlignment;
+  entry_end = std::min(entry_end, file_size);
+  std::optional<std::uint64_t> zero_block;
+  Buffer block(kBlock);
+  for (std::uint64_t at = position - position % kBlock; at < entry_end && at + kBlock <= file_size;
+       at += kBlock) {
+    // The block holding `position` counts from there (the bytes before it are entries).
+    std::uint64_t from = std::max(at, position);
+    auto n = static_cast<std::size_t>(at + kBlock - from);
+    MQ_RETURN_IF_ERROR(read_exact(file, from, std::span(block.data(), n), "segment"));
+    if (all_zero(BufferView(block.data(), n))) {
+      zero_block = at;
+      break;
+    }
+  }
+  if (!zero_block) return false;
+  // The last non-zero byte of the file, searched backwards in blocks.
+  std::uint64_t limit = *zero_block + segment_format::kConcurrentWriteSpanMax;
+  for (std::uint64_t end = file_size; end > *zero_block;) {
+    std::uint64_t from = end > kBlock ? end - kBlock : 0;
+    from = std::max(from, *zero_block);
+    auto n = static_cast<std::size_t>(end - from);
+    MQ_RETURN_IF_ERROR(read_exact(file, from, std::span(block.data(), n), "segment"));
+    if (!all_zero(BufferView(block.data(), n))) {
+      std::size_t last = n;
+      while (last > 0 && block.data()[last - 1] == 0) --last;
+      return from + last <= limit;
+    }
+    end = from;
+  }
+  return true;
+}
+
 // Whether [from, end) of the file holds only zeros.
 Result<bool> all_zero_range(File& file, std::uint64_t from, std::uint64_t end) {
   Buffer chunk(kScanBufferBytes);
@@ -304,7 +351,13 @@ Status Segment::load_tail(OpenReport* report) {
                         find_valid_entry_after(*file_, damaged_successor.value_or(position + 1),
                                                file_size, last_index_ + 1,
                                                damaged_successor.has_value()));
-    if (follower) {
+    std::uint64_t entry_end = damaged_successor.value_or(position + kEntryHeaderSize);
+    bool hole = false;
+    if (follower && options_.direct_write_depth > 1) {
+      MQ_ASSIGN_OR_RETURN(hole, concurrent_write_hole(*file_, position, entry_end, file_size));
+      report->concurrent_write_hole = hole;
+    }
+    if (follower && !hole) {
       Status damage = Status::corruption(describe_position(position) + ": entry " +
                                          std::to_string((last_index_ + 1).value()) +
                                          " fails its checksum but a valid entry follows at position " +

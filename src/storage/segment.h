@@ -75,6 +75,10 @@ struct SegmentOptions {
   // flush_buffer() (before every sync). The space is reserved (File::reserve) before an
   // append is accepted, so a full disk fails the append, never the later write.
   std::uint64_t write_buffer_bytes = 0;
+  // Part writes of the write-behind buffer in flight at once (1..3, LogOptions). Above 1,
+  // space is allocated with File::allocate (the file size moves ahead of the entries) where
+  // the file system offers it, and load_tail cuts a concurrent-write hole as a torn tail.
+  std::uint32_t direct_write_depth = 1;
   // Pre-written space (segment_fill.cc): keep about this many bytes of zeros, written and
   // fdatasynced, after the last entry of the tail, so that page-cache appends overwrite
   // allocated, written blocks and their fdatasync needs no journal commit. 0: none. The
@@ -114,6 +118,9 @@ class Segment {
   struct OpenReport {
     bool leftover = false;
     std::uint64_t torn_bytes_removed = 0;
+    // The torn tail was a hole left by concurrent part writes (zero blocks before written
+    // bytes of entries never reported durable), cut with it.
+    bool concurrent_write_hole = false;
     bool index_rebuilt = false;
     // zero_fill_window_bytes > 0 only: zeros after the last entry kept as pre-written space
     // (a clean end of the log, not a torn tail; without a window they are cut as torn).
@@ -326,6 +333,7 @@ class Segment {
   LogIndex written_index_;  // every entry up to here is on the file (when written_end_ < size_)
   std::uint64_t reserved_end_ = 0;  // space reserved up to here (0: none known)
   bool reserve_unsupported_ = false;
+  bool allocate_unsupported_ = false;  // File::allocate refused: reserve() instead
   // Pre-written zeros: the file holds zeros (written; synced once the fill job that wrote
   // them completed) over [size_, filled_end_) when filled_end_ > size_.
   std::uint64_t filled_end_ = 0;

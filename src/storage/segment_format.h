@@ -48,6 +48,12 @@ inline constexpr std::size_t kEntryHeaderCrcStart = 4;  // header_crc covers [4,
 inline constexpr std::uint32_t kPayloadBytesMax = 64u << 20;
 // Positions inside a segment are u32 in the index files, so a segment stays below 4 GiB.
 inline constexpr std::uint64_t kSegmentBytesMax = (1ull << 32) - 1;
+// Concurrent writes (LogOptions::direct_write_depth > 1): the writes of a tail not yet
+// completed always lie within this many bytes (depth x part size is capped to it), so a
+// crash can leave never-written (zero) blocks only with written bytes at most this far
+// after them. Recovery cuts such a hole like a torn tail (segment_format.md, "Concurrent
+// writes").
+inline constexpr std::uint64_t kConcurrentWriteSpanMax = 8ull << 20;
 
 // File names: the base Raft index, zero-padded to 20 digits, so names sort by index.
 inline constexpr const char* kSegmentSuffix = ".log";

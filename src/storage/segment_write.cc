@@ -19,6 +19,7 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "base/crc32c.h"
 #include "storage/segment.h"
@@ -110,54 +111,99 @@ class WriterPool {
   std::size_t idle_ = 0;
 };
 
-// The writes of one segment, run one after the other in order on the pool (a crash must find
-// the file written as a prefix of what was issued, as with one write at a time; and ext4
-// serializes writes that extend a file anyway). One write per turn while other logs' writes
-// wait: after it, the queue goes to the back of the pool's queue, so a log that keeps its
-// queue full cannot hold a thread while other logs' writes wait. When nothing else waits,
-// the same thread goes on with the next write at once: handing it to another thread costs a
-// wake-up, and on a busy machine that thread may wait milliseconds for a CPU while the
-// device idles.
+// The writes of one segment, run on the pool in file order, with at most `depth` of them in
+// flight at once (LogOptions::direct_write_depth): write j starts only once every write up
+// to j - depth has completed, so at any moment the writes not yet completed all lie within
+// `depth` consecutive parts after the last completed prefix. With depth 1 the file is always
+// written as a prefix of what was issued; with more, a crash (or a failed write) can leave a
+// hole of at most depth - 1 parts before later written bytes, none of them ever reported
+// durable (Segment::retire_oldest counts a write only after every earlier one completed OK)
+// and recognised as such by recovery (segment.cc, "concurrent-write hole"). Several writes
+// in flight keep the device's queue non-empty while the next write is submitted.
+// One turn per write while other logs' writes wait: after it, the queue goes to the back of
+// the pool's queue, so a log that keeps its queue full cannot hold a thread while other
+// logs' writes wait. When nothing else waits, the same thread goes on with the next write
+// at once: handing it to another thread costs a wake-up, and on a busy machine that thread
+// may wait milliseconds for a CPU while the device idles.
 class WriteQueue : public std::enable_shared_from_this<WriteQueue> {
  public:
+  explicit WriteQueue(std::size_t depth) : depth_(std::max<std::size_t>(1, depth)) {}
+
   void submit(std::function<void()> job) {
+    bool start = false;
     {
       std::lock_guard lock(mutex_);
-      jobs_.push_back(std::move(job));
-      if (running_) return;
-      running_ = true;
+      jobs_.push_back({next_sequence_++, std::move(job)});
+      start = runners_ < depth_ && startable();
+      if (start) ++runners_;
     }
-    schedule();
+    if (start) schedule();
   }
 
  private:
-  void schedule() {
-    WriterPool::instance().submit([self = shared_from_this()] { self->run_one(); });
+  struct Job {
+    std::uint64_t sequence = 0;
+    std::function<void()> run;
+  };
+
+  // Under mutex_: the oldest queued write may start (it is within the window).
+  bool startable() const {
+    return !jobs_.empty() && jobs_.front().sequence < completed_prefix_ + depth_;
   }
-  void run_one() {
+  void schedule() {
+    WriterPool::instance().submit([self = shared_from_this()] { self->run_some(); });
+  }
+  // A runner (runners_ counts them): runs startable writes until none is left, or hands
+  // its turn back to the pool when other logs' writes wait.
+  void run_some() {
     while (true) {
-      std::function<void()> job;
+      Job job;
       {
         std::lock_guard lock(mutex_);
+        if (!startable()) {
+          --runners_;
+          return;
+        }
         job = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      job();
+      job.run();
+      bool more_runners = false;
       {
         std::lock_guard lock(mutex_);
-        if (jobs_.empty()) {
-          running_ = false;
+        completed_.push_back(job.sequence);
+        std::sort(completed_.begin(), completed_.end());
+        while (!completed_.empty() && completed_.front() == completed_prefix_) {
+          completed_.erase(completed_.begin());
+          ++completed_prefix_;
+        }
+        if (!startable()) {
+          --runners_;
           return;
         }
+        // This completion may have opened the window for more than the one write this
+        // runner takes next.
+        std::size_t window_jobs = 0;
+        for (const Job& j : jobs_) {
+          if (j.sequence >= completed_prefix_ + depth_) break;
+          ++window_jobs;
+        }
+        more_runners = window_jobs > 1 && runners_ < depth_;
+        if (more_runners) ++runners_;
       }
+      if (more_runners) schedule();
       if (WriterPool::instance().has_waiting()) break;
     }
-    schedule();
+    schedule();  // keeps this runner's count: it goes on from the pool's queue
   }
 
+  const std::size_t depth_;
   std::mutex mutex_;
-  std::deque<std::function<void()>> jobs_;
-  bool running_ = false;
+  std::deque<Job> jobs_;
+  std::uint64_t next_sequence_ = 0;
+  std::uint64_t completed_prefix_ = 0;  // every write with a lower sequence has completed
+  std::vector<std::uint64_t> completed_;  // completed writes at or above completed_prefix_
+  std::size_t runners_ = 0;
 };
 
 }  // namespace
@@ -212,7 +258,7 @@ struct Segment::TailBuffer {
   // while append_buffered fills in the header of the entry that spans them.
   std::size_t sealed = 0;
   std::deque<std::shared_ptr<WriteJob>> jobs;
-  std::shared_ptr<WriteQueue> queue = std::make_shared<WriteQueue>();  // runs `jobs` in order
+  std::shared_ptr<WriteQueue> queue;  // runs `jobs` in file order (set by attach_file)
   std::atomic<bool> write_failed{false};  // a queued write failed: the later ones are skipped
 
   bool allocated() const { return memory != nullptr; }
@@ -517,6 +563,7 @@ bool Segment::buffer_active() const { return buffer_->allocated(); }
 void Segment::attach_file(std::shared_ptr<File> file) {
   file_ = std::move(file);
   buffer_ = std::make_shared<TailBuffer>();
+  buffer_->queue = std::make_shared<WriteQueue>(options_.direct_write_depth);
   reader_ = std::make_shared<TailReader>(file_, buffer_, buffer_.get());
 }
 
@@ -537,10 +584,27 @@ Status Segment::reserve_for(std::uint64_t end) {
   if (need <= reserved_end_) return Status::ok();
   std::uint64_t from = std::max(reserved_end_, align_down(written_end_));
   std::uint64_t ahead = need + 4 * options_.write_buffer_bytes;  // fewer fallocate calls
-  Status status = file_->reserve(from, ahead - from);
+  // Several part writes in flight: allocate with the file's size moved ahead, so that the
+  // direct writes do not extend the file (ext4 runs extending O_DIRECT writes one at a time,
+  // under the inode's lock, waiting for each). The file then ends in zeros after the last
+  // entry until trim_padding() (or recovery, which cuts them like a torn tail).
+  bool allocate = options_.direct_write_depth > 1 && !allocate_unsupported_ && !direct_unsupported_;
+  auto reserve = [&](std::uint64_t length) {
+    if (allocate) {
+      Status allocated = file_->allocate(from, length);
+      if (allocated.code() != ErrorCode::kUnsupported) {
+        if (allocated.is_ok()) padded_ = true;
+        return allocated;
+      }
+      allocate = false;
+      allocate_unsupported_ = true;
+    }
+    return file_->reserve(from, length);
+  };
+  Status status = reserve(ahead - from);
   if (status.code() == ErrorCode::kNoSpace) {
     ahead = need;
-    status = file_->reserve(from, ahead - from);
+    status = reserve(ahead - from);
   }
   if (!status.is_ok()) return status;
   reserved_end_ = ahead;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cluster/ids.h"
+#include "cluster/node_admin_rpc.h"
 #include "cluster/test_cluster.h"
 
 namespace mq::cluster {
@@ -202,6 +203,29 @@ TEST_F(ControllerVoters, DemotingTheLeaderHandsItsLeadershipOverFirst) {
   EXPECT_NE(next->config().id.value(), leader);
   EXPECT_EQ(conf(*next).voters.size(), 2u);
   ASSERT_TRUE(create(*brokers_[leader], "after-leader-demotion", 3));
+}
+
+// The forwarded request (AdminOp kControllerVoter): round trip; a bad choice byte and
+// truncation refused.
+TEST(ControllerVoterAdminRequest, CodecRoundTripAndRefusals) {
+  AdminRequest q;
+  q.op = AdminOp::kControllerVoter;
+  q.timeout_ms = 7000;
+  q.broker = BrokerId(4);
+  q.voter_choice = VoterChoice::kLearner;
+  Buffer bytes = encode_admin_request(q);
+  auto back = decode_admin_request(bytes.view());
+  ASSERT_TRUE(back.has_value()) << back.error().to_string();
+  EXPECT_EQ(back->op, AdminOp::kControllerVoter);
+  EXPECT_EQ(back->broker, BrokerId(4));
+  EXPECT_EQ(back->voter_choice, VoterChoice::kLearner);
+  EXPECT_EQ(back->timeout_ms, 7000);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(decode_admin_request(bytes.view().first(n)).has_value()) << n;
+  }
+  Buffer bad = encode_admin_request(q);
+  bad.data()[bad.size() - 1] = 3;
+  EXPECT_FALSE(decode_admin_request(bad.view()).has_value());
 }
 
 }  // namespace

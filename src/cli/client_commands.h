@@ -18,6 +18,7 @@ int consume_command(Args& args);
 int cluster_command(Args& args);
 int partition_command(Args& args);
 int broker_command(Args& args);
+int controller_command(Args& args);  // controller_voters.cc
 
 // One raw Kafka request (version 0) to the first broker of `bootstrap` (host:port[,...]) over
 // a fresh blocking connection, for APIs librdkafka has no client call for

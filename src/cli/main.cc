@@ -25,6 +25,8 @@ void usage() {
       "  partition move TOPIC/PARTITION --to ID,ID,... [--wait] | partition reassignments\n"
       "  broker decommission ID [--wait] [--timeout S] move every replica off a broker\n"
       "  broker remove ID [--timeout S]                drain a broker, then remove it from the cluster\n"
+      "  controller voters [list] | controller voters add|remove|auto ID [--timeout S]\n"
+      "                                   the controller's voters: list, promote, demote, automatic\n"
       "  group list | group describe GROUP (offsets, log end, lag per partition)\n"
       "  group reset-offsets GROUP --topic T --to-earliest|--to-latest|--to-offset N\n"
       "client commands take --bootstrap host:port (default 127.0.0.1:9092) and\n"
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
   if (command == "cluster") return run_client(mq::cli::cluster_command, argc, argv);
   if (command == "partition") return run_client(mq::cli::partition_command, argc, argv);
   if (command == "broker") return run_client(mq::cli::broker_command, argc, argv);
+  if (command == "controller") return run_client(mq::cli::controller_command, argc, argv);
   if (command == "group") return run_client(mq::cli::group_command, argc, argv);
   std::fprintf(stderr, "raftmq: unknown command '%s'\n", command.c_str());
   usage();

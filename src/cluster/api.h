@@ -166,6 +166,36 @@ class LocalPartition {
   virtual Result<OffsetForEpochResult> end_offset_for_epoch(std::int32_t leader_epoch) = 0;
 };
 
+// The operator's choice for a broker's place in the controller group (Raft group 0;
+// docs/cluster.md "Controller voters"): kAuto lets the controller leader promote the broker
+// when it needs voters (up to 5, lowest id first); kVoter keeps it a voter (promoted once
+// caught up, even beyond 5); kLearner keeps it a learner (demoted if it is a voter, never
+// promoted automatically). Persisted in the controller's replicated state.
+enum class VoterChoice : std::uint8_t { kAuto = 0, kVoter = 1, kLearner = 2 };
+inline const char* voter_choice_name(VoterChoice choice) {
+  switch (choice) {
+    case VoterChoice::kVoter: return "voter";
+    case VoterChoice::kLearner: return "learner";
+    case VoterChoice::kAuto: break;
+  }
+  return "auto";
+}
+
+// One broker's place in the controller group as the asked broker sees it (its applied
+// configuration, ClusterApi::controller_members).
+struct ControllerMember {
+  BrokerId id;
+  bool voter = false;    // a voter of the configuration in effect
+  bool learner = false;  // a learner of it (neither: not in the group yet, or leaving it)
+  VoterChoice choice = VoterChoice::kAuto;
+  bool alive = false;    // the asked broker's transport is connected to it (itself: true)
+};
+struct ControllerMembers {
+  BrokerId leader{-1};   // the controller leader known to the asked broker
+  bool joint = false;    // a joint configuration is in effect
+  std::vector<ControllerMember> members;  // by id: registered brokers and group members
+};
+
 class ClusterApi {
  public:
   virtual ~ClusterApi() = default;
@@ -217,6 +247,24 @@ class ClusterApi {
     (void)timeout_ms;
     done(AdminResult{"broker " + std::to_string(broker.value()),
                      Status::unsupported("broker removal"), 0});
+  }
+  // `raftmq controller voters add|remove|auto N` (docs/cluster.md "Controller voters"):
+  // records the operator's choice for broker N in the controller state and, for kVoter /
+  // kLearner, answers once the controller configuration matches it (promoted / demoted) or
+  // after timeout_ms (kTimeout: the choice stays recorded and is carried out later). Refused
+  // with nothing changed: kNotFound (unknown or removed broker), kInvalidArgument (a dead
+  // broker promoted, the last voter demoted, a demotion that would cost the quorum),
+  // kUnavailable (a controller membership change in progress).
+  virtual void set_controller_voter(BrokerId broker, VoterChoice choice, std::int64_t timeout_ms,
+                                    std::function<void(AdminResult)> done) {
+    (void)choice;
+    (void)timeout_ms;
+    done(AdminResult{"broker " + std::to_string(broker.value()),
+                     Status::unsupported("controller voter changes"), 0});
+  }
+  // This broker's view of the controller group: voters, learners, choices, liveness.
+  virtual Result<ControllerMembers> controller_members() const {
+    return Status::unsupported("controller voters");
   }
   // InitProducerId for an idempotent (non-transactional) producer: a new producer id with
   // epoch 0, or — when `producer_id`/`producer_epoch` name an id this cluster allocated

@@ -41,6 +41,9 @@ inline constexpr std::uint64_t kRemovedNoticeContext = 7;
 // The controller group's voters: joined brokers are promoted (once caught up and alive) while
 // there are fewer voters than this.
 inline constexpr std::size_t kControllerVotersMax = 5;
+// The most voters an operator may choose (`raftmq controller voters add`): every voter is on
+// every commit's path, so more only slows the controller down.
+inline constexpr std::size_t kControllerVotersChosenMax = 9;
 inline constexpr std::uint32_t kJoinVotersMax = 1024;
 inline constexpr char kJoinStateFile[] = "join.state";
 

@@ -10,7 +10,8 @@ namespace mq::cluster {
 namespace {
 
 constexpr std::uint8_t kCommandVersion = 1;
-constexpr std::uint8_t kSnapshotVersion = 4;  // 4: + removed brokers section
+constexpr std::uint8_t kSnapshotVersion = 5;  // 5: + controller voter choices section
+constexpr std::uint8_t kSnapshotVersionWithoutVoterChoices = 4;  // 4: + removed brokers section
 constexpr std::uint8_t kSnapshotVersionWithoutRemoved = 3;  // 3: + broker incarnations
 constexpr std::uint8_t kSnapshotVersionWithoutIncarnations = 2;  // 2: + producer ids section
 constexpr std::uint8_t kSnapshotVersionWithoutProducerIds = 1;
@@ -24,12 +25,14 @@ enum class CommandType : std::uint8_t {
   kMovePartition = 6,
   kJoinBroker = 7,
   kRemoveBroker = 8,
+  kSetVoterChoice = 9,
   kAllocateProducerIds = 32,  // far from the others: other command types may be added
 };
 
 // Tagged sections after the topics in a snapshot (older snapshots have none).
 constexpr std::uint8_t kSnapshotProducerIdsTag = 1;
 constexpr std::uint8_t kSnapshotRemovedTag = 2;
+constexpr std::uint8_t kSnapshotVoterChoicesTag = 3;
 
 // ---- writing ----
 void put_string(Buffer& out, std::string_view s) {
@@ -178,6 +181,10 @@ Buffer encode_command(const Command& command) {
         } else if constexpr (std::is_same_v<T, RemoveBroker>) {
           le::put_u8(out, static_cast<std::uint8_t>(CommandType::kRemoveBroker));
           put_i32(out, c.id.value());
+        } else if constexpr (std::is_same_v<T, SetVoterChoice>) {
+          le::put_u8(out, static_cast<std::uint8_t>(CommandType::kSetVoterChoice));
+          put_i32(out, c.broker.value());
+          le::put_u8(out, static_cast<std::uint8_t>(c.choice));
         } else if constexpr (std::is_same_v<T, AllocateProducerIds>) {
           le::put_u8(out, static_cast<std::uint8_t>(CommandType::kAllocateProducerIds));
           put_i32(out, c.broker.value());
@@ -222,6 +229,16 @@ Result<Command> decode_command(BufferView bytes) {
       std::int32_t id = 0;
       ok = r.i32(&id);
       c.id = BrokerId(id);
+      command = std::move(c);
+      break;
+    }
+    case CommandType::kSetVoterChoice: {
+      SetVoterChoice c;
+      std::int32_t id = 0;
+      std::uint8_t choice = 0;
+      ok = r.i32(&id) && r.u8(&choice) && choice <= static_cast<std::uint8_t>(VoterChoice::kLearner);
+      c.broker = BrokerId(id);
+      c.choice = static_cast<VoterChoice>(choice);
       command = std::move(c);
       break;
     }
@@ -362,6 +379,8 @@ Status ControllerState::apply(const Command& command) {
           return apply_allocate_producer_ids(c);
         } else if constexpr (std::is_same_v<T, JoinBroker>) {
           return apply_join(c);
+        } else if constexpr (std::is_same_v<T, SetVoterChoice>) {
+          return apply_voter_choice(c);
         } else {
           return apply_move(c);
         }
@@ -443,6 +462,7 @@ Status ControllerState::apply_join(const JoinBroker& c) {
     if (brokers_.size() >= kBrokersMax) return Status::limit_exceeded("too many brokers");
     brokers_[b.id] = b;
     removed_.erase(b.id);  // a new data directory under a removed id: a new broker
+    voter_choices_.erase(b.id);
     return Status::ok();
   }
   if (it->second.incarnation == 0) {
@@ -460,6 +480,7 @@ Status ControllerState::apply_join(const JoinBroker& c) {
           std::to_string(held) + " partition replica(s); restart it with its own data "
           "directory, or decommission it first");
     }
+    voter_choices_.erase(b.id);  // a new broker under the id: no choice made for it
   }
   it->second = b;  // same directory (or an empty id): new addresses
   return Status::ok();
@@ -506,7 +527,28 @@ Status ControllerState::apply_remove(const RemoveBroker& c) {
   removed_[c.id] = RemovedBroker{it->second.incarnation, it->second.rpc_host, it->second.rpc_port};
   brokers_.erase(it);
   producer_blocks_.erase(c.id);
+  voter_choices_.erase(c.id);
   return Status::ok();
+}
+
+Status ControllerState::apply_voter_choice(const SetVoterChoice& c) {
+  const std::string id = std::to_string(c.broker.value());
+  if (brokers_.count(c.broker) == 0) {
+    return Status::not_found(removed_.count(c.broker) != 0
+                                 ? "broker " + id + " was removed from the cluster"
+                                 : "broker " + id + " is not registered");
+  }
+  if (c.choice == VoterChoice::kAuto) {
+    voter_choices_.erase(c.broker);
+  } else {
+    voter_choices_[c.broker] = c.choice;
+  }
+  return Status::ok();
+}
+
+VoterChoice ControllerState::voter_choice(BrokerId broker) const {
+  auto it = voter_choices_.find(broker);
+  return it == voter_choices_.end() ? VoterChoice::kAuto : it->second;
 }
 
 const RemovedBroker* ControllerState::find_removed(BrokerId id) const {
@@ -539,6 +581,7 @@ Buffer ControllerState::encode_snapshot() const {
   }
   encode_producer_ids(out);
   encode_removed(out);
+  encode_voter_choices(out);
   return out;
 }
 
@@ -643,8 +686,19 @@ void ControllerState::encode_removed(Buffer& out) const {
   }
 }
 
+// Snapshot section (version 5): tag u8 (=3) | count u32 | (broker i32 | choice u8)*, choice
+// 1 = voter, 2 = learner (kAuto is not stored).
+void ControllerState::encode_voter_choices(Buffer& out) const {
+  le::put_u8(out, kSnapshotVoterChoicesTag);
+  le::put_u32(out, static_cast<std::uint32_t>(voter_choices_.size()));
+  for (const auto& [id, choice] : voter_choices_) {
+    put_i32(out, id.value());
+    le::put_u8(out, static_cast<std::uint8_t>(choice));
+  }
+}
+
 // The tagged sections after the topics: none before version 2, the producer ids from 2, the
-// removed brokers from 4. False on a malformed section or trailing bytes.
+// removed brokers from 4, the voter choices from 5. False on a malformed section or trailing bytes.
 bool ControllerState::decode_sections(BufferView bytes, std::uint8_t version, ControllerState* s) {
   le::StickyReader r(bytes);
   if (version >= kSnapshotVersionWithoutIncarnations) {
@@ -662,7 +716,7 @@ bool ControllerState::decode_sections(BufferView bytes, std::uint8_t version, Co
       if (r.ok()) s->producer_blocks_[broker] = block;
     }
   }
-  if (version >= kSnapshotVersion) {
+  if (version >= kSnapshotVersionWithoutVoterChoices) {
     if (r.u8() != kSnapshotRemovedTag) return false;
     std::uint32_t count = r.count(kRemovedBrokersMax);
     for (std::uint32_t i = 0; i < count && r.ok(); ++i) {
@@ -673,6 +727,19 @@ bool ControllerState::decode_sections(BufferView bytes, std::uint8_t version, Co
       removed.rpc_port = r.u16();
       if (removed.rpc_host.size() > kStringBytesMax) r.fail();
       if (r.ok()) s->removed_[id] = std::move(removed);
+    }
+  }
+  if (version >= kSnapshotVersion) {
+    if (r.u8() != kSnapshotVoterChoicesTag) return false;
+    std::uint32_t count = r.count(kBrokersMax);
+    for (std::uint32_t i = 0; i < count && r.ok(); ++i) {
+      BrokerId id(r.i32());
+      std::uint8_t choice = r.u8();
+      if (choice != static_cast<std::uint8_t>(VoterChoice::kVoter) &&
+          choice != static_cast<std::uint8_t>(VoterChoice::kLearner)) {
+        r.fail();
+      }
+      if (r.ok()) s->voter_choices_[id] = static_cast<VoterChoice>(choice);
     }
   }
   return r.ok() && r.at_end();

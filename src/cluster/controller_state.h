@@ -100,6 +100,18 @@ struct RemovedBroker {
 };
 inline constexpr std::uint32_t kRemovedBrokersMax = 1024;  // the oldest-id tombstone goes first
 
+// The operator's choice for a broker's place in the controller group (`raftmq controller
+// voters add|remove|auto N`; docs/cluster.md "Controller voters"). Refused (no change) when the
+// broker is not registered. kAuto forgets the choice. The configuration change itself is the
+// controller leader's (Node::reconcile_controller_membership): this only records what it must
+// converge to, so the choice survives leader changes and restarts. RemoveBroker, and a
+// JoinBroker with a new data directory, forget it.
+struct SetVoterChoice {
+  BrokerId broker;
+  VoterChoice choice = VoterChoice::kAuto;
+  bool operator==(const SetVoterChoice&) const = default;
+};
+
 struct CreateTopic {
   std::string name;
   Uuid id{};
@@ -150,7 +162,7 @@ struct ProducerIdBlock {
 
 using Command = std::variant<RegisterBroker, CreateTopic, DeleteTopic, CreatePartitions,
                              AlterConfigs, MovePartition, AllocateProducerIds, JoinBroker,
-                             RemoveBroker>;
+                             RemoveBroker, SetVoterChoice>;
 
 Buffer encode_command(const Command& command);
 Result<Command> decode_command(BufferView bytes);
@@ -187,6 +199,9 @@ class ControllerState {
   // given to each broker (the broker matches its request id).
   std::int64_t next_producer_id() const { return next_producer_id_; }
   const ProducerIdBlock* producer_id_block(BrokerId broker) const;
+  // The operator's controller voter choices (SetVoterChoice); a broker not listed is kAuto.
+  const std::map<BrokerId, VoterChoice>& voter_choices() const { return voter_choices_; }
+  VoterChoice voter_choice(BrokerId broker) const;
   bool operator==(const ControllerState&) const = default;
 
  private:
@@ -196,10 +211,12 @@ class ControllerState {
   Status apply_join(const JoinBroker& c);
   Status apply_register(const RegisterBroker& c);
   Status apply_remove(const RemoveBroker& c);
+  Status apply_voter_choice(const SetVoterChoice& c);
   Status check_assignment(const std::vector<std::vector<BrokerId>>& assignment) const;
   Status apply_allocate_producer_ids(const AllocateProducerIds& c);
   void encode_producer_ids(Buffer& out) const;
   void encode_removed(Buffer& out) const;
+  void encode_voter_choices(Buffer& out) const;
   static bool decode_sections(BufferView bytes, std::uint8_t version, ControllerState* s);
 
   std::map<BrokerId, BrokerRecord> brokers_;
@@ -210,6 +227,7 @@ class ControllerState {
   std::int64_t next_producer_id_ = 0;
   std::map<BrokerId, ProducerIdBlock> producer_blocks_;
   std::map<BrokerId, RemovedBroker> removed_;
+  std::map<BrokerId, VoterChoice> voter_choices_;  // kVoter / kLearner only
 };
 
 // Topic name rules (Kafka): 1..249 of [a-zA-Z0-9._-], not "." or "..".

@@ -307,14 +307,14 @@ TEST(ClusterRemoveBroker, TheLastBrokerStays) {
   EXPECT_EQ(s.brokers().size(), 1u);
 }
 
-TEST(ClusterRemoveBroker, SnapshotVersionFourKeepsTombstonesAndVersionThreeIsStillRead) {
+TEST(ClusterRemoveBroker, SnapshotKeepsTombstonesAndVersionThreeIsStillRead) {
   ControllerState s = with_brokers(3);
   ASSERT_TRUE(s.apply(JoinBroker{joined_broker(4, 0xabcdefull)}).is_ok());
   ASSERT_TRUE(s.apply(AllocateProducerIds{BrokerId(2), 9, 100}).is_ok());
   ASSERT_TRUE(s.apply(RemoveBroker{BrokerId(4)}).is_ok());
   ASSERT_TRUE(s.apply(RemoveBroker{BrokerId(1)}).is_ok());
   Buffer image = s.encode_snapshot();
-  EXPECT_EQ(image.data()[0], 4);
+  EXPECT_EQ(image.data()[0], 5);
   auto back = ControllerState::decode_snapshot(image.view());
   ASSERT_TRUE(back.has_value()) << back.error().to_string();
   EXPECT_EQ(*back, s);
@@ -329,24 +329,83 @@ TEST(ClusterRemoveBroker, SnapshotVersionFourKeepsTombstonesAndVersionThreeIsSti
   le::put_u8(trailing, 0);
   EXPECT_FALSE(ControllerState::decode_snapshot(trailing.view()).has_value());
 
-  // A version-3 image is a version-4 one without the removed-brokers section (tag u8 and an
-  // empty count u32 for a state without tombstones).
+  // A version-3 image is a version-5 one without the removed-brokers and voter-choices
+  // sections (each a tag u8 and an empty count u32 for a state without any); version 4 has
+  // the first of them.
   ControllerState old = with_brokers(2);
   ASSERT_TRUE(old.apply(JoinBroker{joined_broker(3, 5)}).is_ok());
   ASSERT_TRUE(old.apply(AllocateProducerIds{BrokerId(3), 1, 10}).is_ok());
-  Buffer v4 = old.encode_snapshot();
-  Buffer v3;
-  v3.append(v4.data(), v4.size() - 5);
-  v3.data()[0] = 3;
-  auto decoded = ControllerState::decode_snapshot(v3.view());
+  Buffer current = old.encode_snapshot();
+  for (std::uint8_t version : {3, 4}) {
+    Buffer older;
+    older.append(current.data(), current.size() - (version == 3 ? 10 : 5));
+    older.data()[0] = version;
+    auto decoded = ControllerState::decode_snapshot(older.view());
+    ASSERT_TRUE(decoded.has_value()) << decoded.error().to_string();
+    EXPECT_EQ(*decoded, old) << int(version);
+    EXPECT_TRUE(decoded->removed().empty());
+    EXPECT_TRUE(decoded->voter_choices().empty());
+  }
+  // Version 6 is unknown.
+  Buffer v6;
+  v6.append(current.data(), current.size());
+  v6.data()[0] = 6;
+  EXPECT_EQ(ControllerState::decode_snapshot(v6.view()).error().code(), ErrorCode::kCorruption);
+}
+
+// `raftmq controller voters add|remove|auto N` records the operator's choice (docs/cluster.md
+// "Controller voters"): a registered broker only; kAuto forgets it; removal and a new data
+// directory under the id forget it; the snapshot keeps it; the command codec refuses a bad
+// choice byte and truncation.
+TEST(ClusterVoterChoice, RecordedForgottenAndKeptInTheSnapshot) {
+  ControllerState s = with_brokers(3);
+  ASSERT_TRUE(s.apply(JoinBroker{joined_broker(4, 44)}).is_ok());
+  EXPECT_EQ(s.voter_choice(BrokerId(1)), VoterChoice::kAuto);
+  Status unknown = s.apply(SetVoterChoice{BrokerId(9), VoterChoice::kLearner});
+  EXPECT_EQ(unknown.code(), ErrorCode::kNotFound);
+  EXPECT_NE(unknown.message().find("not registered"), std::string::npos);
+  ASSERT_TRUE(s.apply(SetVoterChoice{BrokerId(1), VoterChoice::kLearner}).is_ok());
+  ASSERT_TRUE(s.apply(SetVoterChoice{BrokerId(4), VoterChoice::kVoter}).is_ok());
+  ASSERT_TRUE(s.apply(SetVoterChoice{BrokerId(2), VoterChoice::kVoter}).is_ok());
+  EXPECT_EQ(s.voter_choice(BrokerId(1)), VoterChoice::kLearner);
+  EXPECT_EQ(s.voter_choice(BrokerId(4)), VoterChoice::kVoter);
+  ASSERT_TRUE(s.apply(SetVoterChoice{BrokerId(2), VoterChoice::kAuto}).is_ok());
+  EXPECT_EQ(s.voter_choices().count(BrokerId(2)), 0u);
+
+  Buffer image = s.encode_snapshot();
+  auto back = ControllerState::decode_snapshot(image.view());
+  ASSERT_TRUE(back.has_value()) << back.error().to_string();
+  EXPECT_EQ(*back, s);
+  EXPECT_EQ(back->voter_choice(BrokerId(1)), VoterChoice::kLearner);
+  for (std::size_t n = 0; n < image.size(); ++n) {
+    EXPECT_FALSE(ControllerState::decode_snapshot(image.view().first(n)).has_value()) << n;
+  }
+  Buffer bad_choice;
+  bad_choice.append(image.data(), image.size());
+  bad_choice.data()[bad_choice.size() - 1] = 0;  // kAuto is never stored
+  EXPECT_FALSE(ControllerState::decode_snapshot(bad_choice.view()).has_value());
+
+  // A new data directory under id 4 is a new broker: no choice made for it.
+  ASSERT_TRUE(s.apply(JoinBroker{joined_broker(4, 45)}).is_ok());
+  EXPECT_EQ(s.voter_choice(BrokerId(4)), VoterChoice::kAuto);
+  ASSERT_TRUE(s.apply(RemoveBroker{BrokerId(1)}).is_ok());
+  EXPECT_TRUE(s.voter_choices().empty());
+  Status removed = s.apply(SetVoterChoice{BrokerId(1), VoterChoice::kVoter});
+  EXPECT_EQ(removed.code(), ErrorCode::kNotFound);
+  EXPECT_NE(removed.message().find("was removed"), std::string::npos);
+
+  // The command codec.
+  Command command = SetVoterChoice{BrokerId(7), VoterChoice::kLearner};
+  Buffer bytes = encode_command(command);
+  auto decoded = decode_command(bytes.view());
   ASSERT_TRUE(decoded.has_value()) << decoded.error().to_string();
-  EXPECT_EQ(*decoded, old);
-  EXPECT_TRUE(decoded->removed().empty());
-  // Version 5 is unknown.
-  Buffer v5;
-  v5.append(v4.data(), v4.size());
-  v5.data()[0] = 5;
-  EXPECT_EQ(ControllerState::decode_snapshot(v5.view()).error().code(), ErrorCode::kCorruption);
+  EXPECT_EQ(*decoded, command);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(decode_command(bytes.view().first(n)).has_value()) << n;
+  }
+  Buffer bad = encode_command(command);
+  bad.data()[bad.size() - 1] = 3;  // no such choice
+  EXPECT_EQ(decode_command(bad.view()).error().code(), ErrorCode::kCorruption);
 }
 
 }  // namespace

@@ -223,6 +223,7 @@ void Node::stop() {
   if (transport_) transport_->stop();
   if (auto ids = std::move(producer_ids_)) ids->abort_all(Status::unavailable("broker stopped"));
   fail_forwards(Status::unavailable("broker stopped"));
+  fail_voter_waits(Status::unavailable("broker stopped"));
   fail_propagations();
   fail_status_gathers();
   // Groups go before the flusher: a Log deregisters itself from its flusher when destroyed.

@@ -249,6 +249,11 @@ class Node final : public ClusterApi, public GroupHost {
   void remove_broker(BrokerId broker, std::int64_t timeout_ms,
                      std::function<void(AdminResult)> done) override;
   void cluster_view(std::int64_t timeout_ms, std::function<void(Result<Buffer>)> done) override;
+  // node_voters.cc (docs/cluster.md "Controller voters"): the operator's choice of controller
+  // voters (`raftmq controller voters`).
+  void set_controller_voter(BrokerId broker, VoterChoice choice, std::int64_t timeout_ms,
+                            std::function<void(AdminResult)> done) override;
+  Result<ControllerMembers> controller_members() const override;
 
   // Quiescing (node_quiesce.cc; docs/cluster.md "Quiescing"): partition groups ticked
   // (awake) and hosted groups that are quiesced; whether `peer` is considered down (silent
@@ -455,6 +460,31 @@ class Node final : public ClusterApi, public GroupHost {
   void reconcile_controller_membership(std::int64_t now_ms);
   // The controller leader's checks before RemoveBroker (replicas, moves, the quorum rule).
   Status check_remove(BrokerId broker) const;
+  // Controller voter choices (node_voters.cc). The leader's checks before SetVoterChoice; the
+  // quorum rule of a demotion (also re-checked before the configuration change is proposed);
+  // whether a voter change is under way; the reconciliation step that demotes voters chosen
+  // to be learners (transferring the leadership first when it is this broker) and promotes
+  // learners (chosen ones beyond kControllerVotersMax, automatic ones up to it).
+  Status check_voter_choice(BrokerId broker, VoterChoice choice) const;
+  Status check_demotion(const raft::ConfState& cs, BrokerId broker) const;
+  bool voter_change_under_way(const raft::ConfState& cs) const;
+  bool controller_peer_alive(BrokerId broker) const;
+  // Returns true when it proposed a change (or started a leadership transfer).
+  bool reconcile_controller_voters(std::int64_t now_ms, const raft::ConfState& cs);
+  void check_voter_waits(std::int64_t now_ms);
+  void fail_voter_waits(const Status& status);
+  struct VoterWait {
+    BrokerId broker;
+    VoterChoice choice = VoterChoice::kAuto;
+    std::int64_t deadline_ms = 0;
+    std::function<void(AdminResult)> done;
+  };
+  std::vector<VoterWait> voter_waits_;
+  bool voter_choice_in_flight_ = false;  // controller leader: SetVoterChoice proposed
+  LogIndex voter_change_index_;          // the last voter configuration change proposed here
+  std::string voter_blocked_;            // why the pending voter change waits (logged, answered)
+  std::int64_t voter_blocked_log_ms_ = 0;
+  std::int64_t voter_transfer_ms_ = 0;   // last leadership transfer before a self-demotion
   // On every controller state change: removed (or re-joined) ids leave the static list and
   // the transport; this broker stops if its own record was removed.
   void prune_removed_brokers();

@@ -85,6 +85,10 @@ Buffer encode_admin_request(const AdminRequest& q) {
     case AdminOp::kRemoveBroker:
       put_i32(out, q.broker.value());
       break;
+    case AdminOp::kControllerVoter:
+      put_i32(out, q.broker.value());
+      le::put_u8(out, static_cast<std::uint8_t>(q.voter_choice));
+      break;
   }
   return out;
 }
@@ -146,6 +150,17 @@ Result<AdminRequest> decode_admin_request(BufferView bytes) {
       q.op = AdminOp::kRemoveBroker;
       q.broker = BrokerId(r.i32());
       break;
+    case static_cast<std::uint8_t>(AdminOp::kControllerVoter): {
+      q.op = AdminOp::kControllerVoter;
+      q.broker = BrokerId(r.i32());
+      std::uint8_t choice = r.u8();
+      if (choice > static_cast<std::uint8_t>(VoterChoice::kLearner)) {
+        return Status::corruption("admin request: unknown controller voter choice " +
+                                  std::to_string(choice));
+      }
+      q.voter_choice = static_cast<VoterChoice>(choice);
+      break;
+    }
     default:
       return Status::unsupported("admin request op " + std::to_string(op));
   }

@@ -32,6 +32,7 @@ enum class AdminOp : std::uint8_t {
   kAlterConfigs = 4,
   kMovePartition = 5,
   kRemoveBroker = 6,  // body: broker i32 (docs/cluster.md "Removing a broker")
+  kControllerVoter = 7,  // body: broker i32 | choice u8 (docs/cluster.md "Controller voters")
 };
 
 struct AdminRequest {
@@ -45,7 +46,8 @@ struct AdminRequest {
   std::map<std::string, std::string> configs;                       // kAlterConfigs
   std::int32_t partition = 0;                                       // kMovePartition
   std::vector<BrokerId> replicas;                                   // kMovePartition
-  BrokerId broker{-1};                                              // kRemoveBroker
+  BrokerId broker{-1};                                              // kRemoveBroker, kControllerVoter
+  VoterChoice voter_choice = VoterChoice::kAuto;                    // kControllerVoter
 };
 
 Buffer encode_admin_request(const AdminRequest& request);

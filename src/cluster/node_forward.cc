@@ -47,6 +47,7 @@ std::vector<std::string> request_names(const AdminRequest& q) {
       names.push_back(q.topic);
       break;
     case AdminOp::kRemoveBroker:
+    case AdminOp::kControllerVoter:
       names.push_back("broker " + std::to_string(q.broker.value()));
       break;
   }
@@ -164,6 +165,9 @@ void Node::serve_admin(AdminRequest q, std::function<void(std::vector<AdminResul
       break;
     case AdminOp::kRemoveBroker:
       remove_broker(q.broker, q.timeout_ms, one);
+      break;
+    case AdminOp::kControllerVoter:
+      set_controller_voter(q.broker, q.voter_choice, q.timeout_ms, one);
       break;
   }
   serving_forwarded_ = false;

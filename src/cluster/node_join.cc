@@ -153,6 +153,7 @@ void Node::on_membership_timer() {
     maybe_reregister(now);
     sync_peers();  // also after a restart from a snapshot: no state change is applied then
     reconcile_controller_membership(now);
+    check_voter_waits(now);
     if (controller_) controller_->snapshot_if_membership_changed();
   }
   for (auto it = reply_links_.begin(); it != reply_links_.end();) {
@@ -559,7 +560,11 @@ Status Node::check_remove(BrokerId broker) const {
   std::size_t alive = 0;
   for (NodeId v : cs.voters) {
     BrokerId b = broker_of(v);
-    if (v == n || state.find_removed(b) != nullptr || removals_in_flight_.count(b) != 0) continue;
+    // A voter chosen to be demoted (node_voters.cc) is leaving the voters too.
+    if (v == n || state.find_removed(b) != nullptr || removals_in_flight_.count(b) != 0 ||
+        state.voter_choice(b) == VoterChoice::kLearner) {
+      continue;
+    }
     if (b == config_.id || (broker_alive(b) && !peer_down(b))) ++alive;
   }
   std::size_t need = cs.voters.size() / 2 + 1;
@@ -613,23 +618,9 @@ void Node::reconcile_controller_membership(std::int64_t now_ms) {
     return propose(raft::ConfChangeType::kAddLearner, n,
                    "adding broker " + std::to_string(id.value()) + " as a learner");
   }
-  // 3. Caught-up, live learners become voters while there are fewer than kControllerVotersMax
-  //    (a new voter that must still catch up would stall commits, thesis §4.2.1).
-  if (cs.voters.size() >= kControllerVotersMax) return;
-  raft::NodeStatus status = controller_->node().status();
-  for (NodeId n : cs.learners) {
-    BrokerId id = broker_of(n);
-    auto p = status.progress.find(n);
-    if (state.brokers().count(id) == 0 || !broker_alive(id) || peer_down(id)) continue;
-    if (p == status.progress.end() || !p->second.recent_active ||
-        p->second.match < status.hard_state.commit) {
-      continue;
-    }
-    return propose(raft::ConfChangeType::kAddNode, n,
-                   "promoting broker " + std::to_string(id.value()) +
-                       " from learner to voter (caught up at index " +
-                       std::to_string(p->second.match.value()) + ")");
-  }
+  // 3. Voter changes: the operator's choices (demotions, promotions), then automatic
+  //    promotions up to kControllerVotersMax (node_voters.cc).
+  reconcile_controller_voters(now_ms, cs);
 }
 
 void Node::prune_removed_brokers() {

@@ -37,6 +37,7 @@ constexpr std::array kSupported = {
     SupportedApi{60, "DescribeCluster", 0, 1},
     SupportedApi{64, "UnregisterBroker", 0, 0},  // KIP-500; `raftmq broker remove`
     SupportedApi{10000, "RaftmqClusterStatus", 0, 0},  // raftmq's own (docs/operations.md)
+    SupportedApi{10001, "RaftmqControllerVoters", 0, 0},  // raftmq's own (docs/cluster.md)
 };
 
 }  // namespace

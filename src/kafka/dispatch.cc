@@ -49,6 +49,8 @@ bool dispatch(const RequestContext& ctx, protocol::AnyRequest request, Respond r
           handle_unregister_broker(ctx, std::move(req), std::move(r));
         } else if constexpr (std::is_same_v<T, protocol::RaftmqClusterStatusRequest>) {
           handle_raftmq_cluster_status(ctx, std::move(req), std::move(r));
+        } else if constexpr (std::is_same_v<T, protocol::RaftmqControllerVotersRequest>) {
+          handle_raftmq_controller_voters(ctx, std::move(req), std::move(r));
         } else if constexpr (std::is_same_v<T, protocol::FindCoordinatorRequest>) {
           handle_find_coordinator(ctx, std::move(req), std::move(r));
         } else if constexpr (std::is_same_v<T, protocol::JoinGroupRequest>) {

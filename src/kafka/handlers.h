@@ -67,6 +67,11 @@ void handle_describe_cluster(const RequestContext& ctx, protocol::DescribeCluste
 // raftmq's own API (key 10000): every partition's Raft status (docs/operations.md).
 void handle_raftmq_cluster_status(const RequestContext& ctx,
                                   protocol::RaftmqClusterStatusRequest request, Respond respond);
+// raftmq's own API (key 10001): list the controller's voters and learners, and record the
+// operator's voter choice for a broker (docs/cluster.md "Controller voters").
+void handle_raftmq_controller_voters(const RequestContext& ctx,
+                                     protocol::RaftmqControllerVotersRequest request,
+                                     Respond respond);
 // UnregisterBroker (key 64): ClusterApi::remove_broker (handle_unregister_broker.cc).
 void handle_unregister_broker(const RequestContext& ctx, protocol::UnregisterBrokerRequest request,
                               Respond respond);

@@ -212,11 +212,22 @@ bool PartitionGroup::check_producer(const BatchIdentity& batch, Acks acks,
 void PartitionGroup::answer_sequence_gap(const BatchIdentity& batch, const SequenceCheck& check,
                                          std::function<void(Result<ProduceResult>)>& done) {
   std::int64_t now = options_.steady_clock_ms ? options_.steady_clock_ms() : steady_now_ms();
+  bool was_open = sequence_gaps_.tracked(batch.producer_id);
   if (sequence_gaps_.retriable(batch.producer_id, now)) {
+    // Logged once per window (rare: a leader change under pipelined requests).
+    if (!was_open) {
+      host_->log(name() + ": " + check.message +
+                 ": sequence gap, answered NOT_ENOUGH_REPLICAS for up to " +
+                 std::to_string(sequence_gaps_.window_ms()) + " ms");
+    }
     done(refused(protocol::ErrorCode::kNotEnoughReplicas,
                  name() + ": " + check.message + " (sequence gap: retry after sequence " +
                      std::to_string(check.expected_seq) + ")"));
     return;
+  }
+  if (was_open) {  // a real gap: every answer from now on is Kafka's
+    host_->log(name() + ": " + check.message +
+               ": sequence gap still open after the window: OUT_OF_ORDER_SEQUENCE_NUMBER");
   }
   done(refused(protocol::ErrorCode::kOutOfOrderSequenceNumber, name() + ": " + check.message));
 }

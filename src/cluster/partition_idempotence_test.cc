@@ -242,8 +242,13 @@ TEST_F(ClusterPartitionIdempotence, AGapThatNeverClosesBecomesOutOfOrderAfterThe
   now_ms_ += 29'999;
   EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));
   EXPECT_EQ(write(0, 9, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));  // same window
+  EXPECT_TRUE(host_.logged("expected sequence 2, got 5: sequence gap, answered "
+                           "NOT_ENOUGH_REPLICAS for up to 30000 ms"));
+  EXPECT_FALSE(host_.logged("still open after the window"));
   now_ms_ += 1;
   EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  EXPECT_TRUE(host_.logged("expected sequence 2, got 5: sequence gap still open after the "
+                           "window: OUT_OF_ORDER_SEQUENCE_NUMBER"));
   now_ms_ += 60'000;
   EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
   // Another producer's gap has its own window.

@@ -155,6 +155,7 @@ class SequenceGapWindows {
     if (!since_.empty()) since_.erase(producer_id);
   }
   void clear() { since_.clear(); }
+  bool tracked(std::int64_t producer_id) const { return since_.count(producer_id) != 0; }
   std::size_t size() const { return since_.size(); }
   std::int64_t window_ms() const { return window_ms_; }
 

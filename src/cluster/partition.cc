@@ -21,7 +21,9 @@ PartitionGroup::PartitionGroup(GroupHost* host, RaftGroupOptions group_options,
                                PartitionOptions options, std::unique_ptr<GroupStorage> storage)
     : RaftGroup(host, std::move(group_options), std::move(storage)),
       options_(std::move(options)),
-      producers_(options_.producer_state) {}
+      producers_(options_.producer_state),
+      sequence_gaps_(options_.producer_state.sequence_gap_retry_ms,
+                     std::max<std::uint32_t>(options_.producer_state.producers_max, 1)) {}
 
 PartitionGroup::~PartitionGroup() { abort_all(Status::unavailable("partition replica removed")); }
 
@@ -104,6 +106,7 @@ void PartitionGroup::produce(SharedBuffer batch, Acks acks,
   if (idempotent) {
     pending_[identity->producer_id].push_back(PendingBatch{*index, term(), *identity});
     pending_by_index_[*index] = identity->producer_id;
+    sequence_gaps_.forget(identity->producer_id);  // progress: a gap it had is closed
   }
   if (acks == Acks::kNone) {
     return done(ProduceResult{KafkaOffset(-1), -1, log_start_offset()});
@@ -172,6 +175,9 @@ bool PartitionGroup::check_producer(const BatchIdentity& batch, Acks acks,
     case SequenceVerdict::kOutOfOrder:
       done(refused(protocol::ErrorCode::kOutOfOrderSequenceNumber, name() + ": " + check.message));
       return true;
+    case SequenceVerdict::kSequenceGap:
+      answer_sequence_gap(batch, check, done);
+      return true;
     case SequenceVerdict::kFencedEpoch:
       // Produce answers INVALID_PRODUCER_EPOCH at every version (KIP-588 keeps
       // PRODUCER_FENCED for the transactional APIs).
@@ -196,6 +202,34 @@ bool PartitionGroup::check_producer(const BatchIdentity& batch, Acks acks,
   if (next != next_offset_by_index_.end()) base = next->second - (batch.last_offset_delta + 1);
   park_waiter(original.index, acks, base, std::move(done));
   return true;
+}
+
+// A batch ahead of the producer's expected sequence (docs/cluster.md, "Idempotent producer";
+// FINDINGS.md F9). Kafka answers OUT_OF_ORDER_SEQUENCE_NUMBER; while the producer's gap window
+// is open this leader answers NOT_ENOUGH_REPLICAS instead: retriable and "not persisted" for
+// librdkafka (rd_kafka_handle_Produce_error), the Java client and kafkajs, so the client
+// re-queues the batch behind the missing one without librdkafka's producer-wide epoch bump.
+void PartitionGroup::answer_sequence_gap(const BatchIdentity& batch, const SequenceCheck& check,
+                                         std::function<void(Result<ProduceResult>)>& done) {
+  std::int64_t now = options_.steady_clock_ms ? options_.steady_clock_ms() : steady_now_ms();
+  bool was_open = sequence_gaps_.tracked(batch.producer_id);
+  if (sequence_gaps_.retriable(batch.producer_id, now)) {
+    // Logged once per window (rare: a leader change under pipelined requests).
+    if (!was_open) {
+      host_->log(name() + ": " + check.message +
+                 ": sequence gap, answered NOT_ENOUGH_REPLICAS for up to " +
+                 std::to_string(sequence_gaps_.window_ms()) + " ms");
+    }
+    done(refused(protocol::ErrorCode::kNotEnoughReplicas,
+                 name() + ": " + check.message + " (sequence gap: retry after sequence " +
+                     std::to_string(check.expected_seq) + ")"));
+    return;
+  }
+  if (was_open) {  // a real gap: every answer from now on is Kafka's
+    host_->log(name() + ": " + check.message +
+               ": sequence gap still open after the window: OUT_OF_ORDER_SEQUENCE_NUMBER");
+  }
+  done(refused(protocol::ErrorCode::kOutOfOrderSequenceNumber, name() + ": " + check.message));
 }
 
 void PartitionGroup::apply_producer_state(const raft::Entry& entry, KafkaOffset next_offset) {
@@ -232,6 +266,7 @@ void PartitionGroup::forget_pending(LogIndex up_to) {
 void PartitionGroup::clear_pending() {
   pending_.clear();
   pending_by_index_.clear();
+  sequence_gaps_.clear();  // leadership changed: a new leader opens new windows
 }
 
 Status PartitionGroup::load_producer_state() {

@@ -49,6 +49,8 @@ struct PartitionOptions {
   std::uint32_t fetch_waiters_max = 4096;     // parked long-polls, per partition
   std::uint32_t batch_bytes_max = 16u << 20;  // one produced batch (also the entry bound)
   ProducerStateOptions producer_state;        // producers per partition, expiration
+  // Monotonic milliseconds for the sequence-gap windows (tests); empty: steady_now_ms().
+  std::function<std::int64_t()> steady_clock_ms;
 };
 
 // The producer state file of a partition directory (docs/formats/producer_state.md).
@@ -105,6 +107,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   PartitionStatus status() const;
   const PartitionOptions& partition_options() const { return options_; }
   const ProducerStateTable& producer_state() const { return producers_; }
+  const SequenceGapWindows& sequence_gaps() const { return sequence_gaps_; }
   // Fires when the group needs pump() (a proposal was made).
   std::function<void(PartitionGroup*)> on_proposed;
 
@@ -159,6 +162,8 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   bool check_producer(const BatchIdentity& batch, Acks acks,
                       std::function<void(Result<ProduceResult>)>& done);
   ProducerEntry leader_view(std::int64_t producer_id) const;
+  void answer_sequence_gap(const BatchIdentity& batch, const SequenceCheck& check,
+                           std::function<void(Result<ProduceResult>)>& done);
   void apply_producer_state(const raft::Entry& entry, KafkaOffset next_offset);
   // Answers produce waiters beyond `last` left by an older term (their entries were truncated).
   void fail_truncated_waiters(const AppendedEntry& last);
@@ -179,6 +184,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   ProducerStateTable producers_;
   std::map<std::int64_t, std::deque<PendingBatch>> pending_;  // by producer id, index order
   std::map<LogIndex, std::int64_t> pending_by_index_;
+  SequenceGapWindows sequence_gaps_;  // leader-local: gaps answered retriably (F9)
   bool producer_state_on_disk_ = false;
   LogIndex compacted_at_applied_;  // applied index of the last complete compaction run
 };

@@ -70,6 +70,8 @@ class ClusterPartitionIdempotence : public ::testing::Test {
     go.checkpoint_interval_entries = 1u << 30;  // only explicit checkpoints
     PartitionOptions po;
     po.topic = "t";
+    po.producer_state.sequence_gap_retry_ms = gap_window_ms_;
+    po.steady_clock_ms = [this] { return now_ms_; };
     p_ = std::make_unique<PartitionGroup>(&host_, go, po, std::move(*s));
     ASSERT_TRUE(p_->start().is_ok());
     ASSERT_TRUE(p_->init().is_ok());
@@ -114,6 +116,8 @@ class ClusterPartitionIdempotence : public ::testing::Test {
   storage::MemoryFileSystem fs_;
   storage::ManualClock clock_{1000};
   NullHost host_;
+  std::int64_t gap_window_ms_ = 30000;  // the default
+  std::int64_t now_ms_ = 1'000'000;     // the partition's monotonic clock for gap windows
   std::unique_ptr<PartitionGroup> p_;
 };
 
@@ -136,8 +140,10 @@ TEST_F(ClusterPartitionIdempotence, DuplicateOfACommittedBatchGetsItsOriginalOff
 TEST_F(ClusterPartitionIdempotence, GapsAndOldEpochsAreRefused) {
   ASSERT_GE(write(0, 0, 2), 0);
   KafkaOffset end = log_end();
-  EXPECT_EQ(write(0, 3, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
-  EXPECT_EQ(write(1, 5, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  // Gaps (ahead of the expected sequence) get the retriable answer while the window is open.
+  EXPECT_EQ(write(0, 3, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));
+  EXPECT_EQ(write(1, 5, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));
+  EXPECT_EQ(write(0, 1, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));  // behind
   EXPECT_EQ(log_end(), end);
   // Epoch bump (KIP-360): sequences restart at 0; the old epoch is fenced afterwards.
   std::int64_t bumped = write(1, 0, 1);
@@ -196,8 +202,92 @@ TEST_F(ClusterPartitionIdempotence, RestartRestoresTheStateFromCheckpointAndLog)
   EXPECT_FALSE(host_.logged("rebuilding"));  // loaded from the file, then the log above it
   EXPECT_EQ(write(0, 2, 2), second);
   EXPECT_EQ(write(0, 4, 3), third);
-  EXPECT_EQ(write(0, 8, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  EXPECT_EQ(write(0, 8, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));  // a gap
   EXPECT_EQ(write(0, 7, 1), third + 3 + 1);  // +1: the new term's no-op
+}
+
+// Issue 6 (chaos F9, librdkafka #4953): the head request R1 of 5 in flight failed before it
+// was written (NOT_LEADER_FOR_PARTITION from a leader not yet ready, here: simply not sent
+// again yet) and R2..R5 find a sequence gap. OUT_OF_ORDER_SEQUENCE_NUMBER on them makes
+// librdkafka bump the producer's epoch (every partition's sequences restart at 0: duplicates
+// elsewhere); NOT_ENOUGH_REPLICAS makes it re-queue them behind R1, which it then re-sends
+// first. Nothing of R2..R5 is written until R1 is, and then each exactly once, in order.
+TEST_F(ClusterPartitionIdempotence, GapBehindAFailedHeadRequestIsRetriableAndNothingIsWritten) {
+  ASSERT_GE(write(0, 0, 2), 0);
+  KafkaOffset end = log_end();
+  LogIndex last = p_->storage().log().last_index();
+  for (int r = 1; r < 5; ++r) {  // R2..R5: sequences 4, 6, 8, 10 (R1 = 2-3 is missing)
+    EXPECT_EQ(write(0, 2 + 2 * r, 2), error_of(protocol::ErrorCode::kNotEnoughReplicas)) << r;
+    now_ms_ += 100;
+  }
+  EXPECT_EQ(log_end(), end);
+  EXPECT_EQ(p_->storage().log().last_index(), last);
+  EXPECT_EQ(p_->sequence_gaps().size(), 1u);
+  // The client re-sends R1..R5 in order: each appended once, contiguous.
+  std::int64_t r1 = write(0, 2, 2);
+  ASSERT_EQ(r1, end.value());
+  EXPECT_EQ(p_->sequence_gaps().size(), 0u);  // progress closed the window
+  for (int r = 1; r < 5; ++r) EXPECT_EQ(write(0, 2 + 2 * r, 2), r1 + 2 * r) << r;
+  // A retry of any of them now is a duplicate with its original offset.
+  EXPECT_EQ(write(0, 6, 2), r1 + 4);
+  EXPECT_EQ(log_end().value(), r1 + 10);
+}
+
+// The bound: a gap that never closes (a broken client, state lost) is answered
+// OUT_OF_ORDER_SEQUENCE_NUMBER once the producer's window (sequence_gap_retry_ms since the
+// first gap answered to it, without an append of it in between) has passed.
+TEST_F(ClusterPartitionIdempotence, AGapThatNeverClosesBecomesOutOfOrderAfterTheWindow) {
+  ASSERT_GE(write(0, 0, 2), 0);
+  EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));
+  now_ms_ += 29'999;
+  EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));
+  EXPECT_EQ(write(0, 9, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));  // same window
+  EXPECT_TRUE(host_.logged("expected sequence 2, got 5: sequence gap, answered "
+                           "NOT_ENOUGH_REPLICAS for up to 30000 ms"));
+  EXPECT_FALSE(host_.logged("still open after the window"));
+  now_ms_ += 1;
+  EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  EXPECT_TRUE(host_.logged("expected sequence 2, got 5: sequence gap still open after the "
+                           "window: OUT_OF_ORDER_SEQUENCE_NUMBER"));
+  now_ms_ += 60'000;
+  EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  // Another producer's gap has its own window.
+  auto other = produce(idempotent_batch(kProducer + 1, 0, 0, 1));
+  settle();
+  ASSERT_TRUE(other->done && other->result.has_value() && other->result->kafka_error == 0);
+  auto other_gap = produce(idempotent_batch(kProducer + 1, 0, 3, 1));
+  settle();
+  ASSERT_TRUE(other_gap->done && other_gap->result.has_value());
+  EXPECT_EQ(other_gap->result->kafka_error,
+            static_cast<std::int16_t>(protocol::ErrorCode::kNotEnoughReplicas));
+  // The stuck producer closes its gap at last: appended, and a later gap gets a new window.
+  std::int64_t two = write(0, 2, 3);
+  ASSERT_GE(two, 0);
+  EXPECT_EQ(write(0, 7, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));
+  EXPECT_EQ(write(0, 5, 1), two + 3);
+}
+
+// Leadership is lost and regained: windows opened under the old leadership are gone.
+TEST_F(ClusterPartitionIdempotence, ANewLeadershipOpensNewWindows) {
+  ASSERT_GE(write(0, 0, 2), 0);
+  EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));
+  now_ms_ += 30'000;
+  EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  p_.reset();  // a restart: the window map is leader-local, never persisted
+  open();
+  EXPECT_EQ(p_->sequence_gaps().size(), 0u);
+  EXPECT_EQ(write(0, 5, 1), error_of(protocol::ErrorCode::kNotEnoughReplicas));
+}
+
+// sequence_gap_retry_ms = 0: Kafka's answer, OUT_OF_ORDER_SEQUENCE_NUMBER at once.
+TEST_F(ClusterPartitionIdempotence, AZeroWindowAnswersGapsOutOfOrderAtOnce) {
+  p_.reset();
+  gap_window_ms_ = 0;
+  open();
+  ASSERT_GE(write(0, 0, 2), 0);
+  EXPECT_EQ(write(0, 3, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  EXPECT_EQ(write(1, 5, 1), error_of(protocol::ErrorCode::kOutOfOrderSequenceNumber));
+  EXPECT_EQ(p_->sequence_gaps().size(), 0u);
 }
 
 TEST_F(ClusterPartitionIdempotence, RebuildsFromTheLogWhenTheStateFileIsMissingOrCorrupt) {

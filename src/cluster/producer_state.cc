@@ -52,6 +52,12 @@ std::optional<BatchIdentity> read_batch_identity(BufferView batch) {
   return id;
 }
 
+bool sequence_ahead(std::int32_t expected, std::int32_t seq) {
+  constexpr std::int64_t kSpace = std::int64_t{std::numeric_limits<std::int32_t>::max()} + 1;
+  std::int64_t ahead = (std::int64_t{seq} - expected + kSpace) % kSpace;
+  return ahead > 0 && ahead < (std::int64_t{1} << 30);
+}
+
 std::int32_t advance_sequence(std::int32_t seq, std::int32_t count) {
   // Kafka DefaultRecordBatch.incrementSequence: sequences wrap from INT32_MAX to 0.
   constexpr std::int32_t kMax = std::numeric_limits<std::int32_t>::max();
@@ -92,7 +98,10 @@ SequenceCheck check_sequence(const ProducerEntry* entry, const BatchIdentity& ba
   }
   if (batch.epoch > entry->epoch) {
     if (batch.first_seq != 0) {
-      out.verdict = SequenceVerdict::kOutOfOrder;
+      // first_seq > 0 (read_batch_identity and the produce path refuse negatives): the new
+      // epoch's first batches may still be in flight, a gap.
+      out.verdict = SequenceVerdict::kSequenceGap;
+      out.expected_seq = 0;
       out.message = "producer " + std::to_string(batch.producer_id) + ": new epoch " +
                     std::to_string(batch.epoch) + " must start at sequence 0, got " +
                     std::to_string(batch.first_seq);
@@ -102,12 +111,25 @@ SequenceCheck check_sequence(const ProducerEntry* entry, const BatchIdentity& ba
   std::int32_t last = entry->batches.empty() ? -1 : entry->batches.back().last_seq;
   std::int32_t expected = last < 0 ? 0 : advance_sequence(last, 1);
   if (batch.first_seq != expected) {
-    out.verdict = SequenceVerdict::kOutOfOrder;
+    out.verdict = sequence_ahead(expected, batch.first_seq) ? SequenceVerdict::kSequenceGap
+                                                            : SequenceVerdict::kOutOfOrder;
+    out.expected_seq = expected;
     out.message = "producer " + std::to_string(batch.producer_id) + " epoch " +
                   std::to_string(batch.epoch) + ": expected sequence " + std::to_string(expected) +
                   ", got " + std::to_string(batch.first_seq);
   }
   return out;
+}
+
+bool SequenceGapWindows::retriable(std::int64_t producer_id, std::int64_t now_ms) {
+  if (window_ms_ <= 0) return false;
+  auto it = since_.find(producer_id);
+  if (it == since_.end()) {
+    if (since_.size() >= max_tracked_) return false;
+    since_.emplace(producer_id, now_ms);
+    return true;
+  }
+  return now_ms - it->second < window_ms_;
 }
 
 const ProducerEntry* ProducerStateTable::find(std::int64_t producer_id) const {

@@ -60,6 +60,10 @@ std::optional<BatchIdentity> read_batch_identity(BufferView batch);
 // The sequence following `seq` after `count` records (Kafka wraps at INT32_MAX to 0).
 std::int32_t advance_sequence(std::int32_t seq, std::int32_t count);
 
+// True when `seq` lies ahead of `expected` by less than 2^30 in the wrapping sequence space
+// [0, INT32_MAX]: a gap rather than a sequence already used.
+bool sequence_ahead(std::int32_t expected, std::int32_t seq);
+
 struct ProducerBatch {
   std::int32_t first_seq = 0;
   std::int32_t last_seq = 0;
@@ -83,12 +87,15 @@ enum class SequenceVerdict {
   kAppend,       // write it
   kDuplicate,    // already held: answer with `duplicate_of`'s offsets, write nothing
   kOutOfOrder,   // OUT_OF_ORDER_SEQUENCE_NUMBER
+  kSequenceGap,  // ahead of the expected sequence: OUT_OF_ORDER_SEQUENCE_NUMBER for Kafka,
+                 // the partition may answer retriably for a while (SequenceGapWindows)
   kFencedEpoch,  // INVALID_PRODUCER_EPOCH: the batch's epoch is older than the producer's
 };
 
 struct SequenceCheck {
   SequenceVerdict verdict = SequenceVerdict::kAppend;
   ProducerBatch duplicate_of;
+  std::int32_t expected_seq = -1;  // kOutOfOrder / kSequenceGap: the sequence expected next
   std::string message;  // for errors
 };
 
@@ -100,11 +107,62 @@ struct SequenceCheck {
 //  - the same epoch must continue at last_seq + 1 (wrapping);
 //  - an unknown producer may start at any sequence (since KIP-360 Kafka accepts it: its
 //    state may have expired or been removed with the data).
+// A refusal whose batch starts AHEAD of the expected sequence (same epoch: first_seq above
+// last_seq + 1, less than 2^30 ahead modulo the wrap; newer epoch: first_seq above 0) is
+// kSequenceGap, every other one kOutOfOrder: a gap can close by itself (the earlier batches
+// are still in flight or being retried), a sequence at or behind the expected one cannot.
 SequenceCheck check_sequence(const ProducerEntry* entry, const BatchIdentity& batch);
 
 struct ProducerStateOptions {
   std::uint32_t producers_max = 10000;                   // per partition
   std::int64_t expiration_ms = 24ll * 3600 * 1000;       // producer.id.expiration.ms
+  // How long a leader answers a producer's sequence gap with the retriable
+  // NOT_ENOUGH_REPLICAS before OUT_OF_ORDER_SEQUENCE_NUMBER (SequenceGapWindows); 0: at once,
+  // as Kafka does. 30 s: the default request.timeout.ms of librdkafka and the Java client, the
+  // longest a default client leaves the earlier request unresolved before retrying it.
+  std::int64_t sequence_gap_retry_ms = 30000;
+};
+
+// Sequence gaps answered retriably, per producer, on the leader (volatile, not replicated).
+//
+// Why (tests/chaos/FINDINGS.md F9, librdkafka issue #4953): with up to 5 requests in flight,
+// a leader that becomes ready between them answers the head R1 NOT_LEADER_FOR_PARTITION and
+// R2..R5 a gap. Kafka's answer, OUT_OF_ORDER_SEQUENCE_NUMBER on a non-head request, makes
+// librdkafka (<= 2.x) re-queue R2..R5 AND bump the epoch of the whole producer, restarting
+// every partition's sequences at 0: messages of other partitions whose requests failed
+// "possibly persisted" at that moment (a disconnection) are then re-sent as new data and
+// stored twice. NOT_ENOUGH_REPLICAS is retriable and "not persisted" in librdkafka
+// (rd_kafka_handle_Produce_error: RETRY|MSG_NOT_PERSISTED), the Java client and kafkajs: each
+// re-queues the batches in sequence order and retries, R1 first, with no epoch bump.
+//
+// The bound: a gap that does not close is real (a broken client, or state lost on this side)
+// and must fail as OUT_OF_ORDER_SEQUENCE_NUMBER, not retry forever. A producer's window opens
+// at the first gap answered to it and closes `window_ms` later; only an append of one of its
+// batches (progress: the gap closed) or a leadership change resets it. So a producer gets the
+// retriable answer for at most window_ms per leader term without progress, then the Kafka
+// answer. Tracking is capped (`max_tracked`): a gap that finds no room is answered
+// OUT_OF_ORDER at once, so the cap never extends a window.
+class SequenceGapWindows {
+ public:
+  SequenceGapWindows(std::int64_t window_ms, std::size_t max_tracked)
+      : window_ms_(window_ms), max_tracked_(max_tracked) {}
+
+  // A gap of `producer_id` seen at `now_ms` (a monotonic clock): true while its window is
+  // open (the first gap opens it), false once closed or when tracking is full or disabled.
+  bool retriable(std::int64_t producer_id, std::int64_t now_ms);
+  // The producer made progress (a batch of it was appended): its window is closed.
+  void forget(std::int64_t producer_id) {
+    if (!since_.empty()) since_.erase(producer_id);
+  }
+  void clear() { since_.clear(); }
+  bool tracked(std::int64_t producer_id) const { return since_.count(producer_id) != 0; }
+  std::size_t size() const { return since_.size(); }
+  std::int64_t window_ms() const { return window_ms_; }
+
+ private:
+  std::int64_t window_ms_;
+  std::size_t max_tracked_;
+  std::map<std::int64_t, std::int64_t> since_;  // producer id -> first gap answered (ms)
 };
 
 class ProducerStateTable {

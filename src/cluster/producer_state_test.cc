@@ -46,8 +46,13 @@ TEST(CheckSequence, InOrderGapDuplicateAndFencing) {
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(check_sequence(e, batch(7, 0, 10)).verdict, SequenceVerdict::kAppend);
   SequenceCheck gap = check_sequence(e, batch(7, 0, 11));
-  EXPECT_EQ(gap.verdict, SequenceVerdict::kOutOfOrder);
+  EXPECT_EQ(gap.verdict, SequenceVerdict::kSequenceGap);  // ahead: can close by itself
+  EXPECT_EQ(gap.expected_seq, 10);
   EXPECT_NE(gap.message.find("expected sequence 10"), std::string::npos);
+  // Behind the expected sequence and not a cached batch: cannot close, out of order.
+  SequenceCheck behind = check_sequence(e, batch(7, 0, 7));
+  EXPECT_EQ(behind.verdict, SequenceVerdict::kOutOfOrder);
+  EXPECT_EQ(behind.expected_seq, 10);
   SequenceCheck dup = check_sequence(e, batch(7, 0, 0, 5));
   ASSERT_EQ(dup.verdict, SequenceVerdict::kDuplicate);
   EXPECT_EQ(dup.duplicate_of.base_offset, KafkaOffset(10));
@@ -62,7 +67,11 @@ TEST(CheckSequence, EpochBumpResetsSequences) {
   apply(t, 1, batch(7, 3, 0, 5));
   const ProducerEntry* e = t.find(7);
   EXPECT_EQ(check_sequence(e, batch(7, 2, 5)).verdict, SequenceVerdict::kFencedEpoch);
-  EXPECT_EQ(check_sequence(e, batch(7, 4, 5)).verdict, SequenceVerdict::kOutOfOrder);
+  // A newer epoch must start at 0: a later first batch is a gap (its sequence 0 may still be
+  // in flight, e.g. right after the client's own bump).
+  SequenceCheck new_epoch_gap = check_sequence(e, batch(7, 4, 5));
+  EXPECT_EQ(new_epoch_gap.verdict, SequenceVerdict::kSequenceGap);
+  EXPECT_EQ(new_epoch_gap.expected_seq, 0);
   EXPECT_EQ(check_sequence(e, batch(7, 4, 0)).verdict, SequenceVerdict::kAppend);
   apply(t, 2, batch(7, 4, 0, 2));
   e = t.find(7);
@@ -71,6 +80,65 @@ TEST(CheckSequence, EpochBumpResetsSequences) {
   // The old epoch's batches are gone: its retry is fenced, not a duplicate.
   EXPECT_EQ(check_sequence(e, batch(7, 3, 0, 5)).verdict, SequenceVerdict::kFencedEpoch);
   EXPECT_EQ(check_sequence(e, batch(7, 4, 2)).verdict, SequenceVerdict::kAppend);
+}
+
+TEST(SequenceAhead, GapOrBehindAcrossTheWrap) {
+  constexpr std::int32_t kMax = std::numeric_limits<std::int32_t>::max();
+  EXPECT_TRUE(sequence_ahead(10, 11));
+  EXPECT_TRUE(sequence_ahead(10, 10 + (1 << 30) - 1));
+  EXPECT_FALSE(sequence_ahead(10, 10 + (1 << 30)));  // half the space away: behind
+  EXPECT_FALSE(sequence_ahead(10, 10));
+  EXPECT_FALSE(sequence_ahead(10, 9));
+  EXPECT_FALSE(sequence_ahead(10, 0));
+  EXPECT_TRUE(sequence_ahead(kMax - 1, kMax));
+  EXPECT_TRUE(sequence_ahead(kMax - 1, 3));   // wrapped: 5 ahead
+  EXPECT_FALSE(sequence_ahead(3, kMax - 1));  // wrapped: 5 behind
+  EXPECT_TRUE(sequence_ahead(kMax, 0));
+}
+
+TEST(CheckSequence, GapAcrossTheSequenceWrap) {
+  constexpr std::int32_t kMax = std::numeric_limits<std::int32_t>::max();
+  ProducerStateTable t;
+  apply(t, 1, batch(7, 0, kMax - 2, 2));  // kMax-2, kMax-1
+  const ProducerEntry* e = t.find(7);
+  EXPECT_EQ(check_sequence(e, batch(7, 0, kMax, 3)).verdict, SequenceVerdict::kAppend);
+  SequenceCheck gap = check_sequence(e, batch(7, 0, 1));
+  EXPECT_EQ(gap.verdict, SequenceVerdict::kSequenceGap);
+  EXPECT_EQ(gap.expected_seq, kMax);
+  EXPECT_EQ(check_sequence(e, batch(7, 0, kMax - 5)).verdict, SequenceVerdict::kOutOfOrder);
+}
+
+TEST(SequenceGapWindows, RetriableUntilTheWindowCloses) {
+  SequenceGapWindows w(1000, 16);
+  EXPECT_TRUE(w.retriable(7, 5000));   // first gap: the window opens at 5000
+  EXPECT_TRUE(w.retriable(7, 5999));   // still open
+  EXPECT_FALSE(w.retriable(7, 6000));  // closed: the Kafka answer from now on
+  EXPECT_FALSE(w.retriable(7, 9000));
+  EXPECT_TRUE(w.retriable(8, 6000));   // windows are per producer
+  EXPECT_EQ(w.size(), 2u);
+  // Progress (an append of producer 7) closes the gap; a later gap opens a new window.
+  w.forget(7);
+  EXPECT_EQ(w.size(), 1u);
+  EXPECT_TRUE(w.retriable(7, 20000));
+  EXPECT_FALSE(w.retriable(7, 21000));
+  w.clear();  // leadership change
+  EXPECT_EQ(w.size(), 0u);
+  EXPECT_TRUE(w.retriable(7, 30000));
+}
+
+TEST(SequenceGapWindows, ACapOrAZeroWindowNeverExtendsTheRetriableAnswer) {
+  SequenceGapWindows capped(1000, 2);
+  EXPECT_TRUE(capped.retriable(1, 0));
+  EXPECT_TRUE(capped.retriable(2, 0));
+  EXPECT_FALSE(capped.retriable(3, 0));  // no room: out of order at once
+  EXPECT_EQ(capped.size(), 2u);
+  EXPECT_TRUE(capped.retriable(1, 500));  // tracked ones keep their windows
+  EXPECT_FALSE(capped.retriable(1, 1000));
+  capped.forget(2);
+  EXPECT_TRUE(capped.retriable(3, 1000));
+  SequenceGapWindows off(0, 16);  // disabled: Kafka's answer
+  EXPECT_FALSE(off.retriable(1, 0));
+  EXPECT_EQ(off.size(), 0u);
 }
 
 TEST(CheckSequence, OnlyTheLastFiveBatchesAreRemembered) {

@@ -7,8 +7,9 @@
 // protocol guide). NOT_LEADER_OR_FOLLOWER carries the leader hint from v10 (KIP-951).
 // Idempotent producers (KIP-98): the partition leader checks producer id, epoch and sequence
 // (cluster/partition.h); a duplicate is answered with its original base offset, a gap with
-// OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch with INVALID_PRODUCER_EPOCH, a transactional
-// batch with INVALID_RECORD (no transactions).
+// NOT_ENOUGH_REPLICAS for a bounded time and then OUT_OF_ORDER_SEQUENCE_NUMBER (docs/cluster.md
+// "Sequence gaps"), an older epoch with INVALID_PRODUCER_EPOCH, a transactional batch with
+// INVALID_RECORD (no transactions).
 #include <memory>
 #include <set>
 

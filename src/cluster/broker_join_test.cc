@@ -185,7 +185,7 @@ TEST(JoinBrokerCommand, SnapshotKeepsIncarnations) {
   ASSERT_TRUE(s.apply(RegisterBroker{static_broker(1)}).is_ok());
   ASSERT_TRUE(s.apply(JoinBroker{joined(4, 0xfeedull)}).is_ok());
   Buffer image = s.encode_snapshot();
-  EXPECT_EQ(image.data()[0], 4);  // snapshot version 4: + removed brokers (3: incarnations)
+  EXPECT_EQ(image.data()[0], 5);  // snapshot version 5: + voter choices (4: removed brokers, 3: incarnations)
   auto back = ControllerState::decode_snapshot(image.view());
   ASSERT_TRUE(back.has_value()) << back.error().to_string();
   EXPECT_EQ(*back, s);

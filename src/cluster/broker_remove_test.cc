@@ -22,15 +22,8 @@ using namespace std::chrono_literals;
 using testing::TestBroker;
 using testing::wait_until;
 
-bool contains(const std::vector<NodeId>& v, NodeId n) {
-  return std::find(v.begin(), v.end(), n) != v.end();
-}
-
 class BrokerRemove : public testing::ClusterFixture {
  protected:
-  raft::ConfState controller_conf(TestBroker& b) {
-    return b.call([](Node& n) { return n.controller()->node().conf_state(); });
-  }
   AdminResult remove(TestBroker& via, int id) {
     return via.call_async<AdminResult>([id](Node& n, std::function<void(AdminResult)> reply) {
       n.remove_broker(BrokerId(id), 5000, std::move(reply));
@@ -85,7 +78,7 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
   ASSERT_TRUE(wait_until(
       [&] {
         TestBroker* c = controller_leader();
-        return c != nullptr && contains(controller_conf(*c).voters, node_of(BrokerId(3))) &&
+        return c != nullptr && has_node(controller_conf(*c).voters, node_of(BrokerId(3))) &&
                controller_conf(*c).voters.size() == 4;
       },
       15s))
@@ -94,7 +87,7 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
   ASSERT_TRUE(wait_until(
       [&] {
         return std::all_of(brokers_.begin(), brokers_.end(), [&](auto& b) {
-          return contains(controller_conf(*b).voters, node_of(BrokerId(3)));
+          return has_node(controller_conf(*b).voters, node_of(BrokerId(3)));
         });
       },
       10s));
@@ -167,8 +160,8 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
         TestBroker* c = controller_leader();
         if (c == nullptr || c == brokers_[0].get()) return false;
         raft::ConfState cs = controller_conf(*c);
-        return !contains(cs.voters, node_of(BrokerId(0))) &&
-               !contains(cs.learners, node_of(BrokerId(0))) && cs.voters.size() == 3 && !cs.joint();
+        return !has_node(cs.voters, node_of(BrokerId(0))) &&
+               !has_node(cs.learners, node_of(BrokerId(0))) && cs.voters.size() == 3 && !cs.joint();
       },
       15s))
       << "broker 0 did not leave the controller group";
@@ -247,7 +240,7 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
   for (int i : {2, 3}) {
     raft::ConfState cs = controller_conf(*brokers_[i]);
     EXPECT_EQ(cs.voters.size(), 3u) << raft::describe(cs);
-    EXPECT_FALSE(contains(cs.voters, node_of(BrokerId(0)))) << raft::describe(cs);
+    EXPECT_FALSE(has_node(cs.voters, node_of(BrokerId(0)))) << raft::describe(cs);
     EXPECT_FALSE(lists_broker(*brokers_[i], 0));
   }
   std::vector<AdminResult> restarted;
@@ -284,7 +277,7 @@ TEST_F(BrokerRemove, RemovingAVoterIsRefusedWhenTheRestWouldHaveNoQuorum) {
   EXPECT_TRUE(wait_until(
       [&] {
         raft::ConfState cs = controller_conf(*controller);
-        return cs.voters.size() == 2 && !contains(cs.voters, node_of(BrokerId(dead)));
+        return cs.voters.size() == 2 && !has_node(cs.voters, node_of(BrokerId(dead)));
       },
       10s));
   // Now two voters: removing either would leave one of two: refused.
@@ -317,7 +310,7 @@ TEST_F(BrokerRemove, TwoVoterRemovalsAtOnceCannotTogetherBreakTheQuorum) {
   EXPECT_TRUE(wait_until(
       [&] {
         raft::ConfState cs = controller_conf(*controller);
-        return cs.voters.size() == 2 && !contains(cs.voters, node_of(BrokerId(others[0])));
+        return cs.voters.size() == 2 && !has_node(cs.voters, node_of(BrokerId(others[0])));
       },
       10s));
   EXPECT_TRUE(lists_broker(*controller, others[1]));

@@ -23,15 +23,8 @@ using namespace std::chrono_literals;
 using testing::TestBroker;
 using testing::wait_until;
 
-bool contains(const std::vector<NodeId>& v, NodeId n) {
-  return std::find(v.begin(), v.end(), n) != v.end();
-}
-
 class ControllerVoters : public testing::ClusterFixture {
  protected:
-  raft::ConfState conf(TestBroker& b) {
-    return b.call([](Node& n) { return n.controller()->node().conf_state(); });
-  }
   AdminResult choose(TestBroker& via, int id, VoterChoice choice) {
     return via.call_async<AdminResult>([=](Node& n, std::function<void(AdminResult)> reply) {
       n.set_controller_voter(BrokerId(id), choice, 10000, std::move(reply));
@@ -44,10 +37,10 @@ class ControllerVoters : public testing::ClusterFixture {
   bool everywhere(int id, bool voter) {
     return std::all_of(brokers_.begin(), brokers_.end(), [&](auto& b) {
       if (!b->running()) return true;
-      raft::ConfState cs = conf(*b);
-      return voter ? contains(cs.voters, node_of(BrokerId(id)))
-                   : contains(cs.learners, node_of(BrokerId(id))) &&
-                         !contains(cs.voters, node_of(BrokerId(id)));
+      raft::ConfState cs = controller_conf(*b);
+      return voter ? has_node(cs.voters, node_of(BrokerId(id)))
+                   : has_node(cs.learners, node_of(BrokerId(id))) &&
+                         !has_node(cs.voters, node_of(BrokerId(id)));
     });
   }
   TestBroker* ready_controller() {
@@ -84,7 +77,7 @@ TEST_F(ControllerVoters, DemotedVoterStaysALearnerAcrossRestartsAndIsPromotedOnR
   AdminResult demoted = choose(*brokers_[y], x, VoterChoice::kLearner);
   ASSERT_TRUE(demoted.status.is_ok()) << demoted.status.to_string();
   // The answer comes once the change is in effect on the leader; every broker applies it.
-  EXPECT_TRUE(contains(conf(*controller).learners, node_of(BrokerId(x))));
+  EXPECT_TRUE(has_node(controller_conf(*controller).learners, node_of(BrokerId(x))));
   ASSERT_TRUE(wait_until([&] { return everywhere(x, false); }, 5s));
   EXPECT_EQ(recorded(*brokers_[x], x), VoterChoice::kLearner);
   Result<ControllerMembers> members = brokers_[x]->call([](Node& n) {
@@ -101,7 +94,7 @@ TEST_F(ControllerVoters, DemotedVoterStaysALearnerAcrossRestartsAndIsPromotedOnR
   // Not promoted back automatically (2 voters < 5, x alive and caught up): 1.5 s is 7 steps.
   std::this_thread::sleep_for(1500ms);
   EXPECT_TRUE(everywhere(x, false));
-  EXPECT_EQ(conf(*controller).voters.size(), 2u);
+  EXPECT_EQ(controller_conf(*controller).voters.size(), 2u);
 
   // Refusals, nothing changed: an unknown broker; a change already in progress (two choices
   // in one turn of the leader's loop).
@@ -173,14 +166,14 @@ TEST_F(ControllerVoters, QuorumRuleAndTheLastVoterAreRefused) {
   EXPECT_NE(refused.status.message().find("without a quorum"), std::string::npos)
       << refused.status.to_string();
   EXPECT_EQ(recorded(*controller, x), VoterChoice::kAuto);
-  EXPECT_EQ(conf(*controller).voters.size(), 3u);
+  EXPECT_EQ(controller_conf(*controller).voters.size(), 3u);
   // The dead voter itself may be demoted: {leader, x} are both alive.
   AdminResult dead_demoted = choose(*controller, y, VoterChoice::kLearner);
   ASSERT_TRUE(dead_demoted.status.is_ok()) << dead_demoted.status.to_string();
-  EXPECT_TRUE(contains(conf(*controller).learners, node_of(BrokerId(y))));
+  EXPECT_TRUE(has_node(controller_conf(*controller).learners, node_of(BrokerId(y))));
   // Now demote x (both remaining voters alive: allowed), leaving the leader the only voter.
   ASSERT_TRUE(choose(*brokers_[x], x, VoterChoice::kLearner).status.is_ok());
-  ASSERT_TRUE(wait_until([&] { return conf(*controller).voters.size() == 1; }, 5s));
+  ASSERT_TRUE(wait_until([&] { return controller_conf(*controller).voters.size() == 1; }, 5s));
   // The last voter cannot go.
   AdminResult last = choose(*brokers_[x], leader, VoterChoice::kLearner);
   EXPECT_EQ(last.status.code(), ErrorCode::kInvalidArgument) << last.status.to_string();
@@ -201,7 +194,7 @@ TEST_F(ControllerVoters, DemotingTheLeaderHandsItsLeadershipOverFirst) {
   TestBroker* next = wait_controller();
   ASSERT_NE(next, nullptr);
   EXPECT_NE(next->config().id.value(), leader);
-  EXPECT_EQ(conf(*next).voters.size(), 2u);
+  EXPECT_EQ(controller_conf(*next).voters.size(), 2u);
   ASSERT_TRUE(create(*brokers_[leader], "after-leader-demotion", 3));
 }
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <chrono>
@@ -124,6 +125,13 @@ class ClusterFixture : public ::testing::Test {
   // Status of the replica of topic/p hosted on `b`, if it hosts one.
   static std::optional<PartitionStatus> replica_status(TestBroker& b, const std::string& topic,
                                                        std::int32_t p);
+  // The controller group's membership as `b` applied it.
+  static raft::ConfState controller_conf(TestBroker& b) {
+    return b.call([](Node& n) { return n.controller()->node().conf_state(); });
+  }
+  static bool has_node(const std::vector<NodeId>& v, NodeId n) {
+    return std::find(v.begin(), v.end(), n) != v.end();
+  }
 
   std::string root_;
   std::vector<std::unique_ptr<TestBroker>> brokers_;

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "storage/log.h"
@@ -170,6 +171,27 @@ class LogWriteHoleTest : public ::testing::TestWithParam<int> {
       ASSERT_TRUE(equal_bytes(e.payload, make_payload(e.header.index, Term(1), kPayload)));
     }
   }
+  // Re-opens the log: it holds at least every durable entry (and, if `below` is set, fewer
+  // than `below`), all intact; it appends and syncs `more` entries, and a second re-open finds
+  // exactly those.
+  void expect_reopen_keeps_durable_and_appends(FileSystem* fs, LogIndex durable, std::size_t more,
+                                               std::optional<LogIndex> below = std::nullopt) {
+    auto reopened = open_log(fs);
+    ASSERT_NE(reopened, nullptr);
+    EXPECT_GE(reopened->last_index(), durable);
+    if (below) {
+      EXPECT_LT(reopened->last_index(), *below);
+    }
+    expect_entries(*reopened, LogIndex(1), reopened->last_index() + 1);
+    ASSERT_TRUE(append(*reopened, more).is_ok());
+    ASSERT_TRUE(reopened->sync().is_ok());
+    LogIndex last = reopened->last_index();
+    reopened.reset();
+    auto again = open_log(fs);
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again->last_index(), last);
+    expect_entries(*again, LogIndex(1), last + 1);
+  }
   // Appends until the held write (the `target`-th direct write) is waiting and the next one
   // has completed; returns false if that never happens (depth 1 never runs it).
   bool hold_and_complete_next(Log& log, HoldingFileSystem& fs, int target) {
@@ -228,19 +250,7 @@ TEST_P(LogWriteHoleTest, AFailedWriteAfterALaterCompletedOneIsNeverCountedAndIsC
     log.reset();
 
     // The file: written up to part k, zeros where k belongs, k + 1's bytes after them.
-    auto reopened = open_log(&fs);
-    ASSERT_NE(reopened, nullptr);
-    EXPECT_GE(reopened->last_index(), durable);
-    EXPECT_LT(reopened->last_index(), appended);
-    expect_entries(*reopened, LogIndex(1), reopened->last_index() + 1);
-    ASSERT_TRUE(append(*reopened, 6).is_ok());
-    ASSERT_TRUE(reopened->sync().is_ok());
-    LogIndex last = reopened->last_index();
-    reopened.reset();
-    auto again = open_log(&fs);
-    ASSERT_NE(again, nullptr);
-    EXPECT_EQ(again->last_index(), last);
-    expect_entries(*again, LogIndex(1), last + 1);
+    expect_reopen_keeps_durable_and_appends(&fs, durable, 6, appended);
   }
 }
 
@@ -273,18 +283,7 @@ TEST_P(LogWriteHoleTest, ACrashWithAHoleKeepsEveryDurableEntryAndCutsTheRest) {
   ASSERT_TRUE(fs.wait([](const HoldingFileSystem::Gate& g) { return g.completed >= g.target; }));
   log.reset();
 
-  auto reopened = open_log(&fs);
-  ASSERT_NE(reopened, nullptr);
-  EXPECT_GE(reopened->last_index(), durable);
-  expect_entries(*reopened, LogIndex(1), reopened->last_index() + 1);
-  ASSERT_TRUE(append(*reopened, 5).is_ok());
-  ASSERT_TRUE(reopened->sync().is_ok());
-  LogIndex last = reopened->last_index();
-  reopened.reset();
-  auto again = open_log(&fs);
-  ASSERT_NE(again, nullptr);
-  EXPECT_EQ(again->last_index(), last);
-  expect_entries(*again, LogIndex(1), last + 1);
+  expect_reopen_keeps_durable_and_appends(&fs, durable, 5);
 }
 
 // Without a zero block in the damaged entry, or with valid bytes beyond the concurrent-write

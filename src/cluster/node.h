@@ -517,6 +517,9 @@ class Node final : public ClusterApi, public GroupHost {
   RaftGroup* find_group(GroupId group);
   void on_tick();
   void reconcile();
+  // The leadership report of `group` received from its leader's broker, if still fresh (three
+  // report intervals and 500 ms): that leader is alive. Null otherwise.
+  const Hint* fresh_hint(GroupId group, std::int64_t now_ms) const;
   void reconcile_membership(PartitionGroup& group, const PartitionRecord& record);
   void remove_partition(GroupId group);
   void remove_stray_directories();

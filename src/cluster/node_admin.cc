@@ -113,11 +113,9 @@ PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t i
       }
     }
   } else {
-    auto hint = hints_.find(record.group);
-    std::int64_t stale_ms = 3 * static_cast<std::int64_t>(config_.leader_hint_interval_ms) + 500;
-    if (hint != hints_.end() && steady_now_ms() - hint->second.received_ms <= stale_ms) {
-      info.leader = hint->second.leader;
-      info.leader_epoch = epoch_of_term(hint->second.term);
+    if (const Hint* hint = fresh_hint(record.group, steady_now_ms())) {
+      info.leader = hint->leader;
+      info.leader_epoch = epoch_of_term(hint->term);
     }
   }
   // A leader whose process is gone (its transport connection failed) is not named: a client

@@ -147,6 +147,13 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(
   return group;
 }
 
+const Node::Hint* Node::fresh_hint(GroupId group, std::int64_t now_ms) const {
+  auto hint = hints_.find(group);
+  std::int64_t fresh_ms = 3 * static_cast<std::int64_t>(config_.leader_hint_interval_ms) + 500;
+  if (hint == hints_.end() || now_ms - hint->second.received_ms > fresh_ms) return nullptr;
+  return &hint->second;
+}
+
 void Node::reconcile() {
   if (!controller_ || shutting_down_) return;
   ensure_internal_topics(*this);  // __consumer_offsets (docs/groups.md)
@@ -199,15 +206,23 @@ void Node::reconcile() {
     NodeId me = node_of(config_.id);
     bool voter = contains_node(cs.voters, me) || contains_node(cs.voters_outgoing, me);
     bool member = voter || contains_node(cs.learners, me);
-    // A voter the group still counts (it leads, or a leader replicated to it within the grace
-    // period: the move removing it is still in flight) keeps its log: its acknowledgements may
-    // be part of a committed entry's majority, and deleting it would leave that entry on fewer
-    // replicas than Raft assumes (and a voter re-created empty here could grant votes to a
-    // candidate lacking it; GroupStorage keeps the sync-ledger record for that case).
-    bool counted = voter && (g->is_raft_leader() ||
-                             (g->last_leader_message_ms() > 0 &&
-                              now - g->last_leader_message_ms() < config_.orphan_grace_ms));
+    // A voter the group may still count keeps its log: its acknowledgements may be part of a
+    // committed entry's majority, and deleting it would leave that entry on fewer replicas
+    // than Raft assumes (and a voter re-created empty here could grant votes to a candidate
+    // lacking it; GroupStorage keeps the sync-ledger record for that case). It goes only on
+    // positive evidence that the group moved on without it: a leader on another broker kept
+    // reporting its leadership (fresh reports, sent every leader_hint_interval_ms) for a whole
+    // grace period during which it replicated nothing here. A leader that counts this voter
+    // heartbeats it far more often. A leaderless group, a stalled leader (its reports stop
+    // too) or a quiesced group (no heartbeats by design) is no such evidence.
     bool grace_over = now - it->second >= config_.orphan_grace_ms;
+    bool counted = voter;
+    if (voter && !g->is_raft_leader() && !g->quiesced()) {
+      const Hint* hint = fresh_hint(gid, now);
+      std::int64_t silent_since = std::max(g->last_leader_message_ms(), it->second);
+      counted = hint == nullptr || hint->leader == config_.id ||
+                hint->received_ms - silent_since < config_.orphan_grace_ms;
+    }
     if (deleted || !member || (grace_over && !counted)) remove.push_back(gid);
     if (deleted) gone.push_back(gid);
   }
@@ -334,14 +349,41 @@ void Node::remove_stray_directories() {
     // Only ids the metadata has handed out and no longer lists are surely deleted; an id at
     // or above next_group means our metadata is behind: keep the data.
     if (!gid || partitions_.count(*gid) != 0 || *gid >= state.next_group()) continue;
-    bool listed = false;
+    const TopicRecord* owner = nullptr;
+    std::int32_t index = -1;
     for (const auto& [tname, t] : state.topics()) {
-      for (const PartitionRecord& p : t.partitions) listed |= p.group == *gid;
+      for (std::size_t p = 0; p < t.partitions.size(); ++p) {
+        if (t.partitions[p].group != *gid) continue;
+        owner = &t;
+        index = static_cast<std::int32_t>(p);
+      }
     }
-    if (listed) continue;
-    std::filesystem::rename(path, path + kDeletedSuffix, ec);
-    if (!ec) std::filesystem::remove_all(path + kDeletedSuffix, ec);
-    log("removed stray replica directory " + path);
+    if (owner == nullptr) {
+      std::filesystem::rename(path, path + kDeletedSuffix, ec);
+      if (!ec) std::filesystem::remove_all(path + kDeletedSuffix, ec);
+      log("removed stray replica directory " + path);
+      continue;
+    }
+    // Listed but not hosted. Assigned here: reconcile() opens it (or holds it back on purpose).
+    // Not assigned here: a replica moved away while this broker was down. The group may still
+    // count it (the move still in flight), so it is opened again to take part; reconcile()'s
+    // moved-away rule then decides when it goes (once it applied its removal, or on evidence
+    // that the group moved on without it).
+    const PartitionRecord& record = owner->partitions[static_cast<std::size_t>(index)];
+    if (contains(record.replicas, config_.id) || recovery_.held(*gid) ||
+        partition_dir(owner->name, index, *gid) != path ||
+        partitions_.size() >= config_.partitions_hosted_max) {
+      continue;
+    }
+    auto group = open_partition_repairing(*owner, index);
+    if (!group.has_value()) {
+      log("cannot open moved-away replica " + path + ": " + group.error().to_string());
+      continue;
+    }
+    log("opened moved-away replica " + path + " (its group may still count it)");
+    by_name_[{owner->name, index}] = *gid;
+    partitions_[*gid] = std::move(*group);
+    schedule_pump(*gid);
   }
 }
 

@@ -246,15 +246,16 @@ class Run:
             counts = out.result.counts
             keep_data = any(counts.get(k, 0) for k in ("lost", "inconsistent offsets",
                                                        "unexpected"))
-            if keep_data:
+            if keep_data or counts.get("duplicated", 0):
                 self.save_history(out.final)
             return 1 if failed else 0
         finally:
             self.cluster.cleanup(failed or o.keep_logs, keep_data)
 
     def save_history(self, final):
-        """For a safety failure: every acknowledgement (value, partition, offset, send and
-        acknowledgement times) and the final read, next to the kept logs."""
+        """For a safety failure or duplicates: every acknowledgement (value, partition, offset,
+        send and acknowledgement times), the final read and the producers' id/epoch changes and
+        delivery failures (client-eos.txt), next to the kept logs."""
         keep_dir = self.cluster.workdir + "-logs"
         os.makedirs(keep_dir, exist_ok=True)
         with open(os.path.join(keep_dir, "history.txt"), "w") as f:
@@ -266,6 +267,15 @@ class Run:
             for tp, records in final.items():
                 for offset, value in records:
                     f.write("final %s/%d %d %s\n" % (tp[0], tp[1], offset, value))
+        # The producers' id/epoch changes and delivery failures, for duplicates (F9).
+        with open(os.path.join(keep_dir, "client-eos.txt"), "w") as f:
+            for p in self.producers:
+                with p.lock:
+                    events = [(at, "eos " + line) for at, _, line in p.eos_trail]
+                    events += [(at, "failed %s %s" % (value, p.failed[value]))
+                               for value, at in p.failed_at.items()]
+                for at, text in sorted(events):
+                    f.write("%.3f p%d %s\n" % (at, p.index, text))
         log("history (acknowledgements and the final read) kept in", keep_dir)
 
 

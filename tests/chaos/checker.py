@@ -30,6 +30,7 @@ class Result:
     def __init__(self):
         self.counts = {}
         self.examples = {}
+        self.duplicates = []   # (value, sorted places) of every duplicated value
 
     def add(self, name, example=None, n=1):
         self.counts[name] = self.counts.get(name, 0) + n
@@ -104,6 +105,7 @@ def check(producers, consumers, final, monitor, partitions):
     for value, places in where.items():
         if len(places) > 1:
             r.add("duplicated", "%s at %s" % (value, sorted(places)))
+            r.duplicates.append((value, sorted(places)))
         if value not in sent:
             r.add("unexpected", "%s at %s" % (value, sorted(places)))
         elif any(tp != sent[value][0] for tp, _ in places):

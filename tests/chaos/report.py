@@ -77,6 +77,55 @@ def print_counts(r, producers, consumers):
         sum(p.local_refusals for p in producers)))
     print("  consumer errors by code: %s" % (sum_counts(c.errors for c in consumers) or "none"))
     print_client_idempotence(producers)
+    print_duplicate_detail(r, producers)
+
+
+def duplicate_context(value, producers, window_s=1.0):
+    """(producer, send time, fate text, end time, eos trail lines around it) of one value."""
+    for p in producers:
+        with p.lock:
+            if value not in p.sent:
+                continue
+            sent_at = p.sent[value][1]
+            if value in p.acked:
+                _, offset, end = p.acked[value]
+                fate = "acknowledged at offset %s at %.3f" % (offset, end)
+            elif value in p.failed:
+                end = p.failed_at.get(value, sent_at)
+                fate = "delivery failed (%s) at %.3f" % (p.failed[value], end)
+            else:
+                end = sent_at
+                fate = "never answered"
+            trail = [t for t in p.eos_trail if sent_at - window_s <= t[0] <= end + window_s]
+            failures = sum(1 for at in p.failed_at.values() if sent_at - 20 <= at <= end + 1)
+        return p, sent_at, fate, end, trail, failures
+    return None
+
+
+def print_duplicate_detail(r, producers):
+    """For duplicates (FINDINGS.md F9): when the value was sent and how its delivery ended, and
+    the producer's id/epoch changes (librdkafka eos lines) between its send and that end. A
+    duplicate whose producer bumped its epoch (NEWPID/RESETSEQ) in that window has the
+    epoch-bump shape: the client re-sent a possibly-persisted batch under a new epoch, which no
+    broker can tell from a new batch."""
+    dups = getattr(r, "duplicates", [])
+    if not dups:
+        return
+    contexts = [(value, places, duplicate_context(value, producers)) for value, places in dups]
+    bumped = sum(1 for _, _, c in contexts
+                 if c and any(tag in ("NEWPID", "RESETSEQ") for _, tag, _ in c[4]))
+    print("  duplicates with an epoch bump of their producer between send and answer: %d of %d"
+          % (bumped, len(dups)))
+    contexts.sort(key=lambda x: x[2][1] if x[2] else 0)
+    for value, places, c in contexts[:5]:
+        if c is None:
+            print("      %s: sent by no producer of this run" % value)
+            continue
+        _, sent_at, fate, _, trail, failures = c
+        print("      %s sent at %.3f, %s; read at %s; the producer's delivery failures from "
+              "20 s before: %d" % (value, sent_at, fate, places, failures))
+        for at, _, line in trail[:8]:
+            print("          %.3f %s" % (at, line[:300]))
 
 
 def print_client_idempotence(producers):

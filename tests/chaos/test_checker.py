@@ -15,6 +15,7 @@ class FakeProducer:
     def __init__(self):
         self.lock = threading.Lock()
         self.sent, self.acked, self.failed = {}, {}, {}
+        self.failed_at, self.eos_trail = {}, []
 
     def send(self, value, tp=TP, at=0.0):
         self.sent[value] = (tp, at)
@@ -253,6 +254,36 @@ class OperatorCutTest(unittest.TestCase):
                 f.write("==== chaos: start at 12.000 ====\nraftmq serve: broker 1 up\n")
             self.assertEqual(chaos_cluster.cut_unopenable_segments(B()), [])
             self.assertEqual(os.path.getsize(seg), 1000)
+
+
+    def test_duplicates_are_classified_by_their_producers_epoch_bumps(self):
+        import contextlib
+        import io
+        import report
+        p = FakeProducer()
+        p.send("bumped", at=10.0)
+        p.ack("bumped", 7, 14.0)
+        p.send("plain", at=50.0)
+        p.ack("plain", 9, 50.5)
+        p.send("failed", at=80.0)
+        p.failed["failed"] = "_MSG_TIMED_OUT"
+        p.failed_at["failed"] = 95.0
+        # A bump between the first value's send and its acknowledgement, another one 20 s after
+        # the second value's (outside its window), one inside the failed value's window.
+        p.eos_trail = [(12.0, "NEWPID", "NEWPID ... epoch 1"), (70.0, "NEWPID", "late"),
+                       (90.0, "DRAIN", "drain: timed out"), (90.1, "RESETSEQ", "reset")]
+        r = checker.check([p], [], {TP: [(1, "bumped"), (7, "bumped"), (8, "plain"),
+                                         (9, "plain"), (10, "failed"), (11, "failed")]},
+                          FakeMonitor(), [TP])
+        self.assertEqual(len(r.duplicates), 3)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            report.print_duplicate_detail(r, [p])
+        text = out.getvalue()
+        self.assertIn("between send and answer: 2 of 3", text)
+        self.assertIn("plain sent at 50.000, acknowledged at offset 9 at 50.500", text)
+        self.assertIn("delivery failed (_MSG_TIMED_OUT) at 95.000", text)
+        self.assertNotIn("late", text)
 
 
 if __name__ == "__main__":

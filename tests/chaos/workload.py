@@ -71,6 +71,8 @@ class ProducerWorker:
         self.lock = threading.Lock()
         self.eos_tags = {}       # librdkafka eos debug tag -> count
         self.eos_lines = []      # first lines of the tags in EOS_KEEP
+        self.eos_trail = []      # (time, tag, line) of every EOS_TRAIL line, bounded
+        self.failed_at = {}      # value -> time its delivery failure was reported
         self.no_offset_acks = []  # (value, tp, ack time) of acknowledgements without offset
         self.offsetless_by_client = []  # (time, tp) of IMPLICITACK/DUPSEQ client log lines
         self.fatal_errors = []   # (time, text): the library gave up (FINDINGS.md F6)
@@ -91,6 +93,11 @@ class ProducerWorker:
     # (also delivered without an offset), sequence errors, epoch bumps.
     EOS_KEEP = ("IMPLICITACK", "DUPSEQ", "ERRSEQ", "REQERR", "DRAINBUMP", "FATALERR")
     EOS_LINES_MAX = 40
+    # Every line of the tags that change the producer's id, epoch or sequences (drains before
+    # an epoch bump and their reason, new ids, sequence resets): a duplicate is explained (or
+    # not) by the bump before its second copy (report.print_duplicate_detail, FINDINGS.md F9).
+    EOS_TRAIL = EOS_KEEP + ("DRAIN", "NEWPID", "RESETSEQ")
+    EOS_TRAIL_MAX = 50000
 
     class EosLog:
         """A logging.Logger stand-in for confluent-kafka's `logger` option."""
@@ -113,8 +120,11 @@ class ProducerWorker:
                 # logs an implicit acknowledgement under another tag.
                 offsetless = tag in ("IMPLICITACK", "DUPSEQ") or \
                     "implicit" in line.lower() or "duplicate sequence" in line.lower()
+                now = time.monotonic()
                 if (tag in w.EOS_KEEP or offsetless) and len(w.eos_lines) < w.EOS_LINES_MAX:
-                    w.eos_lines.append("%.3f %s" % (time.monotonic(), line[:400]))
+                    w.eos_lines.append("%.3f %s" % (now, line[:400]))
+                if tag in w.EOS_TRAIL and len(w.eos_trail) < w.EOS_TRAIL_MAX:
+                    w.eos_trail.append((now, tag, line[:400]))
                 if offsetless:
                     # "... <topic> [<partition>] ...": the partition whose messages the
                     # client reports delivered without an offset.
@@ -129,6 +139,7 @@ class ProducerWorker:
         with self.lock:
             if err is not None:
                 self.failed[value] = err.name()
+                self.failed_at[value] = now
                 self.errors_by_code[err.name()] = self.errors_by_code.get(err.name(), 0) + 1
             else:
                 self.acked[value] = ((msg.topic(), msg.partition()), msg.offset(), now)

@@ -141,6 +141,9 @@ const std::vector<OptionInfo>& option_table() {
                     kafka.fetch_response_bytes_max, std::size_t{1024}, std::size_t(1024 * kMiB)),
       MQ_INT_OPTION("fetch-wait-ms-max", "cap on a Fetch long-poll (MaxWaitMs)",
                     kafka.fetch_wait_ms_max, 0, 600'000),
+      MQ_INT_OPTION("metadata-leader-wait-ms",
+                    "Metadata for a partition without a leader waits this long for an election",
+                    kafka.metadata_leader_wait_ms, 0, 10'000),
       MQ_INT_OPTION("shutdown-timeout-ms", "graceful shutdown budget before exiting anyway",
                     shutdown_timeout_ms, std::int64_t{0}, std::int64_t{600'000}),
   };

@@ -4,6 +4,16 @@
 // by id from v10 (UNKNOWN_TOPIC_ID when absent). Unknown topics are auto-created only when the
 // broker allows it (auto_create_topics, off by default) and the request does too (v4+);
 // they are answered LEADER_NOT_AVAILABLE meanwhile, as Kafka does.
+//
+// Leader wait (ServerConfig::metadata_leader_wait_ms): a request naming topics of which a
+// partition has no leader is answered once every such partition has one, or at the bound
+// (then LEADER_NOT_AVAILABLE for those still without), re-checked every kLeaderPollMs on the
+// loop. After a leader's death the client's first Metadata usually arrives during the
+// election; answered "no leader", librdkafka asks again only on its own timers. Topics being
+// auto-created and requests for every topic are answered at once.
+#include <asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
 #include <set>
 
 #include "kafka/error_codes.h"
@@ -71,29 +81,41 @@ void add_brokers(const RequestContext& ctx, const cluster::MetadataSnapshot& met
   }
 }
 
-}  // namespace
+constexpr std::int64_t kLeaderPollMs = 20;
 
-void handle_metadata(const RequestContext& ctx, protocol::MetadataRequest request,
-                     Respond respond) {
+bool all_topics_requested(const RequestContext& ctx, const protocol::MetadataRequest& request) {
+  // v0: an empty list means every topic; v1+: null means every topic, empty means none.
+  return !request.topics.has_value() || (ctx.api_version == 0 && request.topics->empty());
+}
+
+bool has_leaderless_partition(const Response& response) {
+  for (const auto& topic : response.topics) {
+    if (topic.error_code != 0) continue;  // unknown, being created...: nothing to wait for
+    for (const auto& p : topic.partitions) {
+      if (p.leader_id < 0) return true;
+    }
+  }
+  return false;
+}
+
+// Builds the answer from the current metadata; `to_create` (may be null: no creation) gets
+// the unknown topics to auto-create.
+Response build_response(const RequestContext& ctx, const protocol::MetadataRequest& request,
+                        std::vector<cluster::TopicSpec>* to_create) {
   const std::int16_t version = ctx.api_version;
   cluster::MetadataSnapshot metadata = ctx.cluster->metadata();
   Response response;
   response.cluster_id = metadata.cluster_id;
   response.controller_id = metadata.controller.value();
   add_brokers(ctx, metadata, &response);
-
-  // v0: an empty list means every topic; v1+: null means every topic, empty means none.
-  bool all_topics = !request.topics.has_value() || (version == 0 && request.topics->empty());
-  if (all_topics) {
+  if (all_topics_requested(ctx, request)) {
     for (const cluster::TopicInfo& topic : metadata.topics) {
       response.topics.push_back(describe_topic(topic));
     }
-    respond(protocol::AnyResponse(std::move(response)));
-    return;
+    return response;
   }
-  bool may_create = ctx.config->auto_create_topics &&
+  bool may_create = to_create != nullptr && ctx.config->auto_create_topics &&
                     (version < 4 || request.allow_auto_topic_creation);
-  std::vector<cluster::TopicSpec> to_create;
   for (const auto& wanted : *request.topics) {
     if (!wanted.name.has_value() || wanted.name->empty()) {
       const cluster::TopicInfo* topic = find_topic_by_id(metadata, wanted.topic_id);
@@ -113,16 +135,66 @@ void handle_metadata(const RequestContext& ctx, protocol::MetadataRequest reques
     } else if (may_create) {
       cluster::TopicSpec spec;
       spec.name = name;
-      to_create.push_back(std::move(spec));
+      to_create->push_back(std::move(spec));
       response.topics.push_back(topic_error(name, {}, KafkaError::kLeaderNotAvailable));
     } else {
       response.topics.push_back(topic_error(name, {}, KafkaError::kUnknownTopicOrPartition));
     }
   }
+  return response;
+}
+
+// A Metadata answer waiting for leaders (see the top of the file).
+struct LeaderWait : std::enable_shared_from_this<LeaderWait> {
+  LeaderWait(const RequestContext& c, protocol::MetadataRequest r, Respond d,
+             std::chrono::steady_clock::time_point until)
+      : ctx(c), request(std::move(r)), respond(std::move(d)), timer(*c.io), deadline(until) {}
+
+  void arm() {
+    timer.expires_after(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(kLeaderPollMs),
+        std::max<std::chrono::steady_clock::duration>(
+            deadline - std::chrono::steady_clock::now(), std::chrono::milliseconds(0))));
+    timer.async_wait([self = shared_from_this()](const std::error_code& ec) {
+      if (!ec) self->poll();  // cancelled: the server is stopping
+    });
+  }
+
+  void poll() {
+    Response response = build_response(ctx, request, nullptr);
+    if (has_leaderless_partition(response) && std::chrono::steady_clock::now() < deadline) {
+      arm();
+      return;
+    }
+    respond(protocol::AnyResponse(std::move(response)));
+  }
+
+  RequestContext ctx;
+  protocol::MetadataRequest request;
+  Respond respond;
+  asio::steady_timer timer;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+}  // namespace
+
+void handle_metadata(const RequestContext& ctx, protocol::MetadataRequest request,
+                     Respond respond) {
+  std::vector<cluster::TopicSpec> to_create;
+  Response response = build_response(ctx, request, &to_create);
   if (!to_create.empty()) {
     // Fire and forget: the client retries Metadata until the leaders are elected.
     ctx.cluster->create_topics(std::move(to_create), 30'000,
                                [](std::vector<cluster::AdminResult>) {});
+  }
+  if (ctx.config->metadata_leader_wait_ms > 0 && ctx.io != nullptr &&
+      !all_topics_requested(ctx, request) && has_leaderless_partition(response)) {
+    auto wait = std::make_shared<LeaderWait>(
+        ctx, std::move(request), std::move(respond),
+        std::chrono::steady_clock::now() +
+            std::chrono::milliseconds(ctx.config->metadata_leader_wait_ms));
+    wait->arm();
+    return;
   }
   respond(protocol::AnyResponse(std::move(response)));
 }

@@ -1,5 +1,6 @@
 // API-level behaviour of the handlers against the in-memory FakeCluster, over real sockets.
 #include <chrono>
+#include <thread>
 
 #include "kafka/testing/server_fixture.h"
 
@@ -369,6 +370,82 @@ TEST_F(HandlersTest, MetadataListsTopicsLeadersAndController) {
       EXPECT_FALSE(response.topics[0].topic_id.is_zero());
     }
   }
+}
+
+// A partition without a leader (an election under way): the answer waits for the leader
+// instead of telling the client "no leader" (it would ask again only on its own timer), and
+// answers LEADER_NOT_AVAILABLE at the bound if none comes. Requests for every topic never wait.
+TEST_F(HandlersTest, MetadataWaitsBoundedlyForALeaderlessPartition) {
+  ServerConfig config;
+  config.metadata_leader_wait_ms = 400;
+  start_server(config);
+  add_topic("orphan", 2);
+  auto set_leader = [this](std::int32_t id) {
+    on_loop([this, id] {
+      cluster_->partition("orphan", 1)->leader = id == 1;
+      cluster_->partition("orphan", 1)->leader_id = id;
+      return 0;
+    });
+  };
+  set_leader(-1);
+  auto client = connect();
+  protocol::MetadataRequest named;
+  named.topics.emplace();
+  named.topics->emplace_back().name = "orphan";
+  // The leader is elected 150 ms after the request: the answer names it.
+  std::thread elect([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    set_leader(2);
+  });
+  auto started = std::chrono::steady_clock::now();
+  Result<protocol::AnyResponse> r = client->call(9, AnyRequest(named));
+  auto waited = std::chrono::steady_clock::now() - started;
+  elect.join();
+  const auto& found = as<protocol::MetadataResponse>(r);
+  ASSERT_EQ(found.topics.size(), 1u);
+  EXPECT_EQ(found.topics[0].partitions.at(1).leader_id, 2);
+  EXPECT_EQ(found.topics[0].partitions.at(1).error_code, 0);
+  EXPECT_GE(waited, std::chrono::milliseconds(140));
+  EXPECT_LT(waited, std::chrono::milliseconds(390));
+  // No leader within the bound: LEADER_NOT_AVAILABLE after about 400 ms, the other partition's
+  // leader named as usual.
+  set_leader(-1);
+  started = std::chrono::steady_clock::now();
+  Result<protocol::AnyResponse> none = client->call(9, AnyRequest(named));
+  waited = std::chrono::steady_clock::now() - started;
+  const auto& leaderless = as<protocol::MetadataResponse>(none);
+  EXPECT_EQ(leaderless.topics.at(0).partitions.at(1).error_code, 5);  // LEADER_NOT_AVAILABLE
+  EXPECT_EQ(leaderless.topics.at(0).partitions.at(0).leader_id, 1);
+  EXPECT_GE(waited, std::chrono::milliseconds(390));
+  EXPECT_LT(waited, std::chrono::milliseconds(5000));
+  // Every topic: at once.
+  protocol::MetadataRequest all;
+  all.topics = std::nullopt;
+  started = std::chrono::steady_clock::now();
+  Result<protocol::AnyResponse> listed = client->call(9, AnyRequest(all));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(350));
+  EXPECT_EQ(as<protocol::MetadataResponse>(listed).topics.at(0).partitions.at(1).error_code, 5);
+}
+
+// With the wait off, the answer is immediate (Kafka's behaviour).
+TEST_F(HandlersTest, MetadataLeaderWaitOffAnswersAtOnce) {
+  ServerConfig config;
+  config.metadata_leader_wait_ms = 0;
+  start_server(config);
+  add_topic("orphan", 1);
+  on_loop([this] {
+    cluster_->partition("orphan", 0)->leader = false;
+    cluster_->partition("orphan", 0)->leader_id = -1;
+    return 0;
+  });
+  auto client = connect();
+  protocol::MetadataRequest named;
+  named.topics.emplace();
+  named.topics->emplace_back().name = "orphan";
+  auto started = std::chrono::steady_clock::now();
+  Result<protocol::AnyResponse> r = client->call(9, AnyRequest(named));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(350));
+  EXPECT_EQ(as<protocol::MetadataResponse>(r).topics.at(0).partitions.at(0).error_code, 5);
 }
 
 TEST_F(HandlersTest, MetadataUnknownTopicAndAutoCreate) {

@@ -29,6 +29,12 @@ struct ServerConfig {
   // Caps on what a Fetch may ask for: the response bytes and the long-poll wait.
   std::size_t fetch_response_bytes_max = 64 * 1024 * 1024;
   std::int32_t fetch_wait_ms_max = 30'000;
+  // Metadata naming a topic with a partition without a leader (an election under way, typically
+  // a leader that just died) waits up to this long for a leader before answering
+  // LEADER_NOT_AVAILABLE. A client told "no leader" asks again only on its own timer (librdkafka:
+  // 250 ms to 1 s later), which was most of a failover's pause once the election itself took
+  // 30-200 ms. 0: answer at once (Kafka's behaviour). Requests for every topic never wait.
+  std::int32_t metadata_leader_wait_ms = 500;
   // Metadata for an unknown topic creates it (Kafka's auto.create.topics.enable). Off by default.
   bool auto_create_topics = false;
   // > 0: the server times every Produce request (kafka/produce_timings.h) and logs a summary

@@ -144,6 +144,9 @@ const std::vector<OptionInfo>& option_table() {
       MQ_INT_OPTION("metadata-leader-wait-ms",
                     "Metadata for a partition without a leader waits this long for an election",
                     kafka.metadata_leader_wait_ms, 0, 10'000),
+      MQ_INT_OPTION("zero-fill-bytes",
+                    "written zeros kept after a partition log's tail (cheaper fdatasyncs; 0: off)",
+                    zero_fill_bytes, std::uint64_t{0}, std::uint64_t{1} << 30),
       MQ_INT_OPTION("shutdown-timeout-ms", "graceful shutdown budget before exiting anyway",
                     shutdown_timeout_ms, std::int64_t{0}, std::int64_t{600'000}),
   };

@@ -11,6 +11,7 @@
 
 #include "base/result.h"
 #include "kafka/server_config.h"
+#include "storage/log.h"
 
 namespace mq::broker {
 
@@ -45,6 +46,8 @@ struct BrokerConfig {
   std::int32_t default_partitions = 1;
   std::int16_t default_replication_factor = -1;  // -1: min(3, brokers)
   std::int64_t shutdown_timeout_ms = 10'000;
+  // cluster::NodeConfig::zero_fill_window_bytes (pre-written space after each partition tail).
+  std::uint64_t zero_fill_bytes = storage::zero_fill_window_bytes_or(storage::kBrokerZeroFillWindowBytes);
   kafka::ServerConfig kafka;
 };
 

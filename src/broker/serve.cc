@@ -38,6 +38,7 @@ cluster::NodeConfig node_config(const BrokerConfig& config) {
   node.default_partitions = config.default_partitions;
   node.default_replication_factor = config.default_replication_factor;
   node.auto_create_topics = config.kafka.auto_create_topics;
+  node.zero_fill_window_bytes = config.zero_fill_bytes;
   return node;
 }
 

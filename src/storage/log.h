@@ -82,7 +82,13 @@ enum class DurabilityMode : std::uint8_t { kAlways, kInterval };
 // LogOptions::zero_fill_window_bytes: the built-in default, and the default in effect
 // (RAFTMQ_ZERO_FILL_BYTES overrides it).
 inline constexpr std::uint64_t kZeroFillWindowDefault = 0;
+// The broker's default for its partition logs (cluster::NodeConfig::zero_fill_window_bytes,
+// the `zero-fill-bytes` option).
+inline constexpr std::uint64_t kBrokerZeroFillWindowBytes = 2u << 20;
 std::uint64_t default_zero_fill_window_bytes();
+// RAFTMQ_ZERO_FILL_BYTES when set, else `fallback`: for a layer with a default of its own (the
+// broker's partitions: cluster::NodeConfig::zero_fill_window_bytes).
+std::uint64_t zero_fill_window_bytes_or(std::uint64_t fallback);
 // LogOptions::zero_fill_sync_bytes_max's default (zero_fill.cc).
 std::uint64_t default_zero_fill_sync_bytes_max();
 

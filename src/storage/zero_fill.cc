@@ -60,6 +60,10 @@ std::uint64_t default_zero_fill_window_bytes() {
   return bytes;
 }
 
+std::uint64_t zero_fill_window_bytes_or(std::uint64_t fallback) {
+  return env_bytes("RAFTMQ_ZERO_FILL_BYTES", fallback);
+}
+
 std::uint64_t default_zero_fill_sync_bytes_max() {
   // 8 KiB: a single in-flight produce of small batches (1-4 KiB per sync) fills; a loaded
   // broker (tens of KiB per sync) does not: the paired produce runs lost 12-33 % of

@@ -219,9 +219,14 @@ def main():
     # See the module docstring: 11 s > librdkafka's reconnect.backoff.max.ms (10 s).
     parser.add_argument("--settle-s", type=float, default=11.0,
                         help="seconds between a restart and the next kill")
+    parser.add_argument("--serve-arg", action="append", default=[],
+                        help="extra `raftmq serve` argument for every broker (repeatable), e.g. "
+                             "--serve-arg=--metadata-leader-wait-ms=0 for an A/B")
     options = parser.parse_args()
     trace = debug_logger(options.debug_log) if options.debug_log else None
-    with harness.Cluster() as cluster:
+    extra = [a for arg in options.serve_arg for a in arg.split("=", 1)] if options.serve_arg \
+        else None
+    with harness.Cluster(extra_args=extra) as cluster:
         try:
             run(cluster, options, trace)
         finally:

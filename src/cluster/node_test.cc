@@ -514,6 +514,76 @@ TEST_F(ClusterNode, AVoterRemovedWhileItsBrokerWasDownIsDeletedAfterTheGracePeri
   EXPECT_TRUE(produce(*leader, "left", 0, "after").status.is_ok());
 }
 
+// A replica moved away (deleted once it applied its removal) and later moved back starts
+// from an empty directory, and replays history through configurations in which it was a voter
+// with only a prefix of the log: its vote could elect a candidate lacking entries it had once
+// acknowledged (tests/chaos/FINDINGS.md F10: both lost writes of the 2-hour run came with such
+// a re-created replica). The broker's sync ledger keeps the earlier replica's record, so the
+// new one opens below it and abstains until it holds that index again.
+TEST_F(ClusterNode, AReplicaMovedAwayAndBackAbstainsUntilItHoldsWhatItHadSynced) {
+  make(4);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(create_topic(*c, "back", 1, 3)[0].status.is_ok());
+  TestBroker* leader = wait_partition_leader("back", 0);
+  ASSERT_NE(leader, nullptr);
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(produce(*leader, "back", 0, "first" + std::to_string(i)).status.is_ok());
+  }
+  std::vector<BrokerId> replicas = c->call([](Node& n) {
+    return n.metadata().find_topic("back")->partitions[0].replicas;
+  });
+  BrokerId departing{-1};
+  BrokerId outsider{-1};
+  for (int i = 0; i < 4; ++i) {
+    bool hosts = std::find(replicas.begin(), replicas.end(), BrokerId(i)) != replicas.end();
+    if (!hosts) outsider = BrokerId(i);
+    if (hosts && BrokerId(i) != leader->config().id) departing = BrokerId(i);
+  }
+  ASSERT_NE(outsider, BrokerId(-1));
+  ASSERT_NE(departing, BrokerId(-1));
+  TestBroker& away = *brokers_[static_cast<std::size_t>(departing.value())];
+  // Its replica has synced the 30 records.
+  ASSERT_TRUE(wait_until([&] {
+    auto s = replica_status(away, "back", 0);
+    auto l = replica_status(*leader, "back", 0);
+    return s && l && s->applied_index >= l->commit_index;
+  }, 10s));
+  auto move_to = [&](std::vector<BrokerId> target) {
+    TestBroker* ctl = wait_controller();
+    ASSERT_NE(ctl, nullptr);
+    auto moved = ctl->call_async<AdminResult>([&](Node& n, std::function<void(AdminResult)> r) {
+      n.move_partition("back", 0, target, 5000, r);
+    });
+    ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
+  };
+  std::vector<BrokerId> elsewhere;
+  for (BrokerId b : replicas) elsewhere.push_back(b == departing ? outsider : b);
+  move_to(elsewhere);
+  ASSERT_TRUE(wait_until([&] { return replica_dirs(away.config().data_dir) == 0; }, 15s))
+      << "the moved-away replica was not deleted";
+  leader = wait_partition_leader("back", 0);
+  ASSERT_NE(leader, nullptr);
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(produce(*leader, "back", 0, "second" + std::to_string(i)).status.is_ok());
+  }
+  auto lost_synced = [&] {
+    return away.call([](Node& n) { return n.cluster_status().metrics.replicas_lost_synced; });
+  };
+  std::uint64_t before = lost_synced();
+  move_to(replicas);
+  // Back: the fresh replica opened below the earlier replica's ledger record (it abstained),
+  // caught up, and serves the 60 records like the others.
+  ASSERT_TRUE(wait_until([&] { return replica_status(away, "back", 0).has_value(); }, 15s));
+  EXPECT_EQ(lost_synced(), before + 1);
+  EXPECT_TRUE(wait_until([&] {
+    auto s = replica_status(away, "back", 0);
+    TestBroker* l = partition_leader("back", 0);
+    auto ls = l == nullptr ? std::nullopt : replica_status(*l, "back", 0);
+    return s && ls && s->applied_index >= ls->commit_index && s->high_watermark.value() >= 60;
+  }, 15s));
+}
+
 TEST_F(ClusterNode, PipelinedProducesCommitInOrderAndBackPressureIsAnError) {
   make(3, [](NodeConfig& c) { c.max_uncommitted_bytes = 256 * 1024; });
   TestBroker* c = wait_controller();

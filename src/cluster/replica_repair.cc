@@ -95,7 +95,8 @@ Status Node::abstain_for_lost_synced_entries(PartitionGroup& group, const std::s
   log(group.name() + ": LOST SYNCED ENTRIES: its log ends at index " +
       std::to_string(group.storage().last_index().value()) +
       " but the sync ledger records it synced up to index " + std::to_string(lost->value()) +
-      " (it may have acknowledged them: a truncated segment?); the leader re-sends them, and "
+      " (it may have acknowledged them: a truncated segment, or a replica of this group deleted "
+      "here earlier and now re-created empty); the leader re-sends them, and "
       "the replica abstains until it holds index " + std::to_string(until.value()) + " again");
   return Status::ok();
 }

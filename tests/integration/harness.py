@@ -237,6 +237,26 @@ def metadata(bootstrap, topic=None, timeout=10):
     return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in t.partitions.values()}
 
 
+def agreed_leader(cluster, topic, partition=0, timeout=30):
+    """The partition's leader as every live broker reports it, the same twice in a row (no
+    election in progress)."""
+    deadline = time.monotonic() + timeout
+    previous = None
+    while time.monotonic() < deadline:
+        try:
+            views = {metadata("127.0.0.1:%d" % b.kafka_port, topic)[partition][0]
+                     for b in cluster.brokers if b.alive()}
+        except Exception:  # noqa: BLE001 - retried
+            views = set()
+        if len(views) == 1 and min(views) >= 0:
+            leader = min(views)
+            if leader == previous:
+                return leader
+            previous = leader
+        time.sleep(0.2)
+    raise RuntimeError("brokers do not agree on the leader of %s/%d" % (topic, partition))
+
+
 def wait_topic_ready(bootstrap, topic, partitions, replicas=None, timeout=60):
     """All partitions have a leader (and, if replicas is given, that many in-sync replicas)."""
     deadline = time.monotonic() + timeout

@@ -136,26 +136,6 @@ def wait_isr(cluster, replicas, timeout=60):
     raise RuntimeError("ISR of %s not back to %d in %ds" % (TOPIC, replicas, timeout))
 
 
-def agreed_leader(cluster, timeout=30):
-    """The partition leader as every live broker reports it, twice in a row (no election in
-    progress)."""
-    deadline = time.monotonic() + timeout
-    previous = None
-    while time.monotonic() < deadline:
-        try:
-            views = {harness.metadata("127.0.0.1:%d" % b.kafka_port, TOPIC)[0][0]
-                     for b in cluster.brokers if b.alive()}
-        except Exception:  # noqa: BLE001 - retried
-            views = set()
-        if len(views) == 1 and min(views) >= 0:
-            leader = min(views)
-            if leader == previous:
-                return leader
-            previous = leader
-        time.sleep(0.2)
-    raise RuntimeError("brokers do not agree on the leader of %s" % TOPIC)
-
-
 def wait_acks_flowing(stream, count=200, timeout=60):
     """Waits until `count` more writes were acknowledged (the producer is streaming)."""
     deadline = time.monotonic() + timeout
@@ -250,7 +230,7 @@ def run(cluster, options, trace):
         if restarted_at is not None:
             time.sleep(max(0.0, restarted_at + options.settle_s - time.monotonic()))
         wait_acks_flowing(stream)   # steady state: writes are being acknowledged
-        leader = agreed_leader(cluster)
+        leader = harness.agreed_leader(cluster, TOPIC)
         with stream.lock:
             before = len(stream.acked)
         t_kill = time.monotonic()

@@ -24,6 +24,7 @@ import time
 
 import groups_util as gu
 import harness
+from kafka_wire import Reader, read_frame
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 OFFSET_METADATA_TOO_LARGE = 12
@@ -45,45 +46,12 @@ class Raw:
         header = struct.pack(">hhih", api_key, version, self.correlation, len(client)) + client
         frame = header + body
         self.sock.sendall(struct.pack(">i", len(frame)) + frame)
-        size = struct.unpack(">i", self._read(4))[0]
-        payload = self._read(size)
+        payload = read_frame(self.sock)
         assert struct.unpack(">i", payload[:4])[0] == self.correlation
         return Reader(payload[4:])
 
-    def _read(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = self.sock.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed")
-            out += chunk
-        return out
-
     def close(self):
         self.sock.close()
-
-
-class Reader:
-    def __init__(self, data):
-        self.data = data
-        self.pos = 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += struct.calcsize(fmt)
-        return v[0]
-
-    def string(self):
-        n = self.take(">h")
-        s = self.data[self.pos:self.pos + max(n, 0)].decode()
-        self.pos += max(n, 0)
-        return s
-
-    def bytes_(self):
-        n = self.take(">i")
-        b = self.data[self.pos:self.pos + max(n, 0)]
-        self.pos += max(n, 0)
-        return b
 
 
 def s16(text):
@@ -238,9 +206,7 @@ def flexible_call(port, api_key, version, body, client=b"rdkafka", correlation=4
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     try:
         sock.sendall(struct.pack(">i", len(frame)) + frame)
-        raw = Raw.__new__(Raw)
-        raw.sock = sock
-        data = raw._read(struct.unpack(">i", raw._read(4))[0])
+        data = read_frame(sock)
     finally:
         sock.close()
     r = FlexReader(data)

@@ -89,25 +89,6 @@ class Stream:
         self.producer.flush(120)
 
 
-def leader_of(cluster, partition, timeout=30):
-    """The partition's leader as every live broker reports it, twice in a row."""
-    deadline = time.monotonic() + timeout
-    previous = None
-    while time.monotonic() < deadline:
-        try:
-            views = {harness.metadata("127.0.0.1:%d" % b.kafka_port, TOPIC)[partition][0]
-                     for b in cluster.brokers if b.alive()}
-        except Exception:  # noqa: BLE001 - retried
-            views = set()
-        if len(views) == 1 and min(views) >= 0:
-            leader = min(views)
-            if leader == previous:
-                return leader
-            previous = leader
-        time.sleep(0.2)
-    raise RuntimeError("no agreed leader for partition %d" % partition)
-
-
 def wait_acks(stream, count=300, timeout=60, partition=None):
     """Waits for `count` more acknowledgements (of `partition` only, when given)."""
     def acked():
@@ -224,7 +205,7 @@ def main():
         for kill in range(options.kills):
             wait_acks(stream)
             partition = kill % PARTITIONS
-            leader = leader_of(cluster, partition)
+            leader = harness.agreed_leader(cluster, TOPIC, partition)
             before = stream.acked_count()
             cluster.broker(leader).kill()
             harness.log("kill %d: SIGKILLed broker %d (leader of partition %d), %d acked"

@@ -40,6 +40,7 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import harness
+from kafka_wire import Reader, read_frame
 
 TOPIC = "seqgap"
 PRODUCE = 0
@@ -47,41 +48,6 @@ NOT_LEADER_FOR_PARTITION = 6
 HOLD = 5  # R1..R5: librdkafka's max in flight for an idempotent producer
 PROXY_HOST = "127.0.0.1"   # what the broker advertises
 BROKER_HOST = "127.0.0.2"  # where it listens
-
-
-def read_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("connection closed")
-        data += chunk
-    return data
-
-
-def read_frame(sock):
-    size = struct.unpack(">i", read_exact(sock, 4))[0]
-    return read_exact(sock, size)
-
-
-class Reader:
-    def __init__(self, data, pos=0):
-        self.data, self.pos = data, pos
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += struct.calcsize(fmt)
-        return v[0]
-
-    def string(self):
-        n = self.take(">h")
-        s = self.data[self.pos:self.pos + max(n, 0)]
-        self.pos += max(n, 0)
-        return s if n >= 0 else None
-
-    def skip_bytes(self):
-        n = self.take(">i")
-        self.pos += max(n, 0)
 
 
 def not_leader_response(request):
@@ -92,17 +58,17 @@ def not_leader_response(request):
     assert api_key == PRODUCE
     if not 3 <= version <= 8:
         raise RuntimeError("Produce v%d: the proxy answers v3..v8 only" % version)
-    r.string()            # client id (request header v1)
-    r.string()            # transactional id
+    r.raw_string()        # client id (request header v1)
+    r.raw_string()        # transactional id
     r.take(">h")          # acks
     r.take(">i")          # timeout
     topics = []
     for _ in range(r.take(">i")):
-        name = r.string()
+        name = r.raw_string()
         partitions = []
         for _ in range(r.take(">i")):
             partitions.append(r.take(">i"))
-            r.skip_bytes()
+            r.bytes_()    # records
         topics.append((name, partitions))
     out = struct.pack(">ii", correlation, len(topics))
     for name, partitions in topics:

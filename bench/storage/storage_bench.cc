@@ -14,7 +14,8 @@
 //     and sync_coalesce_us_max (default: the product defaults).
 //   --ab-sync-coalesce-kib K: the ratio section also runs every append with
 //     sync_coalesce_bytes = K KiB (B) next to the configured one (A), for an in-run A/B.
-//   --write-depth N: LogOptions::direct_write_depth (default: the product default, 2);
+//   --write-depth N: LogOptions::direct_write_depth (default: the broker's default for its
+//     partition logs, storage::kBrokerDirectWriteDepth = 2; the Log library default is 1);
 //     --ab-write-depth N: the ratio section also runs every append with depth N (B) next to
 //     the configured one (A). --raw-depth N: the ratio section also measures raw O_DIRECT
 //     writes with N in flight (N threads, allocated files) next to the QD1 headline.
@@ -101,7 +102,7 @@ std::int64_t g_sync_coalesce_us = -1;
 std::int64_t g_ab_sync_coalesce_kib = -1;
 std::int64_t g_zero_fill_kib = -1;
 std::int64_t g_ab_zero_fill_kib = -1;
-std::int64_t g_write_depth = -1;
+std::int64_t g_write_depth = kBrokerDirectWriteDepth;
 std::int64_t g_ab_write_depth = -1;
 int g_raw_depth = 0;
 std::int64_t g_synclat_window_kib = 2048;

@@ -147,6 +147,9 @@ const std::vector<OptionInfo>& option_table() {
       MQ_INT_OPTION("zero-fill-bytes",
                     "written zeros kept after a partition log's tail (cheaper fdatasyncs; 0: off)",
                     zero_fill_bytes, std::uint64_t{0}, std::uint64_t{1} << 30),
+      MQ_INT_OPTION("write-depth",
+                    "O_DIRECT writes in flight per partition log (1-3; 1: one at a time)",
+                    write_depth, std::uint32_t{1}, std::uint32_t{3}),
       MQ_INT_OPTION("shutdown-timeout-ms", "graceful shutdown budget before exiting anyway",
                     shutdown_timeout_ms, std::int64_t{0}, std::int64_t{600'000}),
   };

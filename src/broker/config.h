@@ -48,6 +48,8 @@ struct BrokerConfig {
   std::int64_t shutdown_timeout_ms = 10'000;
   // cluster::NodeConfig::zero_fill_window_bytes (pre-written space after each partition tail).
   std::uint64_t zero_fill_bytes = storage::zero_fill_window_bytes_or(storage::kBrokerZeroFillWindowBytes);
+  // cluster::NodeConfig::direct_write_depth.
+  std::uint32_t write_depth = storage::kBrokerDirectWriteDepth;
   kafka::ServerConfig kafka;
 };
 

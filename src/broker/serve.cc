@@ -39,6 +39,7 @@ cluster::NodeConfig node_config(const BrokerConfig& config) {
   node.default_replication_factor = config.default_replication_factor;
   node.auto_create_topics = config.kafka.auto_create_topics;
   node.zero_fill_window_bytes = config.zero_fill_bytes;
+  node.direct_write_depth = config.write_depth;
   return node;
 }
 

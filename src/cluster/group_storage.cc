@@ -73,6 +73,7 @@ Result<std::unique_ptr<GroupStorage>> GroupStorage::open(storage::FileSystem* fs
   log_options.segment_size_bytes_max = options.segment_size_bytes_max;
   log_options.entry_payload_bytes_max = options.entry_payload_bytes_max;
   log_options.zero_fill_window_bytes = options.zero_fill_window_bytes;
+  log_options.direct_write_depth = options.direct_write_depth;
   log_options.on_damaged_tail_cut = options.on_damaged_tail_cut;
   std::unique_ptr<GroupStorage> gs(new GroupStorage(fs, std::move(options)));
   if (gs->options_.sync_ledger == nullptr) {

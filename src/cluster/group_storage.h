@@ -59,6 +59,8 @@ struct GroupStorageOptions {
   std::uint64_t snapshot_data_bytes_max = 64u << 20;
   // storage::LogOptions::zero_fill_window_bytes (pre-written space after the tail).
   std::uint64_t zero_fill_window_bytes = storage::default_zero_fill_window_bytes();
+  // storage::LogOptions::direct_write_depth (O_DIRECT writes in flight per log).
+  std::uint32_t direct_write_depth = 1;
   std::function<void(LogIndex)> on_durable;  // Flusher thread
   // Repair mode: storage::LogOptions::on_damaged_tail_cut (null: a damaged tail fails open).
   std::function<Status(const storage::DamagedTailCut&)> on_damaged_tail_cut;

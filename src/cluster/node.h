@@ -113,6 +113,9 @@ struct NodeConfig {
   // appended since the log was opened, so idle and streaming partitions do not pay for it.
   // Default 2 MiB (RAFTMQ_ZERO_FILL_BYTES overrides it; 0 turns it off).
   std::uint64_t zero_fill_window_bytes = storage::zero_fill_window_bytes_or(storage::kBrokerZeroFillWindowBytes);
+  // O_DIRECT writes in flight per partition log (storage::LogOptions::direct_write_depth,
+  // 1-3; docs/formats/segment_format.md "Concurrent-write hole"). Default 2.
+  std::uint32_t direct_write_depth = storage::kBrokerDirectWriteDepth;
   ProducerStateOptions producer_state;  // idempotent producers per partition, expiration
   std::uint64_t controller_snapshot_interval_entries = 4096;
   std::uint32_t partitions_hosted_max = 10000;

@@ -101,6 +101,7 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(
       config_number(topic.configs, "segment.bytes", static_cast<std::int64_t>(config_.segment_size_bytes)));
   so.entry_payload_bytes_max = config_.max_batch_bytes + 4096;  // room for a control batch
   so.zero_fill_window_bytes = config_.zero_fill_window_bytes;
+  so.direct_write_depth = config_.direct_write_depth;
   GroupId gid = record.group;
   so.sync_ledger = sync_ledger_.get();  // replica_repair.cc: lost synced entries
   so.sync_ledger_key = gid.value();

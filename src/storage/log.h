@@ -85,6 +85,10 @@ inline constexpr std::uint64_t kZeroFillWindowDefault = 0;
 // The broker's default for its partition logs (cluster::NodeConfig::zero_fill_window_bytes,
 // the `zero-fill-bytes` option).
 inline constexpr std::uint64_t kBrokerZeroFillWindowBytes = 2u << 20;
+// The broker's default LogOptions::direct_write_depth for its partition logs
+// (cluster::NodeConfig::direct_write_depth, the `write-depth` option): in-run A/B pairs put
+// depth 2 ahead of depth 1 in every one of six comparisons (docs/storage_testing.md).
+inline constexpr std::uint32_t kBrokerDirectWriteDepth = 2;
 std::uint64_t default_zero_fill_window_bytes();
 // RAFTMQ_ZERO_FILL_BYTES when set, else `fallback`: for a layer with a default of its own (the
 // broker's partitions: cluster::NodeConfig::zero_fill_window_bytes).
@@ -124,8 +128,8 @@ struct LogOptions {
   // a hole of unwritten parts before written ones, which recovery cuts like a torn tail
   // (docs/formats/segment_format.md, "Concurrent-write hole"; only a log opened with depth
   // > 1 accepts such a hole at recovery: with 1 it stays kCorruption, as before). 1 (the
-  // default): one write at a time. Opt-in because interleaved runs on the development VM
-  // showed no throughput gain from 2 (docs/storage_testing.md, "Round 5").
+  // library default): one write at a time; the broker uses kBrokerDirectWriteDepth for its
+  // partitions (docs/storage_testing.md, "Round 5" and "Broker default").
   std::uint32_t direct_write_depth = 1;
   // Sync coalescing (mode kAlways, write-behind buffer): while a log's buffer parts stream to
   // the file back to back (a producer faster than the device), the flusher lets one

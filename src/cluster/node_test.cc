@@ -45,7 +45,37 @@ Produced produce(TestBroker& b, const std::string& topic, std::int32_t partition
 
 using testing::create_topic;
 
-class ClusterNode : public testing::ClusterFixture {};
+class ClusterNode : public testing::ClusterFixture {
+ protected:
+  // Roles for a move of topic/0: its replicas, one of them that does not lead (departing) and
+  // a broker hosting none (outsider); -1 when there is none.
+  struct MoveRoles {
+    std::vector<BrokerId> replicas;
+    BrokerId departing{-1};
+    BrokerId outsider{-1};
+  };
+  MoveRoles move_roles(TestBroker& controller, const std::string& topic, BrokerId leader) {
+    MoveRoles roles;
+    roles.replicas = controller.call([&](Node& n) {
+      return n.metadata().find_topic(topic)->partitions[0].replicas;
+    });
+    for (std::size_t i = 0; i < brokers_.size(); ++i) {
+      BrokerId b(static_cast<std::int32_t>(i));
+      bool hosts = std::find(roles.replicas.begin(), roles.replicas.end(), b) != roles.replicas.end();
+      if (!hosts) roles.outsider = b;
+      if (hosts && b != leader) roles.departing = b;
+    }
+    return roles;
+  }
+  // Asks the controller leader to move topic/0 to `target`.
+  AdminResult move(const std::string& topic, std::vector<BrokerId> target) {
+    TestBroker* c = wait_controller();
+    if (c == nullptr) return AdminResult{topic, Status::unavailable("no controller leader"), 0};
+    return c->call_async<AdminResult>([&](Node& n, std::function<void(AdminResult)> reply) {
+      n.move_partition(topic, 0, target, 5000, reply);
+    });
+  }
+};
 
 TEST_F(ClusterNode, SingleBrokerCreatesTopicProducesAndFetches) {
   make(1);
@@ -408,28 +438,14 @@ TEST_F(ClusterNode, AMovedAwayVoterTheGroupStillCountsOutlivesTheGracePeriod) {
   ASSERT_TRUE(create_topic(*c, "stuck", 1, 2)[0].status.is_ok());
   TestBroker* leader = wait_partition_leader("stuck", 0);
   ASSERT_NE(leader, nullptr);
-  std::vector<BrokerId> replicas = c->call([](Node& n) {
-    return n.metadata().find_topic("stuck")->partitions[0].replicas;
-  });
   BrokerId leader_id = leader->config().id;
-  BrokerId departing{-1};
-  BrokerId outsider{-1};
-  for (int i = 0; i < 3; ++i) {
-    bool hosts = std::find(replicas.begin(), replicas.end(), BrokerId(i)) != replicas.end();
-    if (!hosts) outsider = BrokerId(i);
-    if (hosts && BrokerId(i) != leader_id) departing = BrokerId(i);
-  }
-  ASSERT_NE(outsider, BrokerId(-1));
-  ASSERT_NE(departing, BrokerId(-1));
-  TestBroker& newcomer = *brokers_[static_cast<std::size_t>(outsider.value())];
-  TestBroker& leaving = *brokers_[static_cast<std::size_t>(departing.value())];
+  MoveRoles roles = move_roles(*c, "stuck", leader_id);
+  ASSERT_NE(roles.outsider, BrokerId(-1));
+  ASSERT_NE(roles.departing, BrokerId(-1));
+  TestBroker& newcomer = *brokers_[static_cast<std::size_t>(roles.outsider.value())];
+  TestBroker& leaving = *brokers_[static_cast<std::size_t>(roles.departing.value())];
   newcomer.kill();
-  c = wait_controller();
-  ASSERT_NE(c, nullptr);
-  std::vector<BrokerId> target = {leader_id, outsider};
-  auto moved = c->call_async<AdminResult>([&](Node& n, std::function<void(AdminResult)> reply) {
-    n.move_partition("stuck", 0, target, 5000, reply);
-  });
+  AdminResult moved = move("stuck", {leader_id, roles.outsider});
   ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
   // Five grace periods of writes, each needing the departing voter's acknowledgement (the
   // newcomer is a learner that cannot catch up): its replica stays. A write may meet a leader
@@ -473,28 +489,15 @@ TEST_F(ClusterNode, AVoterRemovedWhileItsBrokerWasDownIsDeletedAfterTheGracePeri
   TestBroker* leader = wait_partition_leader("left", 0);
   ASSERT_NE(leader, nullptr);
   ASSERT_TRUE(produce(*leader, "left", 0, "before").status.is_ok());
-  std::vector<BrokerId> replicas = c->call([](Node& n) {
-    return n.metadata().find_topic("left")->partitions[0].replicas;
-  });
-  BrokerId departing{-1};
-  BrokerId outsider{-1};
-  for (int i = 0; i < 4; ++i) {
-    bool hosts = std::find(replicas.begin(), replicas.end(), BrokerId(i)) != replicas.end();
-    if (!hosts) outsider = BrokerId(i);
-    if (hosts && BrokerId(i) != leader->config().id) departing = BrokerId(i);
-  }
-  ASSERT_NE(outsider, BrokerId(-1));
-  ASSERT_NE(departing, BrokerId(-1));
-  TestBroker& leaving = *brokers_[static_cast<std::size_t>(departing.value())];
+  MoveRoles roles = move_roles(*c, "left", leader->config().id);
+  ASSERT_NE(roles.outsider, BrokerId(-1));
+  ASSERT_NE(roles.departing, BrokerId(-1));
+  TestBroker& leaving = *brokers_[static_cast<std::size_t>(roles.departing.value())];
   leaving.kill();
   std::vector<BrokerId> target;
-  for (BrokerId b : replicas) target.push_back(b == departing ? outsider : b);
+  for (BrokerId b : roles.replicas) target.push_back(b == roles.departing ? roles.outsider : b);
   std::sort(target.begin(), target.end());
-  c = wait_controller();
-  ASSERT_NE(c, nullptr);
-  auto moved = c->call_async<AdminResult>([&](Node& n, std::function<void(AdminResult)> reply) {
-    n.move_partition("left", 0, target, 5000, reply);
-  });
+  AdminResult moved = move("left", target);
   ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
   // The move completes without the departing broker (the old and new majorities are alive).
   ASSERT_TRUE(wait_until([&] {
@@ -530,36 +533,20 @@ TEST_F(ClusterNode, AReplicaMovedAwayAndBackAbstainsUntilItHoldsWhatItHadSynced)
   for (int i = 0; i < 30; ++i) {
     ASSERT_TRUE(produce(*leader, "back", 0, "first" + std::to_string(i)).status.is_ok());
   }
-  std::vector<BrokerId> replicas = c->call([](Node& n) {
-    return n.metadata().find_topic("back")->partitions[0].replicas;
-  });
-  BrokerId departing{-1};
-  BrokerId outsider{-1};
-  for (int i = 0; i < 4; ++i) {
-    bool hosts = std::find(replicas.begin(), replicas.end(), BrokerId(i)) != replicas.end();
-    if (!hosts) outsider = BrokerId(i);
-    if (hosts && BrokerId(i) != leader->config().id) departing = BrokerId(i);
-  }
-  ASSERT_NE(outsider, BrokerId(-1));
-  ASSERT_NE(departing, BrokerId(-1));
-  TestBroker& away = *brokers_[static_cast<std::size_t>(departing.value())];
+  MoveRoles roles = move_roles(*c, "back", leader->config().id);
+  ASSERT_NE(roles.outsider, BrokerId(-1));
+  ASSERT_NE(roles.departing, BrokerId(-1));
+  TestBroker& away = *brokers_[static_cast<std::size_t>(roles.departing.value())];
   // Its replica has synced the 30 records.
   ASSERT_TRUE(wait_until([&] {
     auto s = replica_status(away, "back", 0);
     auto l = replica_status(*leader, "back", 0);
     return s && l && s->applied_index >= l->commit_index;
   }, 10s));
-  auto move_to = [&](std::vector<BrokerId> target) {
-    TestBroker* ctl = wait_controller();
-    ASSERT_NE(ctl, nullptr);
-    auto moved = ctl->call_async<AdminResult>([&](Node& n, std::function<void(AdminResult)> r) {
-      n.move_partition("back", 0, target, 5000, r);
-    });
-    ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
-  };
   std::vector<BrokerId> elsewhere;
-  for (BrokerId b : replicas) elsewhere.push_back(b == departing ? outsider : b);
-  move_to(elsewhere);
+  for (BrokerId b : roles.replicas) elsewhere.push_back(b == roles.departing ? roles.outsider : b);
+  AdminResult moved = move("back", elsewhere);
+  ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
   ASSERT_TRUE(wait_until([&] { return replica_dirs(away.config().data_dir) == 0; }, 15s))
       << "the moved-away replica was not deleted";
   leader = wait_partition_leader("back", 0);
@@ -571,7 +558,8 @@ TEST_F(ClusterNode, AReplicaMovedAwayAndBackAbstainsUntilItHoldsWhatItHadSynced)
     return away.call([](Node& n) { return n.cluster_status().metrics.replicas_lost_synced; });
   };
   std::uint64_t before = lost_synced();
-  move_to(replicas);
+  moved = move("back", roles.replicas);
+  ASSERT_TRUE(moved.status.is_ok()) << moved.status.to_string();
   // Back: the fresh replica opened below the earlier replica's ledger record (it abstained),
   // caught up, and serves the 60 records like the others.
   ASSERT_TRUE(wait_until([&] { return replica_status(away, "back", 0).has_value(); }, 15s));

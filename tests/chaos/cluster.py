@@ -17,6 +17,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness  # noqa: E402  (find_binary, metadata, log, SKIP)
+import kafka_wire  # noqa: E402  (frames and fields of hand-made requests)
 
 log = harness.log
 DROP_UNSYNCED_VAR = "RAFTMQ_STORAGE_TEST_DROP_UNSYNCED"
@@ -31,39 +32,17 @@ def _request(port, api_key, version, body, timeout):
         client_id = b"chaos"
         header = struct.pack(">hhih", api_key, version, 11, len(client_id)) + client_id
         s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
-        size = struct.unpack(">i", _recv_exact(s, 4))[0]
-        payload = _recv_exact(s, size)
+        payload = kafka_wire.read_frame(s)
     if struct.unpack(">i", payload[:4])[0] != 11:
         raise OSError("correlation id mismatch")
     return payload[4:]
 
 
-def _recv_exact(s, n):
-    out = b""
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise OSError("connection closed")
-        out += chunk
-    return out
-
-
-class _Reader:
-    def __init__(self, data):
-        self.data, self.pos = data, 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += struct.calcsize(fmt)
-        return v[0]
-
+class _Reader(kafka_wire.Reader):
     def string(self):
-        n = self.take(">h")
-        if n < 0:
-            return None
-        s = self.data[self.pos:self.pos + n].decode()
-        self.pos += n
-        return s
+        """Decoded; None for a null string."""
+        raw = self.raw_string()
+        return None if raw is None else raw.decode()
 
     def array(self, item):
         n = self.take(">i")

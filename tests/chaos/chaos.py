@@ -246,16 +246,16 @@ class Run:
             counts = out.result.counts
             keep_data = any(counts.get(k, 0) for k in ("lost", "inconsistent offsets",
                                                        "unexpected"))
-            if keep_data or counts.get("duplicated", 0):
+            if keep_data or counts.get("duplicated", 0) or counts.get("indeterminate", 0):
                 self.save_history(out.final)
             return 1 if failed else 0
         finally:
             self.cluster.cleanup(failed or o.keep_logs, keep_data)
 
     def save_history(self, final):
-        """For a safety failure or duplicates: every acknowledgement (value, partition, offset,
-        send and acknowledgement times), the final read and the producers' id/epoch changes and
-        delivery failures (client-eos.txt), next to the kept logs."""
+        """For a safety failure, duplicates or failed deliveries: every acknowledgement (value,
+        partition, offset, send and acknowledgement times), the final read and the producers'
+        id/epoch changes and delivery failures (client-eos.txt), next to the kept logs."""
         keep_dir = self.cluster.workdir + "-logs"
         os.makedirs(keep_dir, exist_ok=True)
         with open(os.path.join(keep_dir, "history.txt"), "w") as f:

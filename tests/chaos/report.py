@@ -77,7 +77,51 @@ def print_counts(r, producers, consumers):
         sum(p.local_refusals for p in producers)))
     print("  consumer errors by code: %s" % (sum_counts(c.errors for c in consumers) or "none"))
     print_client_idempotence(producers)
+    print_failure_bursts(producers)
     print_duplicate_detail(r, producers)
+
+
+def failure_bursts(producers, gap_s=5.0):
+    """Delivery failures grouped into bursts (failures less than gap_s apart, any producer):
+    [(first time, last time, count, {partition: count}, {producer index: count})]."""
+    events = []
+    for p in producers:
+        with p.lock:
+            for value, at in p.failed_at.items():
+                events.append((at, p.sent[value][0] if value in p.sent else None, p.index))
+    events.sort(key=lambda e: e[0])
+    bursts = []
+    for at, tp, index in events:
+        if not bursts or at - bursts[-1][1] > gap_s:
+            bursts.append([at, at, 0, {}, {}])
+        b = bursts[-1]
+        b[1] = at
+        b[2] += 1
+        b[3][tp] = b[3].get(tp, 0) + 1
+        b[4][index] = b[4].get(index, 0) + 1
+    return [tuple(b) for b in bursts]
+
+
+def print_failure_bursts(producers, most=8):
+    """When deliveries failed (message.timeout.ms: the client gave up; each such message is
+    "possibly persisted" and makes librdkafka bump its epoch, FINDINGS.md F9): bursts with
+    their partitions and producers, and the reasons of the producers' drains just before."""
+    bursts = failure_bursts(producers)
+    if not bursts:
+        return
+    print("  delivery failures in %d burst(s) (harness clock; partition: count; producer: count):"
+          % len(bursts))
+    for first, last, count, tps, indexes in bursts[:most]:
+        print("      %.3f-%.3f: %d  %s  %s" % (first, last, count, dict(sorted(
+            tps.items(), key=lambda kv: str(kv[0]))), dict(sorted(indexes.items()))))
+        for p in producers:
+            if p.index not in indexes:
+                continue
+            with p.lock:
+                drains = [line for at, tag, line in p.eos_trail
+                          if tag == "DRAIN" and first - 20 <= at <= first]
+            for line in drains[-2:]:
+                print("          p%d: %s" % (p.index, line[:240]))
 
 
 def duplicate_context(value, producers, window_s=1.0):

@@ -286,5 +286,19 @@ class OperatorCutTest(unittest.TestCase):
         self.assertNotIn("late", text)
 
 
+    def test_delivery_failures_are_grouped_into_bursts(self):
+        import report
+        p = FakeProducer()
+        p.index = 0
+        for i, at in enumerate((10.0, 11.0, 14.5, 40.0)):
+            p.send("v%d" % i, tp=TP if i < 3 else TP1, at=at - 15)
+            p.failed["v%d" % i] = "_MSG_TIMED_OUT"
+            p.failed_at["v%d" % i] = at
+        bursts = report.failure_bursts([p])
+        self.assertEqual([(b[0], b[1], b[2]) for b in bursts], [(10.0, 14.5, 3), (40.0, 40.0, 1)])
+        self.assertEqual(bursts[0][3], {TP: 3})
+        self.assertEqual(bursts[1][3], {TP1: 1})
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -14,6 +14,23 @@
 
 namespace mq::storage::testing {
 
+// Entries [lo, hi) are readable with their indexes and (unless term is 0) the payloads
+// make_payload gives for that term.
+inline void expect_log_entries(Log& log, LogIndex lo, LogIndex hi, Term term = Term(1)) {
+  auto entries = log.read(lo, hi, UINT64_MAX);
+  ASSERT_TRUE(entries.has_value()) << entries.status().to_string();
+  ASSERT_EQ(entries->size(), hi - lo);
+  for (std::size_t i = 0; i < entries->size(); ++i) {
+    const ReadEntry& e = (*entries)[i];
+    ASSERT_EQ(e.header.index, lo + i);
+    if (term != Term(0)) {
+      ASSERT_EQ(e.header.term, term) << "entry " << e.header.index;
+      ASSERT_TRUE(equal_bytes(e.payload, make_payload(e.header.index, term, e.payload.size())))
+          << "entry " << e.header.index;
+    }
+  }
+}
+
 class LogFixture : public ::testing::TestWithParam<bool> {
  protected:
   // Chooses the file system and the log's directory; tests then adjust options_.
@@ -38,18 +55,7 @@ class LogFixture : public ::testing::TestWithParam<bool> {
   // Entries [lo, hi) are readable with their indexes and (unless term is 0) the payloads
   // make_payload gives for that term.
   void expect_entries(Log& log, LogIndex lo, LogIndex hi, Term term = Term(1)) {
-    auto entries = log.read(lo, hi, UINT64_MAX);
-    ASSERT_TRUE(entries.has_value()) << entries.status().to_string();
-    ASSERT_EQ(entries->size(), hi - lo);
-    for (std::size_t i = 0; i < entries->size(); ++i) {
-      const ReadEntry& e = (*entries)[i];
-      ASSERT_EQ(e.header.index, lo + i);
-      if (term != Term(0)) {
-        ASSERT_EQ(e.header.term, term) << "entry " << e.header.index;
-        ASSERT_TRUE(equal_bytes(e.payload, make_payload(e.header.index, term, e.payload.size())))
-            << "entry " << e.header.index;
-      }
-    }
+    expect_log_entries(log, lo, hi, term);
   }
 
   MemoryFileSystem memory_fs_;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "storage/log.h"
+#include "storage/log_fixture.h"
 #include "storage/memory_file_system.h"
 #include "storage/segment_format.h"
 #include "storage/test_util.h"
@@ -25,6 +26,7 @@ namespace mq::storage {
 namespace {
 
 using testing::Batch;
+using testing::expect_log_entries;
 using testing::make_payload;
 
 // The in-memory file system, with one direct write to a segment file (the `target`-th, from
@@ -161,16 +163,7 @@ class LogWriteHoleTest : public ::testing::TestWithParam<int> {
     Batch b = Batch::make(log.last_index() + 1, log.next_offset(), Term(1), count, kPayload);
     return log.append(b.entries);
   }
-  static void expect_entries(Log& log, LogIndex lo, LogIndex hi) {
-    auto entries = log.read(lo, hi, UINT64_MAX);
-    ASSERT_TRUE(entries.has_value()) << entries.status().to_string();
-    ASSERT_EQ(entries->size(), hi - lo);
-    for (std::size_t i = 0; i < entries->size(); ++i) {
-      const ReadEntry& e = (*entries)[i];
-      ASSERT_EQ(e.header.index, lo + i);
-      ASSERT_TRUE(equal_bytes(e.payload, make_payload(e.header.index, Term(1), kPayload)));
-    }
-  }
+
   // Re-opens the log: it holds at least every durable entry (and, if `below` is set, fewer
   // than `below`), all intact; it appends and syncs `more` entries, and a second re-open finds
   // exactly those.
@@ -182,7 +175,7 @@ class LogWriteHoleTest : public ::testing::TestWithParam<int> {
     if (below) {
       EXPECT_LT(reopened->last_index(), *below);
     }
-    expect_entries(*reopened, LogIndex(1), reopened->last_index() + 1);
+    expect_log_entries(*reopened, LogIndex(1), reopened->last_index() + 1);
     ASSERT_TRUE(append(*reopened, more).is_ok());
     ASSERT_TRUE(reopened->sync().is_ok());
     LogIndex last = reopened->last_index();
@@ -190,7 +183,7 @@ class LogWriteHoleTest : public ::testing::TestWithParam<int> {
     auto again = open_log(fs);
     ASSERT_NE(again, nullptr);
     EXPECT_EQ(again->last_index(), last);
-    expect_entries(*again, LogIndex(1), last + 1);
+    expect_log_entries(*again, LogIndex(1), last + 1);
   }
   // Appends until the held write (the `target`-th direct write) is waiting and the next one
   // has completed; returns false if that never happens (depth 1 never runs it).
@@ -343,7 +336,7 @@ TEST_P(LogWriteHoleTest, DamageThatIsNotAConcurrentWriteHoleIsStillCorruption) {
   auto log = open_log(&memory);
   ASSERT_NE(log, nullptr);
   EXPECT_EQ(log->last_index(), LogIndex(2));
-  expect_entries(*log, LogIndex(1), LogIndex(3));
+  expect_log_entries(*log, LogIndex(1), LogIndex(3));
 }
 
 // On the real file system, several writes in flight allocate the tail's space with its size
@@ -394,10 +387,10 @@ TEST_P(LogWriteHoleTest, AllocatedSpaceOnTheRealFileSystemHoldsOnlyZerosAfterThe
   auto reopened = open_log(posix_file_system());
   ASSERT_NE(reopened, nullptr);
   EXPECT_EQ(reopened->last_index(), last);
-  expect_entries(*reopened, LogIndex(1), last + 1);
+  expect_log_entries(*reopened, LogIndex(1), last + 1);
   ASSERT_TRUE(append(*reopened, 2).is_ok());
   ASSERT_TRUE(reopened->sync().is_ok());
-  expect_entries(*reopened, LogIndex(1), reopened->last_index() + 1);
+  expect_log_entries(*reopened, LogIndex(1), reopened->last_index() + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Depth, LogWriteHoleTest, ::testing::Values(1, 2, 3),

@@ -237,6 +237,22 @@ def metadata(bootstrap, topic=None, timeout=10):
     return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in t.partitions.values()}
 
 
+def create_topic_retrying(cluster, name, partitions=1, replication_factor=2, timeout=60):
+    """`raftmq topic create` against the live brokers, retried until it succeeds (a controller
+    election or a broker change may be under way), then waits for its leaders."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run([cluster.binary, "topic", "create", name, "--bootstrap",
+                              cluster.live_bootstrap(), "--partitions", str(partitions),
+                              "--replication-factor", str(replication_factor)],
+                             capture_output=True, timeout=60)
+        if out.returncode == 0:
+            break
+        assert time.monotonic() < deadline, out.stderr
+        time.sleep(1)
+    wait_topic_ready(cluster.live_bootstrap(), name, partitions)
+
+
 def agreed_leader(cluster, topic, partition=0, timeout=30):
     """The partition's leader as every live broker reports it, the same twice in a row (no
     election in progress)."""

@@ -212,16 +212,7 @@ def run(cluster, newcomer):
     # Kill another original broker: the controller voters are now the two others and 4.
     victim = [b for b in cluster.brokers if b.id != leaving][0]
     victim.kill()
-    deadline = time.monotonic() + 60
-    while True:
-        out = subprocess.run([cluster.binary, "topic", "create", "after-removal", "--bootstrap",
-                              cluster.live_bootstrap(), "--partitions", "1",
-                              "--replication-factor", "2"], capture_output=True, timeout=60)
-        if out.returncode == 0:
-            break
-        assert time.monotonic() < deadline, out.stderr
-        time.sleep(1)
-    harness.wait_topic_ready(cluster.live_bootstrap(), "after-removal", 1)
+    harness.create_topic_retrying(cluster, "after-removal")
     harness.log("topic created with broker", leaving, "removed and broker", victim.id, "killed")
 
     seen = read_all(cluster.live_bootstrap(), len(acked))

@@ -38,17 +38,6 @@ def role_line(listing, broker_id):
     raise AssertionError("broker %d not listed:\n%s" % (broker_id, listing.decode()))
 
 
-def create_topic(cluster, name, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        out = subprocess.run([cluster.binary, "topic", "create", name, "--bootstrap",
-                              cluster.live_bootstrap(), "--partitions", "1",
-                              "--replication-factor", "2"], capture_output=True, timeout=60)
-        if out.returncode == 0:
-            break
-        assert time.monotonic() < deadline, out.stderr
-        time.sleep(1)
-    harness.wait_topic_ready(cluster.live_bootstrap(), name, 1)
 
 
 def main():
@@ -82,7 +71,7 @@ def run(cluster):
 
     # The demoted broker dies: the two voters left still commit controller changes.
     cluster.broker(x).kill()
-    create_topic(cluster, "after-demotion")
+    harness.create_topic_retrying(cluster, "after-demotion")
     listing = voters(cluster)
     assert listing.returncode == 0, listing.stderr
     line = role_line(listing.stdout, x)

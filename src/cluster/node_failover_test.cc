@@ -66,6 +66,20 @@ class ClusterFailover : public testing::ClusterFixture {
                             << " ms";
     return next;
   }
+  // Waits until every survivor's log holds all the leader's entries (a broker restarted
+  // moments ago catches up first): then any of them can win the election the test is about.
+  void wait_survivors_caught_up(TestBroker* leader, const std::vector<TestBroker*>& survivors,
+                                const std::string& topic) {
+    ASSERT_TRUE(wait_until([&] {
+      auto l = replica_status(*leader, topic, 0);
+      if (!l) return false;
+      for (TestBroker* s : survivors) {
+        auto st = replica_status(*s, topic, 0);
+        if (!st || st->last_index < l->last_index) return false;
+      }
+      return true;
+    }, 10s)) << "a survivor did not catch up with the leader";
+  }
   void restart(TestBroker* broker) {
     ASSERT_TRUE(broker->start().is_ok());
     ASSERT_TRUE(wait_until([&] { return broker->call([](Node& n) { return n.is_ready(); }); },
@@ -87,6 +101,7 @@ TEST_F(ClusterFailover, SurvivorWithClientConnectionsWinsOverOneClientsMayNotRea
     std::vector<TestBroker*> survivors = survivors_of(leader);
     ASSERT_EQ(survivors.size(), 2u);
     TestBroker* reachable = survivors[1];  // ranked second by id
+    wait_survivors_caught_up(leader, survivors, "reach");
     set_client_connections({{leader, 1}, {reachable, 1}});
     TestBroker* next = kill_and_wait(leader, "reach");
     ASSERT_NE(next, nullptr);
@@ -109,6 +124,7 @@ TEST_F(ClusterFailover, WithoutClientConnectionsTheSharedOrderDecides) {
   ASSERT_TRUE(produce_one(*leader, "order", "before").is_ok());
   std::vector<TestBroker*> survivors = survivors_of(leader);
   ASSERT_EQ(survivors.size(), 2u);
+  wait_survivors_caught_up(leader, survivors, "order");
   TestBroker* next = kill_and_wait(leader, "order");
   ASSERT_NE(next, nullptr);
   EXPECT_EQ(next, survivors[0]);
@@ -124,6 +140,7 @@ TEST_F(ClusterFailover, SurvivorAClientConnectsToAfterTheLossStillWins) {
   ASSERT_TRUE(produce_one(*leader, "late", "before").is_ok());
   std::vector<TestBroker*> survivors = survivors_of(leader);
   ASSERT_EQ(survivors.size(), 2u);
+  wait_survivors_caught_up(leader, survivors, "late");
   TestBroker* reachable = survivors[1];
   set_client_connections({{leader, 1}});  // no survivor has a client at the loss
   auto killed_at = std::chrono::steady_clock::now();
@@ -147,6 +164,7 @@ TEST_F(ClusterFailover, MetadataNamesTheReachableSurvivorNeverTheDeadLeader) {
   ASSERT_NE(leader, nullptr);
   std::vector<TestBroker*> survivors = survivors_of(leader);
   ASSERT_EQ(survivors.size(), 2u);
+  wait_survivors_caught_up(leader, survivors, "named");
   TestBroker* reachable = survivors[1];
   set_client_connections({{leader, 1}, {reachable, 1}});
   BrokerId dead = leader->config().id;

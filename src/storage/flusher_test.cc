@@ -22,6 +22,50 @@ LogOptions options_for(const std::string& dir) {
   return options;
 }
 
+// Logs whose durability reports go to `durable` (declared first: it outlives the logs).
+struct DurableLogs {
+  explicit DurableLogs(int count) : durable(static_cast<std::size_t>(count)) {}
+  std::vector<std::atomic<std::uint64_t>> durable;
+  std::vector<std::unique_ptr<Log>> logs;
+};
+
+// Opens `count` logs under `root` on `flusher` and has one thread per log append `appends`
+// single 1 KiB entries, each waiting for its own durability report (an acks=all producer;
+// at most 20 s per append).
+std::unique_ptr<DurableLogs> run_acks_all_appenders(Flusher& flusher, Clock* clock,
+                                                    const std::string& root, int count,
+                                                    int appends) {
+  auto out = std::make_unique<DurableLogs>(count);
+  auto& durable = out->durable;
+  auto& logs = out->logs;
+  for (int i = 0; i < count; ++i) {
+    LogOptions options = options_for(root + "/p" + std::to_string(i));
+    options.on_durable = [&durable, i](LogIndex d) {
+      std::uint64_t seen = durable[i].load();
+      while (d.value() > seen && !durable[i].compare_exchange_weak(seen, d.value())) {
+      }
+    };
+    logs.push_back(Log::open(posix_file_system(), clock, options, &flusher).value());
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < count; ++i) {
+    threads.emplace_back([&, i] {
+      Log& log = *logs[i];
+      for (int n = 0; n < appends; ++n) {
+        Batch b = Batch::make(log.last_index() + 1, log.next_offset(), Term(1), 1, 1024);
+        ASSERT_TRUE(log.append(b.entries).is_ok());
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (durable[i].load() < log.last_index().value()) {
+          ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "log " << i << " stuck";
+          std::this_thread::yield();
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return out;
+}
+
 TEST(FlusherTest, RunOnceSyncsEveryQueuedLogAndReportsDurability) {
   MemoryFileSystem fs;
   ManualClock clock;
@@ -65,31 +109,9 @@ TEST(FlusherTest, ConcurrentAppendersShareFdatasyncs) {
   flusher.start();
   constexpr int kLogs = 4;
   constexpr int kAppendsPerLog = 100;
-  std::vector<std::unique_ptr<Log>> logs;
-  std::vector<std::atomic<std::uint64_t>> durable(kLogs);
-  for (int i = 0; i < kLogs; ++i) {
-    LogOptions options;
-    options.directory = dir.path() + "/p" + std::to_string(i);
-    options.on_durable = [&durable, i](LogIndex d) {
-      std::uint64_t seen = durable[i].load();
-      while (d.value() > seen && !durable[i].compare_exchange_weak(seen, d.value())) {
-      }
-    };
-    logs.push_back(Log::open(posix_file_system(), clock, options, &flusher).value());
-  }
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kLogs; ++i) {
-    threads.emplace_back([&, i] {
-      Log& log = *logs[i];
-      for (int n = 0; n < kAppendsPerLog; ++n) {
-        Batch b = Batch::make(log.last_index() + 1, log.next_offset(), Term(1), 1, 1024);
-        ASSERT_TRUE(log.append(b.entries).is_ok());
-        // Wait for durability of this append (like an acks=all producer).
-        while (durable[i].load() < log.last_index().value()) std::this_thread::yield();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  std::unique_ptr<DurableLogs> run =
+      run_acks_all_appenders(flusher, clock, dir.path(), kLogs, kAppendsPerLog);
+  std::vector<std::unique_ptr<Log>>& logs = run->logs;
   FlusherStats stats = flusher.stats();
   for (int i = 0; i < kLogs; ++i) {
     EXPECT_EQ(logs[i]->durable_index(), LogIndex(kAppendsPerLog));
@@ -254,33 +276,9 @@ TEST(FlusherTest, ParallelRoundsKeepGroupCommitUnderConcurrentAppenders) {
   flusher.start();
   constexpr int kLogs = 4;
   constexpr int kAppendsPerLog = 50;
-  std::vector<std::unique_ptr<Log>> logs;
-  std::vector<std::atomic<std::uint64_t>> durable(kLogs);
-  for (int i = 0; i < kLogs; ++i) {
-    LogOptions options = options_for(dir.path() + "/p" + std::to_string(i));
-    options.on_durable = [&durable, i](LogIndex d) {
-      std::uint64_t seen = durable[i].load();
-      while (d.value() > seen && !durable[i].compare_exchange_weak(seen, d.value())) {
-      }
-    };
-    logs.push_back(Log::open(posix_file_system(), clock, options, &flusher).value());
-  }
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kLogs; ++i) {
-    threads.emplace_back([&, i] {
-      Log& log = *logs[i];
-      for (int n = 0; n < kAppendsPerLog; ++n) {
-        Batch b = Batch::make(log.last_index() + 1, log.next_offset(), Term(1), 1, 1024);
-        ASSERT_TRUE(log.append(b.entries).is_ok());
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (durable[i].load() < log.last_index().value()) {
-          ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "log " << i << " stuck";
-          std::this_thread::yield();
-        }
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  std::unique_ptr<DurableLogs> run =
+      run_acks_all_appenders(flusher, clock, dir.path(), kLogs, kAppendsPerLog);
+  std::vector<std::unique_ptr<Log>>& logs = run->logs;
   FlusherStats stats = flusher.stats();
   for (int i = 0; i < kLogs; ++i) {
     // Durable is reported only after the log's own fdatasync covered it.

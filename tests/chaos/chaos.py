@@ -242,7 +242,8 @@ class Run:
             out.result = checker.check(self.producers, self.consumers, out.final, self.monitor,
                                        self.partitions)
             out.availability = checker.availability(out.episodes, self.producers)
-            failed = report.report(o, out, self.producers, self.consumers, self.monitor)
+            failed = report.report(o, out, self.producers, self.consumers, self.monitor,
+                                   self.cluster.workdir)
             counts = out.result.counts
             keep_data = any(counts.get(k, 0) for k in ("lost", "inconsistent offsets",
                                                        "unexpected"))

@@ -1,9 +1,11 @@
 """The chaos run's report: episodes, every count, availability per fault kind, leader changes
 and the checks, ending with `N passed, M failed` (docs/chaos.md)."""
 
+import os
 import re
 
 import checker
+import elections
 import nemesis as chaos_nemesis
 
 
@@ -236,8 +238,11 @@ def print_availability(avail):
             fmt(max(a["heal"], default=None)), a["missing"]))
 
 
-def print_leader_changes(ran, monitor):
-    """Prints the term counters; returns the extra leader changes [(episode, kind, change)]."""
+def print_leader_changes(ran, monitor, log_dir=None):
+    """Prints the term counters; returns the extra leader changes [(episode, kind, change)]
+    and their count by cause ({} without logs).
+    With the brokers' logs, each extra change is explained (elections.py): who won, and
+    whether the old leader's event loop had stalled just before."""
     extra = [(e.number, e.kind, x) for e in ran for x in e.extra_elections]
     checked = [e for e in ran if e.check_elections and e.recovered is not None]
     print("leader changes: terms per partition at the end %s; %d extra leader change(s) after "
@@ -247,10 +252,26 @@ def print_leader_changes(ran, monitor):
     print("  term increases: %d during faults, %d within recovery+%.0fs of a heal, %d in quiet "
           "periods (no fault active: spontaneous elections)" % (
               during, after_heal, chaos_nemesis.SETTLE_S, quiet))
+    logs = elections.read_logs(log_dir) if extra and log_dir and os.path.isdir(log_dir) else {}
+    by_number = {e.number: e for e in ran}
+    causes = {}
     for number, kind, (tp, before, after) in extra:
-        print("  episode #%d %s: %s term %d at the heal -> %d after" % (number, kind, tp,
-                                                                       before, after))
-    return extra
+        line = "  episode #%d %s: %s term %d at the heal -> %d after" % (number, kind, tp,
+                                                                        before, after)
+        if logs:
+            e = by_number[number]
+            old = e.leaders_at_heal.get(tp)
+            info = elections.explain(logs, tp, before, after, old, e.t_heal,
+                                     e.t_heal + (e.recovered or 0) + chaos_nemesis.SETTLE_S)
+            causes[info["cause"]] = causes.get(info["cause"], 0) + 1
+            line += ": " + elections.describe(info, old)
+        print(line)
+    if causes:
+        print("  extra leader changes by cause: %s (a leader loop gap of >= %d ms within %.1f s "
+              "before the election: the followers' election timers could run out)" % (
+                  ", ".join("%d %s" % (n, c) for c, n in sorted(causes.items())),
+                  elections.STALL_MS, elections.LOOKBACK_S))
+    return extra, causes
 
 
 KNOWN_ISSUES = {
@@ -321,8 +342,9 @@ def liveness_checks(check, o, out, ran, producers):
     check("every broker shut down cleanly on SIGTERM", not bad_exit, bad_exit or "")
 
 
-def report(o, out, producers, consumers, monitor):
-    """Prints the report; returns True when a counted check failed."""
+def report(o, out, producers, consumers, monitor, log_dir=None):
+    """Prints the report; returns True when a counted check failed. log_dir: the brokers'
+    logs (broker-<id>.log), to explain extra leader changes."""
     print("\n==== chaos report (seed %d, %d brokers) ====" % (o.seed, o.brokers))
     ran = [e for e in out.episodes if e.t_inject is not None]
     print("fault episodes: %d" % len(ran) + "".join(
@@ -332,7 +354,7 @@ def report(o, out, producers, consumers, monitor):
         print("  " + e.summary())
     print_counts(out.result, producers, consumers)
     print_availability(out.availability)
-    extra = print_leader_changes(ran, monitor)
+    extra, causes = print_leader_changes(ran, monitor, log_dir)
 
     checks = []
 
@@ -356,7 +378,9 @@ def report(o, out, producers, consumers, monitor):
     check("target: kill-leader p99 from injection to next ack <= 1 s",
           not kl or p99 <= 1.0, "n/a" if not kl else "p99 %.2fs over %d" % (p99, len(kl)),
           target=True)
-    check("target: no extra leader change after a heal/restart", not extra, len(extra),
+    check("target: no extra leader change after a heal/restart", not extra,
+          "%d%s" % (len(extra), "; by cause: " + ", ".join(
+              "%d %s" % (n, c) for c, n in sorted(causes.items())) if causes else ""),
           target=True)
 
     print("checks:")

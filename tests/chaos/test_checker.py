@@ -300,5 +300,107 @@ class OperatorCutTest(unittest.TestCase):
         self.assertEqual(bursts[1][3], {TP1: 1})
 
 
+class ElectionsTest(unittest.TestCase):
+    """elections.py: an extra leader change is explained from the brokers' logs."""
+
+    # Broker 2 led chaos-1 at term 41; broker 3 won term 42 at 1000.35. Wall = mono + 5000.
+    LOGS = {
+        2: ["==== chaos: start at 990.000 ====",
+            "5990.000 cluster[broker 2] chaos-1 [990.000]: StateLeader at term 41, leader node 3; "
+            "last leader message 0 ms ago, longest tick gap 0 ms",
+            "6000.480 cluster[broker 2] loop stall: drain_pumps held the loop 467 ms (most in "
+            "ready chaos-1 > apply: 467 ms); starved: loop thread over 485 ms: cpu 1 ms, "
+            "run-queue wait 472 ms, off-cpu 12 ms; sampled R x6",
+            "6000.481 cluster[broker 2] controller: no tick for 300 ms (until 1000.481); "
+            "meanwhile on this loop 28 messages stepped; starved: loop thread over 300 ms: "
+            "cpu 1 ms, run-queue wait 290 ms, off-cpu 9 ms; sampled R x6"],
+        3: ["6000.340 cluster[broker 3] chaos-1 [1000.340]: StatePreCandidate at term 41; "
+            "last leader message 340 ms ago, longest tick gap 99 ms",
+            "6000.341 cluster[broker 3] chaos-1 [1000.341]: StateCandidate at term 42; last "
+            "leader message 341 ms ago, longest tick gap 0 ms",
+            "6000.350 cluster[broker 3] chaos-1 [1000.350]: StateLeader at term 42, leader node "
+            "4; last leader message 350 ms ago, longest tick gap 0 ms",
+            "6010.000 cluster[broker 3] chaos-2 [1010.000]: StateLeader at term 7, leader node "
+            "4; last leader message 20 ms ago, longest tick gap 0 ms"],
+    }
+
+    def write_logs(self, d):
+        import os
+        for bid, lines in self.LOGS.items():
+            with open(os.path.join(d, "broker-%d.log" % bid), "w") as f:
+                f.write("\n".join(lines) + "\n")
+
+    def test_an_election_after_the_old_leaders_loop_stall_is_explained_by_it(self):
+        import tempfile
+        import elections
+        with tempfile.TemporaryDirectory() as d:
+            self.write_logs(d)
+            logs = elections.read_logs(d)
+        info = elections.explain(logs, ("chaos", 1), 41, 42, 2, 999.5, 1003.0)
+        self.assertEqual((info["winner"], info["term"], info["winner_silence_ms"]), (3, 42, 341))
+        self.assertEqual(info["cause"], "leader loop stall")
+        # The loop stall (wall clock only) is placed with the log's wall-minus-mono offset and
+        # is the longer of the two gaps.
+        self.assertAlmostEqual(info["gap"][1], 1000.48, places=2)
+        self.assertEqual(info["gap"][2:5], (467, "loop stall in drain_pumps", "starved"))
+        text = elections.describe(info, 2)
+        self.assertIn("won by broker 3 at term 42", text)
+        self.assertIn("run-queue wait 472 ms", text)
+
+    def test_an_election_without_a_stall_of_the_old_leader_is_unexplained(self):
+        import tempfile
+        import elections
+        with tempfile.TemporaryDirectory() as d:
+            self.write_logs(d)
+            logs = elections.read_logs(d)
+        # chaos-2's election at 1010.0: broker 2 logged no gap in the second before it.
+        info = elections.explain(logs, ("chaos", 2), 6, 7, 2, 1008.0, 1012.0)
+        self.assertEqual(info["winner"], 3)
+        self.assertIsNone(info["gap"])
+        self.assertEqual(info["cause"], "unexplained")
+        # A term the logs never show.
+        info = elections.explain(logs, ("chaos", 1), 50, 51, 2, 999.5, 1003.0)
+        self.assertTrue(info["cause"].startswith("unexplained"))
+        self.assertIsNone(info["winner"])
+
+    def test_the_report_explains_each_extra_change_and_counts_the_causes(self):
+        import contextlib
+        import io
+        import tempfile
+        import nemesis
+        import report
+
+        class Monitor:
+            terms = {("chaos", 1): 42}
+            lock = threading.Lock()
+            term_log = [(990.0, ("chaos", 1), 41), (1000.35, ("chaos", 1), 42)]
+        e = nemesis.Episode(72, "kill-random")
+        e.t_inject, e.t_heal, e.recovered = 995.0, 999.5, 1.0
+        e.leaders_at_heal = {("chaos", 1): 2}
+        e.extra_elections = [(("chaos", 1), 41, 42)]
+        out = io.StringIO()
+        with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(out):
+            self.write_logs(d)
+            extra, causes = report.print_leader_changes([e], Monitor(), d)
+        self.assertEqual(len(extra), 1)
+        self.assertEqual(causes, {"leader loop stall": 1})
+        self.assertIn("won by broker 3 at term 42", out.getvalue())
+        self.assertIn("by cause: 1 leader loop stall", out.getvalue())
+        self.assertIn("1 within recovery", out.getvalue())
+
+    def test_the_harness_output_gives_each_extra_change_with_its_old_leader(self):
+        import elections
+        lines = [
+            "[harness 995.0] nemesis #72 kill-random: SIGKILL broker 1 (hold 1.9s)\n",
+            "[harness 1003.0] nemesis #72 kill-random: SIGKILL broker 1; recovered in 1.9s EXTRA "
+            "LEADER CHANGE [(('chaos', 1), 41, 42)] (at heal: leaders {('chaos', 0): 2, "
+            "('chaos', 1): 2} terms {('chaos', 0): 45, ('chaos', 1): 41}; after: leaders "
+            "{('chaos', 1): 3} terms {('chaos', 1): 42})\n",
+            "[harness 1004.0] nemesis #73 pause: SIGSTOP broker 2 (hold 1.0s)\n",
+        ]
+        self.assertEqual(elections.parse_harness_output(lines),
+                         [(72, "kill-random", ("chaos", 1), 41, 42, 2, 996.9, 1003.0)])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,210 @@
+"""What the brokers' logs say about an extra leader change (issue 6, FINDINGS F2).
+
+An extra leader change is a term increase after a heal or a restart on a partition that had a
+leader at the heal. Raft elects anew when the followers stop hearing from their leader for an
+election timeout; PreVote and CheckQuorum keep a broker that comes back from forcing one. So
+for each extra change this module finds, in the broker logs:
+- the election: which broker became leader at the new term, when, and how long before that
+  its last message from a leader was (its PreCandidate line);
+- the old leader's event loop in the second before the election: the longest gap it logged
+  (`no tick for N ms`, `loop stall: ... held the loop N ms`) with the detector's verdict
+  (starved: waiting for a CPU; blocked: off the CPU in the kernel; busy: on the CPU).
+
+A change is "after a leader loop stall" when that gap is at least STALL_MS: the leader could
+not send heartbeats for that long, so its followers' election timers (300-600 ms) ran out, an
+election Raft requires. Otherwise it is "unexplained" and needs a look.
+
+Times: the brokers' bracketed times and the harness's are the same CLOCK_MONOTONIC; lines with
+only a wall-clock prefix are placed with the wall-minus-monotonic offset of the same log.
+"""
+import os
+import re
+
+STALL_MS = 250       # a leader loop gap this long can let a follower's election timer expire
+LOOKBACK_S = 1.0     # how far before the election the old leader's gaps are looked for
+
+_STATE = re.compile(r"^(\d+\.\d+) cluster\[broker (\d+)\] (\S+) \[(\d+\.\d+)\]: (State\w+) at "
+                    r"term (\d+)(?:, leader node \d+)?; last leader message (never|\d+ ms ago)")
+_NO_TICK = re.compile(r"^(\d+\.\d+) cluster\[broker (\d+)\] \S+: no tick for (\d+) ms \(until "
+                      r"(\d+\.\d+)\).*?; (\w+): loop thread over (\d+) ms: cpu (\d+) ms, "
+                      r"run-queue wait (\d+) ms, off-cpu (\d+) ms")
+_STALL = re.compile(r"^(\d+\.\d+) cluster\[broker (\d+)\] loop stall: (\S+) held the loop (\d+) "
+                    r"ms.*?; (\w+): loop thread over (\d+) ms: cpu (\d+) ms, run-queue wait "
+                    r"(\d+) ms, off-cpu (\d+) ms")
+
+
+def group_name(tp):
+    """('chaos-rf3', 1) -> 'chaos-rf3-1', the group's name in the brokers' logs."""
+    return "%s-%d" % (tp[0], tp[1])
+
+
+class BrokerLog:
+    """The state changes and loop gaps of one broker's log (all its runs appended)."""
+
+    def __init__(self, broker_id, lines):
+        self.broker_id = broker_id
+        self.states = []  # (mono, group, state, term, last leader message ms or None)
+        self.gaps = []    # (start mono, end mono, ms, what, verdict, cpu, run-queue wait, off-cpu)
+        offset = None
+        pending = []      # loop stalls seen before any line gave the clock offset
+        for line in lines:
+            m = _STATE.match(line)
+            if m:
+                wall, mono = float(m.group(1)), float(m.group(4))
+                offset = wall - mono
+                last = m.group(7)
+                self.states.append((mono, m.group(3), m.group(5), int(m.group(6)),
+                                    None if last == "never" else int(last.split()[0])))
+                continue
+            m = _NO_TICK.match(line)
+            if m:
+                ms, end = int(m.group(3)), float(m.group(4))
+                self.gaps.append((end - ms / 1000.0, end, ms, "no tick", m.group(5),
+                                  int(m.group(7)), int(m.group(8)), int(m.group(9))))
+                continue
+            m = _STALL.match(line)
+            if m:
+                item = (float(m.group(1)), int(m.group(4)), "loop stall in " + m.group(3),
+                        m.group(5), int(m.group(7)), int(m.group(8)), int(m.group(9)))
+                if offset is None:
+                    pending.append(item)
+                else:
+                    self._add_stall(item, offset)
+        for item in pending:
+            if offset is not None:
+                self._add_stall(item, offset)
+
+    def _add_stall(self, item, offset):
+        wall, ms, what, verdict, cpu, wait, off = item
+        end = wall - offset
+        self.gaps.append((end - ms / 1000.0, end, ms, what, verdict, cpu, wait, off))
+
+    def became_leader(self, group, low_term, high_term, t_from, t_to):
+        """(mono, term) of the first StateLeader of `group` at a term in (low, high] within
+        [t_from, t_to], or None."""
+        for mono, g, state, term, _ in self.states:
+            if g == group and state == "StateLeader" and low_term < term <= high_term and \
+                    t_from <= mono <= t_to:
+                return mono, term
+        return None
+
+    def last_leader_message_ms(self, group, before):
+        """The 'last leader message' of this broker's last PreCandidate/Candidate line for
+        `group` at or before `before`."""
+        found = None
+        for mono, g, state, _, last in self.states:
+            if g == group and mono <= before and state in ("StatePreCandidate", "StateCandidate"):
+                found = last
+        return found
+
+    def longest_gap(self, t_from, t_to):
+        """The longest logged loop gap overlapping [t_from, t_to], or None."""
+        best = None
+        for gap in self.gaps:
+            if gap[1] >= t_from and gap[0] <= t_to and (best is None or gap[2] > best[2]):
+                best = gap
+        return best
+
+
+def read_logs(log_dir):
+    """{broker id: BrokerLog} from broker-<id>.log files."""
+    logs = {}
+    for name in sorted(os.listdir(log_dir)):
+        m = re.match(r"broker-(\d+)\.log$", name)
+        if m:
+            with open(os.path.join(log_dir, name), errors="replace") as f:
+                logs[int(m.group(1))] = BrokerLog(int(m.group(1)), f)
+    return logs
+
+
+def explain(logs, tp, before, after, old_leader, t_heal, t_end):
+    """What the logs say about one extra change of `tp` (term `before` at the heal, `after`
+    at t_end) whose leader at the heal was broker `old_leader`. Returns a dict: winner,
+    elected_at, winner_silence_ms (its last leader message before it stood), gap (the old
+    leader's longest loop gap in the LOOKBACK_S before the election) and cause
+    ('leader loop stall' or 'unexplained')."""
+    group = group_name(tp)
+    found = None
+    for bid, blog in logs.items():
+        hit = blog.became_leader(group, before, after, t_heal - 1.0, t_end + 1.0)
+        if hit and (found is None or hit[0] < found[1]):
+            found = (bid, hit[0], hit[1])
+    out = {"winner": None, "elected_at": None, "term": None, "winner_silence_ms": None,
+           "gap": None, "cause": "unexplained"}
+    if found is None:
+        out["cause"] = "unexplained (no election found in the logs)"
+        return out
+    winner, at, term = found
+    out.update(winner=winner, elected_at=at, term=term,
+               winner_silence_ms=logs[winner].last_leader_message_ms(group, at))
+    if old_leader in logs:
+        gap = logs[old_leader].longest_gap(at - LOOKBACK_S, at)
+        out["gap"] = gap
+        if gap is not None and gap[2] >= STALL_MS:
+            out["cause"] = "leader loop stall"
+    return out
+
+
+def describe(info, old_leader):
+    """One line for the report."""
+    if info["winner"] is None:
+        return info["cause"]
+    text = "won by broker %d at term %d (%.2f; its last leader message %s before)" % (
+        info["winner"], info["term"], info["elected_at"],
+        "never" if info["winner_silence_ms"] is None else "%d ms" % info["winner_silence_ms"])
+    gap = info["gap"]
+    if gap is None:
+        text += "; old leader broker %s logged no loop gap in the %.1f s before" % (
+            old_leader, LOOKBACK_S)
+    else:
+        _, end, ms, what, verdict, cpu, wait, off = gap
+        text += "; old leader broker %s: %s %d ms ending %.2f (%s: cpu %d ms, run-queue wait " \
+                "%d ms, off-cpu %d ms)" % (old_leader, what, ms, end, verdict, cpu, wait, off)
+    return text + " -> " + info["cause"]
+
+
+def parse_harness_output(lines):
+    """[(episode, kind, tp, before, after, old leader, heal time, summary time)] from a chaos
+    run's printed log: each 'EXTRA LEADER CHANGE [...]' episode line with its at-heal leaders.
+    The heal time is approximated by the episode's injection line time plus its hold."""
+    import ast
+    out = []
+    start = {}
+    inj = re.compile(r"^\[harness (\d+\.\d+)\] nemesis #(\d+) ([a-z-]+): .* \(hold (\d+\.\d+)s\)$")
+    summ = re.compile(r"^\[harness (\d+\.\d+)\] nemesis #(\d+) ([a-z-]+): .*EXTRA LEADER CHANGE "
+                      r"(\[.*?\]) \(at heal: leaders (\{.*?\}) terms")
+    for line in lines:
+        m = inj.match(line.rstrip("\n"))
+        if m:
+            start[int(m.group(2))] = float(m.group(1)) + float(m.group(4))
+            continue
+        m = summ.match(line)
+        if m:
+            number = int(m.group(2))
+            changes = ast.literal_eval(m.group(4))
+            leaders = ast.literal_eval(m.group(5))
+            for tp, before, after in changes:
+                out.append((number, m.group(3), tp, before, after, leaders.get(tp),
+                            start.get(number, float(m.group(1)) - 10), float(m.group(1))))
+    return out
+
+
+def main(argv):
+    """elections.py HARNESS_OUTPUT LOG_DIR: explains every extra leader change of a run."""
+    with open(argv[1], errors="replace") as f:
+        extra = parse_harness_output(f)
+    logs = read_logs(argv[2])
+    causes = {}
+    for number, kind, tp, before, after, old, t_heal, t_end in extra:
+        info = explain(logs, tp, before, after, old, t_heal, t_end)
+        causes[info["cause"]] = causes.get(info["cause"], 0) + 1
+        print("episode #%d %s: %s term %d -> %d: %s" % (number, kind, tp, before, after,
+                                                        describe(info, old)))
+    print("%d extra leader change(s): %s" % (len(extra), ", ".join(
+        "%d %s" % (n, c) for c, n in sorted(causes.items())) or "none"))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv))

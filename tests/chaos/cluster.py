@@ -234,9 +234,11 @@ class ChaosCluster:
             return
         specs = ["%d:%d:%d:%d" % (s.id, d.id, self.proxy_port(s.id, d.id), d.rpc_port)
                  for s in self.brokers for d in self.brokers if s is not d]
+        env = dict(os.environ, RAFTMQ_PROXY_STALL_LOG=os.path.join(self.workdir, "proxy.log"))
         self.proxy = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(HERE, "proxy.py"), "127.0.0.1"] + specs,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+            env=env)
         ready = self.proxy.stdout.readline()
         if not ready.startswith("ready"):
             raise RuntimeError("proxy did not start: %r" % ready)

@@ -12,7 +12,12 @@ for each extra change this module finds, in the broker logs:
 
 A change is "after a leader loop stall" when that gap is at least STALL_MS: the leader could
 not send heartbeats for that long, so its followers' election timers (300-600 ms) ran out, an
-election Raft requires. Otherwise it is "unexplained" and needs a look.
+election Raft requires. Otherwise, when the harness's proxy process (which carries every
+broker-to-broker link) logged a stall of its own of at least STALL_MS in that second
+(proxy.log, proxy.py's watchdog), the cause is "proxy stall": every link was silent. Without
+that log, replicas of at least SILENT_GROUPS other groups on at least two brokers standing as
+candidates in the same second point to the links too: "links silent (inferred)". Anything else
+is "unexplained" and needs a look.
 
 Times: the brokers' bracketed times and the harness's are the same CLOCK_MONOTONIC; lines with
 only a wall-clock prefix are placed with the wall-minus-monotonic offset of the same log.
@@ -22,6 +27,7 @@ import re
 
 STALL_MS = 250       # a leader loop gap this long can let a follower's election timer expire
 LOOKBACK_S = 1.0     # how far before the election the old leader's gaps are looked for
+SILENT_GROUPS = 3    # other groups' candidates in that second that point to silent links
 
 _STATE = re.compile(r"^(\d+\.\d+) cluster\[broker (\d+)\] (\S+) \[(\d+\.\d+)\]: (State\w+) at "
                     r"term (\d+)(?:, leader node \d+)?; last leader message (never|\d+ ms ago)")
@@ -106,15 +112,51 @@ class BrokerLog:
         return best
 
 
+_PROXY = re.compile(r"^proxy stall (\d+) ms \(until (\d+\.\d+)\)")
+PROXY = "proxy"  # the key of the proxy's stalls in read_logs' result
+
+
+class ProxyLog:
+    """The proxy process's own stalls (proxy.log)."""
+
+    def __init__(self, lines):
+        self.gaps = []
+        for line in lines:
+            m = _PROXY.match(line)
+            if m:
+                ms, end = int(m.group(1)), float(m.group(2))
+                self.gaps.append((end - ms / 1000.0, end, ms, "proxy stall", "late", 0, 0, 0))
+
+    longest_gap = BrokerLog.longest_gap
+
+
 def read_logs(log_dir):
-    """{broker id: BrokerLog} from broker-<id>.log files."""
+    """{broker id: BrokerLog} from broker-<id>.log files, and PROXY: ProxyLog from proxy.log
+    when the run wrote one."""
     logs = {}
     for name in sorted(os.listdir(log_dir)):
         m = re.match(r"broker-(\d+)\.log$", name)
         if m:
             with open(os.path.join(log_dir, name), errors="replace") as f:
                 logs[int(m.group(1))] = BrokerLog(int(m.group(1)), f)
+        elif name == "proxy.log":
+            with open(os.path.join(log_dir, name), errors="replace") as f:
+                logs[PROXY] = ProxyLog(f)
     return logs
+
+
+def other_candidates(logs, group, t_from, t_to):
+    """(groups, brokers): other groups whose replicas stood as (pre-)candidates in
+    [t_from, t_to], and on how many brokers."""
+    groups, brokers = set(), set()
+    for bid, blog in logs.items():
+        if bid == PROXY:
+            continue
+        for mono, g, state, _, _ in blog.states:
+            if g != group and state == "StatePreCandidate" and t_from <= mono <= t_to:
+                groups.add(g)
+                brokers.add(bid)
+    return groups, brokers
 
 
 def explain(logs, tp, before, after, old_leader, t_heal, t_end):
@@ -126,11 +168,13 @@ def explain(logs, tp, before, after, old_leader, t_heal, t_end):
     group = group_name(tp)
     found = None
     for bid, blog in logs.items():
+        if bid == PROXY:
+            continue
         hit = blog.became_leader(group, before, after, t_heal - 1.0, t_end + 1.0)
         if hit and (found is None or hit[0] < found[1]):
             found = (bid, hit[0], hit[1])
     out = {"winner": None, "elected_at": None, "term": None, "winner_silence_ms": None,
-           "gap": None, "cause": "unexplained"}
+           "gap": None, "proxy_gap": None, "others": (set(), set()), "cause": "unexplained"}
     if found is None:
         out["cause"] = "unexplained (no election found in the logs)"
         return out
@@ -142,6 +186,17 @@ def explain(logs, tp, before, after, old_leader, t_heal, t_end):
         out["gap"] = gap
         if gap is not None and gap[2] >= STALL_MS:
             out["cause"] = "leader loop stall"
+            return out
+    if PROXY in logs:
+        gap = logs[PROXY].longest_gap(at - LOOKBACK_S, at)
+        out["proxy_gap"] = gap
+        if gap is not None and gap[2] >= STALL_MS:
+            out["cause"] = "proxy stall"
+        return out
+    groups, brokers = other_candidates(logs, group, at - LOOKBACK_S, at)
+    out["others"] = (groups, brokers)
+    if len(groups) >= SILENT_GROUPS and len(brokers) >= 2:
+        out["cause"] = "links silent (inferred)"
     return out
 
 
@@ -160,6 +215,13 @@ def describe(info, old_leader):
         _, end, ms, what, verdict, cpu, wait, off = gap
         text += "; old leader broker %s: %s %d ms ending %.2f (%s: cpu %d ms, run-queue wait " \
                 "%d ms, off-cpu %d ms)" % (old_leader, what, ms, end, verdict, cpu, wait, off)
+    if info["proxy_gap"] is not None:
+        text += "; the proxy process stalled %d ms ending %.2f" % (info["proxy_gap"][2],
+                                                                 info["proxy_gap"][1])
+    groups, brokers = info["others"]
+    if groups:
+        text += "; %d other groups had candidates on %d brokers in that second" % (
+            len(groups), len(brokers))
     return text + " -> " + info["cause"]
 
 

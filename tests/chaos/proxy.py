@@ -19,14 +19,23 @@ The transport identifies a peer by the hello (broker ids), not by address, so th
 transparent to the brokers (src/transport/inbound_connection.cc).
 
     proxy.py LISTEN_HOST SRC:DST:LISTEN_PORT:TARGET_PORT ...
+
+With $RAFTMQ_PROXY_STALL_LOG set, a watchdog thread appends a line to that file whenever the
+proxy process could not run for STALL_LOG_MS or more (its 50 ms sleep ended that much late:
+the process waited for a CPU or for the interpreter lock, and so did the forwarding):
+`proxy stall N ms (until T)`, T in CLOCK_MONOTONIC seconds like the brokers' bracketed times.
+The chaos report uses it to explain elections (elections.py).
 """
 
+import os
 import socket
 import sys
 import threading
 import time
 
 POLL_S = 0.02
+WATCHDOG_S = 0.05
+STALL_LOG_MS = 150
 
 
 class Conn:
@@ -146,8 +155,24 @@ class Link:
         conn.kill()
 
 
+def watchdog(path):
+    """Logs the proxy's own scheduling stalls (see the module comment)."""
+    with open(path, "a") as out:
+        while True:
+            before = time.monotonic()
+            time.sleep(WATCHDOG_S)
+            now = time.monotonic()
+            late_ms = int((now - before - WATCHDOG_S) * 1000)
+            if late_ms >= STALL_LOG_MS:
+                out.write("proxy stall %d ms (until %.3f)\n" % (late_ms, now))
+                out.flush()
+
+
 def main():
     host = sys.argv[1]
+    stall_log = os.environ.get("RAFTMQ_PROXY_STALL_LOG")
+    if stall_log:
+        threading.Thread(target=watchdog, args=(stall_log,), daemon=True).start()
     links = {}
     for spec in sys.argv[2:]:
         src, dst, listen_port, target_port = (int(x) for x in spec.split(":"))

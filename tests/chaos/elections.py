@@ -181,18 +181,18 @@ def explain(logs, tp, before, after, old_leader, t_heal, t_end):
     winner, at, term = found
     out.update(winner=winner, elected_at=at, term=term,
                winner_silence_ms=logs[winner].last_leader_message_ms(group, at))
-    if old_leader in logs:
-        gap = logs[old_leader].longest_gap(at - LOOKBACK_S, at)
-        out["gap"] = gap
+    # The old leader's loop first, then the proxy process: (log key, field, cause).
+    for key, field, cause in ((old_leader, "gap", "leader loop stall"),
+                              (PROXY, "proxy_gap", "proxy stall")):
+        if key not in logs:
+            continue
+        gap = logs[key].longest_gap(at - LOOKBACK_S, at)
+        out[field] = gap
         if gap is not None and gap[2] >= STALL_MS:
-            out["cause"] = "leader loop stall"
+            out["cause"] = cause
             return out
-    if PROXY in logs:
-        gap = logs[PROXY].longest_gap(at - LOOKBACK_S, at)
-        out["proxy_gap"] = gap
-        if gap is not None and gap[2] >= STALL_MS:
-            out["cause"] = "proxy stall"
-        return out
+        if key == PROXY:
+            return out  # the proxy was measured: no inference from other groups
     groups, brokers = other_candidates(logs, group, at - LOOKBACK_S, at)
     out["others"] = (groups, brokers)
     if len(groups) >= SILENT_GROUPS and len(brokers) >= 2:

@@ -363,6 +363,24 @@ class ElectionsTest(unittest.TestCase):
         self.assertTrue(info["cause"].startswith("unexplained"))
         self.assertIsNone(info["winner"])
 
+    def test_a_stall_of_the_proxy_process_explains_an_election_without_a_leader_gap(self):
+        import os
+        import tempfile
+        import elections
+        with tempfile.TemporaryDirectory() as d:
+            self.write_logs(d)
+            with open(os.path.join(d, "proxy.log"), "w") as f:
+                f.write("proxy stall 180 ms (until 1005.000)\n")  # long before: ignored
+                f.write("proxy stall 400 ms (until 1009.900)\n")
+            logs = elections.read_logs(d)
+        info = elections.explain(logs, ("chaos", 2), 6, 7, 2, 1008.0, 1012.0)
+        self.assertEqual(info["cause"], "proxy stall")
+        self.assertEqual(info["proxy_gap"][2], 400)
+        self.assertIn("the proxy process stalled 400 ms", elections.describe(info, 2))
+        # The old leader's own stall comes first.
+        info = elections.explain(logs, ("chaos", 1), 41, 42, 2, 999.5, 1003.0)
+        self.assertEqual(info["cause"], "leader loop stall")
+
     def test_the_report_explains_each_extra_change_and_counts_the_causes(self):
         import contextlib
         import io

@@ -420,5 +420,48 @@ class ElectionsTest(unittest.TestCase):
                          [(72, "kill-random", ("chaos", 1), 41, 42, 2, 996.9, 1003.0)])
 
 
+class ProxyWatchdogTest(unittest.TestCase):
+    def test_a_stopped_proxy_logs_its_stall_on_the_monotonic_clock(self):
+        import os
+        import signal
+        import socket
+        import subprocess
+        import tempfile
+        import time
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "proxy.log")
+            proxy = subprocess.Popen(
+                ["/usr/bin/python3", os.path.join(os.path.dirname(__file__), "proxy.py"),
+                 "127.0.0.1", "1:2:%d:1" % port], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                text=True, env=dict(os.environ, RAFTMQ_PROXY_STALL_LOG=path))
+            try:
+                self.assertTrue(proxy.stdout.readline().startswith("ready"))
+                time.sleep(0.2)
+                proxy.send_signal(signal.SIGSTOP)
+                time.sleep(0.6)
+                proxy.send_signal(signal.SIGCONT)
+                resumed = time.monotonic()
+                deadline = resumed + 5
+                lines = []
+                while time.monotonic() < deadline and not lines:
+                    time.sleep(0.1)
+                    with open(path) as f:
+                        # (a loaded machine may add shorter stalls of its own)
+                        lines = [l for l in f if l.startswith("proxy stall") and
+                                 int(l.split()[2]) >= 500]
+            finally:
+                proxy.stdin.write("quit\n")
+                proxy.stdin.close()
+                proxy.wait(5)
+        self.assertTrue(lines, "no stall of 500 ms or more logged")
+        words = lines[0].split()
+        until = float(words[5].rstrip(")"))
+        self.assertLess(abs(until - resumed), 0.5)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -198,6 +198,70 @@ TEST(RaftRpcCodec, RandomBatchesRoundTrip) {
   }
 }
 
+// A GatherWrite puts exactly the bytes of the copying encoder on the wire (frame CRCs
+// included), with large payloads referenced in place rather than copied.
+TEST(RaftRpcCodec, GatheredBatchFramesEqualCopiedOnes) {
+  Prng prng(20261128);
+  for (int round = 0; round < 100; ++round) {
+    GatherWrite gather;
+    Buffer copied;
+    // Bytes before the frames (as a partial direct write's tail) shift every position.
+    const std::size_t lead = prng.uniform(20);
+    for (std::size_t i = 0; i < lead; ++i) {
+      const auto byte = static_cast<std::uint8_t>(prng.uniform(256));
+      gather.bytes.append(&byte, 1);
+      copied.append(&byte, 1);
+    }
+    std::vector<const std::uint8_t*> large;
+    const std::size_t frames = 1 + prng.uniform(3);
+    for (std::size_t f = 0; f < frames; ++f) {
+      std::vector<GroupMessage> items;
+      const std::size_t n = 1 + prng.uniform(5);
+      for (std::size_t i = 0; i < n; ++i) {
+        Message m = random_message(prng);
+        const std::size_t big = prng.uniform(3);
+        for (std::size_t k = 0; k < big; ++k) {
+          std::string payload(kGatherPayloadBytesMin - 1 + prng.uniform(3) * prng.uniform(9000), 'y');
+          for (char& c : payload) c = static_cast<char>(prng.uniform(256));
+          m.entries.push_back(make_entry(3, 100 + k, payload));
+          if (m.entries.back().payload.size() >= kGatherPayloadBytesMin) {
+            large.push_back(m.entries.back().payload.view().data());
+          }
+        }
+        items.push_back({GroupId(prng.next()), std::move(m)});
+      }
+      const GatherFrame frame = begin_frame(gather);
+      std::size_t count_offset = 0;
+      begin_batch(gather.bytes, &count_offset);
+      for (const GroupMessage& gm : items) append_batch_item(gather, gm.group, gm.message);
+      finish_batch(gather.bytes, count_offset, static_cast<std::uint32_t>(items.size()));
+      finish_frame(gather, frame, FrameType::kMessageBatch);
+      copied.append(encode_batch_frame(items).view());
+    }
+    Buffer flat;
+    std::vector<const std::uint8_t*> referenced;
+    for (BufferView piece : gather.pieces()) flat.append(piece);
+    for (const GatherWrite::Insert& insert : gather.inserts) {
+      referenced.push_back(insert.payload.view().data());
+    }
+    ASSERT_EQ(gather.size(), copied.size());
+    ASSERT_TRUE(equal_bytes(flat.view(), copied.view())) << "round " << round;
+    EXPECT_EQ(referenced, large) << "every payload of >= kGatherPayloadBytesMin is referenced";
+    // And the frames parse (CRCs) and decode.
+    BufferView rest = flat.view().subspan(lead);
+    for (std::size_t f = 0; f < frames; ++f) {
+      FrameView view;
+      auto used = parse_frame(rest, kDefaultFrameBytesMax, &view);
+      ASSERT_TRUE(used.has_value()) << used.error().to_string();
+      ASSERT_GT(*used, 0u);
+      std::vector<GroupMessage> decoded;
+      ASSERT_TRUE(decode_batch(view.body, &decoded).is_ok());
+      rest = rest.subspan(*used);
+    }
+    EXPECT_TRUE(rest.empty());
+  }
+}
+
 TEST(RaftRpcCodec, FrameTruncatedAtEveryByteNeedsMoreAndBodyTruncationIsCorruption) {
   Buffer frame = encode_batch_frame({{GroupId(1), make_append()},
                                      {GroupId(2), make_snapshot_message(40)}});

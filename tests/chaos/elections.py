@@ -15,9 +15,10 @@ not send heartbeats for that long, so its followers' election timers (300-600 ms
 election Raft requires. Otherwise, when the harness's proxy process (which carries every
 broker-to-broker link) logged a stall of its own of at least STALL_MS in that second
 (proxy.log, proxy.py's watchdog), the cause is "proxy stall": every link was silent. Without
-that log, replicas of at least SILENT_GROUPS other groups on at least two brokers standing as
-candidates in the same second point to the links too: "links silent (inferred)". Anything else
-is "unexplained" and needs a look.
+that log, an old leader that heard from none of two or more peers for its liveness timeout
+around the election, or replicas of at least SILENT_GROUPS other groups on at least two brokers
+standing as candidates in the same second, point to the links too: "links silent (inferred)".
+Anything else is "unexplained" and needs a look.
 
 Times: the brokers' bracketed times and the harness's are the same CLOCK_MONOTONIC; lines with
 only a wall-clock prefix are placed with the wall-minus-monotonic offset of the same log.
@@ -51,8 +52,9 @@ class BrokerLog:
         self.broker_id = broker_id
         self.states = []  # (mono, group, state, term, last leader message ms or None)
         self.gaps = []    # (start mono, end mono, ms, what, verdict, cpu, run-queue wait, off-cpu)
+        self.silent = []  # (mono, peer): a peer found silent for the liveness timeout
         offset = None
-        pending = []      # loop stalls seen before any line gave the clock offset
+        pending = []      # wall-clock-only lines seen before any line gave the clock offset
         for line in lines:
             m = _STATE.match(line)
             if m:
@@ -72,18 +74,30 @@ class BrokerLog:
             if m:
                 item = (float(m.group(1)), int(m.group(4)), "loop stall in " + m.group(3),
                         m.group(5), int(m.group(7)), int(m.group(8)), int(m.group(9)))
-                if offset is None:
-                    pending.append(item)
-                else:
-                    self._add_stall(item, offset)
+            else:
+                m = _SILENT.match(line)
+                item = (float(m.group(1)), int(m.group(3))) if m else None
+            if item is None:
+                continue
+            if offset is None:
+                pending.append(item)
+            else:
+                self._add_timed(item, offset)
         for item in pending:
             if offset is not None:
-                self._add_stall(item, offset)
+                self._add_timed(item, offset)
 
-    def _add_stall(self, item, offset):
+    def _add_timed(self, item, offset):
+        if len(item) == 2:
+            self.silent.append((item[0] - offset, item[1]))
+            return
         wall, ms, what, verdict, cpu, wait, off = item
         end = wall - offset
         self.gaps.append((end - ms / 1000.0, end, ms, what, verdict, cpu, wait, off))
+
+    def silent_peers(self, t_from, t_to):
+        """Peers this broker found silent for the liveness timeout within [t_from, t_to]."""
+        return {peer for mono, peer in self.silent if t_from <= mono <= t_to}
 
     def became_leader(self, group, low_term, high_term, t_from, t_to):
         """(mono, term) of the first StateLeader of `group` at a term in (low, high] within
@@ -112,6 +126,8 @@ class BrokerLog:
         return best
 
 
+_SILENT = re.compile(r"^(\d+\.\d+) cluster\[broker (\d+)\] broker (\d+) considered down \(it "
+                     r"was silent for the liveness timeout\)")
 _PROXY = re.compile(r"^proxy stall (\d+) ms \(until (\d+\.\d+)\)")
 PROXY = "proxy"  # the key of the proxy's stalls in read_logs' result
 
@@ -174,7 +190,8 @@ def explain(logs, tp, before, after, old_leader, t_heal, t_end):
         if hit and (found is None or hit[0] < found[1]):
             found = (bid, hit[0], hit[1])
     out = {"winner": None, "elected_at": None, "term": None, "winner_silence_ms": None,
-           "gap": None, "proxy_gap": None, "others": (set(), set()), "cause": "unexplained"}
+           "gap": None, "proxy_gap": None, "others": (set(), set()), "silent_peers": set(),
+           "cause": "unexplained"}
     if found is None:
         out["cause"] = "unexplained (no election found in the logs)"
         return out
@@ -193,9 +210,14 @@ def explain(logs, tp, before, after, old_leader, t_heal, t_end):
             return out
         if key == PROXY:
             return out  # the proxy was measured: no inference from other groups
+    # Without the proxy's log: the old leader hearing from none of several peers around the
+    # election (liveness), or many other groups' replicas standing at once, point to the links.
+    silent = logs[old_leader].silent_peers(at - LOOKBACK_S, at + 0.5) if old_leader in logs \
+        else set()
+    out["silent_peers"] = silent
     groups, brokers = other_candidates(logs, group, at - LOOKBACK_S, at)
     out["others"] = (groups, brokers)
-    if len(groups) >= SILENT_GROUPS and len(brokers) >= 2:
+    if len(silent) >= 2 or (len(groups) >= SILENT_GROUPS and len(brokers) >= 2):
         out["cause"] = "links silent (inferred)"
     return out
 
@@ -218,6 +240,9 @@ def describe(info, old_leader):
     if info["proxy_gap"] is not None:
         text += "; the proxy process stalled %d ms ending %.2f" % (info["proxy_gap"][2],
                                                                  info["proxy_gap"][1])
+    if info["silent_peers"]:
+        text += "; the old leader heard nothing from brokers %s for its liveness timeout" % (
+            sorted(info["silent_peers"]),)
     groups, brokers = info["others"]
     if groups:
         text += "; %d other groups had candidates on %d brokers in that second" % (

@@ -381,6 +381,23 @@ class ElectionsTest(unittest.TestCase):
         info = elections.explain(logs, ("chaos", 1), 41, 42, 2, 999.5, 1003.0)
         self.assertEqual(info["cause"], "leader loop stall")
 
+    def test_an_old_leader_that_heard_from_no_peer_points_to_silent_links(self):
+        import os
+        import tempfile
+        import elections
+        with tempfile.TemporaryDirectory() as d:
+            self.write_logs(d)
+            with open(os.path.join(d, "broker-2.log"), "a") as f:
+                for peer in (1, 3):
+                    f.write("6009.950 cluster[broker 2] broker %d considered down (it was silent "
+                            "for the liveness timeout): waking the groups it leads and those "
+                            "led here\n" % peer)
+            logs = elections.read_logs(d)
+        info = elections.explain(logs, ("chaos", 2), 6, 7, 2, 1008.0, 1012.0)
+        self.assertEqual(info["silent_peers"], {1, 3})
+        self.assertEqual(info["cause"], "links silent (inferred)")
+        self.assertIn("heard nothing from brokers [1, 3]", elections.describe(info, 2))
+
     def test_the_report_explains_each_extra_change_and_counts_the_causes(self):
         import contextlib
         import io

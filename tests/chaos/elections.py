@@ -18,7 +18,11 @@ broker-to-broker link) logged a stall of its own of at least STALL_MS in that se
 that log, an old leader that heard from none of two or more peers for its liveness timeout
 around the election, or replicas of at least SILENT_GROUPS other groups on at least two brokers
 standing as candidates in the same second, point to the links too: "links silent (inferred)".
-Anything else is "unexplained" and needs a look.
+Before all that: when the logs show another broker than the one Metadata named at the heal
+leading the term of the heal, the harness's premise was stale (Metadata lagged an election
+just before the fault, or named the survivor expected to win the fault's failover), and the
+cause is "stale leader at the heal": the election replaced that other leader, usually one the
+fault stopped. Anything else is "unexplained" and needs a look.
 
 Times: the brokers' bracketed times and the harness's are the same CLOCK_MONOTONIC; lines with
 only a wall-clock prefix are placed with the wall-minus-monotonic offset of the same log.
@@ -108,6 +112,11 @@ class BrokerLog:
                 return mono, term
         return None
 
+    def led_term(self, group, term, before):
+        """Whether this broker became leader of `group` at `term` at or before `before`."""
+        return any(g == group and state == "StateLeader" and t == term and mono <= before
+                   for mono, g, state, t, _ in self.states)
+
     def last_leader_message_ms(self, group, before):
         """The 'last leader message' of this broker's last PreCandidate/Candidate line for
         `group` at or before `before`."""
@@ -189,15 +198,25 @@ def explain(logs, tp, before, after, old_leader, t_heal, t_end):
         hit = blog.became_leader(group, before, after, t_heal - 1.0, t_end + 1.0)
         if hit and (found is None or hit[0] < found[1]):
             found = (bid, hit[0], hit[1])
-    out = {"winner": None, "elected_at": None, "term": None, "winner_silence_ms": None,
+    out = {"winner": None, "elected_at": None, "term": None, "before": before,
+           "winner_silence_ms": None,
            "gap": None, "proxy_gap": None, "others": (set(), set()), "silent_peers": set(),
-           "cause": "unexplained"}
+           "stale_leader": None, "cause": "unexplained"}
     if found is None:
         out["cause"] = "unexplained (no election found in the logs)"
         return out
     winner, at, term = found
     out.update(winner=winner, elected_at=at, term=term,
                winner_silence_ms=logs[winner].last_leader_message_ms(group, at))
+    # The harness took the leader at the heal from Metadata. When the logs show another broker
+    # leading the term of the heal, Metadata was stale (or named the survivor expected to win
+    # a failover): the election replaced that other leader, usually one the fault stopped.
+    led = [bid for bid, blog in logs.items()
+           if bid != PROXY and blog.led_term(group, before, at)]
+    if led and old_leader not in led:
+        out["stale_leader"] = led[-1]
+        out["cause"] = "stale leader at the heal"
+        return out
     # The old leader's loop first, then the proxy process: (log key, field, cause).
     for key, field, cause in ((old_leader, "gap", "leader loop stall"),
                               (PROXY, "proxy_gap", "proxy stall")):
@@ -229,6 +248,10 @@ def describe(info, old_leader):
     text = "won by broker %d at term %d (%.2f; its last leader message %s before)" % (
         info["winner"], info["term"], info["elected_at"],
         "never" if info["winner_silence_ms"] is None else "%d ms" % info["winner_silence_ms"])
+    if info["stale_leader"] is not None:
+        return text + "; the logs show broker %d leading term %d, not broker %s as Metadata said " \
+            "at the heal -> %s" % (info["stale_leader"], info["before"], old_leader,
+                                   info["cause"])
     gap = info["gap"]
     if gap is None:
         text += "; old leader broker %s logged no loop gap in the %.1f s before" % (
@@ -259,7 +282,7 @@ def parse_harness_output(lines):
     start = {}
     inj = re.compile(r"^\[harness (\d+\.\d+)\] nemesis #(\d+) ([a-z-]+): .* \(hold (\d+\.\d+)s\)$")
     summ = re.compile(r"^\[harness (\d+\.\d+)\] nemesis #(\d+) ([a-z-]+): .*EXTRA LEADER CHANGE "
-                      r"(\[.*?\]) \(at heal: leaders (\{.*?\}) terms")
+                      r"(\[.*?\])(?:;.*?)? \(at heal: leaders (\{.*?\}) terms")
     for line in lines:
         m = inj.match(line.rstrip("\n"))
         if m:

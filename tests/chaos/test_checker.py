@@ -398,6 +398,22 @@ class ElectionsTest(unittest.TestCase):
         self.assertEqual(info["cause"], "links silent (inferred)")
         self.assertIn("heard nothing from brokers [1, 3]", elections.describe(info, 2))
 
+    def test_a_term_led_by_another_broker_than_metadata_named_is_a_stale_leader(self):
+        import os
+        import tempfile
+        import elections
+        with tempfile.TemporaryDirectory() as d:
+            self.write_logs(d)
+            with open(os.path.join(d, "broker-3.log"), "a") as f:
+                f.write("6005.000 cluster[broker 3] chaos-2 [1005.000]: StateLeader at term 6, "
+                        "leader node 4; last leader message 300 ms ago, longest tick gap 0 ms\n")
+            logs = elections.read_logs(d)
+        # Metadata named broker 2 at the heal; broker 3 led term 6 (and won term 7).
+        info = elections.explain(logs, ("chaos", 2), 6, 7, 2, 1008.0, 1012.0)
+        self.assertEqual((info["cause"], info["stale_leader"]), ("stale leader at the heal", 3))
+        self.assertIn("the logs show broker 3 leading term 6, not broker 2",
+                      elections.describe(info, 2))
+
     def test_the_report_explains_each_extra_change_and_counts_the_causes(self):
         import contextlib
         import io
@@ -432,9 +448,14 @@ class ElectionsTest(unittest.TestCase):
             "('chaos', 1): 2} terms {('chaos', 0): 45, ('chaos', 1): 41}; after: leaders "
             "{('chaos', 1): 3} terms {('chaos', 1): 42})\n",
             "[harness 1004.0] nemesis #73 pause: SIGSTOP broker 2 (hold 1.0s)\n",
+            "[harness 1010.0] nemesis #73 pause: SIGSTOP broker 2; recovered in 0.1s EXTRA LEADER "
+            "CHANGE [(('chaos', 0), 45, 46)]; no leader elected yet at the heal for [('chaos', 1)] "
+            "(old leader down, term unchanged: the election after it is the fault's failover) (at "
+            "heal: leaders {('chaos', 0): 3} terms {('chaos', 0): 45}; after: leaders {} terms {})\n",
         ]
         self.assertEqual(elections.parse_harness_output(lines),
-                         [(72, "kill-random", ("chaos", 1), 41, 42, 2, 996.9, 1003.0)])
+                         [(72, "kill-random", ("chaos", 1), 41, 42, 2, 996.9, 1003.0),
+                          (73, "pause", ("chaos", 0), 45, 46, 3, 1005.0, 1010.0)])
 
 
 class ProxyWatchdogTest(unittest.TestCase):

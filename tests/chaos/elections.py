@@ -15,8 +15,8 @@ not send heartbeats for that long, so its followers' election timers (300-600 ms
 election Raft requires. Otherwise, when the harness's proxy process (which carries every
 broker-to-broker link) logged a stall of its own of at least STALL_MS in that second
 (proxy.log, proxy.py's watchdog), the cause is "proxy stall": every link was silent. Without
-that log, an old leader that heard from none of two or more peers for its liveness timeout
-around the election, or replicas of at least SILENT_GROUPS other groups on at least two brokers
+that log, a broker (the old leader first) that heard from none of two or more peers for its
+liveness timeout around the election, or replicas of at least SILENT_GROUPS other groups on at least two brokers
 standing as candidates in the same second, point to the links too: "links silent (inferred)".
 Before all that: when the logs show another broker than the one Metadata named at the heal
 leading the term of the heal, the harness's premise was stale (Metadata lagged an election
@@ -201,7 +201,7 @@ def explain(logs, tp, before, after, old_leader, t_heal, t_end):
     out = {"winner": None, "elected_at": None, "term": None, "before": before,
            "winner_silence_ms": None,
            "gap": None, "proxy_gap": None, "others": (set(), set()), "silent_peers": set(),
-           "stale_leader": None, "cause": "unexplained"}
+           "silent_at": None, "stale_leader": None, "cause": "unexplained"}
     if found is None:
         out["cause"] = "unexplained (no election found in the logs)"
         return out
@@ -231,12 +231,18 @@ def explain(logs, tp, before, after, old_leader, t_heal, t_end):
             return out  # the proxy was measured: no inference from other groups
     # Without the proxy's log: the old leader hearing from none of several peers around the
     # election (liveness), or many other groups' replicas standing at once, point to the links.
-    silent = logs[old_leader].silent_peers(at - LOOKBACK_S, at + 0.5) if old_leader in logs \
-        else set()
-    out["silent_peers"] = silent
+    # The old leader first, then any other broker (a follower that heard from nobody).
+    silent, listener = set(), None
+    for bid in [old_leader] + sorted(b for b in logs if b not in (PROXY, old_leader)):
+        if bid in logs:
+            peers = logs[bid].silent_peers(at - LOOKBACK_S, at + 0.5)
+            if len(peers) >= 2:
+                silent, listener = peers, bid
+                break
+    out["silent_peers"], out["silent_at"] = silent, listener
     groups, brokers = other_candidates(logs, group, at - LOOKBACK_S, at)
     out["others"] = (groups, brokers)
-    if len(silent) >= 2 or (len(groups) >= SILENT_GROUPS and len(brokers) >= 2):
+    if silent or (len(groups) >= SILENT_GROUPS and len(brokers) >= 2):
         out["cause"] = "links silent (inferred)"
     return out
 
@@ -264,8 +270,9 @@ def describe(info, old_leader):
         text += "; the proxy process stalled %d ms ending %.2f" % (info["proxy_gap"][2],
                                                                  info["proxy_gap"][1])
     if info["silent_peers"]:
-        text += "; the old leader heard nothing from brokers %s for its liveness timeout" % (
-            sorted(info["silent_peers"]),)
+        text += "; %s heard nothing from brokers %s for its liveness timeout" % (
+            "the old leader" if info["silent_at"] == old_leader else
+            "broker %s" % info["silent_at"], sorted(info["silent_peers"]))
     groups, brokers = info["others"]
     if groups:
         text += "; %d other groups had candidates on %d brokers in that second" % (

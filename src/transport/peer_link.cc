@@ -28,19 +28,18 @@ std::int64_t steady_ns() {
 // the body past body_bytes_max. Bodies start with a u32 item count.
 class FrameSequence {
  public:
-  FrameSequence(GatherWrite& out, FrameType type, std::size_t body_bytes_max)
+  FrameSequence(Buffer& out, FrameType type, std::size_t body_bytes_max)
       : out_(out), type_(type), body_bytes_max_(body_bytes_max) {}
   ~FrameSequence() { close(); }
 
   void before_item(std::size_t item_bytes) {
-    if (open_ && out_.size() - frame_start_ - kFrameHeaderSize + item_bytes > body_bytes_max_) {
+    if (open_ && out_.size() - frame_offset_ - kFrameHeaderSize + item_bytes > body_bytes_max_) {
       close();
     }
     if (!open_) {
-      frame_start_ = out_.size();
-      frame_ = begin_frame(out_);
-      count_offset_ = out_.bytes.size();
-      le::put_u32(out_.bytes, 0);
+      frame_offset_ = begin_frame(out_);
+      count_offset_ = out_.size();
+      le::put_u32(out_, 0);
       count_ = 0;
       open_ = true;
       ++frames_;
@@ -49,19 +48,18 @@ class FrameSequence {
   }
   void close() {
     if (!open_) return;
-    le::encode_u32(out_.bytes.data() + count_offset_, count_);
-    finish_frame(out_, frame_, type_);
+    le::encode_u32(out_.data() + count_offset_, count_);
+    finish_frame(out_, frame_offset_, type_);
     open_ = false;
   }
   std::uint64_t frames() const { return frames_; }
 
  private:
-  GatherWrite& out_;
+  Buffer& out_;
   const FrameType type_;
   const std::size_t body_bytes_max_;
   bool open_ = false;
-  std::size_t frame_start_ = 0;  // on the wire (inserted payloads included)
-  GatherFrame frame_{0, 0};
+  std::size_t frame_offset_ = 0;
   std::size_t count_offset_ = 0;
   std::uint32_t count_ = 0;
   std::uint64_t frames_ = 0;
@@ -127,14 +125,12 @@ bool PeerLink::try_write_direct(GroupId group, const raft::Message& message, boo
   if (connected_fd_ < 0) return false;
   const std::int64_t now = steady_ns();
   if (now - last_write_ns_ < kDirectWriteQuietNs) return false;
-  // One small message (at most chunk_bytes): copied into one frame.
   thread_local Buffer out;
   out.clear();
   {
-    const std::size_t frame = begin_frame(out);
-    le::put_u32(out, 1);
+    FrameSequence batch(out, FrameType::kMessageBatch, context_.options.frame_bytes_max);
+    batch.before_item(kBatchItemHeaderSize + encoded_message_size(message));
     append_batch_item(out, group, message);
-    finish_frame(out, frame, FrameType::kMessageBatch);
   }
   ssize_t n = ::send(connected_fd_, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n < 0 && errno == EINTR) n = ::send(connected_fd_, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -389,8 +385,8 @@ void PeerLink::arm_keepalive() {
     if (error || !self->current(generation) || self->state_ != State::kConnected) return;
     const auto since = std::chrono::steady_clock::now() - self->last_write_;
     if (!self->writing_ && since >= self->context_.options.keepalive_interval) {
-      GatherWrite out;
-      append_frame(out.bytes, FrameType::kKeepalive, {});
+      Buffer out;
+      append_frame(out, FrameType::kKeepalive, {});
       self->start_write(std::move(out), 0, 1);
     }
     self->arm_keepalive();
@@ -461,18 +457,18 @@ void PeerLink::flush() {
   if (state_ != State::kConnected || writing_) return;  // on_connected/on_write_done flush
   // Reuse the last write's buffer (kept by on_write_done): a fresh multi-MiB buffer per write
   // cost an allocation and its page faults on every write under a produce load.
-  GatherWrite out = std::move(write_);
+  Buffer out = std::move(write_buffer_);
   out.clear();
   std::uint64_t messages = 0;
   std::uint64_t frames = 0;
   if (!build_write(out, &messages, &frames)) {
-    write_ = std::move(out);
+    write_buffer_ = std::move(out);
     return;
   }
   start_write(std::move(out), messages, frames);
 }
 
-void PeerLink::start_write(GatherWrite bytes, std::uint64_t messages, std::uint64_t frames) {
+void PeerLink::start_write(Buffer bytes, std::uint64_t messages, std::uint64_t frames) {
   MQ_ASSERT(!writing_);
   MQ_ASSERT(state_ == State::kConnected);
   writing_ = true;
@@ -482,14 +478,10 @@ void PeerLink::start_write(GatherWrite bytes, std::uint64_t messages, std::uint6
     last_write_ns_ = steady_ns();
   }
   write_messages_ = messages;
-  write_ = std::move(bytes);
+  write_buffer_ = std::move(bytes);
   arm_deadline(context_.options.write_timeout, "write");
-  trace::point(trace::Stage::kTransportWrite, messages, write_.size());
-  // One gathered write: the encoded bytes and the entry payloads referenced in place (kept
-  // alive by write_ until the write completes or the connection fails).
-  std::vector<asio::const_buffer> buffers;
-  for (BufferView piece : write_.pieces()) buffers.emplace_back(piece.data(), piece.size());
-  asio::async_write(socket_, buffers,
+  trace::point(trace::Stage::kTransportWrite, messages, write_buffer_.size());
+  asio::async_write(socket_, asio::buffer(write_buffer_.data(), write_buffer_.size()),
                     [self = shared_from_this(), generation = generation_, messages, frames](
                         const asio::error_code& error, std::size_t bytes) {
                       if (!self->current(generation)) return;
@@ -514,18 +506,15 @@ void PeerLink::on_write_done(std::size_t bytes, std::uint64_t messages, std::uin
     std::lock_guard lock(queue_mu_);
     messages_sent_ += messages;
   }
-  // Keep the write buffer's capacity for the next write unless it grew unusually large; the
-  // payloads referenced are released now.
-  write_.inserts.clear();
-  write_.inserted_bytes = 0;
-  if (write_.bytes.capacity() > 2 * context_.options.write_bytes_max) write_.bytes = Buffer();
+  // Keep the write buffer's capacity for the next write unless it grew unusually large.
+  if (write_buffer_.capacity() > 2 * context_.options.write_bytes_max) write_buffer_ = Buffer();
   flush();
 }
 
 // Gathers queued messages into frames: the coalesced heartbeats first, then one or more
 // MessageBatch frames in queue order, then at most one chunk of a large message. Returns false
 // when there is nothing to write.
-bool PeerLink::build_write(GatherWrite& out, std::uint64_t* messages, std::uint64_t* frames) {
+bool PeerLink::build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* frames) {
   const TransportOptions& o = context_.options;
   std::vector<Outbound> items;
   std::uint64_t tail_messages = 0;  // the message whose direct write left this tail
@@ -534,7 +523,7 @@ bool PeerLink::build_write(GatherWrite& out, std::uint64_t* messages, std::uint6
     flush_posted_ = false;
     // The rest of a partial direct write goes first.
     if (!direct_tail_.empty()) {
-      out.bytes.append(direct_tail_.data(), direct_tail_.size());
+      out.append(direct_tail_.data(), direct_tail_.size());
       direct_tail_.clear();
       tail_messages = std::exchange(direct_tail_messages_, 0);
     }
@@ -557,12 +546,11 @@ bool PeerLink::build_write(GatherWrite& out, std::uint64_t* messages, std::uint6
     // enqueuing threads may write directly (flush() runs only connected and not writing).
     direct_idle_ = out.empty() && items.empty() && chunk_streams_.empty();
   }
-  // One allocation for the whole write: items plus per-item and per-frame overheads (an
-  // over-estimate when payloads are referenced; the buffer is reused from write to write).
+  // One allocation for the whole write: items plus per-item and per-frame overheads.
   std::size_t estimate = 256;
   for (const Outbound& item : items) estimate += kBatchItemHeaderSize + item.size_bytes;
   if (!chunk_streams_.empty()) estimate += kFrameHeaderSize + kChunkHeaderSize + o.chunk_bytes;
-  out.bytes.reserve(std::min<std::size_t>(estimate, 2 * o.write_bytes_max));
+  out.reserve(estimate);
   const std::size_t body_max = o.frame_bytes_max;
   std::uint64_t heartbeats = 0;
   std::uint64_t heartbeat_frames = 0;
@@ -575,7 +563,7 @@ bool PeerLink::build_write(GatherWrite& out, std::uint64_t* messages, std::uint6
     for (const Outbound& item : items) {
       if (item.message.type != type || !coalescable(item.message)) continue;
       sequence.before_item(heartbeat_record_size(item.group, item.message));
-      append_heartbeat_record(out.bytes, item.group, item.message);
+      append_heartbeat_record(out, item.group, item.message);
       ++heartbeats;
     }
     sequence.close();
@@ -594,8 +582,7 @@ bool PeerLink::build_write(GatherWrite& out, std::uint64_t* messages, std::uint6
   c.add(c.heartbeats_coalesced, heartbeats);
   c.add(c.heartbeat_frames_sent, heartbeat_frames);
   if (!chunk_streams_.empty()) {
-    // After every insert: the chunk frame's CRC covers only bytes of its own.
-    *messages += append_chunk_frame(out.bytes);
+    *messages += append_chunk_frame(out);
     *frames += 1;
   }
   return !out.empty();

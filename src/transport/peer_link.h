@@ -79,9 +79,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void arm_keepalive();
   void post_flush();
   void flush();
-  bool build_write(GatherWrite& out, std::uint64_t* messages, std::uint64_t* frames);
+  bool build_write(Buffer& out, std::uint64_t* messages, std::uint64_t* frames);
   std::uint64_t append_chunk_frame(Buffer& out);
-  void start_write(GatherWrite bytes, std::uint64_t messages, std::uint64_t frames);
+  void start_write(Buffer bytes, std::uint64_t messages, std::uint64_t frames);
   // With queue_mu_ held, direct_idle_ and the queue empty: encodes `message` as a one-item
   // MessageBatch frame and writes it to the socket without blocking (only if nothing was
   // written on the link for kDirectWriteQuietNs). Returns false if
@@ -144,7 +144,7 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   bool writing_ = false;
   std::uint64_t write_messages_ = 0;  // messages in the write in progress
   std::chrono::steady_clock::time_point last_write_;
-  GatherWrite write_;  // the write in progress (its buffer reused by the next)
+  Buffer write_buffer_;
   Buffer handshake_buffer_;
   Buffer ack_buffer_;
   std::uint8_t read_scratch_[64];

@@ -224,19 +224,6 @@ Result<HelloAck> decode_hello_ack(BufferView bytes) {
 
 // ---- Frames ----
 
-namespace {
-
-// Fills in a frame header's fields after its crc (the caller writes the crc).
-void put_frame_header(std::uint8_t* h, std::size_t body_length, FrameType type) {
-  MQ_ASSERT(body_length <= std::numeric_limits<std::uint32_t>::max());
-  le::encode_u32(h + 4, static_cast<std::uint32_t>(body_length));
-  h[8] = static_cast<std::uint8_t>(type);
-  h[9] = 0;  // flags
-  le::encode_u16(h + 10, 0);
-}
-
-}  // namespace
-
 std::size_t begin_frame(Buffer& out) {
   const std::size_t offset = out.size();
   out.resize(offset + kFrameHeaderSize);
@@ -248,52 +235,11 @@ void finish_frame(Buffer& out, std::size_t frame_offset, FrameType type) {
   const std::size_t body_length = out.size() - frame_offset - kFrameHeaderSize;
   MQ_ASSERT(body_length <= std::numeric_limits<std::uint32_t>::max());
   std::uint8_t* h = out.data() + frame_offset;
-  put_frame_header(h, body_length, type);
+  le::encode_u32(h + 4, static_cast<std::uint32_t>(body_length));
+  h[8] = static_cast<std::uint8_t>(type);
+  h[9] = 0;  // flags
+  le::encode_u16(h + 10, 0);
   le::encode_u32(h, crc32c::value(h + 4, kFrameCrcCoveredHeaderBytes + body_length));
-}
-
-void GatherWrite::clear() {
-  bytes.clear();
-  inserts.clear();
-  inserted_bytes = 0;
-}
-
-std::vector<BufferView> GatherWrite::pieces() const {
-  std::vector<BufferView> out;
-  out.reserve(2 * inserts.size() + 1);
-  std::size_t from = 0;
-  for (const Insert& insert : inserts) {
-    if (insert.at > from) out.push_back(bytes.view(from, insert.at - from));
-    out.push_back(insert.payload.view());
-    from = insert.at;
-  }
-  if (bytes.size() > from) out.push_back(bytes.view(from, bytes.size() - from));
-  return out;
-}
-
-GatherFrame begin_frame(GatherWrite& out) {
-  return GatherFrame{begin_frame(out.bytes), out.inserts.size()};
-}
-
-void finish_frame(GatherWrite& out, GatherFrame frame, FrameType type) {
-  MQ_ASSERT(out.bytes.size() >= frame.offset + kFrameHeaderSize);
-  std::size_t body_length = out.bytes.size() - frame.offset - kFrameHeaderSize;
-  for (std::size_t i = frame.first_insert; i < out.inserts.size(); ++i) {
-    body_length += out.inserts[i].payload.size();
-  }
-  std::uint8_t* h = out.bytes.data() + frame.offset;
-  put_frame_header(h, body_length, type);
-  // The CRC covers the header after its crc field, then the body in wire order.
-  std::uint32_t crc = 0;
-  std::size_t from = frame.offset + 4;
-  for (std::size_t i = frame.first_insert; i < out.inserts.size(); ++i) {
-    const GatherWrite::Insert& insert = out.inserts[i];
-    crc = crc32c::extend(crc, out.bytes.data() + from, insert.at - from);
-    crc = crc32c::extend(crc, insert.payload.view());
-    from = insert.at;
-  }
-  crc = crc32c::extend(crc, out.bytes.data() + from, out.bytes.size() - from);
-  le::encode_u32(h, crc);
 }
 
 void append_frame(Buffer& out, FrameType type, BufferView body) {
@@ -346,14 +292,8 @@ std::size_t encoded_message_size(const raft::Message& m) {
   return size;
 }
 
-namespace {
-
-// encode_message's body; put_payload(out, payload) appends an entry's payload (or stands for
-// it). Returns the bytes it stood for without appending them.
-template <typename PutPayload>
-std::size_t encode_message_with(const raft::Message& m, Buffer& out, PutPayload&& put_payload) {
+void encode_message(const raft::Message& m, Buffer& out) {
   const std::size_t start = out.size();
-  std::size_t referenced = 0;
   std::uint8_t flags = 0;
   if (m.reject) flags |= kMessageFlagReject;
   if (m.snapshot) flags |= kMessageFlagSnapshot;
@@ -371,7 +311,7 @@ std::size_t encode_message_with(const raft::Message& m, Buffer& out, PutPayload&
     le::put_u64(out, e.index.value());
     le::put_u8(out, static_cast<std::uint8_t>(e.type));
     le::put_u32(out, static_cast<std::uint32_t>(e.payload.size()));
-    referenced += put_payload(out, e.payload);
+    out.append(e.payload.view());
   }
   if (m.snapshot) {
     const raft::Snapshot& s = *m.snapshot;
@@ -386,17 +326,7 @@ std::size_t encode_message_with(const raft::Message& m, Buffer& out, PutPayload&
     le::put_u32(out, static_cast<std::uint32_t>(s.data.size()));
     out.append(s.data.view());
   }
-  MQ_DASSERT(out.size() - start + referenced == encoded_message_size(m));
-  return referenced;
-}
-
-}  // namespace
-
-void encode_message(const raft::Message& m, Buffer& out) {
-  encode_message_with(m, out, [](Buffer& to, const SharedBuffer& payload) {
-    to.append(payload.view());
-    return std::size_t{0};
-  });
+  MQ_DASSERT(out.size() - start == encoded_message_size(m));
 }
 
 Result<raft::Message> decode_message(BufferView bytes) {
@@ -446,22 +376,6 @@ void append_batch_item(Buffer& out, GroupId group, const raft::Message& message)
   le::put_u64(out, group.value());
   le::put_u32(out, static_cast<std::uint32_t>(size));
   encode_message(message, out);
-}
-
-void append_batch_item(GatherWrite& out, GroupId group, const raft::Message& message) {
-  const std::size_t size = encoded_message_size(message);
-  MQ_ASSERT(size <= std::numeric_limits<std::uint32_t>::max());
-  le::put_u64(out.bytes, group.value());
-  le::put_u32(out.bytes, static_cast<std::uint32_t>(size));
-  out.inserted_bytes += encode_message_with(
-      message, out.bytes, [&out](Buffer& to, const SharedBuffer& payload) {
-        if (payload.size() < kGatherPayloadBytesMin) {
-          to.append(payload.view());
-          return std::size_t{0};
-        }
-        out.inserts.push_back(GatherWrite::Insert{to.size(), payload});
-        return payload.size();
-      });
 }
 
 void finish_batch(Buffer& out, std::size_t count_offset, std::uint32_t count) {

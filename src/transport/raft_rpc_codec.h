@@ -70,38 +70,6 @@ void finish_frame(Buffer& out, std::size_t frame_offset, FrameType type);
 // Appends a complete frame with the given body.
 void append_frame(Buffer& out, FrameType type, BufferView body);
 
-// A write being built whose large entry payloads are referenced in place instead of copied
-// (written with one gathered write): the bytes on the wire are `bytes` with each insert's
-// payload placed before bytes[insert.at]. The inserts keep their payloads alive.
-struct GatherWrite {
-  struct Insert {
-    std::size_t at;  // position in `bytes`; non-decreasing along `inserts`
-    SharedBuffer payload;
-  };
-  Buffer bytes;
-  std::vector<Insert> inserts;
-  std::size_t inserted_bytes = 0;
-
-  std::size_t size() const { return bytes.size() + inserted_bytes; }
-  bool empty() const { return size() == 0; }
-  // Keeps the capacity of `bytes`; releases the payloads.
-  void clear();
-  // The wire bytes in order, as views (valid while *this is unchanged).
-  std::vector<BufferView> pieces() const;
-};
-// Entry payloads of at least this many bytes are referenced by a GatherWrite; smaller ones are
-// copied (a piece of the gathered write costs more than copying a few KiB).
-inline constexpr std::size_t kGatherPayloadBytesMin = 4096;
-
-// begin_frame/finish_frame for a GatherWrite: the frame's body is everything added after
-// begin, inserted payloads included, and its CRC covers them where they are.
-struct GatherFrame {
-  std::size_t offset;        // of the header in `bytes`
-  std::size_t first_insert;  // inserts from here on belong to the frame
-};
-GatherFrame begin_frame(GatherWrite& out);
-void finish_frame(GatherWrite& out, GatherFrame frame, FrameType type);
-
 // Takes one frame from the front of `bytes`. Returns the number of bytes it occupies and fills
 // *frame, or 0 when `bytes` holds only a prefix of a valid frame (read more, then call again).
 // Fails with kCorruption on a bad header, a crc mismatch or an unknown type/flag, and with
@@ -129,8 +97,6 @@ Result<raft::Message> decode_message(BufferView bytes);
 // count that begin_batch() reserves and finish_batch() fills in.
 void begin_batch(Buffer& out, std::size_t* count_offset);
 void append_batch_item(Buffer& out, GroupId group, const raft::Message& message);
-// The same bytes on the wire, with payloads of kGatherPayloadBytesMin and more referenced.
-void append_batch_item(GatherWrite& out, GroupId group, const raft::Message& message);
 void finish_batch(Buffer& out, std::size_t count_offset, std::uint32_t count);
 // Size a batch item adds to a batch body.
 inline std::size_t batch_item_size(const raft::Message& message) {

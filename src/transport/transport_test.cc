@@ -216,46 +216,6 @@ TEST(Transport, ThreeBrokersManyGroupsAllArriveInOrderPerPeer) {
   }
 }
 
-// Large entry payloads go out by reference in a gathered write (raft_rpc_codec.h
-// GatherWrite); mixed with small ones, heartbeats and messages chunked for their size, every
-// message arrives whole, and the unchunked ones in order (a chunked message's chunks follow
-// the batches of each write, so it may arrive after messages queued behind it).
-TEST(Transport, LargePayloadsWrittenInPlaceArriveWholeAndInOrder) {
-  TransportOptions o = fast_options(BrokerId(1));
-  o.chunk_bytes = 64u << 10;
-  Node a(o), b(BrokerId(2));
-  a.connect_to(b);
-  ASSERT_TRUE(eventually([&] { return a.transport().peer_stats(b.id())->connected; }));
-  auto size_of = [](std::uint64_t sequence) -> std::size_t {
-    if (sequence % 50 == 7) return 200u << 10;  // chunked
-    return sequence % 3 == 0 ? 16 : 4000 + (sequence * 397) % 9000;
-  };
-  constexpr std::uint64_t kMessages = 600;
-  for (std::uint64_t i = 0; i < kMessages; ++i) {
-    ASSERT_TRUE(a.transport().send(b.id(), GroupId(i % 7), append_message(1, 2, i, size_of(i))));
-    if (i % 10 == 0) {
-      ASSERT_TRUE(a.transport().send(b.id(), GroupId(1000 + i), heartbeat(MessageType::kHeartbeat, i)));
-    }
-  }
-  ASSERT_TRUE(b.wait_received(kMessages + kMessages / 10));
-  std::set<std::uint64_t> seen;
-  std::uint64_t last_unchunked = 0;
-  for (const Received& r : b.received()) {
-    if (r.message.type == MessageType::kHeartbeat) continue;
-    const std::uint64_t sequence = r.message.context;
-    EXPECT_TRUE(seen.insert(sequence).second) << "message " << sequence << " twice";
-    EXPECT_EQ(r.message, append_message(1, 2, sequence, size_of(sequence)));
-    if (size_of(sequence) < o.chunk_bytes) {
-      if (sequence > 0) {
-        EXPECT_GT(sequence, last_unchunked);
-      }
-      last_unchunked = sequence;
-    }
-  }
-  EXPECT_EQ(seen.size(), kMessages);
-  EXPECT_EQ(b.transport().stats().decode_errors, 0u);
-}
-
 TEST(Transport, HeartbeatsForManyGroupsAreCoalesced) {
   Node a(BrokerId(1)), b(BrokerId(2));
   a.connect_to(b);

@@ -1,7 +1,6 @@
 #include "cluster/group_storage.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "base/le_codec.h"
 #include "cluster/ids.h"
@@ -260,11 +259,8 @@ Result<Buffer> GroupStorage::to_stored_payload(const raft::Entry& entry, KafkaOf
   }
   if (options_.format == PayloadFormat::kRaw) return Buffer(entry.payload.view());
   if (entry.type == raft::EntryType::kNormal) {
-    Buffer head;
-    MQ_RETURN_IF_ERROR(stamp_record_batch(entry, base_offset, out, head));
-    Buffer batch(entry.payload.view());
-    std::memcpy(batch.data(), head.data(), head.size());
-    out->head = {};
+    Buffer batch;
+    MQ_RETURN_IF_ERROR(stamp_record_batch(entry, base_offset, out, batch));
     return batch;
   }
   protocol::ControlBatchOptions control;
@@ -274,14 +270,11 @@ Result<Buffer> GroupStorage::to_stored_payload(const raft::Entry& entry, KafkaOf
   return protocol::build_control_batch(control, entry.payload.view());
 }
 
-// Appends a copy of the header of a normal entry's record batch (its first
-// kRecordBatchHeaderBytes) to `heads`, stamped with the batch's base offset and the entry's
-// term as partition leader epoch (both outside the batch CRC), and fills the header fields of
-// *out from the batch: *out stores the entry's payload with that stamped head
-// (storage::AppendEntry::head, set by the caller once `heads` stops growing), so the batch
-// itself is copied only by the log.
+// Appends a copy of a normal entry's record batch to `to`, stamped with its base offset and
+// the entry's term as partition leader epoch (both outside the batch CRC), and fills the
+// header fields of *out from the batch.
 Status GroupStorage::stamp_record_batch(const raft::Entry& entry, KafkaOffset base_offset,
-                                        storage::AppendEntry* out, Buffer& heads) const {
+                                        storage::AppendEntry* out, Buffer& to) const {
   out->term = entry.term;
   out->index = entry.index;
   out->base_offset = base_offset;
@@ -296,10 +289,9 @@ Status GroupStorage::stamp_record_batch(const raft::Entry& entry, KafkaOffset ba
   const protocol::RecordBatchHeader& h = view.header();
   out->last_offset_delta = static_cast<std::uint32_t>(std::max(h.last_offset_delta, 0));
   out->max_timestamp = h.max_timestamp;
-  out->payload = entry.payload.view();
-  const std::size_t at = heads.size();
-  heads.append(entry.payload.view().first(protocol::kRecordBatchHeaderBytes));
-  std::span<std::uint8_t> bytes(heads.data() + at, protocol::kRecordBatchHeaderBytes);
+  const std::size_t at = to.size();
+  to.append(entry.payload.view());
+  std::span<std::uint8_t> bytes(to.data() + at, entry.payload.size());
   protocol::set_base_offset(bytes, base_offset.value());
   protocol::set_partition_leader_epoch(bytes, epoch_of_term(entry.term));
   return Status::ok();
@@ -325,13 +317,18 @@ Status GroupStorage::append(const std::vector<raft::Entry>& entries,
     MQ_RETURN_IF_ERROR(truncated);
   }
   KafkaOffset next = log_->next_offset();
-  // A record batch is stored stamped with its base offset and leader epoch, which lie in its
-  // header: only the stamped headers are copied here (into one buffer reused from call to
-  // call; the log copies the payloads, with these heads, before append returns). Event loop
-  // only.
-  static thread_local Buffer heads;
-  heads.clear();
-  heads.reserve(entries.size() * protocol::kRecordBatchHeaderBytes);  // views stay valid
+  // The stamped copies of the record batches go into one buffer reused from call to call (the
+  // log copies the payloads before append returns): a fresh buffer per batch of up to 1 MB
+  // cost an allocation and its page faults, more than the copy itself. Event loop only.
+  static thread_local Buffer stamped;
+  std::size_t stamped_bytes = 0;
+  for (const raft::Entry& e : entries) {
+    if (e.type == raft::EntryType::kNormal) stamped_bytes += e.payload.size();
+  }
+  constexpr std::size_t kStampedKeepBytes = 32u << 20;
+  if (stamped.capacity() > kStampedKeepBytes && stamped_bytes <= kStampedKeepBytes) stamped = Buffer();
+  stamped.clear();
+  stamped.reserve(stamped_bytes);  // no reallocation below: views stay valid
   std::vector<Buffer> payloads;  // control batches and raw payloads
   std::vector<storage::AppendEntry> batch;
   payloads.reserve(entries.size());
@@ -339,9 +336,9 @@ Status GroupStorage::append(const std::vector<raft::Entry>& entries,
   for (const raft::Entry& e : entries) {
     storage::AppendEntry ae;
     if (e.type == raft::EntryType::kNormal && options_.format == PayloadFormat::kKafkaBatches) {
-      const std::size_t at = heads.size();
-      MQ_RETURN_IF_ERROR(stamp_record_batch(e, next, &ae, heads));
-      ae.head = heads.view(at, heads.size() - at);
+      const std::size_t at = stamped.size();
+      MQ_RETURN_IF_ERROR(stamp_record_batch(e, next, &ae, stamped));
+      ae.payload = stamped.view(at, stamped.size() - at);
     } else {
       MQ_ASSIGN_OR_RETURN(Buffer payload, to_stored_payload(e, next, &ae));
       payloads.push_back(std::move(payload));

@@ -151,7 +151,7 @@ class GroupStorage final : public raft::StorageView {
   Result<Buffer> to_stored_payload(const raft::Entry& entry, KafkaOffset base_offset,
                                    storage::AppendEntry* out) const;
   Status stamp_record_batch(const raft::Entry& entry, KafkaOffset base_offset,
-                            storage::AppendEntry* out, Buffer& heads) const;
+                            storage::AppendEntry* out, Buffer& to) const;
 
   storage::FileSystem* fs_;
   GroupStorageOptions options_;

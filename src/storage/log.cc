@@ -213,9 +213,6 @@ Status Log::validate_append_locked(std::span<const AppendEntry> entries) const {
     if (static_cast<std::uint8_t>(e.kind) > kEntryKindMax) {
       return Status::invalid_argument("append: unknown entry kind");
     }
-    if (e.head.size() > e.payload.size()) {
-      return Status::invalid_argument("append: head longer than the payload");
-    }
     if (e.payload.size() > options_.entry_payload_bytes_max) {
       return Status::limit_exceeded("append: payload of " + std::to_string(e.payload.size()) +
                                     " bytes exceeds entry_payload_bytes_max " +

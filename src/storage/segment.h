@@ -28,10 +28,7 @@
 namespace mq::storage {
 
 // An entry handed to Log::append. The payload is stored verbatim (for kRecordBatch a Kafka v2
-// record batch whose offsets and leader epoch the caller has stamped), except that a non-empty
-// `head` replaces the payload's first head.size() bytes: the caller stamps a copy of the
-// batch's first bytes instead of copying the whole batch (the log copies it anyway). The
-// stored length is payload.size(); head.size() <= payload.size().
+// record batch whose offsets and leader epoch the caller has already stamped).
 struct AppendEntry {
   Term term;
   LogIndex index;
@@ -40,12 +37,6 @@ struct AppendEntry {
   std::uint32_t last_offset_delta = 0;  // records in the batch - 1
   std::int64_t max_timestamp = -1;
   BufferView payload;
-  BufferView head = {};
-
-  // The stored payload's bytes after the head.
-  BufferView rest() const { return payload.subspan(head.size()); }
-  // The CRC-32C of the stored payload (head, then rest()).
-  std::uint32_t stored_crc() const;
 };
 
 // An entry read back, checksums verified.

@@ -351,10 +351,6 @@ Result<std::size_t> TailReader::read_at(std::uint64_t offset, std::span<std::uin
   return got < from_file ? got : from_file + from_buffer;
 }
 
-std::uint32_t AppendEntry::stored_crc() const {
-  return crc32c::extend(crc32c::value(head), rest());
-}
-
 Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   MQ_ASSERT(!closed_);
   MQ_ASSERT(!entries.empty());
@@ -408,16 +404,15 @@ Status Segment::append(std::span<const AppendEntry> entries, bool* broken) {
   }
   Buffer headers(entries.size() * kEntryHeaderSize);
   std::vector<BufferView> pieces;
-  pieces.reserve(entries.size() * 3);
+  pieces.reserve(entries.size() * 2);
   for (std::size_t i = 0; i < entries.size(); ++i) {
     EntryHeader& h = written[i];
-    h.payload_crc = entries[i].stored_crc();
+    h.payload_crc = crc32c::value(entries[i].payload);
     std::uint8_t* out = headers.data() + i * kEntryHeaderSize;
     h.encode_to(out);
     MQ_DASSERT(EntryHeader::decode_from(BufferView(out, kEntryHeaderSize)).has_value());
     pieces.push_back(BufferView(out, kEntryHeaderSize));
-    if (!entries[i].head.empty()) pieces.push_back(entries[i].head);
-    pieces.push_back(entries[i].rest());
+    pieces.push_back(entries[i].payload);
   }
   bool direct = large && !direct_unsupported_;
   if (direct) {
@@ -796,25 +791,22 @@ Status Segment::append_buffered(std::span<const AppendEntry> entries,
   Status status;
   for (std::size_t i = 0; i < entries.size() && status.is_ok(); ++i) {
     EntryHeader& h = headers[i];
-    const BufferView head = entries[i].head;
-    const BufferView rest = entries[i].rest();
+    const auto* payload = entries[i].payload.data();
     std::uint8_t header[kEntryHeaderSize];
     if (h.stored_size() > (TailBuffer::kParts - 2) * b.capacity) {
       // Too large to hold back the writes of every part it spans until its header is filled
       // in: checksum first, then header and payload in order.
-      h.payload_crc = entries[i].stored_crc();
+      h.payload_crc = crc32c::value(entries[i].payload);
       h.encode_to(header);
       status = put_buffered(header, kEntryHeaderSize, nullptr, done, nullptr);
-      if (status.is_ok()) status = put_buffered(head.data(), head.size(), nullptr, done, nullptr);
-      if (status.is_ok()) status = put_buffered(rest.data(), rest.size(), nullptr, done, nullptr);
+      if (status.is_ok()) status = put_buffered(payload, h.payload_length, nullptr, done, nullptr);
     } else {
       // The header's room first; the payload is checksummed while it is copied, then the
       // header is filled in. Parts that fill meanwhile are queued for writing after that.
       std::size_t pending = 0;
       std::uint32_t crc = 0;
       status = put_buffered(nullptr, kEntryHeaderSize, nullptr, done, &pending);
-      if (status.is_ok()) status = put_buffered(head.data(), head.size(), &crc, done, &pending);
-      if (status.is_ok()) status = put_buffered(rest.data(), rest.size(), &crc, done, &pending);
+      if (status.is_ok()) status = put_buffered(payload, h.payload_length, &crc, done, &pending);
       if (!status.is_ok()) break;
       h.payload_crc = crc;
       h.encode_to(header);

@@ -18,7 +18,9 @@ broker-to-broker link) logged a stall of its own of at least STALL_MS in that se
 that log, a broker (the old leader first) that heard from none of two or more peers for its
 liveness timeout around the election, or replicas of at least SILENT_GROUPS other groups on at least two brokers
 standing as candidates in the same second, point to the links too: "links silent (inferred)".
-Before all that: when the logs show another broker than the one Metadata named at the heal
+Before all that: when no broker's log shows a leader of the heal's term, an election was still
+open at the heal (Metadata named the survivor expected to win it) and the cause is "no leader at
+the heal"; when the logs show another broker than the one Metadata named at the heal
 leading the term of the heal, the harness's premise was stale (Metadata lagged an election
 just before the fault, or named the survivor expected to win the fault's failover), and the
 cause is "stale leader at the heal": the election replaced that other leader, usually one the
@@ -216,6 +218,11 @@ def explain(logs, tp, before, after, old_leader, t_heal, t_end):
     if led and old_leader not in led:
         out["stale_leader"] = led[-1]
         out["cause"] = "stale leader at the heal"
+        return out
+    if not led and any(bid != PROXY and blog.states for bid, blog in logs.items()):
+        # Nobody led the heal's term: an election was still open at the heal (Metadata named
+        # the survivor expected to win), so the one after it was required.
+        out["cause"] = "no leader at the heal"
         return out
     # The old leader's loop first, then the proxy process: (log key, field, cause).
     for key, field, cause in ((old_leader, "gap", "leader loop stall"),

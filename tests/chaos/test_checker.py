@@ -313,7 +313,9 @@ class ElectionsTest(unittest.TestCase):
             "run-queue wait 472 ms, off-cpu 12 ms; sampled R x6",
             "6000.481 cluster[broker 2] controller: no tick for 300 ms (until 1000.481); "
             "meanwhile on this loop 28 messages stepped; starved: loop thread over 300 ms: "
-            "cpu 1 ms, run-queue wait 290 ms, off-cpu 9 ms; sampled R x6"],
+            "cpu 1 ms, run-queue wait 290 ms, off-cpu 9 ms; sampled R x6",
+            "6005.000 cluster[broker 2] chaos-2 [1005.000]: StateLeader at term 6, leader node "
+            "3; last leader message 300 ms ago, longest tick gap 0 ms"],
         3: ["6000.340 cluster[broker 3] chaos-1 [1000.340]: StatePreCandidate at term 41; "
             "last leader message 340 ms ago, longest tick gap 99 ms",
             "6000.341 cluster[broker 3] chaos-1 [1000.341]: StateCandidate at term 42; last "
@@ -363,6 +365,17 @@ class ElectionsTest(unittest.TestCase):
         self.assertTrue(info["cause"].startswith("unexplained"))
         self.assertIsNone(info["winner"])
 
+    def test_a_heal_term_nobody_led_means_no_leader_at_the_heal(self):
+        import tempfile
+        import elections
+        with tempfile.TemporaryDirectory() as d:
+            self.write_logs(d)
+            logs = elections.read_logs(d)
+        # Term 40 of chaos-1 was never led (the logs show 41 and 42); broker 3 won 42.
+        info = elections.explain(logs, ("chaos", 1), 40, 42, 2, 999.5, 1003.0)
+        self.assertEqual(info["winner"], 3)
+        self.assertEqual(info["cause"], "no leader at the heal")
+
     def test_a_stall_of_the_proxy_process_explains_an_election_without_a_leader_gap(self):
         import os
         import tempfile
@@ -404,15 +417,12 @@ class ElectionsTest(unittest.TestCase):
         import elections
         with tempfile.TemporaryDirectory() as d:
             self.write_logs(d)
-            with open(os.path.join(d, "broker-3.log"), "a") as f:
-                f.write("6005.000 cluster[broker 3] chaos-2 [1005.000]: StateLeader at term 6, "
-                        "leader node 4; last leader message 300 ms ago, longest tick gap 0 ms\n")
             logs = elections.read_logs(d)
-        # Metadata named broker 2 at the heal; broker 3 led term 6 (and won term 7).
-        info = elections.explain(logs, ("chaos", 2), 6, 7, 2, 1008.0, 1012.0)
-        self.assertEqual((info["cause"], info["stale_leader"]), ("stale leader at the heal", 3))
-        self.assertIn("the logs show broker 3 leading term 6, not broker 2",
-                      elections.describe(info, 2))
+        # Metadata named broker 1 at the heal; broker 2 led term 6 (broker 3 won term 7).
+        info = elections.explain(logs, ("chaos", 2), 6, 7, 1, 1008.0, 1012.0)
+        self.assertEqual((info["cause"], info["stale_leader"]), ("stale leader at the heal", 2))
+        self.assertIn("the logs show broker 2 leading term 6, not broker 1",
+                      elections.describe(info, 1))
 
     def test_the_report_explains_each_extra_change_and_counts_the_causes(self):
         import contextlib

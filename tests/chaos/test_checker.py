@@ -332,12 +332,21 @@ class ElectionsTest(unittest.TestCase):
             with open(os.path.join(d, "broker-%d.log" % bid), "w") as f:
                 f.write("\n".join(lines) + "\n")
 
-    def test_an_election_after_the_old_leaders_loop_stall_is_explained_by_it(self):
+    def logs(self, extra=None):
+        """elections.read_logs of LOGS plus `extra` ({file name: lines appended})."""
+        import os
         import tempfile
         import elections
         with tempfile.TemporaryDirectory() as d:
             self.write_logs(d)
-            logs = elections.read_logs(d)
+            for name, lines in (extra or {}).items():
+                with open(os.path.join(d, name), "a") as f:
+                    f.write("".join(line + "\n" for line in lines))
+            return elections.read_logs(d)
+
+    def test_an_election_after_the_old_leaders_loop_stall_is_explained_by_it(self):
+        import elections
+        logs = self.logs()
         info = elections.explain(logs, ("chaos", 1), 41, 42, 2, 999.5, 1003.0)
         self.assertEqual((info["winner"], info["term"], info["winner_silence_ms"]), (3, 42, 341))
         self.assertEqual(info["cause"], "leader loop stall")
@@ -350,11 +359,8 @@ class ElectionsTest(unittest.TestCase):
         self.assertIn("run-queue wait 472 ms", text)
 
     def test_an_election_without_a_stall_of_the_old_leader_is_unexplained(self):
-        import tempfile
         import elections
-        with tempfile.TemporaryDirectory() as d:
-            self.write_logs(d)
-            logs = elections.read_logs(d)
+        logs = self.logs()
         # chaos-2's election at 1010.0: broker 2 logged no gap in the second before it.
         info = elections.explain(logs, ("chaos", 2), 6, 7, 2, 1008.0, 1012.0)
         self.assertEqual(info["winner"], 3)
@@ -366,26 +372,17 @@ class ElectionsTest(unittest.TestCase):
         self.assertIsNone(info["winner"])
 
     def test_a_heal_term_nobody_led_means_no_leader_at_the_heal(self):
-        import tempfile
         import elections
-        with tempfile.TemporaryDirectory() as d:
-            self.write_logs(d)
-            logs = elections.read_logs(d)
+        logs = self.logs()
         # Term 40 of chaos-1 was never led (the logs show 41 and 42); broker 3 won 42.
         info = elections.explain(logs, ("chaos", 1), 40, 42, 2, 999.5, 1003.0)
         self.assertEqual(info["winner"], 3)
         self.assertEqual(info["cause"], "no leader at the heal")
 
     def test_a_stall_of_the_proxy_process_explains_an_election_without_a_leader_gap(self):
-        import os
-        import tempfile
         import elections
-        with tempfile.TemporaryDirectory() as d:
-            self.write_logs(d)
-            with open(os.path.join(d, "proxy.log"), "w") as f:
-                f.write("proxy stall 180 ms (until 1005.000)\n")  # long before: ignored
-                f.write("proxy stall 400 ms (until 1009.900)\n")
-            logs = elections.read_logs(d)
+        logs = self.logs({"proxy.log": ["proxy stall 180 ms (until 1005.000)",  # long before
+                                        "proxy stall 400 ms (until 1009.900)"]})
         info = elections.explain(logs, ("chaos", 2), 6, 7, 2, 1008.0, 1012.0)
         self.assertEqual(info["cause"], "proxy stall")
         self.assertEqual(info["proxy_gap"][2], 400)
@@ -395,17 +392,10 @@ class ElectionsTest(unittest.TestCase):
         self.assertEqual(info["cause"], "leader loop stall")
 
     def test_an_old_leader_that_heard_from_no_peer_points_to_silent_links(self):
-        import os
-        import tempfile
         import elections
-        with tempfile.TemporaryDirectory() as d:
-            self.write_logs(d)
-            with open(os.path.join(d, "broker-2.log"), "a") as f:
-                for peer in (1, 3):
-                    f.write("6009.950 cluster[broker 2] broker %d considered down (it was silent "
-                            "for the liveness timeout): waking the groups it leads and those "
-                            "led here\n" % peer)
-            logs = elections.read_logs(d)
+        logs = self.logs({"broker-2.log": [
+            "6009.950 cluster[broker 2] broker %d considered down (it was silent for the liveness "
+            "timeout): waking the groups it leads and those led here" % peer for peer in (1, 3)]})
         info = elections.explain(logs, ("chaos", 2), 6, 7, 2, 1008.0, 1012.0)
         self.assertEqual(info["silent_peers"], {1, 3})
         self.assertEqual(info["cause"], "links silent (inferred)")
@@ -413,11 +403,8 @@ class ElectionsTest(unittest.TestCase):
 
     def test_a_term_led_by_another_broker_than_metadata_named_is_a_stale_leader(self):
         import os
-        import tempfile
         import elections
-        with tempfile.TemporaryDirectory() as d:
-            self.write_logs(d)
-            logs = elections.read_logs(d)
+        logs = self.logs()
         # Metadata named broker 1 at the heal; broker 2 led term 6 (broker 3 won term 7).
         info = elections.explain(logs, ("chaos", 2), 6, 7, 1, 1008.0, 1012.0)
         self.assertEqual((info["cause"], info["stale_leader"]), ("stale leader at the heal", 2))

@@ -29,14 +29,16 @@ std::int64_t steady_ns() {
 
 Connection::Connection(asio::ip::tcp::socket socket, const ServerConfig& config,
                        cluster::ClusterApi& cluster, asio::io_context& io,
-                       std::function<void(Connection*)> on_closed, ProduceTimings* timings)
+                       std::function<void(Connection*)> on_closed, ProduceTimings* timings,
+                       std::shared_ptr<ProduceErrors> produce_errors)
     : socket_(std::move(socket)),
       config_(config),
       cluster_(cluster),
       io_(io),
       on_closed_(std::move(on_closed)),
       chunk_(config.read_chunk_bytes),
-      timings_(timings) {
+      timings_(timings),
+      produce_errors_(std::move(produce_errors)) {
   MQ_ASSERT(config.read_chunk_bytes > 0);
   MQ_ASSERT(config.inflight_requests_per_connection_max > 0);
 }
@@ -164,6 +166,7 @@ void Connection::handle_frame(BufferView payload) {
   ctx.cluster = &cluster_;
   ctx.config = &config_;
   ctx.io = &io_;
+  if (api_key == kProduceApiKey) ctx.produce_errors = produce_errors_;
   ctx.api_version = version;
   ctx.client_id = header->client_id.value_or("");
   std::weak_ptr<Connection> weak = weak_from_this();

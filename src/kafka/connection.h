@@ -27,6 +27,7 @@
 #include "base/buffer.h"
 #include "kafka/handlers.h"
 #include "kafka/out_frame.h"
+#include "kafka/produce_errors.h"
 #include "kafka/produce_timings.h"
 #include "kafka/server_config.h"
 
@@ -40,7 +41,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   Connection(asio::ip::tcp::socket socket, const ServerConfig& config,
              cluster::ClusterApi& cluster, asio::io_context& io,
-             std::function<void(Connection*)> on_closed, ProduceTimings* timings = nullptr);
+             std::function<void(Connection*)> on_closed, ProduceTimings* timings = nullptr,
+             std::shared_ptr<ProduceErrors> produce_errors = nullptr);
   void start();
   // Closes the socket; pending handler callbacks find the connection gone and drop their
   // responses.
@@ -92,6 +94,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t response_bytes_ = 0;    // bytes in slots_ and write_queue_
   Stats stats_;
   ProduceTimings* timings_;  // nullptr: not recorded (ServerConfig::produce_timings_log_ms)
+  std::shared_ptr<ProduceErrors> produce_errors_;  // null: not counted
 };
 
 }  // namespace mq::kafka

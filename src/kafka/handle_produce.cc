@@ -31,13 +31,27 @@ struct ProduceState {
   Respond respond;
   std::int16_t version = 0;
   cluster::ClusterApi* cluster = nullptr;
+  std::shared_ptr<ProduceErrors> errors;  // may be null
+  std::string client_id;
 
   void finish_one() {
     MQ_ASSERT(pending > 0);
     if (--pending > 0) return;
+    count_errors();
     if (!respond_when_done) return;
     add_leader_hints();
     respond(protocol::AnyResponse(std::move(response)));
+  }
+
+  void count_errors() {
+    if (!errors) return;
+    for (const auto& topic : response.responses) {
+      for (const auto& part : topic.partition_responses) {
+        if (part.error_code == 0) continue;
+        errors->record(topic.name, part.index, part.error_code, client_id,
+                       part.error_message.value_or(""));
+      }
+    }
   }
 
   // KIP-951: from v10 a NOT_LEADER_OR_FOLLOWER partition names the current leader, and the
@@ -164,6 +178,8 @@ void handle_produce(const RequestContext& ctx, protocol::ProduceRequest request,
   auto state = std::make_shared<ProduceState>();
   state->version = ctx.api_version;
   state->cluster = ctx.cluster;
+  state->errors = ctx.produce_errors;
+  if (state->errors) state->client_id = ctx.client_id;
   state->respond = std::move(respond);
   bool valid_acks = request.acks == 0 || request.acks == 1 || request.acks == -1;
   state->respond_when_done = request.acks != 0 || !valid_acks;

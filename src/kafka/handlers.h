@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "base/result.h"
 #include "cluster/api.h"
 #include "kafka/out_frame.h"
+#include "kafka/produce_errors.h"
 #include "kafka/server_config.h"
 #include "protocol/gen/messages.h"
 
@@ -31,6 +33,9 @@ struct RequestContext {
   // through `respond` (exactly one of the two, once). Fetch does, to send record batches
   // without copying them (fetch_frame.h). Unset when a handler is called directly (tests).
   std::function<void(Result<OutFrame>)> respond_frame;
+  // Produce error answers are counted here for the server's log (produce_errors.h); unset:
+  // not counted.
+  std::shared_ptr<ProduceErrors> produce_errors;
 };
 
 using Respond = std::function<void(std::optional<protocol::AnyResponse>)>;

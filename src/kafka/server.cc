@@ -1,6 +1,7 @@
 #include "kafka/server.h"
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -10,13 +11,18 @@
 namespace mq::kafka {
 
 Server::Server(asio::io_context& io, cluster::ClusterApi& cluster, ServerConfig config)
-    : io_(io), cluster_(cluster), config_(std::move(config)), acceptor_(io), timings_timer_(io) {
+    : io_(io), cluster_(cluster), config_(std::move(config)), acceptor_(io), timings_timer_(io),
+      errors_timer_(io) {
   if (config_.produce_timings_log_ms == 0) {
     if (const char* env = std::getenv("RAFTMQ_LOG_PRODUCE_TIMINGS_MS")) {
       config_.produce_timings_log_ms = std::max<long long>(0, std::atoll(env));
     }
   }
   if (config_.produce_timings_log_ms > 0) timings_ = std::make_unique<ProduceTimings>();
+  if (config_.produce_error_log_ms > 0) {
+    errors_ = std::make_shared<ProduceErrors>();
+    errors_->on_first = [this] { log_errors_later(); };
+  }
 }
 
 Server::~Server() { stop(); }
@@ -56,12 +62,39 @@ void Server::log_timings_later() {
   });
 }
 
+// Wall-clock seconds with milliseconds first, as the cluster's lines (cluster/node.cc): the
+// answers can be lined up with elections and with the clients' logs.
+void Server::log_errors(const std::string& line) const {
+  if (line.empty()) return;
+  std::int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  std::fprintf(stderr, "%lld.%03lld kafka:%u %s\n", static_cast<long long>(wall_ms / 1000),
+               static_cast<long long>(wall_ms % 1000), static_cast<unsigned>(port_),
+               line.c_str());
+}
+
+// Armed by the first error answer of an interval; logs the interval when it ends.
+void Server::log_errors_later() {
+  errors_timer_.expires_after(std::chrono::milliseconds(config_.produce_error_log_ms));
+  errors_timer_.async_wait([this](const std::error_code& ec) {
+    if (ec || stopped_) return;
+    log_errors(errors_->take(config_.produce_error_log_ms));
+  });
+}
+
 void Server::stop() {
   if (stopped_) return;
   stopped_ = true;
   std::error_code ignored;
   acceptor_.close(ignored);
   timings_timer_.cancel();
+  errors_timer_.cancel();
+  if (errors_) {
+    // Requests still in flight hold errors_; their answers must not reach this server.
+    errors_->on_first = nullptr;
+    log_errors(errors_->take(config_.produce_error_log_ms));
+  }
   auto connections = std::move(connections_);
   connections_.clear();
   for (auto& [raw, connection] : connections) connection->close("server stopping");
@@ -82,7 +115,7 @@ void Server::accept() {
               connections_.erase(closed);
               if (!stopped_) cluster_.client_connections_changed(connections_.size());
             },
-            timings_.get());
+            timings_.get(), errors_);
         connections_.emplace(connection.get(), connection);
         cluster_.client_connections_changed(connections_.size());
         connection->start();

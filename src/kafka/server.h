@@ -34,10 +34,14 @@ class Server {
   std::uint64_t refused_connections() const { return refused_connections_; }
   // Produce timings of the current interval (nullptr when produce_timings_log_ms is 0).
   ProduceTimings* produce_timings() { return timings_.get(); }
+  // Produce error answers of the current interval (nullptr when produce_error_log_ms is 0).
+  ProduceErrors* produce_errors() { return errors_.get(); }
 
  private:
   void accept();
   void log_timings_later();
+  void log_errors_later();
+  void log_errors(const std::string& line) const;
 
   asio::io_context& io_;
   cluster::ClusterApi& cluster_;
@@ -49,6 +53,8 @@ class Server {
   std::uint64_t refused_connections_ = 0;
   std::unique_ptr<ProduceTimings> timings_;
   asio::steady_timer timings_timer_;
+  std::shared_ptr<ProduceErrors> errors_;  // shared with Produce requests still in flight
+  asio::steady_timer errors_timer_;
 };
 
 }  // namespace mq::kafka

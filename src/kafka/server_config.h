@@ -41,6 +41,10 @@ struct ServerConfig {
   // on stderr every this many ms; 0: off. The environment variable
   // RAFTMQ_LOG_PRODUCE_TIMINGS_MS sets it when this is 0 (a diagnostic for benchmark runs).
   std::int64_t produce_timings_log_ms = 0;
+  // Produce error answers (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, ...) are counted per
+  // topic, partition and error and logged on stderr as one line per this many ms in which any
+  // occurred (kafka/produce_errors.h); 0: not logged.
+  std::int64_t produce_error_log_ms = 1000;
 };
 
 }  // namespace mq::kafka

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "kafka/testing/server_fixture.h"
+#include "protocol/gen/error_codes.h"
 
 namespace mq::kafka::testing {
 namespace {
@@ -214,6 +215,38 @@ TEST_F(ServerTest, ProduceTimingsAreOffByDefault) {
   if (std::getenv("RAFTMQ_LOG_PRODUCE_TIMINGS_MS") != nullptr) GTEST_SKIP() << "set in the environment";
   start_server();
   EXPECT_EQ(server_->produce_timings(), nullptr);
+}
+
+// ServerConfig::produce_error_log_ms: a Produce partition answered with an error is counted
+// for the log line (kafka/produce_errors.h); one answered without error is not.
+TEST_F(ServerTest, ProduceErrorAnswersAreCountedForTheLog) {
+  ServerConfig config;
+  config.produce_error_log_ms = 600'000;  // counted; no log line during the test
+  start_server(config);
+  add_topic("events", 1);
+  auto client = connect();
+  protocol::ProduceRequest request = produce_one("events", make_batch({"ok"}));
+  auto& missing = request.topic_data.emplace_back();
+  missing.name = "nope";
+  missing.partition_data.emplace_back().index = 2;
+  missing.partition_data.back().records = make_batch({"lost"});
+  Result<protocol::AnyResponse> r = client->call(7, AnyRequest(std::move(request)));
+  const auto& response = as<protocol::ProduceResponse>(r);
+  ASSERT_EQ(response.responses.size(), 2u);
+  EXPECT_EQ(response.responses[0].partition_responses[0].error_code, 0);
+  EXPECT_EQ(response.responses[1].partition_responses[0].error_code,
+            static_cast<std::int16_t>(protocol::ErrorCode::kUnknownTopicOrPartition));
+  std::string line = on_loop([this] { return server_->produce_errors()->take(1000); });
+  EXPECT_NE(line.find("nope/2 UNKNOWN_TOPIC_OR_PARTITION x1 [kafka_test]"), std::string::npos)
+      << line;
+  EXPECT_EQ(line.find("events"), std::string::npos) << line;
+}
+
+TEST_F(ServerTest, ProduceErrorLogCanBeTurnedOff) {
+  ServerConfig config;
+  config.produce_error_log_ms = 0;
+  start_server(config);
+  EXPECT_EQ(server_->produce_errors(), nullptr);
 }
 
 TEST_F(ServerTest, ManyPipelinedRequestsUnderInflightLimitAllAnsweredInOrder) {

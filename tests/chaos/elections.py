@@ -59,6 +59,7 @@ class BrokerLog:
         self.states = []  # (mono, group, state, term, last leader message ms or None)
         self.gaps = []    # (start mono, end mono, ms, what, verdict, cpu, run-queue wait, off-cpu)
         self.silent = []  # (mono, peer): a peer found silent for the liveness timeout
+        self.produce_errors = []  # (mono, "topic/partition ERROR xN [client] ...") per key
         offset = None
         pending = []      # wall-clock-only lines seen before any line gave the clock offset
         for line in lines:
@@ -83,6 +84,9 @@ class BrokerLog:
             else:
                 m = _SILENT.match(line)
                 item = (float(m.group(1)), int(m.group(3))) if m else None
+                if item is None:
+                    m = _PRODUCE_ERRORS.match(line)
+                    item = (float(m.group(1)), "errors", m.group(2)) if m else None
             if item is None:
                 continue
             if offset is None:
@@ -94,6 +98,10 @@ class BrokerLog:
                 self._add_timed(item, offset)
 
     def _add_timed(self, item, offset):
+        if len(item) == 3:
+            for key in item[2].split("; "):
+                self.produce_errors.append((item[0] - offset, key))
+            return
         if len(item) == 2:
             self.silent.append((item[0] - offset, item[1]))
             return
@@ -140,6 +148,8 @@ class BrokerLog:
 _SILENT = re.compile(r"^(\d+\.\d+) cluster\[broker (\d+)\] broker (\d+) considered down \(it "
                      r"was silent for the liveness timeout\)")
 _PROXY = re.compile(r"^proxy stall (\d+) ms \(until (\d+\.\d+)\)")
+# The broker's summary of Produce answers with an error (src/kafka/produce_errors.h).
+_PRODUCE_ERRORS = re.compile(r"^(\d+\.\d+) kafka:\d+ produce errors \(\d+ ms\): (.*)$")
 PROXY = "proxy"  # the key of the proxy's stalls in read_logs' result
 
 
@@ -170,6 +180,19 @@ def read_logs(log_dir):
             with open(os.path.join(log_dir, name), errors="replace") as f:
                 logs[PROXY] = ProxyLog(f)
     return logs
+
+
+def produce_errors(logs, tps, t_from, t_to):
+    """[(mono, broker, "topic/partition ERROR xN [client] ...")] of the brokers' produce error
+    lines for the partitions `tps` ((topic, partition) pairs) logged from t_from to t_to, in
+    time order (a line is logged up to one interval after its answers)."""
+    names = {"%s/%d " % (topic, partition) for topic, partition in tps}
+    out = []
+    for bid, log in logs.items():
+        for mono, key in getattr(log, "produce_errors", []):
+            if t_from <= mono <= t_to and any(key.startswith(n) for n in names):
+                out.append((mono, bid, key))
+    return sorted(out)
 
 
 def other_candidates(logs, group, t_from, t_to):

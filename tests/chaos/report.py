@@ -7,6 +7,7 @@ import re
 import checker
 import elections
 import nemesis as chaos_nemesis
+from workload import MESSAGE_TIMEOUT_S
 
 
 class Outcome:
@@ -64,7 +65,7 @@ def sum_counts(dicts):
     return out
 
 
-def print_counts(r, producers, consumers):
+def print_counts(r, producers, consumers, log_dir=None):
     print("counts:")
     for name in ("sent", "acknowledged", "acknowledged without offset", "indeterminate",
                  "indeterminate found", "unanswered",
@@ -79,7 +80,7 @@ def print_counts(r, producers, consumers):
         sum(p.local_refusals for p in producers)))
     print("  consumer errors by code: %s" % (sum_counts(c.errors for c in consumers) or "none"))
     print_client_idempotence(producers)
-    print_failure_bursts(producers)
+    print_failure_bursts(producers, log_dir)
     print_duplicate_detail(r, producers)
 
 
@@ -104,13 +105,18 @@ def failure_bursts(producers, gap_s=5.0):
     return [tuple(b) for b in bursts]
 
 
-def print_failure_bursts(producers, most=8):
+def print_failure_bursts(producers, log_dir=None, most=8, error_lines=6):
     """When deliveries failed (message.timeout.ms: the client gave up; each such message is
     "possibly persisted" and makes librdkafka bump its epoch, FINDINGS.md F9): bursts with
-    their partitions and producers, and the reasons of the producers' drains just before."""
+    their partitions and producers, the reasons of the producers' drains just before, and what
+    the brokers answered those partitions' Produce requests with in the burst's message
+    timeout (their "produce errors" lines, docs/operations.md "Broker log lines")."""
     bursts = failure_bursts(producers)
     if not bursts:
         return
+    logs = {}
+    if log_dir and os.path.isdir(log_dir):
+        logs = {k: v for k, v in elections.read_logs(log_dir).items() if k != elections.PROXY}
     print("  delivery failures in %d burst(s) (harness clock; partition: count; producer: count):"
           % len(bursts))
     for first, last, count, tps, indexes in bursts[:most]:
@@ -124,6 +130,16 @@ def print_failure_bursts(producers, most=8):
                           if tag == "DRAIN" and first - 20 <= at <= first]
             for line in drains[-2:]:
                 print("          p%d: %s" % (p.index, line[:240]))
+        if logs:
+            answers = elections.produce_errors(logs, tps.keys(), first - MESSAGE_TIMEOUT_S,
+                                               last + 2)
+            if not answers:
+                print("          brokers: no error answer to these partitions' Produce "
+                      "requests from %.0f s before the burst" % MESSAGE_TIMEOUT_S)
+            for mono, bid, key in answers[:error_lines]:
+                print("          broker %d at %.3f: %s" % (bid, mono, key[:240]))
+            if len(answers) > error_lines:
+                print("          ... %d more error lines" % (len(answers) - error_lines))
 
 
 def duplicate_context(value, producers, window_s=1.0):
@@ -350,7 +366,7 @@ def report(o, out, producers, consumers, monitor, log_dir=None):
         for k in sorted({e.kind for e in ran})))
     for e in out.episodes:
         print("  " + e.summary())
-    print_counts(out.result, producers, consumers)
+    print_counts(out.result, producers, consumers, log_dir)
     print_availability(out.availability)
     extra, causes = print_leader_changes(ran, monitor, log_dir)
 

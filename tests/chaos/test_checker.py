@@ -299,6 +299,41 @@ class OperatorCutTest(unittest.TestCase):
         self.assertEqual(bursts[0][3], {TP: 3})
         self.assertEqual(bursts[1][3], {TP1: 1})
 
+    def test_a_bursts_report_shows_what_the_brokers_answered_its_partitions(self):
+        import contextlib
+        import io
+        import os
+        import tempfile
+        import report
+        p = FakeProducer()
+        p.index = 2
+        p.send("v0", tp=TP, at=80.0)
+        p.failed["v0"] = "_MSG_TIMED_OUT"
+        p.failed_at["v0"] = 95.0
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "broker-1.log"), "w") as f:
+                # wall = mono + 5000 (the state line gives the offset)
+                f.write("5070.000 cluster[broker 1] t-0 [70.000]: StateLeader at term 3, "
+                        "leader node 2; last leader message 0 ms ago, longest tick gap 0 ms\n"
+                        "5082.000 kafka:9092 produce errors (1000 ms): t/0 NOT_LEADER_OR_FOLLOWER"
+                        " x7 [chaos-p2] \"t-0 is not led here\"; t/10 REQUEST_TIMED_OUT x1 "
+                        "[chaos-p1]\n"
+                        "5050.000 kafka:9092 produce errors (1000 ms): t/0 NOT_ENOUGH_REPLICAS x1 "
+                        "[chaos-p2]\n")
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                report.print_failure_bursts([p], d)
+            text = out.getvalue()
+            self.assertIn("broker 1 at 82.000: t/0 NOT_LEADER_OR_FOLLOWER x7 [chaos-p2]", text)
+            self.assertNotIn("t/10", text)                 # another partition
+            self.assertNotIn("NOT_ENOUGH_REPLICAS", text)  # before the message timeout
+            p.failed_at["v0"] = 200.0
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                report.print_failure_bursts([p], d)
+            self.assertIn("brokers: no error answer to these partitions' Produce requests",
+                          out.getvalue())
+
 
 class ElectionsTest(unittest.TestCase):
     """elections.py: an extra leader change is explained from the brokers' logs."""

@@ -26,6 +26,9 @@ GROUP_APIS = (8, 9, 10, 11, 12, 14)
 IDEMPOTENT_API = 22
 GROUP_ID = "chaos-group"
 
+# A producer gives a message up after this long (librdkafka message.timeout.ms).
+MESSAGE_TIMEOUT_S = 15.0
+
 
 def detect_features(brokers):
     for b in brokers:
@@ -53,7 +56,8 @@ class ProducerWorker:
             "topic.metadata.refresh.interval.ms": 1000, "retry.backoff.ms": 100,
             "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 1000,
             "socket.timeout.ms": 5000, "request.timeout.ms": 5000,
-            "message.timeout.ms": 15000, "queue.buffering.max.messages": 20000,
+            "message.timeout.ms": int(MESSAGE_TIMEOUT_S * 1000),
+            "queue.buffering.max.messages": 20000,
             "client.id": "chaos-p%d" % index, "log_level": 2,
         }
         if idempotent:

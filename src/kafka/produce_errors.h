@@ -2,7 +2,8 @@
 // request answered with an error code is counted per (topic, partition, error), with the
 // client id and one error message of that key, and the server logs one line per interval in
 // which any occurred:
-//   1764300000.123 kafka:9092 produce errors (1000 ms): orders/3 NOT_LEADER_OR_FOLLOWER x12 [rdkafka] "not the leader of orders"; ...
+//   1764300000.123 kafka:9092 produce errors (1000 ms): orders/3 NOT_LEADER_OR_FOLLOWER x12
+//   [rdkafka] "not the leader of orders"; ...
 // A producer that sees errors and retries leaves a trail in the broker's log this way without
 // a line per request (a retry storm is thousands of answers a second). The keys of one
 // interval are bounded (kKeysMax); further keys are counted as "N more". Event loop only.

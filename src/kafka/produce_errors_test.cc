@@ -7,7 +7,8 @@
 namespace mq::kafka {
 namespace {
 
-constexpr std::int16_t kNotLeader = static_cast<std::int16_t>(protocol::ErrorCode::kNotLeaderOrFollower);
+constexpr std::int16_t kNotLeader =
+    static_cast<std::int16_t>(protocol::ErrorCode::kNotLeaderOrFollower);
 constexpr std::int16_t kTimedOut = static_cast<std::int16_t>(protocol::ErrorCode::kRequestTimedOut);
 
 TEST(ProduceErrorsTest, CountsPerPartitionAndErrorAndStartsANewInterval) {

@@ -68,6 +68,7 @@ struct SyncLedgerOptions {
 struct SyncLedgerStats {
   std::uint64_t records_written = 0;
   std::uint64_t syncs = 0;
+  std::uint64_t thread_wakeups = 0;  // the sync thread's returns from its waits
   std::uint64_t compactions = 0;
   std::uint64_t write_errors = 0;  // a failed write or sync: the next compaction rewrites all
   std::uint64_t torn_records = 0;     // at open: 1 if non-zero bytes followed the last valid record
@@ -123,6 +124,7 @@ class SyncLedger {
   bool dirty_ = false;
   bool rewrite_ = false;  // a write or sync failed: compaction rewrites every record
   bool stopping_ = false;
+  bool waiting_for_records_ = false;  // the sync thread waits for dirty_ (not in its pause)
   std::thread thread_;
   SyncLedgerStats stats_;
   std::vector<std::string> open_warnings_;

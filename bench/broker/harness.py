@@ -352,6 +352,10 @@ def run_raftmq(s, data_base):
             phase(res, "fsync_adjacent", procs.run_client,
                   [bin_path("raftmq-bench-machine"), "fsync", "--dir", c.dir, "--seconds", "2"],
                   60)
+            log("[raftmq] fdatasync of 3 files at once, time to 2 of 3 (the replicas share the disk)")
+            phase(res, "fsync_majority", procs.run_client,
+                  [bin_path("raftmq-bench-machine"), "fsync-majority", "--dir", c.dir,
+                   "--seconds", "2", "--replicas", "3"], 60)
             log("[raftmq] single in-flight produce latency (1 KiB)")
             phase(res, "latency", procs.run_client,
                   [lg, "latency", "--bootstrap", base[0], "--topic", "lat", "--size", "1024",

@@ -81,6 +81,18 @@ class RatioTest(unittest.TestCase):
         got = {n: v for n, v, _, _ in report.ratios(r)}
         self.assertAlmostEqual(got["produce_p50 raftmq/floor"], 450.0 / (2 * 50 + 400))
 
+    def test_shared_disk_floor_is_information_from_the_majority_probe(self):
+        r = results()
+        got = {n: (v, ok) for n, v, _, ok in report.ratios(r)}
+        self.assertEqual(got["produce_p50 raftmq/shared_disk_floor"], (None, None))  # no probe
+        r["raftmq"]["fsync_majority"] = {"p50_us": 350.0, "any_sync_p50_us": 300.0}
+        got = {n: (v, ok) for n, v, _, ok in report.ratios(r)}
+        # latency p50 450 µs against 2 round trips (2 x 50) + 2 of 3 syncs (350): 1.0, no target
+        self.assertAlmostEqual(got["produce_p50 raftmq/shared_disk_floor"][0], 450.0 / 450.0)
+        self.assertIsNone(got["produce_p50 raftmq/shared_disk_floor"][1])
+        rows = dict((row[0], row[1]) for row in report.machine_rows(r))
+        self.assertEqual(rows["shared-disk floor: 2 round trips + 2 of 3 fdatasyncs"], "450 µs")
+
     def test_emit_prints_exact_ratio_lines_and_writes_files(self):
         with tempfile.TemporaryDirectory() as d:
             out = io.StringIO()
@@ -158,6 +170,18 @@ class MachineProbeTest(unittest.TestCase):
         self.assertGreater(r["samples"], 100)
         self.assertLessEqual(r["p50_us"], r["p99_us"])
         self.assertEqual(len(r["cdf_us"]), 101)
+
+    def test_fsync_majority(self):
+        with tempfile.TemporaryDirectory() as d:
+            f = procs.run_client([os.path.join(BIN, "raftmq-bench-machine"), "fsync-majority",
+                                  "--dir", d, "--seconds", "1", "--replicas", "3"], 30)
+            self.assertEqual((f["replicas"], f["majority"]), (3, 2))
+            self.assertGreater(f["rounds"], 0)
+            self.assertEqual(f["samples"], f["rounds"])  # one majority time per round
+            self.assertGreater(f["p50_us"], 0)
+            self.assertLessEqual(f["p50_us"], f["p99_us"])
+            self.assertGreater(f["any_sync_p50_us"], 0)
+            self.assertEqual(os.listdir(d), [])  # its files are removed
 
     def test_bad_flag_is_an_error(self):
         r = subprocess.run([os.path.join(BIN, "raftmq-bench-machine"), "rtt", "--seconds", "x"],

@@ -4,6 +4,13 @@
 //                                            fdatasync, in a loop: rate and latency of one sync
 //   rtt [--seconds S] [--size B]             TCP ping-pong over 127.0.0.1 between two threads
 //                                            (TCP_NODELAY): the loopback round trip
+//   fsync-majority --dir D [--seconds S] [--block B] [--replicas N]
+//                                            N threads (default 3), one file each in D, start
+//                                            each round together: append B bytes, fdatasync;
+//                                            per round the time until a majority (N/2+1) of
+//                                            the syncs ended. The best case of an acks=all
+//                                            commit whose replicas share this one disk (fdatasyncs
+//                                            of several files queue for the device)
 //
 // Sequential write bandwidth comes from fio (scripts/bench); loopback bandwidth from iperf3.
 #include <arpa/inet.h>
@@ -15,6 +22,10 @@
 
 #include <cerrno>
 #include <cinttypes>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "bench_util.h"
 
@@ -48,6 +59,86 @@ int run_fsync(const Flags& f) {
   samples.finish();
   std::printf("{\"mode\":\"fsync\",\"block\":%" PRId64 ",\"syncs_per_s\":%.1f,%s}\n", block,
               static_cast<double>(n) / secs, samples.json_fields().c_str());
+  return 0;
+}
+
+int run_fsync_majority(const Flags& f) {
+  const int64_t seconds = f.num("seconds", 1, 600);
+  const int64_t block = f.num("block", 1, 1 << 24);
+  const int replicas = static_cast<int>(f.num("replicas", 1, 9));
+  const int majority = replicas / 2 + 1;
+  std::vector<int> fds;
+  for (int i = 0; i < replicas; ++i) {
+    std::string path = f.str("dir") + "/fdatasync-majority-" + std::to_string(i);
+    int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) die(errno_text(("open " + path).c_str()));
+    ::unlink(path.c_str());  // removed at close
+    fds.push_back(fd);
+  }
+  const std::string buf = random_payload(static_cast<size_t>(block), 5);
+  // Rounds: the main thread starts round r (all writers at once) and waits for all of them;
+  // each writer records when its sync ended.
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t round = 0;
+  int done = 0;
+  bool stop = false;
+  std::vector<int64_t> ended(static_cast<size_t>(replicas));
+  std::vector<std::thread> writers;
+  for (int i = 0; i < replicas; ++i) {
+    writers.emplace_back([&, i] {
+      int64_t seen = 0;
+      for (;;) {
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return stop || round > seen; });
+          if (stop) return;
+          seen = round;
+        }
+        if (::write(fds[static_cast<size_t>(i)], buf.data(), buf.size()) !=
+            static_cast<ssize_t>(buf.size()))
+          die(errno_text("write"));
+        if (::fdatasync(fds[static_cast<size_t>(i)]) != 0) die(errno_text("fdatasync"));
+        const int64_t t = now_ns();
+        std::lock_guard lock(mu);
+        ended[static_cast<size_t>(i)] = t;
+        if (++done == replicas) cv.notify_all();
+      }
+    });
+  }
+  Samples majority_samples, one_samples;
+  const int64_t end = now_ns() + seconds * 1'000'000'000;
+  int64_t rounds = 0;
+  while (now_ns() < end && rounds < 1'000'000) {
+    int64_t start;
+    {
+      std::unique_lock lock(mu);
+      done = 0;
+      start = now_ns();
+      ++round;
+      cv.notify_all();
+      cv.wait(lock, [&] { return done == replicas; });
+    }
+    std::vector<int64_t> t = ended;
+    std::sort(t.begin(), t.end());
+    majority_samples.add(t[static_cast<size_t>(majority - 1)] - start);
+    for (int64_t e : t) one_samples.add(e - start);
+    ++rounds;
+  }
+  {
+    std::lock_guard lock(mu);
+    stop = true;
+  }
+  cv.notify_all();
+  for (auto& w : writers) w.join();
+  for (int fd : fds) ::close(fd);
+  majority_samples.finish();
+  one_samples.finish();
+  std::printf("{\"mode\":\"fsync-majority\",\"block\":%" PRId64
+              ",\"replicas\":%d,\"majority\":%d,\"rounds\":%" PRId64
+              ",\"any_sync_p50_us\":%.1f,%s}\n",
+              block, replicas, majority, rounds, one_samples.quantile_us(0.5),
+              majority_samples.json_fields().c_str());
   return 0;
 }
 
@@ -121,12 +212,16 @@ int run_rtt(const Flags& f) {
 int run(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: raftmq-bench-machine fsync --dir D [--seconds S] [--block B]\n"
+                         "       raftmq-bench-machine fsync-majority --dir D [--seconds S] "
+                         "[--block B] [--replicas N]\n"
                          "       raftmq-bench-machine rtt [--seconds S] [--size B]\n");
     return 2;
   }
   std::string mode = argv[1];
-  Flags f(argc, argv, 2, {{"dir", "."}, {"seconds", "3"}, {"block", "4096"}, {"size", "64"}});
+  Flags f(argc, argv, 2, {{"dir", "."}, {"seconds", "3"}, {"block", "4096"}, {"size", "64"},
+                         {"replicas", "3"}});
   if (mode == "fsync") return run_fsync(f);
+  if (mode == "fsync-majority") return run_fsync_majority(f);
   if (mode == "rtt") return run_rtt(f);
   die("unknown mode '" + mode + "'");
 }

@@ -58,6 +58,7 @@ class Episode:
         self.extra_elections = []  # (tp, term at heal, term after)
         self.quorumless_at_heal = set()  # partitions without a live majority at the heal
         self.unelected_at_heal = set()   # old leader down, no new term yet at the heal
+        self.down_at_heal = set()        # brokers killed or paused when the heal began
         self.check_elections = True
         self.notes = []
 
@@ -227,6 +228,7 @@ class Nemesis:
         if ep.quorumless_at_heal and ep.check_elections:
             ep.notes.append("no live majority at the heal for %s (their election after it is "
                             "required, not counted as extra)" % sorted(ep.quorumless_at_heal))
+        ep.down_at_heal = {b.id for b in self.cluster.brokers if not b.alive() or b.paused}
         ep.t_heal = time.monotonic()
         heal()
         if not self.wait_healthy(self.recovery_timeout_s):

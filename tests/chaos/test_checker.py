@@ -464,12 +464,56 @@ class ElectionsTest(unittest.TestCase):
         out = io.StringIO()
         with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(out):
             self.write_logs(d)
-            extra, causes = report.print_leader_changes([e], Monitor(), d)
-        self.assertEqual(len(extra), 1)
+            extra, causes, required = report.print_leader_changes([e], Monitor(), d)
+        self.assertEqual((len(extra), required), (1, []))
         self.assertEqual(causes, {"leader loop stall": 1})
         self.assertIn("won by broker 3 at term 42", out.getvalue())
         self.assertIn("by cause: 1 leader loop stall", out.getvalue())
         self.assertIn("1 within recovery", out.getvalue())
+
+    def test_an_election_the_fault_required_is_not_counted(self):
+        import contextlib
+        import io
+        import tempfile
+        import nemesis
+        import report
+
+        class Monitor:
+            terms = {("chaos", 1): 42, ("chaos", 2): 7}
+            lock = threading.Lock()
+            term_log = []
+
+        def run(down_at_heal):
+            # chaos-2: Metadata named broker 1 at the heal, the logs show broker 2 leading term
+            # 6 (broker 3 won term 7); chaos-1: term 40 at the heal, led by nobody.
+            e = nemesis.Episode(80, "kill-leader")
+            e.t_inject, e.t_heal, e.recovered = 1005.0, 1008.0, 1.0
+            e.leaders_at_heal = {("chaos", 2): 1, ("chaos", 1): 2}
+            e.extra_elections = [(("chaos", 2), 6, 7)]
+            e.down_at_heal = down_at_heal
+            f = nemesis.Episode(81, "pause")
+            f.t_inject, f.t_heal, f.recovered = 995.0, 999.5, 1.0
+            f.leaders_at_heal = {("chaos", 1): 2}
+            f.extra_elections = [(("chaos", 1), 40, 42)]
+            out = io.StringIO()
+            with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(out):
+                self.write_logs(d)
+                got = report.print_leader_changes([e, f], Monitor(), d)
+            return got, out.getvalue()
+
+        # The logs' leader of chaos-2's heal term (broker 2) was killed: the election was the
+        # fault's own. Nobody led chaos-1's term 40: required as well.
+        (extra, causes, required), text = run({2})
+        self.assertEqual((extra, causes), ([], {}))
+        self.assertEqual([r[0] for r in required], [80, 81])
+        self.assertIn("REQUIRED by the fault, not counted: term 6's leader, broker 2, was down "
+                      "at the heal", text)
+        self.assertIn("REQUIRED by the fault, not counted: no broker led term 40", text)
+        # Broker 2 alive at the heal: a stale Metadata answer alone does not excuse the change.
+        (extra, causes, required), text = run(set())
+        self.assertEqual([x[0] for x in extra], [80])
+        self.assertEqual(causes, {"stale leader at the heal": 1})
+        self.assertEqual([r[0] for r in required], [81])
 
     def test_the_harness_output_gives_each_extra_change_with_its_old_leader(self):
         import elections

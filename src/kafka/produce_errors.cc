@@ -6,9 +6,14 @@ namespace mq::kafka {
 namespace {
 constexpr std::size_t kFieldMax = 120;  // client ids and messages are cut to this many bytes
 
+// Cut to kFieldMax bytes; ';' and '"' (the line's own separators) become ',' and '\''.
 std::string bounded(const std::string& s) {
-  if (s.size() <= kFieldMax) return s;
-  return s.substr(0, kFieldMax) + "...";
+  std::string out = s.size() <= kFieldMax ? s : s.substr(0, kFieldMax) + "...";
+  for (char& c : out) {
+    if (c == ';') c = ',';
+    if (c == '"') c = '\'';
+  }
+  return out;
 }
 }  // namespace
 

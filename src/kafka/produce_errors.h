@@ -6,7 +6,9 @@
 //   [rdkafka] "not the leader of orders"; ...
 // A producer that sees errors and retries leaves a trail in the broker's log this way without
 // a line per request (a retry storm is thousands of answers a second). The keys of one
-// interval are bounded (kKeysMax); further keys are counted as "N more". Event loop only.
+// interval are bounded (kKeysMax); further keys are counted as "N more". Keys are separated
+// by "; ": a client id or message has its ';' and '"' replaced (',' and '\''), so the line
+// splits back into its keys (tests/chaos/elections.py). Event loop only.
 #pragma once
 
 #include <cstddef>

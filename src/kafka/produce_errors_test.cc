@@ -52,6 +52,15 @@ TEST(ProduceErrorsTest, KeysAndFieldsAreBounded) {
   EXPECT_TRUE(e.empty());
 }
 
+TEST(ProduceErrorsTest, SeparatorsInsideAMessageAreReplaced) {
+  ProduceErrors e;
+  e.record("t", 1, kNotLeader, "c;1", "t-1 is not led here; leader is \"broker 3\"");
+  e.record("t", 2, kNotLeader, "c", "x");
+  EXPECT_EQ(e.take(1000),
+            "produce errors (1000 ms): t/1 NOT_LEADER_OR_FOLLOWER x1 [c,1] \"t-1 is not led here, "
+            "leader is 'broker 3'\"; t/2 NOT_LEADER_OR_FOLLOWER x1 [c] \"x\"");
+}
+
 TEST(ProduceErrorsTest, AnUnknownCodeIsNamedUnknown) {
   ProduceErrors e;
   e.record("t", 0, 9999, "c", "");

@@ -379,6 +379,29 @@ class ElectionsTest(unittest.TestCase):
                     f.write("".join(line + "\n" for line in lines))
             return elections.read_logs(d)
 
+    @staticmethod
+    def episode(number, kind, t_inject, t_heal, leaders_at_heal, extra, down_at_heal=()):
+        """A nemesis.Episode that recovered 1 s after its heal with one extra change."""
+        import nemesis
+        e = nemesis.Episode(number, kind)
+        e.t_inject, e.t_heal, e.recovered = t_inject, t_heal, 1.0
+        e.leaders_at_heal = dict(leaders_at_heal)
+        e.extra_elections = [extra]
+        e.down_at_heal = set(down_at_heal)
+        return e
+
+    def leader_changes(self, episodes, monitor):
+        """report.print_leader_changes over LOGS: (its result, what it printed)."""
+        import contextlib
+        import io
+        import tempfile
+        import report
+        out = io.StringIO()
+        with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(out):
+            self.write_logs(d)
+            got = report.print_leader_changes(episodes, monitor, d)
+        return got, out.getvalue()
+
     def test_an_election_after_the_old_leaders_loop_stall_is_explained_by_it(self):
         import elections
         logs = self.logs()
@@ -437,7 +460,6 @@ class ElectionsTest(unittest.TestCase):
         self.assertIn("heard nothing from brokers [1, 3]", elections.describe(info, 2))
 
     def test_a_term_led_by_another_broker_than_metadata_named_is_a_stale_leader(self):
-        import os
         import elections
         logs = self.logs()
         # Metadata named broker 1 at the heal; broker 2 led term 6 (broker 3 won term 7).
@@ -447,37 +469,19 @@ class ElectionsTest(unittest.TestCase):
                       elections.describe(info, 1))
 
     def test_the_report_explains_each_extra_change_and_counts_the_causes(self):
-        import contextlib
-        import io
-        import tempfile
-        import nemesis
-        import report
-
         class Monitor:
             terms = {("chaos", 1): 42}
             lock = threading.Lock()
             term_log = [(990.0, ("chaos", 1), 41), (1000.35, ("chaos", 1), 42)]
-        e = nemesis.Episode(72, "kill-random")
-        e.t_inject, e.t_heal, e.recovered = 995.0, 999.5, 1.0
-        e.leaders_at_heal = {("chaos", 1): 2}
-        e.extra_elections = [(("chaos", 1), 41, 42)]
-        out = io.StringIO()
-        with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(out):
-            self.write_logs(d)
-            extra, causes, required = report.print_leader_changes([e], Monitor(), d)
+        e = self.episode(72, "kill-random", 995.0, 999.5, {("chaos", 1): 2}, (("chaos", 1), 41, 42))
+        (extra, causes, required), text = self.leader_changes([e], Monitor())
         self.assertEqual((len(extra), required), (1, []))
         self.assertEqual(causes, {"leader loop stall": 1})
-        self.assertIn("won by broker 3 at term 42", out.getvalue())
-        self.assertIn("by cause: 1 leader loop stall", out.getvalue())
-        self.assertIn("1 within recovery", out.getvalue())
+        self.assertIn("won by broker 3 at term 42", text)
+        self.assertIn("by cause: 1 leader loop stall", text)
+        self.assertIn("1 within recovery", text)
 
     def test_an_election_the_fault_required_is_not_counted(self):
-        import contextlib
-        import io
-        import tempfile
-        import nemesis
-        import report
-
         class Monitor:
             terms = {("chaos", 1): 42, ("chaos", 2): 7}
             lock = threading.Lock()
@@ -486,20 +490,10 @@ class ElectionsTest(unittest.TestCase):
         def run(down_at_heal):
             # chaos-2: Metadata named broker 1 at the heal, the logs show broker 2 leading term
             # 6 (broker 3 won term 7); chaos-1: term 40 at the heal, led by nobody.
-            e = nemesis.Episode(80, "kill-leader")
-            e.t_inject, e.t_heal, e.recovered = 1005.0, 1008.0, 1.0
-            e.leaders_at_heal = {("chaos", 2): 1, ("chaos", 1): 2}
-            e.extra_elections = [(("chaos", 2), 6, 7)]
-            e.down_at_heal = down_at_heal
-            f = nemesis.Episode(81, "pause")
-            f.t_inject, f.t_heal, f.recovered = 995.0, 999.5, 1.0
-            f.leaders_at_heal = {("chaos", 1): 2}
-            f.extra_elections = [(("chaos", 1), 40, 42)]
-            out = io.StringIO()
-            with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(out):
-                self.write_logs(d)
-                got = report.print_leader_changes([e, f], Monitor(), d)
-            return got, out.getvalue()
+            e = self.episode(80, "kill-leader", 1005.0, 1008.0, {("chaos", 2): 1},
+                             (("chaos", 2), 6, 7), down_at_heal)
+            f = self.episode(81, "pause", 995.0, 999.5, {("chaos", 1): 2}, (("chaos", 1), 40, 42))
+            return self.leader_changes([e, f], Monitor())
 
         # The logs' leader of chaos-2's heal term (broker 2) was killed: the election was the
         # fault's own. Nobody led chaos-1's term 40: required as well.

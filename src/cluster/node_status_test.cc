@@ -98,7 +98,18 @@ TEST_F(ClusterStatusTest, EveryPartitionFromItsLeaderAndLagOfAKilledFollower) {
     }
     return metadata_leader(asked, "triple", 0).value() >= 0;
   }, 10s));
-  ClusterView v = gather(asked);
+  // A Raft leader reports its partition once it has applied an entry of its own term
+  // (PartitionGroup::is_leader); until then the view lists it from the metadata, leaderless.
+  ClusterView v;
+  ASSERT_TRUE(wait_until([&] {
+    v = gather(asked);
+    for (std::int32_t p = 0; p < 3; ++p) {
+      const PartitionStatus* s = find(v, "single", p);
+      if (s == nullptr || !s->is_leader) return false;
+    }
+    const PartitionStatus* s = find(v, "triple", 0);
+    return s != nullptr && s->is_leader;
+  }, 10s));
   EXPECT_TRUE(v.unreachable.empty());
   int not_hosted = 0;
   for (std::int32_t p = 0; p < 3; ++p) {

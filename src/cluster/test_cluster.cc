@@ -164,7 +164,8 @@ BrokerId metadata_leader(TestBroker& b, const std::string& topic, std::int32_t p
     const TopicInfo* t = md.find_topic(topic);
     if (t == nullptr) return BrokerId(-1);
     for (const PartitionInfo& info : t->partitions) {
-      if (info.partition == p) return info.leader;
+      // An expected winner (named while an election is under way) is advice, not a leader.
+      if (info.partition == p) return info.leader_expected ? BrokerId(-1) : info.leader;
     }
     return BrokerId(-1);
   });

@@ -104,7 +104,8 @@ std::vector<AdminResult> create_topic(TestBroker& b, const std::string& name, in
                                       int replication_factor,
                                       std::map<std::string, std::string> configs = {});
 
-// The leader of topic/p in `b`'s metadata, or -1.
+// The leader of topic/p in `b`'s metadata, or -1 (also while Metadata names only the replica
+// expected to win an election under way: PartitionInfo::leader_expected).
 BrokerId metadata_leader(TestBroker& b, const std::string& topic, std::int32_t p);
 
 // A fixture of n in-process brokers with ids 0..n-1 on loopback (every one a controller voter),

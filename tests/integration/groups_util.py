@@ -2,6 +2,7 @@
 (confluent-kafka) group member that commits synchronously and records what it was given, and
 checks over what a group consumed."""
 
+import collections
 import os
 import re
 import threading
@@ -72,13 +73,49 @@ def data_offsets(bootstrap, topic, partitions):
     return out
 
 
+class ClientLog:
+    """A logging.Logger stand-in for confluent-kafka's `logger` option: keeps the members'
+    librdkafka lines (with the debug contexts DEBUG below: which broker answered Metadata,
+    which leader it named, broker state changes) in a bounded ring, so a test that waited in
+    vain can show what the client believed (wait_consumed)."""
+
+    DEBUG = "metadata,topic,broker"
+    SHOWN = re.compile(r"Received metadata|partition \d+ Leader|leader|Leader|state |DOWN|"
+                       r"Disconnected|Connect to|FAIL|Delegat|migrat", re.I)
+
+    def __init__(self, maxlen=50000):
+        self.lock = threading.Lock()
+        self.lines = collections.deque(maxlen=maxlen)
+
+    def log(self, level, fmt, *args):
+        del level
+        try:
+            line = fmt % args if args else fmt
+        except (TypeError, ValueError):
+            line = str(fmt)
+        with self.lock:
+            self.lines.append("%.3f %s" % (time.monotonic(), line))
+
+    def dump(self, since, limit=400):
+        """The kept lines from monotonic time `since` that say where the client routes."""
+        with self.lock:
+            lines = [l for l in self.lines if float(l.split(" ", 1)[0]) >= since]
+        shown = [l for l in lines if self.SHOWN.search(l)]
+        harness.log("client log since %.1f: %d lines, %d shown (last %d)" %
+                    (since, len(lines), len(shown), limit))
+        for line in shown[-limit:]:
+            print("  " + line[:300], flush=True)
+
+
 class Shared:
-    def __init__(self):
+    def __init__(self, client_log=None):
         self.lock = threading.Lock()
         self.delivered = {}   # partition -> [(offset, member name)]
         self.committed = {}   # partition -> highest committed next offset
         self.received = {}    # partition -> [(monotonic time, member name)], as delivered
         self.errors = []
+        self.client_log = client_log  # a ClientLog the members write to, or None
+        self.mark = 0.0       # wait_consumed shows the client log from this time on
 
 
 class Member(threading.Thread):
@@ -96,6 +133,9 @@ class Member(threading.Thread):
                 "client.id": name}
         if os.environ.get("RAFTMQ_GROUPS_DEBUG"):  # e.g. "cgrp,fetch": librdkafka's log on stderr
             conf["debug"] = os.environ["RAFTMQ_GROUPS_DEBUG"]
+        elif shared.client_log is not None:
+            conf["debug"] = ClientLog.DEBUG
+            conf["logger"] = shared.client_log
         conf.update(extra or {})
         self.name = name
         self.topic = topic
@@ -305,6 +345,8 @@ def wait_consumed(shared, expected_total, timeout=90):
             missing = sorted(set(range(1, max(got) + 1)) - got)
             harness.log("partition", p, "missing", missing[:30])
             harness.log("partition", p, "sequence", [(o, m) for o, m in v][-60:])
+    if shared.client_log is not None:
+        shared.client_log.dump(shared.mark)
     raise AssertionError("consumed %d of %d; per partition (count, max offset): %s" %
                          (n, expected_total, per))
 

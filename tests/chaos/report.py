@@ -105,12 +105,53 @@ def failure_bursts(producers, gap_s=5.0):
     return [tuple(b) for b in bursts]
 
 
+def route_summary(producer, tp, start, end, most=10):
+    """What one producer's client believed about a partition's leader from `start` to `end`
+    (its librdkafka metadata/topic log, workload.ProducerWorker.route_trail): runs of equal
+    Metadata answers as "a-b: broker X named leader Y xN", and each move of the partition
+    ("at t: moved from broker A to B"). At most `most` lines, the last ones kept."""
+    lines = []
+    run = None  # [first, last, answering broker, leader, count]
+    with producer.lock:
+        trail = [e for e in getattr(producer, "route_trail", ())
+                 if e[2] == tp and start <= e[0] <= end]
+    for at, kind, _, a, b in trail:
+        if kind == "said":
+            if run and run[2] == a and run[3] == b:
+                run[1] = at
+                run[4] += 1
+                continue
+            if run:
+                lines.append(run)
+            run = [at, at, a, b, 1]
+        else:
+            if run:
+                lines.append(run)
+                run = None
+            lines.append((at, a, b))
+    if run:
+        lines.append(run)
+    out = []
+    for item in lines:
+        if len(item) == 5:
+            first, last, answerer, leader, count = item
+            who = "broker %s" % answerer if answerer is not None else "a broker"
+            out.append("%.3f-%.3f: %s named leader %d x%d" % (first, last, who, leader, count))
+        else:
+            at, old, new = item
+            out.append("%.3f: moved from broker %d to %d" % (at, old, new))
+    if len(out) > most:
+        out = ["... %d earlier" % (len(out) - most)] + out[-most:]
+    return out
+
+
 def print_failure_bursts(producers, log_dir=None, most=8, error_lines=6):
     """When deliveries failed (message.timeout.ms: the client gave up; each such message is
     "possibly persisted" and makes librdkafka bump its epoch, FINDINGS.md F9): bursts with
     their partitions and producers, the reasons of the producers' drains just before, and what
     the brokers answered those partitions' Produce requests with in the burst's message
-    timeout (their "produce errors" lines, docs/operations.md "Broker log lines")."""
+    timeout (their "produce errors" lines, docs/operations.md "Broker log lines"), and which
+    leader each producer's Metadata answers named meanwhile (route_summary)."""
     bursts = failure_bursts(producers)
     if not bursts:
         return
@@ -130,6 +171,11 @@ def print_failure_bursts(producers, log_dir=None, most=8, error_lines=6):
                           if tag == "DRAIN" and first - 20 <= at <= first]
             for line in drains[-2:]:
                 print("          p%d: %s" % (p.index, line[:240]))
+            for tp in sorted(tps, key=str):
+                route = route_summary(p, tp, first - MESSAGE_TIMEOUT_S, last + 2)
+                if route:
+                    print("          p%d's metadata for %s/%s: %s" % (
+                        p.index, tp[0], tp[1], "; ".join(route)))
         if logs:
             answers = elections.produce_errors(logs, tps.keys(), first - MESSAGE_TIMEOUT_S,
                                                last + 2)

@@ -16,6 +16,7 @@ class FakeProducer:
         self.lock = threading.Lock()
         self.sent, self.acked, self.failed = {}, {}, {}
         self.failed_at, self.eos_trail = {}, []
+        self.route_trail = []
 
     def send(self, value, tp=TP, at=0.0):
         self.sent[value] = (tp, at)
@@ -298,6 +299,49 @@ class OperatorCutTest(unittest.TestCase):
         self.assertEqual([(b[0], b[1], b[2]) for b in bursts], [(10.0, 14.5, 3), (40.0, 40.0, 1)])
         self.assertEqual(bursts[0][3], {TP: 3})
         self.assertEqual(bursts[1][3], {TP1: 1})
+
+    def test_a_bursts_report_shows_which_leader_the_client_was_told(self):
+        import contextlib
+        import io
+        import report
+        import workload
+        p = FakeProducer()
+        p.index = 1
+        p.send("v0", tp=TP, at=80.0)
+        p.failed["v0"] = "_MSG_TIMED_OUT"
+        p.failed_at["v0"] = 95.0
+        p.metadata_from = None
+        # librdkafka's debug lines as its logger receives them (workload.ProducerWorker).
+        lines = [(70.0, "[thrd:main]: 127.0.0.1:9092/1: ===== Received metadata (for 1 "
+                        "requested topics): periodic topic and broker list refresh ====="),
+                 (70.0, "[thrd:main]:   Topic t partition 0 Leader 1"),
+                 (70.0, "[thrd:main]:   Topic t partition 1 Leader 3"),
+                 (81.0, "[thrd:main]: 127.0.0.1:9092/1: ===== Received metadata ====="),
+                 (81.0, "[thrd:main]:   Topic t partition 0 Leader 1"),
+                 (82.0, "[thrd:main]: 127.0.0.1:9094/3: ===== Received metadata ====="),
+                 (82.0, "[thrd:main]:   Topic t partition 0 Leader 3"),
+                 (82.0, "[thrd:main]: Topic t [0]: migrating from broker 1 to 3 (leader is 3): "
+                        "leader updated"),
+                 (83.0, "[thrd:main]: 127.0.0.1:9092/1: ===== Received metadata ====="),
+                 (83.0, "[thrd:main]:   Topic t partition 0 Leader 1"),
+                 (84.0, "[thrd:main]: some other line")]
+        for at, line in lines:
+            self.assertEqual(workload.ProducerWorker.note_route(p, at, line),
+                             "other" not in line)
+        self.assertEqual(report.route_summary(p, TP, 0, 100), [
+            "70.000-81.000: broker 1 named leader 1 x2",
+            "82.000-82.000: broker 3 named leader 3 x1",
+            "82.000: moved from broker 1 to 3",
+            "83.000-83.000: broker 1 named leader 1 x1"])
+        self.assertEqual(report.route_summary(p, TP, 82.5, 100),
+                         ["83.000-83.000: broker 1 named leader 1 x1"])
+        self.assertEqual(report.route_summary(p, TP, 0, 100, most=2)[0], "... 2 earlier")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            report.print_failure_bursts([p])
+        # From one message timeout (15 s) before the burst: the 70.0 answer is left out.
+        self.assertIn("p1's metadata for t/0: 81.000-81.000: broker 1 named leader 1 x1; "
+                      "82.000-82.000: broker 3 named leader 3 x1; ", out.getvalue())
 
     def test_a_bursts_report_shows_what_the_brokers_answered_its_partitions(self):
         import contextlib

@@ -10,6 +10,7 @@ Two modes, chosen from what the brokers advertise in ApiVersions:
   OffsetCommit 8, OffsetFetch 9, FindCoordinator 10), else assign()-based consumers that track
   their own positions."""
 
+import collections
 import os
 import re
 import threading
@@ -28,6 +29,12 @@ GROUP_ID = "chaos-group"
 
 # A producer gives a message up after this long (librdkafka message.timeout.ms).
 MESSAGE_TIMEOUT_S = 15.0
+# librdkafka's log tags of its "metadata" and "topic" debug contexts: kept apart from the
+# idempotence (eos) tag counts; their routing lines go to ProducerWorker.route_trail.
+ROUTE_TAGS = frozenset(("METADATA", "TOPICUPD", "BRKDELGT", "BRKMIGR", "PARTCNT", "TOPIC",
+                        "TOPBRK", "LEADER", "CONTROLLERID", "CLUSTERID", "NODENAME", "NODEID",
+                        "UPDATE", "TOPPARNEW", "TOPPARREMOVE", "DESP", "DESIRED", "PARTSTATE",
+                        "QRYLEADER", "FASTQUERY", "NOINFO", "UAS", "BROKERUA", "FETCHADD"))
 
 
 def detect_features(brokers):
@@ -67,10 +74,15 @@ class ProducerWorker:
             # decisions from the broker's answers (FINDINGS.md F7). Kept: counts per tag and
             # the first lines of the tags below.
             config["debug"] = "eos"
-            config["logger"] = self.EosLog(self)
         else:
             config["enable.idempotence"] = False
             config["message.send.max.retries"] = 0
+        # Where the client routes each partition (debug contexts "metadata,topic"): which broker
+        # answered each Metadata request and the leader it named, and each move of a partition
+        # to another broker (route_trail). A delivery-failure burst is then explained from both
+        # sides: the brokers' error answers and the client's beliefs (report.route_summary).
+        config["debug"] = ",".join(filter(None, [config.get("debug"), "metadata,topic"]))
+        config["logger"] = self.EosLog(self)
         config["error_cb"] = self.on_error
         self.lock = threading.Lock()
         self.eos_tags = {}       # librdkafka eos debug tag -> count
@@ -80,6 +92,10 @@ class ProducerWorker:
         self.no_offset_acks = []  # (value, tp, ack time) of acknowledgements without offset
         self.offsetless_by_client = []  # (time, tp) of IMPLICITACK/DUPSEQ client log lines
         self.fatal_errors = []   # (time, text): the library gave up (FINDINGS.md F6)
+        # (time, kind, (topic, partition), a, b): ("said", tp, answering broker, leader named)
+        # per partition of each Metadata answer, ("moved", tp, from broker, to broker).
+        self.route_trail = collections.deque(maxlen=self.ROUTE_TRAIL_MAX)
+        self.metadata_from = None  # the broker whose Metadata answer is being logged
         self.config = config
         self.producer = Producer(config)
         self.sent = {}
@@ -103,6 +119,31 @@ class ProducerWorker:
     EOS_TRAIL = EOS_KEEP + ("DRAIN", "NEWPID", "RESETSEQ")
     EOS_TRAIL_MAX = 50000
 
+    ROUTE_TRAIL_MAX = 300000
+
+    RECEIVED = re.compile(r"/(\d+): ===== Received metadata")
+    LEADER = re.compile(r"Topic (\S+) partition (\d+) Leader (-?\d+)")
+    MIGRATED = re.compile(r"Topic (\S+) \[(\d+)\]: migrating from broker (-?\d+) to (-?\d+)")
+
+    def note_route(self, now, line):
+        """Keeps a librdkafka metadata/topic debug line if it tells where a partition goes
+        (caller holds the lock). True if the line was one of those contexts' lines."""
+        m = ProducerWorker.RECEIVED.search(line)
+        if m:
+            self.metadata_from = int(m.group(1))
+            return True
+        m = ProducerWorker.LEADER.search(line)
+        if m:
+            self.route_trail.append((now, "said", (m.group(1), int(m.group(2))),
+                                     self.metadata_from, int(m.group(3))))
+            return True
+        m = ProducerWorker.MIGRATED.search(line)
+        if m:
+            self.route_trail.append((now, "moved", (m.group(1), int(m.group(2))),
+                                     int(m.group(3)), int(m.group(4))))
+            return True
+        return False
+
     class EosLog:
         """A logging.Logger stand-in for confluent-kafka's `logger` option."""
 
@@ -119,6 +160,9 @@ class ProducerWorker:
             tag = str(args[0]) if args else "?"
             w = self.worker
             with w.lock:
+                if tag in ROUTE_TAGS:
+                    w.note_route(time.monotonic(), line)
+                    return
                 w.eos_tags[tag] = w.eos_tags.get(tag, 0) + 1
                 # The tag names are librdkafka's; the text is matched too in case a version
                 # logs an implicit acknowledgement under another tag.

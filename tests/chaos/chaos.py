@@ -256,7 +256,8 @@ class Run:
     def save_history(self, final):
         """For a safety failure, duplicates or failed deliveries: every acknowledgement (value,
         partition, offset, send and acknowledgement times), the final read and the producers'
-        id/epoch changes and delivery failures (client-eos.txt), next to the kept logs."""
+        id/epoch changes, delivery failures and partition routes (client-eos.txt), next to the
+        kept logs."""
         keep_dir = self.cluster.workdir + "-logs"
         os.makedirs(keep_dir, exist_ok=True)
         with open(os.path.join(keep_dir, "history.txt"), "w") as f:
@@ -275,6 +276,11 @@ class Run:
                     events = [(at, "eos " + line) for at, _, line in p.eos_trail]
                     events += [(at, "failed %s %s" % (value, p.failed[value]))
                                for value, at in p.failed_at.items()]
+                    # Where the client routed each partition (its Metadata answers and moves).
+                    events += [(at, "route %s/%d %s" % (
+                        tp[0], tp[1], ("broker %s named leader %d" % (a, b)) if kind == "said"
+                        else "moved from broker %d to %d" % (a, b)))
+                        for at, kind, tp, a, b in getattr(p, "route_trail", ())]
                 for at, text in sorted(events):
                     f.write("%.3f p%d %s\n" % (at, p.index, text))
         log("history (acknowledgements and the final read) kept in", keep_dir)

@@ -141,7 +141,11 @@ def route_summary(producer, tp, start, end, most=10):
             at, old, new = item
             out.append("%.3f: moved from broker %d to %d" % (at, old, new))
     if len(out) > most:
-        out = ["... %d earlier" % (len(out) - most)] + out[-most:]
+        # The moves are what a re-route question turns on: all of them stay.
+        kept = [i for i, line in enumerate(out) if "moved" in line]
+        kept = sorted(set(kept) | set(range(max(0, len(out) - most), len(out))))
+        dropped = len(out) - len(kept)
+        out = (["... %d earlier" % dropped] if dropped else []) + [out[i] for i in kept]
     return out
 
 

@@ -335,7 +335,10 @@ class OperatorCutTest(unittest.TestCase):
             "83.000-83.000: broker 1 named leader 1 x1"])
         self.assertEqual(report.route_summary(p, TP, 82.5, 100),
                          ["83.000-83.000: broker 1 named leader 1 x1"])
-        self.assertEqual(report.route_summary(p, TP, 0, 100, most=2)[0], "... 2 earlier")
+        # Cut to the last `most` lines, but every move stays.
+        self.assertEqual(report.route_summary(p, TP, 0, 100, most=1), [
+            "... 2 earlier", "82.000: moved from broker 1 to 3",
+            "83.000-83.000: broker 1 named leader 1 x1"])
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             report.print_failure_bursts([p])

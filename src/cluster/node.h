@@ -540,6 +540,9 @@ class Node final : public ClusterApi, public GroupHost {
   void arm(asio::steady_timer& timer, std::uint32_t ms, void (Node::*handler)());
   void shutdown_step(std::int64_t deadline_ms, std::function<void()> done);
   bool broker_alive(BrokerId broker) const;
+  // A quorum of the group's voters (of both halves of a joint configuration) is alive as
+  // this broker sees it (itself included): connection up, not silent for the liveness timeout.
+  bool sees_quorum_of_voters(const RaftGroup& group) const;
   PartitionInfo partition_info(const PartitionRecord& record, std::int32_t index) const;
   std::vector<BrokerId> broker_ids() const;
   std::int16_t default_replication_factor() const;

@@ -93,6 +93,21 @@ bool Node::broker_alive(BrokerId broker) const {
   return stats.has_value() && stats->connected;
 }
 
+bool Node::sees_quorum_of_voters(const RaftGroup& group) const {
+  const raft::ConfState& conf = group.node().conf_state();
+  // Alive as this broker sees it: its connection up and not silent for the liveness timeout.
+  auto majority_alive = [&](const std::vector<NodeId>& voters) {
+    if (voters.empty()) return true;
+    std::size_t alive = 0;
+    for (NodeId v : voters) {
+      BrokerId b = broker_of(v);
+      if (b == config_.id || (broker_alive(b) && !peer_down(b))) ++alive;
+    }
+    return alive * 2 > voters.size();
+  };
+  return majority_alive(conf.voters) && majority_alive(conf.voters_outgoing);
+}
+
 PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t index) const {
   PartitionInfo info;
   info.partition = index;
@@ -126,6 +141,18 @@ PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t i
   // at once and may get here first (seen: "broker down" Metadata answered with the dead
   // leader, the client then waiting 1 s for its next refresh).
   NodeId gone = kNoNode;
+  // A leader that sees fewer than a quorum of its voters alive does not name itself: another
+  // replica may already lead a newer term (CheckQuorum deposes it only after an election
+  // timeout). Kafka clients without leader epochs (librdkafka 2.0.2) act on whichever Metadata
+  // answer they read last, and a stale "leader is me" read between two answers naming the
+  // new leader can leave the partition on the old broker for good (docs/cluster.md
+  // "Metadata from a leader cut off from its quorum").
+  bool cut_off = false;
+  if (info.leader == config_.id && hosted != partitions_.end() &&
+      !sees_quorum_of_voters(*hosted->second)) {
+    info.leader = BrokerId(-1);
+    cut_off = true;
+  }
   if (info.leader.value() >= 0 && !broker_alive(info.leader)) {
     info.leader = BrokerId(-1);
   } else if (info.leader.value() >= 0 && leader_connection_lost_now(info.leader)) {
@@ -136,7 +163,7 @@ PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t i
   // -1: a client told -1 waits for its next periodic refresh (librdkafka: 1 s), while one
   // sent to a replica not leading yet gets NOT_LEADER_OR_FOLLOWER and re-asks at once
   // (librdkafka's fast leader query, 250 ms). Routing advice only, like the hints.
-  if (info.leader.value() < 0 && hosted != partitions_.end()) {
+  if (info.leader.value() < 0 && hosted != partitions_.end() && !cut_off) {
     info.leader = expected_leader(*hosted->second, gone);
     info.leader_expected = info.leader.value() >= 0;
   }

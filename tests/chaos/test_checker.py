@@ -28,6 +28,16 @@ class FakeProducer:
         return [(tp, self.sent[v][1], t) for v, (tp, _, t) in self.acked.items()]
 
 
+def timed_out_producer(index):
+    """A producer whose one message, sent at 80.0, timed out at 95.0 (a one-message burst)."""
+    p = FakeProducer()
+    p.index = index
+    p.send("v0", tp=TP, at=80.0)
+    p.failed["v0"] = "_MSG_TIMED_OUT"
+    p.failed_at["v0"] = 95.0
+    return p
+
+
 class FakeConsumer:
     def __init__(self, index, reads, commits=()):
         self.lock = threading.Lock()
@@ -305,11 +315,7 @@ class OperatorCutTest(unittest.TestCase):
         import io
         import report
         import workload
-        p = FakeProducer()
-        p.index = 1
-        p.send("v0", tp=TP, at=80.0)
-        p.failed["v0"] = "_MSG_TIMED_OUT"
-        p.failed_at["v0"] = 95.0
+        p = timed_out_producer(1)
         p.metadata_from = None
         # librdkafka's debug lines as its logger receives them (workload.ProducerWorker).
         lines = [(70.0, "[thrd:main]: 127.0.0.1:9092/1: ===== Received metadata (for 1 "
@@ -352,11 +358,7 @@ class OperatorCutTest(unittest.TestCase):
         import os
         import tempfile
         import report
-        p = FakeProducer()
-        p.index = 2
-        p.send("v0", tp=TP, at=80.0)
-        p.failed["v0"] = "_MSG_TIMED_OUT"
-        p.failed_at["v0"] = 95.0
+        p = timed_out_producer(2)
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "broker-1.log"), "w") as f:
                 # wall = mono + 5000 (the state line gives the offset)

@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka import TopicPartition
 
 import cluster as chaos_cluster
+import harness  # noqa: E402  (tests/integration, on the path through cluster)
 
 log = chaos_cluster.log
 
@@ -152,10 +153,7 @@ class ProducerWorker:
 
         def log(self, level, fmt, *args):
             del level
-            try:
-                line = fmt % args if args else fmt
-            except (TypeError, ValueError):
-                line = str(fmt)
+            line = harness.client_log_text(fmt, args)
             # confluent-kafka calls log(level, "%s [%s] %s", facility, client name, text).
             tag = str(args[0]) if args else "?"
             w = self.worker

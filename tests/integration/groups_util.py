@@ -89,10 +89,7 @@ class ClientLog:
 
     def log(self, level, fmt, *args):
         del level
-        try:
-            line = fmt % args if args else fmt
-        except (TypeError, ValueError):
-            line = str(fmt)
+        line = harness.client_log_text(fmt, args)
         with self.lock:
             self.lines.append("%.3f %s" % (time.monotonic(), line))
 

@@ -23,6 +23,15 @@ def log(*args):
     print("[harness %.1f]" % time.monotonic(), *args, flush=True)
 
 
+def client_log_text(fmt, args):
+    """The text of one librdkafka log line as confluent-kafka hands it to a `logger` option's
+    log(level, fmt, *args): "<facility> [<client name>] <text>"."""
+    try:
+        return fmt % args if args else fmt
+    except (TypeError, ValueError):
+        return str(fmt)
+
+
 def find_binary():
     for candidate in (os.environ.get("RAFTMQ_BIN"),
                       os.path.join(HERE, "..", "..", "build", "bin", "raftmq")):

@@ -133,14 +133,6 @@ PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t i
       info.leader_epoch = epoch_of_term(hint->term);
     }
   }
-  // A leader whose process is gone (its transport connection failed) is not named: a client
-  // told "no leader" keeps asking for metadata (librdkafka's fast leader query), while one
-  // told the dead broker waits for its next periodic refresh.
-  // The same goes for a leader whose connection the kernel already reports closed while the
-  // transport thread has not handled it yet: a client that lost the leader asks for Metadata
-  // at once and may get here first (seen: "broker down" Metadata answered with the dead
-  // leader, the client then waiting 1 s for its next refresh).
-  NodeId gone = kNoNode;
   // A leader that sees fewer than a quorum of its voters alive does not name itself: another
   // replica may already lead a newer term (CheckQuorum deposes it only after an election
   // timeout). Kafka clients without leader epochs (librdkafka 2.0.2) act on whichever Metadata
@@ -153,6 +145,14 @@ PartitionInfo Node::partition_info(const PartitionRecord& record, std::int32_t i
     info.leader = BrokerId(-1);
     cut_off = true;
   }
+  // A leader whose process is gone (its transport connection failed) is not named: a client
+  // told "no leader" keeps asking for metadata (librdkafka's fast leader query), while one
+  // told the dead broker waits for its next periodic refresh.
+  // The same goes for a leader whose connection the kernel already reports closed while the
+  // transport thread has not handled it yet: a client that lost the leader asks for Metadata
+  // at once and may get here first (seen: "broker down" Metadata answered with the dead
+  // leader, the client then waiting 1 s for its next refresh).
+  NodeId gone = kNoNode;
   if (info.leader.value() >= 0 && !broker_alive(info.leader)) {
     info.leader = BrokerId(-1);
   } else if (info.leader.value() >= 0 && leader_connection_lost_now(info.leader)) {

@@ -1,6 +1,7 @@
 #include "broker/config.h"
 
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -57,6 +58,15 @@ std::string trim(const std::string& s) {
 constexpr std::int64_t kMiB = 1024 * 1024;
 
 }  // namespace
+
+std::uint64_t heap_reserve_mib_default() {
+  const char* env = std::getenv("RAFTMQ_HEAP_RESERVE_MIB");
+  if (env == nullptr || *env == '\0') return 256;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(env, &end, 10);
+  if (*end != '\0' || v > (1ull << 20)) return 256;
+  return v;
+}
 
 const std::vector<OptionInfo>& option_table() {
   static const std::vector<OptionInfo> table = {
@@ -153,6 +163,9 @@ const std::vector<OptionInfo>& option_table() {
       MQ_INT_OPTION("write-depth",
                     "O_DIRECT writes in flight per partition log (1-3; 1: one at a time)",
                     write_depth, std::uint32_t{1}, std::uint32_t{3}),
+      MQ_INT_OPTION("heap-reserve-mib",
+                    "heap reserved at start-up on huge pages, resident only as used (0: off)",
+                    heap_reserve_mib, std::uint64_t{0}, std::uint64_t{1} << 20),
       MQ_INT_OPTION("shutdown-timeout-ms", "graceful shutdown budget before exiting anyway",
                     shutdown_timeout_ms, std::int64_t{0}, std::int64_t{600'000}),
   };

@@ -28,6 +28,9 @@ struct JoinAddress {
   std::uint16_t port = 0;
 };
 
+// 256, or RAFTMQ_HEAP_RESERVE_MIB when set to a number.
+std::uint64_t heap_reserve_mib_default();
+
 struct BrokerConfig {
   std::int32_t broker_id = 1;
   std::string cluster_id = "raftmq";
@@ -50,6 +53,9 @@ struct BrokerConfig {
   std::uint64_t zero_fill_bytes = storage::zero_fill_window_bytes_or(storage::kBrokerZeroFillWindowBytes);
   // cluster::NodeConfig::direct_write_depth.
   std::uint32_t write_depth = storage::kBrokerDirectWriteDepth;
+  // base/heap.h reserve_heap(): heap range advised as huge pages at start-up; 0: glibc's
+  // default heap. RAFTMQ_HEAP_RESERVE_MIB sets the default (for A/B runs).
+  std::uint64_t heap_reserve_mib = heap_reserve_mib_default();
   kafka::ServerConfig kafka;
 };
 

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "broker/config.h"
@@ -51,6 +52,21 @@ TEST(BrokerConfigTest, PeersMustIncludeThisBrokerOnce) {
       {"--broker-id", "1", "--rpc-port", "5", "--peers", "1@h:5:9092,2@other:6:9093"});
   ASSERT_TRUE(ok.has_value()) << ok.error().to_string();
   EXPECT_EQ(ok->peers[1].host, "other");
+}
+
+TEST(BrokerConfigTest, HeapReserveDefaultsTo256MiBAndCanBeTurnedOff) {
+  ::unsetenv("RAFTMQ_HEAP_RESERVE_MIB");
+  EXPECT_EQ(BrokerConfig{}.heap_reserve_mib, 256u);
+  Result<BrokerConfig> off = parse_serve_args({"--heap-reserve-mib", "0"});
+  ASSERT_TRUE(off.has_value()) << off.error().to_string();
+  EXPECT_EQ(off->heap_reserve_mib, 0u);
+  EXPECT_FALSE(parse_serve_args({"--heap-reserve-mib", "-1"}).has_value());
+  EXPECT_FALSE(parse_serve_args({"--heap-reserve-mib", "2000000"}).has_value());
+  ::setenv("RAFTMQ_HEAP_RESERVE_MIB", "64", 1);
+  EXPECT_EQ(BrokerConfig{}.heap_reserve_mib, 64u);
+  ::setenv("RAFTMQ_HEAP_RESERVE_MIB", "lots", 1);  // not a number: the built-in default
+  EXPECT_EQ(BrokerConfig{}.heap_reserve_mib, 256u);
+  ::unsetenv("RAFTMQ_HEAP_RESERVE_MIB");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "base/heap.h"
 #include "broker/serve.h"
 #include "cluster/node.h"
 #include "kafka/server.h"
@@ -48,6 +49,8 @@ cluster::NodeConfig node_config(const BrokerConfig& config) {
 bool cluster_layer_available() { return true; }
 
 int run_serve(const BrokerConfig& config) {
+  // Before any thread starts (base/heap.h).
+  HeapReserve heap = reserve_heap(config.heap_reserve_mib << 20);
   asio::io_context io(1);
   // Catches SIGTERM/SIGINT from here on: one that arrives while Node::start opens the logs is
   // held and handled as soon as the loop runs (a graceful shutdown), instead of killing the
@@ -93,6 +96,11 @@ int run_serve(const BrokerConfig& config) {
     std::fprintf(stderr, "raftmq serve: broker %d up: kafka %s:%u, rpc %s:%u, data %s\n",
                  config.broker_id, config.kafka.listen_host.c_str(), server.port(),
                  config.rpc_host.c_str(), node.rpc_port(), config.data_dir.c_str());
+    if (config.heap_reserve_mib > 0) {
+      std::fprintf(stderr, "raftmq serve: heap: %zu MiB reserved%s%s%s\n",
+                   heap.reserved_bytes >> 20, heap.huge_pages_advised ? " on huge pages" : "",
+                   heap.note.empty() ? "" : ": ", heap.note.c_str());
+    }
   });
   asio::steady_timer deadline(io);
   std::function<void(const std::error_code&, int)> on_signal;

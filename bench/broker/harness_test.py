@@ -243,6 +243,24 @@ class RdkafkaStatsTest(unittest.TestCase):
         self.assertIn("--stats-ms and --stats-file go together", r.stderr)
 
 
+    def test_e2e_note_says_how_often_senders_wake(self):
+        r = results()
+        r["raftmq"]["e2e"][0].update(linger_ms=1, fetch_wait_max_ms=100, send_quantum_us=200)
+        line = [n for n in report.notes(r) if "e2e client settings" in n]
+        self.assertEqual(len(line), 1)
+        self.assertIn("linger.ms=1", line[0])
+        self.assertIn("each sender wakes at most every 200 µs", line[0])
+        del r["raftmq"]["e2e"][0]["send_quantum_us"]  # an older load generator's results
+        line = [n for n in report.notes(r) if "e2e client settings" in n]
+        self.assertNotIn("wakes", line[0])
+
+    def test_loadgen_send_quantum_flag_is_bounded(self):
+        r = subprocess.run([os.path.join(BIN, "raftmq-loadgen"), "e2e", "--send-quantum-us",
+                            "-1"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--send-quantum-us must be an integer in [0", r.stderr)
+
+
 class ConsumerCpuTest(unittest.TestCase):
     def test_client_cpu_per_message(self):
         # A "client" that burns about 0.3 s of CPU and reports 100,000 messages: the client's

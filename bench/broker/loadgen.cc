@@ -28,6 +28,7 @@ struct Opts {
   int64_t size = 1024, producers = 1, seconds = 5, warmup_ms = 1000, rate = 1000, count = 0,
           idle_ms = 2000;
   int64_t linger_ms = 1;            // e2e senders' linger.ms
+  int64_t send_quantum_us = 200;    // e2e senders wake at most this often (see E2eSender)
   int64_t fetch_wait_max_ms = 100;  // consumers' fetch.wait.max.ms
   int64_t stats_ms = 0;             // e2e senders' statistics.interval.ms (0: off)
   std::string stats_file;           // where e2e senders' statistics go (JSON lines)
@@ -380,7 +381,13 @@ void wait_serving_reports(rd_kafka_t* rk, int64_t due_ns) {
   sleep_until_ns(due_ns);
 }
 
-// One open-loop sender of run_e2e: message i of this sender is due at t0 + i * interval.
+// One open-loop sender of run_e2e: message i of this sender is due at t0 + i * interval and
+// is stamped with that time, however late it is sent. A sender that is not late waits for
+// the next due message, but wakes at most once per --send-quantum-us (200) and then sends
+// every message that is due: at tens of thousands of messages per second a wake-up per
+// message (a sleep of 50-60 µs each) cost the load generator about as much CPU as the three
+// brokers together (docs/benchmarks.md, "e2e: the load generator's wake-ups"). A message
+// waits up to one quantum in the sender, and that wait is in its latency (send_lag too).
 struct E2eSender {
   std::atomic<int64_t> sent_measured{0}, queue_full{0};
   void run(const Opts& o, E2eBreakdown* bd, int64_t t0, int64_t warm_end, int64_t send_end,
@@ -389,10 +396,15 @@ struct E2eSender {
         make_client(RD_KAFKA_PRODUCER, o, o.linger_ms, bd, on_e2e_delivery, on_e2e_stats);
     partition_count(producer.get(), o.topic);
     std::string payload = random_payload(static_cast<size_t>(o.size), 11 + index);
+    const int64_t quantum_ns = o.send_quantum_us * 1000;
+    int64_t next_wake = 0;
     for (int64_t i = 0;; ++i) {
       int64_t t = t0 + static_cast<int64_t>(static_cast<double>(i) * interval);
       if (t >= send_end) break;
-      wait_serving_reports(producer.get(), t);
+      if (t > now_ns()) {
+        wait_serving_reports(producer.get(), std::max(t, next_wake));
+        next_wake = now_ns() + quantum_ns;
+      }
       stamp(payload, t);  // the intended send time: lateness of the sender counts as latency
       if (t >= warm_end) bd->send_lag.add(now_ns() - t);
       rd_kafka_resp_err_t e;
@@ -479,11 +491,12 @@ int run_e2e(const Opts& o) {
   // acknowledgement (delivery report).
   std::printf("{\"mode\":\"e2e\",\"size\":%" PRId64 ",\"rate\":%" PRId64 ",\"producers\":%" PRId64
               ",\"linger_ms\":%" PRId64 ",\"fetch_wait_max_ms\":%" PRId64
-              ",\"sent\":%" PRId64 ",\"received\":%" PRId64 ",\"acked_total\":%" PRId64
+              ",\"send_quantum_us\":%" PRId64 ",\"sent\":%" PRId64 ",\"received\":%" PRId64 ",\"acked_total\":%" PRId64
               ",\"errors\":%" PRId64 ",\"queue_full_waits\":%" PRId64
               ",\"send_lag_p50_us\":%.1f,\"send_lag_p99_us\":%.1f"
               ",\"acked_p50_us\":%.1f,\"acked_p99_us\":%.1f,\"acked_p999_us\":%.1f,%s}\n",
-              o.size, o.rate, o.producers, o.linger_ms, o.fetch_wait_max_ms, sent_measured,
+              o.size, o.rate, o.producers, o.linger_ms, o.fetch_wait_max_ms, o.send_quantum_us,
+              sent_measured,
               received.load(), st.counter.total.load(), st.counter.errors.load(), queue_full,
               breakdown.send_lag.quantile_us(0.5), breakdown.send_lag.quantile_us(0.99),
               breakdown.acked.quantile_us(0.5), breakdown.acked.quantile_us(0.99),
@@ -497,7 +510,7 @@ int run(int argc, char** argv) {
                  "usage: raftmq-loadgen produce|latency|e2e|consume --bootstrap HOST:PORT "
                  "--topic T [--size B] [--producers P] [--keys] [--seconds S] [--warmup-ms MS] "
                  "[--rate R] [--count N] [--idle-ms MS] [--linger-ms MS] [--fetch-wait-max-ms MS] "
-                 "[--stats-ms MS --stats-file F]\n");
+                 "[--stats-ms MS --stats-file F] [--send-quantum-us US]\n");
     return 2;
   }
   std::string mode = argv[1];
@@ -505,7 +518,8 @@ int run(int argc, char** argv) {
           {{"bootstrap", "127.0.0.1:9600"}, {"topic", "bench"}, {"size", "1024"},
            {"producers", "1"}, {"keys", "false"}, {"seconds", "5"}, {"warmup-ms", "1000"},
            {"rate", "1000"}, {"count", "0"}, {"idle-ms", "2000"}, {"linger-ms", "1"},
-           {"fetch-wait-max-ms", "100"}, {"stats-ms", "0"}, {"stats-file", ""}});
+           {"fetch-wait-max-ms", "100"}, {"stats-ms", "0"}, {"stats-file", ""},
+           {"send-quantum-us", "200"}});
   Opts o;
   o.bootstrap = f.str("bootstrap");
   o.topic = f.str("topic");
@@ -521,6 +535,7 @@ int run(int argc, char** argv) {
   o.fetch_wait_max_ms = f.num("fetch-wait-max-ms", 1, 30000);
   o.stats_ms = f.num("stats-ms", 0, 60000);
   o.stats_file = f.str("stats-file");
+  o.send_quantum_us = f.num("send-quantum-us", 0, 100'000);
   if ((o.stats_ms > 0) != !o.stats_file.empty()) die("--stats-ms and --stats-file go together");
   if (mode == "produce") return run_produce(o);
   if (mode == "latency") return run_latency(o);

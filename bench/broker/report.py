@@ -233,7 +233,10 @@ def notes(res):
             out.append(f"{label}: e2e client settings (librdkafka): producers linger.ms="
                        f"{settings[0]['linger_ms']}, acks=all; consumer fetch.wait.max.ms="
                        f"{settings[0]['fetch_wait_max_ms']}, fetch.min.bytes=1 (defaults "
-                       "otherwise)")
+                       "otherwise)" + (
+                           f"; each sender wakes at most every {settings[0]['send_quantum_us']} "
+                           "µs and sends what is due (that wait counts in the latency)"
+                           if settings[0].get("send_quantum_us") else ""))
         for what, e in e2e:
             if e.get("sent") and e.get("received", 0) < e["sent"]:
                 out.append(f"{label}: e2e at {what}: {e['sent'] - e['received']:,} of "

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace mq {
 namespace {
@@ -21,6 +22,10 @@ constexpr int kDefaultTopPad = 128 << 10;       // glibc's DEFAULT_TOP_PAD
 HeapReserve reserve_heap(std::size_t bytes) {
   HeapReserve out;
   if (bytes == 0) return out;
+  if (bytes > kReserveBytesMax) {  // mallopt takes an int
+    bytes = kReserveBytesMax;
+    out.note = "reserve cut to " + std::to_string(kReserveBytesMax >> 20) + " MiB";
+  }
   mallopt(M_ARENA_MAX, 1);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest allowed value on 64-bit
   mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes + (64u << 20)));

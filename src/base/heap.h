@@ -33,6 +33,9 @@ struct HeapReserve {
   std::string note;  // why less than asked, if so
 };
 
+// Larger requests are cut to this (glibc's thresholds are ints).
+inline constexpr std::size_t kReserveBytesMax = std::size_t{1} << 30;
+
 HeapReserve reserve_heap(std::size_t bytes);
 
 }  // namespace mq

@@ -52,6 +52,12 @@ bool thp_usable() {
   return mode.find("[always]") != std::string::npos || mode.find("[madvise]") != std::string::npos;
 }
 
+TEST(HeapTest, ALargerReserveIsCutToOneGiB) {
+  HeapReserve r = reserve_heap(std::size_t{4} << 30);
+  EXPECT_NE(r.note.find("cut to 1024 MiB"), std::string::npos) << r.note;
+  EXPECT_LE(r.reserved_bytes, kReserveBytesMax + (16u << 20));
+}
+
 TEST(HeapTest, ZeroReservesNothing) {
   HeapReserve r = reserve_heap(0);
   EXPECT_EQ(r.reserved_bytes, 0u);

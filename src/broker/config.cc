@@ -6,6 +6,8 @@
 #include <limits>
 #include <set>
 
+#include "base/heap.h"
+
 namespace mq::broker {
 namespace {
 
@@ -64,7 +66,7 @@ std::uint64_t heap_reserve_mib_default() {
   if (env == nullptr || *env == '\0') return 256;
   char* end = nullptr;
   unsigned long long v = std::strtoull(env, &end, 10);
-  if (*end != '\0' || v > (1ull << 20)) return 256;
+  if (*end != '\0' || v > (kReserveBytesMax >> 20)) return 256;
   return v;
 }
 
@@ -165,7 +167,7 @@ const std::vector<OptionInfo>& option_table() {
                     write_depth, std::uint32_t{1}, std::uint32_t{3}),
       MQ_INT_OPTION("heap-reserve-mib",
                     "heap reserved at start-up on huge pages, resident only as used (0: off)",
-                    heap_reserve_mib, std::uint64_t{0}, std::uint64_t{1} << 20),
+                    heap_reserve_mib, std::uint64_t{0}, std::uint64_t{kReserveBytesMax >> 20}),
       MQ_INT_OPTION("shutdown-timeout-ms", "graceful shutdown budget before exiting anyway",
                     shutdown_timeout_ms, std::int64_t{0}, std::int64_t{600'000}),
   };

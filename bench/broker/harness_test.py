@@ -242,7 +242,6 @@ class RdkafkaStatsTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("--stats-ms and --stats-file go together", r.stderr)
 
-
     def test_e2e_note_says_how_often_senders_wake(self):
         r = results()
         r["raftmq"]["e2e"][0].update(linger_ms=1, fetch_wait_max_ms=100, send_quantum_us=200)

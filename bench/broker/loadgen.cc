@@ -491,7 +491,8 @@ int run_e2e(const Opts& o) {
   // acknowledgement (delivery report).
   std::printf("{\"mode\":\"e2e\",\"size\":%" PRId64 ",\"rate\":%" PRId64 ",\"producers\":%" PRId64
               ",\"linger_ms\":%" PRId64 ",\"fetch_wait_max_ms\":%" PRId64
-              ",\"send_quantum_us\":%" PRId64 ",\"sent\":%" PRId64 ",\"received\":%" PRId64 ",\"acked_total\":%" PRId64
+              ",\"send_quantum_us\":%" PRId64 ",\"sent\":%" PRId64 ",\"received\":%" PRId64
+              ",\"acked_total\":%" PRId64
               ",\"errors\":%" PRId64 ",\"queue_full_waits\":%" PRId64
               ",\"send_lag_p50_us\":%.1f,\"send_lag_p99_us\":%.1f"
               ",\"acked_p50_us\":%.1f,\"acked_p99_us\":%.1f,\"acked_p999_us\":%.1f,%s}\n",

@@ -194,7 +194,7 @@ class ConsumeMeter {
   int64_t first_ = 0, last_ = 0, msgs_ = 0, bytes_ = 0, first_count_ = 0, first_bytes_ = 0;
 };
 
-// Called by every client's consume mode (the same for each system). glibc gives a thread
+// Called by every client in every mode (the same for each system). glibc gives a thread
 // arena's free top back to the kernel (madvise) once more than M_TRIM_THRESHOLD (128 KiB,
 // raised dynamically) is free there, and serves blocks above M_MMAP_THRESHOLD with a fresh
 // mmap: a client that allocates one buffer per MiB-sized response (librdkafka: one per Fetch

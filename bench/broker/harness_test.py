@@ -259,6 +259,25 @@ class RdkafkaStatsTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("--send-quantum-us must be an integer in [0", r.stderr)
 
+    def test_loadgen_producer_queue_flag_is_bounded(self):
+        r = subprocess.run([os.path.join(BIN, "raftmq-loadgen"), "produce", "--queue-kbytes",
+                            "10"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--queue-kbytes must be an integer in [64", r.stderr)
+
+    def test_loadgen_extra_client_settings_are_checked(self):
+        # RAFTMQ_LOADGEN_RDKAFKA (experiments): each item must be key=value and a setting
+        # librdkafka knows; the clients are configured before any connection is attempted.
+        lg = os.path.join(BIN, "raftmq-loadgen")
+        argv = [lg, "latency", "--bootstrap", "127.0.0.1:1", "--seconds", "1"]
+        for value, said in (("linger.ms", "key=value expected: linger.ms"),
+                            ("no.such.setting=1", "librdkafka config no.such.setting")):
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                               env=dict(os.environ, RAFTMQ_LOADGEN_RDKAFKA=value))
+            self.assertEqual(r.returncode, 2, value)
+            self.assertIn(said, r.stderr)
+
+
 
 class ConsumerCpuTest(unittest.TestCase):
     def test_client_cpu_per_message(self):

@@ -31,6 +31,7 @@ struct Opts {
   int64_t send_quantum_us = 200;    // e2e senders wake at most this often (see E2eSender)
   int64_t fetch_wait_max_ms = 100;  // consumers' fetch.wait.max.ms
   int64_t stats_ms = 0;             // e2e senders' statistics.interval.ms (0: off)
+  int64_t queue_kbytes = 4096;      // producers' queue.buffering.max.kbytes (see make_client)
   std::string stats_file;           // where e2e senders' statistics go (JSON lines)
   bool keys = false;
 };
@@ -66,8 +67,14 @@ KafkaPtr make_client(rd_kafka_type_t type, const Opts& o, int64_t linger_ms, voi
     set(conf, "enable.idempotence", "false");
     set(conf, "compression.codec", "none");
     set(conf, "linger.ms", std::to_string(linger_ms));
+    // What one producer holds, queued and in flight (librdkafka counts a message until its
+    // delivery report): 4 MiB by default, about 4,000 1 KiB messages, the size of the peers'
+    // clients' windows of 2,048 outstanding acks. With 256 MiB each producer kept seconds of
+    // messages queued and its heap grew through the whole run, one page fault per new page:
+    // 140,000 faults and half the load generator's CPU in a 5 s 1 KiB run (docs/benchmarks.md,
+    // "The load generator's own memory").
     set(conf, "queue.buffering.max.messages", "200000");
-    set(conf, "queue.buffering.max.kbytes", "262144");
+    set(conf, "queue.buffering.max.kbytes", std::to_string(o.queue_kbytes));
     set(conf, "message.timeout.ms", "60000");
     rd_kafka_conf_set_opaque(conf, opaque);
     if (dr) rd_kafka_conf_set_dr_msg_cb(conf, dr);
@@ -77,6 +84,19 @@ KafkaPtr make_client(rd_kafka_type_t type, const Opts& o, int64_t linger_ms, voi
     set(conf, "enable.partition.eof", "false");
     set(conf, "fetch.wait.max.ms", std::to_string(o.fetch_wait_max_ms));
     set(conf, "queued.max.messages.kbytes", "262144");
+  }
+  // Experiments: RAFTMQ_LOADGEN_RDKAFKA="key=value,key=value" is applied to every client last.
+  if (const char* extra = std::getenv("RAFTMQ_LOADGEN_RDKAFKA"); extra != nullptr) {
+    std::string all = extra;
+    for (std::size_t at = 0; at < all.size();) {
+      std::size_t end = all.find(',', at);
+      if (end == std::string::npos) end = all.size();
+      std::string kv = all.substr(at, end - at);
+      std::size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) die("RAFTMQ_LOADGEN_RDKAFKA: key=value expected: " + kv);
+      set(conf, kv.substr(0, eq).c_str(), kv.substr(eq + 1));
+      at = end + 1;
+    }
   }
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
@@ -178,12 +198,13 @@ int run_produce(const Opts& o) {
       ",\"keys\":%s,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,\"acked_total\":%" PRId64
       ",\"errors\":%" PRId64 ",\"first_error\":\"%s\",\"queue_full_waits\":%" PRId64
       ",\"window_s\":%" PRId64 ",\"produced\":%" PRId64 ",\"purged_unsent\":%" PRId64
-      ",\"in_flight_at_exit\":%" PRId64 "}\n",
+      ",\"in_flight_at_exit\":%" PRId64 ",\"queue_kbytes\":%" PRId64 "}\n",
       o.size, o.producers, o.keys ? "true" : "false", rate,
       static_cast<double>(st.bytes_in_window) / 1e6 / static_cast<double>(o.seconds),
       st.counter.total.load(), st.counter.errors.load(),
       st.first_error ? rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(st.first_error.load())) : "",
-      queue_full.load(), o.seconds, st.produced.load(), st.purged.load(), st.unfinished.load());
+      queue_full.load(), o.seconds, st.produced.load(), st.purged.load(), st.unfinished.load(),
+      o.queue_kbytes);
   return 0;
 }
 
@@ -291,7 +312,6 @@ class PartitionReader {
 // paid per batch. nats-bench takes each message with natsSubscription_NextMsg, which does
 // that work only when it has to wait (docs/benchmarks.md, "consume").
 int run_consume(const Opts& o) {
-  keep_freed_memory();
   PartitionReader reader(o, RD_KAFKA_OFFSET_BEGINNING);
   ConsumeMeter meter(o.seconds, o.idle_ms, o.count);
   int64_t errors = 0;
@@ -511,7 +531,7 @@ int run(int argc, char** argv) {
                  "usage: raftmq-loadgen produce|latency|e2e|consume --bootstrap HOST:PORT "
                  "--topic T [--size B] [--producers P] [--keys] [--seconds S] [--warmup-ms MS] "
                  "[--rate R] [--count N] [--idle-ms MS] [--linger-ms MS] [--fetch-wait-max-ms MS] "
-                 "[--stats-ms MS --stats-file F] [--send-quantum-us US]\n");
+                 "[--stats-ms MS --stats-file F] [--send-quantum-us US] [--queue-kbytes KB]\n");
     return 2;
   }
   std::string mode = argv[1];
@@ -520,7 +540,7 @@ int run(int argc, char** argv) {
            {"producers", "1"}, {"keys", "false"}, {"seconds", "5"}, {"warmup-ms", "1000"},
            {"rate", "1000"}, {"count", "0"}, {"idle-ms", "2000"}, {"linger-ms", "1"},
            {"fetch-wait-max-ms", "100"}, {"stats-ms", "0"}, {"stats-file", ""},
-           {"send-quantum-us", "200"}});
+           {"send-quantum-us", "200"}, {"queue-kbytes", "4096"}});
   Opts o;
   o.bootstrap = f.str("bootstrap");
   o.topic = f.str("topic");
@@ -537,7 +557,9 @@ int run(int argc, char** argv) {
   o.stats_ms = f.num("stats-ms", 0, 60000);
   o.stats_file = f.str("stats-file");
   o.send_quantum_us = f.num("send-quantum-us", 0, 100'000);
+  o.queue_kbytes = f.num("queue-kbytes", 64, 1 << 20);
   if ((o.stats_ms > 0) != !o.stats_file.empty()) die("--stats-ms and --stats-file go together");
+  keep_freed_memory();  // every mode, as in the peers' clients (bench_util.h)
   if (mode == "produce") return run_produce(o);
   if (mode == "latency") return run_latency(o);
   if (mode == "e2e") return run_e2e(o);

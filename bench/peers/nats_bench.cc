@@ -166,7 +166,6 @@ int run_latency(const Opts& o) {
 }
 
 int run_consume(const Opts& o) {
-  keep_freed_memory();
   Conn c;
   connect(c, o, nullptr);
   jsSubOptions so;
@@ -221,6 +220,7 @@ int run(int argc, char** argv) {
   o.count = f.num("count", 0, 1'000'000'000);
   o.idle_ms = f.num("idle-ms", 100, 60000);
   int rc = 2;
+  keep_freed_memory();  // every mode (bench_util.h)
   if (mode == "setup") rc = run_setup(o);
   else if (mode == "publish") rc = run_publish(o);
   else if (mode == "latency") rc = run_latency(o);

@@ -203,7 +203,6 @@ int run_publish(const Opts& o, bool latency_mode) {
 }
 
 int run_consume(const Opts& o) {
-  keep_freed_memory();
   Conn c(o);
   amqp_basic_qos(c.get(), kChannel, 0, static_cast<uint16_t>(o.prefetch), 0);
   check_reply(amqp_get_rpc_reply(c.get()), "basic.qos");
@@ -259,6 +258,7 @@ int run(int argc, char** argv) {
   o.idle_ms = f.num("idle-ms", 100, 60000);
   o.replicas = f.num("replicas", 1, 7);
   o.count = f.num("count", 0, 1'000'000'000);
+  keep_freed_memory();  // every mode (bench_util.h)
   if (mode == "setup") return run_setup(o);
   if (mode == "publish") return run_publish(o, false);
   if (mode == "latency") return run_publish(o, true);

@@ -32,7 +32,11 @@ Result<std::optional<FileSlice>> slice_parts(const std::vector<SlicePart>& parts
     slice.first_offset = found->header.base_offset;
     std::uint64_t position = found->position;
     for (LogIndex index = slice.first_index; index < hi && position < part.size; ++index) {
-      MQ_ASSIGN_OR_RETURN(EntryHeader h, segment.read_header_within(position, index, part.size));
+      // The first header was read (and checked against the bound) by the lookup.
+      EntryHeader h = found->header;
+      if (index != slice.first_index) {
+        MQ_ASSIGN_OR_RETURN(h, segment.read_header_within(position, index, part.size));
+      }
       if (!slice.extents.empty() && slice.total_bytes + h.payload_length > bytes_max) break;
       slice.extents.push_back({position + kEntryHeaderSize, h.payload_length});
       slice.total_bytes += h.payload_length;
@@ -113,7 +117,10 @@ Result<FileSlice> Log::file_slice_locked(KafkaOffset offset, LogIndex hi, std::u
   std::uint64_t position = found->second.position;
   LogIndex end = std::min(hi, segment.last_index() + 1);
   for (LogIndex index = slice.first_index; index < end; ++index) {
-    MQ_ASSIGN_OR_RETURN(EntryHeader h, segment.read_header(position, index));
+    EntryHeader h = found->second.header;  // the first: read by the lookup
+    if (index != slice.first_index) {
+      MQ_ASSIGN_OR_RETURN(h, segment.read_header(position, index));
+    }
     if (!slice.extents.empty() && slice.total_bytes + h.payload_length > bytes_max) break;
     slice.extents.push_back({position + kEntryHeaderSize, h.payload_length});
     slice.total_bytes += h.payload_length;

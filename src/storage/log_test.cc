@@ -286,6 +286,50 @@ TEST_P(LogTest, FileSliceCoversThePayloads) {
             ErrorCode::kOutOfRange);
 }
 
+// Lookups read entry headers through a small window (kLookupWindowBytes, 8 KiB): entries
+// larger than the window, runs of tiny entries between two index points, and headers that
+// straddle a window's end must all be found, in the tail segment (index in memory) and in
+// closed ones (index files), by offset (file_slice, lookup_offset) and by index (read, term).
+TEST_P(LogTest, LookupsFindEveryEntryAroundTheReadWindow) {
+  options_.segment_size_bytes_max = 256 << 10;
+  options_.index_interval_bytes = 4096;
+  auto log = open_log();
+  struct Run { std::size_t count, size; std::uint32_t records; };
+  const Run runs[] = {{3, 20000, 3}, {200, 30, 1}, {2, 12000, 2}, {150, 100, 2}, {1, 9000, 1},
+                      {40, 8150, 1}, {60, 50, 3}};
+  for (const Run& r : runs) append(*log, r.count, r.size, Term(1), r.records);
+  const LogIndex last = log->last_index();
+  const KafkaOffset end = log->next_offset();
+  auto check_all = [&] {
+    for (KafkaOffset o(0); o < end; o = o + 1) {
+      auto slice = log->file_slice(o, last + 1, 1);
+      ASSERT_TRUE(slice.has_value()) << o.value() << ": " << slice.status().to_string();
+      ASSERT_EQ(slice->extents.size(), 1u) << o.value();
+      ASSERT_LE(slice->first_offset, o);
+      ASSERT_GE(slice->last_offset, o);
+      auto ref = log->lookup_offset(o);
+      ASSERT_TRUE(ref.has_value() && ref->has_value()) << o.value();
+      ASSERT_EQ((*ref)->index, slice->first_index) << o.value();
+      auto entries = log->read(slice->first_index, slice->first_index + 1, UINT64_MAX);
+      ASSERT_TRUE(entries.has_value() && entries->size() == 1) << o.value();
+      const ReadEntry& e = entries->front();
+      ASSERT_EQ(e.header.base_offset, slice->first_offset);
+      ASSERT_EQ(e.payload.size(), slice->extents[0].length);
+      Buffer got(slice->extents[0].length);
+      ASSERT_EQ(slice->file->read_at(slice->extents[0].position, std::span(got.data(), got.size()))
+                    .value(),
+                got.size());
+      ASSERT_TRUE(equal_bytes(got, make_payload(slice->first_index, Term(1), got.size())))
+          << o.value();
+    }
+    for (LogIndex i(1); i <= last; i = i + 1) ASSERT_EQ(log->term(i).value(), Term(1));
+  };
+  check_all();
+  log.reset();
+  log = open_log();  // every segment but the last is closed: its index is read from its file
+  check_all();
+}
+
 INSTANTIATE_TEST_SUITE_P(FileSystems, LogTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Posix" : "Memory"; });
 

@@ -14,12 +14,22 @@ using segment_format::kEntryHeaderSize;
 using segment_format::kSegmentHeaderSize;
 
 constexpr std::size_t kScanBufferBytes = 256 << 10;
+// The window of a lookup (locate_*): it steps over entry headers from an index point, which
+// lies at most index_interval_bytes (4 KiB by default) before the entry looked for, so a small
+// window holds all the headers it reads, and a large entry costs one more small read. With the
+// 256 KiB window every fetch at the tail zeroed 256 KiB and copied up to 256 KiB of payload
+// out of the page cache to read one 40-byte header (docs/benchmarks.md, "Fetch lookups").
+constexpr std::size_t kLookupWindowBytes = 8 << 10;
 
 // Buffered sequential reader over [.., end) of a segment file: entry headers, and payload
-// checksums computed in chunks (never a whole large entry in memory).
+// checksums computed in chunks (never a whole large entry in memory). `window`: bytes read at
+// once (kScanBufferBytes for scans that verify payloads, kLookupWindowBytes for lookups).
 class Scanner {
  public:
-  Scanner(File& file, std::uint64_t end) : file_(file), end_(end) {}
+  Scanner(File& file, std::uint64_t end, std::size_t window = kScanBufferBytes)
+      : file_(file), end_(end), window_(window) {
+    MQ_ASSERT(window_ >= kEntryHeaderSize);
+  }
 
   Result<EntryHeader> header_at(std::uint64_t position) {
     if (position + kEntryHeaderSize > end_) {
@@ -40,7 +50,7 @@ class Scanner {
     std::uint64_t at = position + kEntryHeaderSize;
     std::uint64_t left = header.payload_length;
     while (left > 0) {
-      std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(left, kScanBufferBytes));
+      std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(left, window_));
       MQ_ASSIGN_OR_RETURN(const std::uint8_t* p, view(at, chunk));
       crc = crc32c::extend(crc, p, chunk);
       at += chunk;
@@ -55,13 +65,13 @@ class Scanner {
 
  private:
   Result<const std::uint8_t*> view(std::uint64_t position, std::size_t n) {
-    MQ_ASSERT(n <= kScanBufferBytes);
+    MQ_ASSERT(n <= window_);
     if (position >= start_ && position + n <= start_ + length_) {
       return buffer_.data() + (position - start_);
     }
-    if (buffer_.size() < kScanBufferBytes) buffer_.resize(kScanBufferBytes);
+    if (buffer_.size() < window_) buffer_.resize(window_);
     std::size_t want = static_cast<std::size_t>(
-        std::min<std::uint64_t>(kScanBufferBytes, end_ > position ? end_ - position : 0));
+        std::min<std::uint64_t>(window_, end_ > position ? end_ - position : 0));
     MQ_ASSIGN_OR_RETURN(std::size_t got,
                         file_.read_at(position, std::span<std::uint8_t>(buffer_.data(), want)));
     start_ = position;
@@ -72,6 +82,7 @@ class Scanner {
 
   File& file_;
   std::uint64_t end_;
+  std::size_t window_;
   Buffer buffer_;
   std::uint64_t start_ = 0;
   std::size_t length_ = 0;
@@ -745,7 +756,7 @@ Result<std::optional<EntryLocation>> Segment::locate_offset_within(KafkaOffset o
                                                                    KafkaOffset first_offset,
                                                                    std::uint64_t size_limit) {
   MQ_ASSIGN_OR_RETURN(std::uint64_t position, offset_floor_within(offset, first_offset, size_limit));
-  Scanner scanner(*reader_, size_limit);
+  Scanner scanner(*reader_, size_limit, kLookupWindowBytes);
   while (position < size_limit) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());
@@ -757,7 +768,7 @@ Result<std::optional<EntryLocation>> Segment::locate_offset_within(KafkaOffset o
 
 Result<EntryLocation> Segment::locate_index_within(LogIndex index, std::uint64_t size_limit) {
   MQ_ASSIGN_OR_RETURN(std::uint64_t position, index_floor_within(index, size_limit));
-  Scanner scanner(*reader_, size_limit);
+  Scanner scanner(*reader_, size_limit, kLookupWindowBytes);
   while (position < size_limit) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());
@@ -783,7 +794,7 @@ Result<EntryLocation> Segment::locate_index(LogIndex index) {
   MQ_ASSIGN_OR_RETURN(std::uint64_t position, scan_start([&](const IndexPoint& p) {
                         return base_index_ + p.offset.relative_index <= index;
                       }));
-  Scanner scanner(*reader_, size_);
+  Scanner scanner(*reader_, size_, kLookupWindowBytes);
   while (position < size_) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());
@@ -800,7 +811,7 @@ Result<std::optional<EntryLocation>> Segment::locate_offset(KafkaOffset offset) 
   MQ_ASSIGN_OR_RETURN(std::uint64_t position, scan_start([&](const IndexPoint& p) {
                         return first_offset_ + p.offset.relative_offset <= offset;
                       }));
-  Scanner scanner(*reader_, size_);
+  Scanner scanner(*reader_, size_, kLookupWindowBytes);
   while (position < size_) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());
@@ -821,7 +832,7 @@ Result<std::optional<EntryLocation>> Segment::locate_timestamp(std::int64_t time
     MQ_ASSIGN_OR_RETURN(IndexPoint point, index_point(*floor));
     position = point.time.position;
   }
-  Scanner scanner(*reader_, size_);
+  Scanner scanner(*reader_, size_, kLookupWindowBytes);
   while (position < size_) {
     auto header = scanner.header_at(position);
     if (!header.has_value()) return corruption_at(position, header.error());

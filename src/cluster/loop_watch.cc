@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/thread_name.h"
+
 namespace mq::cluster {
 namespace {
 
@@ -151,7 +153,10 @@ std::int64_t LoopWatch::now_ns() {
 void LoopWatch::attach() {
   if (tid_ != 0) return;
   tid_ = static_cast<int>(::syscall(SYS_gettid));
-  if (options_.sample_interval_ms > 0) sampler_ = std::thread([this] { sampler_main(); });
+  if (options_.sample_interval_ms > 0) sampler_ = std::thread([this] {
+      name_this_thread("rmq-loopwatch");
+      sampler_main();
+    });
 }
 
 LoopWatch::Section::Section(LoopWatch* watch, const char* what, std::string_view detail)

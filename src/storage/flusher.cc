@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <tuple>
 
+#include "base/thread_name.h"
 #include "base/trace.h"
 
 namespace mq::storage {
@@ -38,10 +39,16 @@ void Flusher::start() {
   // The helpers exist before the flusher thread reads helpers_.
   if (options_.mode == DurabilityMode::kAlways) {
     for (int i = 1; i < options_.sync_threads; ++i) {
-      helpers_.emplace_back([this, i] { helper_main(i); });
+      helpers_.emplace_back([this, i] {
+        name_this_thread("rmq-flush-help");
+        helper_main(i);
+      });
     }
   }
-  thread_ = std::thread([this] { thread_main(); });
+  thread_ = std::thread([this] {
+    name_this_thread("rmq-flusher");
+    thread_main();
+  });
 }
 
 void Flusher::stop() {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/crc32c.h"
+#include "base/thread_name.h"
 #include "storage/segment.h"
 
 namespace mq::storage {
@@ -69,7 +70,10 @@ class WriterPool {
       }
       if (threads_ >= kMaxThreads) return;  // a busy thread takes it next
       try {
-        std::thread([this] { run(); }).detach();
+        std::thread([this] {
+          name_this_thread("rmq-write");
+          run();
+        }).detach();
         ++threads_;
         return;
       } catch (const std::system_error&) {

@@ -3,6 +3,7 @@
 
 #include "base/crc32c.h"
 #include "base/le_codec.h"
+#include "base/thread_name.h"
 #include "storage/metadata.h"
 
 namespace mq::storage {
@@ -37,7 +38,10 @@ Result<std::unique_ptr<SyncLedger>> SyncLedger::open(FileSystem* fs, SyncLedgerO
     MQ_RETURN_IF_ERROR(ledger->compact_locked());
   }
   if (ledger->options_.sync_thread) {
-    ledger->thread_ = std::thread([l = ledger.get()] { l->thread_main(); });
+    ledger->thread_ = std::thread([l = ledger.get()] {
+      name_this_thread("rmq-ledger");
+      l->thread_main();
+    });
   }
   return ledger;
 }

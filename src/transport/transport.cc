@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/thread_name.h"
 #include "transport/inbound_connection.h"
 #include "transport/peer_link.h"
 #include "transport/raft_rpc_codec.h"
@@ -121,7 +122,10 @@ Status Transport::Impl::start() {
   if (running_ || context_.stopping) return Status::invalid_argument("transport: start() twice");
   if (!external_io_) {
     work_.emplace(context_.io.get_executor());
-    thread_ = std::thread([this] { context_.io.run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("rmq-transport");
+      context_.io.run();
+    });
   }
   running_ = true;
   return Status::ok();

@@ -10,6 +10,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <mutex>
@@ -168,6 +170,26 @@ Message heartbeat(MessageType type, std::uint64_t group) {
   m.commit = LogIndex(group * 10);
   m.context = group % 5;
   return m;
+}
+
+// Names of this process's threads (/proc/self/task/*/comm).
+std::multiset<std::string> thread_names() {
+  std::multiset<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "comm");
+    std::string name;
+    if (std::getline(in, name)) names.insert(name);
+  }
+  return names;
+}
+
+TEST(Transport, ItsThreadIsNamedWhileItRuns) {
+  const auto before = thread_names().count("rmq-transport");
+  {
+    Node a(fast_options(BrokerId(1)));
+    EXPECT_TRUE(eventually([&] { return thread_names().count("rmq-transport") == before + 1; }));
+  }
+  EXPECT_EQ(thread_names().count("rmq-transport"), before);  // joined by stop()
 }
 
 TEST(Transport, ThreeBrokersManyGroupsAllArriveInOrderPerPeer) {

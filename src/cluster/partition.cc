@@ -504,7 +504,9 @@ Status PartitionGroup::append_chunks(const storage::FileSlice& slice, FetchResul
   for (const storage::FileSlice::Extent& e : slice.extents) {
     RecordsChunk chunk;
     chunk.length = e.length;
-    if (slice.fd >= 0) {
+    if (!e.bytes.empty()) {
+      chunk.bytes = e.bytes;  // still in memory: no read of the file
+    } else if (slice.fd >= 0) {
       chunk.fd = slice.fd;
       chunk.file_offset = e.position;
       chunk.keep_alive = slice.file;

@@ -187,6 +187,9 @@ struct FileSlice {
   struct Extent {
     std::uint64_t position;
     std::uint64_t length;
+    // The extent's bytes when the tail's write-behind buffer still held them (then the
+    // caller sends these rather than reading the file: the page cache does not have them).
+    SharedBuffer bytes;
   };
   std::shared_ptr<File> file;
   int fd = -1;  // file->native_handle(); -1 for in-memory files

@@ -15,6 +15,16 @@ struct SlicePart {
   KafkaOffset first_offset;
 };
 
+// Extents the segment's write-behind buffer still holds are copied from it (the newest
+// ones: those from the first such extent on).
+void take_buffered_bytes(const Segment& segment, FileSlice* slice) {
+  for (auto it = slice->extents.rbegin(); it != slice->extents.rend(); ++it) {
+    auto bytes = segment.copy_buffered(it->position, it->length);
+    if (!bytes) break;  // older ones are below the buffer too
+    it->bytes = std::move(*bytes);
+  }
+}
+
 // The lock-free part of file_slice: locate `offset` in the snapshot's segments, then collect
 // payload extents of that segment's entries below hi.
 Result<std::optional<FileSlice>> slice_parts(const std::vector<SlicePart>& parts,
@@ -38,12 +48,13 @@ Result<std::optional<FileSlice>> slice_parts(const std::vector<SlicePart>& parts
         MQ_ASSIGN_OR_RETURN(h, segment.read_header_within(position, index, part.size));
       }
       if (!slice.extents.empty() && slice.total_bytes + h.payload_length > bytes_max) break;
-      slice.extents.push_back({position + kEntryHeaderSize, h.payload_length});
+      slice.extents.push_back({position + kEntryHeaderSize, h.payload_length, {}});
       slice.total_bytes += h.payload_length;
       slice.last_index = index;
       slice.last_offset = h.last_offset();
       position += h.stored_size();
     }
+    take_buffered_bytes(segment, &slice);
     return std::optional(std::move(slice));
   }
   return std::optional<FileSlice>();
@@ -122,12 +133,13 @@ Result<FileSlice> Log::file_slice_locked(KafkaOffset offset, LogIndex hi, std::u
       MQ_ASSIGN_OR_RETURN(h, segment.read_header(position, index));
     }
     if (!slice.extents.empty() && slice.total_bytes + h.payload_length > bytes_max) break;
-    slice.extents.push_back({position + kEntryHeaderSize, h.payload_length});
+    slice.extents.push_back({position + kEntryHeaderSize, h.payload_length, {}});
     slice.total_bytes += h.payload_length;
     slice.last_index = index;
     slice.last_offset = h.last_offset();
     position += h.stored_size();
   }
+  take_buffered_bytes(segment, &slice);
   return slice;
 }
 

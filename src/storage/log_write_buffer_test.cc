@@ -55,6 +55,9 @@ class LogWriteBufferTest : public testing::LogFixture {
     ASSERT_TRUE(read_exact(*slice->file, slice->extents[0].position,
                            std::span(bytes.data(), bytes.size()), "slice").is_ok());
     EXPECT_TRUE(equal_bytes(bytes, make_payload(last, Term(1), bytes.size())));
+    if (!slice->extents[0].bytes.empty()) {  // from the buffer: the same bytes
+      EXPECT_TRUE(equal_bytes(slice->extents[0].bytes, bytes));
+    }
   }
 
 };
@@ -110,6 +113,52 @@ TEST_P(LogWriteBufferTest, BufferedEntriesAreReadableAndReachTheFileAtSync) {
   ASSERT_NE(log, nullptr);
   EXPECT_EQ(log->last_index(), last);
   expect_entries(*log, log->first_index(), log->last_index() + 1);
+}
+
+// The newest entries stay in the buffer after they are written and synced (its parts are
+// reused only when the ring wraps): a slice carries their bytes, so a fetch of new data does
+// not read the file (direct writes leave nothing in the page cache). Older entries come from
+// the file. Both are the appended bytes, and the file holds every entry.
+TEST_P(LogWriteBufferTest, NewestSyncedEntriesAreSlicedFromMemoryOlderOnesFromTheFile) {
+  options_.segment_size_bytes_max = 1 << 20;
+  options_.write_buffer_bytes = 16 << 10;  // 4 parts of 4 KiB
+  auto log = open_log();
+  ASSERT_TRUE(append(*log, 1, 2500).is_ok());  // a large append activates the buffer
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_TRUE(append(*log, 1, 1000).is_ok());
+    if (i % 3 == 2) {
+      ASSERT_TRUE(log->sync().is_ok());
+    }
+  }
+  ASSERT_TRUE(log->sync().is_ok());
+  const LogIndex last = log->last_index();
+  auto slice = log->file_slice(KafkaOffset(0), last + 1, UINT64_MAX);
+  ASSERT_TRUE(slice.has_value()) << slice.status().to_string();
+  ASSERT_EQ(slice->extents.size(), last.value());
+  std::size_t in_memory = 0;
+  for (std::size_t i = 0; i < slice->extents.size(); ++i) {
+    const FileSlice::Extent& e = slice->extents[i];
+    const Buffer expected = make_payload(LogIndex(i + 1), Term(1), e.length);
+    Buffer from_file(e.length);
+    ASSERT_TRUE(read_exact(*slice->file, e.position, std::span(from_file.data(), from_file.size()),
+                           "slice").is_ok());
+    EXPECT_TRUE(equal_bytes(from_file, expected)) << "entry " << i + 1;
+    if (e.bytes.empty()) {
+      EXPECT_EQ(in_memory, 0u) << "entry " << i + 1 << ": the buffered ones are the newest";
+      continue;
+    }
+    EXPECT_TRUE(equal_bytes(e.bytes, expected)) << "entry " << i + 1;
+    ++in_memory;
+  }
+  // The ring holds 12-16 KiB of the newest bytes: 11-16 entries of about 1 KiB.
+  EXPECT_GE(in_memory, 11u);
+  EXPECT_LE(in_memory, 17u);
+  EXPECT_FALSE(slice->extents.back().bytes.empty());
+  EXPECT_TRUE(slice->extents.front().bytes.empty());
+  log.reset();
+  log = open_log();
+  EXPECT_EQ(log->last_index(), last);
+  expect_entries(*log, LogIndex(1), last + 1);
 }
 
 // Closing the log (no crash) writes the buffer out: nothing appended is lost on a clean

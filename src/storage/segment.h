@@ -148,6 +148,11 @@ class Segment {
   bool closed() const { return closed_; }
   const std::string& path() const { return path_; }
   std::shared_ptr<File> file() const { return file_; }
+  // A copy of the file's bytes [position, position + length) when the write-behind buffer
+  // still holds all of them (the newest few MiB of the tail: its writes are direct, so the
+  // page cache does not hold them and a read of the file goes to the disk); nullopt
+  // otherwise. Any thread, like reads; the caller checks the log's generation afterwards.
+  std::optional<SharedBuffer> copy_buffered(std::uint64_t position, std::uint64_t length) const;
 
   // Appends entries (already validated by the log: contiguous, monotonic) without syncing.
   // On error nothing of this call remains: the file is cut back to its previous size. If

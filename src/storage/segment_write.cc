@@ -240,6 +240,11 @@ void Segment::wait_for(const std::shared_ptr<WriteJob>& job) { job->wait(); }
 // kParts - 1 full parts can be queued for the device while the appender fills the next one:
 // the writer threads go from one write to the next without waiting for the appender to be
 // scheduled (on a busy machine that wait left the device idle between writes).
+// Retired parts stay readable (`retained`, older than the sealed ones) until the ring reuses
+// them, and a flush before a sync writes the active part's new blocks without moving its
+// bytes: the newest 3-4 parts of the tail are read from memory. The writes are direct, so the
+// page cache does not hold these bytes; without this every fetch of new data read the disk
+// (docs/benchmarks.md, "Fetches of new data read the disk").
 // Shared by the segment (the only writer, under the log's mutex) and its read view (any
 // thread). `mutex` guards the allocation, `active`, `sealed`, each part's start and fill, and
 // every change of bytes a reader may read: bytes below the active part's start + fill
@@ -251,6 +256,7 @@ struct Segment::TailBuffer {
     std::uint8_t* data = nullptr;
     std::uint64_t start = 0;  // file position of data[0], block-aligned
     std::size_t fill = 0;
+    std::size_t written = 0;  // data[0, written) is on the file (block-aligned; active part)
   };
   std::mutex mutex;
   std::uint8_t* memory = nullptr;  // kParts * capacity bytes
@@ -261,6 +267,9 @@ struct Segment::TailBuffer {
   // oldest of them have their writes in `jobs` (oldest first); the newest may have none yet
   // while append_buffered fills in the header of the entry that spans them.
   std::size_t sealed = 0;
+  // Written parts before the sealed ones whose bytes are still intact: readable until the
+  // ring reuses them. retained + sealed + 1 <= kParts.
+  std::size_t retained = 0;
   std::deque<std::shared_ptr<WriteJob>> jobs;
   std::shared_ptr<WriteQueue> queue;  // runs `jobs` in file order (set by attach_file)
   std::atomic<bool> write_failed{false};  // a queued write failed: the later ones are skipped
@@ -268,7 +277,8 @@ struct Segment::TailBuffer {
   bool allocated() const { return memory != nullptr; }
   Part& current() { return parts[active]; }
   const Part& current() const { return parts[active]; }
-  // back(1): the newest sealed part; back(sealed): the oldest; back(0): the active one.
+  // back(1): the newest sealed part; back(sealed): the oldest; back(0): the active one;
+  // back(sealed + retained): the oldest readable one.
   Part& back(std::size_t k) { return parts[(active + kParts - k) % kParts]; }
   const Part& back(std::size_t k) const { return parts[(active + kParts - k) % kParts]; }
 
@@ -289,7 +299,11 @@ struct Segment::TailBuffer {
     capacity = 0;
     active = 0;
     sealed = 0;
+    retained = 0;
   }
+  // Under `mutex`: the file range the parts hold, [lowest, highest).
+  std::uint64_t lowest() const { return back(sealed + retained).start; }
+  std::uint64_t highest() const { return current().start + current().fill; }
 };
 
 namespace {
@@ -328,15 +342,14 @@ Result<std::size_t> TailReader::read_at(std::uint64_t offset, std::span<std::uin
     std::lock_guard lock(buffer_->mutex);
     Segment::TailBuffer& b = *buffer_;
     if (b.allocated()) {
-      const Segment::TailBuffer::Part& a = b.current();
-      std::uint64_t lowest = b.back(b.sealed).start;
-      std::uint64_t highest = a.start + a.fill;  // the parts are contiguous
+      std::uint64_t lowest = b.lowest();
+      std::uint64_t highest = b.highest();  // the parts are contiguous
       if (end > lowest) {
         std::uint64_t lo = std::max(offset, lowest);
         std::uint64_t hi = std::min(end, highest);
         from_file = static_cast<std::size_t>(lo - offset);
         from_buffer = hi > lo ? static_cast<std::size_t>(hi - lo) : 0;
-        for (std::size_t k = 0; k <= b.sealed; ++k) {
+        for (std::size_t k = 0; k <= b.sealed + b.retained; ++k) {
           const Segment::TailBuffer::Part& h = b.back(k);
           std::uint64_t from = std::max(lo, h.start);
           std::uint64_t to = std::min(hi, h.start + h.fill);
@@ -564,6 +577,28 @@ Segment::~Segment() {
 
 bool Segment::buffer_active() const { return buffer_->allocated(); }
 
+std::optional<SharedBuffer> Segment::copy_buffered(std::uint64_t position,
+                                                   std::uint64_t length) const {
+  if (!buffer_) return std::nullopt;
+  TailBuffer& b = *buffer_;
+  std::lock_guard lock(b.mutex);
+  if (!b.allocated() || position < b.lowest() || position + length > b.highest()) {
+    return std::nullopt;
+  }
+  Buffer out;
+  out.reserve(static_cast<std::size_t>(length));
+  for (std::size_t k = b.sealed + b.retained + 1; k-- > 0 && length > 0;) {
+    const TailBuffer::Part& h = b.back(k);  // oldest first: the parts are contiguous
+    if (position >= h.start + h.fill) continue;
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(length, h.start + h.fill - position));
+    out.append(h.data + (position - h.start), n);
+    position += n;
+    length -= n;
+  }
+  MQ_ASSERT(length == 0);
+  return SharedBuffer(std::move(out));
+}
+
 void Segment::attach_file(std::shared_ptr<File> file) {
   file_ = std::move(file);
   buffer_ = std::make_shared<TailBuffer>();
@@ -640,12 +675,13 @@ Status Segment::activate_buffer() {
   tail_block_valid_ = false;  // the buffer holds the partial block from now on
   std::lock_guard lock(b.mutex);
   b.memory = static_cast<std::uint8_t*>(memory);
-  for (std::size_t i = 0; i < kParts; ++i) b.parts[i] = {b.memory + i * capacity, 0, 0};
+  for (std::size_t i = 0; i < kParts; ++i) b.parts[i] = {b.memory + i * capacity, 0, 0, 0};
   b.parts[0].start = start;
   b.parts[0].fill = head;
   b.capacity = capacity;
   b.active = 0;
   b.sealed = 0;
+  b.retained = 0;
   return Status::ok();
 }
 
@@ -672,6 +708,7 @@ Status Segment::retire_oldest() {
   written_end_ = std::max(written_end_, std::min(oldest.start + oldest.fill, size_));
   written_index_ = std::max(written_index_, job->covered);
   --b.sealed;
+  ++b.retained;  // still readable until reused
   return Status::ok();
 }
 
@@ -685,10 +722,13 @@ Status Segment::switch_parts() {
   std::lock_guard lock(b.mutex);
   MQ_ASSERT(b.current().fill == b.capacity);
   std::uint64_t next = b.current().start + b.capacity;
+  // The ring is full: the part to reuse is the oldest retained one.
+  if (b.retained + b.sealed + 1 == TailBuffer::kParts) --b.retained;
   ++b.sealed;
   b.active = (b.active + 1) % TailBuffer::kParts;
   b.current().start = next;
   b.current().fill = 0;
+  b.current().written = 0;
   return Status::ok();
 }
 
@@ -700,14 +740,17 @@ void Segment::start_write(std::size_t k, LogIndex covered) {
   const TailBuffer::Part& full = b.back(k);
   auto job = std::make_shared<WriteJob>();
   job->covered = covered;
-  auto write = [job, keep = buffer_, file = file_, data = full.data, start = full.start,
-                length = full.fill, direct = !direct_unsupported_] {
+  // Its first `written` bytes went to the file with a flush before a sync.
+  auto write = [job, keep = buffer_, file = file_, data = full.data + full.written,
+                start = full.start + full.written, length = full.fill - full.written,
+                direct = !direct_unsupported_] {
     // After a failed write nothing later is written: the file must stay a prefix of what
     // was appended (a crash must not find later entries after a hole).
     Status status = keep->write_failed.load()
                         ? Status::io_error("an earlier write of the write-behind buffer failed")
-                    : direct ? file->write_direct(start, BufferView(data, length))
-                             : Status::unsupported("buffered");
+                    : length == 0 ? Status::ok()
+                    : direct      ? file->write_direct(start, BufferView(data, length))
+                                  : Status::unsupported("buffered");
     bool refused = status.code() == ErrorCode::kUnsupported;
     if (refused) status = file->write_at(start, BufferView(data, length));
     if (!status.is_ok()) keep->write_failed.store(true);
@@ -848,23 +891,24 @@ Status Segment::flush_buffer() {
     std::lock_guard lock(b.mutex);
     std::memset(part.data + used, 0, padded - used);
   }
-  Status status = direct_unsupported_ ? Status::unsupported("buffered")
-                                      : file_->write_direct(part.start, BufferView(part.data, padded));
+  // From the block holding the end of the previous write (rewritten with what follows it).
+  const std::size_t from = part.written;
+  MQ_ASSERT(from % kAlign == 0 && from <= used);
+  Status status = direct_unsupported_
+                      ? Status::unsupported("buffered")
+                      : file_->write_direct(part.start + from, BufferView(part.data + from, padded - from));
   if (status.code() == ErrorCode::kUnsupported) {
     direct_unsupported_ = true;
     padded = used;
-    status = file_->write_at(part.start, BufferView(part.data, used));
+    status = file_->write_at(part.start + from, BufferView(part.data + from, used - from));
   }
   MQ_RETURN_IF_ERROR(status);
   written_end_ = size_;
   padded_ = padded_ || padded > used;
   written_index_ = last_index_;
-  // Keep the partial last block: the next write starts there.
-  std::uint64_t start = align_down(size_);
-  std::lock_guard lock(b.mutex);
-  std::memmove(part.data, part.data + (start - part.start), static_cast<std::size_t>(size_ - start));
-  part.fill = static_cast<std::size_t>(size_ - start);
-  part.start = start;
+  // The bytes stay in the part (readable from memory); the next write starts at the block
+  // holding the end.
+  part.written = static_cast<std::size_t>(align_down(used));
   return Status::ok();
 }
 

@@ -342,6 +342,31 @@ class Fuzzer {
     ASSERT_EQ(got->has_value(), expect.has_value()) << "offset " << o << " " << where();
     if (expect) {
       ASSERT_EQ((*got)->index, *expect) << "offset " << o << " " << where();
+      if (*expect <= durable_) check_slice(o, *expect);
+    }
+  }
+
+  // A file slice of synced entries (no write needed): the extents' bytes, from the
+  // write-behind buffer where it still holds them, else from the file, are the payloads.
+  void check_slice(KafkaOffset o, LogIndex expect) {
+    auto slice = log_->file_slice(o, durable_ + 1, prng_.uniform(20000));
+    ASSERT_TRUE(slice.has_value()) << slice.status().to_string() << " " << where();
+    ASSERT_EQ(slice->first_index, expect) << where();
+    ASSERT_GE(slice->extents.size(), 1u);
+    for (std::size_t i = 0; i < slice->extents.size(); ++i) {
+      const FileSlice::Extent& e = slice->extents[i];
+      LogIndex index = expect + i;
+      const ModelEntry& m = entries_[index - first_];
+      ASSERT_EQ(e.length, m.size) << "entry " << index << " " << where();
+      Buffer bytes(e.length);
+      if (!e.bytes.empty()) {
+        bytes = Buffer(e.bytes.view());
+      } else {
+        ASSERT_TRUE(read_exact(*slice->file, e.position, std::span(bytes.data(), bytes.size()),
+                               "slice").is_ok()) << where();
+      }
+      ASSERT_TRUE(equal_bytes(bytes, make_payload(index, m.term, m.size)))
+          << "entry " << index << (e.bytes.empty() ? " (file) " : " (buffer) ") << where();
     }
   }
 

@@ -423,8 +423,11 @@ def overload(c, lg, s):
     c.create_topic("over", s.partitions)
     rss0 = {n: procs.mem_kib(p, "VmRSS") for n, p in c.pids().items()}
     peak = dict(rss0)
+    # Each producer may hold 256 MiB (not the throughput runs' 4 MiB): about 3 GiB offered
+    # at once, far beyond what the brokers take in, so their back-pressure is what bounds it.
     argv = [lg, "produce", "--bootstrap", c.bootstrap, "--topic", "over", "--size", "1024",
-            "--producers", "12", "--seconds", "20", "--warmup-ms", "1000"]
+            "--producers", "12", "--seconds", "20", "--warmup-ms", "1000",
+            "--queue-kbytes", "262144"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     procs._clients.append(p)  # killed on Ctrl-C like the other clients
     deadline = time.time() + 150

@@ -86,6 +86,15 @@ struct PartitionStatus {
 
 std::int64_t steady_now_ms();
 
+// Read-ahead for consumers that read from the file (data older than the log's in-memory
+// tail): after a fetch whose last chunk comes from a file, the kernel is asked to read the
+// next `bytes` of that file into the page cache (POSIX_FADV_WILLNEED, no wait), so the next
+// fetch of a sequential consumer finds them there instead of reading the disk in sendfile on
+// the event loop. The log's writes are direct, so nothing else puts them there.
+// fetch_readahead_bytes(): RAFTMQ_FETCH_READAHEAD_KIB (default 4096, 0: off, at most 1 GiB).
+std::uint64_t fetch_readahead_bytes();
+void read_ahead_after_last_chunk(const FetchResult& result, std::uint64_t bytes);
+
 class PartitionGroup final : public RaftGroup, public LocalPartition {
  public:
   PartitionGroup(GroupHost* host, RaftGroupOptions group_options, PartitionOptions options,

@@ -1,5 +1,13 @@
 // Offset stamping, high-watermark math and leader-epoch lookup of a partition replica, on the
 // in-memory file system (no threads: durability by Log::sync()).
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "cluster/group_storage.h"
@@ -7,6 +15,7 @@
 #include "protocol/record_batch.h"
 #include "base/le_codec.h"
 #include "storage/memory_file_system.h"
+#include "storage/test_util.h"
 
 namespace mq::cluster {
 namespace {
@@ -180,6 +189,83 @@ TEST_F(ClusterPartitionStorage, EndOffsetForEpochFindsTheLargestEpochNotAboveThe
   check(4, 3, 5);
   check(5, 5, 8);  // the last epoch ends at the log end
   check(9, 5, 8);
+}
+
+// Pages of fd's [offset, offset + length) in the page cache (mincore on a mapping).
+std::size_t resident_pages(int fd, std::size_t offset, std::size_t length) {
+  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(offset));
+  MQ_ASSERT(map != MAP_FAILED);
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in((length + page - 1) / page);
+  MQ_ASSERT(::mincore(map, length, in.data()) == 0);
+  ::munmap(map, length);
+  std::size_t n = 0;
+  for (unsigned char c : in) n += c & 1;
+  return n;
+}
+
+// A fetch whose last chunk comes from a file asks the kernel to read the next bytes of that
+// file ahead; without it (0 bytes, or a last chunk from memory) nothing is read.
+TEST(FetchReadAhead, TheBytesAfterTheLastFileChunkAreReadIntoThePageCache) {
+  constexpr std::size_t kMiB = 1 << 20;
+  storage::testing::TempDir dir;
+  std::string path = dir.path() + "/segment";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  std::vector<std::uint8_t> block(kMiB, 0x5a);
+  for (int i = 0; i < 16; ++i) ASSERT_EQ(::write(fd, block.data(), kMiB), static_cast<ssize_t>(kMiB));
+  ASSERT_EQ(::fsync(fd), 0);
+  ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+  const std::size_t pages = 4 * kMiB / static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  if (resident_pages(fd, kMiB, 4 * kMiB) > pages / 10) {
+    ::close(fd);
+    GTEST_SKIP() << "this file system keeps the pages cached after POSIX_FADV_DONTNEED";
+  }
+  FetchResult result;
+  RecordsChunk memory_chunk;
+  memory_chunk.bytes = SharedBuffer(Buffer(std::string_view("in memory")));
+  memory_chunk.length = 9;
+  RecordsChunk file_chunk;
+  file_chunk.fd = fd;
+  file_chunk.file_offset = 0;
+  file_chunk.length = kMiB;
+
+  result.records = {file_chunk};
+  read_ahead_after_last_chunk(result, 0);
+  result.records = {file_chunk, memory_chunk};
+  read_ahead_after_last_chunk(result, 4 * kMiB);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_LE(resident_pages(fd, kMiB, 4 * kMiB), pages / 10) << "read ahead without being asked";
+
+  result.records = {memory_chunk, file_chunk};
+  read_ahead_after_last_chunk(result, 4 * kMiB);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (resident_pages(fd, kMiB, 4 * kMiB) < pages * 9 / 10 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GE(resident_pages(fd, kMiB, 4 * kMiB), pages * 9 / 10);
+  EXPECT_LE(resident_pages(fd, 8 * kMiB, 8 * kMiB), pages / 10) << "read beyond what was asked";
+  ::close(fd);
+}
+
+TEST(FetchReadAhead, SizeComesFromTheEnvironment) {
+  auto with = [](const char* value) {
+    if (value == nullptr) {
+      ::unsetenv("RAFTMQ_FETCH_READAHEAD_KIB");
+    } else {
+      ::setenv("RAFTMQ_FETCH_READAHEAD_KIB", value, 1);
+    }
+    std::uint64_t bytes = fetch_readahead_bytes();
+    ::unsetenv("RAFTMQ_FETCH_READAHEAD_KIB");
+    return bytes;
+  };
+  EXPECT_EQ(with(nullptr), 4096u * 1024);
+  EXPECT_EQ(with("0"), 0u);
+  EXPECT_EQ(with("8"), 8u * 1024);
+  EXPECT_EQ(with("99999999"), 1024u * 1024 * 1024);  // at most 1 GiB
+  EXPECT_EQ(with("lots"), 4096u * 1024);              // not a number: the default
+  EXPECT_EQ(with("-5"), 4096u * 1024);
 }
 
 }  // namespace

@@ -411,6 +411,14 @@ int remove_broker(Args& args, std::int32_t id, int timeout_s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     s = unregister_broker(args, id);
   }
+  // "Already removed" after this command asked for it: the removal took effect but its answer
+  // was lost, e.g. the controller leader was the broker removed and stopped before answering,
+  // and the request was forwarded again to the next leader. The cluster is as asked.
+  if (s.code() == ErrorCode::kNotFound && s.message().find("already removed") != std::string::npos) {
+    std::printf("broker %d removed from the cluster (its removal took effect; the answer came "
+                "from the next controller: %s)\n", id, s.message().c_str());
+    return 0;
+  }
   if (!s.is_ok()) {
     std::fprintf(stderr, "raftmq: broker %d not removed: %s\n", id, s.message().c_str());
     return 1;

@@ -99,11 +99,13 @@ struct NodeConfig {
   std::uint64_t peer_queue_bytes_max = 128u << 20;   // transport, per peer
   // The transport runs on this Node's event loop (TransportOptions::io) instead of a thread of
   // its own: a received Raft message then costs no wake-up of a transport thread and no
-  // hand-over to the loop. Lower latency at small batches, but at full produce load the loop
-  // also does the transport's socket work and copies, and throughput fell (docs/benchmarks.md,
-  // "Cost per Raft entry"): off by default. The environment variable RAFTMQ_TRANSPORT_ON_LOOP
-  // (1 or 0) overrides this field.
-  bool transport_on_loop = false;
+  // hand-over to the loop (about 6x fewer context switches and system calls for an idle
+  // cluster). On by default since the A/Bs on the second development machine found no loss of
+  // produce throughput and a lower produce p99 (docs/benchmarks.md, "The transport on the
+  // loop by default"); the first machine had lost throughput at full load on the loop. The
+  // environment variable RAFTMQ_TRANSPORT_ON_LOOP (1 or 0) overrides this field; 0 gives the
+  // transport its own thread (rmq-transport) again.
+  bool transport_on_loop = true;
   std::uint64_t segment_size_bytes = 128u << 20;
   // Pre-written space after each partition log's tail (storage::LogOptions::
   // zero_fill_window_bytes, docs/formats/segment_format.md "Pre-written space"): appends

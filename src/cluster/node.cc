@@ -356,9 +356,11 @@ void Node::on_tick() {
   if (watch != nullptr) watch->attach();  // the tick runs on the loop thread (idempotent)
   LoopWatch::Section section(watch, "on_tick");
   std::int64_t now = steady_now_ms();
+  last_tick_wake_ms_ = now;
+  ++metrics_.tick_wakeups;
   if (controller_) {
     LoopWatch::Section part(watch, "controller_tick");
-    for (std::uint32_t i = 0; i < tick_stride_; ++i) controller_->tick();
+    controller_->tick(tick_stride_);  // one heartbeat round per wake-up
     controller_->pump();
   }
   {
@@ -374,6 +376,9 @@ void Node::on_tick() {
     sweep_forwards(now);
     sweep_propagations(now);  // node_propagation.cc
     sweep_partitions(now);
+  }
+  if (now - last_recover_ms_ >= recover_interval_ms()) {
+    last_recover_ms_ = now;
     LoopWatch::Section recover(watch, "recover_replicas");
     recover_replicas(now);
   }

@@ -153,6 +153,7 @@ struct NodeMetrics {
   std::uint64_t retention_runs = 0;
   std::uint64_t replicas_repaired = 0;  // damaged tails cut (replica_repair.h)
   std::uint64_t replicas_lost_synced = 0;  // opened below their sync ledger record (abstain)
+  std::uint64_t tick_wakeups = 0;       // Node::on_tick runs (fewer when idle: idle_tick_stride)
   std::uint64_t pings_sent = 0;         // liveness pings (node_quiesce.cc)
   std::uint64_t pings_suppressed = 0;   // not needed: other traffic reached the peer
   std::uint64_t wake_requests_sent = 0;      // woken followers asking their leaders to wake
@@ -310,7 +311,15 @@ class Node final : public ClusterApi, public GroupHost {
   // fires every idle_tick_stride() ticks and ticks the controller that many times (same tick
   // rate, fewer wake-ups), and the waiter/recovery sweep runs every sweep_interval_ms().
   std::uint32_t idle_tick_stride() const;
+  // A group woke while the tick timer waits out an idle stride: it fires within tick_ms.
+  void cut_idle_tick_short();
+  std::int64_t last_tick_wake_ms_ = 0;  // steady ms of the last Node::on_tick
   std::int64_t sweep_interval_ms() const;
+  // recover_replicas' interval: kSweepIntervalMs, or kIdleRecoverIntervalMs (node_quiesce.cc)
+  // on an idle broker with no recovery record: the scan then only looks for a replica stopped
+  // since the last one (up to that much later than on a busy broker; its first re-open waits
+  // for a back-off of 500 ms anyway), over every hosted partition.
+  std::int64_t recover_interval_ms() const;
   bool idle() const;
   std::uint32_t tick_stride_ = 1;  // ticks the controller gets at the next on_tick
   void handle_quiesce(BrokerId from, const raft::Message& message);
@@ -631,6 +640,7 @@ class Node final : public ClusterApi, public GroupHost {
   std::int64_t last_hint_ms_ = 0;
   std::int64_t last_retention_ms_ = 0;
   std::int64_t last_sweep_ms_ = 0;
+  std::int64_t last_recover_ms_ = 0;  // recover_replicas (recover_interval_ms)
   bool metadata_changed_ = true;
   bool reconcile_posted_ = false;
   std::set<BrokerId> registering_;  // registrations proposed, not yet applied

@@ -44,13 +44,19 @@
 namespace mq::cluster {
 namespace {
 constexpr std::int64_t kPingIntervalMs = 50;
-constexpr std::int64_t kIdleReconcileIntervalMs = 1000;
-// Idle brokers: one tick-timer wake-up per kIdleTickStride ticks (capped at the heartbeat
-// interval, so the controller leader still heartbeats at every wake-up), and the
-// waiter/recovery sweep every kIdleSweepIntervalMs instead of kSweepIntervalMs (controller
-// command deadlines are then met up to that late; a stopped replica's re-open waits for its
-// back-off anyway).
-constexpr std::uint32_t kIdleTickStride = 3;
+// Idle brokers reconcile (every hosted partition against the metadata) this often; a metadata
+// change reconciles at once anyway, and anything left to retry keeps the broker out of idle.
+constexpr std::int64_t kIdleReconcileIntervalMs = 3000;
+// Idle brokers scan their partitions for stopped replicas this often (Node::recover_interval_ms).
+constexpr std::int64_t kIdleRecoverIntervalMs = 1000;
+// Idle brokers: one tick-timer wake-up per kIdleTickStride ticks (100 ms with 10 ms ticks;
+// at most a third of the minimum election timeout, so a controller follower still gets three
+// heartbeat rounds per election timeout: the controller leader sends one round per wake-up,
+// raft::RawNode::tick), and the waiter/recovery sweep every kIdleSweepIntervalMs instead of
+// kSweepIntervalMs (controller command deadlines are then met up to that late; a stopped
+// replica's re-open waits for its back-off anyway). A group that wakes cuts the stride short
+// (Node::on_awake).
+constexpr std::uint32_t kIdleTickStride = 10;
 constexpr std::int64_t kSweepIntervalMs = 50;
 constexpr std::int64_t kIdleSweepIntervalMs = 250;
 // One notice entry: group u64 | term u64 | index u64.
@@ -77,6 +83,7 @@ void Node::on_awake(GroupId group) {
   if (group == kControllerGroup) return;
   awake_.insert(group);
   woken_.insert(group);  // ask_leaders_to_wake, at the next tick
+  cut_idle_tick_short();  // that tick comes within tick_ms, not an idle stride
 }
 
 void Node::ask_leaders_to_wake(const std::vector<NodeId>& down) {
@@ -210,11 +217,29 @@ bool Node::idle() const {
 
 std::uint32_t Node::idle_tick_stride() const {
   if (!idle()) return 1;
-  return std::max<std::uint32_t>(1, std::min(kIdleTickStride, config_.heartbeat_ticks));
+  return std::max<std::uint32_t>(1, std::min(kIdleTickStride, config_.election_ticks / 3));
+}
+
+void Node::cut_idle_tick_short() {
+  if (tick_stride_ <= 1 || !*alive_ || stopped_) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto tick = std::chrono::milliseconds(config_.tick_ms);
+  if (tick_timer_.expiry() <= now + tick) return;  // already due within a tick
+  // The timer was armed for tick_stride_ ticks; it fires one tick from now instead, and the
+  // controller then gets the ticks that have passed since the last wake-up (time runs at the
+  // same rate), the woken groups their first tick.
+  const std::int64_t elapsed = steady_now_ms() - last_tick_wake_ms_;
+  tick_stride_ = static_cast<std::uint32_t>(
+      std::clamp<std::int64_t>(elapsed / config_.tick_ms + 1, 1, tick_stride_));
+  arm(tick_timer_, config_.tick_ms, &Node::on_tick);
 }
 
 std::int64_t Node::sweep_interval_ms() const {
   return idle() ? kIdleSweepIntervalMs : kSweepIntervalMs;
+}
+
+std::int64_t Node::recover_interval_ms() const {
+  return idle() && recovery_.empty() ? kIdleRecoverIntervalMs : kSweepIntervalMs;
 }
 
 void Node::handle_quiesce(BrokerId from, const raft::Message& message) {

@@ -242,6 +242,49 @@ TEST_F(ClusterQuiesce, PartialHealDoesNotDeposeAQuiescedLeader) {
 // its followers exchange heartbeats every heartbeat interval, so the leader pings no one and a
 // follower pings only the other follower; the failure detection of the other tests here
 // (a killed or partitioned quiesced leader is replaced) runs with the same suppression.
+// An idle broker (every group quiesced) wakes its tick timer once per 10 ticks (100 ms) and
+// the controller still gets its heartbeats: its term does not move. A produce wakes a group,
+// and the broker ticks every 10 ms again while the group is awake.
+TEST_F(ClusterQuiesce, IdleBrokersTickEveryHundredMillisecondsAndTheControllerHolds) {
+  make(3);
+  create_topic("q", 2);
+  for (int p = 0; p < 2; ++p) ASSERT_TRUE(wait_until([&] { return leader_of("q", p) != nullptr; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return all_quiesced(); }, 10s)) << "groups did not quiesce";
+  std::this_thread::sleep_for(300ms);  // the last wake-ups of the busy period
+  auto wakeups = [&](TestBroker& b) { return b.call([](Node& n) { return n.metrics().tick_wakeups; }); };
+  auto controller_term = [&](TestBroker& b) {
+    return b.call([](Node& n) { return n.cluster_status().controller_term; });
+  };
+  std::map<TestBroker*, std::uint64_t> before;
+  std::map<TestBroker*, Term> terms;
+  for (auto& b : brokers_) {
+    before[b.get()] = wakeups(*b);
+    terms[b.get()] = controller_term(*b);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(2000ms);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (auto& b : brokers_) {
+    const double rate = static_cast<double>(wakeups(*b) - before[b.get()]) / secs;
+    // 10 per second idle; 33 with the former stride of 3 ticks, 100 unstrided.
+    EXPECT_GE(rate, 5.0) << "broker " << b->config().id.value();
+    EXPECT_LE(rate, 16.0) << "broker " << b->config().id.value();
+    EXPECT_EQ(controller_term(*b), terms[b.get()]) << "broker " << b->config().id.value();
+  }
+  ASSERT_TRUE(all_quiesced());
+  // A produce: the leader's group wakes and its broker leaves the idle stride at once.
+  TestBroker* leader = leader_of("q", 0);
+  ASSERT_NE(leader, nullptr);
+  const std::uint64_t at_produce = wakeups(*leader);
+  const auto produced = std::chrono::steady_clock::now();
+  ASSERT_TRUE(produce(*leader, "q", 0, "wake").is_ok());
+  const bool awake_ticks = wait_until([&] { return wakeups(*leader) >= at_produce + 5; }, 2s);
+  const auto took = std::chrono::steady_clock::now() - produced;
+  EXPECT_TRUE(awake_ticks);
+  // Five wake-ups at the idle stride would take 400-500 ms.
+  EXPECT_LT(took, 300ms) << "the produce did not cut the idle stride short";
+}
+
 TEST_F(ClusterQuiesce, LivenessPingsOnlyWhereNoOtherTrafficFlows) {
   make(3);
   TestBroker* controller = wait_controller();

@@ -61,7 +61,7 @@ std::string RaftGroup::explain_gap(std::int64_t gap_ms) {
   return "; " + watch->explain_since(LoopWatch::now_ns() - gap_ms * 1'000'000).to_string();
 }
 
-void RaftGroup::tick() {
+void RaftGroup::tick(std::uint32_t ticks) {
   if (node_ == nullptr || failed() || quiesced_) return;
   if (parked_) {
     // Waiting for the flusher: a failed fdatasync (ENOSPC or EIO reported at sync time, as with
@@ -97,7 +97,7 @@ void RaftGroup::tick() {
     loop_work_at_tick = loop_work;
   }
   last_tick_ms_ = now;
-  node_->tick();
+  node_->tick(ticks);
 }
 
 void RaftGroup::step(const raft::Message& message) {

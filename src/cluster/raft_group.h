@@ -93,7 +93,8 @@ class RaftGroup {
   // Creates the RawNode from the storage's state. Call once.
   Status start();
 
-  void tick();
+  // `ticks` Raft ticks at once (raft::RawNode::tick: at most one heartbeat round for them).
+  void tick(std::uint32_t ticks = 1);
   void step(const raft::Message& message);
   // Processes Readies until none is pending, one waits for durability, or the time budget
   // (RaftGroupOptions::pump_budget_ms) is spent; then GroupHost::on_ready_pending.

@@ -74,6 +74,8 @@ class ReplicaRecovery {
   void forget(GroupId group) { records_.erase(group); }
 
   // Closed after a failed re-open: only the policy may open it again.
+  // No record: nothing stopped, nothing re-opened within stable_ms.
+  bool empty() const { return records_.empty(); }
   bool held(GroupId group) const;
   // The error that keeps a held replica closed, and which partition it is (null if not held).
   const Status* held_error(GroupId group) const;

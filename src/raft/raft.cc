@@ -253,12 +253,21 @@ Status Raft::step_vote_request(const Message& m) {
 // ---------------------------------------------------------------------------------------
 // Ticks
 
-void Raft::tick() {
-  ++now_ticks_;
-  if (role() == Role::kLeader) {
-    tick_heartbeat();
-  } else {
-    tick_election();
+void Raft::tick(std::uint32_t ticks) {
+  bool heartbeat_due = false;
+  for (std::uint32_t i = 0; i < ticks; ++i) {
+    ++now_ticks_;
+    if (role() == Role::kLeader) {
+      heartbeat_due = tick_heartbeat() || heartbeat_due;
+    } else {
+      tick_election();
+    }
+  }
+  // One heartbeat round however many heartbeat intervals these ticks covered (a host that
+  // ticks in strides, Node::idle_tick_stride): each round would reach the followers at the
+  // same moment, so the later ones would only repeat the first.
+  if (heartbeat_due && role() == Role::kLeader) {
+    bcast_heartbeat(start_heartbeat_round(std::get<Leader>(role_)));
   }
 }
 
@@ -270,7 +279,7 @@ void Raft::tick_election() {
   }
 }
 
-void Raft::tick_heartbeat() {
+bool Raft::tick_heartbeat() {
   Leader& leader = std::get<Leader>(role_);
   ++heartbeat_elapsed_;
   ++election_elapsed_;
@@ -283,7 +292,7 @@ void Raft::tick_heartbeat() {
       if (config_.has_bug(Bug::kNoCheckQuorumStepDown)) step_down = false;  // BUG knob
       if (step_down) {
         become_follower(term_, kNoNode);
-        return;
+        return false;
       }
       for (auto& [id, pr] : tracker_.progress) {
         if (id != id_) pr.recent_active = false;
@@ -293,7 +302,7 @@ void Raft::tick_heartbeat() {
     if (leader.lead_transferee != kNoNode) abort_leader_transfer(leader);
     // A removed or demoted leader retries handing over leadership every round.
     if (!tracker_.config.voters.contains(id_)) hand_over_leadership(leader);
-    if (role() != Role::kLeader) return;
+    if (role() != Role::kLeader) return false;
     // A snapshot neither acknowledged nor reported (report_snapshot) within two
     // election-timeout rounds was most likely lost: probe again rather than wait forever.
     for (auto& [id, pr] : tracker_.progress) {
@@ -305,10 +314,9 @@ void Raft::tick_heartbeat() {
       }
     }
   }
-  if (heartbeat_elapsed_ >= config_.heartbeat_ticks) {
-    heartbeat_elapsed_ = 0;
-    bcast_heartbeat(start_heartbeat_round(leader));
-  }
+  if (heartbeat_elapsed_ < config_.heartbeat_ticks) return false;
+  heartbeat_elapsed_ = 0;
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ class Raft {
   static Result<std::unique_ptr<Raft>> create(const Config& config, const StorageView* storage);
 
   // RawNode's API (see raw_node.h for the contracts).
-  void tick();
+  void tick(std::uint32_t ticks = 1);
   Status step(const Message& message);
   void campaign(bool transfer);
   Result<LogIndex> propose(SharedBuffer payload);
@@ -140,7 +140,8 @@ class Raft {
   bool lease_valid(const Leader& leader) const;
   std::uint64_t start_heartbeat_round(Leader& leader);
   void tick_election();
-  void tick_heartbeat();
+  // One tick of a leader's timers; true when a heartbeat round is due (tick() sends it).
+  bool tick_heartbeat();
   enum class CampaignType : std::uint8_t { kPreElection, kElection, kTransfer };
   void start_campaign(CampaignType type);
   Status step_vote_request(const Message& m);

@@ -51,6 +51,58 @@ TEST(RaftBasic, ThreeNodesElectAndReplicate) {
   }
 }
 
+// Several ticks at once (RawNode::tick(n), an idle host's stride): one heartbeat round for them,
+// where as many single ticks send one per heartbeat interval.
+TEST(RaftBasic, SeveralTicksAtOnceSendOneHeartbeatRound) {
+  auto count_beats = [](Cluster& c) {
+    c.process_ready(NodeId(1));
+    std::size_t beats = 0;
+    for (const Message& m : c.take_messages()) beats += m.type == MessageType::kHeartbeat;
+    return beats;
+  };
+  Cluster c(3, [](Config& cfg) { cfg.heartbeat_ticks = 2; });
+  c.elect(NodeId(1));
+  c.take_messages();
+  for (int i = 0; i < 6; ++i) c.node(1).tick();
+  EXPECT_EQ(count_beats(c), 6u);  // three rounds, two followers
+  c.node(1).tick(6);
+  EXPECT_EQ(count_beats(c), 2u);  // one round
+  c.node(1).tick(1);
+  EXPECT_EQ(count_beats(c), 0u);  // the interval restarted at the round
+  c.node(1).tick(1);
+  EXPECT_EQ(count_beats(c), 2u);
+}
+
+// Time still runs at the same rate: a follower ticked past its election timeout in one call
+// campaigns, and a leader that heard from nobody for an election timeout steps down
+// (CheckQuorum) whether the ticks come one by one or at once.
+TEST(RaftBasic, SeveralTicksAtOnceCountAsManySingleTicks) {
+  for (bool at_once : {false, true}) {
+    SCOPED_TRACE(at_once ? "at once" : "one by one");
+    Cluster c(3);
+    c.elect(NodeId(1));
+    c.take_messages();
+    // Nothing from the leader any more: follower 2's randomized timeout is < 20 ticks.
+    if (at_once) {
+      c.node(2).tick(20);
+    } else {
+      for (int i = 0; i < 20; ++i) c.node(2).tick();
+    }
+    c.process_ready(NodeId(2));
+    bool pre_vote = false;
+    for (const Message& m : c.take_messages()) pre_vote |= m.type == MessageType::kPreVote;
+    EXPECT_TRUE(pre_vote);
+    // The leader hears nothing for two election timeouts (the first CheckQuorum round still
+    // counts the followers active from the election).
+    if (at_once) {
+      c.node(1).tick(20);
+    } else {
+      for (int i = 0; i < 20; ++i) c.node(1).tick();
+    }
+    EXPECT_EQ(c.node(1).status().soft_state.role, Role::kFollower);
+  }
+}
+
 TEST(RaftBasic, ElectionTimeoutStartsElection) {
   Cluster c(3);
   // Nobody campaigns until its randomized timeout [10, 20) expires.

@@ -34,8 +34,8 @@ Result<std::unique_ptr<RawNode>> RawNode::create(const Config& config,
 RawNode::RawNode(std::unique_ptr<Raft> raft) : raft_(std::move(raft)) {}
 RawNode::~RawNode() = default;
 
-void RawNode::tick() {
-  checked(*raft_, [&] { raft_->tick(); });
+void RawNode::tick(std::uint32_t ticks) {
+  checked(*raft_, [&] { raft_->tick(ticks); });
 }
 
 Status RawNode::step(const Message& message) {

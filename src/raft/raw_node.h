@@ -48,9 +48,11 @@ class RawNode {
   RawNode(const RawNode&) = delete;
   RawNode& operator=(const RawNode&) = delete;
 
-  // One logical tick: drives election timeouts (followers/candidates) and heartbeats and the
-  // CheckQuorum check (leaders).
-  void tick();
+  // `ticks` logical ticks (default one): drive election timeouts (followers/candidates) and
+  // heartbeats and the CheckQuorum check (leaders). Several ticks at once count exactly as
+  // many single ticks would, except that a leader sends at most one heartbeat round for
+  // them (at their end).
+  void tick(std::uint32_t ticks = 1);
 
   // Feeds a message from the network. Messages with stale terms, from unknown or removed
   // nodes, with out-of-range indexes, duplicated or reordered are handled per the protocol

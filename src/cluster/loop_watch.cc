@@ -168,7 +168,10 @@ LoopWatch::Section::~Section() {
   if (watch_ != nullptr) watch_->leave();
 }
 
-void LoopWatch::mark_tick() { tick_ns_.store(now_ns(), std::memory_order_relaxed); }
+void LoopWatch::mark_tick(std::int64_t next_tick_ms) {
+  next_tick_ns_.store(std::max<std::int64_t>(0, next_tick_ms) * kNsPerMs, std::memory_order_relaxed);
+  tick_ns_.store(now_ns(), std::memory_order_relaxed);
+}
 
 void LoopWatch::enter(const char* what, std::string_view detail) {
   if (depth_ >= kDepthMax) {
@@ -349,9 +352,11 @@ std::string LoopWatch::read_state() const {
 }
 
 void LoopWatch::sampler_main() {
-  const auto interval = std::chrono::milliseconds(options_.sample_interval_ms);
   const std::int64_t half_threshold_ns = options_.stall_threshold_ms * kNsPerMs / 2;
   for (;;) {
+    const std::int64_t next_tick_ns = next_tick_ns_.load(std::memory_order_relaxed);
+    const auto interval = std::max(std::chrono::milliseconds(options_.sample_interval_ms),
+                                   std::chrono::milliseconds(next_tick_ns / kNsPerMs));
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (cv_.wait_for(lock, interval, [this] { return stopping_; })) return;
@@ -361,8 +366,10 @@ void LoopWatch::sampler_main() {
     const std::uint64_t serial = serial_.load(std::memory_order_relaxed);
     const std::int64_t start = section_start_ns_.load(std::memory_order_acquire);
     const std::int64_t tick = tick_ns_.load(std::memory_order_relaxed);
+    const std::int64_t gap_from_ns =
+        std::max(half_threshold_ns, next_tick_ns_.load(std::memory_order_relaxed) + half_threshold_ns / 2);
     const bool in_stall = start != 0 && sample.at_ns - start >= half_threshold_ns;
-    const bool in_gap = tick != 0 && sample.at_ns - tick >= half_threshold_ns;
+    const bool in_gap = tick != 0 && sample.at_ns - tick >= gap_from_ns;
     std::string state;
     if (in_stall || in_gap) state = read_state();
     std::lock_guard<std::mutex> lock(mu_);

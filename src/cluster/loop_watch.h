@@ -101,7 +101,11 @@ class LoopWatch {
   };
 
   // The loop ticked (Node::on_tick): starts the interval explain_since() measures by default.
-  void mark_tick();
+  // `next_tick_ms`: when the loop means to tick again (an idle broker's stride, 100 ms; 0: as
+  // soon as possible). The sampler counts the loop as going without ticks only from half the
+  // stall threshold past that (at least half the threshold after the tick), and samples no
+  // more often than that interval: an idle loop is not sampled every 50 ms for nothing.
+  void mark_tick(std::int64_t next_tick_ms = 0);
   // Milliseconds since the last mark_tick() (since the epoch of the steady clock if none).
   std::int64_t ms_since_tick() const {
     return (now_ns() - tick_ns_.load(std::memory_order_relaxed)) / 1'000'000;
@@ -171,6 +175,7 @@ class LoopWatch {
   std::atomic<std::uint64_t> serial_{0};         // outermost sections entered
   std::atomic<std::int64_t> section_start_ns_{0};  // 0: no outermost section active
   std::atomic<std::int64_t> tick_ns_{0};
+  std::atomic<std::int64_t> next_tick_ns_{0};  // mark_tick's next_tick_ms, in ns
   // Sampler state, under mu_.
   std::mutex mu_;
   std::condition_variable cv_;

@@ -128,6 +128,29 @@ TEST(LoopWatch, ExplainsATickGap) {
   EXPECT_NE(split.sampled.find("nanosleep"), std::string::npos) << split.to_string();
 }
 
+// A loop that announced its next tick (an idle broker's stride) is not going without ticks
+// while it waits for it: nothing is sampled as a gap, and the sampler wakes at most once per
+// announced interval.
+TEST(LoopWatch, AnAnnouncedTickIntervalIsNoGap) {
+  Captured c;
+  LoopWatch w(options(&c));  // stall threshold 40 ms: a gap from 20 ms without the interval
+  w.attach();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  const std::int64_t since = LoopWatch::now_ns();
+  w.mark_tick(200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  LoopTimeSplit split = w.explain_since(since);
+  ASSERT_TRUE(split.known);
+  EXPECT_GE(split.wall_ms, 150);
+  EXPECT_TRUE(split.sampled.empty()) << split.to_string();
+  // Past the interval plus half the threshold, the wait is a gap again.
+  w.mark_tick(20);
+  const std::int64_t since2 = LoopWatch::now_ns();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the sampler's wait ends first
+  LoopTimeSplit late = w.explain_since(since2);
+  EXPECT_NE(late.sampled.find("nanosleep"), std::string::npos) << late.to_string();
+}
+
 TEST(LoopWatch, UnattachedWatchNeverReports) {
   Captured c;
   LoopWatch w(options(&c));

@@ -402,7 +402,7 @@ void Node::on_tick() {
     run_retention();
   }
   tick_stride_ = idle_tick_stride();  // node_quiesce.cc
-  if (watch != nullptr) watch->mark_tick();
+  if (watch != nullptr) watch->mark_tick(static_cast<std::int64_t>(tick_stride_) * config_.tick_ms);
   if (*alive_) arm(tick_timer_, tick_stride_ * config_.tick_ms, &Node::on_tick);
 }
 

@@ -169,7 +169,8 @@ LoopWatch::Section::~Section() {
 }
 
 void LoopWatch::mark_tick(std::int64_t next_tick_ms) {
-  next_tick_ns_.store(std::max<std::int64_t>(0, next_tick_ms) * kNsPerMs, std::memory_order_relaxed);
+  next_tick_ns_.store(std::max<std::int64_t>(0, next_tick_ms) * kNsPerMs,
+                      std::memory_order_relaxed);
   tick_ns_.store(now_ns(), std::memory_order_relaxed);
 }
 
@@ -366,8 +367,8 @@ void LoopWatch::sampler_main() {
     const std::uint64_t serial = serial_.load(std::memory_order_relaxed);
     const std::int64_t start = section_start_ns_.load(std::memory_order_acquire);
     const std::int64_t tick = tick_ns_.load(std::memory_order_relaxed);
-    const std::int64_t gap_from_ns =
-        std::max(half_threshold_ns, next_tick_ns_.load(std::memory_order_relaxed) + half_threshold_ns / 2);
+    const std::int64_t gap_from_ns = std::max(
+        half_threshold_ns, next_tick_ns_.load(std::memory_order_relaxed) + half_threshold_ns / 2);
     const bool in_stall = start != 0 && sample.at_ns - start >= half_threshold_ns;
     const bool in_gap = tick != 0 && sample.at_ns - tick >= gap_from_ns;
     std::string state;

@@ -248,10 +248,14 @@ TEST_F(ClusterQuiesce, PartialHealDoesNotDeposeAQuiescedLeader) {
 TEST_F(ClusterQuiesce, IdleBrokersTickEveryHundredMillisecondsAndTheControllerHolds) {
   make(3);
   create_topic("q", 2);
-  for (int p = 0; p < 2; ++p) ASSERT_TRUE(wait_until([&] { return leader_of("q", p) != nullptr; }, 10s));
+  for (int p = 0; p < 2; ++p) {
+    ASSERT_TRUE(wait_until([&] { return leader_of("q", p) != nullptr; }, 10s));
+  }
   ASSERT_TRUE(wait_until([&] { return all_quiesced(); }, 10s)) << "groups did not quiesce";
   std::this_thread::sleep_for(300ms);  // the last wake-ups of the busy period
-  auto wakeups = [&](TestBroker& b) { return b.call([](Node& n) { return n.metrics().tick_wakeups; }); };
+  auto wakeups = [&](TestBroker& b) {
+    return b.call([](Node& n) { return n.metrics().tick_wakeups; });
+  };
   auto controller_term = [&](TestBroker& b) {
     return b.call([](Node& n) { return n.cluster_status().controller_term; });
   };
@@ -263,7 +267,8 @@ TEST_F(ClusterQuiesce, IdleBrokersTickEveryHundredMillisecondsAndTheControllerHo
   }
   const auto start = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(2000ms);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   for (auto& b : brokers_) {
     const double rate = static_cast<double>(wakeups(*b) - before[b.get()]) / secs;
     // 10 per second idle; 33 with the former stride of 3 ticks, 100 unstrided.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 #include "base/trace.h"
 #include "cluster/ids.h"
@@ -557,6 +558,8 @@ Result<FetchResult> PartitionGroup::fetch(KafkaOffset offset, std::uint64_t max_
     position = slice.last_offset + 1;
   }
   static const std::uint64_t readahead_bytes = fetch_readahead_bytes();
+  static const bool drop_behind = fetch_drop_behind_enabled();
+  if (drop_behind) drop_behind_.after_fetch(result);
   read_ahead_after_last_chunk(result, readahead_bytes);
   return result;
 }
@@ -581,6 +584,31 @@ void read_ahead_after_last_chunk(const FetchResult& result, std::uint64_t bytes)
   // Advice only: an error (say, a file system without read-ahead) changes nothing else.
   (void)::posix_fadvise(last.fd, static_cast<off_t>(last.file_offset + last.length),
                         static_cast<off_t>(bytes), POSIX_FADV_WILLNEED);
+}
+
+bool fetch_drop_behind_enabled() {
+  const char* v = std::getenv("RAFTMQ_FETCH_DROP_BEHIND");
+  if (v == nullptr || *v == '\0' || std::string_view(v) == "1") return true;
+  if (std::string_view(v) == "0") return false;
+  std::fprintf(stderr, "RAFTMQ_FETCH_DROP_BEHIND=%s: 0 or 1 expected; 1 used\n", v);
+  return true;
+}
+
+void FetchDropBehind::after_fetch(const FetchResult& result) {
+  if (result.records.empty() || result.records.front().fd < 0) return;
+  const RecordsChunk& first = result.records.front();
+  if (first.keep_alive.get() != file_) {
+    file_ = first.keep_alive.get();
+    dropped_until_ = 0;
+  }
+  constexpr std::uint64_t kPage = 4096, kFolioMax = 2u << 20;
+  const std::uint64_t until = first.file_offset & ~(kPage - 1);
+  if (until <= dropped_until_) return;
+  const std::uint64_t from = dropped_until_ & ~(kFolioMax - 1);
+  // Advice only: an error (a file system that keeps its pages) changes nothing else.
+  (void)::posix_fadvise(first.fd, static_cast<off_t>(from), static_cast<off_t>(until - from),
+                        POSIX_FADV_DONTNEED);
+  dropped_until_ = until;
 }
 
 Result<std::optional<KafkaOffset>> PartitionGroup::offset_for_timestamp(std::int64_t timestamp_ms) {

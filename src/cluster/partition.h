@@ -95,6 +95,30 @@ std::int64_t steady_now_ms();
 std::uint64_t fetch_readahead_bytes();
 void read_ahead_after_last_chunk(const FetchResult& result, std::uint64_t bytes);
 
+// Drop-behind for the same consumers: after a fetch whose first chunk comes from a file, the
+// pages of that file before the chunk leave the page cache (POSIX_FADV_DONTNEED), from where
+// the previous call on that file stopped (rounded down to 2 MiB, so that the kernel's large
+// folios there are dropped whole: it skips a folio that straddles either end of the range).
+// A consumer reading from the file asks for the bytes after those it has received, so what is
+// dropped has been sent. Without it every byte read from the file stays cached until memory
+// runs short: a catch-up read fills the page cache with data read once, and each new read
+// takes pages the kernel has not handed out recently, which on some virtual machines costs
+// several µs per page at first touch (docs/benchmarks.md, "Consume: drop-behind"); with it, a
+// sequential read reuses the few MiB it frees. One reader's drops can cost a second reader
+// further behind in the same file a disk read (with the read-ahead above). A fetch starting
+// before the point already dropped drops nothing; another file starts again from its start.
+// fetch_drop_behind_enabled(): RAFTMQ_FETCH_DROP_BEHIND (default 1; 0: off).
+bool fetch_drop_behind_enabled();
+class FetchDropBehind {
+ public:
+  void after_fetch(const FetchResult& result);
+  std::uint64_t dropped_until() const { return dropped_until_; }
+
+ private:
+  const void* file_ = nullptr;  // identity only (the chunk's keep_alive): never dereferenced
+  std::uint64_t dropped_until_ = 0;
+};
+
 class PartitionGroup final : public RaftGroup, public LocalPartition {
  public:
   PartitionGroup(GroupHost* host, RaftGroupOptions group_options, PartitionOptions options,
@@ -190,6 +214,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   KafkaOffset high_watermark_{0};
   bool leader_ready_ = false;
   std::vector<FetchWaiter> fetch_waiters_;
+  FetchDropBehind drop_behind_;
   ProducerStateTable producers_;
   std::map<std::int64_t, std::deque<PendingBatch>> pending_;  // by producer id, index order
   std::map<LogIndex, std::int64_t> pending_by_index_;

@@ -249,6 +249,102 @@ TEST(FetchReadAhead, TheBytesAfterTheLastFileChunkAreReadIntoThePageCache) {
   ::close(fd);
 }
 
+// A fetch whose first chunk comes from a file drops the pages of that file before the chunk
+// from the page cache, from where the previous drop stopped (rounded down to 2 MiB); a fetch
+// from memory, or starting before what was dropped, drops nothing; another file starts over.
+TEST(FetchDropBehind, PagesBeforeTheFetchedChunkLeaveThePageCache) {
+  constexpr std::size_t kMiB = 1 << 20;
+  storage::testing::TempDir dir;
+  auto make_file = [&](const std::string& name) {
+    int fd = ::open((dir.path() + "/" + name).c_str(), O_RDWR | O_CREAT, 0600);
+    MQ_ASSERT(fd >= 0);
+    std::vector<std::uint8_t> block(kMiB, 0x5a);
+    for (int i = 0; i < 16; ++i)
+      MQ_ASSERT(::write(fd, block.data(), kMiB) == static_cast<ssize_t>(kMiB));
+    MQ_ASSERT(::fsync(fd) == 0);  // written through the page cache: all of it is resident
+    return fd;
+  };
+  int fd = make_file("segment-1");
+  int fd2 = make_file("segment-2");
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  auto pages = [&](std::size_t bytes) { return bytes / page; };
+  ASSERT_EQ(::posix_fadvise(fd2, 0, 0, POSIX_FADV_DONTNEED), 0);
+  if (resident_pages(fd2, 0, 16 * kMiB) > pages(16 * kMiB) / 10) {
+    ::close(fd);
+    ::close(fd2);
+    GTEST_SKIP() << "this file system keeps the pages cached after POSIX_FADV_DONTNEED";
+  }
+  // segment-2 back in the page cache, read through it (segment-1 still is, from its writes).
+  // Both ways the kernel may use large folios: the drops must be aligned for those to go.
+  std::vector<std::uint8_t> sink(kMiB);
+  for (std::size_t at = 0; at < 16 * kMiB; at += kMiB) {
+    ASSERT_EQ(::pread(fd2, sink.data(), kMiB, static_cast<off_t>(at)), static_cast<ssize_t>(kMiB));
+  }
+  ASSERT_GE(resident_pages(fd, 0, 16 * kMiB), pages(16 * kMiB) * 9 / 10);
+  ASSERT_GE(resident_pages(fd2, 0, 16 * kMiB), pages(16 * kMiB) * 9 / 10);
+
+  auto file_one = std::make_shared<int>(1), file_two = std::make_shared<int>(2);
+  auto from_file = [&](int f, std::shared_ptr<int> id, std::uint64_t offset) {
+    FetchResult r;
+    RecordsChunk c;
+    c.fd = f;
+    c.file_offset = offset;
+    c.length = kMiB;
+    c.keep_alive = std::move(id);
+    r.records = {c};
+    return r;
+  };
+  FetchResult from_memory;
+  RecordsChunk memory_chunk;
+  memory_chunk.bytes = SharedBuffer(Buffer(std::string_view("in memory")));
+  memory_chunk.length = 9;
+  from_memory.records = {memory_chunk, from_file(fd, file_one, 0).records[0]};
+
+  FetchDropBehind drop;
+  drop.after_fetch(from_memory);  // first chunk in memory: nothing dropped
+  EXPECT_EQ(drop.dropped_until(), 0u);
+  EXPECT_GE(resident_pages(fd, 0, 16 * kMiB), pages(16 * kMiB) * 9 / 10);
+
+  constexpr std::size_t kOff = 300 * 1024 + 100;  // mid-folio for folios of up to 2 MiB
+  drop.after_fetch(from_file(fd, file_one, 5 * kMiB + kOff));
+  EXPECT_EQ(drop.dropped_until(), 5 * kMiB + 300 * 1024);
+  EXPECT_LE(resident_pages(fd, 0, 4 * kMiB), pages(4 * kMiB) / 10) << "behind the reader";
+  EXPECT_GE(resident_pages(fd, 6 * kMiB, 10 * kMiB), pages(10 * kMiB) * 9 / 10) << "ahead of it";
+
+  drop.after_fetch(from_file(fd, file_one, 3 * kMiB));  // before what was dropped: nothing
+  EXPECT_EQ(drop.dropped_until(), 5 * kMiB + 300 * 1024);
+
+  drop.after_fetch(from_file(fd, file_one, 9 * kMiB + kOff));
+  EXPECT_EQ(drop.dropped_until(), 9 * kMiB + 300 * 1024);
+  EXPECT_LE(resident_pages(fd, 0, 9 * kMiB), pages(9 * kMiB) / 10);
+  EXPECT_GE(resident_pages(fd, 10 * kMiB, 6 * kMiB), pages(6 * kMiB) * 9 / 10);
+  EXPECT_GE(resident_pages(fd2, 0, 16 * kMiB), pages(16 * kMiB) * 9 / 10) << "another file";
+
+  drop.after_fetch(from_file(fd2, file_two, 2 * kMiB));  // another file: from its start
+  EXPECT_EQ(drop.dropped_until(), 2 * kMiB);
+  EXPECT_LE(resident_pages(fd2, 0, 2 * kMiB), pages(2 * kMiB) / 10);
+  EXPECT_GE(resident_pages(fd2, 3 * kMiB, 13 * kMiB), pages(13 * kMiB) * 9 / 10);
+  ::close(fd);
+  ::close(fd2);
+}
+
+TEST(FetchDropBehind, OnUnlessTheEnvironmentSaysZero) {
+  auto with = [](const char* value) {
+    if (value == nullptr) {
+      ::unsetenv("RAFTMQ_FETCH_DROP_BEHIND");
+    } else {
+      ::setenv("RAFTMQ_FETCH_DROP_BEHIND", value, 1);
+    }
+    bool on = fetch_drop_behind_enabled();
+    ::unsetenv("RAFTMQ_FETCH_DROP_BEHIND");
+    return on;
+  };
+  EXPECT_TRUE(with(nullptr));
+  EXPECT_TRUE(with("1"));
+  EXPECT_FALSE(with("0"));
+  EXPECT_TRUE(with("off"));  // not 0 or 1: the default, with a message
+}
+
 TEST(FetchReadAhead, SizeComesFromTheEnvironment) {
   auto with = [](const char* value) {
     if (value == nullptr) {

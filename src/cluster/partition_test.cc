@@ -328,16 +328,22 @@ TEST(FetchDropBehind, PagesBeforeTheFetchedChunkLeaveThePageCache) {
   ::close(fd2);
 }
 
+// `read()` with the environment variable `name` set to `value` (unset for nullptr); unset after.
+template <typename Read>
+auto with_env(const char* name, const char* value, Read read) {
+  if (value == nullptr) {
+    ::unsetenv(name);
+  } else {
+    ::setenv(name, value, 1);
+  }
+  auto result = read();
+  ::unsetenv(name);
+  return result;
+}
+
 TEST(FetchDropBehind, OnUnlessTheEnvironmentSaysZero) {
   auto with = [](const char* value) {
-    if (value == nullptr) {
-      ::unsetenv("RAFTMQ_FETCH_DROP_BEHIND");
-    } else {
-      ::setenv("RAFTMQ_FETCH_DROP_BEHIND", value, 1);
-    }
-    bool on = fetch_drop_behind_enabled();
-    ::unsetenv("RAFTMQ_FETCH_DROP_BEHIND");
-    return on;
+    return with_env("RAFTMQ_FETCH_DROP_BEHIND", value, fetch_drop_behind_enabled);
   };
   EXPECT_TRUE(with(nullptr));
   EXPECT_TRUE(with("1"));
@@ -347,14 +353,7 @@ TEST(FetchDropBehind, OnUnlessTheEnvironmentSaysZero) {
 
 TEST(FetchReadAhead, SizeComesFromTheEnvironment) {
   auto with = [](const char* value) {
-    if (value == nullptr) {
-      ::unsetenv("RAFTMQ_FETCH_READAHEAD_KIB");
-    } else {
-      ::setenv("RAFTMQ_FETCH_READAHEAD_KIB", value, 1);
-    }
-    std::uint64_t bytes = fetch_readahead_bytes();
-    ::unsetenv("RAFTMQ_FETCH_READAHEAD_KIB");
-    return bytes;
+    return with_env("RAFTMQ_FETCH_READAHEAD_KIB", value, fetch_readahead_bytes);
   };
   EXPECT_EQ(with(nullptr), 4096u * 1024);
   EXPECT_EQ(with("0"), 0u);

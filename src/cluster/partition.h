@@ -115,7 +115,9 @@ class FetchDropBehind {
   std::uint64_t dropped_until() const { return dropped_until_; }
 
  private:
-  const void* file_ = nullptr;  // identity only (the chunk's keep_alive): never dereferenced
+  // Identity only (the chunk's keep_alive), never dereferenced. A new file at the address of
+  // a closed one keeps the old drop point: its first drops wait until readers pass it.
+  const void* file_ = nullptr;
   std::uint64_t dropped_until_ = 0;
 };
 

@@ -316,7 +316,8 @@ TEST(FetchDropBehind, PagesBeforeTheFetchedChunkLeaveThePageCache) {
 
   drop.after_fetch(from_file(fd, file_one, 9 * kMiB + kOff));
   EXPECT_EQ(drop.dropped_until(), 9 * kMiB + 300 * 1024);
-  EXPECT_LE(resident_pages(fd, 0, 9 * kMiB), pages(9 * kMiB) / 10);
+  // Up to the folio that holds the reader's position (it may be up to 2 MiB).
+  EXPECT_LE(resident_pages(fd, 0, 8 * kMiB), pages(8 * kMiB) / 10);
   EXPECT_GE(resident_pages(fd, 10 * kMiB, 6 * kMiB), pages(6 * kMiB) * 9 / 10);
   EXPECT_GE(resident_pages(fd2, 0, 16 * kMiB), pages(16 * kMiB) * 9 / 10) << "another file";
 

@@ -11,6 +11,12 @@
 //     directory holding it returned OK. rename() is atomic: after a crash the target name
 //     holds either the old file or the new one, never a mix.
 //   - File::truncate() survives a crash only after a later File::sync().
+//   - One flush for several files (File::flush_domain, File::write_out): bytes written to a
+//     file F and then written out (write_out() returned OK) also survive a crash once a
+//     later sync() of *any* file of F's flush domain returned OK, provided they overwrite
+//     bytes already durable in F (inside F's durable size, blocks written and synced before:
+//     no metadata is needed to read them back). The caller must know that; the file system
+//     does not check it (the in-memory one models it strictly: see memory_file_system.h).
 // Errors are values: ENOSPC/EDQUOT map to ErrorCode::kNoSpace, everything else to kIoError.
 #pragma once
 
@@ -76,9 +82,20 @@ class File {
   }
   // fdatasync.
   virtual Status sync() = 0;
+  // The device write cache this file's data goes through, as far as sync() is known to
+  // flush it for every file (docs/storage_testing.md, "One flush per round"): files with the
+  // same non-zero domain share it, so one sync() makes durable what the others wrote out
+  // (write_out) before it, under the contract's condition above. 0: unknown, never shared
+  // (every file is synced on its own). Posix: the device number, on ext4 and XFS only.
+  virtual std::uint64_t flush_domain() const { return 0; }
+  // Writes the file's dirty cached data to the device and waits for it (sync_file_range
+  // WAIT_BEFORE | WRITE | WAIT_AFTER), without metadata and without flushing the device's
+  // cache: durable only after a later sync() in the same flush domain (see above). An error
+  // means that data may be lost (treat as a failed sync). kUnsupported by default.
+  virtual Status write_out() { return Status::unsupported("write-out not supported"); }
   // Hint: start writing [offset, offset + length) back to the device now, without waiting
   // (sync_file_range SYNC_FILE_RANGE_WRITE), so a later sync() has less left to do. Makes
-  // nothing durable. Default: no-op.
+  // nothing durable. length 0: to the end of the file. Default: no-op.
   virtual void start_writeback(std::uint64_t offset, std::uint64_t length) {
     (void)offset;
     (void)length;

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <tuple>
 
 #include "base/thread_name.h"
@@ -20,6 +22,15 @@ int flusher_sync_threads_from_env() {
     if (n >= 1 && n <= kSyncThreadsMax) return static_cast<int>(n);
   }
   return kFlusherSyncThreadsDefault;
+}
+
+bool flusher_shared_flush_from_env() {
+  const char* env = std::getenv("RAFTMQ_SHARED_FLUSH");
+  if (env == nullptr || std::strcmp(env, "1") == 0) return true;
+  if (std::strcmp(env, "0") == 0) return false;
+  std::fprintf(stderr, "RAFTMQ_SHARED_FLUSH=%s: expected 0 or 1; one flush per round stays on\n",
+               env);
+  return true;
 }
 
 Flusher::Flusher(FlusherOptions options, Clock* clock) : options_(options), clock_(clock) {
@@ -133,11 +144,93 @@ void Flusher::helper_main(int id) {
   }
 }
 
+std::pair<std::size_t, std::uint64_t> Flusher::sync_shared(const std::vector<Log*>& batch,
+                                                           std::uint64_t* shared) {
+  struct Item {
+    Log* log;
+    Log::PendingSync pending;
+  };
+  std::size_t syncs = 0;
+  std::uint64_t errors = 0;
+  std::vector<std::pair<Log*, std::uint64_t>> synced;  // for after_sync, once all reported
+  auto finish = [&](const Item& item, const Status& status) {
+    auto reported = item.log->finish_sync(item.pending, status);
+    if (!reported.has_value()) {
+      ++errors;
+    } else if (*reported) {
+      synced.emplace_back(item.log, **reported);
+    }
+  };
+  auto sync_file = [&](File& file) {
+    trace::point(trace::Stage::kSyncStart, 0);
+    Status status = file.sync();
+    trace::point(trace::Stage::kSyncEnd, 0);
+    if (status.is_ok()) ++syncs;
+    return status;
+  };
+  // Prepare every log: its bytes go to its file; sort out who can share a flush.
+  std::vector<Item> own;
+  std::vector<std::pair<std::uint64_t, std::vector<Item>>> groups;  // by flush domain
+  for (Log* log : batch) {
+    auto prepared = log->prepare_sync(false);
+    if (!prepared.has_value()) {
+      ++errors;
+      continue;
+    }
+    if (!*prepared) continue;
+    Item item{log, std::move(**prepared)};
+    std::uint64_t domain = item.pending.overwrites_only ? item.pending.file->flush_domain() : 0;
+    if (domain == 0) {
+      own.push_back(std::move(item));
+      continue;
+    }
+    auto group = std::find_if(groups.begin(), groups.end(),
+                              [&](const auto& g) { return g.first == domain; });
+    if (group == groups.end()) {
+      groups.emplace_back(domain, std::vector<Item>());
+      group = groups.end() - 1;
+    }
+    group->second.push_back(std::move(item));
+  }
+  // The device gets every file's cached bytes at once (page-cache appends; direct writes are
+  // already there), rather than one file's after another's as each write-out or sync waits.
+  for (auto& [domain, items] : groups) {
+    for (const Item& item : items) item.pending.file->start_writeback(0, 0);
+  }
+  for (const Item& item : own) item.pending.file->start_writeback(0, 0);
+  for (auto& [domain, items] : groups) {
+    // Every file but the one whose fdatasync flushes the device writes out its cached bytes.
+    std::vector<Item> ready;
+    for (std::size_t i = 0; i + 1 < items.size(); ++i) {
+      Status written = items[i].pending.file->write_out();
+      if (written.code() == ErrorCode::kUnsupported) {
+        own.push_back(std::move(items[i]));
+      } else if (!written.is_ok()) {
+        finish(items[i], written);  // the log fails: its cached bytes may be lost
+      } else {
+        ready.push_back(std::move(items[i]));
+      }
+    }
+    Item& last = items.back();
+    Status status = sync_file(*last.pending.file);
+    finish(last, status);
+    for (const Item& item : ready) finish(item, status);
+    if (status.is_ok()) *shared += ready.size();
+  }
+  for (const Item& item : own) finish(item, sync_file(*item.pending.file));
+  for (auto [log, bytes] : synced) log->after_sync(bytes);
+  return {syncs, errors};
+}
+
 std::size_t Flusher::sync_batch(std::vector<Log*>& batch, bool parallel) {
   std::size_t syncs = 0;
   std::uint64_t errors = 0;
+  std::uint64_t shared = 0;
   if (parallel && batch.size() > 1 && !helpers_.empty()) {
     std::tie(syncs, errors) = sync_parallel(batch);
+  } else if (options_.shared_flush && batch.size() > 1 &&
+             options_.mode == DurabilityMode::kAlways) {
+    std::tie(syncs, errors) = sync_shared(batch, &shared);
   } else {
     for (Log* log : batch) {
       int r = sync_one(log, 0);
@@ -150,6 +243,7 @@ std::size_t Flusher::sync_batch(std::vector<Log*>& batch, bool parallel) {
   stats_.rounds += 1;
   stats_.fdatasyncs += syncs;
   stats_.sync_errors += errors;
+  stats_.shared_flush_logs += shared;
   idle_.notify_all();
   return syncs;
 }

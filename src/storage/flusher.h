@@ -13,6 +13,16 @@
 // jbd2 group commit), so an append that just missed a round waits less for the next one.
 // Each log reports its own durable index as soon as its own sync ends.
 //
+// One flush per round (FlusherOptions::shared_flush, on by default): a device's write cache
+// is flushed by any fdatasync on it, for every write completed before. So the logs of a
+// round whose unsynced bytes all overwrite pre-written, synced space (no metadata needed:
+// Log::PendingSync::overwrites_only) and whose files share a flush domain
+// (File::flush_domain: ext4/XFS, one device) are written out (File::write_out) one after
+// the other and then made durable by one fdatasync of the last of them, instead of one
+// fdatasync each; the others' durable indexes are reported after that one. Logs that need
+// metadata (a new segment, appends beyond the pre-written space) get their own fdatasync as
+// before. docs/storage_testing.md, "One flush per round".
+//
 // Modes (FlusherOptions::mode):
 //   kAlways   (default) a round starts as soon as a log is queued;
 //   kInterval (opt-in)  rounds start at most every interval_ms (time from the injected
@@ -43,11 +53,17 @@ inline constexpr int kFlusherSyncThreadsDefault = 1;
 // RAFTMQ_FLUSHER_THREADS when set to 1..16, else kFlusherSyncThreadsDefault.
 int flusher_sync_threads_from_env();
 
+// RAFTMQ_SHARED_FLUSH: "0" turns one flush per round off; unset or "1": on (anything else
+// is reported on stderr and means on).
+bool flusher_shared_flush_from_env();
+
 struct FlusherOptions {
   DurabilityMode mode = DurabilityMode::kAlways;
   std::int64_t interval_ms = 0;  // kInterval: minimum time between two rounds
   // Logs of one round synced at once (kAlways; 1: one after the other). See above.
   int sync_threads = flusher_sync_threads_from_env();
+  // One flush for the round's logs that need no metadata (see above; sync_threads 1 only).
+  bool shared_flush = flusher_shared_flush_from_env();
 };
 
 struct FlusherStats {
@@ -55,6 +71,8 @@ struct FlusherStats {
   std::uint64_t fdatasyncs = 0;     // syncs issued (one per dirty log per round)
   std::uint64_t sync_errors = 0;
   std::uint64_t parallel_rounds = 0;  // rounds whose logs were synced by several threads
+  // Logs made durable by another log's fdatasync (written out, then one flush for all).
+  std::uint64_t shared_flush_logs = 0;
 };
 
 class Flusher {
@@ -85,6 +103,10 @@ class Flusher {
   std::pair<std::size_t, std::uint64_t> sync_parallel(const std::vector<Log*>& batch);
   // One log's sync; returns 1 if an fdatasync was issued, 0 if none was needed, -1 on error.
   static int sync_one(Log* log, int thread_id);
+  // A round with one flush for the logs that need no metadata (see above); returns {syncs
+  // issued, errors} and adds the logs covered by another's flush to *shared.
+  static std::pair<std::size_t, std::uint64_t> sync_shared(const std::vector<Log*>& batch,
+                                                           std::uint64_t* shared);
 
   FlusherOptions options_;
   Clock* clock_;

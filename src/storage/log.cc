@@ -344,10 +344,10 @@ Status Log::append(std::span<const AppendEntry> entries) {
 // out. So a fast producer gets large writes and one fdatasync per round of written parts,
 // and a slow one gets everything synced at once. all=true (sync()): everything appended so
 // far.
-Result<bool> Log::sync_internal(bool all) {
+Result<std::optional<Log::PendingSync>> Log::prepare_sync(bool all) {
   std::unique_lock lock(mutex_);
   MQ_RETURN_IF_ERROR(check_writable_locked());
-  if (synced_index_ >= last_index_ || segments_.empty()) return false;
+  if (synced_index_ >= last_index_ || segments_.empty()) return std::optional<PendingSync>();
   LogIndex target = last_index_;
   bool more = false;
   auto in_flight = segments_.back()->write_in_flight();
@@ -360,7 +360,7 @@ Result<bool> Log::sync_internal(bool all) {
     Segment::wait_for(in_flight);
     lock.lock();
     MQ_RETURN_IF_ERROR(check_writable_locked());
-    if (synced_index_ >= last_index_ || segments_.empty()) return false;
+    if (synced_index_ >= last_index_ || segments_.empty()) return std::optional<PendingSync>();
     // Coalescing: while this log's writes stream (a newer part's write was queued while we
     // waited), one fdatasync should cover at least sync_coalesce_bytes, bounded in time: on
     // a device where each fdatasync stalls the writes (a cache flush), syncing after every
@@ -388,24 +388,52 @@ Result<bool> Log::sync_internal(bool all) {
     target = last_index_;
     more = false;
   }
-  std::uint64_t generation = generation_;
-  std::uint64_t mark = appended_bytes_;
-  std::shared_ptr<File> file = segments_.back()->file();
-  lock.unlock();
-  Status status = file->sync();  // appends continue meanwhile
-  lock.lock();
-  if (!status.is_ok()) return fail_locked(status);
-  if (generation != generation_) return true;  // truncated meanwhile: the truncation synced
-  synced_index_ = std::max(synced_index_, target);
-  std::uint64_t bytes_synced = mark > synced_bytes_mark_ ? mark - synced_bytes_mark_ : 0;
-  synced_bytes_mark_ = std::max(synced_bytes_mark_, mark);
+  PendingSync pending;
+  pending.file = segments_.back()->file();
+  pending.target = target;
+  pending.generation = generation_;
+  pending.mark = appended_bytes_;
+  pending.more = more;
+  pending.overwrites_only = segments_.back()->begin_sync_overwrites_only();
+  return std::optional<PendingSync>(std::move(pending));
+}
+
+Result<std::optional<std::uint64_t>> Log::finish_sync(const PendingSync& pending,
+                                                      const Status& synced) {
+  std::unique_lock lock(mutex_);
+  if (!synced.is_ok()) return fail_locked(synced);
+  // Truncated meanwhile: the truncation synced.
+  if (pending.generation != generation_) return std::optional<std::uint64_t>();
+  synced_index_ = std::max(synced_index_, pending.target);
+  std::uint64_t bytes_synced =
+      pending.mark > synced_bytes_mark_ ? pending.mark - synced_bytes_mark_ : 0;
+  synced_bytes_mark_ = std::max(synced_bytes_mark_, pending.mark);
   LogIndex durable = durable_index_locked();
   auto callback = options_.on_durable;
   lock.unlock();
-  if (more && flusher_ != nullptr) flusher_->enqueue(this);
+  if (pending.more && flusher_ != nullptr) flusher_->enqueue(this);
   if (callback) callback(durable);
+  return std::optional<std::uint64_t>(bytes_synced);
+}
+
+void Log::after_sync(std::uint64_t bytes_synced) {
   // Off the acknowledgement's path: the durable index is already reported.
   if (segment_options_.zero_fill_window_bytes > 0) fill_zero_window(bytes_synced);
+}
+
+// all=false (the flusher): while full parts of the write-behind buffer are being written in
+// the background, wait for the newest without the mutex (appends continue) and sync just the
+// entries they completed, leaving the rest in the buffer to grow into the next large write
+// (the log is queued again). Only when no such write is queued is the partial buffer written
+// out. So a fast producer gets large writes and one fdatasync per round of written parts,
+// and a slow one gets everything synced at once. all=true (sync()): everything appended so
+// far.
+Result<bool> Log::sync_internal(bool all) {
+  MQ_ASSIGN_OR_RETURN(std::optional<PendingSync> pending, prepare_sync(all));
+  if (!pending) return false;
+  Status status = pending->file->sync();  // appends continue meanwhile
+  MQ_ASSIGN_OR_RETURN(std::optional<std::uint64_t> bytes_synced, finish_sync(*pending, status));
+  if (bytes_synced) after_sync(*bytes_synced);
   return true;
 }
 

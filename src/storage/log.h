@@ -326,8 +326,29 @@ class Log {
   Status check_writable_locked() const;
   LogIndex durable_index_locked() const;
   // Sync for the flusher (all=false) and sync() (all=true): returns whether an fdatasync was
-  // issued.
+  // issued. It is prepare_sync(), File::sync() of the pending file, finish_sync() and
+  // after_sync(); the flusher calls the steps itself to share one flush among logs.
   Result<bool> sync_internal(bool all);
+  struct PendingSync {
+    std::shared_ptr<File> file;  // the tail segment's file, its bytes for `target` written
+    LogIndex target;             // the sync makes entries up to here durable
+    std::uint64_t generation = 0;
+    std::uint64_t mark = 0;  // appended_bytes_ when prepared
+    bool more = false;       // entries beyond target wait in the write-behind buffer
+    // Every byte written since the last sync overwrote pre-written, synced space
+    // (Segment::begin_sync_overwrites_only): write_out() and a sync() of another file of the
+    // same flush domain make them durable.
+    bool overwrites_only = false;
+  };
+  // Writes what the sync of `all` covers to the file; nullopt when nothing is unsynced.
+  Result<std::optional<PendingSync>> prepare_sync(bool all);
+  // After the sync (or the shared flush) of `pending` ended with `synced`: records the
+  // durable index and reports it (on_durable); a failure fails the log. Returns the bytes
+  // the sync covered (for after_sync); nullopt when the log was truncated meanwhile.
+  Result<std::optional<std::uint64_t>> finish_sync(const PendingSync& pending,
+                                                   const Status& synced);
+  // Work after a sync, off the acknowledgement's path (refilling pre-written space).
+  void after_sync(std::uint64_t bytes_synced);
   // After a sync that covered `bytes_synced` appended bytes: refills the tail's pre-written
   // zeros if needed (zero_fill.cc).
   void fill_zero_window(std::uint64_t bytes_synced);

@@ -1,6 +1,7 @@
 #include "storage/memory_file_system.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 
@@ -15,6 +16,9 @@ struct MemoryFileSystem::Inode {
   std::vector<std::uint8_t> data;     // current image
   std::vector<std::uint8_t> durable;  // crash image
   std::vector<Op> pending;            // applied to `data`, not yet to `durable`
+  // The first `written_out` of `pending` were written out (File::write_out): another file's
+  // sync() makes the leading ones that overwrite durable bytes durable (flush_written_out).
+  std::size_t written_out = 0;
   // Space reserved by File::reserve (counted as used); truncate() releases what lies beyond
   // the new size, and a crash all of it.
   std::uint64_t reserved_end = 0;
@@ -116,7 +120,27 @@ class MemoryFile final : public File {
       MemoryFileSystem::Inode::apply(inode_->durable, op, op.bytes.size());
     }
     inode_->pending.clear();
+    inode_->written_out = 0;
     ++fs_->sync_count_;
+    // The device's cache flush: what other files wrote out is on the medium now.
+    fs_->flush_written_out_locked();
+    return Status::ok();
+  }
+
+  std::uint64_t flush_domain() const override { return fs_->flush_domain_; }
+
+  Status write_out() override {
+    std::lock_guard lock(fs_->mutex_);
+    MQ_RETURN_IF_ERROR(check_alive());
+    if (fs_->flush_domain_ == 0) return Status::unsupported("write-out off (set_flush_domain)");
+    if (fs_->take_sync_failure_locked()) {
+      return Status::io_error("sync_file_range " + path_ + ": injected write-out error");
+    }
+    if (inode_->written_out == 0 && !inode_->pending.empty()) {
+      fs_->written_out_inodes_.push_back(inode_);
+    }
+    inode_->written_out = inode_->pending.size();
+    ++fs_->write_out_count_;
     return Status::ok();
   }
 
@@ -177,6 +201,47 @@ MemoryFileSystem::MemoryFileSystem() : capacity_bytes_(std::numeric_limits<std::
   dirs_.insert("/");
 }
 MemoryFileSystem::~MemoryFileSystem() = default;
+
+std::uint64_t MemoryFileSystem::next_flush_domain() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1);
+}
+
+void MemoryFileSystem::set_flush_domain(bool shared) {
+  std::lock_guard lock(mutex_);
+  flush_domain_ = shared ? next_flush_domain() : 0;
+}
+
+std::uint64_t MemoryFileSystem::write_out_count() const {
+  std::lock_guard lock(mutex_);
+  return write_out_count_;
+}
+
+// Strict on purpose: of each file's written-out operations, only a leading run of writes that
+// lie wholly inside the durable image becomes durable. A write that extends the file needs
+// its new size committed (metadata), and a truncation is metadata: both, and everything after
+// them, wait for that file's own sync(). A caller that relies on a shared flush for such
+// writes loses them at the next crash here, as it could on a real disk.
+void MemoryFileSystem::flush_written_out_locked() {
+  for (auto& weak : written_out_inodes_) {
+    std::shared_ptr<Inode> inode = weak.lock();
+    if (!inode) continue;
+    std::size_t n = 0;
+    while (n < inode->written_out && n < inode->pending.size()) {
+      const Inode::Op& op = inode->pending[n];
+      if (!op.is_write || op.offset + op.bytes.size() > inode->durable.size()) break;
+      Inode::apply(inode->durable, op, op.bytes.size());
+      ++n;
+    }
+    inode->pending.erase(inode->pending.begin(),
+                         inode->pending.begin() + static_cast<std::ptrdiff_t>(n));
+    inode->written_out -= n;
+  }
+  std::erase_if(written_out_inodes_, [](const std::weak_ptr<Inode>& weak) {
+    auto inode = weak.lock();
+    return !inode || inode->written_out == 0;
+  });
+}
 
 std::string MemoryFileSystem::parent_of(const std::string& path) {
   std::size_t slash = path.rfind('/');
@@ -333,6 +398,7 @@ void MemoryFileSystem::crash(Prng* prng, bool names_in_any_order) {
       }
     }
     inode->pending.clear();
+    inode->written_out = 0;
     inode->data = inode->durable;
     inode->reserved_end = 0;
   };
@@ -442,6 +508,7 @@ Status MemoryFileSystem::truncate_file(const std::string& path, std::uint64_t si
   it->second->data.resize(std::min<std::uint64_t>(size, it->second->data.size()));
   it->second->durable.resize(std::min<std::uint64_t>(size, it->second->durable.size()));
   it->second->pending.clear();
+  it->second->written_out = 0;
   return Status::ok();
 }
 

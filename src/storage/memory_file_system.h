@@ -29,6 +29,14 @@
 // more room), failing the next N writes/syncs/reads with kIoError, read errors at a
 // position of a file, and bit flips (in both images, as on the medium).
 //
+// One flush for several files (file_system.h): the files of one MemoryFileSystem share a
+// flush domain (set_flush_domain(false) turns that off: flush_domain() 0, write_out()
+// kUnsupported). A successful sync() of any file acts as the device's cache flush: of every
+// other file's written-out operations (File::write_out), the leading run of writes that lie
+// wholly inside that file's durable image becomes durable; a write that extends the file, a
+// truncation, and everything after them stay unsynced until that file's own sync(). So a
+// caller that counts on a shared flush for a write that needed metadata loses it at a crash.
+//
 // Deviations from POSIX, on purpose: the space of a removed file is freed at once even if a
 // handle is still open; no permissions, links or holes.
 //
@@ -83,6 +91,9 @@ class MemoryFileSystem final : public FileSystem {
   // Inspection and test helpers.
   std::uint64_t used_bytes() const;
   std::uint64_t sync_count() const;  // File::sync() calls that succeeded
+  std::uint64_t write_out_count() const;  // File::write_out() calls that succeeded
+  // Files share one flush domain (the default) or none (each file synced on its own).
+  void set_flush_domain(bool shared);
   Result<Buffer> read_file(const std::string& path) const;            // current image
   Result<std::uint64_t> durable_size(const std::string& path) const;  // after a crash, if named
   // Replaces the file (creating it) with `bytes`, durably (both images, both namespaces).
@@ -115,6 +126,11 @@ class MemoryFileSystem final : public FileSystem {
   int fail_reads_ = 0;
   std::map<std::string, std::set<std::uint64_t>> read_errors_;
   std::uint64_t sync_count_ = 0;
+  std::uint64_t write_out_count_ = 0;
+  static std::uint64_t next_flush_domain();
+  std::uint64_t flush_domain_ = next_flush_domain();
+  std::vector<std::weak_ptr<Inode>> written_out_inodes_;  // written_out > 0 (or expired)
+  void flush_written_out_locked();
 };
 
 }  // namespace mq::storage

@@ -241,6 +241,13 @@ class Segment {
   // The file's length as written (entries plus pre-written zeros): for tests and the
   // dump tool's checks.
   std::uint64_t filled_end() const { return filled_end_; }
+  // Under the log's mutex, right before the file is synced for the bytes on it
+  // (written_end_): whether every byte written since the previous call overwrote pre-written
+  // zeros that this process wrote and synced (a completed fill job, not zeros merely found
+  // at recovery, which may be fallocate()d space), so that no metadata is needed to read them
+  // back after a crash and a device flush makes them durable (File::write_out, then any
+  // sync() of the same flush domain; docs/storage_testing.md, "One flush per round").
+  bool begin_sync_overwrites_only();
 
   struct TailBuffer;  // the write-behind buffer (defined in segment_write.cc)
   struct WriteJob;    // a background write of a full part of it
@@ -294,7 +301,11 @@ class Segment {
   // Waits for the fill job in flight, if any, and takes its result.
   Status wait_fill();
   // The file was cut at or below size_: no zeros are known after it any more.
-  void drop_fill_window() { filled_end_ = 0; }
+  void drop_fill_window() {
+    filled_end_ = 0;
+    prewritten_from_ = 0;
+    prewritten_to_ = 0;
+  }
   bool buffer_active() const;  // the write-behind buffer is allocated
   Status activate_buffer();
   Status retire_sealed();
@@ -342,6 +353,12 @@ class Segment {
   // Pre-written zeros: the file holds zeros (written; synced once the fill job that wrote
   // them completed) over [size_, filled_end_) when filled_end_ > size_.
   std::uint64_t filled_end_ = 0;
+  // The contiguous range of zeros written and synced by completed fill jobs of this process
+  // (block-aligned; empty when prewritten_to_ == 0), and written_end_ at the last
+  // begin_sync_overwrites_only(): what begin_sync_overwrites_only() checks.
+  std::uint64_t prewritten_from_ = 0;
+  std::uint64_t prewritten_to_ = 0;
+  std::uint64_t sync_mark_ = 0;
   std::shared_ptr<FillJob> fill_job_;  // in flight (or finished, not yet collected)
   std::uint64_t fill_from_ = 0;        // where fill_job_'s zeros start
   std::uint32_t fill_backoff_ = 0;     // plans to skip after a fill failed for lack of space

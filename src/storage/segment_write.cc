@@ -568,6 +568,13 @@ Status Segment::trim_padding() {
 
 Status Segment::sync() { return file_->sync(); }
 
+bool Segment::begin_sync_overwrites_only() {
+  std::uint64_t lo = align_down(std::min(sync_mark_, written_end_));
+  std::uint64_t hi = align_up(written_end_);
+  sync_mark_ = written_end_;
+  return prewritten_to_ > 0 && lo >= prewritten_from_ && hi <= prewritten_to_;
+}
+
 // A background write still running finishes first (its bytes land before anything that
 // follows, e.g. a simulated crash of the in-memory file system).
 Segment::~Segment() {

@@ -125,6 +125,15 @@ Status Segment::collect_fill(const std::shared_ptr<FillJob>& job) {
   if (job->sync_failed) return job->status;
   if (job->status.is_ok()) {
     filled_end_ = std::max(filled_end_, job->to);
+    // The fill's fdatasync also made the bytes before `from` in its first block durable
+    // (entries appended before the fill was planned), size included.
+    std::uint64_t from = job->from - job->from % kDirectIoAlignment;
+    if (prewritten_to_ > 0 && from <= prewritten_to_ && from >= prewritten_from_) {
+      prewritten_to_ = std::max(prewritten_to_, job->to);
+    } else {
+      prewritten_from_ = from;
+      prewritten_to_ = job->to;
+    }
   } else {
     fill_backoff_ = kFillBackoffSyncs;  // a full disk (or EIO): appends still work, unfilled
   }

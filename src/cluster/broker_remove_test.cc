@@ -317,5 +317,49 @@ TEST_F(BrokerRemove, TwoVoterRemovalsAtOnceCannotTogetherBreakTheQuorum) {
   brokers_[others[0]]->kill();  // stopped itself; joined here so the fixture skips it
 }
 
+// Removing the controller leader through another broker whose link to it fails right after
+// the request left: the leader applies its own removal and stops, so its answer never
+// arrives. The forwarding broker still answers success, from the tombstone it applies once
+// a new controller leader replicates the entry (docs/cluster.md "Admin forwarding").
+TEST_F(BrokerRemove, RemovingTheControllerLeaderIsAnsweredWhenItsAnswerIsLost) {
+  make(3);
+  ASSERT_NE(wait_controller_with_three_brokers(), nullptr);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (auto& b : brokers_) {
+          b->call([](Node& n) {
+            auto* group = const_cast<ControllerGroup*>(n.controller());
+            if (group->is_raft_leader()) (void)group->node().transfer_leader(node_of(BrokerId(0)));
+          });
+        }
+        return brokers_[0]->call([](Node& n) { return n.controller()->leader_ready(); });
+      },
+      10s))
+      << "broker 0 did not take over the controller";
+  // In one turn of broker 1's loop: forward the removal to broker 0, then drop everything
+  // broker 0 sends here (its answer and its Raft messages). Broker 0 commits with broker 2.
+  AdminResult removed =
+      brokers_[1]->call_async<AdminResult>([](Node& n, std::function<void(AdminResult)> reply) {
+        n.remove_broker(BrokerId(0), 5000, std::move(reply));
+        n.block_links_for_test({BrokerId(0)});
+      });
+  EXPECT_TRUE(removed.status.is_ok()) << removed.status.to_string();
+  EXPECT_TRUE(brokers_[1]->call(
+      [](Node& n) { return n.controller()->state().find_removed(BrokerId(0)) != nullptr; }));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return brokers_[0]->call(
+            [](Node& n) { return n.join_failure().code() == ErrorCode::kAborted; });
+      },
+      5s))
+      << "the removed broker did not stop";
+  brokers_[0]->kill();
+  // A second request is a fresh one: broker 0 is already gone, and it says so.
+  AdminResult again = remove(*brokers_[1], 0);
+  EXPECT_EQ(again.status.code(), ErrorCode::kNotFound) << again.status.to_string();
+  EXPECT_NE(again.status.message().find("already removed"), std::string::npos)
+      << again.status.to_string();
+}
+
 }  // namespace
 }  // namespace mq::cluster

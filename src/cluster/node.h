@@ -387,6 +387,10 @@ class Node final : public ClusterApi, public GroupHost {
     BrokerId sent_to{-1};                 // -1: not outstanding (retried by sweep_forwards)
     BrokerId failed_leader{-1};           // died or refused: not asked again in failed_term
     Term failed_term;
+    // kRemoveBroker: the broker's tombstone here when the request was made (none: nullopt),
+    // and an "already removed" answer held until this broker applies the tombstone.
+    std::optional<RemovedBroker> removed_before;
+    std::vector<AdminResult> held;
     std::function<void(std::vector<AdminResult>)> done;
   };
   static constexpr std::uint64_t kAdminRequestContext = 1;
@@ -396,6 +400,7 @@ class Node final : public ClusterApi, public GroupHost {
   void try_forward(std::uint64_t id, std::int64_t now_ms);
   void sweep_forwards(std::int64_t now_ms);
   void fail_forwards(const Status& status);
+  bool removal_applied_since(const Forward& f) const;
   void serve_admin(AdminRequest request, std::function<void(std::vector<AdminResult>)> done);
   void handle_admin_request(BrokerId from, const raft::Message& message);
   void handle_admin_response(BrokerId from, const raft::Message& message);

@@ -10,6 +10,14 @@
 // kNotLeader (it lost the leadership), the request goes to the next leader. A request whose
 // leader died after proposing may thus be applied once and then answered "already exists" by
 // the next leader — the same outcome a Kafka client retrying a CreateTopics gets.
+//
+// One exception, because it is the rule rather than the exception: removing the broker that
+// leads the controller. That leader applies its own removal and stops (node_join.cc), and
+// its answer races with this broker applying the same entry and dropping the link to it. A
+// forwarded RemoveBroker therefore also ends successfully when this broker's applied state
+// gains the broker's tombstone (one it did not have when the request was made), and an
+// "already removed" answer from a later leader is held until that tombstone is applied here
+// (or the request's locate deadline passes, when the held answer is returned).
 #include <algorithm>
 
 #include "base/le_codec.h"
@@ -69,6 +77,10 @@ void Node::forward_admin(AdminRequest request, std::function<void(std::vector<Ad
   f.locate_deadline_ms = now + std::max(wait, kForwardLocateMs);
   f.deadline_ms = f.locate_deadline_ms + kForwardSlackMs;
   f.done = std::move(done);
+  if (f.request.op == AdminOp::kRemoveBroker && controller_) {
+    const RemovedBroker* r = controller_->state().find_removed(f.request.broker);
+    if (r != nullptr) f.removed_before = *r;
+  }
   std::uint64_t id = next_forward_id_++;
   forwards_.emplace(id, std::move(f));
   try_forward(id, now);
@@ -78,6 +90,17 @@ void Node::try_forward(std::uint64_t id, std::int64_t now_ms) {
   auto it = forwards_.find(id);
   if (it == forwards_.end()) return;
   Forward& f = it->second;
+  if (removal_applied_since(f)) {
+    Forward applied = std::move(f);
+    forwards_.erase(it);
+    return applied.done(all_failed(applied.names, Status::ok()));
+  }
+  if (!f.held.empty()) {  // an "already removed" answer, waiting for the tombstone here
+    if (now_ms < f.locate_deadline_ms) return;
+    Forward gone = std::move(f);
+    forwards_.erase(it);
+    return gone.done(std::move(gone.held));
+  }
   if (controller_ && controller_->leader_ready()) {
     // We became the controller leader meanwhile: serve it here.
     Forward local = std::move(f);
@@ -140,6 +163,12 @@ void Node::fail_forwards(const Status& status) {
   auto forwards = std::move(forwards_);
   forwards_.clear();
   for (auto& [id, f] : forwards) f.done(all_failed(f.names, status));
+}
+
+bool Node::removal_applied_since(const Forward& f) const {
+  if (f.request.op != AdminOp::kRemoveBroker || !controller_) return false;
+  const RemovedBroker* now = controller_->state().find_removed(f.request.broker);
+  return now != nullptr && (!f.removed_before.has_value() || *f.removed_before != *now);
 }
 
 void Node::serve_admin(AdminRequest q, std::function<void(std::vector<AdminResult>)> done) {
@@ -215,6 +244,16 @@ void Node::handle_admin_response(BrokerId from, const raft::Message& message) {
   bool moved = !results->empty() && std::all_of(results->begin(), results->end(), [](const AdminResult& r) {
     return r.status.code() == ErrorCode::kNotLeader;
   });
+  // A re-sent removal answered "not registered / already removed" by a later leader: the first
+  // leader may have applied it before losing its answer (the header); wait for the tombstone.
+  bool resent_removal = f.request.op == AdminOp::kRemoveBroker && !f.removed_before.has_value() &&
+                        f.failed_leader.value() >= 0 && results->size() == 1 &&
+                        (*results)[0].status.code() == ErrorCode::kNotFound;
+  if (resent_removal && steady_now_ms() < f.locate_deadline_ms) {
+    f.held = std::move(*results);
+    f.sent_to = BrokerId(-1);  // sweep_forwards -> try_forward checks the tombstone
+    return;
+  }
   if (moved && steady_now_ms() < f.locate_deadline_ms) {
     f.failed_leader = from;  // it is no longer the controller: wait for the new one
     f.failed_term = controller_ ? controller_->term() : Term(0);

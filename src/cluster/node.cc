@@ -236,7 +236,14 @@ void Node::stop() {
   controller_.reset();
   partitions.clear();
   controller.reset();
-  if (flusher_) flusher_->stop();
+  if (flusher_) {
+    flusher_->stop();
+    storage::FlusherStats fs = flusher_->stats();
+    log("flusher: " + std::to_string(fs.rounds) + " rounds, " + std::to_string(fs.fdatasyncs) +
+        " fdatasyncs, " + std::to_string(fs.shared_flush_logs) +
+        " logs made durable by another log's fdatasync, " + std::to_string(fs.sync_errors) +
+        " sync errors");
+  }
   flusher_.reset();
   sync_ledger_.reset();  // after the logs and the flusher (a last fdatasync of the ledger)
 }

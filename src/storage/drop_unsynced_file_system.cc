@@ -10,6 +10,9 @@
 namespace mq::storage {
 namespace {
 
+// flush_domain() of files whose real file has none (posix: st_dev + 1, never this).
+constexpr std::uint64_t kSimulatedDomain = UINT64_MAX;
+
 // The operations applied to one file since its last sync, in order.
 struct Pending {
   struct Op {
@@ -19,12 +22,63 @@ struct Pending {
   };
   std::mutex mutex;
   std::vector<Op> ops;
+  // The first `written_out` of `ops` were written out (File::write_out), through `out_file`
+  // (the real file of the handle that wrote them out).
+  std::size_t written_out = 0;
+  std::shared_ptr<File> out_file;
+};
+
+// One flush for several files (file_system.h): the written-out files, by flush domain.
+struct Domains {
+  std::mutex mutex;
+  std::map<std::uint64_t, std::vector<std::weak_ptr<Pending>>> written_out;
+
+  void add(std::uint64_t domain, const std::shared_ptr<Pending>& pending) {
+    std::lock_guard lock(mutex);
+    written_out[domain].push_back(pending);
+  }
+  // A sync of a file of `domain` returned OK: the device's cache was flushed, so the leading
+  // written-out operations of every file of the domain that overwrite bytes already in the
+  // real file (inside its size: no metadata needed to read them back) are durable; here they
+  // reach the real file. An extension, a truncation or a failure stops that file's prefix.
+  void flush(std::uint64_t domain, const Pending* syncing) {
+    std::vector<std::shared_ptr<Pending>> files;
+    {
+      std::lock_guard lock(mutex);
+      auto& list = written_out[domain];
+      for (auto& weak : list) {
+        if (auto p = weak.lock(); p && p.get() != syncing) files.push_back(std::move(p));
+      }
+      list.clear();
+    }
+    std::sort(files.begin(), files.end());  // a file added again after its sync: once
+    files.erase(std::unique(files.begin(), files.end()), files.end());
+    std::vector<std::shared_ptr<Pending>> still;
+    for (auto& p : files) {
+      std::lock_guard lock(p->mutex);
+      std::size_t n = 0;
+      Result<std::uint64_t> size = p->out_file ? p->out_file->size() : Result<std::uint64_t>(0);
+      while (size.has_value() && n < p->written_out && n < p->ops.size()) {
+        const Pending::Op& op = p->ops[n];
+        if (!op.is_write || op.offset + op.bytes.size() > *size) break;
+        if (!p->out_file->write_at(op.offset, BufferView(op.bytes.data(), op.bytes.size())).is_ok())
+          break;
+        ++n;
+      }
+      p->ops.erase(p->ops.begin(), p->ops.begin() + static_cast<std::ptrdiff_t>(n));
+      p->written_out -= n;
+      if (p->written_out > 0) still.push_back(std::move(p));
+    }
+    std::lock_guard lock(mutex);
+    for (auto& p : still) written_out[domain].push_back(p);
+  }
 };
 
 class BufferedFile final : public File {
  public:
-  BufferedFile(std::shared_ptr<File> base, std::shared_ptr<Pending> pending)
-      : base_(std::move(base)), pending_(std::move(pending)) {}
+  BufferedFile(std::shared_ptr<File> base, std::shared_ptr<Pending> pending,
+               std::shared_ptr<Domains> domains)
+      : base_(std::move(base)), pending_(std::move(pending)), domains_(std::move(domains)) {}
 
   Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
     std::lock_guard lock(pending_->mutex);
@@ -77,6 +131,31 @@ class BufferedFile final : public File {
     return Status::ok();
   }
 
+  // The real file's domain: a sync() of any file of it flushes what the others wrote out.
+  // Where the real file has none (tmpfs: the chaos suite's size-limited disks), one
+  // simulated domain for every file of the wrapper: here durability is this wrapper's model
+  // (what reached the real file survives the SIGKILL), so the model is the device.
+  std::uint64_t flush_domain() const override {
+    std::uint64_t domain = base_->flush_domain();
+    return domain != 0 ? domain : kSimulatedDomain;
+  }
+
+  // Nothing reaches the real file yet: a crash now loses these writes unless a sync() of a
+  // file of the same domain returns OK first (Domains::flush).
+  Status write_out() override {
+    const std::uint64_t domain = flush_domain();
+    bool first = false;
+    {
+      std::lock_guard lock(pending_->mutex);
+      if (pending_->ops.empty()) return Status::ok();
+      first = pending_->written_out == 0;
+      pending_->written_out = pending_->ops.size();
+      pending_->out_file = base_;
+    }
+    if (first) domains_->add(domain, pending_);
+    return Status::ok();
+  }
+
   Result<std::uint64_t> size() override {
     std::lock_guard lock(pending_->mutex);
     MQ_ASSIGN_OR_RETURN(std::uint64_t size, base_->size());
@@ -87,7 +166,7 @@ class BufferedFile final : public File {
   }
 
   // Now the recorded operations reach the real file, then fdatasync makes them durable.
-  Status sync() override {
+  Status sync_own() {
     std::lock_guard lock(pending_->mutex);
     auto& ops = pending_->ops;
     std::size_t applied = 0;
@@ -99,8 +178,17 @@ class BufferedFile final : public File {
       if (!status.is_ok()) break;  // the failed operation stays pending (it may be retried)
     }
     ops.erase(ops.begin(), ops.begin() + static_cast<std::ptrdiff_t>(applied));
+    pending_->written_out -= std::min(pending_->written_out, applied);
     MQ_RETURN_IF_ERROR(status);
     return base_->sync();
+  }
+
+  // A sync, then the flush it implies for the other files of the domain (without holding
+  // this file's lock: two files' syncs must not wait for each other's locks).
+  Status sync() override {
+    MQ_RETURN_IF_ERROR(sync_own());
+    domains_->flush(flush_domain(), pending_.get());
+    return Status::ok();
   }
 
   int native_handle() const override { return -1; }  // readers must see the buffered bytes
@@ -108,6 +196,7 @@ class BufferedFile final : public File {
  private:
   std::shared_ptr<File> base_;
   std::shared_ptr<Pending> pending_;
+  std::shared_ptr<Domains> domains_;
 };
 
 class DropUnsyncedFileSystem final : public FileSystem {
@@ -119,7 +208,8 @@ class DropUnsyncedFileSystem final : public FileSystem {
     std::lock_guard lock(mutex_);
     auto& pending = pending_[path];
     if (!pending) pending = std::make_shared<Pending>();
-    return std::shared_ptr<File>(std::make_shared<BufferedFile>(std::move(file), pending));
+    return std::shared_ptr<File>(
+        std::make_shared<BufferedFile>(std::move(file), pending, domains_));
   }
   Status create_dirs(const std::string& path) override { return base_->create_dirs(path); }
   Result<std::vector<std::string>> list(const std::string& dir) override { return base_->list(dir); }
@@ -149,6 +239,7 @@ class DropUnsyncedFileSystem final : public FileSystem {
   FileSystem* base_;
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Pending>> pending_;  // by path, shared by handles
+  std::shared_ptr<Domains> domains_ = std::make_shared<Domains>();
 };
 
 }  // namespace

@@ -8,6 +8,13 @@
 //   - File::write_at / write_direct / truncate are recorded in order in memory; reads and
 //     size() see them (the real file's bytes with the recorded operations applied).
 //   - File::sync() applies the recorded operations to the real file, then fdatasyncs it.
+//   - One flush for several files (file_system.h): flush_domain() is the real file's (one
+//     simulated domain for all files whose real file has none, e.g. on tmpfs);
+//     write_out() only marks the recorded operations as written out; a sync() of any file
+//     of the same domain then applies, for every other file, the leading written-out writes
+//     that lie inside its real file's size (an extension, a truncation or an operation not
+//     written out stops that file's prefix). So the chaos suite's brokers exercise the
+//     flusher's shared flush, and a crash loses what a power loss could lose there.
 //   - All handles of one path share the recorded operations (as they share a page cache);
 //     rename moves them with the name, remove drops them.
 //   - native_handle() is -1, so readers (the fetch path) read through File::read_at and see

@@ -51,6 +51,55 @@ TEST(DropUnsyncedFileSystemTest, UnsyncedWritesAreVisibleThenLostSyncedOnesStay)
   EXPECT_EQ(read_all(posix_file_system(), path), "durable-now-kept");
 }
 
+// One flush for several files (file_system.h): a written-out overwrite of file A survives the
+// "crash" once file B of the same flush domain is synced; an overwrite only written (no
+// write_out), an extension past A's durable size and whatever follows it in A's order do not.
+TEST(DropUnsyncedFileSystemTest, ASyncOfOneFileKeepsTheOthersWrittenOutOverwrites) {
+  testing::TempDir dir;
+  const std::string a = dir.path() + "/a", b = dir.path() + "/b", c = dir.path() + "/c";
+  {
+    auto fs = make_drop_unsynced_file_system(posix_file_system());
+    auto fa = fs->open(a, OpenOptions{.create = true}).value();
+    auto fb = fs->open(b, OpenOptions{.create = true}).value();
+    auto fc = fs->open(c, OpenOptions{.create = true}).value();
+    // The real file's domain, or a simulated one where it has none (tmpfs).
+    std::uint64_t real = posix_file_system()->open(a, {}).value()->flush_domain();
+    EXPECT_EQ(fa->flush_domain(), real != 0 ? real : UINT64_MAX);
+    EXPECT_EQ(fa->flush_domain(), fb->flush_domain());
+    for (auto* f : {fa.get(), fb.get(), fc.get()}) {
+      ASSERT_TRUE(f->write_at(0, view_of("........")).is_ok());
+      ASSERT_TRUE(f->sync().is_ok());
+    }
+    ASSERT_TRUE(fa->write_at(0, view_of("AA")).is_ok());  // overwrite, written out
+    ASSERT_TRUE(fa->write_out().is_ok());
+    ASSERT_TRUE(fc->write_at(0, view_of("CC")).is_ok());  // overwrite, then an extension
+    ASSERT_TRUE(fc->write_at(8, view_of("cc")).is_ok());
+    ASSERT_TRUE(fc->write_at(4, view_of("CC")).is_ok());  // after the extension: not kept
+    ASSERT_TRUE(fc->write_out().is_ok());
+    ASSERT_TRUE(fb->write_at(2, view_of("BB")).is_ok());  // written, never written out
+    ASSERT_TRUE(fa->write_at(4, view_of("aa")).is_ok());  // after A's write-out: not kept
+    // Before any sync of the domain nothing of it reached the disk.
+    EXPECT_EQ(read_all(posix_file_system(), a), "........");
+    auto fd = fs->open(dir.path() + "/d", OpenOptions{.create = true}).value();
+    ASSERT_TRUE(fd->write_at(0, view_of("d")).is_ok());
+    ASSERT_TRUE(fd->sync().is_ok());               // the flush
+    EXPECT_EQ(read_all(fs.get(), a), "AA..aa..");  // readers still see everything
+    EXPECT_EQ(read_all(fs.get(), c), "CC..CC..cc");
+    // "Crash".
+  }
+  EXPECT_EQ(read_all(posix_file_system(), a), "AA......");
+  EXPECT_EQ(read_all(posix_file_system(), b), "........");
+  EXPECT_EQ(read_all(posix_file_system(), c), "CC......");
+  {
+    // Written out but no later sync in the domain: lost.
+    auto fs = make_drop_unsynced_file_system(posix_file_system());
+    auto fb = fs->open(b, {}).value();
+    ASSERT_TRUE(fb->write_at(0, view_of("bb")).is_ok());
+    ASSERT_TRUE(fb->write_out().is_ok());
+  }
+  EXPECT_EQ(read_all(posix_file_system(), b), "........");
+}
+
 TEST(DropUnsyncedFileSystemTest, TruncationsAndRenamesFollowTheBufferedState) {
   testing::TempDir dir;
   auto fs = make_drop_unsynced_file_system(posix_file_system());

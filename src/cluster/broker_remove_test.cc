@@ -41,6 +41,31 @@ class BrokerRemove : public testing::ClusterFixture {
                          [id](const BrokerInfo& i) { return i.id == BrokerId(id); });
     });
   }
+  // Moves the controller leadership to broker `id` (leadership transfer, thesis §3.10, through
+  // test-only access to the controller's Raft node); true once it leads.
+  bool move_controller_to(int id) {
+    return wait_until(
+        [&] {
+          for (auto& b : brokers_) {
+            b->call([id](Node& n) {
+              auto* group = const_cast<ControllerGroup*>(n.controller());
+              if (group->is_raft_leader())
+                (void)group->node().transfer_leader(node_of(BrokerId(id)));
+            });
+          }
+          return brokers_[id]->call([](Node& n) { return n.controller()->leader_ready(); });
+        },
+        std::chrono::seconds(10));
+  }
+  // A removed broker stops itself (its Node reports the removal as its join failure).
+  bool wait_stopped_as_removed(int id) {
+    return wait_until(
+        [&] {
+          return brokers_[id]->call(
+              [](Node& n) { return n.join_failure().code() == ErrorCode::kAborted; });
+        },
+        std::chrono::seconds(5));
+  }
   // The controller leader of a fresh 3-broker cluster, once it registered the three brokers.
   TestBroker* wait_controller_with_three_brokers() {
     TestBroker* controller = wait_controller();
@@ -118,20 +143,8 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
       20s))
       << "the move off broker 0 did not finish";
   // The hardest case: broker 0 leads the controller when it applies its own removal (it stops,
-  // the others refuse its messages but its answer; they elect a new leader). Leadership
-  // transfer, thesis §3.10 (test-only access to the controller's Raft node).
-  ASSERT_TRUE(wait_until(
-      [&] {
-        for (int i = 0; i < 4; ++i) {
-          brokers_[i]->call([](Node& n) {
-            auto* group = const_cast<ControllerGroup*>(n.controller());
-            if (group->is_raft_leader()) (void)group->node().transfer_leader(node_of(BrokerId(0)));
-          });
-        }
-        return brokers_[0]->call([](Node& n) { return n.controller()->leader_ready(); });
-      },
-      10s))
-      << "broker 0 did not take over the controller";
+  // the others refuse its messages but its answer; they elect a new leader).
+  ASSERT_TRUE(move_controller_to(0)) << "broker 0 did not take over the controller";
   AdminResult removed;
   ASSERT_TRUE(wait_until(
       [&] {
@@ -147,13 +160,7 @@ TEST_F(BrokerRemove, JoinedBrokerIsPromotedAnOriginalIsRemovedAndTheControllerSu
   for (int i = 1; i < 4; ++i) {
     EXPECT_TRUE(wait_until([&] { return !lists_broker(*brokers_[i], 0); }, 5s)) << i;
   }
-  EXPECT_TRUE(wait_until(
-      [&] {
-        return brokers_[0]->call(
-            [](Node& n) { return n.join_failure().code() == ErrorCode::kAborted; });
-      },
-      5s))
-      << "the removed broker did not stop";
+  EXPECT_TRUE(wait_stopped_as_removed(0)) << "the removed broker did not stop";
   brokers_[0]->kill();  // joins its (stopped) Node's thread: the fixture's helpers skip it
   ASSERT_TRUE(wait_until(
       [&] {
@@ -324,18 +331,7 @@ TEST_F(BrokerRemove, TwoVoterRemovalsAtOnceCannotTogetherBreakTheQuorum) {
 TEST_F(BrokerRemove, RemovingTheControllerLeaderIsAnsweredWhenItsAnswerIsLost) {
   make(3);
   ASSERT_NE(wait_controller_with_three_brokers(), nullptr);
-  ASSERT_TRUE(wait_until(
-      [&] {
-        for (auto& b : brokers_) {
-          b->call([](Node& n) {
-            auto* group = const_cast<ControllerGroup*>(n.controller());
-            if (group->is_raft_leader()) (void)group->node().transfer_leader(node_of(BrokerId(0)));
-          });
-        }
-        return brokers_[0]->call([](Node& n) { return n.controller()->leader_ready(); });
-      },
-      10s))
-      << "broker 0 did not take over the controller";
+  ASSERT_TRUE(move_controller_to(0)) << "broker 0 did not take over the controller";
   // In one turn of broker 1's loop: forward the removal to broker 0, then drop everything
   // broker 0 sends here (its answer and its Raft messages). Broker 0 commits with broker 2.
   AdminResult removed =
@@ -346,13 +342,7 @@ TEST_F(BrokerRemove, RemovingTheControllerLeaderIsAnsweredWhenItsAnswerIsLost) {
   EXPECT_TRUE(removed.status.is_ok()) << removed.status.to_string();
   EXPECT_TRUE(brokers_[1]->call(
       [](Node& n) { return n.controller()->state().find_removed(BrokerId(0)) != nullptr; }));
-  EXPECT_TRUE(wait_until(
-      [&] {
-        return brokers_[0]->call(
-            [](Node& n) { return n.join_failure().code() == ErrorCode::kAborted; });
-      },
-      5s))
-      << "the removed broker did not stop";
+  EXPECT_TRUE(wait_stopped_as_removed(0)) << "the removed broker did not stop";
   brokers_[0]->kill();
   // A second request is a fresh one: broker 0 is already gone, and it says so.
   AdminResult again = remove(*brokers_[1], 0);

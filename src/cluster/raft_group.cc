@@ -328,7 +328,10 @@ void RaftGroup::apply_durable_prefix(const raft::Ready& rd) {
 // the flusher's report to cross back to the loop, and for one more Ready: on a disk where the
 // leader's fdatasync takes as long as a follower's round trip, that was most produces.
 // Configuration changes still wait for advance() (they take effect there). The applied index
-// is checkpointed only up to what is locally durable (GroupStorage::checkpoint).
+// is checkpointed only up to what is locally durable (GroupStorage::checkpoint). An entry of the
+// parked Ready is applied only while the core still holds it (same index and term): a newer
+// leader's append stepped meanwhile may have replaced it, and what is committed at that index
+// is then the new entry, applied by a later Ready.
 void RaftGroup::apply_committed_while_parked() {
   const LogIndex commit = node_->committed();
   if (commit <= applied_) return;
@@ -344,6 +347,11 @@ void RaftGroup::apply_committed_while_parked() {
       if (e.index != applied_ + 1 || e.index > commit || e.type == raft::EntryType::kConfChange) {
         return false;
       }
+      // The parked Ready's copy may be stale: a newer leader's append, stepped while this
+      // Ready waits for its fsync, can have replaced the entry at that index and committed its
+      // own there (tests/chaos/FINDINGS.md F11: a paused leader answered its replaced entry's
+      // produce as committed). Only the same entry (same term) is the committed one.
+      if (!node_->holds(e.index, e.term)) return false;
       if (any && options_.pump_budget_ms > 0 && now_ms() - started >= options_.pump_budget_ms) {
         out_of_budget = true;
         return false;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <thread>
+#include <tuple>
 
 #include "cluster/group_storage.h"
 #include "cluster/raft_group.h"
@@ -144,6 +145,91 @@ TEST_F(RaftGroupPump, AFastPumpDoesNotAskForMore) {
   EXPECT_EQ(g->applied_count, 10);
   EXPECT_EQ(host_.pending_calls, 0);
   EXPECT_FALSE(g->node().has_ready());
+}
+
+// Records what is applied (index, term, payload).
+class RecordingGroup : public RaftGroup {
+ public:
+  using RaftGroup::RaftGroup;
+  std::vector<std::tuple<LogIndex, Term, std::string>> applied_entries;
+
+ protected:
+  void on_apply(const raft::Entry& entry) override {
+    if (entry.type != raft::EntryType::kNormal || entry.payload.size() == 0) return;
+    auto v = entry.payload.view();
+    applied_entries.emplace_back(entry.index, entry.term,
+                                 std::string(reinterpret_cast<const char*>(v.data()), v.size()));
+  }
+};
+
+// tests/chaos/FINDINGS.md F11. A replica's Ready is parked on its fsync with an entry of term 1
+// at index 2; meanwhile the leader of term 2 replaces that entry with its own and commits it.
+// Applying while parked (RaftGroup::apply_committed_while_parked) must not apply the parked,
+// replaced copy as if it were the committed entry: a produce waiting at that index would be
+// answered "committed" with an offset that holds another entry.
+TEST_F(RaftGroupPump, AParkedEntryReplacedByANewerLeaderIsNotAppliedAsCommitted) {
+  GroupStorageOptions o;
+  o.directory = "/r";
+  o.name = "r";
+  o.format = PayloadFormat::kRaw;
+  o.bootstrap.voters = {NodeId(1), NodeId(2)};
+  auto s = GroupStorage::open(&fs_, &clock_, nullptr, o);
+  ASSERT_TRUE(s.has_value());
+  RaftGroupOptions go;
+  go.group = GroupId(8);
+  go.name = "r";
+  go.raft.id = NodeId(1);
+  go.raft.election_ticks = 1000;
+  go.raft.heartbeat_ticks = 1;
+  RecordingGroup g(&host_, go, std::move(*s));
+  ASSERT_TRUE(g.start().is_ok());
+  auto append = [](Term term, LogIndex prev, Term prev_term, LogIndex index, std::string_view what,
+                   LogIndex commit) {
+    raft::Message m;
+    m.type = raft::MessageType::kAppend;
+    m.from = NodeId(2);
+    m.to = NodeId(1);
+    m.term = term;
+    m.index = prev;
+    m.log_term = prev_term;
+    raft::Entry e;
+    e.term = term;
+    e.index = index;
+    e.payload = SharedBuffer(Buffer(what));
+    m.entries.push_back(std::move(e));
+    m.commit = commit;
+    return m;
+  };
+  const LogIndex base = g.node().status().last_index;  // the bootstrap's entries, if any
+  // Term 1: entry base+1 committed and applied.
+  g.step(append(Term(1), base, base == LogIndex(0) ? Term(0) : Term(1), base + 1, "one", base + 1));
+  g.pump();
+  ASSERT_TRUE(g.storage().log().sync().is_ok());
+  g.on_durable(g.storage().log().last_index());
+  ASSERT_EQ(g.applied(), base + 1);
+  // Term 1: entry base+2 ("old"), not committed; its Ready parks (no durability report yet).
+  g.step(append(Term(1), base + 1, Term(1), base + 2, "old", base + 1));
+  g.pump();
+  // Term 2: the new leader replaces base+2 with "new" and commits it.
+  g.step(append(Term(2), base + 1, Term(1), base + 2, "new", base + 2));
+  g.pump();  // still parked: applies what is committed and still held
+  for (const auto& [index, term, what] : g.applied_entries) {
+    EXPECT_NE(what, "old") << "applied the replaced entry at " << index.value() << " (term "
+                           << term.value() << ")";
+  }
+  // The durability report of the old Ready, then the new entry's: "new" is applied.
+  ASSERT_TRUE(g.storage().log().sync().is_ok());
+  g.on_durable(g.storage().log().last_index());
+  for (int turn = 0; turn < 10 && g.applied() < base + 2; ++turn) {
+    ASSERT_TRUE(g.storage().log().sync().is_ok());
+    g.on_durable(g.storage().log().last_index());
+    g.pump();
+  }
+  ASSERT_EQ(g.applied(), base + 2);
+  ASSERT_FALSE(g.applied_entries.empty());
+  EXPECT_EQ(std::get<2>(g.applied_entries.back()), "new");
+  EXPECT_EQ(std::get<1>(g.applied_entries.back()), Term(2));
+  for (const auto& [index, term, what] : g.applied_entries) EXPECT_NE(what, "old");
 }
 
 }  // namespace

@@ -103,6 +103,10 @@ void RawNode::advance(const Ready& ready) {
 NodeStatus RawNode::status() const { return raft_->status(); }
 LogIndex RawNode::committed() const { return raft_->log().committed(); }
 
+bool RawNode::holds(LogIndex index, Term term) const {
+  return raft_->log().match_term(index, term);
+}
+
 LogIndex RawNode::lowest_active_follower_next() const {
   LogIndex lowest(std::numeric_limits<std::uint64_t>::max());
   if (raft_->role() != Role::kLeader) return lowest;

@@ -138,6 +138,11 @@ class RawNode {
   // while followers' acknowledgements arrive sees the entries commit here (§5.3: committed
   // once a majority stored them; the leader counts itself only after advance()).
   LogIndex committed() const;
+  // Whether the core's log holds an entry of `term` at `index` now (then it is the same entry
+  // as any other with that index and term, Log Matching §5.3). An entry handed out in a Ready
+  // may have been replaced since by a newer leader's (a conflict truncation stepped in while
+  // the host persisted it): this tells the host before it relies on the handed-out copy.
+  bool holds(LogIndex index, Term term) const;
   // The membership in effect. It changes when advance() acknowledges the application of a
   // kConfChange entry (or when a snapshot is installed); a host persisting its applied index
   // persists this alongside (MemoryStorage::set_conf_state), since initial_state() must

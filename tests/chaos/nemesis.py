@@ -432,8 +432,11 @@ class Nemesis:
         """Raft assumes a replica never loses what it acknowledged; this breaks that on one
         replica and then takes the leader away. For one partition: SIGSTOP the followers a
         quorum does not need (they lag), let writes commit on the leader and the remaining
-        followers for 1 s, SIGKILL one of those followers, truncate its newest segment of the
-        partition, SIGKILL the leader, SIGCONT the laggards and restart the truncated follower.
+        followers for 1 s, stop one of those followers (SIGTERM: in the power-loss mode a
+        SIGKILL would add a power loss to the corruption, two faults on one replica, which its
+        sync ledger is not meant to survive: FINDINGS.md F11), truncate its newest segment of
+        the partition, SIGKILL the leader, SIGCONT the laggards and restart the truncated
+        follower.
         The entries of that last second were acknowledged by a quorum but are now only on the
         dead leader: the truncated replica must not help the laggards elect a leader without
         them (the old leader would then lose them when it comes back) (issue 6: "a corrupted or truncated minority replica never becomes
@@ -451,7 +454,7 @@ class Nemesis:
         for b in laggards:
             self.cluster.broker(b).pause()
         self.sleep(1.0)
-        victim.kill()
+        victim.stop()
         segment = self.cluster.newest_segment(victim, self.rng, tp)
         what = chaos_cluster.corrupt_segment(segment, self.rng, truncate=True) if segment else \
             "no segment of %s to truncate" % (tp,)
@@ -459,7 +462,7 @@ class Nemesis:
         for b in laggards:
             self.cluster.broker(b).resume()
         victim.start()
-        ep.description = ("SIGSTOP followers %s of %s for 1 s, SIGKILL follower %d, %s, "
+        ep.description = ("SIGSTOP followers %s of %s for 1 s, SIGTERM follower %d, %s, "
                           "SIGKILL leader %d, SIGCONT, restart %d" % (
                               laggards, tp, victim.id, what, leader.id, victim.id))
         ep.brokers = sorted({victim.id, leader.id} | set(laggards))

@@ -620,5 +620,42 @@ class ProxyWatchdogTest(unittest.TestCase):
         self.assertLess(abs(until - resumed), 0.5)
 
 
+class SegmentCutTest(unittest.TestCase):
+    """The corrupt nemeses measure their cut from the end of the entries, not of the file: a
+    tail segment carries pre-written zeros (FINDINGS.md F11)."""
+
+    def write_segment(self, path, payloads, zeros):
+        with open(path, "wb") as f:
+            f.write(b"MQSG" + bytes(28))  # 32-byte segment header (contents not checked)
+            for n in payloads:
+                header = bytearray(56)
+                header[0:4] = b"\x01\x02\x03\x04"  # a header CRC: not all zeros
+                header[8:12] = n.to_bytes(4, "little")
+                f.write(bytes(header) + b"x" * n)
+            f.write(bytes(zeros))
+
+    def test_entries_end_before_the_zero_tail_and_cuts_stay_inside_them(self):
+        import os
+        import random
+        import tempfile
+
+        import cluster
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "00000000000000000001.log")
+            self.write_segment(path, [100, 3000, 40], zeros=2 << 20)
+            end = 32 + 3 * 56 + 100 + 3000 + 40
+            self.assertEqual(cluster.segment_data_end(path), end)
+            what = cluster.corrupt_segment(path, random.Random(1), truncate=True)
+            size = os.path.getsize(path)
+            self.assertGreaterEqual(size, end * 3 // 4, what)
+            self.assertLess(size, end, what)
+            # A segment without a zero tail, and one cut inside an entry.
+            self.write_segment(path, [10, 20], zeros=0)
+            self.assertEqual(cluster.segment_data_end(path), 32 + 2 * 56 + 30)
+            with open(path, "r+b") as f:
+                f.truncate(32 + 56 + 10 + 30)
+            self.assertEqual(cluster.segment_data_end(path), 32 + 56 + 10)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -53,24 +53,33 @@ class SlowGroup : public RaftGroup {
 
 class RaftGroupPump : public ::testing::Test {
  protected:
-  std::unique_ptr<SlowGroup> make(std::int64_t budget_ms, int apply_ms) {
+  // Node 1's replica (voters 1 and 2) of group `id`, stored under /<name>.
+  std::unique_ptr<GroupStorage> open_storage(const std::string& name) {
     GroupStorageOptions o;
-    o.directory = "/g";
-    o.name = "g";
+    o.directory = "/" + name;
+    o.name = name;
     o.format = PayloadFormat::kRaw;
     o.bootstrap.voters = {NodeId(1), NodeId(2)};
     auto s = GroupStorage::open(&fs_, &clock_, nullptr, o);
     MQ_ASSERT(s.has_value(), "%s", s.error().to_string().c_str());
+    return std::move(*s);
+  }
+  static RaftGroupOptions group_options(GroupId id, const std::string& name) {
     RaftGroupOptions go;
-    go.group = GroupId(7);
-    go.name = "g";
+    go.group = id;
+    go.name = name;
     go.raft.id = NodeId(1);
     go.raft.election_ticks = 1000;
     go.raft.heartbeat_ticks = 1;
+    return go;
+  }
+  std::unique_ptr<SlowGroup> make(std::int64_t budget_ms, int apply_ms) {
+    auto s = open_storage("g");
+    RaftGroupOptions go = group_options(GroupId(7), "g");
     // One committed entry per Ready: the budget is checked between Readies.
     go.raft.max_committed_bytes_per_ready = 1;
     go.pump_budget_ms = budget_ms;
-    auto g = std::make_unique<SlowGroup>(&host_, go, std::move(*s), apply_ms);
+    auto g = std::make_unique<SlowGroup>(&host_, go, std::move(s), apply_ms);
     MQ_ASSERT(g->start().is_ok());
     return g;
   }
@@ -168,20 +177,7 @@ class RecordingGroup : public RaftGroup {
 // replaced copy as if it were the committed entry: a produce waiting at that index would be
 // answered "committed" with an offset that holds another entry.
 TEST_F(RaftGroupPump, AParkedEntryReplacedByANewerLeaderIsNotAppliedAsCommitted) {
-  GroupStorageOptions o;
-  o.directory = "/r";
-  o.name = "r";
-  o.format = PayloadFormat::kRaw;
-  o.bootstrap.voters = {NodeId(1), NodeId(2)};
-  auto s = GroupStorage::open(&fs_, &clock_, nullptr, o);
-  ASSERT_TRUE(s.has_value());
-  RaftGroupOptions go;
-  go.group = GroupId(8);
-  go.name = "r";
-  go.raft.id = NodeId(1);
-  go.raft.election_ticks = 1000;
-  go.raft.heartbeat_ticks = 1;
-  RecordingGroup g(&host_, go, std::move(*s));
+  RecordingGroup g(&host_, group_options(GroupId(8), "r"), open_storage("r"));
   ASSERT_TRUE(g.start().is_ok());
   auto append = [](Term term, LogIndex prev, Term prev_term, LogIndex index, std::string_view what,
                    LogIndex commit) {

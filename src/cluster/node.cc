@@ -110,6 +110,11 @@ void Node::log(std::string_view line) {
                config_.id.value(), static_cast<int>(line.size()), line.data());
 }
 
+bool default_lazy_commit_broadcast() {
+  const char* env = std::getenv("RAFTMQ_LAZY_COMMIT");
+  return env == nullptr || std::string_view(env) != "0";
+}
+
 raft::Config Node::raft_config(const std::vector<NodeId>& voters) const {
   (void)voters;
   raft::Config c;

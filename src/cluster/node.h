@@ -45,6 +45,9 @@ struct BrokerAddress {
 };
 Result<BrokerAddress> parse_broker_address(std::string_view text);
 
+// NodeConfig::lazy_commit_broadcast's default: on unless RAFTMQ_LAZY_COMMIT=0.
+bool default_lazy_commit_broadcast();
+
 struct NodeConfig {
   BrokerId id{1};
   std::string data_dir;
@@ -68,6 +71,11 @@ struct NodeConfig {
   std::uint32_t tick_ms = 10;
   std::uint32_t election_ticks = 30;   // election timeout in [30, 60) ticks = 300-600 ms
   std::uint32_t heartbeat_ticks = 3;
+  // Partition groups (not the controller's) tell followers of commit advances with the next
+  // append or tick instead of one append per advance (raft::Config::lazy_commit_broadcast):
+  // half the Raft messages per entry; a follower applies up to one tick later. Default on;
+  // RAFTMQ_LAZY_COMMIT=0 turns it off (for A/B measurements).
+  bool lazy_commit_broadcast = default_lazy_commit_broadcast();
   std::uint32_t reconcile_interval_ms = 100;
   // A replica moved away that never hears of its removal (removed while it was down) is
   // deleted after this long, unless the group still counts it (node_reconcile.cc).

@@ -132,6 +132,7 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(
   go.group = gid;
   go.name = name;
   go.raft = raft_config(bootstrap.voters);
+  go.raft.lazy_commit_broadcast = config_.lazy_commit_broadcast;
   PartitionOptions po;
   po.topic = topic.name;
   po.partition = partition;

@@ -49,6 +49,16 @@ struct Config {
   std::uint64_t max_uncommitted_bytes = 64 << 20;      // payload bytes; proposals beyond: refused
   std::uint64_t max_committed_bytes_per_ready = 8 << 20;  // committed entries handed per Ready
 
+  // How followers learn that the commit index advanced. false (etcd): at once, one append per
+  // follower per advance, empty when the follower already has every entry; that append and
+  // its answer double the messages of a group that commits one entry at a time. true: the
+  // advance rides on the next append that carries entries, or on the next tick's heartbeat
+  // or, for a follower that heard nothing carrying it, on one empty append at the leader's
+  // next tick. A follower then learns of a commit up to one tick later (it applies, and
+  // answers forwarded ReadIndex requests, that much later); the leader's own commit and
+  // apply are unchanged. The broker sets it for partition groups (docs/raft_driver.md).
+  bool lazy_commit_broadcast = false;
+
   bool pre_vote = true;      // thesis §9.6
   bool check_quorum = true;  // thesis §6.2 and §4.2.3
   ReadOnlyOption read_only = ReadOnlyOption::kSafe;

@@ -11,8 +11,8 @@ bool Raft::quiescable_as_leader(std::span<const NodeId> down) const {
   const Leader* leader = leader_state();
   if (leader == nullptr) return false;
   // Anything still to hand to the host, or a Ready not yet acknowledged.
-  if (ready_outstanding_ || bcast_pending_ || !msgs_.empty() || !msgs_after_persist_.empty() ||
-      !read_states_.empty()) {
+  if (ready_outstanding_ || bcast_pending_ || commit_unsent_ || !msgs_.empty() ||
+      !msgs_after_persist_.empty() || !read_states_.empty()) {
     return false;
   }
   if (leader->lead_transferee != kNoNode || !leader->pending_reads.empty() ||

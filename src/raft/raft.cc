@@ -96,6 +96,7 @@ void Raft::reset(Term term) {
   pending_conf_index_ = LogIndex(0);
   self_vote_pending_term_ = Term(0);
   bcast_pending_ = false;
+  commit_unsent_ = false;
 }
 
 void Raft::become_follower(Term term, NodeId lead) {
@@ -269,6 +270,8 @@ void Raft::tick(std::uint32_t ticks) {
   if (heartbeat_due && role() == Role::kLeader) {
     bcast_heartbeat(start_heartbeat_round(std::get<Leader>(role_)));
   }
+  // After the heartbeats: a follower they told the commit index is not sent it again.
+  if (commit_unsent_ && role() == Role::kLeader) send_unsent_commit();
 }
 
 void Raft::tick_election() {

@@ -173,6 +173,10 @@ class Raft {
   bool send_snapshot(NodeId to, tracker::Progress& pr);
   void send_heartbeat(NodeId to, std::uint64_t round);
   void bcast_append();
+  // The commit index advanced: broadcast it now, or at the next tick when lazy
+  // (Config::lazy_commit_broadcast).
+  void on_commit_advanced();
+  void send_unsent_commit();
   void bcast_heartbeat(std::uint64_t round);
   bool maybe_commit();
   void on_self_persisted();
@@ -230,6 +234,9 @@ class Raft {
   bool ready_outstanding_ = false;
   // Proposals were appended since the last ready(): send them (batched) at the next one.
   bool bcast_pending_ = false;
+  // Config::lazy_commit_broadcast: the commit index advanced and was not broadcast; the next
+  // tick sends it to the followers no message has carried it to.
+  bool commit_unsent_ = false;
   // A candidate's own vote counts only once its term and vote are persisted: the term at
   // which the outstanding Ready carried them (0 when none).
   Term self_vote_pending_term_;

@@ -122,6 +122,135 @@ TEST(RaftReplication, ReportUnreachableMovesToProbe) {
   c.node(1).report_unreachable(NodeId(99));  // unknown: ignored
 }
 
+// ---- Commit broadcast (Config::lazy_commit_broadcast) ----
+
+LogIndex commit_of(Cluster& c, std::uint64_t id) { return c.node(id).status().hard_state.commit; }
+
+std::size_t empty_appends_to(const std::vector<Message>& msgs, std::uint64_t to) {
+  std::size_t n = 0;
+  for (const Message& m : msgs) {
+    n += (m.type == MessageType::kAppend && m.to == NodeId(to) && m.entries.empty()) ? 1 : 0;
+  }
+  return n;
+}
+
+void enable_lazy_commit(Config& cfg) {
+  cfg.lazy_commit_broadcast = true;
+  cfg.heartbeat_ticks = 3;  // heartbeats at the third tick only: the first tick's sends show
+}
+
+TEST(RaftCommitBroadcast, EagerSendsAnEmptyAppendPerFollowerForEachCommit) {
+  Cluster c(3, [](Config& cfg) { cfg.heartbeat_ticks = 3; });
+  c.elect(NodeId(1));
+  c.delivered().clear();
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  c.stabilize();
+  const LogIndex index = c.node(1).status().last_index;
+  for (std::uint64_t f : {2, 3}) {
+    EXPECT_EQ(count_to(c.delivered(), MessageType::kAppend, f), 2u) << f;  // entry, then commit
+    EXPECT_EQ(empty_appends_to(c.delivered(), f), 1u) << f;
+    EXPECT_EQ(count_to(c.delivered(), MessageType::kAppendResponse, 1), 4u);
+    EXPECT_EQ(commit_of(c, f), index) << f;
+  }
+}
+
+TEST(RaftCommitBroadcast, LazyCommitReachesFollowersAtTheNextTickWithOneEmptyAppend) {
+  Cluster c(3, enable_lazy_commit);
+  c.elect(NodeId(1));
+  run(c, 3);  // the election's own commit has been told
+  c.delivered().clear();
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  c.stabilize();
+  const LogIndex index = c.node(1).status().last_index;
+  EXPECT_EQ(commit_of(c, 1), index);  // the leader commits (and applies) as before
+  for (std::uint64_t f : {2, 3}) {
+    EXPECT_EQ(count_to(c.delivered(), MessageType::kAppend, f), 1u) << f;  // the entry only
+    EXPECT_EQ(empty_appends_to(c.delivered(), f), 0u) << f;
+    EXPECT_LT(commit_of(c, f), index) << f;
+  }
+  EXPECT_EQ(count_to(c.delivered(), MessageType::kAppendResponse, 1), 2u);
+  EXPECT_FALSE(c.node(1).quiescable_as_leader({}));  // the commit index is still owed
+  c.delivered().clear();
+  c.tick(NodeId(1), 1);  // not a heartbeat tick
+  c.stabilize();
+  for (std::uint64_t f : {2, 3}) {
+    EXPECT_EQ(empty_appends_to(c.delivered(), f), 1u) << f;
+    EXPECT_EQ(commit_of(c, f), index) << f;
+  }
+  // Told once: the following ticks send no more appends.
+  c.delivered().clear();
+  c.tick(NodeId(1), 1);
+  c.stabilize();
+  EXPECT_EQ(count_to(c.delivered(), MessageType::kAppend, 2), 0u);
+  EXPECT_EQ(count_to(c.delivered(), MessageType::kAppend, 3), 0u);
+}
+
+TEST(RaftCommitBroadcast, LazyCommitRidesOnTheNextAppendWithEntries) {
+  Cluster c(3, enable_lazy_commit);
+  c.elect(NodeId(1));
+  run(c, 3);
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  c.stabilize();
+  const LogIndex first = c.node(1).status().last_index;
+  c.delivered().clear();
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  c.stabilize();
+  // The second entry's append carried the first one's commit: no tick needed for it.
+  for (std::uint64_t f : {2, 3}) {
+    EXPECT_EQ(commit_of(c, f), first) << f;
+    EXPECT_EQ(empty_appends_to(c.delivered(), f), 0u) << f;
+  }
+  // The tick then owes both followers the second commit only.
+  c.delivered().clear();
+  c.tick(NodeId(1), 1);
+  c.stabilize();
+  for (std::uint64_t f : {2, 3}) {
+    EXPECT_EQ(empty_appends_to(c.delivered(), f), 1u) << f;
+    EXPECT_EQ(commit_of(c, f), LogIndex(first.value() + 1)) << f;
+  }
+}
+
+TEST(RaftCommitBroadcast, LazyCommitSkipsFollowersTheHeartbeatTold) {
+  Cluster c(3, [](Config& cfg) {
+    cfg.lazy_commit_broadcast = true;
+    cfg.heartbeat_ticks = 1;  // every tick heartbeats
+  });
+  c.elect(NodeId(1));
+  run(c, 2);
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  c.stabilize();
+  const LogIndex index = c.node(1).status().last_index;
+  c.delivered().clear();
+  c.tick(NodeId(1), 1);
+  c.stabilize();
+  for (std::uint64_t f : {2, 3}) {
+    EXPECT_EQ(count_to(c.delivered(), MessageType::kHeartbeat, f), 1u) << f;
+    EXPECT_EQ(count_to(c.delivered(), MessageType::kAppend, f), 0u) << f;
+    EXPECT_EQ(commit_of(c, f), index) << f;
+  }
+}
+
+TEST(RaftCommitBroadcast, LazyCommitLostOnTheWireArrivesWithTheHeartbeat) {
+  Cluster c(3, enable_lazy_commit);
+  c.elect(NodeId(1));
+  run(c, 3);
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  c.stabilize();
+  const LogIndex index = c.node(1).status().last_index;
+  // The tick's empty append to 3 is lost; the leader counts 3 as told.
+  c.set_message_filter([](Message& m) {
+    return !(m.type == MessageType::kAppend && m.to == NodeId(3) && m.entries.empty());
+  });
+  c.tick(NodeId(1), 1);
+  c.stabilize();
+  EXPECT_EQ(commit_of(c, 2), index);
+  EXPECT_LT(commit_of(c, 3), index);
+  c.set_message_filter(nullptr);
+  c.tick(NodeId(1), 2);  // the heartbeat tick
+  c.stabilize();
+  EXPECT_EQ(commit_of(c, 3), index);
+}
+
 // ---- Snapshots (§7) ----
 
 TEST(RaftSnapshot, LaggingFollowerGetsSnapshot) {

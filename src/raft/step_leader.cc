@@ -71,7 +71,10 @@ void Raft::handle_append_response(Leader& leader, const Message& m) {
       break;
   }
   if (maybe_commit()) {
-    bcast_append();  // tell followers the new commit index
+    on_commit_advanced();  // tell followers the new commit index (now or at the next tick)
+    // A paused follower's window just reopened (eager: the broadcast above sent to it).
+    if (config_.lazy_commit_broadcast && old_paused)
+      maybe_send_append(m.from, /*send_if_empty=*/true);
   } else if (old_paused) {
     maybe_send_append(m.from, /*send_if_empty=*/true);
   }
@@ -128,6 +131,7 @@ bool Raft::maybe_send_append(NodeId to, bool send_if_empty) {
   m.index = prev_index;
   m.log_term = *prev_term;
   m.commit = log_.committed();
+  pr.sent_commit = std::max(pr.sent_commit, m.commit);
   std::uint64_t bytes = 0;
   for (const Entry& e : *entries) bytes += e.size_bytes();
   const std::size_t count = entries->size();
@@ -160,6 +164,7 @@ void Raft::send_heartbeat(NodeId to, std::uint64_t round) {
   m.to = to;
   // The follower may not hold entries beyond its match; never make it commit those.
   m.commit = std::min(it->second.match, log_.committed());
+  it->second.sent_commit = std::max(it->second.sent_commit, m.commit);
   m.context = round;
   send(std::move(m));
 }
@@ -167,6 +172,22 @@ void Raft::send_heartbeat(NodeId to, std::uint64_t round) {
 void Raft::bcast_append() {
   for (const auto& [id, pr] : tracker_.progress) {
     if (id != id_) maybe_send_append(id, /*send_if_empty=*/true);
+  }
+}
+
+void Raft::on_commit_advanced() {
+  if (config_.lazy_commit_broadcast) {
+    commit_unsent_ = true;
+  } else {
+    bcast_append();
+  }
+}
+
+void Raft::send_unsent_commit() {
+  commit_unsent_ = false;
+  const LogIndex committed = log_.committed();
+  for (const auto& [id, pr] : tracker_.progress) {
+    if (id != id_ && pr.sent_commit < committed) maybe_send_append(id, /*send_if_empty=*/true);
   }
 }
 
@@ -189,7 +210,7 @@ void Raft::on_self_persisted() {
   auto it = tracker_.progress.find(id_);
   if (it == tracker_.progress.end()) return;
   it->second.maybe_update(log_.persisted_index());
-  if (maybe_commit()) bcast_append();
+  if (maybe_commit()) on_commit_advanced();
 }
 
 // ---------------------------------------------------------------------------------------

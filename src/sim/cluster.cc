@@ -121,6 +121,7 @@ void Cluster::start(SimNode& node) {
   config.max_uncommitted_bytes = options_.max_uncommitted_bytes;
   config.pre_vote = options_.pre_vote;
   config.check_quorum = options_.check_quorum;
+  config.lazy_commit_broadcast = options_.lazy_commit_broadcast;
   config.read_only = options_.read_only;
   config.random_seed = prng_->next();
   config.bugs = options_.bugs;

@@ -38,6 +38,7 @@ struct ClusterOptions {
   std::uint64_t max_uncommitted_bytes = 64 << 20;  // back-pressure on proposals
   bool pre_vote = true;
   bool check_quorum = true;
+  bool lazy_commit_broadcast = false;  // raft::Config::lazy_commit_broadcast
   raft::ReadOnlyOption read_only = raft::ReadOnlyOption::kSafe;
   std::uint32_t bugs = 0;                 // raft::Bug bits set on every node
   bool check_commit_durability = true;    // sample leaders' in-memory commit index

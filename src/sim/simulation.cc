@@ -117,14 +117,15 @@ std::string describe_scenario(const Scenario& s, bool lease) {
   const NemesisOptions& f = s.nemesis;
   const WorkloadOptions& w = s.workload;
   return std::to_string(s.voters) + " nodes, hb=" + std::to_string(c.heartbeat_ticks) +
-         (c.max_msg_bytes == 1 ? " 1-entry-appends inflight=" +
-                                     std::to_string(c.max_inflight_msgs) + " uncommitted<=" +
-                                     std::to_string(c.max_uncommitted_bytes) + "B"
-                               : std::string()) +
+         (c.max_msg_bytes == 1
+              ? " 1-entry-appends inflight=" + std::to_string(c.max_inflight_msgs) +
+                    " uncommitted<=" + std::to_string(c.max_uncommitted_bytes) + "B"
+              : std::string()) +
          (c.pre_vote ? " prevote" : "") + (c.check_quorum ? " checkquorum" : "") +
-         (lease ? " lease-reads" : " readindex") + ", net drop=" + per_mille(n.drop_per_mille) +
-         " dup=" + per_mille(n.duplicate_per_mille) + " delay=" + std::to_string(n.delay_min_us) +
-         ".." + std::to_string(n.delay_max_us) + "us long=" + per_mille(n.long_delay_per_mille) +
+         (c.lazy_commit_broadcast ? " lazy-commit" : "") + (lease ? " lease-reads" : " readindex") +
+         ", net drop=" + per_mille(n.drop_per_mille) + " dup=" + per_mille(n.duplicate_per_mille) +
+         " delay=" + std::to_string(n.delay_min_us) + ".." + std::to_string(n.delay_max_us) +
+         "us long=" + per_mille(n.long_delay_per_mille) +
          ", torn=" + per_mille(c.torn_write_per_mille) +
          ", snapshot-every=" + std::to_string(c.snapshot_every_entries) +
          (c.crash_on_vote_write_per_mille > 0 ? ", crash-on-vote" : "") +
@@ -161,6 +162,10 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
     // the liveness phase is not spent draining thousands of queued entries.
     s.cluster.max_uncommitted_bytes = prng.range(256, 2'048);
   }
+  // Drawn from its own generator: the seeds' other draws (and so their scenarios) stay
+  // what they were before this option existed.
+  Prng side(options.seed ^ 0x6c617a79636f6dULL);
+  s.cluster.lazy_commit_broadcast = side.chance(1, 2);
   s.description = describe_scenario(s, lease);
   return s;
 }

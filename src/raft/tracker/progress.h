@@ -37,6 +37,10 @@ struct Progress {
   bool msg_app_flow_paused = false;
   Inflights inflights;
   bool is_learner = false;
+  // The highest commit index this follower was sent (in an append or a heartbeat) since this
+  // node became leader; Config::lazy_commit_broadcast's tick skips followers already told.
+  // A message carrying it may be lost: the heartbeats repeat the commit index anyway.
+  LogIndex sent_commit;
 
   void become_probe();
   void become_replicate();

@@ -139,6 +139,16 @@ void enable_lazy_commit(Config& cfg) {
   cfg.heartbeat_ticks = 3;  // heartbeats at the third tick only: the first tick's sends show
 }
 
+// Elects node 1 and ticks everyone `ticks` times (the election's own commit reaches the
+// followers), then has the leader commit one entry; returns its index.
+LogIndex elect_then_commit_one(Cluster& c, int ticks) {
+  c.elect(NodeId(1));
+  run(c, ticks);
+  EXPECT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  c.stabilize();
+  return c.node(1).status().last_index;
+}
+
 TEST(RaftCommitBroadcast, EagerSendsAnEmptyAppendPerFollowerForEachCommit) {
   Cluster c(3, [](Config& cfg) { cfg.heartbeat_ticks = 3; });
   c.elect(NodeId(1));
@@ -187,11 +197,7 @@ TEST(RaftCommitBroadcast, LazyCommitReachesFollowersAtTheNextTickWithOneEmptyApp
 
 TEST(RaftCommitBroadcast, LazyCommitRidesOnTheNextAppendWithEntries) {
   Cluster c(3, enable_lazy_commit);
-  c.elect(NodeId(1));
-  run(c, 3);
-  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
-  c.stabilize();
-  const LogIndex first = c.node(1).status().last_index;
+  const LogIndex first = elect_then_commit_one(c, 3);
   c.delivered().clear();
   ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
   c.stabilize();
@@ -215,11 +221,7 @@ TEST(RaftCommitBroadcast, LazyCommitSkipsFollowersTheHeartbeatTold) {
     cfg.lazy_commit_broadcast = true;
     cfg.heartbeat_ticks = 1;  // every tick heartbeats
   });
-  c.elect(NodeId(1));
-  run(c, 2);
-  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
-  c.stabilize();
-  const LogIndex index = c.node(1).status().last_index;
+  const LogIndex index = elect_then_commit_one(c, 2);
   c.delivered().clear();
   c.tick(NodeId(1), 1);
   c.stabilize();
@@ -232,11 +234,7 @@ TEST(RaftCommitBroadcast, LazyCommitSkipsFollowersTheHeartbeatTold) {
 
 TEST(RaftCommitBroadcast, LazyCommitLostOnTheWireArrivesWithTheHeartbeat) {
   Cluster c(3, enable_lazy_commit);
-  c.elect(NodeId(1));
-  run(c, 3);
-  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
-  c.stabilize();
-  const LogIndex index = c.node(1).status().last_index;
+  const LogIndex index = elect_then_commit_one(c, 3);
   // The tick's empty append to 3 is lost; the leader counts 3 as told.
   c.set_message_filter([](Message& m) {
     return !(m.type == MessageType::kAppend && m.to == NodeId(3) && m.entries.empty());

@@ -58,6 +58,7 @@ Result<std::unique_ptr<ControllerGroup>> Node::open_controller_group() {
   go.group = kControllerGroup;
   go.name = "controller";
   go.raft = raft_config(bootstrap.voters);
+  go.send_while_parked = config_.send_while_parked;
   auto group = std::make_unique<ControllerGroup>(this, go, std::move(storage),
                                                  config_.controller_snapshot_interval_entries);
   MQ_RETURN_IF_ERROR(group->start());

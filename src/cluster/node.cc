@@ -115,6 +115,11 @@ bool default_lazy_commit_broadcast() {
   return env == nullptr || std::string_view(env) != "0";
 }
 
+bool default_send_while_parked() {
+  const char* env = std::getenv("RAFTMQ_SEND_WHILE_PARKED");
+  return env == nullptr || std::string_view(env) != "0";
+}
+
 raft::Config Node::raft_config(const std::vector<NodeId>& voters) const {
   (void)voters;
   raft::Config c;

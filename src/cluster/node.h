@@ -47,6 +47,8 @@ Result<BrokerAddress> parse_broker_address(std::string_view text);
 
 // NodeConfig::lazy_commit_broadcast's default: on unless RAFTMQ_LAZY_COMMIT=0.
 bool default_lazy_commit_broadcast();
+// NodeConfig::send_while_parked's default: on unless RAFTMQ_SEND_WHILE_PARKED=0.
+bool default_send_while_parked();
 
 struct NodeConfig {
   BrokerId id{1};
@@ -76,6 +78,10 @@ struct NodeConfig {
   // half the Raft messages per entry; a follower applies up to one tick later. Default on;
   // RAFTMQ_LAZY_COMMIT=0 turns it off (for A/B measurements).
   bool lazy_commit_broadcast = default_lazy_commit_broadcast();
+  // A leader whose Ready waits for its fsync sends the appends of proposals made meanwhile at
+  // once (RaftGroupOptions::send_while_parked), every group. Default on;
+  // RAFTMQ_SEND_WHILE_PARKED=0 turns it off (for A/B measurements).
+  bool send_while_parked = default_send_while_parked();
   std::uint32_t reconcile_interval_ms = 100;
   // A replica moved away that never hears of its removal (removed while it was down) is
   // deleted after this long, unless the group still counts it (node_reconcile.cc).

@@ -133,6 +133,7 @@ Result<std::unique_ptr<PartitionGroup>> Node::open_partition(
   go.name = name;
   go.raft = raft_config(bootstrap.voters);
   go.raft.lazy_commit_broadcast = config_.lazy_commit_broadcast;
+  go.send_while_parked = config_.send_while_parked;
   PartitionOptions po;
   po.topic = topic.name;
   po.partition = partition;

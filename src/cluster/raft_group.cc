@@ -196,6 +196,16 @@ void RaftGroup::pump() {
   const std::int64_t started = now_ms();
   for (int round = 0; round < 64; ++round) {
     if (parked_ && !failed()) {
+      // A leader's appends of proposals made since go out now, not after its fsync (they
+      // never depend on it); the followers' fsyncs then overlap the leader's.
+      if (options_.send_while_parked) {
+        std::vector<raft::Message> early = node_->take_leader_messages();
+        if (!early.empty()) {
+          LoopWatch::Section section(host_->loop_watch(), "send_parked", options_.name);
+          trace::point(trace::Stage::kMessagesSent, options_.group.value(), early.size());
+          send_all(early);
+        }
+      }
       // Entries the followers' acknowledgements committed while the leader's own fsync runs
       // are applied (and answered) now; the rest of the Ready waits for the flusher.
       LoopWatch::Section section(host_->loop_watch(), "apply_parked", options_.name);

@@ -81,6 +81,11 @@ struct RaftGroupOptions {
   // loop's heartbeats, ticks and acknowledgements are not held behind a catch-up backlog
   // (tests/chaos/FINDINGS.md F2, "Remaining"). 0: no limit but the round count.
   std::int64_t pump_budget_ms = 20;
+  // While a leader's Ready is parked for its fsync, send what the core produced meanwhile
+  // (appends of new proposals, heartbeats: raft::RawNode::take_leader_messages) instead of
+  // holding it for the next Ready (docs/raft_driver.md "A leader's messages while its Ready
+  // is being persisted").
+  bool send_while_parked = true;
 };
 
 class RaftGroup {

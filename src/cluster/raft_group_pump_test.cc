@@ -54,12 +54,13 @@ class SlowGroup : public RaftGroup {
 class RaftGroupPump : public ::testing::Test {
  protected:
   // Node 1's replica (voters 1 and 2) of group `id`, stored under /<name>.
-  std::unique_ptr<GroupStorage> open_storage(const std::string& name) {
+  std::unique_ptr<GroupStorage> open_storage(const std::string& name,
+                                             std::vector<NodeId> voters = {NodeId(1), NodeId(2)}) {
     GroupStorageOptions o;
     o.directory = "/" + name;
     o.name = name;
     o.format = PayloadFormat::kRaw;
-    o.bootstrap.voters = {NodeId(1), NodeId(2)};
+    o.bootstrap.voters = std::move(voters);
     auto s = GroupStorage::open(&fs_, &clock_, nullptr, o);
     MQ_ASSERT(s.has_value(), "%s", s.error().to_string().c_str());
     return std::move(*s);
@@ -227,6 +228,92 @@ TEST_F(RaftGroupPump, AParkedEntryReplacedByANewerLeaderIsNotAppliedAsCommitted)
   EXPECT_EQ(std::get<1>(g.applied_entries.back()), Term(2));
   for (const auto& [index, term, what] : g.applied_entries) EXPECT_NE(what, "old");
 }
+
+// A leader whose Ready is parked on its fsync sends the appends of proposals made meanwhile at
+// once (RaftGroupOptions::send_while_parked, raft::RawNode::take_leader_messages): the
+// follower's fsync then runs alongside the leader's instead of after it. Turned off, they wait
+// for the durability report.
+class RaftGroupSendWhileParked : public RaftGroupPump,
+                                 public ::testing::WithParamInterface<bool> {};
+
+TEST_P(RaftGroupSendWhileParked, AppendsOfProposalsMadeWhileParked) {
+  const bool on = GetParam();
+  RaftGroupOptions go = group_options(GroupId(9), "l");
+  go.raft.pre_vote = false;
+  go.send_while_parked = on;
+  RecordingGroup g(&host_, go, open_storage("l", {NodeId(1), NodeId(2), NodeId(3)}));
+  ASSERT_TRUE(g.start().is_ok());
+  auto durable = [&] {
+    ASSERT_TRUE(g.storage().log().sync().is_ok());
+    g.on_durable(g.storage().log().last_index());
+  };
+  // Elected by node 2's vote; the leader's first entry is written and made durable.
+  g.node().campaign();
+  g.pump();
+  raft::Message grant;
+  grant.type = raft::MessageType::kVoteResponse;
+  grant.from = NodeId(2);
+  grant.to = NodeId(1);
+  grant.term = g.node().status().hard_state.term;
+  g.step(grant);
+  g.pump();
+  ASSERT_TRUE(g.is_raft_leader());
+  durable();
+  // Nodes 2 and 3 have the leader's log (their answers move the leader to pipelining).
+  raft::Message ack;
+  ack.type = raft::MessageType::kAppendResponse;
+  ack.to = NodeId(1);
+  ack.term = grant.term;
+  ack.index = g.node().status().last_index;
+  for (NodeId from : {NodeId(2), NodeId(3)}) {
+    ack.from = from;
+    g.step(ack);
+  }
+  g.pump();
+  durable();
+  // Entry x is appended and parked on the leader's fsync.
+  ASSERT_TRUE(g.node().propose(SharedBuffer(Buffer(std::string_view("x")))).has_value());
+  g.pump();
+  const LogIndex x = g.node().status().last_index;
+  ASSERT_LT(g.storage().durable_index(), x);  // parked
+  host_.sent.clear();
+  // Entry y is proposed while x's Ready is parked.
+  ASSERT_TRUE(g.node().propose(SharedBuffer(Buffer(std::string_view("y")))).has_value());
+  g.pump();
+  const LogIndex y = x + 1;
+  auto sent_y = [&] {
+    for (const raft::Message& m : host_.sent) {
+      if (m.type != raft::MessageType::kAppend || m.to != NodeId(2)) continue;
+      for (const raft::Entry& e : m.entries) {
+        if (e.index == y) return true;  // (node 3 is sent the same)
+      }
+    }
+    return false;
+  };
+  EXPECT_EQ(sent_y(), on);
+  // Nodes 2 and 3 acknowledge x and y (durable there): both commit while the leader still
+  // waits for its own fsync of x, and x is applied; y is not written here yet, so it waits.
+  if (on) {
+    ack.index = y;
+    for (NodeId from : {NodeId(2), NodeId(3)}) {
+      ack.from = from;
+      g.step(ack);
+    }
+    g.pump();
+    EXPECT_EQ(g.node().committed(), y);
+    ASSERT_FALSE(g.applied_entries.empty());
+    EXPECT_EQ(std::get<2>(g.applied_entries.back()), "x");
+  }
+  durable();  // x durable: the next Ready writes y (and sends it, when it was not sent yet)
+  EXPECT_TRUE(sent_y());
+  if (on) {
+    // y was committed by the follower's acknowledgement: applied once written here.
+    ASSERT_FALSE(g.applied_entries.empty());
+    EXPECT_EQ(std::get<2>(g.applied_entries.back()), "y");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OnAndOff, RaftGroupSendWhileParked, ::testing::Bool());
 
 }  // namespace
 }  // namespace mq::cluster

@@ -49,6 +49,7 @@ Status Raft::load_state() {
   log_.commit_to(hard_state.commit);
   term_ = hard_state.term;
   vote_ = hard_state.vote;
+  synced_term_ = hard_state.term;
   restart_lease_ = config_.read_only == ReadOnlyOption::kLeaseBased && term_ > Term(0);
   if (config_.applied > LogIndex(0)) {
     if (config_.applied > log_.committed()) {

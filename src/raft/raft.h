@@ -95,6 +95,7 @@ class Raft {
   void unquiesce();  // quiesce.cc
   Ready ready();
   void advance(const Ready& ready);
+  std::vector<Message> take_leader_messages();  // raw_node.h
   NodeStatus status() const;
   // Abstention of a repaired replica (raw_node.h set_abstain_until; abstain.cc).
   void set_abstain_until(LogIndex index) { abstain_until_ = index; }
@@ -176,6 +177,8 @@ class Raft {
   // The commit index advanced: broadcast it now, or at the next tick when lazy
   // (Config::lazy_commit_broadcast).
   void on_commit_advanced();
+  // The appends of proposals batched since the last ready() (bcast_pending_), into msgs_.
+  void flush_pending_broadcast();
   void send_unsent_commit();
   void bcast_heartbeat(std::uint64_t round);
   bool maybe_commit();
@@ -232,8 +235,12 @@ class Raft {
   HardState prev_hard_state_;
   SoftState prev_soft_state_;
   bool ready_outstanding_ = false;
-  // Proposals were appended since the last ready(): send them (batched) at the next one.
+  // Proposals were appended since the last ready(): send them (batched) at the next one
+  // (or at take_leader_messages()).
   bool bcast_pending_ = false;
+  // The term of the last hard state known durable: the restored one, then each advanced
+  // Ready's. take_leader_messages() hands out messages early only at this term.
+  Term synced_term_;
   // Config::lazy_commit_broadcast: the commit index advanced and was not broadcast; the next
   // tick sends it to the followers no message has carried it to.
   bool commit_unsent_ = false;

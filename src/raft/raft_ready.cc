@@ -18,14 +18,7 @@ bool Raft::has_ready() const {
 
 Ready Raft::ready() {
   MQ_ASSERT(!ready_outstanding_, "ready() called again before advance()");
-  if (bcast_pending_) {
-    bcast_pending_ = false;
-    if (role() == Role::kLeader) {
-      for (const auto& [id, pr] : tracker_.progress) {
-        if (id != id_) maybe_send_append(id, /*send_if_empty=*/false);
-      }
-    }
-  }
+  flush_pending_broadcast();
   Ready rd;
   const SoftState soft{lead_, role()};
   if (soft != prev_soft_state_) {
@@ -63,9 +56,35 @@ Ready Raft::ready() {
   return rd;
 }
 
+void Raft::flush_pending_broadcast() {
+  if (!bcast_pending_) return;
+  bcast_pending_ = false;
+  if (role() != Role::kLeader) return;
+  for (const auto& [id, pr] : tracker_.progress) {
+    if (id != id_) maybe_send_append(id, /*send_if_empty=*/false);
+  }
+}
+
+// The leader's `messages` (step 1) never depend on its own persistence: appends and
+// heartbeats carry entries read from its log, durable or not, and a commit index reached by
+// a majority that counts the leader only for what it advanced (thesis §10.2.1). So the part of
+// the next Ready that is step 1 may go now, while the outstanding Ready is being persisted.
+// Only at a term whose hard state is durable: a leader elected while the Ready carrying its
+// term and vote is still being written waits for advance() (and anything that is not a
+// leader, whose messages may acknowledge or reveal state not yet durable, always does).
+// Messages after persistence stay for the next Ready.
+std::vector<Message> Raft::take_leader_messages() {
+  if (role() != Role::kLeader || term_ != synced_term_) return {};
+  flush_pending_broadcast();
+  std::vector<Message> out = std::move(msgs_);
+  msgs_.clear();
+  return out;
+}
+
 void Raft::advance(const Ready& rd) {
   MQ_ASSERT(ready_outstanding_, "advance() without an outstanding ready()");
   ready_outstanding_ = false;
+  if (rd.hard_state) synced_term_ = rd.hard_state->term;
   Unstable& unstable = log_.unstable();
   if (rd.snapshot) {
     const LogIndex index = rd.snapshot->meta.index;

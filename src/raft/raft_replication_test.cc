@@ -249,6 +249,131 @@ TEST(RaftCommitBroadcast, LazyCommitLostOnTheWireArrivesWithTheHeartbeat) {
   EXPECT_EQ(commit_of(c, 3), index);
 }
 
+// ---- A leader's messages while its Ready is being persisted (take_leader_messages) ----
+
+bool has_append_with(const std::vector<Message>& msgs, std::uint64_t to, LogIndex index) {
+  for (const Message& m : msgs) {
+    if (m.type != MessageType::kAppend || m.to != NodeId(to)) continue;
+    for (const Entry& e : m.entries) {
+      if (e.index == index) return true;
+    }
+  }
+  return false;
+}
+
+void queue_all(Cluster& c, const std::vector<Message>& msgs) {
+  for (const Message& m : msgs) c.queue().push_back(m);
+}
+
+TEST(RaftLeaderMessagesWhileParked, AppendsOfNewProposalsGoBeforeTheOutstandingReadyAdvances) {
+  Cluster c(3);
+  c.elect(NodeId(1));
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10, 'a')).has_value());
+  // Node 1's Ready with entry a is being persisted (not advanced).
+  Ready first = c.node(1).ready();
+  ASSERT_EQ(first.entries_to_persist.size(), 1u);
+  const LogIndex a = first.entries_to_persist.back().index;
+  queue_all(c, first.messages);
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10, 'b')).has_value());
+  const LogIndex b = a + 1;
+  std::vector<Message> early = c.node(1).take_leader_messages();
+  for (std::uint64_t f : {2, 3}) EXPECT_TRUE(has_append_with(early, f, b)) << f;
+  EXPECT_TRUE(c.node(1).take_leader_messages().empty());  // handed out once
+  queue_all(c, early);
+  // The followers store a and b and acknowledge them; node 1 still persists a.
+  c.deliver_queued();
+  ASSERT_TRUE(c.process_ready(NodeId(2)));
+  ASSERT_TRUE(c.process_ready(NodeId(3)));
+  c.deliver_queued();
+  EXPECT_EQ(c.node(1).committed(), b);  // on the followers' acknowledgements alone
+  first.messages.clear();               // sent above
+  c.handle_ready(NodeId(1), first);
+  // The next Ready writes b on the leader and does not send it again.
+  ASSERT_TRUE(c.node(1).has_ready());
+  Ready second = c.node(1).ready();
+  ASSERT_EQ(second.entries_to_persist.size(), 1u);
+  EXPECT_EQ(second.entries_to_persist.back().index, b);
+  for (std::uint64_t f : {2, 3}) EXPECT_FALSE(has_append_with(second.messages, f, b)) << f;
+  c.handle_ready(NodeId(1), second);
+  c.stabilize();
+  for (std::uint64_t id : {1, 2, 3}) {
+    EXPECT_EQ(c.storage(id).all_entries(), c.storage(1).all_entries()) << id;
+    EXPECT_EQ(commit_of(c, id), b) << id;
+  }
+}
+
+TEST(RaftLeaderMessagesWhileParked, HeartbeatsOfTicksWhileParkedGoToo) {
+  Cluster c(3, [](Config& cfg) { cfg.heartbeat_ticks = 1; });
+  c.elect(NodeId(1));
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  Ready rd = c.node(1).ready();
+  c.tick(NodeId(1), 1);
+  std::vector<Message> early = c.node(1).take_leader_messages();
+  for (std::uint64_t f : {2, 3}) EXPECT_EQ(count_to(early, MessageType::kHeartbeat, f), 1u) << f;
+  c.handle_ready(NodeId(1), rd);
+}
+
+TEST(RaftLeaderMessagesWhileParked, NothingEarlyFromAFollower) {
+  Cluster c(3, [](Config& cfg) { cfg.heartbeat_ticks = 1; });
+  c.elect(NodeId(1));
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  ASSERT_TRUE(c.process_ready(NodeId(1)));
+  c.deliver_queued();
+  // Follower 2 persists the entry; its acknowledgement must wait for that.
+  Ready rd = c.node(2).ready();
+  ASSERT_FALSE(rd.messages_after_persist.empty());
+  // A heartbeat arrives meanwhile: its answer waits for the follower's next Ready.
+  c.tick(NodeId(1), 1);
+  ASSERT_TRUE(c.process_ready(NodeId(1)));
+  c.set_message_filter([](Message& m) { return m.to == NodeId(2); });
+  c.deliver_queued();
+  c.set_message_filter(nullptr);
+  ASSERT_TRUE(c.node(2).has_ready());
+  EXPECT_TRUE(c.node(2).take_leader_messages().empty());
+  c.handle_ready(NodeId(2), rd);
+  c.stabilize();
+}
+
+TEST(RaftLeaderMessagesWhileParked, ALeaderWhoseTermIsNotYetDurableWaitsForAdvance) {
+  Cluster c(3, [](Config& cfg) { cfg.pre_vote = false; });
+  // Node 1 campaigns; the Ready carrying its new term and vote is being persisted.
+  c.node(1).campaign();
+  Ready vote = c.node(1).ready();
+  ASSERT_TRUE(vote.hard_state.has_value());
+  ASSERT_TRUE(vote.must_sync);
+  const Term term = vote.hard_state->term;
+  queue_all(c, vote.messages);
+  vote.messages.clear();  // sent now
+  c.deliver_queued();
+  ASSERT_TRUE(c.process_ready(NodeId(2)));
+  ASSERT_TRUE(c.process_ready(NodeId(3)));
+  c.deliver_queued();
+  // Elected on the two grants while its own term and vote are not durable yet.
+  ASSERT_EQ(c.node(1).status().soft_state.role, Role::kLeader);
+  ASSERT_EQ(c.node(1).status().hard_state.term, term);
+  EXPECT_TRUE(c.node(1).take_leader_messages().empty());
+  c.handle_ready(NodeId(1), vote);
+  // Durable now: its appends go with the next Ready, and the appends of proposals made while
+  // a later Ready is outstanding go early.
+  ASSERT_TRUE(c.node(1).has_ready());
+  Ready next = c.node(1).ready();
+  for (std::uint64_t f : {2, 3}) {
+    EXPECT_GE(count_to(next.messages, MessageType::kAppend, f), 1u) << f;
+  }
+  c.handle_ready(NodeId(1), next);
+  c.stabilize();
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  Ready outstanding = c.node(1).ready();
+  ASSERT_TRUE(c.node(1).propose(bytes_of(10)).has_value());
+  const LogIndex index = c.node(1).status().last_index;
+  std::vector<Message> early = c.node(1).take_leader_messages();
+  for (std::uint64_t f : {2, 3}) EXPECT_TRUE(has_append_with(early, f, index)) << f;
+  c.handle_ready(NodeId(1), outstanding);  // sends its messages
+  queue_all(c, early);
+  c.stabilize();
+  for (std::uint64_t id : {1, 2, 3}) EXPECT_EQ(commit_of(c, id), index) << id;
+}
+
 // ---- Snapshots (§7) ----
 
 TEST(RaftSnapshot, LaggingFollowerGetsSnapshot) {

@@ -100,6 +100,10 @@ void RawNode::advance(const Ready& ready) {
   checked(*raft_, [&] { raft_->advance(ready); });
 }
 
+std::vector<Message> RawNode::take_leader_messages() {
+  return checked(*raft_, [&] { return raft_->take_leader_messages(); });
+}
+
 NodeStatus RawNode::status() const { return raft_->status(); }
 LogIndex RawNode::committed() const { return raft_->log().committed(); }
 

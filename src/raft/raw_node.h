@@ -130,6 +130,14 @@ class RawNode {
   bool has_ready() const;
   Ready ready();
   void advance(const Ready& ready);
+  // While a Ready is outstanding (its persistence in progress): the messages a leader has
+  // produced since, which the host may send at once (the appends of proposals made meanwhile,
+  // heartbeats, commit updates). They are step-1 messages of the next Ready taken early: a
+  // leader's appends never wait for its own write (thesis §10.2.1), and without this they
+  // waited for the outstanding Ready's fsync. Empty unless this node leads at a term whose
+  // hard state is durable (a Ready carrying it was advanced, or it was restored); messages
+  // to send after persistence stay for the next Ready. Callable at any time.
+  std::vector<Message> take_leader_messages();
 
   NodeStatus status() const;
   NodeId id() const;

@@ -379,6 +379,9 @@ void Cluster::on_deliver(Event& event) {
 }
 
 void Cluster::drive(SimNode& node) {
+  if (node.up && node.in_progress && options_.send_while_persisting && !checker_.failed()) {
+    for (const raft::Message& message : node.raft->take_leader_messages()) send(node, message);
+  }
   for (int i = 0; i < kReadyLoopMax; ++i) {
     if (!node.up || node.in_progress || checker_.failed() || !node.raft->has_ready()) return;
     take_ready(node);

@@ -39,6 +39,9 @@ struct ClusterOptions {
   bool pre_vote = true;
   bool check_quorum = true;
   bool lazy_commit_broadcast = false;  // raft::Config::lazy_commit_broadcast
+  // A leader's messages produced while its Ready is being persisted are sent at once
+  // (raft::RawNode::take_leader_messages), as the broker's RaftGroup does.
+  bool send_while_persisting = false;
   raft::ReadOnlyOption read_only = raft::ReadOnlyOption::kSafe;
   std::uint32_t bugs = 0;                 // raft::Bug bits set on every node
   bool check_commit_durability = true;    // sample leaders' in-memory commit index

@@ -122,10 +122,11 @@ std::string describe_scenario(const Scenario& s, bool lease) {
                     " uncommitted<=" + std::to_string(c.max_uncommitted_bytes) + "B"
               : std::string()) +
          (c.pre_vote ? " prevote" : "") + (c.check_quorum ? " checkquorum" : "") +
-         (c.lazy_commit_broadcast ? " lazy-commit" : "") + (lease ? " lease-reads" : " readindex") +
-         ", net drop=" + per_mille(n.drop_per_mille) + " dup=" + per_mille(n.duplicate_per_mille) +
-         " delay=" + std::to_string(n.delay_min_us) + ".." + std::to_string(n.delay_max_us) +
-         "us long=" + per_mille(n.long_delay_per_mille) +
+         (c.lazy_commit_broadcast ? " lazy-commit" : "") +
+         (c.send_while_persisting ? " send-while-persisting" : "") +
+         (lease ? " lease-reads" : " readindex") + ", net drop=" + per_mille(n.drop_per_mille) +
+         " dup=" + per_mille(n.duplicate_per_mille) + " delay=" + std::to_string(n.delay_min_us) +
+         ".." + std::to_string(n.delay_max_us) + "us long=" + per_mille(n.long_delay_per_mille) +
          ", torn=" + per_mille(c.torn_write_per_mille) +
          ", snapshot-every=" + std::to_string(c.snapshot_every_entries) +
          (c.crash_on_vote_write_per_mille > 0 ? ", crash-on-vote" : "") +
@@ -166,6 +167,8 @@ Scenario draw_scenario(Prng& prng, const RunOptions& options) {
   // what they were before this option existed.
   Prng side(options.seed ^ 0x6c617a79636f6dULL);
   s.cluster.lazy_commit_broadcast = side.chance(1, 2);
+  Prng side2(options.seed ^ 0x6561726c796d7367ULL);
+  s.cluster.send_while_persisting = side2.chance(1, 2);
   s.description = describe_scenario(s, lease);
   return s;
 }

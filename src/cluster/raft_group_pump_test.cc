@@ -307,7 +307,7 @@ TEST_P(RaftGroupSendWhileParked, AppendsOfProposalsMadeWhileParked) {
   durable();  // x durable: the next Ready writes y (and sends it, when it was not sent yet)
   EXPECT_TRUE(sent_y());
   if (on) {
-    // y was committed by the follower's acknowledgement: applied once written here.
+    // y was committed by the followers' acknowledgements: applied once written here.
     ASSERT_FALSE(g.applied_entries.empty());
     EXPECT_EQ(std::get<2>(g.applied_entries.back()), "y");
   }

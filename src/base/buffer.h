@@ -91,16 +91,45 @@ namespace mq {
 class SharedBuffer {
  public:
   SharedBuffer() = default;
-  explicit SharedBuffer(Buffer bytes)
-      : bytes_(std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes.vector()))) {}
-  explicit SharedBuffer(BufferView bytes)
-      : bytes_(std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(), bytes.end())) {}
+  explicit SharedBuffer(Buffer bytes) {
+    own(std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes.vector())));
+  }
+  explicit SharedBuffer(BufferView bytes) {
+    own(std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(), bytes.end()));
+  }
   explicit SharedBuffer(std::string_view text) : SharedBuffer(as_bytes_view(text)) {}
+  SharedBuffer(const SharedBuffer&) = default;
+  SharedBuffer& operator=(const SharedBuffer&) = default;
+  // A moved-from SharedBuffer is empty (as a moved-from shared_ptr is null).
+  SharedBuffer(SharedBuffer&& other) noexcept
+      : owner_(std::move(other.owner_)), data_(other.data_), size_(other.size_) {
+    other.data_ = nullptr;
+    other.size_ = 0;
+  }
+  SharedBuffer& operator=(SharedBuffer&& other) noexcept {
+    if (this != &other) {
+      owner_ = std::move(other.owner_);
+      data_ = other.data_;
+      size_ = other.size_;
+      other.data_ = nullptr;
+      other.size_ = 0;
+    }
+    return *this;
+  }
+  // Bytes that `owner` keeps alive (memory the caller manages, e.g. a pooled read buffer):
+  // no copy; the bytes must not change while any copy of the result exists.
+  static SharedBuffer alias(std::shared_ptr<const void> owner, BufferView bytes) {
+    SharedBuffer b;
+    b.owner_ = std::move(owner);
+    b.data_ = bytes.data();
+    b.size_ = bytes.size();
+    return b;
+  }
 
-  const std::uint8_t* data() const { return bytes_ ? bytes_->data() : nullptr; }
-  std::size_t size() const { return bytes_ ? bytes_->size() : 0; }
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
   bool empty() const { return size() == 0; }
-  BufferView view() const { return bytes_ ? BufferView(*bytes_) : BufferView(); }
+  BufferView view() const { return BufferView(data_, size_); }
   operator BufferView() const { return view(); }  // NOLINT implicit
   bool operator==(const SharedBuffer& other) const { return equal_bytes(view(), other.view()); }
 
@@ -108,7 +137,16 @@ class SharedBuffer {
   static BufferView as_bytes_view(std::string_view text) {
     return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
   }
-  std::shared_ptr<const std::vector<std::uint8_t>> bytes_;
+  void own(std::shared_ptr<const std::vector<std::uint8_t>> bytes) {
+    data_ = bytes->data();
+    size_ = bytes->size();
+    owner_ = std::move(bytes);
+  }
+  // Keeps data_ valid; data_/size_ point into it (a vector's heap storage, or the alias's
+  // memory), so copies and moves of the SharedBuffer keep them valid too.
+  std::shared_ptr<const void> owner_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
 };
 
 }  // namespace mq

@@ -505,13 +505,27 @@ void PartitionGroup::notify_fetchers() {
   for (FetchWaiter& w : due) w.ready();
 }
 
-Status PartitionGroup::append_chunks(const storage::FileSlice& slice, FetchResult* out) {
+Status PartitionGroup::append_chunks(const storage::FileSlice& slice, FetchResult* out,
+                                     std::uint64_t* file_end) {
   for (const storage::FileSlice::Extent& e : slice.extents) {
     RecordsChunk chunk;
     chunk.length = e.length;
     if (!e.bytes.empty()) {
       chunk.bytes = e.bytes;  // still in memory: no read of the file
-    } else if (slice.fd >= 0) {
+      out->records.push_back(std::move(chunk));
+      continue;
+    }
+    *file_end = e.position + e.length;
+    if (auto pieces = read_ahead_.take(slice, e.position, e.length)) {
+      for (SharedBuffer& piece : *pieces) {  // read ahead into memory (fetch_read_ahead.h)
+        RecordsChunk part;
+        part.length = piece.size();
+        part.bytes = std::move(piece);
+        out->records.push_back(std::move(part));
+      }
+      continue;
+    }
+    if (slice.fd >= 0) {
       chunk.fd = slice.fd;
       chunk.file_offset = e.position;
       chunk.keep_alive = slice.file;
@@ -546,6 +560,10 @@ Result<FetchResult> PartitionGroup::fetch(KafkaOffset offset, std::uint64_t max_
   }
   LogIndex hi = applied() + 1;  // committed and applied entries only
   KafkaOffset position = offset;
+  // The last slice with extents on the file (not in the write-behind buffer), and the end of
+  // its last such extent: where the read-ahead continues.
+  storage::FileSlice from_file;
+  std::uint64_t file_end = 0;
   // Bounded by the batches below the high watermark; each round consumes at least one.
   while (position < high_watermark_) {
     std::uint64_t room = max_bytes > result.bytes ? max_bytes - result.bytes : 0;
@@ -554,8 +572,20 @@ Result<FetchResult> PartitionGroup::fetch(KafkaOffset offset, std::uint64_t max_
     if (slice.extents.empty()) break;
     // Only the first batch of a response may exceed max_bytes (KIP-74).
     if (!result.records.empty() && slice.total_bytes > room) break;
-    MQ_RETURN_IF_ERROR(append_chunks(slice, &result));
+    std::uint64_t end = 0;
+    MQ_RETURN_IF_ERROR(append_chunks(slice, &result, &end));
+    if (end > 0) {
+      from_file.file = slice.file;
+      from_file.generation = slice.generation;
+      from_file.written_end = slice.written_end;
+      file_end = end;
+    }
     position = slice.last_offset + 1;
+  }
+  if (file_end > 0) {
+    read_ahead_.advance(from_file, file_end);
+  } else if (!result.records.empty()) {
+    read_ahead_.clear();  // reading from memory: nothing to read ahead
   }
   static const std::uint64_t readahead_bytes = fetch_readahead_bytes();
   static const bool drop_behind = fetch_drop_behind_enabled();

@@ -36,6 +36,7 @@
 
 #include "cluster/api.h"
 #include "cluster/compaction.h"
+#include "cluster/fetch_read_ahead.h"
 #include "cluster/producer_state.h"
 #include "cluster/raft_group.h"
 
@@ -207,7 +208,10 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   Status load_producer_state();
   void discard_producer_state_ahead_of_log();
   void notify_fetchers();
-  Status append_chunks(const storage::FileSlice& slice, FetchResult* out);
+  // The slice's extents as chunks of `out`: in memory when the write-behind buffer or the
+  // read-ahead holds them, else file extents; *file_end: the end of the last extent that was
+  // not in the write-behind buffer (0: none).
+  Status append_chunks(const storage::FileSlice& slice, FetchResult* out, std::uint64_t* file_end);
 
   PartitionOptions options_;
   WaiterMap produce_waiters_;  // several at one index: in-flight duplicates wait too
@@ -217,6 +221,7 @@ class PartitionGroup final : public RaftGroup, public LocalPartition {
   bool leader_ready_ = false;
   std::vector<FetchWaiter> fetch_waiters_;
   FetchDropBehind drop_behind_;
+  FetchReadAhead read_ahead_{fetch_read_ahead_budget_bytes()};
   ProducerStateTable producers_;
   std::map<std::int64_t, std::deque<PendingBatch>> pending_;  // by producer id, index order
   std::map<LogIndex, std::int64_t> pending_by_index_;

@@ -59,6 +59,17 @@ class File {
     (void)bytes;
     return Status::unsupported("direct I/O not supported");
   }
+  // Reads up to out.size() bytes at `offset` bypassing the page cache (O_DIRECT) into memory
+  // the caller reuses: offset, out.size() and out.data() must be multiples of
+  // kDirectIoAlignment. Returns how many bytes were read (fewer only at the end of the file).
+  // Bytes written through the page cache and not yet written back are written back first (the
+  // kernel does), so the result is what read_at() would give. kUnsupported when the file or
+  // its file system offers no direct I/O: the caller reads another way. Any thread.
+  virtual Result<std::size_t> read_direct(std::uint64_t offset, std::span<std::uint8_t> out) {
+    (void)offset;
+    (void)out;
+    return Status::unsupported("direct I/O not supported");
+  }
   // Allocates the space of [offset, offset + length) without changing the file's size or
   // contents (fallocate FALLOC_FL_KEEP_SIZE): a later write inside the range cannot fail for
   // lack of space. kNoSpace when the space is not there; kUnsupported when the file system

@@ -197,6 +197,12 @@ struct FileSlice {
   std::uint64_t total_bytes = 0;
   LogIndex first_index;
   LogIndex last_index;
+  // The file's bytes below this are written to it (not only in the write-behind buffer) as of
+  // the slice, and `generation` is the log's truncation generation then: bytes below
+  // written_end read later from the same file are the same while the log's generation is
+  // (only a truncation changes written bytes). For read-ahead (cluster/fetch_read_ahead.h).
+  std::uint64_t written_end = 0;
+  std::uint64_t generation = 0;
   KafkaOffset first_offset;  // base offset of the first batch
   KafkaOffset last_offset;   // last offset of the last batch
 };

@@ -12,6 +12,7 @@ namespace {
 struct SlicePart {
   std::shared_ptr<Segment> segment;
   std::uint64_t size = 0;
+  std::uint64_t written = 0;
   KafkaOffset first_offset;
 };
 
@@ -29,7 +30,7 @@ void take_buffered_bytes(const Segment& segment, FileSlice* slice) {
 // payload extents of that segment's entries below hi.
 Result<std::optional<FileSlice>> slice_parts(const std::vector<SlicePart>& parts,
                                              KafkaOffset offset, LogIndex hi,
-                                             std::uint64_t bytes_max) {
+                                             std::uint64_t bytes_max, std::uint64_t generation) {
   for (const SlicePart& part : parts) {
     Segment& segment = *part.segment;
     MQ_ASSIGN_OR_RETURN(auto found, segment.locate_offset_within(offset, part.first_offset, part.size));
@@ -38,6 +39,8 @@ Result<std::optional<FileSlice>> slice_parts(const std::vector<SlicePart>& parts
     FileSlice slice;
     slice.file = segment.file();
     slice.fd = slice.file->native_handle();
+    slice.written_end = part.written;
+    slice.generation = generation;
     slice.first_index = found->header.index;
     slice.first_offset = found->header.base_offset;
     std::uint64_t position = found->position;
@@ -86,10 +89,11 @@ Result<FileSlice> Log::file_slice(KafkaOffset offset, LogIndex hi, std::uint64_t
     }
     for (std::size_t k = lo; k < segments_.size() && parts.size() < 2; ++k) {
       if (segments_[k]->empty()) continue;
-      parts.push_back({segments_[k], segments_[k]->size_bytes(), segments_[k]->first_offset()});
+      parts.push_back({segments_[k], segments_[k]->size_bytes(), segments_[k]->written_bytes(),
+                       segments_[k]->first_offset()});
     }
   }
-  auto result = slice_parts(parts, offset, hi, bytes_max);
+  auto result = slice_parts(parts, offset, hi, bytes_max, generation);
   if (result.has_value() && result->has_value()) {
     std::lock_guard lock(mutex_);
     if (generation == generation_) return std::move(**result);
@@ -123,6 +127,8 @@ Result<FileSlice> Log::file_slice_locked(KafkaOffset offset, LogIndex hi, std::u
   FileSlice slice;
   slice.file = segment.file();
   slice.fd = slice.file->native_handle();
+  slice.written_end = segment.written_bytes();
+  slice.generation = generation_;
   slice.first_index = found->second.header.index;
   slice.first_offset = found->second.header.base_offset;
   std::uint64_t position = found->second.position;

@@ -64,6 +64,15 @@ class MemoryFile final : public File {
     return n;
   }
 
+  // Direct reads are modelled as reads with O_DIRECT's alignment rules checked.
+  Result<std::size_t> read_direct(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    if (offset % kDirectIoAlignment != 0 || out.size() % kDirectIoAlignment != 0 ||
+        reinterpret_cast<std::uintptr_t>(out.data()) % kDirectIoAlignment != 0) {
+      return Status::invalid_argument("read_direct " + path_ + ": unaligned");
+    }
+    return read_at(offset, out);
+  }
+
   // Direct I/O is modelled as a write with O_DIRECT's alignment rules checked.
   Status write_direct(std::uint64_t offset, BufferView bytes) override {
     if (offset % kDirectIoAlignment != 0 || bytes.size() % kDirectIoAlignment != 0 ||

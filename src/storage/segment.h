@@ -165,6 +165,8 @@ class Segment {
   Status flush_buffer();
   // Bytes below size_bytes() that are only in the write-behind buffer.
   bool has_unwritten_bytes() const { return written_end_ < size_; }
+  // The file holds every byte below this (the rest of size_bytes() is in the buffer).
+  std::uint64_t written_bytes() const { return written_end_; }
   // The last entry wholly on the file (the flusher may sync just those while the buffer
   // keeps filling).
   LogIndex written_index() const { return written_end_ < size_ ? written_index_ : last_index_; }

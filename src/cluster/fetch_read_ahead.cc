@@ -202,7 +202,7 @@ class ReaderPool {
   std::atomic<std::uint64_t> bytes{0};
 
  private:
-  static constexpr std::size_t kThreads = 2;
+  static constexpr std::size_t kThreads = 4;
   void run();
 
   std::mutex mutex_;
@@ -269,7 +269,33 @@ FetchReadAheadStats fetch_read_ahead_stats() {
 }
 
 FetchReadAhead::FetchReadAhead(std::uint64_t budget_bytes) : budget_bytes_(budget_bytes) {}
-FetchReadAhead::~FetchReadAhead() = default;
+FetchReadAhead::~FetchReadAhead() {
+  clear();
+  for (const std::shared_ptr<Job>& job : retired_) {
+    std::unique_lock lock(job->mutex);
+    job->cv.wait(lock, [&] { return job->done; });
+  }
+}
+
+template <typename Pred>
+void FetchReadAhead::forget_if(Pred pred) {
+  std::erase_if(retired_, [](const std::shared_ptr<Job>& job) {
+    std::lock_guard lock(job->mutex);
+    return job->done;
+  });
+  for (auto it = windows_.begin(); it != windows_.end();) {
+    if (pred(**it)) {
+      retired_.push_back(std::move(*it));
+      it = windows_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void FetchReadAhead::clear() {
+  forget_if([](const Job&) { return true; });
+}
 
 std::optional<std::vector<SharedBuffer>> FetchReadAhead::take(const storage::FileSlice& slice,
                                                               std::uint64_t position,
@@ -301,8 +327,8 @@ void FetchReadAhead::advance(const storage::FileSlice& slice, std::uint64_t end)
   if (budget_bytes_ == 0 || slice.file == nullptr) return;
   if (!failed_file_.expired() && failed_file_.lock() == slice.file) return;
   // Forget what the consumer has passed, and windows of another file or generation.
-  std::erase_if(windows_, [&](const std::shared_ptr<Job>& w) {
-    return w->generation != slice.generation || w->valid_to <= end || w->file.lock() != slice.file;
+  forget_if([&](const Job& w) {
+    return w.generation != slice.generation || w.valid_to <= end || w.file.lock() != slice.file;
   });
   std::uint64_t next = windows_.empty() ? align_down(end) : align_down(windows_.back()->valid_to);
   const std::int64_t now = now_ms();
@@ -323,6 +349,13 @@ void FetchReadAhead::advance(const storage::FileSlice& slice, std::uint64_t end)
     windows_.push_back(job);
     next = align_down(job->valid_to);
   }
+}
+
+bool FetchReadAhead::restart_at(const storage::FileSlice& slice, std::uint64_t position) {
+  if (budget_bytes_ == 0) return false;
+  clear();
+  advance(slice, position);
+  return !windows_.empty();
 }
 
 }  // namespace mq::cluster

@@ -43,7 +43,7 @@
 namespace mq::cluster {
 
 inline constexpr std::uint64_t kFetchReadAheadBlockBytes = 2u << 20;
-inline constexpr std::size_t kFetchReadAheadBlocks = 2;
+inline constexpr std::size_t kFetchReadAheadBlocks = 4;
 // A window is read only when at least this many bytes of the file lie ahead to read (a
 // consumer just behind the tail keeps using the page cache and the write-behind buffer).
 inline constexpr std::uint64_t kFetchReadAheadMinBytes = 256u << 10;
@@ -66,6 +66,7 @@ class FetchReadAhead {
   // `budget_bytes` 0: never reads ahead. Tests pass their own; PartitionGroup passes
   // fetch_read_ahead_budget_bytes() (the pool's cap is the largest budget any caller passed).
   explicit FetchReadAhead(std::uint64_t budget_bytes);
+  // Waits for the reads of its windows that are still running.
   ~FetchReadAhead();
   FetchReadAhead(const FetchReadAhead&) = delete;
   FetchReadAhead& operator=(const FetchReadAhead&) = delete;
@@ -81,8 +82,15 @@ class FetchReadAhead {
   // to kFetchReadAheadBlocks windows cover the bytes after `end` (below slice.written_end).
   void advance(const storage::FileSlice& slice, std::uint64_t end);
 
+  // When take() found nothing for `position`: forgets the windows and starts them at
+  // `position` (the consumer moved to another file, or outran its windows), so that the
+  // fetch can wait for the bytes in memory rather than send them from the page cache (whose
+  // own read-ahead would read the same bytes from the disk a second time). False when no
+  // window could be started (then the caller sends from the file).
+  bool restart_at(const storage::FileSlice& slice, std::uint64_t position);
+
   // Forgets every window (the consumer reads from memory again, or the partition is idle).
-  void clear() { windows_.clear(); }
+  void clear();
   std::size_t windows() const { return windows_.size(); }
 
   struct Job;  // a window: one direct read of a block (fetch_read_ahead.cc)
@@ -92,6 +100,11 @@ class FetchReadAhead {
   // A file whose direct read failed (or is not supported): no more windows of it.
   std::weak_ptr<storage::File> failed_file_;
   std::deque<std::shared_ptr<Job>> windows_;  // in file order, contiguous or overlapping
+  // Forgotten windows whose read may still run: the destructor waits for them, so that no
+  // read outlives the partition (and the file system under it).
+  std::vector<std::shared_ptr<Job>> retired_;
+  template <typename Pred>
+  void forget_if(Pred pred);
 };
 
 }  // namespace mq::cluster

@@ -76,8 +76,9 @@ class FetchReadAheadWindows : public ::testing::TestWithParam<bool> {
 // After a fetch up to `end`, the bytes after it (up to the written end) come from memory, in
 // one piece or, across two windows, in two; the same bytes as the file's.
 TEST_P(FetchReadAheadWindows, ServesTheBytesAfterTheFetchFromMemory) {
-  auto file = make_file(fs_, path_, 8 * kMiB);
-  const auto slice = slice_of(file, 7 * kMiB + 123, 5);
+  constexpr std::uint64_t kCover = kFetchReadAheadBlocks * kFetchReadAheadBlockBytes;
+  auto file = make_file(fs_, path_, kCover + 2 * kMiB);
+  const auto slice = slice_of(file, kCover + kMiB + 123, 5);
   FetchReadAhead ahead(64 * kMiB);
   const std::uint64_t reads_before = fetch_read_ahead_stats().reads;
   ahead.advance(slice, 100'000);  // a consumer fetched up to here
@@ -88,7 +89,7 @@ TEST_P(FetchReadAheadWindows, ServesTheBytesAfterTheFetchFromMemory) {
   EXPECT_EQ(one->size(), 1u);
   EXPECT_EQ(joined(*one), expected(100'000, 500'000));
 
-  // 100,000 rounds down to 98,304: the first window ends at 98,304 + 2 MiB.
+  // 100,000 rounds down to 98,304: the first window ends at 98,304 + one block.
   const std::uint64_t boundary = 98'304 + kFetchReadAheadBlockBytes;
   auto two = ahead.take(slice, boundary - 1000, 5000);
   ASSERT_TRUE(two.has_value());
@@ -97,7 +98,7 @@ TEST_P(FetchReadAheadWindows, ServesTheBytesAfterTheFetchFromMemory) {
   EXPECT_GE(fetch_read_ahead_stats().reads, reads_before + 2);
 
   // Beyond what the windows cover: from the file.
-  EXPECT_FALSE(ahead.take(slice, boundary + kFetchReadAheadBlockBytes - 10, 100).has_value());
+  EXPECT_FALSE(ahead.take(slice, 98'304 + kCover - 10, 100).has_value());
   EXPECT_FALSE(ahead.take(slice, 50'000, 100).has_value()) << "before the first window";
 }
 
@@ -119,7 +120,7 @@ TEST_P(FetchReadAheadWindows, NothingAtOrBeyondTheWrittenEnd) {
   EXPECT_EQ(ahead.windows(), 1u);
   // More: continues from the block holding the old end (overlapping it).
   ahead.advance(slice_of(file, 6 * kMiB, 1), kMiB);
-  EXPECT_EQ(ahead.windows(), 2u);
+  EXPECT_GE(ahead.windows(), 2u);
   auto across = ahead.take(slice_of(file, 6 * kMiB, 1), written - 500, 1000);
   ASSERT_TRUE(across.has_value());
   EXPECT_EQ(joined(*across), expected(written - 500, 1000));
@@ -139,6 +140,25 @@ TEST_P(FetchReadAheadWindows, AnotherGenerationOrFileFindsNothing) {
   ahead.advance(slice_of(file, 4 * kMiB, 8), 0);
   EXPECT_TRUE(ahead.take(slice_of(file, 4 * kMiB, 8), 0, 4096).has_value());
   EXPECT_FALSE(ahead.take(slice_of(file, 4 * kMiB, 7), 0, 4096).has_value());
+}
+
+// A position no window holds (another file, or a consumer that outran its windows): the
+// windows start again there, and the bytes are served once read.
+TEST_P(FetchReadAheadWindows, RestartAtAPositionNoWindowHolds) {
+  constexpr std::uint64_t kCover = kFetchReadAheadBlocks * kFetchReadAheadBlockBytes;
+  auto file = make_file(fs_, path_, kCover + 4 * kMiB);
+  const auto slice = slice_of(file, kCover + 4 * kMiB, 3);
+  FetchReadAhead ahead(64 * kMiB);
+  ahead.advance(slice, 0);
+  const std::uint64_t far = kCover + kMiB + 1234;
+  ASSERT_FALSE(ahead.take(slice, far, 1000).has_value());
+  ASSERT_TRUE(ahead.restart_at(slice, far));
+  auto served = ahead.take(slice, far, 1000);
+  ASSERT_TRUE(served.has_value());
+  EXPECT_EQ(joined(*served), expected(far, 1000));
+  // Less than kFetchReadAheadMinBytes after the position: no window, the file serves it.
+  EXPECT_FALSE(ahead.restart_at(slice, kCover + 4 * kMiB - 1000));
+  EXPECT_FALSE(FetchReadAhead(0).restart_at(slice, 0));
 }
 
 // Pieces handed out stay valid (and unchanged) after the windows are forgotten and their

@@ -516,7 +516,11 @@ Status PartitionGroup::append_chunks(const storage::FileSlice& slice, FetchResul
       continue;
     }
     *file_end = e.position + e.length;
-    if (auto pieces = read_ahead_.take(slice, e.position, e.length)) {
+    auto pieces = read_ahead_.take(slice, e.position, e.length);
+    if (!pieces && read_ahead_.restart_at(slice, e.position)) {
+      pieces = read_ahead_.take(slice, e.position, e.length);
+    }
+    if (pieces) {
       for (SharedBuffer& piece : *pieces) {  // read ahead into memory (fetch_read_ahead.h)
         RecordsChunk part;
         part.length = piece.size();
@@ -590,7 +594,9 @@ Result<FetchResult> PartitionGroup::fetch(KafkaOffset offset, std::uint64_t max_
   static const std::uint64_t readahead_bytes = fetch_readahead_bytes();
   static const bool drop_behind = fetch_drop_behind_enabled();
   if (drop_behind) drop_behind_.after_fetch(result);
-  read_ahead_after_last_chunk(result, readahead_bytes);
+  // The kernel's read-ahead only where the memory read-ahead has no windows (it is off, out of
+  // blocks, or the file has no direct reads): both would read the same bytes from the disk.
+  if (read_ahead_.windows() == 0) read_ahead_after_last_chunk(result, readahead_bytes);
   return result;
 }
 

@@ -330,6 +330,10 @@ void FetchReadAhead::advance(const storage::FileSlice& slice, std::uint64_t end)
   forget_if([&](const Job& w) {
     return w.generation != slice.generation || w.valid_to <= end || w.file.lock() != slice.file;
   });
+  if (windows_.empty() &&
+      (end >= slice.written_end || slice.written_end - end < kFetchReadAheadStartBytes)) {
+    return;
+  }
   std::uint64_t next = windows_.empty() ? align_down(end) : align_down(windows_.back()->valid_to);
   const std::int64_t now = now_ms();
   while (windows_.size() < kFetchReadAheadBlocks && next < slice.written_end &&

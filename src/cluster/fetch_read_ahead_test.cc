@@ -105,49 +105,63 @@ TEST_P(FetchReadAheadWindows, ServesTheBytesAfterTheFetchFromMemory) {
 // Bytes at or beyond the slice's written end are never served (they may not be on the file
 // yet), and the windows stop there; the next fetch's larger written end continues them.
 TEST_P(FetchReadAheadWindows, NothingAtOrBeyondTheWrittenEnd) {
-  auto file = make_file(fs_, path_, 8 * kMiB);
-  const std::uint64_t written = kMiB + 1000;
+  auto file = make_file(fs_, path_, 16 * kMiB);
+  const std::uint64_t written = 9 * kMiB + 1000;
   FetchReadAhead ahead(64 * kMiB);
   ahead.advance(slice_of(file, written, 1), 0);
-  EXPECT_EQ(ahead.windows(), 1u);
+  EXPECT_EQ(ahead.windows(), kFetchReadAheadBlocks);
+  // The consumer passed the first window: the next one ends at the written end.
+  ahead.advance(slice_of(file, written, 1), kFetchReadAheadBlockBytes + 10);
   auto below = ahead.take(slice_of(file, written, 1), written - 2000, 2000);
   ASSERT_TRUE(below.has_value());
   EXPECT_EQ(joined(*below), expected(written - 2000, 2000));
   EXPECT_FALSE(ahead.take(slice_of(file, written, 1), written - 2000, 2001).has_value());
 
-  // Less than kFetchReadAheadMinBytes ahead: no new window.
-  ahead.advance(slice_of(file, written + 4096, 1), kMiB);
-  EXPECT_EQ(ahead.windows(), 1u);
+  // Less than kFetchReadAheadMinBytes more: no new window.
+  const std::size_t windows = ahead.windows();
+  ahead.advance(slice_of(file, written + 4096, 1), 2 * kFetchReadAheadBlockBytes + 10);
+  EXPECT_LE(ahead.windows(), windows);
   // More: continues from the block holding the old end (overlapping it).
-  ahead.advance(slice_of(file, 6 * kMiB, 1), kMiB);
-  EXPECT_GE(ahead.windows(), 2u);
-  auto across = ahead.take(slice_of(file, 6 * kMiB, 1), written - 500, 1000);
+  ahead.advance(slice_of(file, 14 * kMiB, 1), 2 * kFetchReadAheadBlockBytes + 10);
+  auto across = ahead.take(slice_of(file, 14 * kMiB, 1), written - 500, 1000);
   ASSERT_TRUE(across.has_value());
   EXPECT_EQ(joined(*across), expected(written - 500, 1000));
+}
+
+// A consumer less than kFetchReadAheadStartBytes behind the written end gets no windows (the
+// page cache serves it); once windows run they go on to the end.
+TEST_P(FetchReadAheadWindows, OnlyACatchUpReadStartsWindows) {
+  auto file = make_file(fs_, path_, 16 * kMiB);
+  FetchReadAhead ahead(64 * kMiB);
+  ahead.advance(slice_of(file, 16 * kMiB, 1), 16 * kMiB - kFetchReadAheadStartBytes + 4096);
+  EXPECT_EQ(ahead.windows(), 0u);
+  EXPECT_FALSE(ahead.restart_at(slice_of(file, 16 * kMiB, 1), 16 * kMiB - kMiB));
+  ahead.advance(slice_of(file, 16 * kMiB, 1), 16 * kMiB - kFetchReadAheadStartBytes);
+  EXPECT_EQ(ahead.windows(), kFetchReadAheadBlocks);
 }
 
 // Another generation (the log was truncated since the read was planned) or another file
 // finds nothing: those bytes come from the file.
 TEST_P(FetchReadAheadWindows, AnotherGenerationOrFileFindsNothing) {
-  auto file = make_file(fs_, path_, 4 * kMiB);
-  auto other = make_file(fs_, path_ + "-2", 4 * kMiB);
+  auto file = make_file(fs_, path_, 12 * kMiB);
+  auto other = make_file(fs_, path_ + "-2", 12 * kMiB);
   FetchReadAhead ahead(64 * kMiB);
-  ahead.advance(slice_of(file, 4 * kMiB, 7), 0);
-  ASSERT_TRUE(ahead.take(slice_of(file, 4 * kMiB, 7), 0, 4096).has_value());
-  EXPECT_FALSE(ahead.take(slice_of(file, 4 * kMiB, 8), 0, 4096).has_value());
-  EXPECT_FALSE(ahead.take(slice_of(other, 4 * kMiB, 7), 0, 4096).has_value());
+  ahead.advance(slice_of(file, 12 * kMiB, 7), 0);
+  ASSERT_TRUE(ahead.take(slice_of(file, 12 * kMiB, 7), 0, 4096).has_value());
+  EXPECT_FALSE(ahead.take(slice_of(file, 12 * kMiB, 8), 0, 4096).has_value());
+  EXPECT_FALSE(ahead.take(slice_of(other, 12 * kMiB, 7), 0, 4096).has_value());
   // A fetch of the new generation replaces the windows.
-  ahead.advance(slice_of(file, 4 * kMiB, 8), 0);
-  EXPECT_TRUE(ahead.take(slice_of(file, 4 * kMiB, 8), 0, 4096).has_value());
-  EXPECT_FALSE(ahead.take(slice_of(file, 4 * kMiB, 7), 0, 4096).has_value());
+  ahead.advance(slice_of(file, 12 * kMiB, 8), 0);
+  EXPECT_TRUE(ahead.take(slice_of(file, 12 * kMiB, 8), 0, 4096).has_value());
+  EXPECT_FALSE(ahead.take(slice_of(file, 12 * kMiB, 7), 0, 4096).has_value());
 }
 
 // A position no window holds (another file, or a consumer that outran its windows): the
 // windows start again there, and the bytes are served once read.
 TEST_P(FetchReadAheadWindows, RestartAtAPositionNoWindowHolds) {
   constexpr std::uint64_t kCover = kFetchReadAheadBlocks * kFetchReadAheadBlockBytes;
-  auto file = make_file(fs_, path_, kCover + 4 * kMiB);
-  const auto slice = slice_of(file, kCover + 4 * kMiB, 3);
+  auto file = make_file(fs_, path_, 2 * kCover + 4 * kMiB);
+  const auto slice = slice_of(file, 2 * kCover + 4 * kMiB, 3);
   FetchReadAhead ahead(64 * kMiB);
   ahead.advance(slice, 0);
   const std::uint64_t far = kCover + kMiB + 1234;
@@ -157,23 +171,23 @@ TEST_P(FetchReadAheadWindows, RestartAtAPositionNoWindowHolds) {
   ASSERT_TRUE(served.has_value());
   EXPECT_EQ(joined(*served), expected(far, 1000));
   // Less than kFetchReadAheadMinBytes after the position: no window, the file serves it.
-  EXPECT_FALSE(ahead.restart_at(slice, kCover + 4 * kMiB - 1000));
+  EXPECT_FALSE(ahead.restart_at(slice, 2 * kCover + 4 * kMiB - 1000));
   EXPECT_FALSE(FetchReadAhead(0).restart_at(slice, 0));
 }
 
 // Pieces handed out stay valid (and unchanged) after the windows are forgotten and their
 // blocks would be reused.
 TEST_P(FetchReadAheadWindows, PiecesOutliveTheirWindows) {
-  auto file = make_file(fs_, path_, 6 * kMiB);
-  auto other = make_file(fs_, path_ + "-2", 6 * kMiB);
+  auto file = make_file(fs_, path_, 12 * kMiB);
+  auto other = make_file(fs_, path_ + "-2", 12 * kMiB);
   FetchReadAhead ahead(64 * kMiB);
-  ahead.advance(slice_of(file, 6 * kMiB, 1), 0);
-  auto held = ahead.take(slice_of(file, 6 * kMiB, 1), 4096, 100'000);
+  ahead.advance(slice_of(file, 12 * kMiB, 1), 0);
+  auto held = ahead.take(slice_of(file, 12 * kMiB, 1), 4096, 100'000);
   ASSERT_TRUE(held.has_value());
   ahead.clear();
   // Other windows, over other bytes (the other file at another position).
-  ahead.advance(slice_of(other, 6 * kMiB, 1), 3 * kMiB);
-  ASSERT_TRUE(ahead.take(slice_of(other, 6 * kMiB, 1), 3 * kMiB, 4096).has_value());
+  ahead.advance(slice_of(other, 12 * kMiB, 1), 3 * kMiB);
+  ASSERT_TRUE(ahead.take(slice_of(other, 12 * kMiB, 1), 3 * kMiB, 4096).has_value());
   EXPECT_EQ(joined(*held), expected(4096, 100'000));
 }
 
@@ -194,17 +208,20 @@ INSTANTIATE_TEST_SUITE_P(FileSystems, FetchReadAheadWindows, ::testing::Values(f
 TEST(FetchReadAheadFailures, AFailedReadServesNothing) {
   storage::MemoryFileSystem fs;
   ASSERT_TRUE(fs.create_dirs("/d").is_ok());
-  auto file = make_file(&fs, "/d/segment", 8 * kMiB);
+  auto file = make_file(&fs, "/d/segment", 16 * kMiB);
   FetchReadAhead ahead(64 * kMiB);
   fs.fail_next_reads(1);
-  ahead.advance(slice_of(file, 8 * kMiB, 1), 0);
-  ASSERT_GE(ahead.windows(), 1u);
-  // The first window's read failed: nothing served from it, whichever window that was.
-  auto first = ahead.take(slice_of(file, 8 * kMiB, 1), 0, 100);
-  auto second = ahead.take(slice_of(file, 8 * kMiB, 1), kFetchReadAheadBlockBytes, 100);
-  EXPECT_NE(first.has_value(), second.has_value()) << "exactly one of the two reads failed";
+  ahead.advance(slice_of(file, 16 * kMiB, 1), 0);
+  ASSERT_EQ(ahead.windows(), kFetchReadAheadBlocks);
+  // One window's read failed: nothing served from it, whichever window that was.
+  int served = 0;
+  for (std::size_t k = 0; k < kFetchReadAheadBlocks; ++k) {
+    served +=
+        ahead.take(slice_of(file, 16 * kMiB, 1), k * kFetchReadAheadBlockBytes, 100).has_value();
+  }
+  EXPECT_EQ(served, static_cast<int>(kFetchReadAheadBlocks) - 1) << "exactly one read failed";
   ahead.clear();
-  ahead.advance(slice_of(file, 8 * kMiB, 1), 4 * kMiB);
+  ahead.advance(slice_of(file, 16 * kMiB, 1), 4 * kMiB);
   EXPECT_EQ(ahead.windows(), 0u) << "no more read-ahead of a file whose read failed";
 }
 

@@ -44,7 +44,7 @@ class Settings:
         self.phases = list(RAFTMQ_PHASES)        # --phases
         self.e2e_max_rate = 0                    # --e2e-max-rate (0: the measured 1 KiB rate)
         self.e2e_loads = [25, 50, 75]            # --e2e-loads (% of max)
-        self.e2e_extra = True                    # the light and the linger.ms=5 rows
+        self.e2e_extra = True                    # the light and the linger.ms=1 rows
 
 
 def keep_logs(src_dir, prefix, top_only=False):
@@ -232,6 +232,9 @@ def phase(res, key, fn, *args):
 
 
 RAFTMQ_PHASES = ("produce", "latency", "consume", "e2e")
+# Producers' linger.ms in the e2e loads: that of the throughput runs (raftmq-loadgen produce),
+# whose 1 KiB rate the loads are fractions of.
+E2E_LINGER_MS = 5
 
 
 def summarise_rdkafka_stats(lines):
@@ -369,9 +372,12 @@ def run_raftmq(s, data_base):
             phase(res, "consume", consume)
         if "e2e" in want and s.e2e_extra:
             log("[raftmq] end-to-end latency at a light 200 msgs/s (the fetch path without load)")
+            # One sender with linger.ms=1: a latency-tuned client (at linger.ms=5 every message
+            # of a light load would wait the whole linger).
             phase(res, "e2e_light", run_e2e,
                   [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
-                   "--rate", "200", "--producers", "1", "--seconds", str(s.e2e_secs)],
+                   "--rate", "200", "--producers", "1", "--seconds", str(s.e2e_secs),
+                   "--linger-ms", "1"],
                   s.e2e_secs + 90, c.dir, c.pids())
         peak = s.e2e_max_rate or _get_rate(res, "produce_1KiB")
         res["e2e"] = []
@@ -379,9 +385,12 @@ def run_raftmq(s, data_base):
             rate = max(1, int(peak * pct / 100))
             log(f"[raftmq] end-to-end latency at {pct}% of max ({rate} msgs/s)")
             try:
+                # The producers of the maximum's run (4 instances, linger.ms=5): a load of
+                # pct% is pct% of what these clients reached.
                 r = run_e2e([lg, "e2e", "--bootstrap", base[0], "--topic", "e2e",
                              "--size", "1024", "--rate", str(rate), "--producers",
-                             str(s.producers), "--seconds", str(s.e2e_secs)],
+                             str(s.producers), "--seconds", str(s.e2e_secs),
+                             "--linger-ms", str(E2E_LINGER_MS)],
                             s.e2e_secs + 90, c.dir, c.pids())
             except RuntimeError as e:
                 log(f"[raftmq] e2e at {pct}% FAILED: {e}")
@@ -389,14 +398,14 @@ def run_raftmq(s, data_base):
             r["load_pct"] = pct
             res["e2e"].append(r)
         if peak and "e2e" in want and s.e2e_extra:
-            # Information (no target): the 50% load with librdkafka's default linger.ms=5
-            # instead of 1 — larger batches, fewer Raft entries per message.
+            # Information (no target): the 50% load with producers at linger.ms=1 (smaller
+            # batches: more Raft entries and more CPU per message at the same rate).
             rate = max(1, int(peak * 50 / 100))
-            log(f"[raftmq] end-to-end latency at 50% of max ({rate} msgs/s), linger.ms=5")
-            phase(res, "e2e_linger5", run_e2e,
+            log(f"[raftmq] end-to-end latency at 50% of max ({rate} msgs/s), linger.ms=1")
+            phase(res, "e2e_linger1", run_e2e,
                   [lg, "e2e", "--bootstrap", base[0], "--topic", "e2e", "--size", "1024",
                    "--rate", str(rate), "--producers", str(s.producers), "--seconds",
-                   str(s.e2e_secs), "--linger-ms", "5"], s.e2e_secs + 90, c.dir, c.pids())
+                   str(s.e2e_secs), "--linger-ms", "1"], s.e2e_secs + 90, c.dir, c.pids())
         if s.overload:
             phase(res, "overload", overload, c, lg, s)
         res["brokers"] = {n: {"cpu_s": round(procs.cpu_seconds(p), 2),
@@ -604,7 +613,7 @@ def main():
     ap.add_argument("--e2e-loads", default="",
                     help="comma-separated %% of max to run e2e at, only those (e.g. 50 for the "
                          "e2e_p99_at_50pct row alone, for A/B runs); default 25,50,75 plus the "
-                         "light and linger.ms=5 rows")
+                         "light and linger.ms=1 rows")
     ap.add_argument("--data-dir", default=os.environ.get("RAFTMQ_BENCH_DIR", "/tmp"),
                     help="where the brokers' data directories go (its file system is measured)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))

@@ -253,6 +253,29 @@ class RdkafkaStatsTest(unittest.TestCase):
         line = [n for n in report.notes(r) if "e2e client settings" in n]
         self.assertNotIn("wakes", line[0])
 
+    def test_e2e_note_names_each_linger_when_rows_differ(self):
+        r = results()
+        r["raftmq"]["e2e"][0].update(linger_ms=5, fetch_wait_max_ms=100)
+        r["raftmq"]["e2e_light"].update(linger_ms=1, fetch_wait_max_ms=100)
+        line = [n for n in report.notes(r) if "e2e client settings" in n]
+        self.assertEqual(len(line), 1)
+        self.assertIn("linger.ms=5 (50% of max); 1 (200 msgs/s)", line[0])
+
+    def test_information_rows_at_other_lingers(self):
+        r = results()
+        r["raftmq"]["e2e_linger1"] = {"rate": 50000, "linger_ms": 1, "sent": 9, "received": 9,
+                                      **lat(7000.0, 90000.0)}
+        r["raftmq"]["e2e_linger5"] = {"rate": 40000, "sent": 9, "received": 9,  # older results
+                                      **lat(6000.0, 11000.0)}
+        rows = [row[0] for row in report.table_rows(r)]
+        self.assertIn("end-to-end p50 / p99 / p99.9 µs at 50% (50,000 msgs/s), producers "
+                      "linger.ms=1 (information)", rows)
+        self.assertIn("end-to-end p50 / p99 / p99.9 µs at 50% (40,000 msgs/s), producers "
+                      "linger.ms=5 (information)", rows)
+        # The target is the 50% load row's, not an information row's.
+        got = {n: v for n, v, _, _ in report.ratios(r)}
+        self.assertEqual(got["e2e_p99_at_50pct raftmq/10ms"], 0.5)
+
     def test_loadgen_send_quantum_flag_is_bounded(self):
         r = subprocess.run([os.path.join(BIN, "raftmq-loadgen"), "e2e", "--send-quantum-us",
                             "-1"], capture_output=True, text=True, timeout=30)

@@ -68,6 +68,7 @@ Status Log::write_meta_locked(const LogMetaRecord& meta) {
   MQ_RETURN_IF_ERROR(
       write_file_atomically(fs_, options_.directory, metadata_format::kLogMetaFileName, pieces));
   meta_ = meta;
+  publish_locked();
   return Status::ok();
 }
 
@@ -94,6 +95,7 @@ void Log::refresh_tail_state_locked() {
     }
     break;
   }
+  publish_locked();
 }
 
 LogIndex Log::first_index() const {
@@ -101,16 +103,13 @@ LogIndex Log::first_index() const {
   return meta_.start_index;
 }
 LogIndex Log::last_index() const {
-  std::lock_guard lock(mutex_);
-  return last_index_;
+  return LogIndex(last_index_published_.load(std::memory_order_relaxed));
 }
 KafkaOffset Log::start_offset() const {
-  std::lock_guard lock(mutex_);
-  return meta_.start_offset;
+  return KafkaOffset(start_offset_published_.load(std::memory_order_relaxed));
 }
 KafkaOffset Log::next_offset() const {
-  std::lock_guard lock(mutex_);
-  return next_offset_;
+  return KafkaOffset(next_offset_published_.load(std::memory_order_relaxed));
 }
 LogIndex Log::synced_index() const {
   std::lock_guard lock(mutex_);
@@ -120,8 +119,7 @@ LogIndex Log::durable_index_locked() const {
   return options_.durability == DurabilityMode::kAlways ? synced_index_ : last_index_;
 }
 LogIndex Log::durable_index() const {
-  std::lock_guard lock(mutex_);
-  return durable_index_locked();
+  return LogIndex(durable_index_published_.load(std::memory_order_relaxed));
 }
 std::uint64_t Log::size_bytes() const {
   std::lock_guard lock(mutex_);
@@ -139,8 +137,17 @@ std::vector<SegmentSummary> Log::segments() const {
   return out;
 }
 Status Log::health() const {
+  if (!failed_published_.load(std::memory_order_relaxed)) return Status::ok();
   std::lock_guard lock(mutex_);
   return failed_;
+}
+
+void Log::publish_locked() {
+  start_offset_published_.store(meta_.start_offset.value(), std::memory_order_relaxed);
+  next_offset_published_.store(next_offset_.value(), std::memory_order_relaxed);
+  last_index_published_.store(last_index_.value(), std::memory_order_relaxed);
+  durable_index_published_.store(durable_index_locked().value(), std::memory_order_relaxed);
+  failed_published_.store(!failed_.is_ok(), std::memory_order_relaxed);
 }
 
 void Log::check_invariants() const {
@@ -150,6 +157,11 @@ void Log::check_invariants() const {
 
 void Log::check_invariants_locked() const {
   MQ_ASSERT(meta_.start_index > LogIndex(0));
+  MQ_ASSERT(start_offset_published_.load() == meta_.start_offset.value());
+  MQ_ASSERT(next_offset_published_.load() == next_offset_.value());
+  MQ_ASSERT(last_index_published_.load() == last_index_.value());
+  MQ_ASSERT(durable_index_published_.load() == durable_index_locked().value());
+  MQ_ASSERT(failed_published_.load() == !failed_.is_ok());
   MQ_ASSERT(last_index_ + 1 >= meta_.start_index);
   MQ_ASSERT(synced_index_ <= last_index_);
   MQ_ASSERT(synced_index_ + 1 >= meta_.start_index);
@@ -185,6 +197,7 @@ Status Log::fail_locked(Status status) {
   if (failed_.is_ok()) {
     failed_ = Status(status.code(), "log " + segment_options_.log_name +
                                         " failed and must be reopened: " + status.message());
+    publish_locked();
   }
   return status;
 }
@@ -259,6 +272,7 @@ Status Log::roll_locked() {
   Status synced = old.sync();
   if (!synced.is_ok()) return fail_locked(synced);
   synced_index_ = std::max(synced_index_, old.last_index());
+  publish_locked();
   MQ_ASSIGN_OR_RETURN(auto fresh, create_segment_locked(last_index_ + 1));
   old.close_for_append();
   segments_.push_back(std::move(fresh));
@@ -329,6 +343,7 @@ Status Log::append(std::span<const AppendEntry> entries) {
       last_index_ = tail.last_index();
       last_term_ = tail.last_term();
       next_offset_ = tail.last_offset() + 1;
+      publish_locked();
     }
     MQ_ASSERT(last_index_ == entries.back().index);
     if constexpr (kDebugAsserts) check_invariants_locked();
@@ -405,6 +420,7 @@ Result<std::optional<std::uint64_t>> Log::finish_sync(const PendingSync& pending
   // Truncated meanwhile: the truncation synced.
   if (pending.generation != generation_) return std::optional<std::uint64_t>();
   synced_index_ = std::max(synced_index_, pending.target);
+  publish_locked();
   std::uint64_t bytes_synced =
       pending.mark > synced_bytes_mark_ ? pending.mark - synced_bytes_mark_ : 0;
   synced_bytes_mark_ = std::max(synced_bytes_mark_, pending.mark);
@@ -665,6 +681,7 @@ Status Log::truncate_suffix(LogIndex from) {
   Status cleared = write_meta_locked(record);
   if (!cleared.is_ok()) return fail_locked(cleared);
   synced_index_ = std::min(synced_index_, last_index_);
+  publish_locked();
   MQ_ASSERT(last_index_ == from - 1);
   if constexpr (kDebugAsserts) check_invariants_locked();
   return Status::ok();
@@ -733,6 +750,7 @@ Status Log::reset(LogIndex next_index, KafkaOffset next_offset) {
   if (!status.is_ok()) return fail_locked(status);
   refresh_tail_state_locked();
   synced_index_ = last_index_;
+  publish_locked();
   if constexpr (kDebugAsserts) check_invariants_locked();
   return Status::ok();
 }

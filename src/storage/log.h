@@ -58,6 +58,7 @@
 // have a mutex of their own (segment.h).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -244,6 +245,9 @@ class Log {
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;
 
+  // last_index(), start_offset(), next_offset(), durable_index() and a healthy health() read
+  // values published under the log's lock without taking it (the event loop calls them for
+  // every Fetch and Ready while the flusher may hold the lock; see publish_locked()).
   LogIndex first_index() const;  // first entry held (start index)
   LogIndex last_index() const;   // first_index() - 1 when empty
   KafkaOffset start_offset() const;  // Kafka log start offset
@@ -320,6 +324,11 @@ class Log {
   Status validate_append_locked(std::span<const AppendEntry> entries) const;
   bool needs_roll_locked(const Segment& segment, const AppendEntry& entry) const;
   void refresh_tail_state_locked();
+  // Copies what last_index(), start_offset(), next_offset(), durable_index() and health()
+  // report into their lock-free mirrors; called under mutex_ after every change of meta_,
+  // next_offset_, synced_index_, last_index_ or failed_ (check_invariants_locked() checks the
+  // mirrors).
+  void publish_locked();
   void update_running_max_locked(std::size_t from);
   std::size_t segment_for_index_locked(LogIndex index) const;
   Result<std::optional<std::pair<std::size_t, EntryLocation>>> locate_offset_locked(KafkaOffset offset);
@@ -385,6 +394,15 @@ class Log {
   std::uint64_t synced_bytes_mark_ = 0;
   std::uint64_t sync_bytes_average_ = 0;  // appended bytes per sync, moving average
   Status failed_;
+  // Mirrors for the event loop's frequent reads (publish_locked): they must not wait for
+  // mutex_, which the flusher holds across the direct write of the buffered tail before an
+  // fdatasync (hundreds of µs; docs/benchmarks.md, "The event loop waited for the log's
+  // lock"). Relaxed order is enough: each is one value read on its own.
+  std::atomic<std::int64_t> start_offset_published_{0};
+  std::atomic<std::int64_t> next_offset_published_{0};
+  std::atomic<std::uint64_t> last_index_published_{0};
+  std::atomic<std::uint64_t> durable_index_published_{0};
+  std::atomic<bool> failed_published_{false};
 };
 
 }  // namespace mq::storage

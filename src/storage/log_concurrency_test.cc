@@ -1,5 +1,6 @@
 // Reads do their disk I/O without the log's mutex, concurrently with appends, truncations and
-// prefix removals (run under TSan: build-tsan/tests/storage_test).
+// prefix removals; the event loop's getters do not wait for a writer holding the mutex (run
+// under TSan: build-tsan/tests/storage_test).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -25,10 +26,12 @@ class GatedFileSystem final : public FileSystem {
  public:
   explicit GatedFileSystem(FileSystem* base) : base_(base) {}
 
-  // Reads of the calling thread (only) stop at the gate until open_gate().
-  void close_gate_for_this_thread() {
+  // Reads (or, with `writes`, writes) of the calling thread (only) stop at the gate until
+  // open_gate().
+  void close_gate_for_this_thread(bool writes = false) {
     std::lock_guard lock(mutex_);
     closed_ = true;
+    writes_ = writes;
     waiting_ = false;
     gated_thread_ = std::this_thread::get_id();
   }
@@ -43,9 +46,9 @@ class GatedFileSystem final : public FileSystem {
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, timeout, [&] { return waiting_; });
   }
-  void pass_gate() {
+  void pass_gate(bool write) {
     std::unique_lock lock(mutex_);
-    if (!closed_ || std::this_thread::get_id() != gated_thread_) return;
+    if (!closed_ || write != writes_ || std::this_thread::get_id() != gated_thread_) return;
     waiting_ = true;
     changed_.notify_all();
     changed_.wait(lock, [&] { return !closed_; });
@@ -69,10 +72,11 @@ class GatedFileSystem final : public FileSystem {
    public:
     GatedFile(GatedFileSystem* fs, std::shared_ptr<File> base) : fs_(fs), base_(std::move(base)) {}
     Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
-      fs_->pass_gate();
+      fs_->pass_gate(false);
       return base_->read_at(offset, out);
     }
     Status write_at(std::uint64_t offset, std::span<const BufferView> pieces) override {
+      fs_->pass_gate(true);
       return base_->write_at(offset, pieces);
     }
     Status sync() override { return base_->sync(); }
@@ -89,6 +93,7 @@ class GatedFileSystem final : public FileSystem {
   std::mutex mutex_;
   std::condition_variable changed_;
   bool closed_ = false;
+  bool writes_ = false;
   bool waiting_ = false;
   std::thread::id gated_thread_;
 };
@@ -134,6 +139,41 @@ TEST(LogConcurrencyTest, AReadBlockedInItsDiskIoDoesNotBlockAppendsOrTruncations
   for (const ReadEntry& e : *entries) {
     EXPECT_TRUE(equal_bytes(e.payload, make_payload(e.header.index, Term(1), 300)));
   }
+}
+
+// The event loop asks a log for its bounds on every Fetch and Ready, while the flusher may hold
+// the log's mutex across a write of hundreds of KiB before an fdatasync. Those getters read
+// published copies: an append parked inside its write, holding the mutex, does not hold them.
+TEST(LogConcurrencyTest, BoundsAndHealthDoNotWaitForAWriteHoldingTheLock) {
+  MemoryFileSystem memory;
+  GatedFileSystem fs(&memory);
+  ManualClock clock;
+  auto log = Log::open(&fs, &clock, options_for("/data/log")).value();
+  Batch first = Batch::make(LogIndex(1), KafkaOffset(0), Term(1), 20, 300);
+  ASSERT_TRUE(log->append(first.entries).is_ok());
+  ASSERT_TRUE(log->sync().is_ok());
+  auto writer = std::async(std::launch::async, [&] {
+    fs.close_gate_for_this_thread(/*writes=*/true);
+    Batch more = Batch::make(LogIndex(21), KafkaOffset(20), Term(1), 5, 300);
+    return log->append(more.entries);
+  });
+  ASSERT_TRUE(fs.wait_until_a_reader_waits(std::chrono::seconds(10)));
+  auto getters = std::async(std::launch::async, [&] {
+    return log->last_index() == LogIndex(20) && log->next_offset() == KafkaOffset(20) &&
+           log->start_offset() == KafkaOffset(0) && log->durable_index() == LogIndex(20) &&
+           log->health().is_ok();
+  });
+  bool done = getters.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  fs.open_gate();
+  EXPECT_TRUE(done) << "a getter waited for a write holding the log's mutex";
+  EXPECT_TRUE(getters.get());
+  ASSERT_TRUE(writer.get().is_ok());
+  // The append's result is published once it returns.
+  EXPECT_EQ(log->last_index(), LogIndex(25));
+  EXPECT_EQ(log->next_offset(), KafkaOffset(25));
+  ASSERT_TRUE(log->sync().is_ok());
+  EXPECT_EQ(log->durable_index(), LogIndex(25));
+  log->check_invariants();
 }
 
 // Readers, an appender, a truncator and a prefix remover at once, time-bounded. Every read

@@ -24,6 +24,7 @@ Status Log::recover() {
   // crashed): sync it once so synced_index_ is true.
   if (!segments_.empty()) MQ_RETURN_IF_ERROR(segments_.back()->sync());
   synced_index_ = last_index_;
+  publish_locked();
   check_invariants_locked();
   return Status::ok();
 }
@@ -69,6 +70,7 @@ Status Log::load_meta_locked(bool segments_exist) {
                                            ": " + meta.error().message());
   }
   meta_ = *meta;
+  publish_locked();
   return Status::ok();
 }
 

@@ -116,8 +116,10 @@ void Segment::run_fill(const std::shared_ptr<FillJob>& job) {
   job->cv.notify_all();
 }
 
-Status Segment::collect_fill(const std::shared_ptr<FillJob>& job) {
-  if (job == nullptr || fill_job_ != job) return Status::ok();  // already taken
+Status Segment::collect_fill(const std::shared_ptr<FillJob>& taken) {
+  if (taken == nullptr || fill_job_ != taken) return Status::ok();  // already taken
+  // A copy: `taken` may be fill_job_ itself (plan_fill), which the reset below empties.
+  std::shared_ptr<FillJob> job = taken;
   job->wait();
   fill_job_.reset();
   // A failed fdatasync may have dropped dirty pages of this file, appended entries among

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "cluster/ids.h"
@@ -111,6 +112,39 @@ TEST_F(ClusterFailover, SurvivorWithClientConnectionsWinsOverOneClientsMayNotRea
     set_client_connections({});
     restart(leader);
   }
+}
+
+// A new topic's leaders are its preferred replicas (the first of each partition's replicas,
+// rotated over the brokers), so leadership starts spread over the brokers like the replicas.
+// The election timeout here is 2-4 s: only the preferred replica's early campaign elects
+// within the bound below.
+TEST_F(ClusterFailover, NewTopicLeadersAreThePreferredReplicas) {
+  make(3);
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  const int kPartitions = 6;
+  auto results = testing::create_topic(*c, "spread", kPartitions, 3);
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_TRUE(results[0].status.is_ok()) << results[0].status.to_string();
+  auto started = std::chrono::steady_clock::now();
+  std::vector<BrokerId> preferred = c->call([](Node& n) {
+    std::vector<BrokerId> out;
+    for (const PartitionRecord& r : n.controller()->state().find_topic("spread")->partitions) {
+      out.push_back(r.replicas.front());
+    }
+    return out;
+  });
+  ASSERT_EQ(preferred.size(), static_cast<std::size_t>(kPartitions));
+  std::map<BrokerId, int> led;
+  for (int p = 0; p < kPartitions; ++p) {
+    TestBroker* leader = ClusterFixture::wait_partition_leader("spread", p, 10s);
+    ASSERT_NE(leader, nullptr) << "partition " << p;
+    EXPECT_EQ(leader->config().id, preferred[static_cast<std::size_t>(p)]) << "partition " << p;
+    ++led[leader->config().id];
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1500ms)
+      << "the leaders came from election timeouts, not the preferred replicas' campaigns";
+  for (auto& b : brokers_) EXPECT_EQ(led[b->config().id], 2) << "broker " << b->config().id.value();
 }
 
 // Without any evidence every survivor is penalized alike (all started moments ago): the

@@ -16,6 +16,8 @@ namespace {
 
 constexpr const char* kDeletedSuffix = ".deleted";
 constexpr std::int64_t kMoveStepIntervalMs = 200;
+// A new partition's preferred replica campaigns this long after creating it (reconcile).
+constexpr std::int64_t kPreferredCampaignDelayMs = 100;
 
 bool contains(const std::vector<BrokerId>& v, BrokerId b) {
   return std::find(v.begin(), v.end(), b) != v.end();
@@ -185,8 +187,23 @@ void Node::reconcile() {
         continue;
       }
       by_name_[{name, static_cast<std::int32_t>(p)}] = record.group;
+      bool fresh = (*group)->node().status().hard_state.term == Term(0);
       partitions_[record.group] = std::move(*group);
       ++metrics_.groups_created;
+      // A new group's first election: its preferred replica (the first of its replicas,
+      // which assign_replicas rotates over the brokers) campaigns kPreferredCampaignDelayMs
+      // (at most a third of the election timeout) after creating it, before any replica's
+      // election timeout (300-600 ms by default) can fire, so that a new topic's leaders are
+      // spread like its replicas (Kafka's preferred leader) instead of wherever a timer
+      // fired first. The delay lets the other brokers create their replicas (they apply the
+      // same controller entry moments apart). Best effort: a campaign that finds a leader,
+      // or loses, changes nothing.
+      if (fresh && !record.replicas.empty() && record.replicas.front() == config_.id) {
+        campaign_due_ms_[record.group] =
+            now +
+            std::min<std::int64_t>(kPreferredCampaignDelayMs,
+                                   std::int64_t{config_.election_ticks} * config_.tick_ms / 3);
+      }
       schedule_pump(record.group);
     }
   }

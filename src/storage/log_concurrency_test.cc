@@ -108,13 +108,24 @@ LogOptions options_for(const std::string& dir) {
   return options;
 }
 
-TEST(LogConcurrencyTest, AReadBlockedInItsDiskIoDoesNotBlockAppendsOrTruncations) {
+// A log on a gated in-memory file system holding entries 1-20 (offsets 0-19, 300 bytes each).
+struct GatedLog {
+  GatedLog() : fs(&memory), log(Log::open(&fs, &clock, options_for("/data/log")).value()) {
+    Batch first = Batch::make(LogIndex(1), KafkaOffset(0), Term(1), 20, 300);
+    appended = log->append(first.entries);
+  }
   MemoryFileSystem memory;
-  GatedFileSystem fs(&memory);
+  GatedFileSystem fs;
   ManualClock clock;
-  auto log = Log::open(&fs, &clock, options_for("/data/log")).value();
-  Batch first = Batch::make(LogIndex(1), KafkaOffset(0), Term(1), 20, 300);
-  ASSERT_TRUE(log->append(first.entries).is_ok());
+  std::unique_ptr<Log> log;
+  Status appended;
+};
+
+TEST(LogConcurrencyTest, AReadBlockedInItsDiskIoDoesNotBlockAppendsOrTruncations) {
+  GatedLog gated;
+  ASSERT_TRUE(gated.appended.is_ok());
+  GatedFileSystem& fs = gated.fs;
+  auto& log = gated.log;
   auto reader = std::async(std::launch::async, [&] {
     fs.close_gate_for_this_thread();
     return log->read(LogIndex(1), LogIndex(21), UINT64_MAX);
@@ -145,12 +156,10 @@ TEST(LogConcurrencyTest, AReadBlockedInItsDiskIoDoesNotBlockAppendsOrTruncations
 // the log's mutex across a write of hundreds of KiB before an fdatasync. Those getters read
 // published copies: an append parked inside its write, holding the mutex, does not hold them.
 TEST(LogConcurrencyTest, BoundsAndHealthDoNotWaitForAWriteHoldingTheLock) {
-  MemoryFileSystem memory;
-  GatedFileSystem fs(&memory);
-  ManualClock clock;
-  auto log = Log::open(&fs, &clock, options_for("/data/log")).value();
-  Batch first = Batch::make(LogIndex(1), KafkaOffset(0), Term(1), 20, 300);
-  ASSERT_TRUE(log->append(first.entries).is_ok());
+  GatedLog gated;
+  ASSERT_TRUE(gated.appended.is_ok());
+  GatedFileSystem& fs = gated.fs;
+  auto& log = gated.log;
   ASSERT_TRUE(log->sync().is_ok());
   auto writer = std::async(std::launch::async, [&] {
     fs.close_gate_for_this_thread(/*writes=*/true);

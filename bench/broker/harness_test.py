@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -275,6 +276,19 @@ class RdkafkaStatsTest(unittest.TestCase):
         # The target is the 50% load row's, not an information row's.
         got = {n: v for n, v, _, _ in report.ratios(r)}
         self.assertEqual(got["e2e_p99_at_50pct raftmq/10ms"], 0.5)
+
+    def test_a_failed_topic_deletion_is_in_the_notes(self):
+        r = results()
+        r["raftmq"]["topic_delete_errors"] = ["t1k: timed out"]
+        notes = [n for n in report.notes(r) if "deleting a throughput topic" in n]
+        self.assertEqual(len(notes), 1)
+        self.assertIn("t1k: timed out", notes[0])
+
+    def test_free_space_wait_returns_once_nothing_is_freed(self):
+        with tempfile.TemporaryDirectory() as d:
+            started = time.time()
+            procs.wait_free_space_settles(d, 10)
+            self.assertLess(time.time() - started, 8)
 
     def test_loadgen_send_quantum_flag_is_bounded(self):
         r = subprocess.run([os.path.join(BIN, "raftmq-loadgen"), "e2e", "--send-quantum-us",

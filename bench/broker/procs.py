@@ -177,3 +177,17 @@ def wait_port(port, timeout, host="127.0.0.1"):
         except OSError:
             time.sleep(0.3)
     return False
+
+
+def wait_free_space_settles(path, timeout):
+    """Waits (at least 3 s, at most `timeout` s) until the free space of `path`'s file system
+    stops growing: deleted topics' files are removed by the brokers shortly after the
+    deletion commits."""
+    started = time.time()
+    last = shutil.disk_usage(path).free
+    while time.time() - started < timeout:
+        time.sleep(1)
+        now = shutil.disk_usage(path).free
+        if now <= last and time.time() - started >= 3:
+            return
+        last = max(last, now)

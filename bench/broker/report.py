@@ -224,6 +224,9 @@ def notes(res):
         for key, v in (r or {}).items():
             if isinstance(v, dict) and "failed" in v:
                 out.append(f"{label}: {key} FAILED: {v['failed']}")
+        for err in (r or {}).get("topic_delete_errors") or []:
+            out.append(f"{label}: deleting a throughput topic after its phases failed ({err}): "
+                       "its data stayed on the disk")
         for key, v in (r or {}).items():
             if isinstance(v, dict) and v.get("in_flight_at_exit"):
                 out.append(f"{label}: {key}: {v['in_flight_at_exit']:,} messages still "

@@ -146,7 +146,10 @@ void Log::publish_locked() {
   start_offset_published_.store(meta_.start_offset.value(), std::memory_order_relaxed);
   next_offset_published_.store(next_offset_.value(), std::memory_order_relaxed);
   last_index_published_.store(last_index_.value(), std::memory_order_relaxed);
-  durable_index_published_.store(durable_index_locked().value(), std::memory_order_relaxed);
+  // Never above the last index, even between the steps of a truncation (another thread may
+  // read it then; the invariant synced_index_ <= last_index_ holds again at its end).
+  durable_index_published_.store(std::min(durable_index_locked(), last_index_).value(),
+                                 std::memory_order_relaxed);
   failed_published_.store(!failed_.is_ok(), std::memory_order_relaxed);
 }
 

@@ -56,8 +56,11 @@ class RaftmqCluster:
     def delete_topic(self, name, timeout=60):
         """Deletes a topic whose data no later phase reads (a full run on a fast disk writes
         tens of GB per topic); a failure is only reported (the run goes on with the data)."""
-        r = subprocess.run([self.bin, "topic", "delete", name, "--bootstrap", self.bootstrap],
-                           capture_output=True, text=True, timeout=timeout)
+        try:
+            r = subprocess.run([self.bin, "topic", "delete", name, "--bootstrap",
+                                self.bootstrap], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return f"no answer in {timeout} s"
         if r.returncode != 0:
             return (r.stderr or r.stdout).strip() or f"exit {r.returncode}"
         return None

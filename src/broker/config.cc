@@ -156,9 +156,10 @@ const std::vector<OptionInfo>& option_table() {
       MQ_INT_OPTION("metadata-leader-wait-ms",
                     "Metadata for a partition without a leader waits this long for an election",
                     kafka.metadata_leader_wait_ms, 0, 10'000),
-      MQ_INT_OPTION("produce-error-log-ms",
-                    "Produce error answers are logged as one summary line per this many ms (0: off)",
-                    kafka.produce_error_log_ms, 0, 3'600'000),
+      MQ_INT_OPTION(
+          "produce-error-log-ms",
+          "Produce error answers are logged as one summary line per this many ms (0: off)",
+          kafka.produce_error_log_ms, 0, 3'600'000),
       MQ_INT_OPTION("zero-fill-bytes",
                     "written zeros kept after a partition log's tail (cheaper fdatasyncs; 0: off)",
                     zero_fill_bytes, std::uint64_t{0}, std::uint64_t{1} << 30),
@@ -168,6 +169,10 @@ const std::vector<OptionInfo>& option_table() {
       MQ_INT_OPTION("heap-reserve-mib",
                     "heap reserved at start-up on huge pages, resident only as used (0: off)",
                     heap_reserve_mib, std::uint64_t{0}, std::uint64_t{kReserveBytesMax >> 20}),
+      MQ_INT_OPTION(
+          "read-cache-mib",
+          "memory for the newest written data of led partitions, read by consumers (0: off)",
+          read_cache_mib, std::uint64_t{0}, std::uint64_t{1} << 30),
       MQ_INT_OPTION("shutdown-timeout-ms", "graceful shutdown budget before exiting anyway",
                     shutdown_timeout_ms, std::int64_t{0}, std::int64_t{600'000}),
   };

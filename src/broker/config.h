@@ -12,6 +12,7 @@
 #include "base/result.h"
 #include "kafka/server_config.h"
 #include "storage/log.h"
+#include "storage/read_cache.h"
 
 namespace mq::broker {
 
@@ -56,6 +57,10 @@ struct BrokerConfig {
   // base/heap.h reserve_heap(): heap range advised as huge pages at start-up; 0: glibc's
   // default heap. RAFTMQ_HEAP_RESERVE_MIB sets the default (for A/B runs).
   std::uint64_t heap_reserve_mib = heap_reserve_mib_default();
+  // storage/read_cache.h: memory for the newest written parts of the partitions this broker
+  // leads (consumers read them from there); 0: off. RAFTMQ_READ_CACHE_MIB sets the default,
+  // else 1/8 of the machine's memory.
+  std::uint64_t read_cache_mib = storage::read_cache_default_mib();
   kafka::ServerConfig kafka;
 };
 

@@ -2,6 +2,8 @@
 // thread (docs/architecture.md). SIGTERM/SIGINT → stop accepting Kafka connections →
 // Node::shutdown (leadership hand-over, checkpoint) → exit 0; a second signal or
 // shutdown-timeout-ms passing → Node::stop and exit at once.
+#include "broker/serve.h"
+
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
@@ -9,9 +11,9 @@
 #include <memory>
 
 #include "base/heap.h"
-#include "broker/serve.h"
 #include "cluster/node.h"
 #include "kafka/server.h"
+#include "storage/read_cache.h"
 
 namespace mq::broker {
 namespace {
@@ -51,6 +53,7 @@ bool cluster_layer_available() { return true; }
 int run_serve(const BrokerConfig& config) {
   // Before any thread starts (base/heap.h).
   HeapReserve heap = reserve_heap(config.heap_reserve_mib << 20);
+  storage::ReadCache::instance().set_budget_bytes(config.read_cache_mib << 20);
   asio::io_context io(1);
   // Catches SIGTERM/SIGINT from here on: one that arrives while Node::start opens the logs is
   // held and handled as soon as the loop runs (a graceful shutdown), instead of killing the

@@ -425,6 +425,9 @@ void PartitionGroup::on_apply(const raft::Entry& entry) {
 void PartitionGroup::on_applied() { notify_fetchers(); }
 
 void PartitionGroup::on_soft_state(const raft::SoftState& soft_state) {
+  // The leader serves the consumers: its log keeps written parts in the read cache
+  // (storage/read_cache.h); a follower's would only take the leaders' space.
+  storage().log().set_read_cache(soft_state.role == raft::Role::kLeader);
   if (soft_state.role != raft::Role::kLeader) {
     leader_ready_ = false;
     clear_pending();

@@ -295,7 +295,15 @@ Result<std::unique_ptr<Segment>> Log::create_segment_locked(LogIndex base_index)
   }
   Status dir_synced = fs_->sync_dir(options_.directory);
   if (!dir_synced.is_ok()) return fail_locked(dir_synced);
+  (*fresh)->set_read_cache(read_cache_);
   return fresh;
+}
+
+void Log::set_read_cache(bool on) {
+  std::lock_guard lock(mutex_);
+  if (on == read_cache_) return;
+  read_cache_ = on;
+  for (const auto& segment : segments_) segment->set_read_cache(on);
 }
 
 Status Log::roll() {

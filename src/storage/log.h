@@ -271,6 +271,10 @@ class Log {
   Status sync();
   // Closes the tail segment and starts a new one at the next append.
   Status roll();
+  // Whether the tail's written parts are kept in the process's read cache for readers
+  // (storage/read_cache.h; a partition's leader). Off (the default) also drops what the cache
+  // holds of this log.
+  void set_read_cache(bool on);
 
   // Term of entry i (first_index() <= i <= last_index()), else kOutOfRange.
   Result<Term> term(LogIndex index);
@@ -387,6 +391,7 @@ class Log {
   Term last_term_;
   KafkaOffset next_offset_;
   LogIndex synced_index_;
+  bool read_cache_ = false;
   std::uint64_t generation_ = 0;  // bumped by truncation/reset: a sync in flight is stale
   // Bytes appended since open (entry headers included), and their count when the newest
   // completed fdatasync was taken: sync coalescing (LogOptions::sync_coalesce_bytes).

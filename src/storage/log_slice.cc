@@ -17,11 +17,18 @@ struct SlicePart {
 };
 
 // Extents the segment's write-behind buffer still holds are copied from it (the newest
-// ones: those from the first such extent on).
+// ones: those from the first such extent on); older ones that the read cache holds are
+// shared from there (read_cache.h). The rest is read from the file by the caller.
 void take_buffered_bytes(const Segment& segment, FileSlice* slice) {
-  for (auto it = slice->extents.rbegin(); it != slice->extents.rend(); ++it) {
+  auto it = slice->extents.rbegin();
+  for (; it != slice->extents.rend(); ++it) {
     auto bytes = segment.copy_buffered(it->position, it->length);
     if (!bytes) break;  // older ones are below the buffer too
+    it->bytes = std::move(*bytes);
+  }
+  for (; it != slice->extents.rend(); ++it) {
+    auto bytes = segment.cached(it->position, it->length);
+    if (!bytes) break;  // older ones were evicted before it (oldest first), or never cached
     it->bytes = std::move(*bytes);
   }
 }

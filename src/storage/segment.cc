@@ -6,6 +6,7 @@
 
 #include "base/crc32c.h"
 #include "base/le_codec.h"
+#include "storage/read_cache.h"
 
 namespace mq::storage {
 namespace {
@@ -202,15 +203,16 @@ Result<bool> all_zero_range(File& file, std::uint64_t from, std::uint64_t end) {
 
 Segment::Segment(FileSystem* fs, std::string dir, LogIndex base_index, SegmentOptions options)
     : fs_(fs),
+      cache_key_(ReadCache::new_key()),
       dir_(std::move(dir)),
-      path_(join_path(dir_, segment_format::file_stem(base_index) + segment_format::kSegmentSuffix)),
+      path_(
+          join_path(dir_, segment_format::file_stem(base_index) + segment_format::kSegmentSuffix)),
       options_(std::move(options)),
       base_index_(base_index),
       last_index_(base_index - 1) {
   MQ_ASSERT(base_index > LogIndex(0));
   MQ_ASSERT(options_.index_interval_bytes > 0);
 }
-
 
 std::string Segment::describe_position(std::uint64_t position) const {
   return "log " + options_.log_name + " segment " + path_ + " position " +
@@ -856,6 +858,8 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
     MQ_ASSIGN_OR_RETURN(EntryLocation location, locate_index(from));
     cut = location.position;
   }
+  // The read cache forgets the cut bytes first (any block holding some of them).
+  ReadCache::instance().drop_from(cache_key_, cut);
   // Whatever the write-behind buffer holds goes to the file first (simplest correct order:
   // the cut below then applies to the file alone); the buffer is given back. A fill job
   // finishes first too (the cut removes its zeros).

@@ -153,6 +153,13 @@ class Segment {
   // page cache does not hold them and a read of the file goes to the disk); nullopt
   // otherwise. Any thread, like reads; the caller checks the log's generation afterwards.
   std::optional<SharedBuffer> copy_buffered(std::uint64_t position, std::uint64_t length) const;
+  // The file's bytes [position, position + length) when the read cache holds all of them
+  // (written parts this segment handed over, read_cache.h): shared, not copied, when one
+  // block holds them. Any thread; the caller checks the log's generation afterwards.
+  std::optional<SharedBuffer> cached(std::uint64_t position, std::uint64_t length) const;
+  // Whether written parts of the write-behind buffer go to the read cache (a leader's log);
+  // off also drops what the cache holds of this segment. Under the log's mutex.
+  void set_read_cache(bool on);
 
   // Appends entries (already validated by the log: contiguous, monotonic) without syncing.
   // On error nothing of this call remains: the file is cut back to its previous size. If
@@ -319,6 +326,8 @@ class Segment {
   void attach_file(std::shared_ptr<File> file);
 
   FileSystem* fs_;
+  const std::uint64_t cache_key_;  // this segment's blocks in the read cache
+  bool read_cache_ = false;
   std::string dir_;
   std::string path_;
   SegmentOptions options_;

@@ -23,6 +23,7 @@
 
 #include "base/crc32c.h"
 #include "base/thread_name.h"
+#include "storage/read_cache.h"
 #include "storage/segment.h"
 
 namespace mq::storage {
@@ -233,7 +234,7 @@ struct Segment::WriteJob {
 
 void Segment::wait_for(const std::shared_ptr<WriteJob>& job) { job->wait(); }
 
-// A ring of kParts parts of `capacity` bytes each, in one aligned allocation. The active part
+// A ring of kParts parts of `capacity` bytes each, each its own aligned block. The active part
 // holds [start, start + fill); when it is full it is sealed (its write is queued to the
 // writer pool) and the next part becomes active, starting right after it; the parts sealed
 // before it hold older bytes until their writes are retired, oldest first. So up to
@@ -244,7 +245,9 @@ void Segment::wait_for(const std::shared_ptr<WriteJob>& job) { job->wait(); }
 // them, and a flush before a sync writes the active part's new blocks without moving its
 // bytes: the newest 3-4 parts of the tail are read from memory. The writes are direct, so the
 // page cache does not hold these bytes; without this every fetch of new data read the disk
-// (docs/benchmarks.md, "Fetches of new data read the disk").
+// (docs/benchmarks.md, "Fetches of new data read the disk"). When the segment's log keeps a
+// read cache (read_cache.h), a retained part about to be reused goes to the cache instead,
+// and the ring continues with the block the cache gives back.
 // Shared by the segment (the only writer, under the log's mutex) and its read view (any
 // thread). `mutex` guards the allocation, `active`, `sealed`, each part's start and fill, and
 // every change of bytes a reader may read: bytes below the active part's start + fill
@@ -259,7 +262,7 @@ struct Segment::TailBuffer {
     std::size_t written = 0;  // data[0, written) is on the file (block-aligned; active part)
   };
   std::mutex mutex;
-  std::uint8_t* memory = nullptr;  // kParts * capacity bytes
+  std::shared_ptr<AlignedBlock> blocks[kParts];  // parts[i].data is blocks[i]->data()
   Part parts[kParts];
   std::size_t capacity = 0;  // of each part
   std::size_t active = 0;
@@ -274,7 +277,7 @@ struct Segment::TailBuffer {
   std::shared_ptr<WriteQueue> queue;  // runs `jobs` in file order (set by attach_file)
   std::atomic<bool> write_failed{false};  // a queued write failed: the later ones are skipped
 
-  bool allocated() const { return memory != nullptr; }
+  bool allocated() const { return blocks[0] != nullptr; }
   Part& current() { return parts[active]; }
   const Part& current() const { return parts[active]; }
   // back(1): the newest sealed part; back(sealed): the oldest; back(0): the active one;
@@ -292,8 +295,7 @@ struct Segment::TailBuffer {
     write_failed.store(false);
     std::lock_guard lock(mutex);
     if (!allocated()) return;
-    std::free(memory);
-    memory = nullptr;
+    for (auto& block : blocks) block.reset();
     for (Part& p : parts) p = Part{};
     g_buffer_in_use.fetch_sub(kParts * capacity);
     capacity = 0;
@@ -312,8 +314,9 @@ namespace {
 // than, or equal to, what the file holds at the same positions).
 class TailReader final : public File {
  public:
-  TailReader(std::shared_ptr<File> file, std::shared_ptr<void> keep, Segment::TailBuffer* buffer)
-      : file_(std::move(file)), keep_(std::move(keep)), buffer_(buffer) {}
+  TailReader(std::shared_ptr<File> file, std::shared_ptr<void> keep, Segment::TailBuffer* buffer,
+             std::uint64_t cache_key)
+      : file_(std::move(file)), keep_(std::move(keep)), buffer_(buffer), cache_key_(cache_key) {}
 
   Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override;
   Status write_at(std::uint64_t, std::span<const BufferView>) override {
@@ -330,6 +333,7 @@ class TailReader final : public File {
   std::shared_ptr<File> file_;
   std::shared_ptr<void> keep_;  // keeps *buffer_ alive
   Segment::TailBuffer* buffer_;
+  std::uint64_t cache_key_;  // the segment's blocks in the read cache
 };
 
 }  // namespace
@@ -362,8 +366,11 @@ Result<std::size_t> TailReader::read_at(std::uint64_t offset, std::span<std::uin
     }
   }
   if (from_file == 0) return from_buffer;
-  // Below the buffer the file holds the bytes (and keeps them: a cut or reset is detected by
-  // the caller's generation check).
+  // Below the buffer: the read cache's blocks of written parts, or the file. Both hold the
+  // bytes (and keep them: a cut or reset is detected by the caller's generation check).
+  if (ReadCache::instance().copy_out(cache_key_, offset, out.first(from_file))) {
+    return from_file + from_buffer;
+  }
   MQ_ASSIGN_OR_RETURN(std::size_t got, file_->read_at(offset, out.first(from_file)));
   return got < from_file ? got : from_file + from_buffer;
 }
@@ -580,6 +587,16 @@ bool Segment::begin_sync_overwrites_only() {
 Segment::~Segment() {
   if (buffer_) buffer_->wait_all();
   (void)wait_fill();
+  ReadCache::instance().drop(cache_key_);
+}
+
+void Segment::set_read_cache(bool on) {
+  read_cache_ = on;
+  if (!on) ReadCache::instance().drop(cache_key_);
+}
+
+std::optional<SharedBuffer> Segment::cached(std::uint64_t position, std::uint64_t length) const {
+  return ReadCache::instance().find(cache_key_, position, length);
 }
 
 bool Segment::buffer_active() const { return buffer_->allocated(); }
@@ -610,7 +627,7 @@ void Segment::attach_file(std::shared_ptr<File> file) {
   file_ = std::move(file);
   buffer_ = std::make_shared<TailBuffer>();
   buffer_->queue = std::make_shared<WriteQueue>(options_.direct_write_depth);
-  reader_ = std::make_shared<TailReader>(file_, buffer_, buffer_.get());
+  reader_ = std::make_shared<TailReader>(file_, buffer_, buffer_.get(), cache_key_);
 }
 
 void Segment::release_buffer() {
@@ -666,23 +683,27 @@ Status Segment::activate_buffer() {
   std::size_t capacity = static_cast<std::size_t>(
       std::max(kAlign, align_down(options_.write_buffer_bytes / kParts)));
   if (!take_budget(kParts * capacity)) return Status::unsupported("write buffer budget exhausted");
-  void* memory = nullptr;
-  if (::posix_memalign(&memory, kAlign, kParts * capacity) != 0) memory = nullptr;
+  std::shared_ptr<AlignedBlock> blocks[kParts];
+  bool have_memory = true;
+  for (auto& block : blocks) {
+    block = AlignedBlock::allocate(capacity);
+    have_memory = have_memory && block != nullptr;
+  }
   std::uint64_t start = align_down(size_);
   auto head = static_cast<std::size_t>(size_ - start);
-  Status status = memory == nullptr
-                      ? Status::unsupported("write buffer: out of memory")
-                      : read_exact(*file_, start, std::span(static_cast<std::uint8_t*>(memory), head),
-                                   describe_position(start));
+  Status status = !have_memory ? Status::unsupported("write buffer: out of memory")
+                               : read_exact(*file_, start, std::span(blocks[0]->data(), head),
+                                            describe_position(start));
   if (!status.is_ok()) {
-    std::free(memory);
     g_buffer_in_use.fetch_sub(kParts * capacity);
     return status;
   }
   tail_block_valid_ = false;  // the buffer holds the partial block from now on
   std::lock_guard lock(b.mutex);
-  b.memory = static_cast<std::uint8_t*>(memory);
-  for (std::size_t i = 0; i < kParts; ++i) b.parts[i] = {b.memory + i * capacity, 0, 0, 0};
+  for (std::size_t i = 0; i < kParts; ++i) {
+    b.blocks[i] = std::move(blocks[i]);
+    b.parts[i] = {b.blocks[i]->data(), 0, 0, 0};
+  }
   b.parts[0].start = start;
   b.parts[0].fill = head;
   b.capacity = capacity;
@@ -729,8 +750,18 @@ Status Segment::switch_parts() {
   std::lock_guard lock(b.mutex);
   MQ_ASSERT(b.current().fill == b.capacity);
   std::uint64_t next = b.current().start + b.capacity;
-  // The ring is full: the part to reuse is the oldest retained one.
-  if (b.retained + b.sealed + 1 == TailBuffer::kParts) --b.retained;
+  // The ring is full: the part to reuse is the oldest retained one (its bytes are on the
+  // file). With a read cache it goes there and the ring takes the block given back.
+  if (b.retained + b.sealed + 1 == TailBuffer::kParts) {
+    --b.retained;
+    std::size_t reuse = (b.active + 1) % TailBuffer::kParts;
+    TailBuffer::Part& old = b.parts[reuse];
+    if (read_cache_ && old.fill == b.capacity) {
+      b.blocks[reuse] = ReadCache::instance().exchange(cache_key_, old.start, old.fill,
+                                                       std::move(b.blocks[reuse]));
+      old.data = b.blocks[reuse]->data();
+    }
+  }
   ++b.sealed;
   b.active = (b.active + 1) % TailBuffer::kParts;
   b.current().start = next;

@@ -49,6 +49,8 @@ bool proc_meminfo(std::uint64_t* available, std::uint64_t* total) {
 }
 
 constexpr std::int64_t kMemoryCheckIntervalMs = 100;
+// The share of its time the filler may spend touching new memory.
+constexpr int kFillDutyPercent = 1;
 constexpr std::size_t kHugePage = 2u << 20;
 // Blocks given back per offer while memory is short.
 constexpr int kGiveBackBlocks = 4;
@@ -208,15 +210,29 @@ void ReadCache::fill_loop() {
   while (true) {
     // Woken when a block is taken; the timeout re-checks the machine's memory.
     fill_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return fill_wanted_locked(); });
-    if (!fill_wanted_locked()) continue;
+    if (!fill_wanted_locked()) {
+      lock.unlock();
+      refresh_memory_pressure();
+      lock.lock();
+      continue;
+    }
     std::size_t capacity = fresh_capacity_;
     lock.unlock();
     std::shared_ptr<AlignedBlock> block = AlignedBlock::allocate(capacity);
+    auto touch_started = std::chrono::steady_clock::now();
     if (block != nullptr) std::memset(block->data(), 0, capacity);  // the first touch, here
-    // At most grow_bytes_per_s_: the pace, not the priority, is what spared the producers.
+    auto touched = std::chrono::steady_clock::now() - touch_started;
+    // The pace, not the priority, is what spared the producers: the first touch may take at
+    // most kFillDutyPercent of the time (it measures what a touch costs on this machine), and
+    // the growth at most read_cache_grow_bytes_per_s().
     static const std::uint64_t rate = read_cache_grow_bytes_per_s();
-    if (rate > 0)
-      std::this_thread::sleep_for(std::chrono::microseconds(capacity * 1'000'000 / rate));
+    auto pause = touched * (100 - kFillDutyPercent) / kFillDutyPercent;
+    if (rate > 0) {
+      pause = std::max<std::chrono::steady_clock::duration>(
+          pause, std::chrono::microseconds(capacity * 1'000'000 / rate));
+    }
+    std::this_thread::sleep_for(pause);
+    refresh_memory_pressure();
     lock.lock();
     if (block == nullptr) {
       fill_cv_.wait_for(lock, std::chrono::seconds(1));  // no memory now: later
@@ -242,15 +258,39 @@ void ReadCache::set_memory_source(MemorySource source) {
   memory_pressure_ = 0;
 }
 
+namespace {
+
+int pressure_of(ReadCache::MemorySource source) {
+  std::uint64_t available = 0, total = 0;
+  bool known = source != nullptr ? source(&available, &total) : proc_meminfo(&available, &total);
+  return !known ? 0 : available < total / 16 ? 2 : available < total / 8 ? 1 : 0;
+}
+
+}  // namespace
+
+// Inline growth (tests) reads the memory state here; otherwise the filler refreshes it
+// (refresh_memory_pressure, outside the mutex: /proc/meminfo is not read on a writer's path).
 int ReadCache::memory_pressure_locked() {
+  if (!grow_inline_) return memory_pressure_;
   std::int64_t now = steady_ms();
   if (now - memory_checked_ms_ < kMemoryCheckIntervalMs) return memory_pressure_;
   memory_checked_ms_ = now;
-  std::uint64_t available = 0, total = 0;
-  bool known = memory_source_ != nullptr ? memory_source_(&available, &total)
-                                         : proc_meminfo(&available, &total);
-  memory_pressure_ = !known ? 0 : available < total / 16 ? 2 : available < total / 8 ? 1 : 0;
+  memory_pressure_ = pressure_of(memory_source_);
   return memory_pressure_;
+}
+
+void ReadCache::refresh_memory_pressure() {
+  MemorySource source;
+  {
+    std::lock_guard lock(mutex_);
+    std::int64_t now = steady_ms();
+    if (now - memory_checked_ms_ < kMemoryCheckIntervalMs) return;
+    memory_checked_ms_ = now;
+    source = memory_source_;
+  }
+  int pressure = pressure_of(source);
+  std::lock_guard lock(mutex_);
+  memory_pressure_ = pressure;
 }
 
 std::shared_ptr<AlignedBlock> ReadCache::evict_oldest_locked() {
@@ -441,7 +481,7 @@ ReadCacheStats ReadCache::stats() const {
 }
 
 std::uint64_t read_cache_grow_bytes_per_s() {
-  constexpr std::uint64_t kDefaultMib = 8;
+  constexpr std::uint64_t kDefaultMib = 64;
   const char* env = std::getenv("RAFTMQ_READ_CACHE_GROW_MIBS");
   if (env == nullptr || *env == '\0') return kDefaultMib << 20;
   char* end = nullptr;

@@ -24,6 +24,10 @@
 // `read-cache-mib`, by default 1/8 of the machine's memory). The cache also stops growing
 // while the machine's available memory (MemAvailable) is below 1/8 of its total, and gives
 // blocks back while it is below 1/16: the broker's other memory and other processes come first.
+// It grows only with blocks a thread at idle priority touched beforehand, at a pace where that
+// thread spends at most 1% of its time touching new memory (on some virtual machines the first
+// touch of a page costs several µs, and growing faster slowed the producers;
+// read_cache_grow_bytes_per_s caps the pace where touching is cheap).
 // Eviction is oldest-first across all segments (the newest writes are the likeliest reads).
 // Only logs that ask for it (Log::set_read_cache: a partition's leader, which serves the
 // consumers) hand their parts over; a follower's writes would only take the leaders' space.
@@ -150,6 +154,7 @@ class ReadCache {
                                              std::uint64_t position, std::uint64_t end) const;
 
   bool fill_wanted_locked();
+  void refresh_memory_pressure();
   void start_filler_locked();
   void fill_loop();
 
@@ -173,7 +178,8 @@ class ReadCache {
   int memory_pressure_ = 0;
 };
 
-// The filler's pace: RAFTMQ_READ_CACHE_GROW_MIBS MiB/s (default 8; 0: as fast as it can).
+// The filler's top pace: RAFTMQ_READ_CACHE_GROW_MIBS MiB/s (default 64; 0: no cap beyond
+// the filler's duty cycle of 1%).
 std::uint64_t read_cache_grow_bytes_per_s();
 
 // The broker's default budget: RAFTMQ_READ_CACHE_MIB if set (0: off), else 1/8 of the

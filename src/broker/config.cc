@@ -173,6 +173,9 @@ const std::vector<OptionInfo>& option_table() {
           "read-cache-mib",
           "memory for the newest written data of led partitions, read by consumers (0: off)",
           read_cache_mib, std::uint64_t{0}, std::uint64_t{1} << 30),
+      MQ_INT_OPTION("leader-rebalance-interval-ms",
+                    "hand each led partition back to its preferred replica this often (0: never)",
+                    leader_rebalance_interval_ms, std::uint32_t{0}, std::uint32_t{86'400'000}),
       MQ_INT_OPTION("shutdown-timeout-ms", "graceful shutdown budget before exiting anyway",
                     shutdown_timeout_ms, std::int64_t{0}, std::int64_t{600'000}),
   };

@@ -50,6 +50,8 @@ struct BrokerConfig {
   std::int32_t default_partitions = 1;
   std::int16_t default_replication_factor = -1;  // -1: min(3, brokers)
   std::int64_t shutdown_timeout_ms = 10'000;
+  // cluster::NodeConfig::leader_rebalance_interval_ms (0: leaders are never moved back).
+  std::uint32_t leader_rebalance_interval_ms = 30'000;
   // cluster::NodeConfig::zero_fill_window_bytes (pre-written space after each partition tail).
   std::uint64_t zero_fill_bytes = storage::zero_fill_window_bytes_or(storage::kBrokerZeroFillWindowBytes);
   // cluster::NodeConfig::direct_write_depth.

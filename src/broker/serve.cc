@@ -43,6 +43,7 @@ cluster::NodeConfig node_config(const BrokerConfig& config) {
   node.auto_create_topics = config.kafka.auto_create_topics;
   node.zero_fill_window_bytes = config.zero_fill_bytes;
   node.direct_write_depth = config.write_depth;
+  node.leader_rebalance_interval_ms = config.leader_rebalance_interval_ms;
   return node;
 }
 

@@ -413,6 +413,12 @@ void Node::on_tick() {
     LoopWatch::Section part(watch, "broadcast_hints");
     broadcast_hints();
   }
+  if (config_.leader_rebalance_interval_ms > 0 &&
+      now - last_rebalance_ms_ >= config_.leader_rebalance_interval_ms) {
+    last_rebalance_ms_ = now;
+    LoopWatch::Section part(watch, "rebalance_leaders");
+    rebalance_leaders();
+  }
   if (now - last_retention_ms_ >= config_.retention_check_interval_ms) {
     last_retention_ms_ = now;
     LoopWatch::Section part(watch, "retention");

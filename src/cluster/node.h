@@ -88,6 +88,10 @@ struct NodeConfig {
   std::int64_t orphan_grace_ms = 10000;
   std::uint32_t leader_hint_interval_ms = 300;
   std::uint32_t retention_check_interval_ms = 60000;
+  // Preferred leaders (node_reconcile.cc, docs/cluster.md "Leader balancing"): this often, a
+  // broker hands each partition it leads, but is not the first replica of, to that first
+  // replica when it is live and caught up (Kafka's auto leader rebalance). 0: never.
+  std::uint32_t leader_rebalance_interval_ms = 30000;
   std::int64_t produce_timeout_ms = 30000;
   std::int64_t shutdown_transfer_timeout_ms = 2000;
   // Readiness (when_ready): the longest wait for this replica of the controller to catch up
@@ -164,6 +168,7 @@ struct NodeMetrics {
   std::uint64_t groups_created = 0;
   std::uint64_t groups_removed = 0;
   std::uint64_t leader_transfers = 0;
+  std::uint64_t leader_rebalances = 0;  // transfers to a partition's preferred replica
   std::uint64_t retention_runs = 0;
   std::uint64_t replicas_repaired = 0;  // damaged tails cut (replica_repair.h)
   std::uint64_t replicas_lost_synced = 0;  // opened below their sync ledger record (abstain)
@@ -567,6 +572,7 @@ class Node final : public ClusterApi, public GroupHost {
   void remove_stray_directories();
   void register_brokers();
   void run_retention();
+  void rebalance_leaders();
   void arm(asio::steady_timer& timer, std::uint32_t ms, void (Node::*handler)());
   void shutdown_step(std::int64_t deadline_ms, std::function<void()> done);
   bool broker_alive(BrokerId broker) const;
@@ -658,6 +664,7 @@ class Node final : public ClusterApi, public GroupHost {
   std::int64_t last_reconcile_ms_ = 0;
   std::int64_t last_hint_ms_ = 0;
   std::int64_t last_retention_ms_ = 0;
+  std::int64_t last_rebalance_ms_ = 0;
   std::int64_t last_sweep_ms_ = 0;
   std::int64_t last_recover_ms_ = 0;  // recover_replicas (recover_interval_ms)
   bool metadata_changed_ = true;

@@ -147,6 +147,67 @@ TEST_F(ClusterFailover, NewTopicLeadersAreThePreferredReplicas) {
   for (auto& b : brokers_) EXPECT_EQ(led[b->config().id], 2) << "broker " << b->config().id.value();
 }
 
+// Leader balancing (docs/cluster.md): after a failover the leadership stays with the survivor
+// only until the preferred replica (the first of the partition's replicas) is back and caught
+// up; then its leader hands it back, and the partition keeps accepting writes throughout.
+TEST_F(ClusterFailover, LeadershipReturnsToThePreferredReplicaOnceItIsBack) {
+  ClusterFixture::make(3, [](NodeConfig& c) {
+    c.election_ticks = 200;
+    c.leader_rebalance_interval_ms = 300;
+  });
+  create_topic("home");
+  TestBroker* c = wait_controller();
+  ASSERT_NE(c, nullptr);
+  BrokerId preferred = c->call([](Node& n) {
+    return n.controller()->state().find_topic("home")->partitions[0].replicas.front();
+  });
+  TestBroker* first = nullptr;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        first = wait_partition_leader("home", 1s);
+        return first != nullptr && first->config().id == preferred;
+      },
+      10s))
+      << "the preferred replica never led";
+  ASSERT_TRUE(produce_one(*first, "home", "before").is_ok());
+  TestBroker* next = kill_and_wait(first, "home");
+  ASSERT_NE(next, nullptr);
+  ASSERT_NE(next, first);
+  ASSERT_TRUE(produce_one(*next, "home", "during").is_ok());
+  restart(first);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        TestBroker* now = wait_partition_leader("home", 1s);
+        return now != nullptr && now->config().id == preferred;
+      },
+      15s))
+      << "the leadership did not return to broker " << preferred.value();
+  EXPECT_GE(next->call([](Node& n) { return n.metrics().leader_rebalances; }), 1u);
+  TestBroker* back = wait_partition_leader("home", 5s);
+  ASSERT_NE(back, nullptr);
+  ASSERT_TRUE(produce_one(*back, "home", "after").is_ok());
+}
+
+// With leader_rebalance_interval_ms = 0 the leadership stays where a failover put it.
+TEST_F(ClusterFailover, WithoutRebalancingTheLeadershipStaysWithTheSurvivor) {
+  ClusterFixture::make(3, [](NodeConfig& c) {
+    c.election_ticks = 200;
+    c.leader_rebalance_interval_ms = 0;
+  });
+  create_topic("stay");
+  TestBroker* first = wait_partition_leader("stay");
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(produce_one(*first, "stay", "before").is_ok());
+  TestBroker* next = kill_and_wait(first, "stay");
+  ASSERT_NE(next, nullptr);
+  restart(first);
+  std::this_thread::sleep_for(3s);
+  TestBroker* now = wait_partition_leader("stay", 5s);
+  ASSERT_NE(now, nullptr);
+  EXPECT_EQ(now, next);
+  EXPECT_EQ(next->call([](Node& n) { return n.metrics().leader_rebalances; }), 0u);
+}
+
 // Without any evidence every survivor is penalized alike (all started moments ago): the
 // shared order decides (lowest id first) and the election still comes well before the
 // election timeout.

@@ -460,6 +460,46 @@ void Node::run_retention() {
   }
 }
 
+// Leader balancing (docs/cluster.md "Leader balancing"): a partition's preferred replica is
+// the first of its replicas (assign_replicas rotates it over the brokers, so preferred
+// leaders are spread like the replicas); a new group elects it first ("Reconciliation"), but
+// after a failover the leadership stays wherever it went, and a broker restarted after a
+// crash leads nothing. Every leader_rebalance_interval_ms each broker hands the partitions it
+// leads but does not prefer back to their preferred replica, when that replica is a voter of
+// the group, live as this broker sees it, and caught up with the commit index (Raft's
+// transfer then brings it to the leader's last index before it campaigns: thesis §3.10).
+// Kafka's auto.leader.rebalance.enable does the same from its controller every 300 s.
+// Not while shutting down, nor for a group in a joint configuration or already transferring.
+void Node::rebalance_leaders() {
+  if (shutting_down_ || !controller_) return;
+  const ControllerState& state = controller_->state();
+  for (auto& [gid, g] : partitions_) {
+    if (!g->is_raft_leader() || g->failed()) continue;
+    const TopicRecord* t = state.find_topic(g->partition_options().topic);
+    auto index = static_cast<std::size_t>(g->partition_options().partition);
+    if (t == nullptr || index >= t->partitions.size()) continue;
+    const PartitionRecord& record = t->partitions[index];
+    if (record.group != gid || record.replicas.empty()) continue;
+    BrokerId preferred = record.replicas.front();
+    if (preferred == config_.id || peer_down(preferred) || !broker_alive(preferred)) continue;
+    raft::NodeStatus ns = g->node().status();
+    if (ns.conf_state.joint() || ns.lead_transferee != kNoNode) continue;
+    NodeId target = node_of(preferred);
+    if (!contains_node(ns.conf_state.voters, target)) continue;
+    auto p = ns.progress.find(target);
+    if (p == ns.progress.end() || p->second.learner || p->second.match < ns.hard_state.commit) {
+      continue;
+    }
+    g->wake();
+    if (!g->node().transfer_leader(target).is_ok()) continue;
+    ++metrics_.leader_transfers;
+    ++metrics_.leader_rebalances;
+    log(g->name() + ": handing the leadership to its preferred replica, broker " +
+        std::to_string(preferred.value()));
+    schedule_pump(gid);
+  }
+}
+
 void Node::shutdown(std::function<void()> done) {
   if (stopped_ || !started_) {
     stop();

@@ -146,7 +146,11 @@ class Broker:
             [self.cluster.binary, "serve", "--broker-id", str(self.id),
              "--kafka-port", str(self.kafka_port), "--rpc-port", str(self.rpc_port),
              "--data-dir", self.data_dir, "--peers", self.peers_arg(),
-             "--cluster-id", "raftmq-chaos"],
+             "--cluster-id", "raftmq-chaos",
+             # Leader balancing moves leaders back to a restarted broker on purpose (a new
+             # term); the leader-change check counts every term change after a heal, so it
+             # is off here (docs/chaos.md "Leader changes").
+             "--leader-rebalance-interval-ms", "0"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         out.close()
         self.paused = False

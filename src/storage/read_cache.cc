@@ -305,7 +305,7 @@ std::shared_ptr<AlignedBlock> ReadCache::evict_oldest_locked() {
     it->second.pop_front();
     if (it->second.empty()) by_key_.erase(it);
     cached_bytes_ -= block->capacity();
-    --blocks_;
+    blocks_.fetch_sub(1, std::memory_order_relaxed);
     ++stats_.evicted;
     return block;
   }
@@ -362,18 +362,18 @@ std::shared_ptr<AlignedBlock> ReadCache::exchange(std::uint64_t key, std::uint64
   // truncation that did not drop it (it always does): drop it rather than keep two versions.
   while (!blocks.empty() && blocks.back().start + blocks.back().size > start) {
     cached_bytes_ -= blocks.back().block->capacity();
-    --blocks_;
+    blocks_.fetch_sub(1, std::memory_order_relaxed);
     blocks.pop_back();
   }
   std::uint64_t sequence = next_sequence_++;
   blocks.push_back({start, size, sequence, std::move(block)});
   order_.push_back({key, sequence});
   cached_bytes_ += capacity;
-  ++blocks_;
+  blocks_.fetch_add(1, std::memory_order_relaxed);
   ++stats_.kept;
   // Entries of dropped blocks stay in order_ until eviction passes them; without evictions
   // (a cache that never fills) they would pile up: compact now and then.
-  if (order_.size() > 2 * blocks_ + 1024) {
+  if (order_.size() > 2 * blocks_.load(std::memory_order_relaxed) + 1024) {
     std::deque<Order> kept;
     for (const Order& o : order_) {
       auto it = by_key_.find(o.key);
@@ -408,7 +408,8 @@ std::optional<std::size_t> ReadCache::covering_locked(const std::deque<Cached>& 
 
 std::optional<SharedBuffer> ReadCache::find(std::uint64_t key, std::uint64_t position,
                                             std::uint64_t length) {
-  if (length == 0) return std::nullopt;
+  // Nothing cached (off, or a broker that leads nothing busy): no lock on the read path.
+  if (length == 0 || blocks_.load(std::memory_order_relaxed) == 0) return std::nullopt;
   std::lock_guard lock(mutex_);
   auto it = by_key_.find(key);
   if (it == by_key_.end()) return std::nullopt;
@@ -436,7 +437,7 @@ std::optional<SharedBuffer> ReadCache::find(std::uint64_t key, std::uint64_t pos
 }
 
 bool ReadCache::copy_out(std::uint64_t key, std::uint64_t position, std::span<std::uint8_t> out) {
-  if (out.empty()) return false;
+  if (out.empty() || blocks_.load(std::memory_order_relaxed) == 0) return false;
   std::lock_guard lock(mutex_);
   auto it = by_key_.find(key);
   if (it == by_key_.end()) return false;
@@ -462,7 +463,7 @@ void ReadCache::drop_from(std::uint64_t key, std::uint64_t position) {
   std::deque<Cached>& blocks = it->second;
   while (!blocks.empty() && blocks.back().start + blocks.back().size > position) {
     cached_bytes_ -= blocks.back().block->capacity();
-    --blocks_;
+    blocks_.fetch_sub(1, std::memory_order_relaxed);
     blocks.pop_back();
   }
   if (blocks.empty()) by_key_.erase(it);
@@ -475,7 +476,7 @@ ReadCacheStats ReadCache::stats() const {
   ReadCacheStats s = stats_;
   s.budget_bytes = budget_;
   s.cached_bytes = cached_bytes_;
-  s.blocks = blocks_;
+  s.blocks = blocks_.load(std::memory_order_relaxed);
   s.fresh_bytes = fresh_bytes_;
   return s;
 }

@@ -33,6 +33,7 @@
 // consumers) hand their parts over; a follower's writes would only take the leaders' space.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -168,7 +169,8 @@ class ReadCache {
   std::int64_t last_offer_ms_ = -1'000'000;
   std::uint64_t budget_ = 0;
   std::uint64_t cached_bytes_ = 0;
-  std::size_t blocks_ = 0;  // in by_key_
+  // Blocks in by_key_ (changed under mutex_; read without it by the lookups' fast path).
+  std::atomic<std::size_t> blocks_{0};
   std::uint64_t next_sequence_ = 1;
   std::map<std::uint64_t, std::deque<Cached>> by_key_;  // each in file order
   std::deque<Order> order_;                             // oldest first (may hold stale ones)

@@ -8,8 +8,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <string>
 #include <thread>
 
 #include "storage/log.h"
@@ -224,6 +226,43 @@ TEST_F(ReadCacheTest, GrowsWithBlocksTouchedAheadByTheFiller) {
   ReadCacheStats s = cache().stats();
   EXPECT_LE(s.cached_bytes + s.fresh_bytes, 8 * kBlock);
   EXPECT_TRUE(cache().find(key, at, kBlock).has_value());  // the newest is kept
+}
+
+// The broker's defaults come from the environment; a value that is not a number is reported
+// and the default used.
+TEST(ReadCacheSettings, DefaultsComeFromTheEnvironment) {
+  auto with = [](const char* name, const char* value, auto read) {
+    const char* old = std::getenv(name);
+    std::string saved = old != nullptr ? old : "";
+    if (value != nullptr) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+    auto got = read();
+    if (old != nullptr) {
+      ::setenv(name, saved.c_str(), 1);
+    } else {
+      ::unsetenv(name);
+    }
+    return got;
+  };
+  auto mib = [&](const char* v) {
+    return with("RAFTMQ_READ_CACHE_MIB", v, read_cache_default_mib);
+  };
+  auto pace = [&](const char* v) {
+    return with("RAFTMQ_READ_CACHE_GROW_MIBS", v, read_cache_grow_bytes_per_s);
+  };
+  std::uint64_t machine = mib(nullptr);
+  EXPECT_GT(machine, 0u);  // 1/8 of this machine's memory
+  EXPECT_EQ(mib("0"), 0u);
+  EXPECT_EQ(mib("512"), 512u);
+  EXPECT_EQ(mib("lots"), machine);
+  EXPECT_EQ(mib("-3"), machine);
+  EXPECT_EQ(pace(nullptr), 64u << 20);
+  EXPECT_EQ(pace("0"), 0u);
+  EXPECT_EQ(pace("8"), 8u << 20);
+  EXPECT_EQ(pace("fast"), 64u << 20);
 }
 
 // Logs: the tail's ring hands its written parts over; reads and slices see the newest bytes.

@@ -148,8 +148,9 @@ TEST_F(ClusterFailover, NewTopicLeadersAreThePreferredReplicas) {
 }
 
 // Leader balancing (docs/cluster.md): after a failover the leadership stays with the survivor
-// only until the preferred replica (the first of the partition's replicas) is back and caught
-// up; then its leader hands it back, and the partition keeps accepting writes throughout.
+// only until the preferred replica (the first of the partition's replicas) is back, caught up
+// and past the clients' reconnect back-off window; then its leader hands it back, and the
+// partition keeps accepting writes throughout.
 TEST_F(ClusterFailover, LeadershipReturnsToThePreferredReplicaOnceItIsBack) {
   ClusterFixture::make(3, [](NodeConfig& c) {
     c.election_ticks = 200;
@@ -175,13 +176,17 @@ TEST_F(ClusterFailover, LeadershipReturnsToThePreferredReplicaOnceItIsBack) {
   ASSERT_NE(next, first);
   ASSERT_TRUE(produce_one(*next, "home", "during").is_ok());
   restart(first);
+  auto restarted = std::chrono::steady_clock::now();
+  // Not before the clients' reconnect back-off window (15 s) has passed since it came back.
   ASSERT_TRUE(wait_until(
       [&] {
         TestBroker* now = wait_partition_leader("home", 1s);
         return now != nullptr && now->config().id == preferred;
       },
-      15s))
+      30s))
       << "the leadership did not return to broker " << preferred.value();
+  EXPECT_GE(std::chrono::steady_clock::now() - restarted, 14s)
+      << "handed back while clients may still be in their reconnect back-off";
   EXPECT_GE(next->call([](Node& n) { return n.metrics().leader_rebalances; }), 1u);
   TestBroker* back = wait_partition_leader("home", 5s);
   ASSERT_NE(back, nullptr);

@@ -466,12 +466,14 @@ void Node::run_retention() {
 // after a failover the leadership stays wherever it went, and a broker restarted after a
 // crash leads nothing. Every leader_rebalance_interval_ms each broker hands the partitions it
 // leads but does not prefer back to their preferred replica, when that replica is a voter of
-// the group, live as this broker sees it, and caught up with the commit index (Raft's
+// the group, live as this broker sees it, not back within the clients' reconnect back-off
+// window (15 s: they may not reach it yet), and caught up with the commit index (Raft's
 // transfer then brings it to the leader's last index before it campaigns: thesis §3.10).
 // Kafka's auto.leader.rebalance.enable does the same from its controller every 300 s.
 // Not while shutting down, nor for a group in a joint configuration or already transferring.
 void Node::rebalance_leaders() {
   if (shutting_down_ || !controller_) return;
+  const std::int64_t now = steady_now_ms();
   const ControllerState& state = controller_->state();
   for (auto& [gid, g] : partitions_) {
     if (!g->is_raft_leader() || g->failed()) continue;
@@ -482,6 +484,9 @@ void Node::rebalance_leaders() {
     if (record.group != gid || record.replicas.empty()) continue;
     BrokerId preferred = record.replicas.front();
     if (preferred == config_.id || peer_down(preferred) || !broker_alive(preferred)) continue;
+    // A broker back within the clients' reconnect back-off may not be reachable by them yet
+    // (node_failover.cc, kClientBackoffWindowMs): leading there would be a pause for them.
+    if (recently_restarted(preferred, now)) continue;
     raft::NodeStatus ns = g->node().status();
     if (ns.conf_state.joint() || ns.lead_transferee != kNoNode) continue;
     NodeId target = node_of(preferred);

@@ -12,6 +12,7 @@
 
 #include "base/le_codec.h"
 #include "cluster/ids.h"
+#include "storage/read_cache.h"
 
 namespace mq::cluster {
 
@@ -256,6 +257,16 @@ void Node::stop() {
   }
   flusher_.reset();
   sync_ledger_.reset();  // after the logs and the flusher (a last fdatasync of the ledger)
+  // The process's read cache (storage/read_cache.h): what it served, for the log's reader.
+  storage::ReadCacheStats rc = storage::ReadCache::instance().stats();
+  if (rc.budget_bytes > 0 || rc.kept > 0) {
+    log("read cache: budget " + std::to_string(rc.budget_bytes >> 20) + " MiB, " +
+        std::to_string(rc.kept) + " of " + std::to_string(rc.offered) + " written parts kept, " +
+        std::to_string(rc.recycled) + " recycled, " + std::to_string(rc.hits) +
+        " fetch extents served (" + std::to_string(rc.hit_bytes >> 20) + " MiB), " +
+        std::to_string(rc.filled) + " blocks touched ahead, " +
+        std::to_string(rc.low_memory_refusals) + " growths refused for low memory");
+  }
 }
 
 bool Node::send_message(GroupId group, raft::Message message) {

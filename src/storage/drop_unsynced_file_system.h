@@ -21,8 +21,10 @@
 //     the buffered bytes instead of sendfile()ing the real file.
 //   - Names (create, rename, remove) go to the real file system at once: a rename not
 //     followed by a directory fsync survives a SIGKILL here although a power loss might undo
-//     it. The log and the metadata writer always fsync the directory right after such a
-//     change, so the window is one system call.
+//     it. The metadata writer fsyncs the directory right after such a change, so the window
+//     is one system call; a log's deferred roll (docs/formats/segment_format.md) leaves the
+//     new segment's name to its next sync, and here keeps it: the crash then finds the new
+//     segment with its unsynced header dropped (a leftover, removed at start-up).
 //   - Destroying the wrapper (and every File it handed out) without a sync is a "crash":
 //     whatever was not synced is gone.
 #pragma once

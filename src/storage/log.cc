@@ -1,7 +1,11 @@
 #include "storage/log.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 
 #include "storage/flusher.h"
 #include "storage/metadata.h"
@@ -10,6 +14,61 @@ namespace mq::storage {
 
 using segment_format::kEntryHeaderSize;
 using segment_format::kSegmentHeaderSize;
+
+// The index files of segments closed by deferred rolls are written by one thread of the
+// process (a few per second under load, each two small files and two fdatasyncs): neither
+// the event loop that appends nor the flusher, whose rounds every log's acknowledgements
+// wait for, spends the time.
+struct Log::IndexWriterHandle {
+  std::mutex mutex;  // held while the writer works for the log; ~Log takes it to detach
+  Log* log = nullptr;
+  std::atomic<bool> queued{false};
+  void write() {
+    std::lock_guard attached(mutex);
+    if (log != nullptr) log->write_pending_index_files();
+  }
+};
+
+namespace {
+
+class IndexFileWriter {
+ public:
+  static IndexFileWriter& instance() {
+    static IndexFileWriter* writer = new IndexFileWriter();  // lives as long as the process
+    return *writer;
+  }
+  void submit(const std::shared_ptr<Log::IndexWriterHandle>& handle) {
+    if (handle->queued.exchange(true)) return;  // already waiting: it will find this one too
+    std::lock_guard lock(mutex_);
+    queue_.push_back(handle);
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { run(); }).detach();
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::shared_ptr<Log::IndexWriterHandle> handle;
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return !queue_.empty(); });
+        handle = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      handle->queued = false;  // a roll from now on queues the log again
+      handle->write();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Log::IndexWriterHandle>> queue_;
+  bool started_ = false;
+};
+
+}  // namespace
 
 Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
     : fs_(fs), clock_(clock), options_(std::move(options)), flusher_(flusher) {
@@ -28,6 +87,11 @@ Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
         std::clamp<std::uint32_t>(options_.direct_write_depth, 1, std::min<std::uint32_t>(3, span_depth));
   }
   segment_options_.on_damaged_tail_cut = options_.on_damaged_tail_cut;
+  deferred_rolls_ = flusher_ != nullptr && options_.durability == DurabilityMode::kAlways;
+  if (deferred_rolls_) {
+    index_writer_ = std::make_shared<IndexWriterHandle>();
+    index_writer_->log = this;
+  }
   if (options_.durability == DurabilityMode::kAlways) {
     segment_options_.zero_fill_window_bytes = options_.zero_fill_window_bytes;
   }
@@ -35,6 +99,11 @@ Log::Log(FileSystem* fs, Clock* clock, LogOptions options, Flusher* flusher)
 
 Log::~Log() {
   if (flusher_ != nullptr) flusher_->remove(this);
+  if (index_writer_ != nullptr) {
+    std::lock_guard detach(index_writer_->mutex);  // waits for the writer's work on this log
+    index_writer_->log = nullptr;
+  }
+  write_pending_index_files();  // derived data: a clean stop leaves no index to rebuild
   // Buffered entries reach the OS (not durably: like any unsynced append).
   std::lock_guard lock(mutex_);
   if (failed_.is_ok() && !segments_.empty()) (void)segments_.back()->flush_buffer();
@@ -274,27 +343,49 @@ Status Log::roll_locked() {
   if (!trimmed.is_ok()) return fail_locked(trimmed);
   Status synced = old.sync();
   if (!synced.is_ok()) return fail_locked(synced);
+  if (deferred_rolls_ && dir_synced_epoch_ < dir_created_epoch_) {
+    // The old segment's own name (a deferred creation no sync has covered yet) is durable
+    // before the next name can be.
+    Status dir_synced = fs_->sync_dir(options_.directory);
+    if (!dir_synced.is_ok()) return fail_locked(dir_synced);
+    dir_synced_epoch_ = dir_created_epoch_;
+  }
   synced_index_ = std::max(synced_index_, old.last_index());
   publish_locked();
-  MQ_ASSIGN_OR_RETURN(auto fresh, create_segment_locked(last_index_ + 1));
-  old.close_for_append();
+  // Deferred (the broker): the new segment's header and name become durable with the first
+  // sync of its entries (finish_sync), and the old segment's index files are written by the
+  // index writer thread: until then its index stays in memory. A crash before that sync
+  // leaves a new segment without durable entries (a leftover, or an empty tail); one before
+  // the index files are written, a closed segment without them (rebuilt by a scan).
+  MQ_ASSIGN_OR_RETURN(auto fresh, create_segment_locked(last_index_ + 1, deferred_rolls_));
+  if (deferred_rolls_) {
+    old.close_for_append_deferred();
+    IndexFileWriter::instance().submit(index_writer_);
+  } else {
+    old.close_for_append();
+  }
   segments_.push_back(std::move(fresh));
   update_running_max_locked(segments_.size() - 1);
   return Status::ok();
 }
 
-Result<std::unique_ptr<Segment>> Log::create_segment_locked(LogIndex base_index) {
+Result<std::unique_ptr<Segment>> Log::create_segment_locked(LogIndex base_index, bool deferred) {
   bool sync_failed = false;
   auto fresh = Segment::create(fs_, options_.directory, base_index, clock_->now_ms(),
-                               segment_options_, &sync_failed);
+                               segment_options_, &sync_failed, !deferred);
   if (!fresh.has_value()) {
     // A failed write (ENOSPC) is a clean error; a failed fdatasync leaves the directory in
     // an unknown state: fail the log so start-up sorts it out.
     if (sync_failed) return fail_locked(fresh.error());
     return fresh.error();
   }
-  Status dir_synced = fs_->sync_dir(options_.directory);
-  if (!dir_synced.is_ok()) return fail_locked(dir_synced);
+  if (deferred) {
+    ++dir_created_epoch_;
+  } else {
+    Status dir_synced = fs_->sync_dir(options_.directory);
+    if (!dir_synced.is_ok()) return fail_locked(dir_synced);
+    dir_synced_epoch_ = dir_created_epoch_;
+  }
   (*fresh)->set_read_cache(read_cache_);
   return fresh;
 }
@@ -421,13 +512,18 @@ Result<std::optional<Log::PendingSync>> Log::prepare_sync(bool all) {
   pending.mark = appended_bytes_;
   pending.more = more;
   pending.overwrites_only = segments_.back()->begin_sync_overwrites_only();
+  if (dir_synced_epoch_ < dir_created_epoch_) pending.dir_epoch = dir_created_epoch_;
   return std::optional<PendingSync>(std::move(pending));
 }
 
 Result<std::optional<std::uint64_t>> Log::finish_sync(const PendingSync& pending,
-                                                      const Status& synced) {
+                                                      const Status& file_synced) {
+  // A segment created by a roll: its name is made durable before its entries are reported.
+  Status synced = file_synced;
+  if (synced.is_ok() && pending.dir_epoch != 0) synced = fs_->sync_dir(options_.directory);
   std::unique_lock lock(mutex_);
   if (!synced.is_ok()) return fail_locked(synced);
+  dir_synced_epoch_ = std::max(dir_synced_epoch_, pending.dir_epoch);
   // Truncated meanwhile: the truncation synced.
   if (pending.generation != generation_) return std::optional<std::uint64_t>();
   synced_index_ = std::max(synced_index_, pending.target);
@@ -446,6 +542,28 @@ Result<std::optional<std::uint64_t>> Log::finish_sync(const PendingSync& pending
 void Log::after_sync(std::uint64_t bytes_synced) {
   // Off the acknowledgement's path: the durable index is already reported.
   if (segment_options_.zero_fill_window_bytes > 0) fill_zero_window(bytes_synced);
+}
+
+void Log::write_pending_index_files() {
+  std::unique_lock writer(index_writer_mutex_, std::try_to_lock);
+  if (!writer.owns_lock()) return;  // another thread is at it; it finds this one's too
+  for (;;) {
+    std::shared_ptr<Segment> segment;
+    std::uint64_t ticket = 0;
+    {
+      std::lock_guard lock(mutex_);
+      for (std::size_t k = 0; k + 1 < segments_.size() && segment == nullptr; ++k) {
+        if (segments_[k]->index_files_pending()) segment = segments_[k];
+      }
+      if (segment == nullptr) return;
+      ticket = segment->take_index_job();
+    }
+    // Without the log's mutex: appends and reads go on while the files are written.
+    auto files = segment->write_index_files_unlocked(ticket);
+    if (!files.has_value() || !files->has_value()) continue;  // the index stays in memory
+    std::lock_guard lock(mutex_);
+    segment->install_index_files(ticket, std::move(**files));
+  }
 }
 
 // all=false (the flusher): while full parts of the write-behind buffer are being written in

@@ -237,6 +237,7 @@ struct SegmentSummary {
 
 class Log {
  public:
+  struct IndexWriterHandle;  // log.cc: a log's place in the index writer thread's queue
   // Opens (creating if needed) and recovers the log in options.directory. flusher may be
   // null (then only sync() makes entries durable).
   static Result<std::unique_ptr<Log>> open(FileSystem* fs, Clock* clock, LogOptions options,
@@ -324,7 +325,14 @@ class Log {
   Status write_meta_locked(const LogMetaRecord& meta);
   Status physical_truncate_locked(LogIndex from);
   Status roll_locked();
-  Result<std::unique_ptr<Segment>> create_segment_locked(LogIndex base_index);
+  // deferred: neither the new file nor the directory is synced here; the next sync of the log
+  // does both before it reports anything durable (roll_locked, on the append path).
+  Result<std::unique_ptr<Segment>> create_segment_locked(LogIndex base_index,
+                                                         bool deferred = false);
+  // Writes the index files of closed segments that roll_locked left to it, off the append
+  // path and off the flusher's thread: the process's index writer thread (log.cc), and ~Log.
+  // One call at a time per log.
+  void write_pending_index_files();
   Status validate_append_locked(std::span<const AppendEntry> entries) const;
   bool needs_roll_locked(const Segment& segment, const AppendEntry& entry) const;
   void refresh_tail_state_locked();
@@ -358,6 +366,9 @@ class Log {
     // (Segment::begin_sync_overwrites_only): write_out() and a sync() of another file of the
     // same flush domain make them durable.
     bool overwrites_only = false;
+    // Non-zero: the directory must be synced too (a segment created by a roll since the last
+    // directory sync), before anything is reported durable.
+    std::uint64_t dir_epoch = 0;
   };
   // Writes what the sync of `all` covers to the file; nullopt when nothing is unsynced.
   Result<std::optional<PendingSync>> prepare_sync(bool all);
@@ -393,6 +404,15 @@ class Log {
   LogIndex synced_index_;
   bool read_cache_ = false;
   std::uint64_t generation_ = 0;  // bumped by truncation/reset: a sync in flight is stale
+  // Rolls that leave the syncs of their new segment and of the directory, and the old
+  // segment's index files, to the flusher's thread (a flusher and mode kAlways: the event
+  // loop that appends does not wait for three fdatasyncs per roll). dir_created_epoch_
+  // counts segments created so; dir_synced_epoch_ the newest a directory sync covered.
+  bool deferred_rolls_ = false;
+  std::uint64_t dir_created_epoch_ = 0;
+  std::uint64_t dir_synced_epoch_ = 0;
+  std::mutex index_writer_mutex_;                    // write_pending_index_files: one at a time
+  std::shared_ptr<IndexWriterHandle> index_writer_;  // this log's place in the writer's queue
   // Bytes appended since open (entry headers included), and their count when the newest
   // completed fdatasync was taken: sync coalescing (LogOptions::sync_coalesce_bytes).
   std::uint64_t appended_bytes_ = 0;

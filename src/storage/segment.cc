@@ -226,8 +226,8 @@ Status Segment::corruption_at(std::uint64_t position, const Status& cause) const
 
 Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::string& dir,
                                                  LogIndex base_index, std::int64_t created_ms,
-                                                 const SegmentOptions& options,
-                                                 bool* sync_failed) {
+                                                 const SegmentOptions& options, bool* sync_failed,
+                                                 bool sync) {
   std::unique_ptr<Segment> segment(new Segment(fs, dir, base_index, options));
   MQ_ASSIGN_OR_RETURN(auto file, fs->open(segment->path_, OpenOptions{.create = true, .exclusive = true}));
   segment->attach_file(std::move(file));
@@ -237,7 +237,7 @@ Result<std::unique_ptr<Segment>> Segment::create(FileSystem* fs, const std::stri
   std::uint8_t bytes[SegmentHeader::kEncodedSize];
   header.encode_to(bytes);
   Status status = segment->file_->write_at(0, BufferView(bytes, sizeof bytes));
-  if (status.is_ok()) {
+  if (status.is_ok() && sync) {
     status = segment->file_->sync();
     *sync_failed = !status.is_ok();
   }
@@ -566,9 +566,8 @@ Status Segment::load_index_files() {
   return Status::ok();
 }
 
-Status Segment::write_index_files() {
-  MQ_ASSERT(index_in_memory_);
-  if (empty()) return Status::ok();
+Result<Segment::IndexFiles> Segment::write_index_file_pair() {
+  MQ_ASSERT(index_in_memory_ && !empty());
   std::string stem = path_.substr(0, path_.size() - std::strlen(segment_format::kSegmentSuffix));
   std::string offsets_path = stem + segment_format::kOffsetIndexSuffix;
   std::string times_path = stem + segment_format::kTimeIndexSuffix;
@@ -599,14 +598,63 @@ Status Segment::write_index_files() {
     remove_index_files_quietly();  // a partial index would only be rebuilt later
     return offsets.has_value() ? times.error() : offsets.error();
   }
+  return IndexFiles{std::move(*offsets), std::move(*times), points_.size()};
+}
+
+Status Segment::write_index_files() {
+  MQ_ASSERT(index_in_memory_);
+  if (empty()) return Status::ok();
+  MQ_ASSIGN_OR_RETURN(IndexFiles files, write_index_file_pair());
   std::lock_guard lock(index_mutex_);
-  offset_index_file_ = std::move(*offsets);
-  time_index_file_ = std::move(*times);
-  file_index_count_ = points_.size();
+  offset_index_file_ = std::move(files.offsets);
+  time_index_file_ = std::move(files.times);
+  file_index_count_ = files.count;
   index_in_memory_ = false;
   points_.clear();
   points_.shrink_to_fit();
   return Status::ok();
+}
+
+void Segment::invalidate_index_jobs() {
+  std::lock_guard job(index_job_mutex_);
+  ++index_job_epoch_;
+  index_files_pending_ = false;
+}
+
+std::uint64_t Segment::take_index_job() {
+  std::lock_guard job(index_job_mutex_);
+  index_files_pending_ = false;
+  return index_job_epoch_;
+}
+
+Result<std::optional<Segment::IndexFiles>> Segment::write_index_files_unlocked(
+    std::uint64_t ticket) {
+  // The ticket is current only while the segment stays closed and uncut: its in-memory index
+  // does not change meanwhile (a cut or removal waits for this write, then invalidates it).
+  std::lock_guard job(index_job_mutex_);
+  if (ticket != index_job_epoch_ || !closed_ || !index_in_memory_ || empty()) {
+    return std::optional<IndexFiles>();
+  }
+  MQ_ASSIGN_OR_RETURN(IndexFiles files, write_index_file_pair());
+  return std::optional<IndexFiles>(std::move(files));
+}
+
+void Segment::install_index_files(std::uint64_t ticket, IndexFiles files) {
+  std::lock_guard job(index_job_mutex_);
+  if (ticket != index_job_epoch_ || !closed_ || !index_in_memory_) {
+    // Cut, removed or closed again meanwhile: the files may describe entries that are gone.
+    // Unless files written since are in use, the names go (a tail keeps no index files; a
+    // segment closed again gets its own).
+    if (index_in_memory_) remove_index_files_quietly();
+    return;
+  }
+  std::lock_guard lock(index_mutex_);
+  offset_index_file_ = std::move(files.offsets);
+  time_index_file_ = std::move(files.times);
+  file_index_count_ = files.count;
+  index_in_memory_ = false;
+  points_.clear();
+  points_.shrink_to_fit();
 }
 
 void Segment::remove_index_files_quietly() {
@@ -846,8 +894,17 @@ Result<std::optional<EntryLocation>> Segment::locate_timestamp(std::int64_t time
 
 void Segment::close_for_append() {
   MQ_ASSERT(!closed_);
+  invalidate_index_jobs();
   closed_ = true;
   (void)write_index_files();  // on failure the index stays in memory (rebuilt at start-up)
+}
+
+void Segment::close_for_append_deferred() {
+  MQ_ASSERT(!closed_);
+  invalidate_index_jobs();
+  closed_ = true;
+  std::lock_guard job(index_job_mutex_);
+  index_files_pending_ = !empty();
 }
 
 Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
@@ -862,8 +919,10 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
   ReadCache::instance().drop_from(cache_key_, cut);
   // Whatever the write-behind buffer holds goes to the file first (simplest correct order:
   // the cut below then applies to the file alone); the buffer is given back. A fill job
-  // finishes first too (the cut removes its zeros).
+  // finishes first too (the cut removes its zeros), and a deferred index write (its files
+  // would describe cut entries).
   MQ_RETURN_IF_ERROR(wait_fill());
+  invalidate_index_jobs();
   MQ_RETURN_IF_ERROR(flush_buffer());
   release_buffer();
   if (!index_in_memory_) {
@@ -911,6 +970,7 @@ Status Segment::truncate_from(FileSystem* fs, LogIndex from) {
 Status Segment::remove_files(FileSystem* fs) {
   MQ_ASSERT(fs == fs_);
   (void)wait_fill();  // its zeros go with the file
+  invalidate_index_jobs();  // a deferred index write in progress ends first
   remove_index_files_quietly();
   Status status = fs_->remove(path_);
   if (status.code() == ErrorCode::kNotFound) return Status::ok();

@@ -99,11 +99,13 @@ class Segment {
  public:
   // Creates "<dir>/<stem>.log" with its header, fsyncs it (the caller fsyncs the directory).
   // On error the file is removed; *sync_failed says the error came from fdatasync (after
-  // which the caller must treat the directory state as unknown).
+  // which the caller must treat the directory state as unknown). With sync = false the
+  // header is only written: the first sync of the file makes it durable (until then a crash
+  // leaves a leftover, see open()).
   static Result<std::unique_ptr<Segment>> create(FileSystem* fs, const std::string& dir,
                                                  LogIndex base_index, std::int64_t created_ms,
-                                                 const SegmentOptions& options,
-                                                 bool* sync_failed);
+                                                 const SegmentOptions& options, bool* sync_failed,
+                                                 bool sync = true);
 
   // Opens an existing segment at start-up.
   //  tail:   every entry is validated (header and payload CRC, contiguous indexes, offsets);
@@ -189,6 +191,26 @@ class Segment {
   // Closes the tail, which the caller has fsynced: writes and fsyncs the index files (the
   // index stays in memory if that fails; index files are derived data).
   void close_for_append();
+  // Closes the tail like close_for_append() but leaves its index files to a later
+  // write_index_files_unlocked() (off the append path, see Log::write_pending_index_files):
+  // until then the index stays in memory, as after a failed index write.
+  void close_for_append_deferred();
+  bool index_files_pending() const { return index_files_pending_; }
+  // Under the log's mutex: takes the pending index write (index_files_pending() is then
+  // false) and returns its ticket for the two calls below.
+  std::uint64_t take_index_job();
+  // Index files written by write_index_files_unlocked(), not yet in use.
+  struct IndexFiles {
+    std::shared_ptr<File> offsets;
+    std::shared_ptr<File> times;
+    std::size_t count = 0;
+  };
+  // Without the log's mutex: writes and fdatasyncs the index files of this closed segment.
+  // nullopt when the ticket is stale (the segment was cut or removed since take_index_job()).
+  Result<std::optional<IndexFiles>> write_index_files_unlocked(std::uint64_t ticket);
+  // Under the log's mutex: the index moves to `files` if the ticket is still current;
+  // otherwise the files are removed (the segment was cut or removed meanwhile).
+  void install_index_files(std::uint64_t ticket, IndexFiles files);
 
   // Cuts the file so that `from` (base_index <= from <= last_index + 1) becomes the next
   // index, and fsyncs it. A closed segment becomes a tail again (index files removed).
@@ -281,6 +303,11 @@ class Segment {
   Status load_index_files();
   Status rebuild_index_by_scan(std::uint64_t end);
   Status write_index_files();
+  // Encodes the in-memory index and writes and fdatasyncs both index files (no install).
+  Result<IndexFiles> write_index_file_pair();
+  // Makes every ticket taken so far stale (a cut, a removal, a new close), waiting for a
+  // write_index_files_unlocked() in progress.
+  void invalidate_index_jobs();
   void remove_index_files_quietly();
   void note_entry(std::uint64_t position, const EntryHeader& header);
   Result<IndexPoint> index_point(std::size_t i);
@@ -394,6 +421,12 @@ class Segment {
   std::vector<IndexPoint> points_;
   std::uint64_t last_indexed_position_ = 0;
   std::shared_ptr<File> offset_index_file_;
+  // Deferred index files (close_for_append_deferred): index_job_mutex_ is held by
+  // write_index_files_unlocked() for its whole write and by invalidate_index_jobs(); the
+  // ticket (index_job_epoch_) says which close the write belongs to.
+  bool index_files_pending_ = false;
+  std::mutex index_job_mutex_;
+  std::uint64_t index_job_epoch_ = 0;
   std::shared_ptr<File> time_index_file_;
   std::size_t file_index_count_ = 0;
 };

@@ -54,6 +54,9 @@ def parse_args(argv):
                    help="brokers dial each other directly (a control run without the link "
                         "proxies; the partition nemeses are skipped)")
     p.add_argument("--keep-logs", action="store_true", help="keep broker logs even on success")
+    p.add_argument("--segment-bytes", type=int, default=0,
+                   help="topics' segment.bytes (e.g. 16384: a roll every few seconds per "
+                        "partition, so kills land around rolls); 0: the broker's default")
     o = p.parse_args(argv)
     try:
         o.kinds = chaos_nemesis.parse_kinds(o.nemesis)
@@ -92,10 +95,12 @@ def topics_for(brokers):
     return [("chaos", 4, 3)]
 
 
-def create_topics(cluster, topics):
+def create_topics(cluster, topics, segment_bytes=0):
     for name, partitions, rf in topics:
         args = [cluster.binary, "topic", "create", name, "--bootstrap", cluster.bootstrap,
                 "--partitions", str(partitions), "--replication-factor", str(rf)]
+        if segment_bytes > 0:
+            args += ["--config", "segment.bytes=%d" % segment_bytes]
         deadline = time.monotonic() + 60
         while True:
             out = subprocess.run(args, capture_output=True, timeout=60)
@@ -146,7 +151,7 @@ class Run:
                   "crash-all nemesis kills every broker but un-fsynced writes survive in the "
                   "page cache" % chaos_cluster.DROP_UNSYNCED_VAR, flush=True)
         self.topics = topics_for(o.brokers)
-        self.partitions = create_topics(cluster, self.topics)
+        self.partitions = create_topics(cluster, self.topics, o.segment_bytes)
         if not wait_for(lambda: len(cluster.leaders(self.partitions)) == len(self.partitions),
                         60):
             raise RuntimeError("partitions without a leader after creation")

@@ -200,7 +200,7 @@ TEST(LogDeferredRollTest, ACrashBeforeTheNextSyncKeepsTheOldSegmentWhole) {
     if (!more.entries.empty()) {
       ASSERT_TRUE(log->append(more.entries).is_ok());
     }
-    log.reset();  // no flusher round: the new segment and the index files are not durable
+    log.reset();  // no flusher round: the new segment's header and name are not durable
     fs.crash(prng.chance(1, 3) ? nullptr : &prng, prng.chance(1, 2));
     auto reopened = Log::open(&fs, &clock, small_segments());
     ASSERT_TRUE(reopened.has_value()) << reopened.status().to_string() << " round " << round;

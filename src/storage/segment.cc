@@ -605,6 +605,11 @@ Status Segment::write_index_files() {
   MQ_ASSERT(index_in_memory_);
   if (empty()) return Status::ok();
   MQ_ASSIGN_OR_RETURN(IndexFiles files, write_index_file_pair());
+  use_index_files(std::move(files));
+  return Status::ok();
+}
+
+void Segment::use_index_files(IndexFiles files) {
   std::lock_guard lock(index_mutex_);
   offset_index_file_ = std::move(files.offsets);
   time_index_file_ = std::move(files.times);
@@ -612,7 +617,6 @@ Status Segment::write_index_files() {
   index_in_memory_ = false;
   points_.clear();
   points_.shrink_to_fit();
-  return Status::ok();
 }
 
 void Segment::invalidate_index_jobs() {
@@ -648,13 +652,7 @@ void Segment::install_index_files(std::uint64_t ticket, IndexFiles files) {
     if (index_in_memory_) remove_index_files_quietly();
     return;
   }
-  std::lock_guard lock(index_mutex_);
-  offset_index_file_ = std::move(files.offsets);
-  time_index_file_ = std::move(files.times);
-  file_index_count_ = files.count;
-  index_in_memory_ = false;
-  points_.clear();
-  points_.shrink_to_fit();
+  use_index_files(std::move(files));
 }
 
 void Segment::remove_index_files_quietly() {

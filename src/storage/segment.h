@@ -305,6 +305,8 @@ class Segment {
   Status write_index_files();
   // Encodes the in-memory index and writes and fdatasyncs both index files (no install).
   Result<IndexFiles> write_index_file_pair();
+  // The index moves from memory to `files` (under the log's mutex).
+  void use_index_files(IndexFiles files);
   // Makes every ticket taken so far stale (a cut, a removal, a new close), waiting for a
   // write_index_files_unlocked() in progress.
   void invalidate_index_jobs();
